@@ -1,0 +1,7 @@
+package main
+
+// The packages whose experiments the catalogue holds; each registers its
+// own in init.
+import (
+	_ "github.com/statelab/statelab/httpstate"
+)

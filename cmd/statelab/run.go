@@ -1,0 +1,134 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/internal/sandbox"
+)
+
+func init() {
+	register(&command{
+		name:    "list",
+		summary: "List the experiments, one line each: NAME  summary.",
+		examples: []string{
+			"statelab list",
+			"statelab list | grep ^tcp/",
+		},
+		run: func(_ *flag.FlagSet, args []string) int {
+			if len(args) > 0 {
+				fmt.Fprintf(stderr, "statelab list: takes no arguments (got %q)\n", args)
+				return exitUsage
+			}
+			all := lab.All()
+			w := 0
+			for _, e := range all {
+				w = max(w, len(e.Name))
+			}
+			for _, e := range all {
+				fmt.Fprintf(stdout, "%-*s  %s\n", w, e.Name, e.Summary)
+			}
+			return exitOK
+		},
+	})
+	register(&command{
+		name: "run",
+		args: "[--out DIR] [--json] [--seed N] TARGET...",
+		summary: "Run experiments: TARGET is an experiment (http/calculator), a group (http, tcp, dns, quic) or all.\n" +
+			"Each prints what it shows, a ladder diagram of the exchange that really happened, the measured\n" +
+			"figures and every check as PASS/FAIL, and writes its capture to DIR/<group>/<name>.pcapng.\n" +
+			"Exit status: 0 every check passed, 1 a check failed, 2 usage or environment error.",
+		examples: []string{
+			"statelab run http/calculator",
+			"statelab run all --out /tmp/captures",
+			"statelab run http --json | jq .metrics",
+			"statelab run tcp/handshake --seed 42    # repeat a run's random choices",
+		},
+		flags: func(fs *flag.FlagSet) {
+			fs.String("out", "captures", "write captures under `DIR`")
+			fs.Bool("json", false, "print one JSON object per experiment (JSON Lines) instead of the human report")
+			fs.Uint64("seed", 0, "seed for the experiments' random choices (0: pick one and report it)")
+			fs.Duration("timeout", 2*time.Minute, "give up on an experiment after this long")
+			fs.Bool("v", false, "print progress lines")
+		},
+		run: runCmd,
+	})
+}
+
+func runCmd(fs *flag.FlagSet, targets []string) int {
+	if len(targets) == 0 {
+		fmt.Fprintf(stderr, "statelab run: name an experiment, a group or all (groups: %s); `statelab list` shows them\n", strings.Join(lab.Groups(), ", "))
+		return exitUsage
+	}
+	exps, err := lab.Select(targets)
+	if err != nil {
+		fmt.Fprintf(stderr, "statelab run: %v\n", err)
+		return exitUsage
+	}
+	opts := lab.Options{
+		OutDir:  fs.Lookup("out").Value.String(),
+		Seed:    fs.Lookup("seed").Value.(flag.Getter).Get().(uint64),
+		Timeout: fs.Lookup("timeout").Value.(flag.Getter).Get().(time.Duration),
+	}
+	asJSON := fs.Lookup("json").Value.String() == "true"
+	if fs.Lookup("v").Value.String() == "true" {
+		opts.Log = stderr
+	}
+	if opts.Seed == 0 {
+		// Pick the seed before entering the sandbox so parent and child
+		// agree, and say it so the run can be repeated.
+		opts.Seed = uint64(time.Now().UnixNano())
+	}
+
+	if err := sandbox.Enter(); err != nil {
+		fmt.Fprintf(stderr, "statelab run: %v\n", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var out io.Writer = stdout
+	reports := lab.Run(ctx, exps, opts, func(r *lab.Report) {
+		if asJSON {
+			_ = r.WriteJSON(out)
+		} else {
+			_ = r.WriteText(out)
+		}
+	})
+	return summarise(ctx, reports, len(exps), opts.Seed)
+}
+
+func summarise(ctx context.Context, reports []*lab.Report, want int, seed uint64) int {
+	var failed, envFailed []string
+	for _, r := range reports {
+		switch {
+		case r.EnvError:
+			envFailed = append(envFailed, r.Experiment+": "+r.Error)
+		case !r.Passed:
+			failed = append(failed, r.Experiment)
+		}
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		fmt.Fprintf(stderr, "statelab: interrupted after %d of %d experiments; their captures are written\n", len(reports), want)
+		return 130
+	case len(envFailed) > 0:
+		fmt.Fprintf(stderr, "statelab: this machine cannot run:\n  %s\n", strings.Join(envFailed, "\n  "))
+		return exitUsage
+	case len(failed) > 0:
+		fmt.Fprintf(stderr, "statelab: %d of %d experiments failed: %s (seed %d; rerun with --seed %d)\n",
+			len(failed), len(reports), strings.Join(failed, ", "), seed, seed)
+		return exitFail
+	}
+	fmt.Fprintf(stderr, "statelab: all %d experiments passed (seed %d)\n", len(reports), seed)
+	return exitOK
+}

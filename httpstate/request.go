@@ -1,0 +1,122 @@
+package httpstate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+)
+
+// maxBody bounds a request body; the calculator's are a few dozen bytes.
+const maxBody = 4 << 10
+
+// CalcRequest is the body of /calculate (A and B) and /use_last (B only).
+type CalcRequest struct {
+	Op Op       `json:"op"`
+	A  *float64 `json:"a,omitempty"`
+	B  *float64 `json:"b,omitempty"`
+}
+
+// apiError is an error with an HTTP status and a stable code.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(code, format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// decodeCalc reads a JSON or form-encoded calculator request.
+func decodeCalc(r *http.Request) (CalcRequest, error) {
+	var req CalcRequest
+	if r.Method != http.MethodPost {
+		return req, &apiError{status: http.StatusMethodNotAllowed, code: "method", msg: "use POST"}
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ct {
+	case "application/x-www-form-urlencoded":
+		r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+		if err := r.ParseForm(); err != nil {
+			return req, badRequest("malformed", "cannot read the form: %v", err)
+		}
+		req.Op = Op(r.PostForm.Get("op"))
+		for _, f := range []struct {
+			name string
+			dst  **float64
+		}{{"a", &req.A}, {"b", &req.B}} {
+			s := r.PostForm.Get(f.name)
+			if s == "" {
+				continue
+			}
+			v, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return req, badRequest("not_a_number", "%s=%q is not a number", f.name, s)
+			}
+			*f.dst = &v
+		}
+	case "application/json", "":
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			var num *strconv.NumError
+			switch {
+			case errors.Is(err, io.EOF):
+				return req, badRequest("malformed", `empty body: send {"op":"add","a":10,"b":5}`)
+			case errors.As(err, &num):
+				return req, badRequest("not_a_number", "operand out of range: %v", err)
+			default:
+				return req, badRequest("malformed", "cannot read the JSON body: %v", err)
+			}
+		}
+		if dec.More() {
+			return req, badRequest("malformed", "one JSON object per request")
+		}
+	default:
+		return req, &apiError{status: http.StatusUnsupportedMediaType, code: "content_type",
+			msg: "send application/json or application/x-www-form-urlencoded"}
+	}
+	if req.Op == "" {
+		return req, badRequest("missing_op", "op is required (add, subtract, multiply, divide)")
+	}
+	return req, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError maps calculator and API errors to a 4xx with a JSON body.
+func writeError(w http.ResponseWriter, err error) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+	case errors.Is(err, ErrDivideByZero):
+		ae = badRequest("divide_by_zero", "division by zero")
+	case errors.Is(err, ErrUnknownOp):
+		ae = badRequest("unknown_op", "%s", trimPrefix(err))
+	case errors.Is(err, ErrNotFinite):
+		ae = badRequest("not_finite", "%s", trimPrefix(err))
+	default:
+		ae = &apiError{status: http.StatusInternalServerError, code: "internal", msg: err.Error()}
+	}
+	writeJSON(w, ae.status, map[string]string{"error": ae.msg, "code": ae.code})
+}
+
+func trimPrefix(err error) string {
+	s := err.Error()
+	const p = "httpstate: "
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}

@@ -1,0 +1,259 @@
+package httpstate
+
+import (
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
+)
+
+// Mode is how a calculator server keeps the client's state.
+type Mode string
+
+// The three ways to keep state.
+const (
+	// Stateless keeps nothing: the client carries the running value.
+	Stateless Mode = "stateless"
+	// Stateful keeps each session in the process's memory.
+	Stateful Mode = "stateful"
+	// StoreBacked keeps each session in an external store: the process is
+	// stateless, the system is not.
+	StoreBacked Mode = "store"
+)
+
+// SessionCookie is the session cookie's name.
+const SessionCookie = "session"
+
+// ErrNoSession means a stateful request came without a live session.
+var ErrNoSession = errors.New("httpstate: no session")
+
+// SessionState is what a stateful server remembers about one client.
+type SessionState struct {
+	HasLast    bool    `json:"has_last"`
+	LastResult float64 `json:"last_result"`
+	Operations int     `json:"operations"`
+}
+
+func init() { gob.Register(SessionState{}) }
+
+// Config configures a calculator server.
+type Config struct {
+	Mode Mode
+	// Store holds sessions for Stateful (default: in memory) and
+	// StoreBacked (required).
+	Store scs.Store
+	// IdleTimeout and Lifetime bound a session; defaults 30 min and 12 h.
+	IdleTimeout, Lifetime time.Duration
+}
+
+// Server is the calculator over HTTP in one of the three modes.
+type Server struct {
+	mode     Mode
+	sessions *scs.SessionManager
+	mux      *http.ServeMux
+	stop     func()
+
+	locks sync.Map // token → *sync.Mutex: one request per session at a time
+}
+
+// New builds a calculator server.
+func New(cfg Config) (*Server, error) {
+	s := &Server{mode: cfg.Mode, mux: http.NewServeMux(), stop: func() {}}
+	switch cfg.Mode {
+	case Stateless:
+	case Stateful, StoreBacked:
+		store := cfg.Store
+		if store == nil {
+			if cfg.Mode == StoreBacked {
+				return nil, errors.New("httpstate: store mode needs a store")
+			}
+			ms := memstore.NewWithCleanupInterval(time.Minute)
+			s.stop = ms.StopCleanup
+			store = ms
+		}
+		sm := scs.New()
+		sm.Store = store
+		sm.IdleTimeout = or(cfg.IdleTimeout, 30*time.Minute)
+		sm.Lifetime = or(cfg.Lifetime, 12*time.Hour)
+		sm.Cookie.Name = SessionCookie
+		sm.Cookie.HttpOnly = true
+		sm.Cookie.SameSite = http.SameSiteLaxMode
+		sm.Cookie.Persist = false
+		sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})
+		}
+		s.sessions = sm
+	default:
+		return nil, fmt.Errorf("httpstate: unknown mode %q (want stateless, stateful or store)", cfg.Mode)
+	}
+	s.routes()
+	return s, nil
+}
+
+func or(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+// Mode reports how the server keeps state.
+func (s *Server) Mode() Mode { return s.mode }
+
+// Close releases background work (the memory store's cleanup).
+func (s *Server) Close() { s.stop() }
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("POST /calculate", s.calculate)
+	if s.sessions == nil {
+		stateless := func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusNotFound, map[string]string{
+				"error": "this server is stateless: it keeps no session and no last result; send both operands to /calculate",
+				"code":  "stateless"})
+		}
+		s.mux.HandleFunc("/session", stateless)
+		s.mux.HandleFunc("/use_last", stateless)
+		s.mux.HandleFunc("/state", stateless)
+		return
+	}
+	s.mux.HandleFunc("POST /session", s.startSession)
+	s.mux.HandleFunc("POST /use_last", s.useLast)
+	s.mux.HandleFunc("GET /state", s.state)
+}
+
+// ServeHTTP serves the calculator API. On a stateful server requests of one
+// session are serialised, so concurrent requests lose no update.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.sessions == nil {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		mu, _ := s.locks.LoadOrStore(c.Value, new(sync.Mutex))
+		mu.(*sync.Mutex).Lock()
+		defer mu.(*sync.Mutex).Unlock()
+	}
+	s.sessions.LoadAndSave(s.mux).ServeHTTP(w, r)
+}
+
+func (s *Server) calculate(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeCalc(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.A == nil || req.B == nil {
+		writeError(w, badRequest("missing_operand", "/calculate needs both operands a and b"))
+		return
+	}
+	res, err := Apply(req.Op, *req.A, *req.B)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if s.sessions != nil && s.sessions.Exists(r.Context(), "state") {
+		st := s.sessions.Get(r.Context(), "state").(SessionState)
+		st.HasLast, st.LastResult = true, res
+		st.Operations++
+		s.sessions.Put(r.Context(), "state", st)
+	}
+	writeJSON(w, http.StatusOK, map[string]float64{"result": res})
+}
+
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
+	// A new token whenever a session starts, against session fixation.
+	if err := s.sessions.RenewToken(r.Context()); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.sessions.Put(r.Context(), "state", SessionState{})
+	writeJSON(w, http.StatusCreated, map[string]string{"session": "started"})
+}
+
+func (s *Server) current(r *http.Request) (SessionState, error) {
+	if !s.sessions.Exists(r.Context(), "state") {
+		return SessionState{}, &apiError{status: http.StatusUnauthorized, code: "no_session",
+			msg: "no live session: POST /session first (it may have expired, or the server restarted)"}
+	}
+	return s.sessions.Get(r.Context(), "state").(SessionState), nil
+}
+
+func (s *Server) useLast(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeCalc(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.A != nil || req.B == nil {
+		writeError(w, badRequest("operands", "/use_last takes only b: the server supplies a from last_result"))
+		return
+	}
+	st, err := s.current(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !st.HasLast {
+		writeError(w, &apiError{status: http.StatusConflict, code: "no_last_result", msg: "this session has no last result yet: POST /calculate first"})
+		return
+	}
+	res, err := Apply(req.Op, st.LastResult, *req.B)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	st.LastResult = res
+	st.Operations++
+	s.sessions.Put(r.Context(), "state", st)
+	writeJSON(w, http.StatusOK, map[string]float64{"result": res})
+}
+
+func (s *Server) state(w http.ResponseWriter, r *http.Request) {
+	st, err := s.current(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// Session returns the state a stateful server holds for a session token, as
+// the store has it: the experiments' window into the server.
+func (s *Server) Session(ctx context.Context, token string) (SessionState, bool, error) {
+	if s.sessions == nil {
+		return SessionState{}, false, nil
+	}
+	b, found, err := s.sessions.Store.Find(token)
+	if err != nil || !found {
+		return SessionState{}, false, err
+	}
+	_, values, err := s.sessions.Codec.Decode(b)
+	if err != nil {
+		return SessionState{}, false, err
+	}
+	st, ok := values["state"].(SessionState)
+	return st, ok, nil
+}
+
+// SessionCount returns how many live sessions the store holds, or -1 when the
+// store cannot list them.
+func (s *Server) SessionCount() int {
+	if s.sessions == nil {
+		return 0
+	}
+	it, ok := s.sessions.Store.(scs.IterableStore)
+	if !ok {
+		return -1
+	}
+	all, err := it.All()
+	if err != nil {
+		return -1
+	}
+	return len(all)
+}

@@ -1,0 +1,98 @@
+package lab
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Ladder is a sequence diagram of an exchange that really happened: two
+// columns (client and server), an arrow per message, and each side's state
+// beside the arrow where the experiment tracks it — the diagrams of the
+// seeds, drawn from the run.
+type Ladder struct {
+	Title string `json:"title,omitempty"`
+	Left  string `json:"left"`
+	Right string `json:"right"`
+	Rows  []Rung `json:"rows"`
+}
+
+// Rung is one row of a ladder: a message (Right true: left to right) or,
+// with an empty Label, a change of state alone.
+type Rung struct {
+	Label      string `json:"label"`
+	ToRight    bool   `json:"to_right"`
+	LeftState  string `json:"left_state,omitempty"`
+	RightState string `json:"right_state,omitempty"`
+}
+
+// Send adds a left-to-right message.
+func (l *Ladder) Send(label, leftState, rightState string) {
+	l.Rows = append(l.Rows, Rung{Label: label, ToRight: true, LeftState: leftState, RightState: rightState})
+}
+
+// Reply adds a right-to-left message.
+func (l *Ladder) Reply(label, leftState, rightState string) {
+	l.Rows = append(l.Rows, Rung{Label: label, LeftState: leftState, RightState: rightState})
+}
+
+// State adds a row with no message, only state.
+func (l *Ladder) State(leftState, rightState string) {
+	l.Rows = append(l.Rows, Rung{LeftState: leftState, RightState: rightState})
+}
+
+const arrowWidth = 46
+
+// Render draws the ladder:
+//
+//	client                                                   server
+//	                 │                                         │
+//	                 │── POST /calculate add 10 5 ────────────►│ last_result=15
+//	running=15       │◄─ 200 {"result":15} ────────────────────│
+func (l *Ladder) Render(b *strings.Builder) {
+	lw := len([]rune(l.Left))
+	for _, r := range l.Rows {
+		lw = max(lw, len([]rune(r.LeftState)))
+	}
+	lw = min(lw, 32)
+	if l.Title != "" {
+		fmt.Fprintf(b, "%s\n", l.Title)
+	}
+	fmt.Fprintf(b, "  %s %s %s\n", pad(l.Left, lw), strings.Repeat(" ", arrowWidth+2), l.Right)
+	for _, r := range l.Rows {
+		var mid string
+		switch {
+		case r.Label == "":
+			mid = "│" + strings.Repeat(" ", arrowWidth) + "│"
+		case r.ToRight:
+			mid = "│" + fill("── "+clip(r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "►│"
+		default:
+			mid = "│◄" + fill("─ "+clip(r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "│"
+		}
+		line := fmt.Sprintf("  %s %s %s", pad(clip(r.LeftState, lw), lw), mid, r.RightState)
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+}
+
+func pad(s string, w int) string {
+	n := len([]rune(s))
+	if n >= w {
+		return s
+	}
+	return s + strings.Repeat(" ", w-n)
+}
+
+func fill(s string, c rune, w int) string {
+	n := len([]rune(s))
+	if n >= w {
+		return s
+	}
+	return s + strings.Repeat(string(c), w-n)
+}
+
+func clip(s string, w int) string {
+	r := []rune(s)
+	if len(r) <= w {
+		return s
+	}
+	return string(r[:w-1]) + "…"
+}

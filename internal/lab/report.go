@@ -1,0 +1,186 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// Check is one verdict of an experiment.
+type Check struct {
+	Name   string `json:"name"`
+	Passed bool   `json:"passed"`
+	Detail string `json:"detail"`
+}
+
+// Report is what one experiment run produced. Its JSON form is one line of
+// `statelab run --json`.
+type Report struct {
+	Experiment string             `json:"experiment"`
+	Shows      string             `json:"shows"`
+	Passed     bool               `json:"passed"`
+	Checks     []Check            `json:"checks"`
+	Captures   []string           `json:"captures"`
+	Metrics    map[string]float64 `json:"metrics"`
+	DurationMS float64            `json:"duration_ms"`
+	Seed       uint64             `json:"seed"`
+	// Error is set when the experiment could not be carried out.
+	Error string `json:"error,omitempty"`
+	// EnvError marks an error as the machine's, not the experiment's.
+	EnvError bool      `json:"env_error,omitempty"`
+	Ladders  []*Ladder `json:"ladders,omitempty"`
+	// Tables are extra evidence tables (rows of cells, first row a header).
+	Tables []Table `json:"tables,omitempty"`
+	// Notes are free lines the experiment wants the reader to see.
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Table is a titled grid of cells; the first row is the header.
+type Table struct {
+	Title string     `json:"title"`
+	Rows  [][]string `json:"rows"`
+}
+
+// Failed returns the checks that did not pass.
+func (r *Report) Failed() []Check {
+	var out []Check
+	for _, c := range r.Checks {
+		if !c.Passed {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// WriteJSON writes the report as one JSON line.
+func (r *Report) WriteJSON(w io.Writer) error {
+	if r.Checks == nil {
+		r.Checks = []Check{}
+	}
+	if r.Captures == nil {
+		r.Captures = []string{}
+	}
+	if r.Metrics == nil {
+		r.Metrics = map[string]float64{}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// WriteText writes the human report: what the run shows, its ladder
+// diagrams, tables, figures, and every check as PASS or FAIL.
+func (r *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "=== %s\n", r.Experiment)
+	if r.Shows != "" {
+		fmt.Fprintf(&b, "%s\n", r.Shows)
+	}
+	for _, l := range r.Ladders {
+		b.WriteString("\n")
+		l.Render(&b)
+	}
+	for _, t := range r.Tables {
+		b.WriteString("\n")
+		renderTable(&b, t)
+	}
+	if len(r.Metrics) > 0 {
+		b.WriteString("\nMeasured:\n")
+		names := make([]string, 0, len(r.Metrics))
+		width := 0
+		for n := range r.Metrics {
+			names = append(names, n)
+			width = max(width, len(n))
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, "  %-*s  %s\n", width, n, formatNumber(r.Metrics[n]))
+		}
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "\nNote: %s\n", n)
+	}
+	b.WriteString("\nChecks:\n")
+	for _, c := range r.Checks {
+		verdict := "PASS"
+		if !c.Passed {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(&b, "  %s  %s", verdict, c.Name)
+		if c.Detail != "" {
+			fmt.Fprintf(&b, ": %s", c.Detail)
+		}
+		b.WriteString("\n")
+	}
+	if len(r.Checks) == 0 {
+		b.WriteString("  FAIL  no check ran\n")
+	}
+	if r.Error != "" {
+		fmt.Fprintf(&b, "  ERROR %s\n", r.Error)
+	}
+	for _, c := range r.Captures {
+		fmt.Fprintf(&b, "Capture: %s\n", c)
+	}
+	verdict := "PASS"
+	if !r.Passed {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "--- %s %s (%.0f ms)\n\n", verdict, r.Experiment, r.DurationMS)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func formatNumber(v float64) string {
+	if v == float64(int64(v)) && v < 1e15 && v > -1e15 {
+		return fmt.Sprintf("%d", int64(v))
+	}
+	return fmt.Sprintf("%.4g", v)
+}
+
+func renderTable(b *strings.Builder, t Table) {
+	if t.Title != "" {
+		fmt.Fprintf(b, "%s\n", t.Title)
+	}
+	if len(t.Rows) == 0 {
+		return
+	}
+	widths := make([]int, len(t.Rows[0]))
+	for _, row := range t.Rows {
+		for i, c := range row {
+			if i < len(widths) {
+				widths[i] = max(widths[i], len([]rune(c)))
+			}
+		}
+	}
+	line := func(l, m, r string) {
+		b.WriteString("  " + l)
+		for i, w := range widths {
+			b.WriteString(strings.Repeat("─", w+2))
+			if i < len(widths)-1 {
+				b.WriteString(m)
+			}
+		}
+		b.WriteString(r + "\n")
+	}
+	line("┌", "┬", "┐")
+	for ri, row := range t.Rows {
+		b.WriteString("  │")
+		for i, w := range widths {
+			c := ""
+			if i < len(row) {
+				c = row[i]
+			}
+			fmt.Fprintf(b, " %s%s │", c, strings.Repeat(" ", w-len([]rune(c))))
+		}
+		b.WriteString("\n")
+		if ri == 0 {
+			line("├", "┼", "┤")
+		}
+	}
+	line("└", "┴", "┘")
+}

@@ -1,0 +1,94 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+)
+
+// Options configure a run.
+type Options struct {
+	// OutDir receives captures as OutDir/<group>/<name>.pcapng; default "captures".
+	OutDir string
+	// Seed makes random choices repeatable; 0 picks one from the clock and
+	// reports it so a run can be repeated.
+	Seed uint64
+	// Timeout bounds each experiment; default 2 minutes.
+	Timeout time.Duration
+	// Log receives progress lines; nil discards them.
+	Log io.Writer
+}
+
+// RunOne runs a single experiment and returns its report. It never panics:
+// a panic inside the experiment is recorded as its error.
+func RunOne(ctx context.Context, exp Experiment, opts Options) *Report {
+	if opts.OutDir == "" {
+		opts.OutDir = "captures"
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = defaultTimeout
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	seed := opts.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	r := &Report{Experiment: exp.Name, Shows: exp.Shows, Metrics: map[string]float64{}, Seed: seed}
+	env := &Env{
+		Ctx:    ctx,
+		Rand:   rand.New(rand.NewPCG(seed, seed^0x5eed)),
+		Seed:   seed,
+		Log:    opts.Log,
+		exp:    exp,
+		outDir: opts.OutDir,
+		report: r,
+	}
+	start := time.Now()
+	err := runProtected(exp, env)
+	env.finish()
+	r.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%v)", err, context.Cause(ctx))
+		}
+		r.Error = err.Error()
+		var ee *EnvError
+		r.EnvError = errors.As(err, &ee)
+	}
+	r.Passed = err == nil && len(r.Checks) > 0 && len(r.Failed()) == 0
+	return r
+}
+
+func runProtected(exp Experiment, env *Env) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("lab: experiment %s panicked: %v\n%s", exp.Name, p, debug.Stack())
+		}
+	}()
+	return exp.Run(env)
+}
+
+// Run runs experiments in order, calling report after each, and stops early
+// when ctx is cancelled (the reports so far are returned).
+func Run(ctx context.Context, exps []Experiment, opts Options, report func(*Report)) []*Report {
+	var out []*Report
+	for _, e := range exps {
+		if ctx.Err() != nil {
+			break
+		}
+		r := RunOne(ctx, e, opts)
+		out = append(out, r)
+		if report != nil {
+			report(r)
+		}
+	}
+	return out
+}

@@ -1,0 +1,196 @@
+// Package sandbox puts the lab in a private network namespace with its own
+// loopback, entering a user namespace first when the caller is not root, so
+// that no experiment touches the host's network and nothing outlives the
+// process.
+//
+// A multi-threaded process cannot unshare(CLONE_NEWUSER), and every Go
+// program is multi-threaded, so the sandbox re-executes the current binary
+// with clone flags and UID/GID maps set in SysProcAttr. The child finds the
+// marker variable, brings its loopback up and carries on; the parent only
+// waits, forwards signals and returns the child's exit status. The namespace
+// lives exactly as long as the processes in it: when the child exits or is
+// killed (it gets SIGTERM if the parent dies) the kernel tears it down.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Marker is the environment variable that tells a re-executed process it is
+// already inside the lab's namespace.
+const Marker = "STATELAB_SANDBOX"
+
+// ErrUnavailable is wrapped by every error that means namespaces cannot be
+// created here. Callers that branch use errors.As with *UnavailableError.
+var ErrUnavailable = errors.New("sandbox: network namespaces unavailable")
+
+// UnavailableError says why the lab's namespace could not be created and
+// what the user can do about it.
+type UnavailableError struct {
+	Reason string
+	Remedy string
+	Err    error
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("sandbox: cannot create the lab's network namespace: %s (%v). %s", e.Reason, e.Err, e.Remedy)
+}
+
+func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
+// Inside reports whether this process is the re-executed child running in
+// the lab's namespace.
+func Inside() bool { return os.Getenv(Marker) == "1" }
+
+// Command returns a command that runs name with args in a new network
+// namespace, and a new user namespace mapping the caller to root when the
+// caller is not root. The child's environment carries Marker.
+func Command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(name, args...)
+	cmd.Env = append(os.Environ(), Marker+"=1")
+	attr := &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWNET,
+		// The child dies with its parent, gracefully: SIGTERM lets it
+		// finish writing its captures.
+		Pdeathsig: syscall.SIGTERM,
+		// Its own process group: the parent forwards Ctrl-C exactly once.
+		Setpgid: true,
+	}
+	if os.Geteuid() != 0 {
+		attr.Cloneflags |= syscall.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+	}
+	cmd.SysProcAttr = attr
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	return cmd
+}
+
+// Reexec runs this executable again, with the same arguments, inside a new
+// namespace, and returns the child's exit status. A child killed by a signal
+// returns 128+signal, as a shell would.
+func Reexec() (int, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return 0, fmt.Errorf("sandbox: finding own executable: %w", err)
+	}
+	cmd := Command(self, os.Args[1:]...)
+
+	// Pdeathsig fires when the thread that forked the child exits, so keep
+	// this goroutine on one thread for the child's whole life.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	defer signal.Stop(sigs)
+
+	if err := cmd.Start(); err != nil {
+		return 0, explain(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			_ = cmd.Process.Signal(s)
+		case err := <-done:
+			if err == nil {
+				return 0, nil
+			}
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					return 128 + int(ws.Signal()), nil
+				}
+				return ee.ExitCode(), nil
+			}
+			return 0, fmt.Errorf("sandbox: waiting for the lab: %w", err)
+		}
+	}
+}
+
+// Enter makes sure the rest of the program runs inside the lab's namespace.
+// Outside, it re-executes the program there and exits with the child's
+// status (it does not return). Inside, it brings the loopback up and returns.
+// An *UnavailableError says namespaces cannot be had here.
+func Enter() error {
+	if Inside() {
+		return Setup()
+	}
+	code, err := Reexec()
+	if err != nil {
+		return err
+	}
+	os.Exit(code)
+	return nil
+}
+
+// Setup prepares the namespace from inside: it brings lo up, which gives the
+// lab 127.0.0.0/8 and ::1.
+func Setup() error {
+	if err := LinkUp("lo"); err != nil {
+		return fmt.Errorf("sandbox: bringing up the lab's loopback: %w", err)
+	}
+	return nil
+}
+
+// LinkUp sets IFF_UP on the named interface.
+func LinkUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCGIFFLAGS %s: %w", name, err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("SIOCSIFFLAGS %s: %w", name, err)
+	}
+	return nil
+}
+
+// explain turns a failed clone into an UnavailableError naming the most
+// likely reason on this machine and its remedy.
+func explain(err error) error {
+	u := &UnavailableError{Err: err,
+		Reason: "the kernel or the container refused to create namespaces",
+		Remedy: "Run statelab on a Linux host or VM that allows user namespaces, or in a container started with --privileged or a seccomp profile that allows unshare/clone.",
+	}
+	switch {
+	case readSysctl("/proc/sys/user/max_user_namespaces") == "0":
+		u.Reason = "user namespaces are disabled (user.max_user_namespaces = 0)"
+		u.Remedy = "Enable them: sudo sysctl -w user.max_user_namespaces=15000"
+	case readSysctl("/proc/sys/kernel/unprivileged_userns_clone") == "0":
+		u.Reason = "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)"
+		u.Remedy = "Enable them: sudo sysctl -w kernel.unprivileged_userns_clone=1"
+	case readSysctl("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1":
+		u.Reason = "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)"
+		u.Remedy = "Allow them: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or add an AppArmor profile for statelab with the 'userns' permission"
+	}
+	return u
+}
+
+func readSysctl(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

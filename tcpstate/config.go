@@ -1,0 +1,91 @@
+package tcpstate
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"time"
+)
+
+// Config holds the tunables of an Endpoint. The zero value of each field
+// selects the default shown; tests set short timers.
+type Config struct {
+	// MSS is the largest payload this endpoint sends and the MSS option it
+	// advertises (default 1460, IPv4 over Ethernet).
+	MSS int
+	// SendBufferSize bounds data accepted by Send and not yet acknowledged
+	// (default 256 KiB).
+	SendBufferSize int
+	// RecvBufferSize bounds received data not yet read; the receive window
+	// is its free space (default 256 KiB).
+	RecvBufferSize int
+	// DisableWindowScale stops the endpoint offering RFC 7323 window scaling.
+	DisableWindowScale bool
+
+	// InitialRTO is the RTO before any RTT sample (default 1s, RFC 6298).
+	InitialRTO time.Duration
+	// MinRTO and MaxRTO clamp the RTO (defaults 1s and 60s, RFC 6298).
+	MinRTO, MaxRTO time.Duration
+	// ClockGranularity is G of RFC 6298 (default 1ms).
+	ClockGranularity time.Duration
+	// MaxRetries is how many consecutive retransmission timeouts are
+	// tolerated before the connection fails with ErrTimeout (default 8).
+	MaxRetries int
+
+	// MSL is the maximum segment lifetime; TIME-WAIT lasts 2×MSL (default
+	// 30s).
+	MSL time.Duration
+
+	// ChallengeACKLimit challenge ACKs (RFC 5961 §7) are sent at most per
+	// ChallengeACKInterval (defaults 10 per second).
+	ChallengeACKLimit    int
+	ChallengeACKInterval time.Duration
+
+	// InitialWindow is the initial congestion window in segments; 0 means
+	// the RFC 5681 rule min(4*MSS, max(2*MSS, 4380 bytes)).
+	InitialWindow int
+
+	// MaxOutOfOrder bounds the out-of-order ranges remembered (default 64).
+	MaxOutOfOrder int
+
+	// ISS chooses the initial send sequence number. Nil picks one from
+	// crypto/rand. Tests pass a constant for deterministic ladders.
+	ISS func() Seq
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MSS, 1460)
+	c.MSS = min(c.MSS, 65535)
+	def(&c.SendBufferSize, 256<<10)
+	def(&c.RecvBufferSize, 256<<10)
+	defD(&c.InitialRTO, time.Second)
+	defD(&c.MinRTO, time.Second)
+	defD(&c.MaxRTO, 60*time.Second)
+	defD(&c.ClockGranularity, time.Millisecond)
+	def(&c.MaxRetries, 8)
+	defD(&c.MSL, 30*time.Second)
+	def(&c.ChallengeACKLimit, 10)
+	defD(&c.ChallengeACKInterval, time.Second)
+	def(&c.MaxOutOfOrder, 64)
+	if c.ISS == nil {
+		c.ISS = RandomISS
+	}
+	return c
+}
+
+// RandomISS returns an unpredictable initial sequence number from
+// crypto/rand (RFC 6528 asks for unpredictability; no clock is read).
+func RandomISS() Seq {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return Seq(binary.BigEndian.Uint32(b[:]))
+}

@@ -1,0 +1,508 @@
+package tcpstate
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+)
+
+// Expected segments, in the compact form fmtSeg prints.
+func ackSeg(seq, ack Seq) string { return fmt.Sprintf("ACK seq=%d ack=%d len=0", seq, ack) }
+func rstSeg(seq Seq) string      { return fmt.Sprintf("RST seq=%d len=0", seq) }
+func rstAckSeg(ack Seq) string   { return fmt.Sprintf("RST|ACK seq=0 ack=%d len=0", ack) }
+func synAckSeg(ack Seq) string   { return fmt.Sprintf("SYN|ACK seq=100 ack=%d len=0", ack) }
+func finSeg(seq, ack Seq) string { return fmt.Sprintf("FIN|ACK seq=%d ack=%d len=0", seq, ack) }
+func pshSeg(seq, ack Seq, n int) string {
+	return fmt.Sprintf("PSH|ACK seq=%d ack=%d len=%d", seq, ack, n)
+}
+
+// rn and sn are RCV.NXT and SND.NXT, or the values they will have once the
+// handshake is done when the state has none yet.
+func rnsn(h *harness) (rn, sn, una Seq) {
+	t := h.tcb()
+	rn, sn, una = t.RcvNxt, t.SndNxt, t.SndUna
+	if rn == 0 {
+		rn = peerISS + 1
+	}
+	if sn == 0 {
+		sn = localISS + 1
+	}
+	return
+}
+
+// userResult is what a user call returned, for the table to check.
+type userResult struct {
+	n   int
+	err error
+}
+
+// stateInputs are the kinds of input every state is tested with, in order.
+var stateInputs = []struct {
+	name string
+	do   func(h *harness) userResult
+}{
+	{"rcv SYN (peer ISS)", func(h *harness) userResult { h.send(SYN, peerISS, 0); return userResult{} }},
+	{"rcv SYN in window", func(h *harness) userResult {
+		rn, _, _ := rnsn(h)
+		h.send(SYN, rn, 0)
+		return userResult{}
+	}},
+	{"rcv SYN,ACK", func(h *harness) userResult { h.send(SYN|ACK, peerISS, localISS+1); return userResult{} }},
+	{"rcv ACK acceptable", func(h *harness) userResult {
+		rn, sn, _ := rnsn(h)
+		h.send(ACK, rn, sn)
+		return userResult{}
+	}},
+	{"rcv ACK of unsent data", func(h *harness) userResult {
+		rn, sn, _ := rnsn(h)
+		h.send(ACK, rn, sn+1000)
+		return userResult{}
+	}},
+	{"rcv ACK too old", func(h *harness) userResult {
+		rn, _, una := rnsn(h)
+		h.send(ACK, rn, una-100000)
+		return userResult{}
+	}},
+	{"rcv data in window", func(h *harness) userResult {
+		rn, sn, _ := rnsn(h)
+		h.send(PSH|ACK, rn, sn, text("0123456789"))
+		return userResult{}
+	}},
+	{"rcv data out of order", func(h *harness) userResult {
+		rn, sn, _ := rnsn(h)
+		h.send(PSH|ACK, rn+100, sn, text("0123456789"))
+		return userResult{}
+	}},
+	{"rcv data old (below RCV.NXT)", func(h *harness) userResult {
+		rn, sn, _ := rnsn(h)
+		h.send(PSH|ACK, rn-1000, sn, text("0123456789"))
+		return userResult{}
+	}},
+	{"rcv data beyond window", func(h *harness) userResult {
+		rn, sn, _ := rnsn(h)
+		h.send(PSH|ACK, rn+testRcvBuf+10, sn, text("0123456789"))
+		return userResult{}
+	}},
+	{"rcv FIN", func(h *harness) userResult {
+		rn, sn, _ := rnsn(h)
+		h.send(FIN|ACK, rn, sn)
+		return userResult{}
+	}},
+	{"rcv RST at RCV.NXT", func(h *harness) userResult {
+		rn, _, _ := rnsn(h)
+		h.send(RST, rn, 0)
+		return userResult{}
+	}},
+	{"rcv RST in window", func(h *harness) userResult {
+		rn, _, _ := rnsn(h)
+		h.send(RST, rn+100, 0)
+		return userResult{}
+	}},
+	{"rcv RST out of window", func(h *harness) userResult {
+		rn, _, _ := rnsn(h)
+		h.send(RST, rn+100000, 0)
+		return userResult{}
+	}},
+	{"rcv RST,ACK", func(h *harness) userResult {
+		rn, sn, _ := rnsn(h)
+		h.send(RST|ACK, rn, sn)
+		return userResult{}
+	}},
+	{"user SEND", func(h *harness) userResult {
+		n, err := h.e.Send(h.now, []byte("hello"), &h.out)
+		h.collect()
+		return userResult{n, err}
+	}},
+	{"user RECEIVE", func(h *harness) userResult {
+		s, err := h.read()
+		return userResult{len(s), err}
+	}},
+	{"user CLOSE", func(h *harness) userResult {
+		err := h.e.Close(h.now, &h.out)
+		h.collect()
+		return userResult{0, err}
+	}},
+	{"user ABORT", func(h *harness) userResult {
+		err := h.e.Abort(h.now, &h.out)
+		h.collect()
+		return userResult{0, err}
+	}},
+	{"timer expiry", func(h *harness) userResult {
+		if _, ok := h.e.NextTimer(); ok {
+			h.fire()
+		}
+		return userResult{}
+	}},
+}
+
+// outcome is what a state does with one input: next state, segments sent
+// (joined by "; "), and for user calls the count and error.
+type outcome struct {
+	next State
+	segs string
+	n    int
+	err  error
+}
+
+func o(next State, segs ...string) outcome {
+	s := ""
+	for i, x := range segs {
+		if i > 0 {
+			s += "; "
+		}
+		s += x
+	}
+	return outcome{next: next, segs: s}
+}
+
+func (x outcome) withErr(err error) outcome { x.err = err; return x }
+func (x outcome) withN(n int) outcome       { x.n = n; return x }
+
+var tooOld = Seq(0).Sub(100000)      // 0 - 100000 mod 2^32
+var tooOldISS = localISS.Sub(100000) // ISS - 100000 mod 2^32
+
+// stateTable lists, for every state, the outcome of every input kind. With
+// the fixed ISS values: ours 100, the peer's 300; RCV.WND 64000.
+var stateTable = map[State]map[string]outcome{
+	Closed: {
+		"rcv SYN (peer ISS)":           o(Closed, rstAckSeg(301)),
+		"rcv SYN in window":            o(Closed, rstAckSeg(302)),
+		"rcv SYN,ACK":                  o(Closed, rstSeg(101)),
+		"rcv ACK acceptable":           o(Closed, rstSeg(101)),
+		"rcv ACK of unsent data":       o(Closed, rstSeg(1101)),
+		"rcv ACK too old":              o(Closed, rstSeg(tooOld)),
+		"rcv data in window":           o(Closed, rstSeg(101)),
+		"rcv data out of order":        o(Closed, rstSeg(101)),
+		"rcv data old (below RCV.NXT)": o(Closed, rstSeg(101)),
+		"rcv data beyond window":       o(Closed, rstSeg(101)),
+		"rcv FIN":                      o(Closed, rstSeg(101)),
+		"rcv RST at RCV.NXT":           o(Closed),
+		"rcv RST in window":            o(Closed),
+		"rcv RST out of window":        o(Closed),
+		"rcv RST,ACK":                  o(Closed),
+		"user SEND":                    o(Closed).withErr(ErrNotConnected),
+		"user RECEIVE":                 o(Closed).withErr(ErrNotConnected),
+		"user CLOSE":                   o(Closed).withErr(ErrNotConnected),
+		"user ABORT":                   o(Closed).withErr(ErrNotConnected),
+		"timer expiry":                 o(Closed),
+	},
+	Listen: {
+		"rcv SYN (peer ISS)":           o(SynReceived, synAckSeg(301)),
+		"rcv SYN in window":            o(SynReceived, synAckSeg(302)),
+		"rcv SYN,ACK":                  o(Listen, rstSeg(101)),
+		"rcv ACK acceptable":           o(Listen, rstSeg(101)),
+		"rcv ACK of unsent data":       o(Listen, rstSeg(1101)),
+		"rcv ACK too old":              o(Listen, rstSeg(tooOld)),
+		"rcv data in window":           o(Listen, rstSeg(101)),
+		"rcv data out of order":        o(Listen, rstSeg(101)),
+		"rcv data old (below RCV.NXT)": o(Listen, rstSeg(101)),
+		"rcv data beyond window":       o(Listen, rstSeg(101)),
+		"rcv FIN":                      o(Listen, rstSeg(101)),
+		"rcv RST at RCV.NXT":           o(Listen),
+		"rcv RST in window":            o(Listen),
+		"rcv RST out of window":        o(Listen),
+		"rcv RST,ACK":                  o(Listen),
+		"user SEND":                    o(Listen).withErr(ErrNotConnected),
+		"user RECEIVE":                 o(Listen),
+		"user CLOSE":                   o(Closed),
+		"user ABORT":                   o(Closed),
+		"timer expiry":                 o(Listen),
+	},
+	SynSent: {
+		"rcv SYN (peer ISS)":           o(SynReceived, synAckSeg(301)),
+		"rcv SYN in window":            o(SynReceived, synAckSeg(302)),
+		"rcv SYN,ACK":                  o(Established, ackSeg(101, 301)),
+		"rcv ACK acceptable":           o(SynSent),
+		"rcv ACK of unsent data":       o(SynSent, rstSeg(1101)),
+		"rcv ACK too old":              o(SynSent, rstSeg(tooOldISS)),
+		"rcv data in window":           o(SynSent),
+		"rcv data out of order":        o(SynSent),
+		"rcv data old (below RCV.NXT)": o(SynSent),
+		"rcv data beyond window":       o(SynSent),
+		"rcv FIN":                      o(SynSent),
+		"rcv RST at RCV.NXT":           o(SynSent),
+		"rcv RST in window":            o(SynSent),
+		"rcv RST out of window":        o(SynSent),
+		"rcv RST,ACK":                  o(Closed).withErr(ErrConnectionRefused),
+		"user SEND":                    o(SynSent).withN(5),
+		"user RECEIVE":                 o(SynSent),
+		"user CLOSE":                   o(Closed),
+		"user ABORT":                   o(Closed),
+		"timer expiry":                 o(SynSent, "SYN seq=100 len=0"),
+	},
+	SynReceived: {
+		"rcv SYN (peer ISS)":           o(SynReceived, synAckSeg(301)),
+		"rcv SYN in window":            o(Listen),
+		"rcv SYN,ACK":                  o(Established),
+		"rcv ACK acceptable":           o(Established),
+		"rcv ACK of unsent data":       o(SynReceived, rstSeg(1101)),
+		"rcv ACK too old":              o(SynReceived, rstSeg(tooOldISS)),
+		"rcv data in window":           o(Established, ackSeg(101, 311)),
+		"rcv data out of order":        o(Established, ackSeg(101, 301)),
+		"rcv data old (below RCV.NXT)": o(SynReceived, ackSeg(101, 301)),
+		"rcv data beyond window":       o(SynReceived, ackSeg(101, 301)),
+		"rcv FIN":                      o(CloseWait, ackSeg(101, 302)),
+		"rcv RST at RCV.NXT":           o(Listen),
+		"rcv RST in window":            o(SynReceived, ackSeg(101, 301)),
+		"rcv RST out of window":        o(SynReceived),
+		"rcv RST,ACK":                  o(Listen),
+		"user SEND":                    o(SynReceived).withN(5),
+		"user RECEIVE":                 o(SynReceived),
+		"user CLOSE":                   o(FinWait1),
+		"user ABORT":                   o(Closed, rstSeg(101)),
+		"timer expiry":                 o(SynReceived, synAckSeg(301)),
+	},
+	Established: {
+		"rcv SYN (peer ISS)":           o(Established, ackSeg(101, 301)),
+		"rcv SYN in window":            o(Established, ackSeg(101, 301)),
+		"rcv SYN,ACK":                  o(Established, ackSeg(101, 301)),
+		"rcv ACK acceptable":           o(Established),
+		"rcv ACK of unsent data":       o(Established, ackSeg(101, 301)),
+		"rcv ACK too old":              o(Established, ackSeg(101, 301)),
+		"rcv data in window":           o(Established, ackSeg(101, 311)),
+		"rcv data out of order":        o(Established, ackSeg(101, 301)),
+		"rcv data old (below RCV.NXT)": o(Established, ackSeg(101, 301)),
+		"rcv data beyond window":       o(Established, ackSeg(101, 301)),
+		"rcv FIN":                      o(CloseWait, ackSeg(101, 302)),
+		"rcv RST at RCV.NXT":           o(Closed).withErr(ErrConnectionReset),
+		"rcv RST in window":            o(Established, ackSeg(101, 301)),
+		"rcv RST out of window":        o(Established),
+		"rcv RST,ACK":                  o(Closed).withErr(ErrConnectionReset),
+		"user SEND":                    o(Established, pshSeg(101, 301, 5)).withN(5),
+		"user RECEIVE":                 o(Established),
+		"user CLOSE":                   o(FinWait1, finSeg(101, 301)),
+		"user ABORT":                   o(Closed, rstSeg(101)),
+		"timer expiry":                 o(Established),
+	},
+	FinWait1: {
+		"rcv SYN (peer ISS)":           o(FinWait1, ackSeg(102, 301)),
+		"rcv SYN in window":            o(FinWait1, ackSeg(102, 301)),
+		"rcv SYN,ACK":                  o(FinWait1, ackSeg(102, 301)),
+		"rcv ACK acceptable":           o(FinWait2),
+		"rcv ACK of unsent data":       o(FinWait1, ackSeg(102, 301)),
+		"rcv ACK too old":              o(FinWait1, ackSeg(102, 301)),
+		"rcv data in window":           o(FinWait2, ackSeg(102, 311)),
+		"rcv data out of order":        o(FinWait2, ackSeg(102, 301)),
+		"rcv data old (below RCV.NXT)": o(FinWait1, ackSeg(102, 301)),
+		"rcv data beyond window":       o(FinWait1, ackSeg(102, 301)),
+		"rcv FIN":                      o(TimeWait, ackSeg(102, 302)),
+		"rcv RST at RCV.NXT":           o(Closed).withErr(ErrConnectionReset),
+		"rcv RST in window":            o(FinWait1, ackSeg(102, 301)),
+		"rcv RST out of window":        o(FinWait1),
+		"rcv RST,ACK":                  o(Closed).withErr(ErrConnectionReset),
+		"user SEND":                    o(FinWait1).withErr(ErrClosing),
+		"user RECEIVE":                 o(FinWait1),
+		"user CLOSE":                   o(FinWait1).withErr(ErrClosing),
+		"user ABORT":                   o(Closed, rstSeg(102)),
+		"timer expiry":                 o(FinWait1, finSeg(101, 301)),
+	},
+	FinWait2: {
+		"rcv SYN (peer ISS)":           o(FinWait2, ackSeg(102, 301)),
+		"rcv SYN in window":            o(FinWait2, ackSeg(102, 301)),
+		"rcv SYN,ACK":                  o(FinWait2, ackSeg(102, 301)),
+		"rcv ACK acceptable":           o(FinWait2),
+		"rcv ACK of unsent data":       o(FinWait2, ackSeg(102, 301)),
+		"rcv ACK too old":              o(FinWait2, ackSeg(102, 301)),
+		"rcv data in window":           o(FinWait2, ackSeg(102, 311)),
+		"rcv data out of order":        o(FinWait2, ackSeg(102, 301)),
+		"rcv data old (below RCV.NXT)": o(FinWait2, ackSeg(102, 301)),
+		"rcv data beyond window":       o(FinWait2, ackSeg(102, 301)),
+		"rcv FIN":                      o(TimeWait, ackSeg(102, 302)),
+		"rcv RST at RCV.NXT":           o(Closed).withErr(ErrConnectionReset),
+		"rcv RST in window":            o(FinWait2, ackSeg(102, 301)),
+		"rcv RST out of window":        o(FinWait2),
+		"rcv RST,ACK":                  o(Closed).withErr(ErrConnectionReset),
+		"user SEND":                    o(FinWait2).withErr(ErrClosing),
+		"user RECEIVE":                 o(FinWait2),
+		"user CLOSE":                   o(FinWait2).withErr(ErrClosing),
+		"user ABORT":                   o(Closed, rstSeg(102)),
+		"timer expiry":                 o(FinWait2),
+	},
+	CloseWait: {
+		"rcv SYN (peer ISS)":           o(CloseWait, ackSeg(101, 302)),
+		"rcv SYN in window":            o(CloseWait, ackSeg(101, 302)),
+		"rcv SYN,ACK":                  o(CloseWait, ackSeg(101, 302)),
+		"rcv ACK acceptable":           o(CloseWait),
+		"rcv ACK of unsent data":       o(CloseWait, ackSeg(101, 302)),
+		"rcv ACK too old":              o(CloseWait, ackSeg(101, 302)),
+		"rcv data in window":           o(CloseWait),
+		"rcv data out of order":        o(CloseWait),
+		"rcv data old (below RCV.NXT)": o(CloseWait, ackSeg(101, 302)),
+		"rcv data beyond window":       o(CloseWait, ackSeg(101, 302)),
+		"rcv FIN":                      o(CloseWait),
+		"rcv RST at RCV.NXT":           o(Closed).withErr(ErrConnectionReset),
+		"rcv RST in window":            o(CloseWait, ackSeg(101, 302)),
+		"rcv RST out of window":        o(CloseWait),
+		"rcv RST,ACK":                  o(Closed).withErr(ErrConnectionReset),
+		"user SEND":                    o(CloseWait, pshSeg(101, 302, 5)).withN(5),
+		"user RECEIVE":                 o(CloseWait).withErr(io.EOF),
+		"user CLOSE":                   o(LastAck, finSeg(101, 302)),
+		"user ABORT":                   o(Closed, rstSeg(101)),
+		"timer expiry":                 o(CloseWait),
+	},
+	Closing: {
+		"rcv SYN (peer ISS)":           o(Closing, ackSeg(102, 302)),
+		"rcv SYN in window":            o(Closing, ackSeg(102, 302)),
+		"rcv SYN,ACK":                  o(Closing, ackSeg(102, 302)),
+		"rcv ACK acceptable":           o(TimeWait),
+		"rcv ACK of unsent data":       o(Closing, ackSeg(102, 302)),
+		"rcv ACK too old":              o(Closing, ackSeg(102, 302)),
+		"rcv data in window":           o(TimeWait),
+		"rcv data out of order":        o(TimeWait),
+		"rcv data old (below RCV.NXT)": o(Closing, ackSeg(102, 302)),
+		"rcv data beyond window":       o(Closing, ackSeg(102, 302)),
+		"rcv FIN":                      o(TimeWait),
+		"rcv RST at RCV.NXT":           o(Closed),
+		"rcv RST in window":            o(Closing, ackSeg(102, 302)),
+		"rcv RST out of window":        o(Closing),
+		"rcv RST,ACK":                  o(Closed),
+		"user SEND":                    o(Closing).withErr(ErrClosing),
+		"user RECEIVE":                 o(Closing).withErr(io.EOF),
+		"user CLOSE":                   o(Closing).withErr(ErrClosing),
+		"user ABORT":                   o(Closed),
+		"timer expiry":                 o(Closing, finSeg(101, 302)),
+	},
+	LastAck: {
+		"rcv SYN (peer ISS)":           o(LastAck, ackSeg(102, 302)),
+		"rcv SYN in window":            o(LastAck, ackSeg(102, 302)),
+		"rcv SYN,ACK":                  o(LastAck, ackSeg(102, 302)),
+		"rcv ACK acceptable":           o(Closed),
+		"rcv ACK of unsent data":       o(LastAck, ackSeg(102, 302)),
+		"rcv ACK too old":              o(LastAck, ackSeg(102, 302)),
+		"rcv data in window":           o(Closed),
+		"rcv data out of order":        o(Closed),
+		"rcv data old (below RCV.NXT)": o(LastAck, ackSeg(102, 302)),
+		"rcv data beyond window":       o(LastAck, ackSeg(102, 302)),
+		"rcv FIN":                      o(Closed),
+		"rcv RST at RCV.NXT":           o(Closed),
+		"rcv RST in window":            o(LastAck, ackSeg(102, 302)),
+		"rcv RST out of window":        o(LastAck),
+		"rcv RST,ACK":                  o(Closed),
+		"user SEND":                    o(LastAck).withErr(ErrClosing),
+		"user RECEIVE":                 o(LastAck).withErr(io.EOF),
+		"user CLOSE":                   o(LastAck).withErr(ErrClosing),
+		"user ABORT":                   o(Closed),
+		"timer expiry":                 o(LastAck, finSeg(101, 302)),
+	},
+	TimeWait: {
+		"rcv SYN (peer ISS)":           o(TimeWait, ackSeg(102, 302)),
+		"rcv SYN in window":            o(TimeWait, ackSeg(102, 302)),
+		"rcv SYN,ACK":                  o(TimeWait, ackSeg(102, 302)),
+		"rcv ACK acceptable":           o(TimeWait),
+		"rcv ACK of unsent data":       o(TimeWait, ackSeg(102, 302)),
+		"rcv ACK too old":              o(TimeWait, ackSeg(102, 302)),
+		"rcv data in window":           o(TimeWait),
+		"rcv data out of order":        o(TimeWait),
+		"rcv data old (below RCV.NXT)": o(TimeWait, ackSeg(102, 302)),
+		"rcv data beyond window":       o(TimeWait, ackSeg(102, 302)),
+		"rcv FIN":                      o(TimeWait),
+		"rcv RST at RCV.NXT":           o(Closed),
+		"rcv RST in window":            o(TimeWait, ackSeg(102, 302)),
+		"rcv RST out of window":        o(TimeWait),
+		"rcv RST,ACK":                  o(Closed),
+		"user SEND":                    o(TimeWait).withErr(ErrClosing),
+		"user RECEIVE":                 o(TimeWait).withErr(io.EOF),
+		"user CLOSE":                   o(TimeWait).withErr(ErrClosing),
+		"user ABORT":                   o(Closed),
+		"timer expiry":                 o(Closed),
+	},
+}
+
+// TestStateInputs drives every state with every kind of input and checks the
+// next state, the segments sent, the call's result and TCB invariants.
+func TestStateInputs(t *testing.T) {
+	for _, st := range States() {
+		row, ok := stateTable[st]
+		if !ok {
+			t.Fatalf("no table for %v", st)
+		}
+		if len(row) != len(stateInputs) {
+			t.Errorf("%v: %d outcomes for %d inputs", st, len(row), len(stateInputs))
+		}
+		for _, in := range stateInputs {
+			want, ok := row[in.name]
+			if !ok {
+				t.Errorf("%v: no outcome for %q", st, in.name)
+				continue
+			}
+			t.Run(st.String()+"/"+in.name, func(t *testing.T) {
+				h := newHarness(t, testConfig())
+				h.reach(st)
+				before := h.tcb()
+				res := in.do(h)
+				h.wantSegs(splitSegs(want.segs)...)
+				h.wantState(want.next)
+				if res.n != want.n {
+					t.Errorf("call returned n=%d, want %d", res.n, want.n)
+				}
+				// A user call returns the error; a segment that kills the
+				// connection leaves it in Err.
+				got := res.err
+				if got == nil && want.next == Closed {
+					got = h.e.Err()
+					if errors.Is(got, ErrConnectionAborted) {
+						got = nil
+					}
+				}
+				if want.err == nil && got != nil && !(st == Closed) {
+					t.Errorf("error %v, want none", got)
+				}
+				if want.err != nil && !errors.Is(got, want.err) {
+					t.Errorf("error %v, want %v", got, want.err)
+				}
+				checkTCB(t, h, before)
+			})
+		}
+	}
+}
+
+func splitSegs(s string) []string {
+	if s == "" {
+		return nil
+	}
+	var out []string
+	for len(s) > 0 {
+		i := indexOf(s, "; ")
+		if i < 0 {
+			out = append(out, s)
+			break
+		}
+		out = append(out, s[:i])
+		s = s[i+2:]
+	}
+	return out
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+// checkTCB checks invariants that hold after any input.
+func checkTCB(t *testing.T, h *harness, before TCB) {
+	t.Helper()
+	tc := h.tcb()
+	if tc.State == Closed || tc.State == Listen {
+		return
+	}
+	if tc.SndNxt.LessThan(tc.SndUna) {
+		t.Errorf("SND.NXT %d before SND.UNA %d", tc.SndNxt, tc.SndUna)
+	}
+	if tc.SndUna.LessThan(before.SndUna) && before.State != Listen && before.State != Closed {
+		t.Errorf("SND.UNA went back from %d to %d", before.SndUna, tc.SndUna)
+	}
+	if tc.RcvNxt.LessThan(before.RcvNxt) && before.RcvNxt != 0 {
+		t.Errorf("RCV.NXT went back from %d to %d", before.RcvNxt, tc.RcvNxt)
+	}
+	if int(tc.RcvWnd) != h.e.rcv.free() {
+		t.Errorf("RCV.WND %d, free buffer %d", tc.RcvWnd, h.e.rcv.free())
+	}
+	if tc.State.Synchronized() && tc.SndUna != tc.ISS && tc.Cwnd == 0 {
+		t.Errorf("cwnd is zero in %v", tc.State)
+	}
+}

@@ -1,0 +1,137 @@
+package tcpstate
+
+import "time"
+
+// Timer names one of the engine's timers. The engine never reads a clock:
+// it tells the driver when each timer must fire (EventTimerArmed, NextTimer)
+// and the driver calls HandleTimer with the current time.
+type Timer uint8
+
+const (
+	// TimerRetransmit is the RFC 6298 retransmission timer (also guards
+	// SYN and FIN).
+	TimerRetransmit Timer = iota
+	// TimerPersist sends zero-window probes (RFC 9293 §3.8.6.1).
+	TimerPersist
+	// TimerTimeWait ends TIME-WAIT after 2×MSL.
+	TimerTimeWait
+
+	numTimers = int(TimerTimeWait) + 1
+)
+
+var timerNames = [numTimers]string{"retransmit", "persist", "time-wait"}
+
+func (t Timer) String() string {
+	if int(t) < numTimers {
+		return timerNames[t]
+	}
+	return "Timer(?)"
+}
+
+type timerSlot struct {
+	armed bool
+	at    time.Duration
+}
+
+func (e *Endpoint) armTimer(out *Output, t Timer, at time.Duration) {
+	s := &e.timers[t]
+	if s.armed && s.at == at {
+		return
+	}
+	s.armed, s.at = true, at
+	out.Events = append(out.Events, Event{Kind: EventTimerArmed, Timer: t, At: at})
+}
+
+func (e *Endpoint) cancelTimer(out *Output, t Timer) {
+	s := &e.timers[t]
+	if !s.armed {
+		return
+	}
+	s.armed = false
+	out.Events = append(out.Events, Event{Kind: EventTimerCanceled, Timer: t})
+}
+
+func (e *Endpoint) cancelAllTimers(out *Output) {
+	for t := range numTimers {
+		e.cancelTimer(out, Timer(t))
+	}
+}
+
+// NextTimer returns the earliest armed deadline, if any.
+func (e *Endpoint) NextTimer() (at time.Duration, ok bool) {
+	for _, s := range e.timers {
+		if s.armed && (!ok || s.at < at) {
+			at, ok = s.at, true
+		}
+	}
+	return at, ok
+}
+
+// TimerDeadline returns the deadline of one timer, if armed.
+func (e *Endpoint) TimerDeadline(t Timer) (time.Duration, bool) {
+	s := e.timers[t]
+	return s.at, s.armed
+}
+
+// HandleTimer fires every timer whose deadline is at or before now.
+func (e *Endpoint) HandleTimer(now time.Duration, out *Output) {
+	for t := range numTimers {
+		s := &e.timers[t]
+		if !s.armed || s.at > now {
+			continue
+		}
+		s.armed = false
+		switch Timer(t) {
+		case TimerTimeWait:
+			if e.tcb.State == TimeWait {
+				e.enterClosed(out, CauseTimeWaitTimeout, nil)
+			}
+		case TimerRetransmit:
+			e.onRetransmitTimeout(now, out)
+		case TimerPersist:
+			e.onPersistTimeout(now, out)
+		}
+	}
+}
+
+// rearmTimers puts the retransmission and persist timers in the state the
+// send side needs: persist while the peer's window is zero and something waits
+// to go, the retransmission timer while anything is unacknowledged (restarted
+// when restart is set, i.e. new data was acknowledged — RFC 6298 (5.3)).
+func (e *Endpoint) rearmTimers(now time.Duration, out *Output, restart bool) {
+	t := &e.tcb
+	switch t.State {
+	case Closed, Listen, TimeWait:
+		e.cancelTimer(out, TimerRetransmit)
+		e.cancelTimer(out, TimerPersist)
+		return
+	}
+	outstanding := t.SndNxt != t.SndUna
+	synAcked := t.SndUna != t.ISS
+	if synAcked && t.SndWnd == 0 && (outstanding || e.unsent()) {
+		e.cancelTimer(out, TimerRetransmit)
+		if !e.timers[TimerPersist].armed {
+			e.armTimer(out, TimerPersist, now+e.persistTimeout())
+		}
+		return
+	}
+	e.cancelTimer(out, TimerPersist)
+	if !outstanding {
+		e.cancelTimer(out, TimerRetransmit)
+		return
+	}
+	if restart || !e.timers[TimerRetransmit].armed {
+		e.armTimer(out, TimerRetransmit, now+t.RTO)
+	}
+}
+
+func (e *Endpoint) persistTimeout() time.Duration {
+	d := e.tcb.RTO
+	for range e.persistBackoff {
+		d *= 2
+		if d >= e.cfg.MaxRTO {
+			return e.cfg.MaxRTO
+		}
+	}
+	return min(d, e.cfg.MaxRTO)
+}

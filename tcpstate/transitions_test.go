@@ -1,0 +1,207 @@
+package tcpstate
+
+import (
+	"strings"
+	"testing"
+)
+
+type rowKey struct {
+	from, to State
+	cause    Cause
+}
+
+// exhaust fires the retransmission timer until the connection gives up.
+func exhaust(h *harness) {
+	for i := 0; i < 2*testMaxRetry+2 && h.e.State() != Closed; i++ {
+		h.fire()
+	}
+	h.segs = nil
+}
+
+func abort(h *harness) { h.e.Abort(h.now, &h.out); h.collect() }
+
+// rowDrivers apply, in state From, the cause of one row of the table.
+var rowDrivers = map[rowKey]func(h *harness){
+	{Closed, Listen, CausePassiveOpen}: func(h *harness) { h.openPassive() },
+	{Closed, SynSent, CauseActiveOpen}: func(h *harness) { h.openActive() },
+
+	{Listen, SynReceived, CauseRcvSYN}: func(h *harness) { h.send(SYN, peerISS, 0) },
+	{Listen, Closed, CauseClose}:       func(h *harness) { h.userClose() },
+	{Listen, Closed, CauseAbort}:       abort,
+
+	{SynSent, SynReceived, CauseRcvSYN}:       func(h *harness) { h.send(SYN, peerISS, 0) },
+	{SynSent, Established, CauseRcvSYNACK}:    func(h *harness) { h.send(SYN|ACK, peerISS, localISS+1) },
+	{SynSent, Closed, CauseRcvRST}:            func(h *harness) { h.send(RST|ACK, 0, localISS+1) },
+	{SynSent, Closed, CauseClose}:             func(h *harness) { h.userClose() },
+	{SynSent, Closed, CauseAbort}:             abort,
+	{SynSent, Closed, CauseRetransmitTimeout}: exhaust,
+
+	{SynReceived, Established, CauseRcvACKOfSYN}: func(h *harness) { h.send(ACK, 301, 101) },
+	{SynReceived, FinWait1, CauseClose}:          func(h *harness) { h.userClose() },
+	{SynReceived, Listen, CauseRcvRST}:           func(h *harness) { h.send(RST, 301, 0) },
+	{SynReceived, Listen, CauseRcvSYN}:           func(h *harness) { h.send(SYN, 400, 0) },
+	{SynReceived, Closed, CauseRcvRST}: func(h *harness) {
+		// Reached by simultaneous open, so there is no LISTEN to go back to.
+		h.e = NewEndpoint(testConfig())
+		h.openActive()
+		h.send(SYN, peerISS, 0)
+		h.wantState(SynReceived)
+		h.newEvents()
+		h.send(RST, 301, 0)
+	},
+	{SynReceived, Closed, CauseAbort}:             abort,
+	{SynReceived, Closed, CauseRetransmitTimeout}: exhaust,
+
+	{Established, FinWait1, CauseClose}:   func(h *harness) { h.userClose() },
+	{Established, CloseWait, CauseRcvFIN}: func(h *harness) { h.send(FIN|ACK, 301, 101) },
+	{Established, Closed, CauseRcvRST}:    func(h *harness) { h.send(RST, 301, 0) },
+	{Established, Closed, CauseAbort}:     abort,
+	{Established, Closed, CauseRetransmitTimeout}: func(h *harness) {
+		h.userSend("data")
+		exhaust(h)
+	},
+
+	{FinWait1, FinWait2, CauseRcvACKOfFIN}:     func(h *harness) { h.send(ACK, 301, 102) },
+	{FinWait1, Closing, CauseRcvFIN}:           func(h *harness) { h.send(FIN|ACK, 301, 101) },
+	{FinWait1, TimeWait, CauseRcvFINACK}:       func(h *harness) { h.send(FIN|ACK, 301, 102) },
+	{FinWait1, Closed, CauseRcvRST}:            func(h *harness) { h.send(RST, 301, 0) },
+	{FinWait1, Closed, CauseAbort}:             abort,
+	{FinWait1, Closed, CauseRetransmitTimeout}: exhaust,
+
+	{FinWait2, TimeWait, CauseRcvFIN}: func(h *harness) { h.send(FIN|ACK, 301, 102) },
+	{FinWait2, Closed, CauseRcvRST}:   func(h *harness) { h.send(RST, 301, 0) },
+	{FinWait2, Closed, CauseAbort}:    abort,
+
+	{CloseWait, LastAck, CauseClose}: func(h *harness) { h.userClose() },
+	{CloseWait, Closed, CauseRcvRST}: func(h *harness) { h.send(RST, 302, 0) },
+	{CloseWait, Closed, CauseAbort}:  abort,
+	{CloseWait, Closed, CauseRetransmitTimeout}: func(h *harness) {
+		h.userSend("data")
+		exhaust(h)
+	},
+
+	{Closing, TimeWait, CauseRcvACKOfFIN}:     func(h *harness) { h.send(ACK, 302, 102) },
+	{Closing, Closed, CauseRcvRST}:            func(h *harness) { h.send(RST, 302, 0) },
+	{Closing, Closed, CauseAbort}:             abort,
+	{Closing, Closed, CauseRetransmitTimeout}: exhaust,
+
+	{LastAck, Closed, CauseRcvACKOfFIN}:       func(h *harness) { h.send(ACK, 302, 102) },
+	{LastAck, Closed, CauseRcvRST}:            func(h *harness) { h.send(RST, 302, 0) },
+	{LastAck, Closed, CauseAbort}:             abort,
+	{LastAck, Closed, CauseRetransmitTimeout}: exhaust,
+
+	{TimeWait, Closed, CauseTimeWaitTimeout}: func(h *harness) { h.fire() },
+	{TimeWait, Closed, CauseRcvRST}:          func(h *harness) { h.send(RST, 302, 0) },
+	{TimeWait, Closed, CauseAbort}:           abort,
+}
+
+// TestEveryTransitionRowIsTaken reaches From, applies the cause and checks
+// that the engine reports exactly that row and lands in To.
+func TestEveryTransitionRowIsTaken(t *testing.T) {
+	for _, row := range Transitions() {
+		t.Run(row.String(), func(t *testing.T) {
+			drive, ok := rowDrivers[rowKey{row.From, row.To, row.Cause}]
+			if !ok {
+				t.Fatal("no test drives this row")
+			}
+			h := newHarness(t, testConfig())
+			h.reach(row.From)
+			drive(h)
+			h.wantState(row.To)
+			found := false
+			for _, ev := range h.newEvents() {
+				if ev.Kind == EventStateChanged && ev.From == row.From && ev.To == row.To && ev.Cause == row.Cause {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no event %v", row)
+			}
+		})
+	}
+	if len(rowDrivers) != len(Transitions()) {
+		t.Errorf("%d drivers for %d rows", len(rowDrivers), len(Transitions()))
+	}
+}
+
+func TestTransitionTableHasNoDuplicateRows(t *testing.T) {
+	seen := map[rowKey]bool{}
+	for _, r := range Transitions() {
+		k := rowKey{r.From, r.To, r.Cause}
+		if seen[k] {
+			t.Errorf("duplicate row %v", r)
+		}
+		seen[k] = true
+	}
+}
+
+func TestEveryStateHasAWayOut(t *testing.T) {
+	out := map[State]bool{}
+	in := map[State]bool{}
+	for _, r := range Transitions() {
+		out[r.From], in[r.To] = true, true
+	}
+	for _, s := range States() {
+		if !out[s] || !in[s] {
+			t.Errorf("%v: in=%v out=%v", s, in[s], out[s])
+		}
+	}
+}
+
+func TestTransitionNotInTablePanicsInTests(t *testing.T) {
+	defer func() {
+		r := recover()
+		if r == nil || !strings.Contains(r.(string), "not in the table") {
+			t.Fatalf("recover() = %v", r)
+		}
+	}()
+	e := NewEndpoint(testConfig())
+	var out Output
+	e.setState(&out, TimeWait, CauseRcvSYN) // CLOSED -> TIME-WAIT is no row
+}
+
+func TestStateStringsAndPredicates(t *testing.T) {
+	tests := []struct {
+		s                                    State
+		name                                 string
+		sync, sendClosed, rcvClosed, accepts bool
+	}{
+		{Closed, "CLOSED", false, false, false, false},
+		{Listen, "LISTEN", false, false, false, false},
+		{SynSent, "SYN-SENT", false, false, false, false},
+		{SynReceived, "SYN-RECEIVED", false, false, false, false},
+		{Established, "ESTABLISHED", true, false, false, true},
+		{FinWait1, "FIN-WAIT-1", true, true, false, true},
+		{FinWait2, "FIN-WAIT-2", true, true, false, true},
+		{CloseWait, "CLOSE-WAIT", true, false, true, false},
+		{Closing, "CLOSING", true, true, true, false},
+		{LastAck, "LAST-ACK", true, true, true, false},
+		{TimeWait, "TIME-WAIT", true, true, true, false},
+	}
+	for _, tt := range tests {
+		if tt.s.String() != tt.name || tt.s.Synchronized() != tt.sync || tt.s.SendClosed() != tt.sendClosed ||
+			tt.s.ReceiveClosed() != tt.rcvClosed || tt.s.AcceptsData() != tt.accepts {
+			t.Errorf("%v: got %q sync=%v sendClosed=%v rcvClosed=%v accepts=%v", tt.s, tt.s.String(),
+				tt.s.Synchronized(), tt.s.SendClosed(), tt.s.ReceiveClosed(), tt.s.AcceptsData())
+		}
+	}
+	if State(42).String() != "State(42)" || Cause(99).String() != "Cause(99)" {
+		t.Error("out-of-range String")
+	}
+}
+
+func TestDiagramDOTHasEveryRow(t *testing.T) {
+	dot := DiagramDOT()
+	if !strings.HasPrefix(dot, "digraph tcp {") || !strings.HasSuffix(dot, "}\n") {
+		t.Fatalf("not a digraph:\n%s", dot)
+	}
+	for _, r := range Transitions() {
+		edge := `"` + r.From.String() + `" -> "` + r.To.String() + `" [label="` + r.Cause.String()
+		if !strings.Contains(dot, edge) {
+			t.Errorf("missing edge %s", edge)
+		}
+	}
+	if got := strings.Count(dot, " -> "); got != len(Transitions()) {
+		t.Errorf("%d edges, %d rows", got, len(Transitions()))
+	}
+}

@@ -1,0 +1,228 @@
+package tcpstate
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Wire format of the TCP header (RFC 9293 §3.1):
+//
+//	 0                   1                   2                   3
+//	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|          Source Port          |       Destination Port        |
+//	|                        Sequence Number                        |
+//	|                    Acknowledgment Number                      |
+//	|  Data |       |C|E|U|A|P|R|S|F|                               |
+//	| Offset| Rsrvd |W|C|R|C|S|S|Y|I|            Window             |
+//	|                               |R|E|G|K|H|T|N|N|               |
+//	|           Checksum            |         Urgent Pointer        |
+//	|                    Options                    |    Padding    |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+
+const (
+	// HeaderMinLen is the length of a TCP header without options.
+	HeaderMinLen = 20
+	// HeaderMaxLen is the largest header the 4-bit data offset allows.
+	HeaderMaxLen = 60
+
+	optEOL       = 0
+	optNOP       = 1
+	optMSS       = 2
+	optWScale    = 3
+	optSACKPerm  = 4
+	optTimestamp = 8
+)
+
+// optionsLen returns the encoded length of o, padded to a multiple of 4.
+func (o *Options) optionsLen() int {
+	n := 0
+	if o.MSS != 0 {
+		n += 4
+	}
+	if o.HasWScale {
+		n += 4 // NOP + kind,len,shift
+	}
+	if o.SACKPermitted {
+		n += 4 // NOP,NOP + kind,len
+	}
+	if o.HasTimestamps {
+		n += 12 // NOP,NOP + kind,len,val,ecr
+	}
+	n += len(o.Extra)
+	return (n + 3) &^ 3
+}
+
+// HeaderLen returns the encoded header length including padded options.
+func (s *Segment) HeaderLen() int { return HeaderMinLen + s.Options.optionsLen() }
+
+// WireLen returns the encoded length of the whole segment.
+func (s *Segment) WireLen() int { return s.HeaderLen() + len(s.Payload) }
+
+// AppendWire appends the encoded segment to b and returns the extended
+// slice. The checksum is computed over the IPv4 pseudo-header of src and dst
+// (RFC 9293 §3.1). It fails only when the options do not fit in 40 bytes.
+func (s *Segment) AppendWire(b []byte, src, dst [4]byte) ([]byte, error) {
+	hl := s.HeaderLen()
+	if hl > HeaderMaxLen {
+		return b, fmt.Errorf("%w: %d bytes", ErrOptionsTooLong, hl-HeaderMinLen)
+	}
+	start := len(b)
+	var h [HeaderMinLen]byte
+	binary.BigEndian.PutUint16(h[0:], s.SrcPort)
+	binary.BigEndian.PutUint16(h[2:], s.DstPort)
+	binary.BigEndian.PutUint32(h[4:], uint32(s.Seq))
+	binary.BigEndian.PutUint32(h[8:], uint32(s.Ack))
+	h[12] = byte(hl/4) << 4
+	h[13] = byte(s.Flags)
+	binary.BigEndian.PutUint16(h[14:], s.Window)
+	binary.BigEndian.PutUint16(h[18:], s.Urgent)
+	b = append(b, h[:]...)
+	o := &s.Options
+	if o.MSS != 0 {
+		b = append(b, optMSS, 4, byte(o.MSS>>8), byte(o.MSS))
+	}
+	if o.HasWScale {
+		b = append(b, optNOP, optWScale, 3, o.WScale)
+	}
+	if o.SACKPermitted {
+		b = append(b, optNOP, optNOP, optSACKPerm, 2)
+	}
+	if o.HasTimestamps {
+		b = append(b, optNOP, optNOP, optTimestamp, 10)
+		b = binary.BigEndian.AppendUint32(b, o.TSVal)
+		b = binary.BigEndian.AppendUint32(b, o.TSEcr)
+	}
+	b = append(b, o.Extra...)
+	for len(b)-start < hl {
+		b = append(b, optEOL)
+	}
+	b = append(b, s.Payload...)
+	cs := Checksum(b[start:], src, dst)
+	binary.BigEndian.PutUint16(b[start+16:], cs)
+	return b, nil
+}
+
+// Checksum returns the TCP checksum of seg (header and payload, with the
+// checksum field taken as it is) over the IPv4 pseudo-header. Computed over
+// a segment whose checksum field is zero it is the value to store; computed
+// over a received segment it is zero when the stored checksum is right.
+func Checksum(seg []byte, src, dst [4]byte) uint16 {
+	var sum uint64
+	sum += uint64(binary.BigEndian.Uint16(src[0:])) + uint64(binary.BigEndian.Uint16(src[2:]))
+	sum += uint64(binary.BigEndian.Uint16(dst[0:])) + uint64(binary.BigEndian.Uint16(dst[2:]))
+	sum += 6 // protocol
+	sum += uint64(len(seg))
+	b := seg
+	for len(b) >= 8 {
+		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		b = b[8:]
+	}
+	for len(b) >= 2 {
+		sum += uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint64(b[0]) << 8
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
+
+// VerifyChecksum reports whether the checksum stored in seg is correct for
+// the IPv4 pseudo-header of src and dst.
+func VerifyChecksum(seg []byte, src, dst [4]byte) bool {
+	return len(seg) >= HeaderMinLen && Checksum(seg, src, dst) == 0
+}
+
+// Decode parses b, a whole TCP segment (header, options, payload), into a
+// new Segment. See (*Segment).Decode.
+func Decode(b []byte) (Segment, error) {
+	var s Segment
+	err := s.Decode(b)
+	return s, err
+}
+
+// Decode parses b into s. The payload and nothing else aliases b. It never
+// panics: any input either decodes or returns an error wrapping ErrTruncated,
+// ErrBadDataOffset or ErrBadOption. The checksum is not checked; use
+// VerifyChecksum. Options of unknown kind are skipped.
+func (s *Segment) Decode(b []byte) error {
+	if len(b) < HeaderMinLen {
+		return fmt.Errorf("%w: %d bytes, need %d", ErrTruncated, len(b), HeaderMinLen)
+	}
+	hl := int(b[12]>>4) * 4
+	if hl < HeaderMinLen {
+		return fmt.Errorf("%w: %d", ErrBadDataOffset, hl)
+	}
+	if len(b) < hl {
+		return fmt.Errorf("%w: %d bytes, header needs %d", ErrTruncated, len(b), hl)
+	}
+	*s = Segment{
+		SrcPort: binary.BigEndian.Uint16(b[0:]),
+		DstPort: binary.BigEndian.Uint16(b[2:]),
+		Seq:     Seq(binary.BigEndian.Uint32(b[4:])),
+		Ack:     Seq(binary.BigEndian.Uint32(b[8:])),
+		Flags:   Flags(b[13]),
+		Window:  binary.BigEndian.Uint16(b[14:]),
+		Urgent:  binary.BigEndian.Uint16(b[18:]),
+	}
+	if err := s.Options.decode(b[HeaderMinLen:hl]); err != nil {
+		return err
+	}
+	if len(b) > hl {
+		s.Payload = b[hl:len(b):len(b)]
+	}
+	return nil
+}
+
+func (o *Options) decode(b []byte) error {
+	for len(b) > 0 {
+		kind := b[0]
+		switch kind {
+		case optEOL:
+			return nil
+		case optNOP:
+			b = b[1:]
+			continue
+		}
+		if len(b) < 2 {
+			return fmt.Errorf("%w: kind %d has no length", ErrBadOption, kind)
+		}
+		l := int(b[1])
+		if l < 2 || l > len(b) {
+			return fmt.Errorf("%w: kind %d length %d", ErrBadOption, kind, l)
+		}
+		body := b[2:l]
+		want := -1
+		switch kind {
+		case optMSS:
+			want = 2
+		case optWScale:
+			want = 1
+		case optSACKPerm:
+			want = 0
+		case optTimestamp:
+			want = 8
+		}
+		if want >= 0 && len(body) != want {
+			return fmt.Errorf("%w: kind %d length %d", ErrBadOption, kind, l)
+		}
+		switch kind {
+		case optMSS:
+			o.MSS = binary.BigEndian.Uint16(body)
+		case optWScale:
+			o.HasWScale, o.WScale = true, body[0]
+		case optSACKPerm:
+			o.SACKPermitted = true
+		case optTimestamp:
+			o.HasTimestamps = true
+			o.TSVal = binary.BigEndian.Uint32(body)
+			o.TSEcr = binary.BigEndian.Uint32(body[4:])
+		}
+		b = b[l:]
+	}
+	return nil
+}
