@@ -4,4 +4,5 @@ package main
 // own in init.
 import (
 	_ "github.com/statelab/statelab/httpstate"
+	_ "github.com/statelab/statelab/udpdns"
 )
