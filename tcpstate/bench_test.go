@@ -85,3 +85,37 @@ func BenchmarkEstablishedAck(b *testing.B) {
 		b.Fatalf("snd.una=%d want %d", e.tcb.SndUna, ack.Ack)
 	}
 }
+
+// TestSteadyStateDoesNotAllocate guards the zero-allocation property the
+// benchmarks report.
+func TestSteadyStateDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	b := &testing.B{}
+	e, out := benchEstablished(b)
+	payload := make([]byte, 1460)
+	seg := Segment{SrcPort: peerPort, DstPort: localPort, Flags: ACK, Seq: peerISS + 1, Ack: localISS + 1, Window: 65535, Payload: payload}
+	drain := make([]byte, 1460)
+	allocs := testing.AllocsPerRun(1000, func() {
+		e.HandleSegment(0, &seg, out)
+		seg.Seq += 1460
+		e.Receive(0, drain, out)
+		out.Reset()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per in-order segment", allocs)
+	}
+	e.tcb.Cwnd = maxWindow
+	e.Send(0, make([]byte, 1460*2000), out)
+	out.Reset()
+	ack := Segment{SrcPort: peerPort, DstPort: localPort, Flags: ACK, Seq: seg.Seq, Ack: localISS + 1, Window: 65535}
+	allocs = testing.AllocsPerRun(1000, func() {
+		ack.Ack += 1460
+		e.HandleSegment(0, &ack, out)
+		out.Reset()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per ACK", allocs)
+	}
+}

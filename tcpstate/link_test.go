@@ -232,7 +232,7 @@ func TestTransferLosslessLink(t *testing.T) {
 
 func TestTransfer8MiBEachWayUnderLossDuplicationReordering(t *testing.T) {
 	size := 8 << 20
-	if testing.Short() || raceEnabled {
+	if testing.Short() {
 		size = 1 << 20
 	}
 	for _, seed := range []uint64{1, 2} {
