@@ -1,7 +1,9 @@
 package httpstate
 
 import (
+	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/statelab/statelab/internal/capture"
@@ -201,11 +203,11 @@ func (r *calcRun) analyse(env *lab.Env, pkts []*capture.Packet, exs []*Exchange)
 			cookieBytes += len("Cookie: ") + len(ck) + 2
 		}
 		label := ex.Request.Method + " " + ex.Request.URL.Path
-		if len(ex.ReqBody) > 0 {
-			label += " " + strings.TrimSpace(string(ex.ReqBody))
+		if op := opOf(ex.ReqBody); op != "" {
+			label += fmt.Sprintf(" %s(%s)", op, strings.Join(ns, ", "))
 		}
 		if ck, err := ex.Request.Cookie(SessionCookie); err == nil {
-			label += " 🍪"
+			label += " +cookie"
 			if ck.Value != tokenOnWire {
 				cookieEveryRequest = false
 			}
@@ -221,11 +223,11 @@ func (r *calcRun) analyse(env *lab.Env, pkts []*capture.Packet, exs []*Exchange)
 			lad.Reply("(no response captured)", "", "")
 			continue
 		}
-		rl := fmt.Sprintf("%d %s", ex.Response.StatusCode, strings.TrimSpace(string(ex.RespBody)))
+		rl := fmt.Sprintf("%d %s", ex.Response.StatusCode, replySummary(ex.RespBody))
 		for _, c := range ex.Response.Cookies() {
 			if c.Name == SessionCookie {
 				tokenOnWire = c.Value
-				rl += " Set-Cookie: session=" + short(c.Value)
+				rl += " Set-Cookie " + short(c.Value)
 			}
 		}
 		lad.Reply(rl, r.clientState[i], r.serverState[i])
@@ -264,4 +266,31 @@ func short(token string) string {
 		return token
 	}
 	return token[:8] + "…"
+}
+
+// opOf returns the op field of a JSON calculator request, if any.
+func opOf(body []byte) string {
+	var v struct{ Op string }
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	return v.Op
+}
+
+// replySummary shortens a JSON reply to key=value pairs: result=15.
+func replySummary(body []byte) string {
+	var v map[string]any
+	if json.Unmarshal(body, &v) != nil {
+		return strings.TrimSpace(string(body))
+	}
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, v[k]))
+	}
+	return strings.Join(parts, " ")
 }

@@ -65,12 +65,12 @@ func decodeCalc(r *http.Request) (CalcRequest, error) {
 		dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			var num *strconv.NumError
+			var typ *json.UnmarshalTypeError
 			switch {
 			case errors.Is(err, io.EOF):
 				return req, badRequest("malformed", `empty body: send {"op":"add","a":10,"b":5}`)
-			case errors.As(err, &num):
-				return req, badRequest("not_a_number", "operand out of range: %v", err)
+			case errors.As(err, &typ) && typ.Field != "op":
+				return req, badRequest("not_a_number", "%s: %s is not a finite number", typ.Field, typ.Value)
 			default:
 				return req, badRequest("malformed", "cannot read the JSON body: %v", err)
 			}

@@ -72,7 +72,6 @@ func Command(name string, args ...string) *exec.Cmd {
 		attr.GidMappingsEnableSetgroups = false
 	}
 	cmd.SysProcAttr = attr
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	return cmd
 }
 
@@ -85,6 +84,7 @@ func Reexec() (int, error) {
 		return 0, fmt.Errorf("sandbox: finding own executable: %w", err)
 	}
 	cmd := Command(self, os.Args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 
 	// Pdeathsig fires when the thread that forked the child exits, so keep
 	// this goroutine on one thread for the child's whole life.
@@ -187,8 +187,11 @@ func explain(err error) error {
 	return u
 }
 
+// procRoot is where explain reads kernel settings; tests point it elsewhere.
+var procRoot = "/proc"
+
 func readSysctl(path string) string {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(procRoot + strings.TrimPrefix(path, "/proc"))
 	if err != nil {
 		return ""
 	}

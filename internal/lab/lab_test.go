@@ -1,0 +1,158 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+)
+
+func init() {
+	for _, e := range []Experiment{
+		{Name: "test/pass", Summary: "passes", Run: func(env *Env) error { env.Check("ok", true, "fine"); env.Metric("x_count", 3); return nil }},
+		{Name: "test/fail", Summary: "fails", Run: func(env *Env) error { env.Check("ok", true, ""); env.Check("bad", false, "measured %d", 7); return nil }},
+		{Name: "test/nochecks", Summary: "checks nothing", Run: func(*Env) error { return nil }},
+		{Name: "test/panics", Summary: "panics", Run: func(*Env) error { panic("boom") }},
+		{Name: "test/env", Summary: "lacks a tool", Run: func(*Env) error {
+			return &EnvError{What: "tshark not found", Remedy: "apt-get install tshark", Err: os.ErrNotExist}
+		}},
+		{Name: "test/cancelled", Summary: "honours the context", Run: func(env *Env) error { <-env.Ctx.Done(); return env.Ctx.Err() }},
+		{Name: "other/one", Summary: "another group", Run: func(env *Env) error { env.Check("ok", true, ""); return nil }},
+	} {
+		Register(e)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	tests := []struct {
+		name    string
+		targets []string
+		want    []string
+		err     error
+	}{
+		{"one experiment", []string{"test/pass"}, []string{"test/pass"}, nil},
+		{"a group in catalogue order", []string{"other"}, []string{"other/one"}, nil},
+		{"a group with trailing slash", []string{"other/"}, []string{"other/one"}, nil},
+		{"duplicates run once", []string{"other/one", "other"}, []string{"other/one"}, nil},
+		{"all", []string{"all"}, nil, nil},
+		{"unknown target", []string{"nosuch"}, nil, ErrUnknownTarget},
+		{"unknown among known", []string{"test/pass", "test/nosuch"}, nil, ErrUnknownTarget},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Select(tt.targets)
+			if !errors.Is(err, tt.err) {
+				t.Fatalf("err = %v, want %v", err, tt.err)
+			}
+			if tt.targets[0] == "all" {
+				if len(got) != len(All()) {
+					t.Fatalf("all selected %d of %d", len(got), len(All()))
+				}
+				return
+			}
+			var names []string
+			for _, e := range got {
+				names = append(names, e.Name)
+			}
+			if strings.Join(names, ",") != strings.Join(tt.want, ",") {
+				t.Errorf("got %v, want %v", names, tt.want)
+			}
+		})
+	}
+}
+
+func TestRegisterRejectsMalformedNames(t *testing.T) {
+	for _, name := range []string{"", "nogroup", "/x", "x/", "a/b/c"} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Register(%q) did not panic", name)
+				}
+			}()
+			Register(Experiment{Name: name, Run: func(*Env) error { return nil }})
+		})
+	}
+}
+
+func TestRunOneVerdicts(t *testing.T) {
+	tests := []struct {
+		name       string
+		passed     bool
+		envError   bool
+		errContain string
+	}{
+		{"test/pass", true, false, ""},
+		{"test/fail", false, false, ""},
+		{"test/nochecks", false, false, ""},
+		{"test/panics", false, false, "panicked: boom"},
+		{"test/env", false, true, "tshark not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := Lookup(tt.name)
+			r := RunOne(context.Background(), e, Options{OutDir: t.TempDir(), Seed: 1})
+			if r.Passed != tt.passed || r.EnvError != tt.envError || !strings.Contains(r.Error, tt.errContain) {
+				t.Errorf("passed=%v envError=%v error=%q; want %v %v containing %q", r.Passed, r.EnvError, r.Error, tt.passed, tt.envError, tt.errContain)
+			}
+		})
+	}
+}
+
+func TestRunOneStopsAtTimeout(t *testing.T) {
+	e, _ := Lookup("test/cancelled")
+	r := RunOne(context.Background(), e, Options{OutDir: t.TempDir(), Timeout: 1})
+	if r.Passed || !strings.Contains(r.Error, "deadline") {
+		t.Errorf("passed=%v error=%q, want a failed run naming the deadline", r.Passed, r.Error)
+	}
+}
+
+func TestRunStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	exps, _ := Select([]string{"test/pass", "other/one"})
+	if got := Run(ctx, exps, Options{OutDir: t.TempDir()}, nil); len(got) != 0 {
+		t.Errorf("ran %d experiments after cancellation", len(got))
+	}
+}
+
+// The JSON Lines contract of `statelab run --json`.
+func TestReportJSONHasTheContractFields(t *testing.T) {
+	e, _ := Lookup("test/fail")
+	r := RunOne(context.Background(), e, Options{OutDir: t.TempDir(), Seed: 9})
+	var buf bytes.Buffer
+	if err := r.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Count(buf.Bytes(), []byte("\n")) != 1 {
+		t.Fatalf("not one line: %q", buf.String())
+	}
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"experiment", "passed", "checks", "captures", "metrics", "duration_ms"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("JSON lacks %q: %s", k, buf.String())
+		}
+	}
+	checks := m["checks"].([]any)
+	c := checks[1].(map[string]any)
+	if c["name"] != "bad" || c["passed"] != false || c["detail"] != "measured 7" {
+		t.Errorf("check = %v", c)
+	}
+}
+
+func TestReportTextShowsEveryVerdict(t *testing.T) {
+	e, _ := Lookup("test/fail")
+	r := RunOne(context.Background(), e, Options{OutDir: t.TempDir(), Seed: 9})
+	var buf bytes.Buffer
+	r.WriteText(&buf)
+	for _, want := range []string{"=== test/fail", "PASS  ok", "FAIL  bad: measured 7", "--- FAIL test/fail"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, buf.String())
+		}
+	}
+}

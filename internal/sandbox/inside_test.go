@@ -1,0 +1,134 @@
+package sandbox_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/internal/sandbox"
+)
+
+// helperEnv makes the test binary act as the process inside the namespace.
+const helperEnv = "STATELAB_SANDBOX_TEST_HELPER"
+
+// TestMain lets the re-executed test binary act as the inside process: it
+// brings lo up, listens, answers every connection with a token, and reports
+// its address and network namespace until its stdin closes.
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(insideHelper())
+	}
+	os.Exit(m.Run())
+}
+
+const token = "inside-the-lab"
+
+func insideHelper() int {
+	if !sandbox.Inside() {
+		fmt.Println("error: marker missing")
+		return 1
+	}
+	if err := sandbox.Setup(); err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, token)
+			c.Close()
+		}
+	}()
+	// The lab can reach its own socket.
+	self := dialToken(ln.Addr().String())
+	ns, _ := os.Readlink("/proc/self/ns/net")
+	fmt.Printf("addr %s\nns %s\nself %s\nuid %d\n", ln.Addr(), ns, self, os.Getuid())
+	io.Copy(io.Discard, os.Stdin) // live until the parent closes stdin
+	return 0
+}
+
+// dialToken dials addr and returns what the listener there says, or the error.
+func dialToken(addr string) string {
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		return "refused: " + err.Error()
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	b, _ := io.ReadAll(c)
+	return string(b)
+}
+
+func startInside(t *testing.T) (info map[string]string, stop func() error) {
+	t.Helper()
+	cmd := sandbox.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(cmd.Env, helperEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		if os.Getenv("STATELAB_REQUIRE_TOOLS") == "" {
+			t.Skipf("namespaces unavailable here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	info = map[string]string{}
+	sc := bufio.NewScanner(stdout)
+	for len(info) < 4 && sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), " ")
+		if k == "error:" {
+			t.Fatalf("inside: %s", v)
+		}
+		info[k] = v
+	}
+	return info, func() error { stdin.Close(); return cmd.Wait() }
+}
+
+func TestSocketInsideIsInvisibleOutside(t *testing.T) {
+	info, stop := startInside(t)
+	if info["self"] != token {
+		t.Errorf("inside, the lab cannot reach its own listener: %q", info["self"])
+	}
+	hostNS, _ := os.Readlink("/proc/self/ns/net")
+	if info["ns"] == "" || info["ns"] == hostNS {
+		t.Errorf("inside runs in network namespace %q, the host is in %q: want a new one", info["ns"], hostNS)
+	}
+	// The same address from the host's namespace reaches nothing of the
+	// lab's: refused, or some other listener, never the lab's token.
+	if got := dialToken(info["addr"]); got == token {
+		t.Errorf("the host reached the lab's socket at %s", info["addr"])
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("inside process: %v", err)
+	}
+}
+
+// As a non-root user the lab is root only inside its own user namespace.
+func TestNonRootIsMappedToRootInside(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("runs as a non-root user; .ci/run runs this package as nobody too")
+	}
+	info, stop := startInside(t)
+	defer stop()
+	if info["uid"] != "0" {
+		t.Errorf("uid inside = %s, want 0 (mapped from %d)", info["uid"], os.Geteuid())
+	}
+}
