@@ -41,19 +41,14 @@ func Example_handshake() {
 	// ESTABLISHED ESTABLISHED
 }
 
-func ExampleDiagramDOT() {
-	lines := strings.Split(tcpstate.DiagramDOT(), "\n")
-	for _, l := range lines[:5] {
-		fmt.Println(l)
+func ExampleDiagramEdges() {
+	for _, e := range tcpstate.DiagramEdges()[:3] {
+		fmt.Printf("%s -> %s: %s\n", e.From, e.To, strings.Join(e.Labels, "; "))
 	}
-	fmt.Println(lines[14]) // the first row of the table
 	// Output:
-	// digraph tcp {
-	// 	label="TCP connection states (RFC 9293)";
-	// 	node [shape=box, style=rounded];
-	// 	"CLOSED";
-	// 	"LISTEN";
-	// 	"CLOSED" -> "LISTEN" [label="passive OPEN / create TCB"];
+	// CLOSED -> LISTEN: passive OPEN / create TCB
+	// CLOSED -> SYN-SENT: active OPEN / snd SYN
+	// LISTEN -> SYN-RECEIVED: rcv SYN / snd SYN,ACK
 }
 
 func ExampleState_String() {

@@ -1,6 +1,7 @@
 package tcpstate
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -190,18 +191,37 @@ func TestStateStringsAndPredicates(t *testing.T) {
 	}
 }
 
-func TestDiagramDOTHasEveryRow(t *testing.T) {
+func TestDiagramDrawsEveryRowOnce(t *testing.T) {
 	dot := DiagramDOT()
 	if !strings.HasPrefix(dot, "digraph tcp {") || !strings.HasSuffix(dot, "}\n") {
 		t.Fatalf("not a digraph:\n%s", dot)
 	}
-	for _, r := range Transitions() {
-		edge := `"` + r.From.String() + `" -> "` + r.To.String() + `" [label="` + r.Cause.String()
-		if !strings.Contains(dot, edge) {
-			t.Errorf("missing edge %s", edge)
+	edges := DiagramEdges()
+	drawn := map[string]int{}
+	lines := 0
+	for _, e := range edges {
+		if !strings.Contains(dot, fmt.Sprintf("%q -> %q", e.From, e.To)) {
+			t.Errorf("DOT lacks the edge %s -> %s", e.From, e.To)
+		}
+		for _, l := range e.Labels {
+			drawn[e.From+"|"+e.To+"|"+l]++
+			lines++
 		}
 	}
-	if got := strings.Count(dot, " -> "); got != len(Transitions()) {
-		t.Errorf("%d edges, %d rows", got, len(Transitions()))
+	for _, r := range Transitions() {
+		to := r.To.String()
+		if r.To == Closed && r.From != Listen && (r.Cause == CauseRcvRST || r.Cause == CauseAbort || r.Cause == CauseRetransmitTimeout) {
+			to = TornDown
+		}
+		label := r.Cause.String()
+		if r.Action != "" {
+			label += " / " + r.Action
+		}
+		if drawn[r.From.String()+"|"+to+"|"+label] != 1 {
+			t.Errorf("row %v is drawn %d times, want once", r, drawn[r.From.String()+"|"+to+"|"+label])
+		}
+	}
+	if lines != len(Transitions()) {
+		t.Errorf("%d labels drawn for %d rows", lines, len(Transitions()))
 	}
 }
