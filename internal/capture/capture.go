@@ -79,6 +79,10 @@ func Start(path string, opts Options) (*Capture, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("capture: binding to %s: %w", opts.Interface, err)
 	}
+	if err := attachFilter(fd, loopbackOnce); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	// A generous queue so a burst is not dropped while the reader is
 	// descheduled on a loaded machine; drops are counted by Stats.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
