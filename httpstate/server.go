@@ -50,6 +50,9 @@ type Config struct {
 	Store scs.Store
 	// IdleTimeout and Lifetime bound a session; defaults 30 min and 12 h.
 	IdleTimeout, Lifetime time.Duration
+	// CleanupInterval, when set, sweeps expired sessions out of the
+	// in-memory store for the life of the process.
+	CleanupInterval time.Duration
 }
 
 // Server is the calculator over HTTP in one of the three modes.
@@ -73,9 +76,13 @@ func New(cfg Config) (*Server, error) {
 			if cfg.Mode == StoreBacked {
 				return nil, errors.New("httpstate: store mode needs a store")
 			}
-			ms := memstore.NewWithCleanupInterval(time.Minute)
-			s.stop = ms.StopCleanup
-			store = ms
+			// memstore's cleanup goroutine races with its own StopCleanup
+			// (scs v2.9.0: the goroutine writes the stop channel that
+			// StopCleanup reads), so a server that will be closed runs
+			// without it: Find still refuses expired sessions; only their
+			// memory waits for the process to end. Long-lived servers
+			// (statelab http serve) ask for the cleanup and never stop it.
+			store = memstore.NewWithCleanupInterval(cfg.CleanupInterval)
 		}
 		sm := scs.New()
 		sm.Store = store
