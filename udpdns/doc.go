@@ -1,4 +1,22 @@
 // Package udpdns matches DNS replies to queries over one stateless UDP socket:
 // many queries in flight, replies accepted only when ID, question and source
 // all match (RFC 5452 §9.1), forgeries rejected and counted.
+//
+// The Client (client.go, socket.go) keeps a table of calls in flight per
+// socket, indexed by the 16-bit ID, guarded by one mutex; IDs come from
+// crypto/rand, are never reused while in flight, and rest in quarantine after
+// a timeout or cancellation (Config.Quarantine) and after an answer
+// (Config.Linger), so a late or duplicate reply is counted as such and never
+// completes a newer query (miekg/dns issue 1156). The reply path parses only
+// the header and question (ParseHead, allocation-free, fuzzed) and unpacks
+// the whole message with miekg/dns only once every check has passed. Reads
+// are batched with recvmmsg (golang.org/x/net ReadBatch); writes are one
+// sendto per query.
+//
+// The Server (server.go, zone.go) is a stateless miekg/dns server with knobs
+// to delay, reorder, drop, duplicate, hold and answer from another address,
+// and can be stopped and started again on the same port.
+//
+// Experiments: dns/id-matching, dns/spoofing, dns/loss, dns/server-restart,
+// dns/client-gone (exp_*.go).
 package udpdns

@@ -1,0 +1,140 @@
+package udpdns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// ErrNoDnsperf: dnsperf is not installed.
+var ErrNoDnsperf = errors.New("udpdns: dnsperf not found (apt-get install dnsperf)")
+
+// BenchResult is one load run against a server.
+type BenchResult struct {
+	Tool      string  `json:"tool"`
+	Completed int     `json:"completed"`
+	Lost      int     `json:"lost"`
+	Seconds   float64 `json:"seconds"`
+	QPS       float64 `json:"qps"`
+	P50MS     float64 `json:"p50_ms,omitempty"`
+	P99MS     float64 `json:"p99_ms,omitempty"`
+	AvgMS     float64 `json:"avg_ms"`
+}
+
+// benchName is the i-th name of the bench's query list (as dnsperf reads it).
+func benchName(i int) string { return fmt.Sprintf("b%d.%s", i%1000, SynthSuffix) }
+
+// BenchClient drives this package's client against server for d with
+// concurrency goroutines, each keeping one query in flight.
+func BenchClient(ctx context.Context, server Config, d time.Duration, concurrency int) (BenchResult, error) {
+	c, err := NewClient(server)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []float64
+	lost := 0
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []float64
+			myLost := 0
+			m := new(dns.Msg)
+			for i := w; ctx.Err() == nil; i += concurrency {
+				m.SetQuestion(benchName(i), dns.TypeA)
+				t0 := time.Now()
+				if _, err := c.Exchange(ctx, m); err != nil {
+					if ctx.Err() == nil {
+						myLost++
+					}
+					continue
+				}
+				mine = append(mine, float64(time.Since(t0).Nanoseconds())/1e6)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			lost += myLost
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start).Seconds()
+	sort.Float64s(lat)
+	r := BenchResult{Tool: "udpdns", Completed: len(lat), Lost: lost, Seconds: el, QPS: float64(len(lat)) / el,
+		P50MS: percentileMS(lat, 0.5), P99MS: percentileMS(lat, 0.99)}
+	var sum float64
+	for _, v := range lat {
+		sum += v
+	}
+	if len(lat) > 0 {
+		r.AvgMS = sum / float64(len(lat))
+	}
+	return r, nil
+}
+
+var (
+	rePerfQPS  = regexp.MustCompile(`Queries per second:\s+([0-9.]+)`)
+	rePerfDone = regexp.MustCompile(`Queries completed:\s+([0-9]+)`)
+	rePerfLost = regexp.MustCompile(`Queries lost:\s+([0-9]+)`)
+	rePerfAvg  = regexp.MustCompile(`Average Latency \(s\):\s+([0-9.]+)`)
+	rePerfRun  = regexp.MustCompile(`Run time \(s\):\s+([0-9.]+)`)
+)
+
+// BenchDnsperf runs dnsperf (Debian's) against server for d with at most
+// outstanding queries in flight, over the same query names.
+func BenchDnsperf(ctx context.Context, server string, port uint16, d time.Duration, outstanding int) (BenchResult, error) {
+	bin, err := exec.LookPath("dnsperf")
+	if err != nil {
+		return BenchResult{}, ErrNoDnsperf
+	}
+	dir, err := os.MkdirTemp("", "udpdns-bench")
+	if err != nil {
+		return BenchResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	qf := filepath.Join(dir, "queries")
+	var b []byte
+	for i := range 1000 {
+		b = append(b, benchName(i)+" A\n"...)
+	}
+	if err := os.WriteFile(qf, b, 0o600); err != nil {
+		return BenchResult{}, err
+	}
+	secs := max(1, int(d.Round(time.Second)/time.Second))
+	cmd := exec.CommandContext(ctx, bin, "-s", server, "-p", strconv.Itoa(int(port)), "-d", qf,
+		"-l", strconv.Itoa(secs), "-q", strconv.Itoa(outstanding), "-c", "1", "-T", "1", "-t", "2")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return BenchResult{}, fmt.Errorf("udpdns: dnsperf: %w\n%s", err, out)
+	}
+	num := func(re *regexp.Regexp) float64 {
+		m := re.FindSubmatch(out)
+		if m == nil {
+			return 0
+		}
+		v, _ := strconv.ParseFloat(string(m[1]), 64)
+		return v
+	}
+	r := BenchResult{Tool: "dnsperf", QPS: num(rePerfQPS), Completed: int(num(rePerfDone)), Lost: int(num(rePerfLost)),
+		AvgMS: num(rePerfAvg) * 1000, Seconds: num(rePerfRun)}
+	if r.QPS == 0 {
+		return r, fmt.Errorf("udpdns: dnsperf output not understood:\n%s", out)
+	}
+	return r, nil
+}

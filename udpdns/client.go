@@ -1,0 +1,482 @@
+package udpdns
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Config configures a Client. Zero values pick the defaults noted.
+type Config struct {
+	// Server is where queries go; required.
+	Server netip.AddrPort
+	// Local is the address the sockets bind to; default the unspecified
+	// address of Server's family. The port is always chosen by the kernel.
+	Local netip.Addr
+	// Sockets is how many unconnected UDP sockets carry the queries (more
+	// sockets, more source ports, more IDs); default 1.
+	Sockets int
+	// Timeout is how long one attempt waits for its reply; default 2s.
+	Timeout time.Duration
+	// Retries is how many further attempts, each with a fresh ID, follow a
+	// timeout; default 0 unless set (use a negative value for exactly none).
+	Retries int
+	// Quarantine is how long the ID of a query that timed out or was
+	// cancelled stays reserved, so a late reply is recognised as late and
+	// can never complete a newer query; default 3×Timeout.
+	Quarantine time.Duration
+	// Linger is how long the ID of a query that was answered stays
+	// reserved, so duplicate replies are counted as duplicates; default
+	// 200ms.
+	Linger time.Duration
+	// Case0x20 randomises the letter case of each QNAME (DNS 0x20) and
+	// requires the reply to echo it exactly.
+	Case0x20 bool
+	// FailWhenFull makes a query fail with ErrIDsExhausted when every ID of
+	// every socket is taken, instead of waiting for one to free up.
+	FailWhenFull bool
+	// ReadBatch is how many datagrams one recvmmsg call may return; default
+	// 32. 1 reads one datagram per system call.
+	ReadBatch int
+	// MaxReply is the largest reply accepted in bytes; default 4096.
+	MaxReply int
+	// Trace, when set, is called for every event, from the goroutine where
+	// it happened, outside any lock. It must be quick.
+	Trace func(Event)
+}
+
+// EventKind says what happened.
+type EventKind uint8
+
+// Events reported to Config.Trace.
+const (
+	EventSent EventKind = iota
+	EventMatched
+	EventTimedOut
+	EventCancelled
+	EventLate
+	EventDuplicate
+	EventRejected
+)
+
+var eventNames = [...]string{"sent", "matched", "timed out", "cancelled", "late", "duplicate", "rejected"}
+
+func (k EventKind) String() string {
+	if int(k) < len(eventNames) {
+		return eventNames[k]
+	}
+	return fmt.Sprintf("event(%d)", k)
+}
+
+// Event is one thing the client did or saw.
+type Event struct {
+	Kind    EventKind
+	ID      uint16
+	Name    string // the QNAME as sent (0x20 case), or as received for rejections
+	QType   uint16
+	Attempt int            // 0 for the first attempt
+	Local   netip.AddrPort // the client socket
+	Peer    netip.AddrPort // the server, or the sender of a received datagram
+	Reason  Reason         // for EventRejected
+}
+
+// Client sends DNS queries over a few unconnected UDP sockets, any number
+// in flight from any number of goroutines, and matches each reply to its
+// query by everything RFC 5452 §9.1 names. It is safe for concurrent use.
+type Client struct {
+	cfg   Config
+	socks []*sock
+	epoch time.Time
+	next  atomic.Uint32
+
+	freeMu  sync.Mutex
+	freeCh  chan struct{} // closed when an ID frees and someone waits
+	waiters atomic.Int32
+
+	rndMu sync.Mutex
+	rnd   [256]byte
+	rndN  int
+
+	closed atomic.Bool
+}
+
+// NewClient opens the client's sockets and starts reading them.
+func NewClient(cfg Config) (*Client, error) {
+	if !cfg.Server.IsValid() {
+		return nil, fmt.Errorf("udpdns: Config.Server is required")
+	}
+	cfg.Server = netip.AddrPortFrom(cfg.Server.Addr().Unmap(), cfg.Server.Port())
+	if cfg.Sockets <= 0 {
+		cfg.Sockets = 1
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	if cfg.Retries < 0 {
+		cfg.Retries = 0
+	}
+	if cfg.Quarantine <= 0 {
+		cfg.Quarantine = 3 * cfg.Timeout
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 200 * time.Millisecond
+	}
+	if cfg.ReadBatch <= 0 {
+		cfg.ReadBatch = 32
+	}
+	if cfg.MaxReply <= 0 {
+		cfg.MaxReply = 4096
+	}
+	if !cfg.Local.IsValid() {
+		if cfg.Server.Addr().Is4() {
+			cfg.Local = netip.IPv4Unspecified()
+		} else {
+			cfg.Local = netip.IPv6Unspecified()
+		}
+	}
+	c := &Client{cfg: cfg, epoch: time.Now(), freeCh: make(chan struct{})}
+	for range cfg.Sockets {
+		s, err := openSock(c)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		c.socks = append(c.socks, s)
+	}
+	return c, nil
+}
+
+// Server is the address queries go to.
+func (c *Client) Server() netip.AddrPort { return c.cfg.Server }
+
+// LocalAddrs are the client's socket addresses.
+func (c *Client) LocalAddrs() []netip.AddrPort {
+	out := make([]netip.AddrPort, len(c.socks))
+	for i, s := range c.socks {
+		out[i] = s.local
+	}
+	return out
+}
+
+// Stats returns a consistent snapshot of the counters, summed over sockets.
+func (c *Client) Stats() Stats {
+	for _, s := range c.socks {
+		s.mu.Lock()
+	}
+	var st Stats
+	for _, s := range c.socks {
+		o := s.st
+		o.InFlight = uint64(s.n)
+		st.add(&o)
+	}
+	for i := len(c.socks) - 1; i >= 0; i-- {
+		c.socks[i].mu.Unlock()
+	}
+	return st
+}
+
+// Close ends every query in flight with ErrClosed (counted as cancelled),
+// closes the sockets and waits for their readers. Safe to call twice.
+func (c *Client) Close() error {
+	if c.closed.Swap(true) {
+		return nil
+	}
+	for _, s := range c.socks {
+		s.close()
+	}
+	c.notifyFree()
+	return nil
+}
+
+// Query asks for name and type (class IN) with recursion desired.
+func (c *Client) Query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	return c.Exchange(ctx, m)
+}
+
+// Exchange sends m (its ID is ignored: each attempt gets a fresh one) and
+// returns the reply that matches it. Each attempt waits Config.Timeout;
+// after a timeout the query is retried up to Config.Retries times. The
+// reply's question is restored to m's letter case when DNS 0x20 is on.
+func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	attempts := c.cfg.Retries + 1
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for a := range attempts {
+		call, err := c.send(ctx, m, a)
+		if err != nil {
+			return nil, c.queryErr(m, a+1, err)
+		}
+		if timer == nil {
+			timer = time.NewTimer(c.cfg.Timeout)
+		} else {
+			timer.Reset(c.cfg.Timeout)
+		}
+		select {
+		case <-call.done:
+			return c.result(m, call, a+1)
+		case <-timer.C:
+			if !call.s.end(call, EventTimedOut, ErrTimeout) {
+				return c.result(m, call, a+1) // answered meanwhile
+			}
+		case <-ctx.Done():
+			if !call.s.end(call, EventCancelled, ctx.Err()) {
+				return c.result(m, call, a+1)
+			}
+			return nil, c.queryErr(m, a+1, context.Cause(ctx))
+		}
+	}
+	return nil, c.queryErr(m, attempts, ErrTimeout)
+}
+
+func (c *Client) result(m *dns.Msg, call *Call, attempts int) (*dns.Msg, error) {
+	if call.err != nil {
+		return nil, c.queryErr(m, attempts, call.err)
+	}
+	r := call.reply
+	if len(r.Question) == 1 {
+		r.Question[0].Name = m.Question[0].Name
+	}
+	return r, nil
+}
+
+func (c *Client) queryErr(m *dns.Msg, attempts int, err error) error {
+	qe := &QueryError{Attempts: attempts, Err: err}
+	if len(m.Question) > 0 {
+		qe.Name, qe.Type = m.Question[0].Name, dns.TypeToString[m.Question[0].Qtype]
+	}
+	return qe
+}
+
+// Send makes one attempt at m and returns at once: the Call completes when
+// its reply arrives, or ends when Cancel is called or the client closes.
+// There is no timeout: the caller must Wait or Cancel. Send waits for a free
+// ID when all are taken (honouring ctx) unless Config.FailWhenFull is set.
+func (c *Client) Send(ctx context.Context, m *dns.Msg) (*Call, error) {
+	return c.send(ctx, m, 0)
+}
+
+func (c *Client) send(ctx context.Context, m *dns.Msg, attempt int) (*Call, error) {
+	call, err := c.prepare(m, attempt)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		if c.closed.Load() {
+			return nil, ErrClosed
+		}
+		start := int(c.next.Add(1))
+		var wait time.Duration = -1
+		for i := range c.socks {
+			s := c.socks[(start+i)%len(c.socks)]
+			ok, w, err := s.register(call)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				return call, s.write(call)
+			}
+			if w > 0 && (wait < 0 || w < wait) {
+				wait = w
+			}
+		}
+		if c.cfg.FailWhenFull {
+			return nil, ErrIDsExhausted
+		}
+		if err := c.waitFree(ctx, wait); err != nil {
+			return nil, fmt.Errorf("%w while waiting for a free ID: %w", ErrIDsExhausted, err)
+		}
+	}
+}
+
+// waitFree blocks until an ID is released, the earliest quarantine ends
+// (wait, when positive), or ctx is done.
+func (c *Client) waitFree(ctx context.Context, wait time.Duration) error {
+	c.waiters.Add(1)
+	defer c.waiters.Add(-1)
+	c.freeMu.Lock()
+	ch := c.freeCh
+	c.freeMu.Unlock()
+	var tc <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		tc = t.C
+	}
+	select {
+	case <-ch:
+	case <-tc:
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
+func (c *Client) notifyFree() {
+	if c.waiters.Load() == 0 {
+		return
+	}
+	c.freeMu.Lock()
+	close(c.freeCh)
+	c.freeCh = make(chan struct{})
+	c.freeMu.Unlock()
+}
+
+// prepare packs m as a query with ID 0 (set at registration) and records the
+// question exactly as it will go on the wire.
+func (c *Client) prepare(m *dns.Msg, attempt int) (*Call, error) {
+	if m == nil || m.Response || len(m.Question) != 1 {
+		return nil, fmt.Errorf("%w: need one question and QR=0", ErrBadQuery)
+	}
+	q := *m
+	q.Id = 0
+	name := m.Question[0].Name
+	if c.cfg.Case0x20 {
+		name = c.mixCase(name)
+	}
+	q.Question = []dns.Question{{Name: name, Qtype: m.Question[0].Qtype, Qclass: m.Question[0].Qclass}}
+	packed, err := q.PackBuffer(make([]byte, 128))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadQuery, err)
+	}
+	h, err := ParseHead(packed)
+	if err != nil || !h.HasQuestion {
+		return nil, fmt.Errorf("%w: packed question does not parse: %v", ErrBadQuery, err)
+	}
+	return &Call{
+		packed: packed, qname: h.QName, qtype: h.QType, qclass: h.QClass,
+		opcode: h.Opcode(), name: name, attempt: attempt, server: c.cfg.Server,
+		done: make(chan struct{}),
+	}, nil
+}
+
+// mixCase flips the case of each ASCII letter of name at random (0x20).
+func (c *Client) mixCase(name string) string {
+	b := []byte(name)
+	var bits [32]byte
+	c.randBytes(bits[:min(len(bits), (len(b)+7)/8)])
+	for i, ch := range b {
+		if i/8 >= len(bits) {
+			break
+		}
+		if bits[i/8]>>(i%8)&1 == 0 {
+			continue
+		}
+		switch {
+		case 'a' <= ch && ch <= 'z':
+			b[i] = ch - ('a' - 'A')
+		case 'A' <= ch && ch <= 'Z':
+			b[i] = ch + ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
+func (c *Client) randBytes(p []byte) {
+	c.rndMu.Lock()
+	defer c.rndMu.Unlock()
+	for len(p) > 0 {
+		if c.rndN == 0 {
+			_, _ = rand.Read(c.rnd[:]) // never fails (crypto/rand, Go ≥1.24)
+			c.rndN = len(c.rnd)
+		}
+		n := copy(p, c.rnd[len(c.rnd)-c.rndN:])
+		c.rndN -= n
+		p = p[n:]
+	}
+}
+
+func (c *Client) now() int64 { return int64(time.Since(c.epoch)) }
+
+// Call is one attempt at a query: one ID, one datagram.
+type Call struct {
+	s       *sock
+	id      uint16
+	packed  []byte
+	qname   []byte
+	qtype   uint16
+	qclass  uint16
+	opcode  uint8
+	name    string
+	attempt int
+	server  netip.AddrPort
+	sent    time.Time
+
+	done  chan struct{}
+	state EventKind // guarded by s.mu: EventSent while in flight
+	reply *dns.Msg
+	raw   []byte
+	rtt   time.Duration
+	err   error
+}
+
+// ID is the query ID the attempt carries.
+func (c *Call) ID() uint16 { return c.id }
+
+// Name is the QNAME as sent.
+func (c *Call) Name() string { return c.name }
+
+// Local is the socket the attempt went out on.
+func (c *Call) Local() netip.AddrPort { return c.s.local }
+
+// Done is closed when the call completes or ends.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Wait blocks until the call is done or ctx ends (which cancels the call).
+func (c *Call) Wait(ctx context.Context) (*dns.Msg, error) {
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		if c.s.end(c, EventCancelled, context.Cause(ctx)) {
+			return nil, context.Cause(ctx)
+		}
+	}
+	return c.reply, c.err
+}
+
+// Cancel ends the call if it is still in flight, freeing its slot (the ID
+// rests in quarantine); it reports whether it did.
+func (c *Call) Cancel() bool { return c.s.end(c, EventCancelled, context.Canceled) }
+
+// Raw is the reply as received; RTT the time from send to match. Both are
+// valid once Done is closed and the call was answered.
+func (c *Call) Raw() []byte { return c.raw }
+
+// RTT is the time from send to match.
+func (c *Call) RTT() time.Duration { return c.rtt }
+
+// matches checks a parsed reply against the call, in RFC 5452 §9.1 order
+// after the ID: source address and port, opcode, question.
+func (c *Call) matches(from netip.AddrPort, h *Head, exactCase bool) (Reason, bool) {
+	if from != c.server {
+		return WrongSource, false
+	}
+	if h.Opcode() != c.opcode {
+		return NotResponse, false
+	}
+	if !h.HasQuestion || h.QType != c.qtype || h.QClass != c.qclass {
+		return WrongQuestion, false
+	}
+	if exactCase {
+		if !equalExact(h.QName, c.qname) {
+			return WrongQuestion, false
+		}
+	} else if !equalFold(h.QName, c.qname) {
+		return WrongQuestion, false
+	}
+	return 0, true
+}
+
+var _ = net.ErrClosed

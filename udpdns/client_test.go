@@ -1,0 +1,314 @@
+package udpdns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func TestExchangeAnswersEachCallerItsOwnQuestion(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		srv  ServerConfig
+	}{
+		{"one socket, batched reads", Config{}, ServerConfig{Jitter: 3 * time.Millisecond}},
+		{"one socket, single reads", Config{ReadBatch: 1}, ServerConfig{Jitter: 3 * time.Millisecond}},
+		{"pool of four sockets with 0x20", Config{Sockets: 4, Case0x20: true}, ServerConfig{Jitter: 3 * time.Millisecond}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startServer(t, tc.srv)
+			tc.cfg.Server = srv.Addr()
+			tc.cfg.Timeout = 5 * time.Second
+			c := newClient(t, tc.cfg)
+			ctx := ctxFor(t, 10*time.Second)
+			const n = 300
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					name := fmt.Sprintf("q%d.%s", i, SynthSuffix)
+					r, err := c.Query(ctx, name, dns.TypeA)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if got, want := answerA(r), SynthA(name); got != want || r.Question[0].Name != name {
+						errs <- fmt.Errorf("%s: got %v for %s, want %v", name, got, r.Question[0].Name, want)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			st := c.Stats()
+			if !st.Consistent() || st.Matched != n || st.InFlight != 0 {
+				t.Errorf("stats %v", st)
+			}
+		})
+	}
+}
+
+func TestLateReplyAfterTimeoutCountedLateAndCompletesNothing(t *testing.T) {
+	fs := newFakeServer(t, "127.0.0.1:0")
+	ch, trace := events(64)
+	c := newClient(t, Config{Server: fs.addr(), Timeout: 50 * time.Millisecond, Retries: 1, Trace: trace})
+	name := "late." + SynthSuffix
+	type res struct {
+		r   *dns.Msg
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		r, err := c.Query(ctxFor(t, 5*time.Second), name, dns.TypeA)
+		done <- res{r, err}
+	}()
+	q1, from := fs.recv() // never answered in time
+	q2, _ := fs.recv()    // the retry
+	if q1.Id == q2.Id {
+		t.Fatalf("retry reused id %#04x", q1.Id)
+	}
+	fs.answer(q1, q1.Id, from) // late, same question, same source
+	waitFor(t, ch, func(e Event) bool { return e.Kind == EventLate && e.ID == q1.Id })
+	fs.answer(q2, q2.Id, from)
+	r := <-done
+	if r.err != nil || r.r.Id != q2.Id {
+		t.Fatalf("got %v, %v; want the retry's answer id %#04x", r.r, r.err, q2.Id)
+	}
+	st := c.Stats()
+	if st.Late != 1 || st.Matched != 1 || st.TimedOut != 1 || !st.Consistent() {
+		t.Errorf("stats %v", st)
+	}
+	// The timed-out ID stays reserved: no new query can be given it yet.
+	s := c.socks[0]
+	s.mu.Lock()
+	free := s.free(q1.Id, c.now())
+	s.mu.Unlock()
+	if free {
+		t.Errorf("id %#04x free again right after its query timed out", q1.Id)
+	}
+}
+
+func TestDuplicateRepliesDeliveredOnce(t *testing.T) {
+	srv := startServer(t, ServerConfig{DupRate: 1})
+	ch, trace := events(256)
+	c := newClient(t, Config{Server: srv.Addr(), Timeout: 5 * time.Second, Trace: trace})
+	const n = 20
+	for i := range n {
+		if _, err := c.Query(ctxFor(t, 5*time.Second), fmt.Sprintf("d%d.%s", i, SynthSuffix), dns.TypeA); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dups := 0
+	waitFor(t, ch, func(e Event) bool {
+		if e.Kind == EventDuplicate {
+			dups++
+		}
+		return dups == n
+	})
+	if st := c.Stats(); st.Matched != n || st.Duplicate != n || !st.Consistent() {
+		t.Errorf("stats %v", st)
+	}
+}
+
+func TestTenThousandForgedRepliesNoneAccepted(t *testing.T) {
+	fs := newFakeServer(t, "127.0.0.1:0")
+	forger, err := NewForger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	ch, trace := events(20000)
+	c := newClient(t, Config{Server: fs.addr(), Timeout: 30 * time.Second, Trace: trace})
+	name := "target." + SynthSuffix
+	done := make(chan *dns.Msg, 1)
+	go func() {
+		r, err := c.Query(ctxFor(t, 30*time.Second), name, dns.TypeA)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	q, from := fs.recv()
+	rid := func() uint16 { return q.Id ^ 0x8000 }
+	const total = 10000
+	sent := 0
+	for sent < total {
+		// Bursts small enough for the socket buffer; wait for each to be judged.
+		for range 10 {
+			k := forgeryKinds[sent%len(forgeryKinds)]
+			src, payload := k.make(q, fs.addr(), rid)
+			if err := forger.Send(src, from, payload); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+		}
+		for range 10 {
+			e := waitFor(t, ch, func(e Event) bool { return e.Kind != EventSent })
+			if e.Kind != EventRejected {
+				t.Fatalf("forgery produced %v", e.Kind)
+			}
+		}
+	}
+	fs.answer(q, q.Id, from)
+	r := <-done
+	if answerA(r) != SynthA(name) {
+		t.Fatalf("answer %v, want %v", answerA(r), SynthA(name))
+	}
+	st := c.Stats()
+	if st.RejectedTotal() != total || st.Matched != 1 || !st.Consistent() {
+		t.Errorf("stats %v", st)
+	}
+	for _, k := range forgeryKinds {
+		if st.Rejected[k.want] == 0 {
+			t.Errorf("no rejection counted as %v", k.want)
+		}
+	}
+}
+
+func TestContextCancellationFreesTheSlot(t *testing.T) {
+	fs := newFakeServer(t, "127.0.0.1:0")
+	ch, trace := events(16)
+	c := newClient(t, Config{Server: fs.addr(), Timeout: 10 * time.Second, Quarantine: time.Minute, Trace: trace})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { _, err := c.Query(ctx, "cancel."+SynthSuffix, dns.TypeA); errc <- err }()
+	sent := waitFor(t, ch, func(e Event) bool { return e.Kind == EventSent })
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	st := c.Stats()
+	if st.InFlight != 0 || st.Cancelled != 1 || !st.Consistent() {
+		t.Errorf("stats %v", st)
+	}
+	s := c.socks[0]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[sent.ID] != nil || s.free(sent.ID, c.now()) || !s.free(sent.ID, c.now()+int64(time.Minute)) {
+		t.Errorf("id %#04x: want out of the table, quarantined for a minute, then free", sent.ID)
+	}
+}
+
+func TestIDExhaustionNeverCollides(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 131,072 datagrams")
+	}
+	tests := []struct {
+		name string
+		fail bool
+	}{{"fails when asked not to wait", true}, {"waits for a freed ID", false}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := newFakeServer(t, "127.0.0.1:0") // never reads: a black hole
+			c := newClient(t, Config{Server: fs.addr(), FailWhenFull: tc.fail, Quarantine: 20 * time.Millisecond})
+			m := new(dns.Msg)
+			m.SetQuestion("full."+SynthSuffix, dns.TypeA)
+			calls := make([]*Call, 0, numIDs)
+			seen := make([]bool, numIDs)
+			for range numIDs {
+				call, err := c.Send(context.Background(), m)
+				if err != nil {
+					t.Fatalf("after %d: %v", len(calls), err)
+				}
+				if seen[call.ID()] {
+					t.Fatalf("id %#04x given twice", call.ID())
+				}
+				seen[call.ID()] = true
+				calls = append(calls, call)
+			}
+			if st := c.Stats(); st.InFlight != numIDs || !st.Consistent() {
+				t.Fatalf("stats %v", st)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			_, err := c.Send(ctx, m)
+			cancel()
+			if !errors.Is(err, ErrIDsExhausted) {
+				t.Fatalf("65,537th query: err = %v, want ErrIDsExhausted", err)
+			}
+			if tc.fail {
+				return
+			}
+			got := make(chan *Call, 1)
+			go func() {
+				call, err := c.Send(ctxFor(t, 5*time.Second), m)
+				if err != nil {
+					t.Error(err)
+				}
+				got <- call
+			}()
+			freed := calls[12345]
+			freed.Cancel()
+			call := <-got
+			if call == nil || call.ID() != freed.ID() {
+				t.Fatalf("waiting query got %v, want the only free id %#04x", call, freed.ID())
+			}
+		})
+	}
+}
+
+func TestGoroutinesUnchangedAfterARun(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		srv, err := StartServer(ServerConfig{Seed: 1, Jitter: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		c, err := NewClient(Config{Server: srv.Addr(), Sockets: 2, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var wg sync.WaitGroup
+		for i := range 100 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = c.Query(context.Background(), fmt.Sprintf("g%d.%s", i, SynthSuffix), dns.TypeA)
+			}()
+		}
+		wg.Wait()
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before, %d after\n%s", before, after, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+func TestCase0x20RequiresTheExactCaseEchoed(t *testing.T) {
+	fs := newFakeServer(t, "127.0.0.1:0")
+	ch, trace := events(16)
+	c := newClient(t, Config{Server: fs.addr(), Case0x20: true, Timeout: 5 * time.Second, Trace: trace})
+	name := "abcdefghijklmnopqrstuvwxyz." + SynthSuffix
+	done := make(chan error, 1)
+	go func() { _, err := c.Query(ctxFor(t, 5*time.Second), name, dns.TypeA); done <- err }()
+	q, from := fs.recv()
+	lowered := q.Copy()
+	lowered.Question[0].Name = strings.ToLower(q.Question[0].Name)
+	if lowered.Question[0].Name == q.Question[0].Name {
+		t.Skip("the random case came out all lower-case (1 in 2^34)")
+	}
+	fs.answer(lowered, q.Id, from)
+	waitFor(t, ch, func(e Event) bool { return e.Kind == EventRejected && e.Reason == WrongQuestion })
+	fs.answer(q, q.Id, from)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

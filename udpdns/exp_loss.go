@@ -1,0 +1,205 @@
+package udpdns
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/internal/lab"
+)
+
+// Loss sets dns/loss: queries, which of them lose their first attempt, which
+// one is answered late, and the client's per-attempt timeout.
+var Loss = struct {
+	Queries int
+	Dropped []int
+	Late    int
+	Timeout time.Duration
+}{Queries: 16, Dropped: []int{3, 7, 12}, Late: 5, Timeout: 100 * time.Millisecond}
+
+func init() {
+	lab.Register(lab.Experiment{
+		Name:    "dns/loss",
+		Summary: "the server drops some queries and answers one late: retries with fresh IDs succeed, the late answer completes nothing",
+		Shows: "Over UDP a lost query is noticed only by a timeout: the client retries with a fresh ID, every query is answered, " +
+			"and the answer that comes back late for the abandoned ID is counted as late and completes nothing.",
+		Run: runLoss,
+	})
+}
+
+func runLoss(env *lab.Env) error {
+	name := func(i int) string { return fmt.Sprintf("l%d.%s", i, SynthSuffix) }
+	dropped := map[string]bool{}
+	for _, i := range Loss.Dropped {
+		dropped[name(i)] = true
+	}
+	lateName := name(Loss.Late)
+	var (
+		mu           sync.Mutex
+		seen         = map[string]int{}
+		lateID       uint16
+		lateSent     = make(chan struct{})
+		retryArrived = make(chan struct{})
+	)
+	srv, err := StartServer(ServerConfig{Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
+		n := strings.ToLower(q.Question[0].Name)
+		mu.Lock()
+		defer mu.Unlock()
+		seen[n]++
+		switch {
+		case dropped[n] && seen[n] == 1:
+			a.Drop = true
+		case n == lateName && seen[n] == 1:
+			// Hold the first answer until the retry has arrived.
+			lateID = q.Id
+			a.Hold = retryArrived
+			a.Sent = func(error) { close(lateSent) }
+		case n == lateName && seen[n] == 2:
+			// The retry proves the client gave up on the first ID; release
+			// the late answer, then answer the retry after it.
+			close(retryArrived)
+			a.Hold = lateSent
+		}
+	}})
+	if err != nil {
+		return err
+	}
+	env.Cleanup(func() { srv.Close() })
+	cap, err := env.Capture(capture.Options{Keep: keepPorts(srv.Addr().Port())})
+	if err != nil {
+		return err
+	}
+	lateSeen := make(chan Event, 1)
+	cl, err := NewClient(Config{Server: srv.Addr(), Timeout: Loss.Timeout, Retries: 4, Trace: func(e Event) {
+		if e.Kind == EventLate {
+			select {
+			case lateSeen <- e:
+			default:
+			}
+		}
+	}})
+	if err != nil {
+		return err
+	}
+	env.Cleanup(func() { cl.Close() })
+
+	type result struct {
+		ok  bool
+		err error
+	}
+	results := make([]result, Loss.Queries)
+	var wg sync.WaitGroup
+	for i := range Loss.Queries {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := cl.Query(env.Ctx, name(i), dns.TypeA)
+			results[i] = result{ok: err == nil && answerA(r) == SynthA(name(i)), err: err}
+		}()
+	}
+	wg.Wait()
+	var late Event
+	gotLate := false
+	select {
+	case late = <-lateSeen:
+		gotLate = true
+	case <-time.After(2 * time.Second):
+	case <-env.Ctx.Done():
+		return env.Ctx.Err()
+	}
+	st := cl.Stats()
+	pkts, err := cap.Stop()
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+
+	good := 0
+	var fails []string
+	for i, r := range results {
+		if r.ok {
+			good++
+		} else {
+			fails = append(fails, fmt.Sprintf("%s: %v", name(i), r.err))
+		}
+	}
+	mu.Lock()
+	heldID := lateID
+	mu.Unlock()
+	env.Check("every query answered despite the losses", good == Loss.Queries,
+		"%d of %d answered with their own address; failures: %v", good, Loss.Queries, fails)
+	minLost := uint64(len(Loss.Dropped) + 1)
+	env.Check("each lost attempt timed out and was retried", st.TimedOut >= minLost && st.Retries == st.TimedOut,
+		"%d attempts timed out (at least %d expected: %d dropped + 1 held), %d retries", st.TimedOut, minLost, len(Loss.Dropped), st.Retries)
+	env.Check("the late answer counted late and completed nothing", gotLate && late.ID == heldID && st.Late >= 1 && st.Matched == uint64(Loss.Queries),
+		"late event for id=%#04x (held answer id=%#04x), late=%d, matched=%d of %d", late.ID, heldID, st.Late, st.Matched, Loss.Queries)
+	env.Check("counters balance: sent = matched + lost + in flight", st.Consistent() && st.InFlight == 0, "%s", st)
+
+	// Read the late query's story back from the capture.
+	server := srv.Addr()
+	var lateQueries, lateAnswers []wirePkt
+	lad := env.Ladder(fmt.Sprintf("%s: held answer vs. retry, as captured", lateName), "client", "server")
+	dropIDs := map[uint16]bool{}
+	answered := map[uint16]bool{}
+	for _, w := range dnsPackets(pkts) {
+		if w.head.Response() {
+			answered[w.head.ID] = true
+		}
+	}
+	for _, w := range dnsPackets(pkts) {
+		n := strings.ToLower(wireName(w.head.QName))
+		switch {
+		case w.meta.Dst == server && !w.head.Response():
+			if !answered[w.head.ID] {
+				dropIDs[w.head.ID] = true
+				w.p.Comment("query " + w.question() + ": dropped by the server; the client will time out and retry with a fresh ID")
+			} else {
+				w.p.Comment("query " + w.question())
+			}
+			if n == lateName {
+				lateQueries = append(lateQueries, w)
+				state := "in flight"
+				if len(lateQueries) > 1 {
+					state = fmt.Sprintf("id %#04x timed out: quarantined; retry in flight", lateQueries[0].head.ID)
+				}
+				lad.Send(w.question(), state, map[bool]string{true: "holds the answer", false: "answers"}[len(lateQueries) == 1])
+			}
+		case w.meta.Src == server && w.head.Response():
+			if n != lateName {
+				w.p.Comment("answer " + w.question() + " → " + w.answer())
+				continue
+			}
+			lateAnswers = append(lateAnswers, w)
+			if w.head.ID == heldID {
+				w.p.Comment(fmt.Sprintf("LATE answer %s → %s: its attempt timed out; counted late, completes nothing", w.question(), w.answer()))
+				lad.Reply(w.question()+" (late)", "late++ — completes nothing", "")
+			} else {
+				w.p.Comment(fmt.Sprintf("answer to the retry %s → %s: matched", w.question(), w.answer()))
+				lad.Reply(w.question()+" "+w.answer(), "matched: query answered", "")
+			}
+		}
+	}
+	freshID := len(lateQueries) >= 2 && lateQueries[0].head.ID != lateQueries[1].head.ID
+	env.Check("the retry carried a fresh ID and the late answer the old one",
+		freshID && len(lateAnswers) == 2 && lateAnswers[0].head.ID == lateQueries[0].head.ID,
+		"%s: %d queries, %d answers on the wire; first id=%#04x, retry id=%#04x",
+		lateName, len(lateQueries), len(lateAnswers), idAt(lateQueries, 0), idAt(lateQueries, 1))
+	env.Check("the capture shows the dropped queries unanswered", len(dropIDs) >= len(Loss.Dropped),
+		"%d query IDs never answered on the wire (%d dropped by design)", len(dropIDs), len(Loss.Dropped))
+	env.Metric("timed_out_count", float64(st.TimedOut))
+	env.Metric("late_count", float64(st.Late))
+	env.Metric("retries_count", float64(st.Retries))
+	env.Metric("attempt_timeout_ms", float64(Loss.Timeout.Milliseconds()))
+	env.Note("the timed-out ID stays in quarantine (3× the timeout) so the late answer is recognised as late: miekg/dns issue 1156 is a late reply completing a newer query that reused the ID")
+	return nil
+}
+
+func idAt(ws []wirePkt, i int) uint16 {
+	if i < len(ws) {
+		return ws[i].head.ID
+	}
+	return 0
+}

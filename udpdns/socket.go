@@ -1,0 +1,408 @@
+package udpdns
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+const numIDs = 1 << 16
+
+// batchReader is ipv4.PacketConn or ipv6.PacketConn (their Message types
+// are the same type).
+type batchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// rest records an ID whose call has ended, until when it stays reserved.
+type rest struct {
+	call  *Call
+	until int64
+}
+
+// sock is one unconnected UDP socket and its table of calls in flight. The
+// table is indexed by ID, so a reply finds its call without hashing; one
+// mutex guards it, the counters and the ID allocator's random bytes.
+type sock struct {
+	c     *Client
+	conn  *net.UDPConn
+	local netip.AddrPort
+	br    batchReader
+	done  chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	n        int
+	st       Stats
+	inflight [numIDs]*Call
+	recent   [numIDs]rest
+	rnd      [512]byte
+	rndN     int
+}
+
+func openSock(c *Client) (*sock, error) {
+	network := "udp4"
+	if !c.cfg.Local.Is4() {
+		network = "udp6"
+	}
+	conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(c.cfg.Local, 0)))
+	if err != nil {
+		return nil, fmt.Errorf("udpdns: opening a client socket: %w", err)
+	}
+	_ = conn.SetReadBuffer(4 << 20)
+	_ = conn.SetWriteBuffer(4 << 20)
+	lap := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	s := &sock{c: c, conn: conn, local: netip.AddrPortFrom(lap.Addr().Unmap(), lap.Port()), done: make(chan struct{})}
+	if c.cfg.ReadBatch > 1 {
+		if network == "udp4" {
+			s.br = ipv4.NewPacketConn(conn)
+		} else {
+			s.br = ipv6.NewPacketConn(conn)
+		}
+	}
+	go s.readLoop()
+	return s, nil
+}
+
+// randID draws 16 bits from crypto/rand, buffered. Caller holds mu.
+func (s *sock) randID() uint16 {
+	if s.rndN < 2 {
+		s.c.randBytes(s.rnd[:])
+		s.rndN = len(s.rnd)
+	}
+	i := len(s.rnd) - s.rndN
+	s.rndN -= 2
+	return uint16(s.rnd[i])<<8 | uint16(s.rnd[i+1])
+}
+
+// free reports whether id may be given to a new call. Caller holds mu.
+func (s *sock) free(id uint16, now int64) bool {
+	return s.inflight[id] == nil && s.recent[id].until <= now
+}
+
+// allocID picks a random free ID: a few random draws, then a scan from a
+// random start, so the choice stays uniform over the free IDs in practice
+// and allocation always succeeds when any ID is free. Caller holds mu.
+func (s *sock) allocID(now int64) (uint16, bool) {
+	for range 32 {
+		if id := s.randID(); s.free(id, now) {
+			return id, true
+		}
+	}
+	start := s.randID()
+	for k := range numIDs {
+		if id := start + uint16(k); s.free(id, now) {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// nextExpiry is how long until the earliest reserved ID frees. Caller holds mu.
+func (s *sock) nextExpiry(now int64) time.Duration {
+	earliest := int64(-1)
+	for i := range s.recent {
+		if u := s.recent[i].until; u > now && s.inflight[i] == nil && (earliest < 0 || u < earliest) {
+			earliest = u
+		}
+	}
+	if earliest < 0 {
+		return 0
+	}
+	return time.Duration(earliest - now)
+}
+
+// register gives call a free ID and enters it in the table. When none is
+// free it returns false and how long until a quarantined ID frees (0: only a
+// completion can free one).
+func (s *sock) register(call *Call) (bool, time.Duration, error) {
+	now := s.c.now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false, 0, ErrClosed
+	}
+	id, ok := s.allocID(now)
+	if !ok {
+		w := s.nextExpiry(now)
+		s.mu.Unlock()
+		return false, w, nil
+	}
+	call.s, call.id = s, id
+	call.packed[0], call.packed[1] = byte(id>>8), byte(id)
+	call.state = EventSent
+	call.sent = time.Now()
+	s.inflight[id] = call
+	s.n++
+	s.st.Sent++
+	if call.attempt > 0 {
+		s.st.Retries++
+	}
+	s.mu.Unlock()
+	return true, 0, nil
+}
+
+// write sends the call's datagram; EventSent is traced once it is on the
+// wire (its reply may be traced first).
+func (s *sock) write(call *Call) error {
+	_, err := s.conn.WriteToUDPAddrPort(call.packed, call.server)
+	if err == nil {
+		s.trace(Event{Kind: EventSent, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: call.server})
+		return nil
+	}
+	s.mu.Lock()
+	if s.inflight[call.id] == call {
+		s.inflight[call.id] = nil
+		s.n--
+		s.st.Lost++
+		s.st.SendFailed++
+		call.state = EventCancelled
+		call.err = err
+		close(call.done)
+	}
+	s.mu.Unlock()
+	s.c.notifyFree()
+	if errors.Is(err, net.ErrClosed) {
+		return ErrClosed
+	}
+	return fmt.Errorf("udpdns: sending query %#04x: %w", call.id, err)
+}
+
+// end finishes a call that is still in flight, as timed out or cancelled,
+// and puts its ID in quarantine. It reports false when the call had already
+// finished (its reply won the race).
+func (s *sock) end(call *Call, kind EventKind, err error) bool {
+	now := s.c.now()
+	s.mu.Lock()
+	if call.state != EventSent {
+		s.mu.Unlock()
+		return false
+	}
+	s.inflight[call.id] = nil
+	s.recent[call.id] = rest{call: call, until: now + int64(s.c.cfg.Quarantine)}
+	s.n--
+	s.st.Lost++
+	if kind == EventTimedOut {
+		s.st.TimedOut++
+	} else {
+		s.st.Cancelled++
+	}
+	call.state = kind
+	call.err = err
+	close(call.done)
+	s.mu.Unlock()
+	s.c.notifyFree()
+	s.trace(Event{Kind: kind, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: call.server})
+	return true
+}
+
+func (s *sock) trace(e Event) {
+	if s.c.cfg.Trace != nil {
+		e.Local = s.local
+		s.c.cfg.Trace(e)
+	}
+}
+
+// handle judges one datagram that arrived on the socket. Only a datagram
+// that passes every check of RFC 5452 §9.1 and unpacks completes a call.
+func (s *sock) handle(from netip.AddrPort, b []byte) {
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	h, perr := ParseHead(b)
+	if errors.Is(perr, ErrShort) {
+		s.reject(Malformed, &h, from, false)
+		return
+	}
+	exact := s.c.cfg.Case0x20
+	now := s.c.now()
+	s.mu.Lock()
+	call := s.inflight[h.ID]
+	switch {
+	case perr != nil:
+		s.rejectLocked(Malformed, &h, from, call != nil)
+		return
+	case !h.Response():
+		s.rejectLocked(NotResponse, &h, from, call != nil)
+		return
+	case call == nil:
+		r := s.recent[h.ID]
+		if r.call == nil || now >= r.until {
+			s.rejectLocked(WrongID, &h, from, false)
+			return
+		}
+		if why, ok := r.call.matches(from, &h, exact); !ok {
+			s.rejectLocked(why, &h, from, false)
+			return
+		}
+		kind := EventLate
+		if r.call.state == EventMatched {
+			kind = EventDuplicate
+			s.st.Duplicate++
+		} else {
+			s.st.Late++
+		}
+		s.mu.Unlock()
+		s.trace(Event{Kind: kind, ID: h.ID, Name: r.call.name, QType: h.QType, Attempt: r.call.attempt, Peer: from})
+		return
+	}
+	if why, ok := call.matches(from, &h, exact); !ok {
+		s.rejectLocked(why, &h, from, true)
+		return
+	}
+	s.mu.Unlock()
+
+	// Header and question match: unpack the whole message outside the lock.
+	raw := append([]byte(nil), b...)
+	msg := new(dns.Msg)
+	if err := msg.Unpack(raw); err != nil {
+		s.mu.Lock()
+		s.rejectLocked(Malformed, &h, from, true)
+		return
+	}
+	now = s.c.now()
+	s.mu.Lock()
+	if call.state != EventSent { // timed out or cancelled while unpacking
+		s.st.Late++
+		s.mu.Unlock()
+		s.trace(Event{Kind: EventLate, ID: h.ID, Name: call.name, QType: h.QType, Attempt: call.attempt, Peer: from})
+		return
+	}
+	s.inflight[call.id] = nil
+	s.recent[call.id] = rest{call: call, until: now + int64(s.c.cfg.Linger)}
+	s.n--
+	s.st.Matched++
+	call.state = EventMatched
+	call.reply, call.raw, call.rtt = msg, raw, time.Since(call.sent)
+	close(call.done)
+	s.mu.Unlock()
+	s.c.notifyFree()
+	s.trace(Event{Kind: EventMatched, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: from})
+}
+
+func (s *sock) reject(why Reason, h *Head, from netip.AddrPort, idInFlight bool) {
+	s.mu.Lock()
+	s.rejectLocked(why, h, from, idInFlight)
+}
+
+// rejectLocked counts a rejection and unlocks mu.
+func (s *sock) rejectLocked(why Reason, h *Head, from netip.AddrPort, idInFlight bool) {
+	s.st.Rejected[why]++
+	if idInFlight {
+		s.st.IDOnly++
+	}
+	s.mu.Unlock()
+	if s.c.cfg.Trace != nil {
+		name := ""
+		if h.HasQuestion {
+			name = wireName(h.QName)
+		}
+		s.trace(Event{Kind: EventRejected, ID: h.ID, Name: name, QType: h.QType, Peer: from, Reason: why})
+	}
+}
+
+// wireName renders a wire-form name as text (for traces only).
+func wireName(w []byte) string {
+	var out []byte
+	for len(w) > 0 && w[0] != 0 && int(w[0]) < len(w) {
+		out = append(out, w[1:1+w[0]]...)
+		out = append(out, '.')
+		w = w[1+w[0]:]
+	}
+	if len(out) == 0 {
+		return "."
+	}
+	return string(out)
+}
+
+func (s *sock) readLoop() {
+	defer close(s.done)
+	max := s.c.cfg.MaxReply
+	if s.br == nil {
+		buf := make([]byte, max+1)
+		for {
+			n, from, err := s.conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				if s.stop(err) {
+					return
+				}
+				continue
+			}
+			if n > max {
+				n = 0 // truncated: judged malformed
+			}
+			s.handle(from, buf[:n])
+		}
+	}
+	msgs := make([]ipv4.Message, s.c.cfg.ReadBatch)
+	for i := range msgs {
+		msgs[i].Buffers = [][]byte{make([]byte, max+1)}
+	}
+	for {
+		k, err := s.br.ReadBatch(msgs, 0)
+		if err != nil {
+			if s.stop(err) {
+				return
+			}
+			continue
+		}
+		for i := range k {
+			ua, _ := msgs[i].Addr.(*net.UDPAddr)
+			var from netip.AddrPort
+			if ua != nil {
+				from = ua.AddrPort()
+			}
+			n := msgs[i].N
+			if n > max {
+				n = 0
+			}
+			s.handle(from, msgs[i].Buffers[0][:n])
+		}
+	}
+}
+
+// stop reports whether a read error ends the reader: the socket was closed,
+// or it keeps failing.
+func (s *sock) stop(err error) bool {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	// Transient errors (an ICMP error queued on the socket) are skipped,
+	// but a socket that fails persistently must not spin.
+	time.Sleep(time.Millisecond)
+	return false
+}
+
+func (s *sock) close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	now := s.c.now()
+	for id, call := range s.inflight {
+		if call == nil {
+			continue
+		}
+		s.inflight[id] = nil
+		s.recent[id] = rest{call: call, until: now + int64(s.c.cfg.Quarantine)}
+		s.n--
+		s.st.Lost++
+		s.st.Cancelled++
+		call.state = EventCancelled
+		call.err = ErrClosed
+		close(call.done)
+	}
+	s.mu.Unlock()
+	s.conn.Close()
+	<-s.done
+}
