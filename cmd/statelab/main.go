@@ -16,6 +16,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/statelab/statelab/internal/subproc"
 )
 
 // Exit statuses, the CLI's contract.
@@ -39,7 +41,10 @@ var commands = map[string]*command{}
 
 func register(c *command) { commands[c.name] = c }
 
-func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() {
+	subproc.Dispatch() // started as a lab server process: run it and exit
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
 
 var stdout, stderr io.Writer = os.Stdout, os.Stderr
 

@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"os"
 	"testing"
+
+	"github.com/statelab/statelab/internal/subproc"
 )
 
 // TestMain runs a package's tests inside the lab's namespace: call it from
 // the package's TestMain. The test binary is re-executed with the same flags,
 // so `go test` output, -run, -race and -count all work unchanged. When
 // namespaces are unavailable the tests fail, unless STATELAB_REQUIRE_TOOLS is
-// unset, in which case they are skipped with the reason.
+// unset, in which case they are skipped with the reason. A test binary
+// started as a subproc role (a server an experiment kills) runs that role.
 func TestMain(m *testing.M) {
+	subproc.Dispatch() // a child process of a test runs its role and exits here
 	if err := Enter(); err != nil {
 		var u *UnavailableError
 		if errors.As(err, &u) && os.Getenv("STATELAB_REQUIRE_TOOLS") == "" {
