@@ -1,3 +1,39 @@
 // Package quicconn shows QUIC connection IDs keeping a connection alive across
 // a simulated address migration, with captures Wireshark decrypts unaided.
+//
+// The pieces, one concept a file:
+//
+//   - server.go: a quic-go server on one UDP socket speaking a raw stream
+//     protocol (ALPN "statelab-quic": upload → sha256, download N bytes,
+//     echo) and HTTP/3 (h3.go).
+//   - client.go: a client on a quic.Transport with 8-byte connection IDs
+//     (plain quic.Dial uses zero-length ones, which nothing could link or
+//     unlink), with extra paths for active migration (AddPath, Probe, Switch).
+//   - middlebox.go: a UDP NAT inside the lab's namespace that rebinds a
+//     client's flow to a new port or address mid-transfer and forgets the old
+//     binding, and can play an on-path attacker replaying client packets from
+//     forged addresses. tcpnat.go does the same rebinding to kernel TCP.
+//   - trace.go: quic-go's qlog, written per connection endpoint beside the
+//     capture (JSON-SEQ .sqlog) and kept in memory as the per-packet record.
+//   - wire.go: captured datagrams with their cleartext headers (connection
+//     IDs), matched one by one with the qlog events that describe them.
+//   - exp_*.go: the experiments quic/rebind-port, quic/rebind-addr,
+//     quic/migrate, quic/spoofed-path and quic/tcp-contrast.
+//   - bench.go: goodput and stall with and without path changes.
+//
+// How the checks read the packets: quic-go's qlog records every packet it
+// sends or receives with its frames, connection IDs and path; each 1-RTT
+// record is matched to a captured datagram by destination connection ID (in
+// the clear in every short header) and size, and the datagram's 4-tuple must
+// be the path the record claims. Connection-ID checks read the cleartext
+// headers of every captured datagram. The captures carry the TLS key log as a
+// decryption-secrets block, and the package's tshark test decrypts them with
+// nothing else and finds the PATH_CHALLENGE and PATH_RESPONSE frames.
+//
+// A finding the experiments surface rather than hide: quic-go v0.65's send
+// queue resolves the peer address when it writes a packet, not when it packs
+// it, so under load a packet packed for the old path before a switch leaves
+// for the new path with the old path's connection ID. The experiments count
+// such packets apart (metric inflight_at_switch_count, a note and packet
+// comments) and hold every other packet to RFC 9000 §9.5.
 package quicconn

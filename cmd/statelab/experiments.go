@@ -4,5 +4,7 @@ package main
 // own in init.
 import (
 	_ "github.com/statelab/statelab/httpstate"
+	_ "github.com/statelab/statelab/quicconn"
+	_ "github.com/statelab/statelab/tcpstate"
 	_ "github.com/statelab/statelab/udpdns"
 )

@@ -1,0 +1,307 @@
+package quicconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/statelab/statelab/internal/lab"
+)
+
+func init() {
+	lab.Register(lab.Experiment{
+		Name:    "quic/migrate",
+		Summary: "active client migration over three hops and back (AddPath/Probe/Switch): a fresh connection ID per path",
+		Shows: "The client moves its connection across three new paths and back to its first address with AddPath, " +
+			"Probe and Switch; Switch before Probe is refused, nothing uses a path after leaving it, and every path " +
+			"carries connection IDs no other path carried (RFC 9000 §9.5), checked over every packet.",
+		Run: runMigrate,
+	})
+}
+
+// migrationHops are the local addresses the client moves to, ending on
+// its first address (with a new port: a new path).
+var migrationHops = []netip.Addr{loopback2, loopback3, loopback1}
+
+// hop is one migration as the client made it.
+type hop struct {
+	from, to      netip.AddrPort
+	early         error // Switch before Probe
+	probe, sw     error
+	switchedAt    time.Time
+	probeDuration time.Duration
+}
+
+func runMigrate(env *lab.Env) error {
+	l, err := newLab(env)
+	if err != nil {
+		return err
+	}
+	srv := l.srv
+	cap, err := env.Capture(captureOptions(srv.Addr.Port()))
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(env.Ctx, StepTimeout)
+	defer cancel()
+	cl, err := l.dial(ctx, srv.Addr, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	data := l.data()
+	var hops []*hop
+	next := 0
+	res, uerr := cl.Upload(ctx, data, 16<<10, func(n int64) {
+		// Migrate at 1/4, 2/4 and 3/4 of the upload, the writer held
+		// meanwhile so every path carries data.
+		if next < len(migrationHops) && n >= int64(len(data)*(next+1)/(len(migrationHops)+1)) {
+			hops = append(hops, migrate(ctx, env.Logf, cl, migrationHops[next]))
+			next++
+		}
+	})
+	pkts, err := l.finish(ctx, cl, cap)
+	if err != nil {
+		return err
+	}
+	ds := Datagrams(pkts, srv.Addr, 8)
+	srvTr, cliTr := l.tracer.Role("server"), l.tracer.Role("client")
+	if srvTr == nil || cliTr == nil {
+		return fmt.Errorf("%w: no qlog trace for the client or the server", ErrTransfer)
+	}
+	cliEvents := cliTr.Packets()
+	cm, ct := MatchClient(ds, srv.Addr, cliEvents)
+	srvEvents := srvTr.Packets()
+	first := firstOf(ds, func(d *Datagram) bool { return d.Dst == srv.Addr })
+	if first == nil {
+		return fmt.Errorf("%w: nothing captured", ErrTransfer)
+	}
+	srvTuples := srvTr.Tuples()
+	ClaimPaths(srvEvents, srvTuples, first.Src)
+	sm, stt := Match(ds, srv.Addr, srvEvents)
+	wrong, inFlight := 0, 0
+	flight := map[*Datagram]bool{}
+	for _, d := range ds {
+		switch {
+		case InFlightAtSwitch(d, srv.Addr, srvTuples):
+			flight[d] = true
+			inFlight++
+			d.Pkt.Comment(fmt.Sprintf("server → %s: packed for the old path (DCID %s) before the switch, written after it", d.Dst, d.DCID))
+		case d.Event != nil && d.Event.Remote != peerOf(d, srv.Addr):
+			wrong++
+		}
+	}
+	env.Check("every qlog packet matches a captured datagram", ct > 0 && cm == ct && sm == stt && wrong == 0,
+		"client: %d of %d 1-RTT packets matched; server: %d of %d, %d on another 4-tuple than their qlog path, %d packed before a switch and written after it",
+		cm, ct, sm, stt, wrong, inFlight)
+	env.Metric("inflight_at_switch_count", float64(inFlight))
+	if inFlight > 0 {
+		env.Note("%d server packet(s) were packed for the old path before a switch and written to the new one after it, with the old path's connection ID: "+
+			"quic-go v0.65's send queue reads the peer address at write time (RFC 9000 §9.5 asks for a new connection ID per destination).", inFlight)
+	}
+
+	inits := map[string]bool{}
+	for _, d := range ds {
+		if d.Type == "initial" && d.Dst == srv.Addr {
+			inits[d.SCID] = true
+		}
+	}
+	env.Check("the transfer completes byte-exact in one handshake", uerr == nil && res.Match && len(l.tracer.Conns()) == 2 && len(inits) == 1,
+		"sent %d bytes, server counted %d, sha256 match %t, %d client Initial SCID(s), err %v", res.Sent, res.Received, res.Match, len(inits), uerr)
+
+	refused, done := 0, 0
+	var hopDesc []string
+	for _, h := range hops {
+		if errors.Is(h.early, quic.ErrPathNotValidated) {
+			refused++
+		}
+		if h.probe == nil && h.sw == nil {
+			done++
+		}
+		hopDesc = append(hopDesc, fmt.Sprintf("%s→%s (early Switch: %v; probe %v; switch %v)", h.from, h.to, h.early, h.probe, h.sw))
+	}
+	env.Check("Switch before Probe is refused", len(hops) == len(migrationHops) && refused == len(hops),
+		"%d of %d early Switch calls returned ErrPathNotValidated", refused, len(hops))
+	back := len(hops) > 0 && hops[len(hops)-1].to.Addr() == first.Src.Addr()
+	env.Check("three hops, probed and switched, and back to the first address", done == len(migrationHops) && back,
+		"%s", strings.Join(hopDesc, "; "))
+
+	// After each Switch, no client packet on the path it left.
+	late := 0
+	for i, h := range hops {
+		for _, d := range ds {
+			e := d.ClientEvent
+			if e != nil && e.Sent && d.Src == h.from && e.Time.After(h.switchedAt) {
+				late++
+				if late == 1 {
+					d.Pkt.Comment(fmt.Sprintf("client sent this on %s after switching away from it (hop %d)", h.from, i+1))
+				}
+			}
+		}
+	}
+	// Nor server packets to a path after the server switched away.
+	var srvSwitch []TupleEvent
+	for _, t := range srvTuples {
+		if t.ID == "" {
+			srvSwitch = append(srvSwitch, t)
+		}
+	}
+	srvLate := 0
+	for _, d := range ds {
+		if d.Src != srv.Addr || d.Event == nil {
+			continue
+		}
+		for i, t := range srvSwitch {
+			old := first.Src
+			if i > 0 {
+				old = srvSwitch[i-1].Remote
+			}
+			if d.Dst == old && d.Event.Time.After(t.Time) && old != t.Remote && !later(srvSwitch[i:], old, d.Event.Time) {
+				srvLate++
+			}
+		}
+	}
+	env.Check("after each Switch no packet uses the old path", len(hops) > 0 && late == 0 && srvLate == 0,
+		"client packets on a path after leaving it: %d; server packets to a path after switching away: %d (server switches: %d)", late, srvLate, len(srvSwitch))
+
+	// Unlinkability over every packet: a connection ID on one path only.
+	paths := map[string]map[netip.AddrPort]bool{}
+	order := []netip.AddrPort{}
+	seenPath := map[netip.AddrPort]bool{}
+	firstCID := map[netip.AddrPort]string{}
+	for _, d := range ds {
+		c := peerOf(d, srv.Addr)
+		if !seenPath[c] {
+			seenPath[c] = true
+			order = append(order, c)
+		}
+		for _, id := range []string{d.DCID, d.TailDCID} {
+			if id == "" || flight[d] {
+				continue
+			}
+			if paths[id] == nil {
+				paths[id] = map[netip.AddrPort]bool{}
+			}
+			paths[id][c] = true
+		}
+		if d.Dst == srv.Addr && !d.Long && firstCID[c] == "" {
+			firstCID[c] = d.DCID
+		}
+	}
+	shared := 0
+	for id, ps := range paths {
+		if len(ps) > 1 {
+			shared++
+			env.Logf("connection ID %s on %d paths", id, len(ps))
+		}
+	}
+	newCID := len(order) == len(migrationHops)+1
+	for i, p := range order {
+		for _, q := range order[:i] {
+			if firstCID[p] == firstCID[q] {
+				newCID = false
+			}
+		}
+	}
+	env.Check("each new path uses a new connection ID and no connection ID appears on two paths",
+		newCID && shared == 0 && len(paths) > len(order),
+		"%d client 4-tuples, %d connection IDs over %d datagrams, %d on more than one path (not counting %d packed before a switch); first client DCID per path: %s",
+		len(order), len(paths), len(ds), shared, inFlight, describePaths(order, firstCID))
+	env.Metric("paths_count", float64(len(order)))
+	env.Metric("connection_ids_count", float64(len(paths)))
+	env.Metric("transfer_bytes", float64(res.Received))
+	for i, h := range hops {
+		env.Metric(fmt.Sprintf("hop%d_probe_ms", i+1), float64(h.probeDuration.Microseconds())/1000)
+	}
+
+	// Comments: each path's challenge and response.
+	for _, d := range ds {
+		for _, e := range []*PacketEvent{d.Event, d.ClientEvent} {
+			if e == nil || !e.Sent {
+				continue
+			}
+			c := peerOf(d, srv.Addr)
+			idx := indexOf(order, c) + 1
+			dir := fmt.Sprintf("client path %d (%s) → server", idx, c)
+			if d.Src == srv.Addr {
+				dir = fmt.Sprintf("server → client path %d (%s)", idx, c)
+			}
+			for _, x := range e.Challenge {
+				d.Pkt.Comment(fmt.Sprintf("%s: PATH_CHALLENGE %x, DCID %s", dir, x, d.DCID))
+			}
+			for _, x := range e.Response {
+				d.Pkt.Comment(fmt.Sprintf("%s: PATH_RESPONSE %x, DCID %s", dir, x, d.DCID))
+			}
+		}
+	}
+
+	lad := env.Ladder("One connection, four paths, a connection ID per path", "client", "server")
+	lad.Send("Initial/Handshake", "path 1 "+first.Src.String(), "")
+	for i, h := range hops {
+		early := "early Switch refused"
+		if h.early == nil {
+			early = "early Switch accepted!"
+		}
+		lad.State(fmt.Sprintf("AddPath %s: %s", h.to, early), "")
+		lad.Send("PATH_CHALLENGE (probe)", fmt.Sprintf("path %d DCID %s", i+2, cidShort(firstCID[h.to])), "new 4-tuple: challenge it too")
+		lad.Reply("PATH_RESPONSE + PATH_CHALLENGE", "validated", "")
+		lad.Send("PATH_RESPONSE, STREAM", fmt.Sprintf("Switch: %v", h.sw), "active: "+h.to.String())
+	}
+	lad.Send("STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), fmt.Sprintf("%d bytes", res.Received))
+	return nil
+}
+
+// later reports whether a later server switch made old the active path
+// again before t (then sending to it is right).
+func later(sw []TupleEvent, old netip.AddrPort, t time.Time) bool {
+	for _, s := range sw[1:] {
+		if s.Remote == old && s.Time.Before(t) {
+			return true
+		}
+	}
+	return false
+}
+
+func indexOf(xs []netip.AddrPort, x netip.AddrPort) int {
+	for i, v := range xs {
+		if v == x {
+			return i
+		}
+	}
+	return -1
+}
+
+func describePaths(order []netip.AddrPort, cid map[netip.AddrPort]string) string {
+	var s []string
+	for i, p := range order {
+		s = append(s, fmt.Sprintf("%d %s %s", i+1, p, cidShort(cid[p])))
+	}
+	return strings.Join(s, ", ")
+}
+
+// migrate moves the client to a new path on addr: Switch first (which
+// must be refused), then Probe and Switch.
+func migrate(ctx context.Context, logf func(string, ...any), cl *Client, addr netip.Addr) *hop {
+	h := &hop{from: cl.LocalAddr()}
+	p, err := cl.NewPath(netip.AddrPortFrom(addr, 0).String())
+	if err != nil {
+		h.probe = err
+		return h
+	}
+	h.to = p.Local
+	h.early = p.Switch()
+	pctx, cancel := context.WithTimeout(ctx, StepTimeout/2)
+	defer cancel()
+	start := time.Now()
+	h.probe = p.Probe(pctx)
+	h.probeDuration = time.Since(start)
+	if h.probe == nil {
+		h.sw = p.Switch()
+	}
+	h.switchedAt = time.Now()
+	logf("hop %s → %s: early switch %v, probe %v (%v), switch %v", h.from, h.to, h.early, h.probe, h.probeDuration, h.sw)
+	return h
+}

@@ -1,0 +1,280 @@
+package quicconn
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/internal/lab"
+)
+
+func init() {
+	lab.Register(lab.Experiment{
+		Name:    "quic/tcp-contrast",
+		Summary: "the same NAT port rebinding breaks a kernel TCP connection (RST) and not a QUIC one",
+		Shows: "The same mid-transfer port rebinding, through the same lab NAT, applied to a QUIC upload and to a kernel TCP " +
+			"upload: QUIC carries on by connection ID after a short stall; the server's TCP answers the segment from the new " +
+			"port with RST, because a TCP connection is its 4-tuple, and the TCP upload never completes.",
+		Run: runTCPContrast,
+	})
+}
+
+// TCPGiveUp is how long the TCP client waits for the server's reply after
+// writing everything before it calls the connection broken.
+var TCPGiveUp = 600 * time.Millisecond
+
+func runTCPContrast(env *lab.Env) error {
+	l, err := newLab(env)
+	if err != nil {
+		return err
+	}
+	srv := l.srv
+	mb, err := NewMiddlebox("127.0.0.1:0", srv.Addr, loopback1)
+	if err != nil {
+		return err
+	}
+	env.Cleanup(func() { mb.Close() })
+	ts, err := newTCPSink()
+	if err != nil {
+		return err
+	}
+	env.Cleanup(ts.close)
+	nat, err := NewTCPNAT("127.0.0.1:0", ts.addr)
+	if err != nil {
+		return err
+	}
+	env.Cleanup(func() { nat.Close() })
+	qport, tport := srv.Addr.Port(), ts.addr.Port()
+	cap, err := env.Capture(capture.Options{Keep: func(p *capture.Packet) bool {
+		m, ok := p.Decode()
+		return ok && (m.Proto == capture.ProtoUDP && m.Involves(qport) || m.Proto == capture.ProtoTCP && m.Involves(tport))
+	}})
+	if err != nil {
+		return err
+	}
+	nat.SeqAck = func(old netip.AddrPort) (uint32, uint32) { return seqAck(cap.Packets(), old, ts.addr) }
+	ctx, cancel := context.WithTimeout(env.Ctx, StepTimeout)
+	defer cancel()
+	data := l.data()
+
+	// QUIC through the UDP NAT.
+	cl, err := l.dial(ctx, mb.Front, "")
+	if err != nil {
+		return err
+	}
+	qres, qrb, qerr := uploadWithRebind(ctx, env, cl, mb, data, loopback1)
+
+	// TCP through the TCP NAT.
+	tres := tcpUpload(ctx, nat, data)
+	var trb TCPRebinding
+	select {
+	case trb = <-tres.rebound:
+	default:
+	}
+
+	pkts, err := l.finish(ctx, cl, cap)
+	if err != nil {
+		return err
+	}
+	// QUIC's stall: the longest gap between packets carrying STREAM data
+	// the server received.
+	var stall time.Duration
+	if st := l.tracer.Role("server"); st != nil {
+		var last time.Time
+		for _, e := range st.Packets() {
+			if e.Sent || e.Stream == 0 {
+				continue
+			}
+			if !last.IsZero() && e.Time.Sub(last) > stall {
+				stall = e.Time.Sub(last)
+			}
+			last = e.Time
+		}
+	}
+	env.Check("QUIC: the upload survives the port rebinding byte-exact", qerr == nil && qres.Match && qrb.New.IsValid(),
+		"binding %s → %s; %d bytes, sha256 match %t, longest stall %.1f ms, err %v", qrb.Old, qrb.New, qres.Received, qres.Match, ms(stall), qerr)
+
+	// TCP, from the capture: the crafted segment and the server's RST.
+	var seg, rst *capture.Packet
+	var rstAfter time.Duration
+	for _, p := range pkts {
+		m, ok := p.Decode()
+		if !ok || m.Proto != capture.ProtoTCP {
+			continue
+		}
+		if seg == nil && m.Src == trb.New && m.Dst == ts.addr {
+			seg = p
+			p.Comment(fmt.Sprintf("NAT rebinding: the client's next bytes now leave from %s (was %s), seq %d ack %d", trb.New, trb.Old, trb.Seq, trb.Ack))
+		}
+		if seg != nil && rst == nil && m.Src == ts.addr && m.Dst == trb.New && m.Flags&capture.FlagRST != 0 {
+			rst = p
+			rstAfter = p.Time.Sub(seg.Time)
+			p.Comment(fmt.Sprintf("server's kernel: no connection on %s → %s; RST. TCP is its 4-tuple", trb.New, ts.addr))
+		}
+	}
+	env.Check("TCP: the server answers the rebound segment with RST", trb.Err == nil && seg != nil && rst != nil,
+		"segment from %s captured: %t; RST back: %t after %.3f ms; err %v", trb.New, seg != nil, rst != nil, ms(rstAfter), trb.Err)
+	broken := tres.err != nil && ts.received() < int64(len(data))
+	env.Check("TCP: the transfer breaks (the client never gets its reply)", broken,
+		"client: %v; server received %d of %d bytes on the old connection", tres.err, ts.received(), len(data))
+
+	env.Metric("quic_stall_ms", ms(stall))
+	env.Metric("quic_delivered_bytes", float64(qres.Received))
+	env.Metric("tcp_rst_ms", ms(rstAfter))
+	env.Metric("tcp_delivered_bytes", float64(ts.received()))
+	env.Table("The same port rebinding", [][]string{
+		{"protocol", "identified by", "rebinding", "outcome", "delivered", "stall"},
+		{"QUIC", "connection ID", qrb.Old.String() + " → " + qrb.New.String(), outcome(qres.Match, "completed, sha256 match", "FAILED"),
+			fmt.Sprintf("%d B", qres.Received), fmt.Sprintf("%.1f ms", ms(stall))},
+		{"TCP", "4-tuple", trb.Old.String() + " → " + trb.New.String(), outcome(rst != nil, fmt.Sprintf("RST after %.3f ms; client gave up", ms(rstAfter)), "no RST seen"),
+			fmt.Sprintf("%d B", ts.received()), "∞ (never resumed)"},
+	})
+	lad := env.Ladder("TCP: the same rebinding", "client (via NAT)", "server kernel")
+	lad.Send("data segments", "from "+trb.Old.String(), "ESTABLISHED "+trb.Old.String())
+	lad.State("NAT rebinds → "+trb.New.String(), "")
+	lad.Send(fmt.Sprintf("ACK|PSH seq %d (%d B)", trb.Seq, trb.Sent), "from "+trb.New.String(), "no socket for this 4-tuple")
+	lad.Reply("RST", "", fmt.Sprintf("after %.3f ms", ms(rstAfter)))
+	lad.State(fmt.Sprintf("gave up after %v", TCPGiveUp), fmt.Sprintf("old conn stuck at %d B", ts.received()))
+	return nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func outcome(ok bool, yes, no string) string {
+	if ok {
+		return yes
+	}
+	return no
+}
+
+// seqAck reads the old connection's next sequence number and ack from the
+// packets captured so far (best effort: the RST does not depend on them).
+func seqAck(pkts []*capture.Packet, old, server netip.AddrPort) (seq, ack uint32) {
+	for _, p := range pkts {
+		m, ok := p.Decode()
+		if !ok || m.Proto != capture.ProtoTCP {
+			continue
+		}
+		n := uint32(len(m.Payload))
+		if m.Flags&(capture.FlagSYN|capture.FlagFIN) != 0 {
+			n++
+		}
+		switch {
+		case m.Src == old && m.Dst == server:
+			seq = m.Seq + n
+		case m.Src == server && m.Dst == old:
+			ack = m.Seq + n
+		}
+	}
+	return seq, ack
+}
+
+type tcpResult struct {
+	err     error
+	rebound <-chan TCPRebinding
+}
+
+// tcpUpload writes data through the NAT, which rebinds once a third has
+// been relayed, then waits TCPGiveUp for the server's digest.
+func tcpUpload(ctx context.Context, nat *TCPNAT, data []byte) tcpResult {
+	var r tcpResult
+	d := net.Dialer{}
+	c, err := d.DialContext(ctx, "tcp", nat.Front.String())
+	if err != nil {
+		r.err = err
+		return r
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(StepTimeout))
+	r.rebound = nat.Rebind(int64(len(data) / 3))
+	for off := 0; off < len(data); off += 16 << 10 {
+		if _, err := c.Write(data[off:min(off+16<<10, len(data))]); err != nil {
+			r.err = err
+			return r
+		}
+	}
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(TCPGiveUp))
+	var reply [32]byte
+	if _, err := io.ReadFull(c, reply[:]); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("%w: no reply %v after the last byte (timeout)", ErrTransfer, TCPGiveUp)
+		}
+		r.err = err
+	}
+	return r
+}
+
+// tcpSink is the TCP server: it hashes what it receives and replies with
+// the sha256 at EOF.
+type tcpSink struct {
+	addr netip.AddrPort
+	ln   net.Listener
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	n    int64
+	cs   []net.Conn
+}
+
+func newTCPSink() (*tcpSink, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrListen, err)
+	}
+	s := &tcpSink{addr: ln.Addr().(*net.TCPAddr).AddrPort(), ln: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.cs = append(s.cs, c)
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				h := sha256.New()
+				buf := make([]byte, 32<<10)
+				for {
+					k, err := c.Read(buf)
+					h.Write(buf[:k])
+					s.mu.Lock()
+					s.n += int64(k)
+					s.mu.Unlock()
+					if err != nil {
+						break
+					}
+				}
+				c.Write(h.Sum(nil))
+			}()
+		}
+	}()
+	return s, nil
+}
+
+func (s *tcpSink) received() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.n
+}
+
+func (s *tcpSink) close() {
+	s.ln.Close()
+	s.mu.Lock()
+	for _, c := range s.cs {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}

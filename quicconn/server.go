@@ -1,0 +1,343 @@
+package quicconn
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// Errors returned by this package.
+var (
+	ErrListen    = errors.New("quicconn: cannot listen")
+	ErrDial      = errors.New("quicconn: cannot dial")
+	ErrProtocol  = errors.New("quicconn: protocol error")
+	ErrTransfer  = errors.New("quicconn: transfer failed")
+	ErrMigration = errors.New("quicconn: migration failed")
+	ErrMiddlebox = errors.New("quicconn: middlebox")
+)
+
+// nextProtoH3 is HTTP/3's ALPN.
+const nextProtoH3 = "h3"
+
+func nextProtos() []string { return []string{nextProtoH3, ALPN} }
+
+// ALPN is the protocol of the raw streams: upload, download and echo. The
+// server also speaks HTTP/3 ("h3").
+const ALPN = "statelab-quic"
+
+// Stream operations: the first byte a client writes on a raw stream.
+const (
+	OpUpload   = 'U' // client sends bytes then FIN; server replies sha256 (32) + count (8)
+	OpDownload = 'D' // followed by a big-endian uint64 N; server sends N pattern bytes
+	OpEcho     = 'E' // server echoes every byte until FIN
+)
+
+// MaxDownload bounds what one stream may ask for.
+const MaxDownload = 1 << 30
+
+// ServerConfig configures a Server. Zero values pick lab defaults.
+type ServerConfig struct {
+	// Addr to listen on; default 127.0.0.1:0.
+	Addr string
+	// KeyLog receives the TLS secrets (NSS key log format).
+	KeyLog io.Writer
+	// Tracer records every connection's qlog; nil for none.
+	Tracer *Tracer
+	// Logf receives a line per connection event; nil discards.
+	Logf func(format string, args ...any)
+	// IdleTimeout closes silent connections; default 5s.
+	IdleTimeout time.Duration
+}
+
+// Server is a QUIC server speaking the raw stream protocol (ALPN
+// "statelab-quic") and, when built with HTTP/3 (see h3.go), HTTP/3 on the
+// same UDP socket.
+type Server struct {
+	// Addr is where it listens.
+	Addr netip.AddrPort
+	// Cert is its self-signed certificate, for clients to trust.
+	Cert *x509.Certificate
+
+	udp  *net.UDPConn
+	tr   *quic.Transport
+	ln   *quic.Listener
+	h3   *h3Server
+	logf func(string, ...any)
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// NewServer listens and serves until Close.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 5 * time.Second
+	}
+	logf := cfg.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	cert, leaf, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	ua, err := net.ResolveUDPAddr("udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w on %s: %w", ErrListen, cfg.Addr, err)
+	}
+	udp, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("%w on %s: %w", ErrListen, cfg.Addr, err)
+	}
+	s := &Server{Addr: udp.LocalAddr().(*net.UDPAddr).AddrPort(), Cert: leaf, udp: udp, logf: logf}
+	s.tr = &quic.Transport{Conn: plain(udp), ConnectionIDLength: 8}
+	tlsConf := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		NextProtos:   nextProtos(),
+		KeyLogWriter: cfg.KeyLog,
+		MinVersion:   tls.VersionTLS13,
+	}
+	qconf := &quic.Config{MaxIdleTimeout: cfg.IdleTimeout}
+	if cfg.Tracer != nil {
+		qconf.Tracer = cfg.Tracer.Hook
+	}
+	s.ln, err = s.tr.Listen(tlsConf, qconf)
+	if err != nil {
+		udp.Close()
+		return nil, fmt.Errorf("%w: %w", ErrListen, err)
+	}
+	s.h3 = newH3(httpHandler(), cfg.IdleTimeout)
+	s.wg.Add(1)
+	go s.accept()
+	return s, nil
+}
+
+// Close stops the server and closes every connection.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		s.ln.Close()
+		s.h3.close()
+		s.tr.Close()
+		s.udp.Close()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		conn, err := s.ln.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		proto := conn.ConnectionState().TLS.NegotiatedProtocol
+		s.logf("connection from %s (%s)", conn.RemoteAddr(), proto)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if proto == nextProtoH3 {
+				if err := s.h3.serve(conn); err != nil {
+					s.logf("HTTP/3 connection from %s: %v", conn.RemoteAddr(), err)
+				}
+				return
+			}
+			s.serveRaw(conn)
+		}()
+	}
+}
+
+func (s *Server) serveRaw(conn *quic.Conn) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		st, err := conn.AcceptStream(context.Background())
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := serveStream(st); err != nil {
+				s.logf("stream %d: %v", st.StreamID(), err)
+				st.CancelRead(1)
+				st.CancelWrite(1)
+			}
+		}()
+	}
+}
+
+func serveStream(st *quic.Stream) error {
+	var op [1]byte
+	if _, err := io.ReadFull(st, op[:]); err != nil {
+		return fmt.Errorf("%w: reading the operation: %w", ErrProtocol, err)
+	}
+	switch op[0] {
+	case OpUpload:
+		h := sha256.New()
+		n, err := io.Copy(h, st)
+		if err != nil {
+			return fmt.Errorf("%w: upload after %d bytes: %w", ErrTransfer, n, err)
+		}
+		out := binary.BigEndian.AppendUint64(h.Sum(nil), uint64(n))
+		if _, err := st.Write(out); err != nil {
+			return err
+		}
+		return st.Close()
+	case OpDownload:
+		var nb [8]byte
+		if _, err := io.ReadFull(st, nb[:]); err != nil {
+			return fmt.Errorf("%w: reading the length: %w", ErrProtocol, err)
+		}
+		n := binary.BigEndian.Uint64(nb[:])
+		if n > MaxDownload {
+			return fmt.Errorf("%w: %d bytes asked, at most %d", ErrProtocol, n, MaxDownload)
+		}
+		if _, err := io.Copy(st, io.LimitReader(&Pattern{}, int64(n))); err != nil {
+			return fmt.Errorf("%w: download: %w", ErrTransfer, err)
+		}
+		return st.Close()
+	case OpEcho:
+		if _, err := io.Copy(st, st); err != nil {
+			return fmt.Errorf("%w: echo: %w", ErrTransfer, err)
+		}
+		return st.Close()
+	}
+	return fmt.Errorf("%w: unknown operation %q", ErrProtocol, op[0])
+}
+
+// Pattern is an endless reader of the bytes downloads carry: byte i is
+// i mod 251, so a receiver can check every byte without a copy.
+type Pattern struct{ off int64 }
+
+func (p *Pattern) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = byte((p.off + int64(i)) % 251)
+	}
+	p.off += int64(len(b))
+	return len(b), nil
+}
+
+// PatternSum is the sha256 of the first n pattern bytes.
+func PatternSum(n int64) [32]byte {
+	h := sha256.New()
+	io.Copy(h, io.LimitReader(&Pattern{}, n))
+	return [32]byte(h.Sum(nil))
+}
+
+// httpHandler is the HTTP/3 side: an index, /bytes/N and /echo.
+func httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "statelab quic server (HTTP/3 over QUIC, connection IDs survive address changes)\n\n"+
+			"GET  /bytes/N   N bytes (byte i = i mod 251), long enough to migrate during\n"+
+			"POST /echo      the request body back\n\n"+
+			"Raw streams: ALPN %q, first byte U (upload → sha256+count), D+uint64 (download), E (echo).\n"+
+			"You are %s over %s.\n", ALPN, r.RemoteAddr, r.Proto)
+	})
+	mux.HandleFunc("GET /bytes/{n}", func(w http.ResponseWriter, r *http.Request) {
+		n, err := strconv.ParseInt(r.PathValue("n"), 10, 64)
+		if err != nil || n < 0 || n > MaxDownload {
+			http.Error(w, fmt.Sprintf("N must be 0…%d", MaxDownload), http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		io.Copy(w, io.LimitReader(&Pattern{}, n))
+	})
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		io.Copy(w, io.LimitReader(r.Body, MaxDownload))
+	})
+	return mux
+}
+
+// selfSigned makes a P-256 certificate for localhost and the loopback
+// addresses, valid for a day.
+func selfSigned() (tls.Certificate, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: "statelab quic lab"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2), net.IPv6loopback},
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA:         true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, leaf, nil
+}
+
+// plainConn hides the UDP socket's system-call access from quic-go, so it
+// sends one datagram per packet (no GSO batching, which a loopback packet
+// socket would record as one oversized datagram) and the capture shows
+// every QUIC packet as Wireshark expects.
+type plainConn struct{ c *net.UDPConn }
+
+func plain(c *net.UDPConn) net.PacketConn { return plainConn{c} }
+
+func (p plainConn) ReadFrom(b []byte) (int, net.Addr, error)  { return p.c.ReadFrom(b) }
+func (p plainConn) WriteTo(b []byte, a net.Addr) (int, error) { return p.c.WriteTo(b, a) }
+func (p plainConn) Close() error                              { return p.c.Close() }
+func (p plainConn) LocalAddr() net.Addr                       { return p.c.LocalAddr() }
+func (p plainConn) SetDeadline(t time.Time) error             { return p.c.SetDeadline(t) }
+func (p plainConn) SetReadDeadline(t time.Time) error         { return p.c.SetReadDeadline(t) }
+func (p plainConn) SetWriteDeadline(t time.Time) error        { return p.c.SetWriteDeadline(t) }
+func (p plainConn) SetReadBuffer(n int) error                 { return p.c.SetReadBuffer(n) }
+func (p plainConn) SetWriteBuffer(n int) error                { return p.c.SetWriteBuffer(n) }
+
+// lockedBuffer is a key log many connections may write to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return []byte(l.b.String())
+}
+
+// HTTP3Status says how the server offers HTTP/3.
+func HTTP3Status() string { return "on (ALPN h3)" }

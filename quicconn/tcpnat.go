@@ -1,0 +1,248 @@
+package quicconn
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TCPNAT is the middlebox's TCP side, for the contrast: it relays a
+// client's connection to the server from an outside port of its own and,
+// on Rebind, does to TCP what the UDP NAT does to QUIC — forgets the
+// binding (nothing more is relayed on the old outside connection) and sends
+// the client's next bytes from a new port, as a segment crafted on a raw
+// socket with the old connection's sequence numbers. The server's kernel
+// knows no connection on the new 4-tuple and answers RST: a TCP connection
+// is its 4-tuple.
+type TCPNAT struct {
+	Front netip.AddrPort
+
+	server netip.AddrPort
+	ln     *net.TCPListener
+	wg     sync.WaitGroup
+	// SeqAck returns the old outside connection's next sequence number
+	// and acknowledgment (read from the capture); nil sends zeros.
+	SeqAck func(outside netip.AddrPort) (seq, ack uint32)
+
+	mu      sync.Mutex
+	conns   []net.Conn
+	rebind  chan TCPRebinding
+	after   int64 // relayed bytes before the rebinding
+	relayed int64
+	closed  bool
+	outside netip.AddrPort
+}
+
+// TCPRebinding is what a TCP rebinding did.
+type TCPRebinding struct {
+	Old, New netip.AddrPort
+	At       time.Time
+	Seq, Ack uint32
+	Sent     int   // payload bytes sent from the new port
+	Err      error // crafting or sending the segment
+}
+
+// NewTCPNAT listens on front and relays to server.
+func NewTCPNAT(front string, server netip.AddrPort) (*TCPNAT, error) {
+	la, err := net.ResolveTCPAddr("tcp", front)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMiddlebox, err)
+	}
+	ln, err := net.ListenTCP("tcp", la)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listening on %s: %w", ErrMiddlebox, front, err)
+	}
+	n := &TCPNAT{Front: ln.Addr().(*net.TCPAddr).AddrPort(), server: server, ln: ln}
+	n.wg.Add(1)
+	go n.accept()
+	return n, nil
+}
+
+// Rebind arms a rebinding: once after bytes of the client's have been
+// relayed, the next ones leave from a new port. The channel receives what
+// happened.
+func (n *TCPNAT) Rebind(after int64) <-chan TCPRebinding {
+	ch := make(chan TCPRebinding, 1)
+	n.mu.Lock()
+	n.rebind, n.after = ch, after
+	n.mu.Unlock()
+	return ch
+}
+
+// Close stops relaying.
+func (n *TCPNAT) Close() error {
+	n.mu.Lock()
+	n.closed = true
+	conns := n.conns
+	n.mu.Unlock()
+	n.ln.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+	n.wg.Wait()
+	return nil
+}
+
+func (n *TCPNAT) track(c net.Conn) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		c.Close()
+		return false
+	}
+	n.conns = append(n.conns, c)
+	return true
+}
+
+func (n *TCPNAT) accept() {
+	defer n.wg.Done()
+	for {
+		c, err := n.ln.Accept()
+		if err != nil {
+			return
+		}
+		if !n.track(c) {
+			return
+		}
+		out, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, net.TCPAddrFromAddrPort(n.server))
+		if err != nil {
+			c.Close()
+			continue
+		}
+		if !n.track(out) {
+			return
+		}
+		n.mu.Lock()
+		n.outside = out.LocalAddr().(*net.TCPAddr).AddrPort()
+		n.mu.Unlock()
+		dead := make(chan struct{})
+		n.wg.Add(2)
+		go func() { // server → client, until the binding is forgotten
+			defer n.wg.Done()
+			buf := make([]byte, 32<<10)
+			for {
+				k, err := out.Read(buf)
+				select {
+				case <-dead:
+					return
+				default:
+				}
+				if k > 0 {
+					c.Write(buf[:k])
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		go func() { // client → server
+			defer n.wg.Done()
+			buf := make([]byte, 1000) // at most one crafted segment's payload
+			for {
+				k, err := c.Read(buf)
+				if k > 0 {
+					n.mu.Lock()
+					ch := n.rebind
+					if ch != nil && n.relayed >= n.after {
+						n.rebind = nil
+					} else {
+						ch = nil
+					}
+					n.mu.Unlock()
+					if ch != nil {
+						close(dead)
+						ch <- n.sendFromNewPort(buf[:k])
+						io.Copy(io.Discard, c) // the rest goes nowhere
+						return
+					}
+					if _, err := out.Write(buf[:k]); err != nil {
+						return
+					}
+					n.mu.Lock()
+					n.relayed += int64(k)
+					n.mu.Unlock()
+				}
+				if err != nil {
+					out.CloseWrite()
+					return
+				}
+			}
+		}()
+	}
+}
+
+// sendFromNewPort crafts the client's bytes as a TCP segment (ACK|PSH) from
+// a new port with the old connection's sequence numbers.
+func (n *TCPNAT) sendFromNewPort(payload []byte) TCPRebinding {
+	n.mu.Lock()
+	old := n.outside
+	n.mu.Unlock()
+	r := TCPRebinding{Old: old, At: time.Now(), Sent: len(payload)}
+	// A free port: bind one, note it, release it, so the kernel has no
+	// socket there (the RST to it goes nowhere, as behind a real NAT).
+	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		r.Err = err
+		return r
+	}
+	r.New = l.Addr().(*net.TCPAddr).AddrPort()
+	l.Close()
+	if n.SeqAck != nil {
+		r.Seq, r.Ack = n.SeqAck(old)
+	}
+	r.Err = sendRawTCP(r.New, n.server, r.Seq, r.Ack, payload)
+	return r
+}
+
+// sendRawTCP sends one IPv4 TCP segment with ACK|PSH on a raw socket.
+func sendRawTCP(src, dst netip.AddrPort, seq, ack uint32, payload []byte) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return fmt.Errorf("%w: raw socket (needs CAP_NET_RAW in the lab's namespace): %w", ErrMiddlebox, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src.Addr().As4()}); err != nil {
+		return fmt.Errorf("%w: binding the raw socket: %w", ErrMiddlebox, err)
+	}
+	seg := make([]byte, 20+len(payload))
+	binary.BigEndian.PutUint16(seg[0:], src.Port())
+	binary.BigEndian.PutUint16(seg[2:], dst.Port())
+	binary.BigEndian.PutUint32(seg[4:], seq)
+	binary.BigEndian.PutUint32(seg[8:], ack)
+	seg[12] = 5 << 4
+	seg[13] = 0x18 // PSH|ACK
+	binary.BigEndian.PutUint16(seg[14:], 65535)
+	copy(seg[20:], payload)
+	binary.BigEndian.PutUint16(seg[16:], tcpChecksum(src.Addr(), dst.Addr(), seg))
+	if err := unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: dst.Addr().As4()}); err != nil {
+		return fmt.Errorf("%w: sending the segment: %w", ErrMiddlebox, err)
+	}
+	return nil
+}
+
+func tcpChecksum(src, dst netip.Addr, seg []byte) uint16 {
+	var sum uint32
+	s, d := src.As4(), dst.As4()
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(s[:])
+	add(d[:])
+	sum += 6 + uint32(len(seg))
+	add(seg)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return ^uint16(sum)
+}
