@@ -27,6 +27,10 @@ type Config struct {
 	MinRTO, MaxRTO time.Duration
 	// ClockGranularity is G of RFC 6298 (default 1ms).
 	ClockGranularity time.Duration
+	// RTOAfterSYNLoss is the RTO once data transfer begins when the SYN or
+	// SYN,ACK had to be retransmitted and no RTT sample exists (default 3s,
+	// RFC 6298 (5.7)).
+	RTOAfterSYNLoss time.Duration
 	// MaxRetries is how many consecutive retransmission timeouts are
 	// tolerated before the connection fails with ErrTimeout (default 8).
 	MaxRetries int
@@ -71,6 +75,7 @@ func (c Config) withDefaults() Config {
 	defD(&c.MinRTO, time.Second)
 	defD(&c.MaxRTO, 60*time.Second)
 	defD(&c.ClockGranularity, time.Millisecond)
+	defD(&c.RTOAfterSYNLoss, 3*time.Second)
 	def(&c.MaxRetries, 8)
 	defD(&c.MSL, 30*time.Second)
 	def(&c.ChallengeACKLimit, 10)

@@ -58,6 +58,7 @@ type conn struct {
 	rttStart         time.Duration
 	retries          int
 	synRetransmitted bool
+	hasRTT           bool // an RTT sample was taken (SRTT may be 0)
 	persistBackoff   int
 
 	chStarted bool // challenge ACK rate limit window
@@ -419,6 +420,7 @@ func (e *Endpoint) segSynSent(now time.Duration, seg *Segment, out *Output) {
 	e.ackTiming(now, seg.Ack)
 	e.initCongestion(e.synRetransmitted)
 	e.retries = 0
+	e.synLossRTO()
 	e.setState(out, Established, CauseRcvSYNACK)
 	e.sendACK(out)
 	e.trySend(now, out)
@@ -482,6 +484,12 @@ func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 			// allowance"), drop the text, answer with our window.
 			payload, flags, forceACK = nil, flags&^FIN, true
 		} else {
+			if flags&SYN != 0 && t.State.Synchronized() {
+				// RFC 5961 §4.2: a SYN gets the rate-limited challenge
+				// ACK irrespective of its sequence number.
+				e.challengeACK(now, out)
+				return
+			}
 			if t.State == TimeWait && flags&FIN != 0 && seq.Add(Size(len(payload))+1) == t.RcvNxt {
 				// Retransmitted FIN: acknowledge and restart 2MSL.
 				e.armTimer(out, TimerTimeWait, now+2*e.cfg.MSL)
@@ -520,8 +528,9 @@ func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 			e.replyRST(seg, out)
 			return
 		}
-		t.SndWnd = uint32(seg.Window) << t.SndWScale
+		t.SndWnd = segWindow(seg, t.SndWScale)
 		t.SndWL1, t.SndWL2 = seg.Seq, seg.Ack
+		e.synLossRTO()
 		e.setState(out, Established, CauseRcvACKOfSYN)
 	}
 	finWasAcked := e.ourFINAcked()
@@ -574,6 +583,15 @@ func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 	e.rearmTimers(now, out, restart)
 }
 
+// synLossRTO applies RFC 6298 (5.7) as data transfer begins: if the SYN
+// or SYN,ACK was retransmitted and no RTT sample exists, the RTO is reset
+// to Config.RTOAfterSYNLoss (3 s).
+func (e *Endpoint) synLossRTO() {
+	if e.synRetransmitted && !e.hasRTT {
+		e.tcb.RTO = min(e.cfg.RTOAfterSYNLoss, e.cfg.MaxRTO)
+	}
+}
+
 func (e *Endpoint) onRST(out *Output) {
 	switch e.tcb.State {
 	case SynReceived:
@@ -606,6 +624,16 @@ func (e *Endpoint) ourFINAcked() bool {
 	return e.finSent && e.tcb.SndUna == e.sndBase.Add(Size(e.snd.len())+1)
 }
 
+// segWindow is the peer's window in octets: the window field scaled by
+// SND.WIND.SHIFT, except in a segment with SYN, whose window field is never
+// scaled (RFC 7323 §2.2).
+func segWindow(seg *Segment, shift uint8) uint32 {
+	if seg.Flags&SYN != 0 {
+		return uint32(seg.Window)
+	}
+	return uint32(seg.Window) << shift
+}
+
 // processACK is the ACK processing of the fifth step for ESTABLISHED and
 // later states. ok is false when the segment must be dropped.
 func (e *Endpoint) processACK(now time.Duration, seg *Segment, flags Flags, out *Output) (restart, ok bool) {
@@ -621,19 +649,34 @@ func (e *Endpoint) processACK(now time.Duration, seg *Segment, flags Flags, out 
 		e.challengeACK(now, out)
 		return false, false
 	}
-	wnd := uint32(seg.Window) << t.SndWScale
+	wnd := segWindow(seg, t.SndWScale)
 	if t.SndUna.LessThan(ack) {
 		e.onNewACK(now, ack, out)
 		restart = true
 	} else if ack == t.SndUna && len(seg.Payload) == 0 && flags&(SYN|FIN) == 0 &&
-		t.SndNxt != t.SndUna && wnd == t.SndWnd {
-		// Duplicate ACK (RFC 5681 §2).
+		t.SndNxt != t.SndUna && wnd == t.SndWnd && wnd != 0 && !e.timers[TimerPersist].armed {
+		// Duplicate ACK (RFC 5681 §2). Not while the window is shut: the
+		// ACKs that answer zero-window probes repeat themselves by design,
+		// and a "fast retransmit" then would send beyond the window (seen
+		// against Linux).
 		if e.ccOnDupACK() {
 			e.rttTiming = false
 			e.sendDataAt(now, t.SndUna, e.smss(), out)
 		}
 	}
-	if t.SndWL1.LessThan(seg.Seq) || (t.SndWL1 == seg.Seq && t.SndWL2.LessThanEq(ack)) {
+	// Window update (RFC 9293 §3.10.7.4): only if SND.UNA =< SEG.ACK =<
+	// SND.NXT (the upper bound is checked above) and the segment is newer
+	// than the last update. SND.UNA is already advanced to a new SEG.ACK.
+	if t.SndUna.LessThanEq(ack) &&
+		(t.SndWL1.LessThan(seg.Seq) || (t.SndWL1 == seg.Seq && t.SndWL2.LessThanEq(ack))) {
+		if t.SndWnd == 0 && wnd > 0 && t.SndUna.Size(t.SndNxt) == 1 && e.rtxNxt != t.SndUna {
+			// The window reopens with only our zero-window probe octet
+			// outstanding: the receiver dropped it (its window was shut),
+			// so send it again in order instead of leaving a hole for the
+			// retransmission timer (seen against Linux, which drops probe
+			// data beyond a zero window).
+			e.rtxNxt = t.SndUna
+		}
 		t.SndWnd, t.SndWL1, t.SndWL2 = wnd, seg.Seq, ack
 		e.maxSndWnd = max(e.maxSndWnd, wnd)
 		if wnd > 0 {

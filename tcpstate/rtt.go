@@ -32,7 +32,8 @@ func (e *Endpoint) rttSample(r time.Duration) {
 	if r < 0 {
 		r = 0
 	}
-	if t.SRTT == 0 && t.RTTVar == 0 {
+	if !e.hasRTT {
+		e.hasRTT = true
 		t.SRTT = r
 		t.RTTVar = r / 2
 	} else {

@@ -258,7 +258,10 @@ func TestKarnNoSampleFromRetransmittedSegment(t *testing.T) {
 	h.advance(100 * time.Millisecond)
 	h.send(ACK, 301, 103)
 	tc = h.tcb()
-	if tc.SRTT != 100*time.Millisecond || tc.RTTVar != 50*time.Millisecond || tc.RTO != 300*time.Millisecond {
+	// The handshake gave a first sample R=0 (SRTT=0, RTTVAR=0), so R=100ms
+	// is smoothed in (RFC 6298 (2.3)): RTTVAR = 1/4*100 = 25ms, SRTT =
+	// 1/8*100 = 12.5ms, RTO = max(MinRTO, 12.5ms+4*25ms) = MinRTO.
+	if tc.SRTT != 12500*time.Microsecond || tc.RTTVar != 25*time.Millisecond || tc.RTO != testMinRTO {
 		t.Fatalf("SRTT=%v RTTVAR=%v RTO=%v", tc.SRTT, tc.RTTVar, tc.RTO)
 	}
 }
@@ -407,6 +410,20 @@ func TestZeroWindowProbeThenReopen(t *testing.T) {
 	}
 	if h.e.State() != Established || h.e.retries != 0 {
 		t.Fatalf("probing must not count as retries: %d", h.e.retries)
+	}
+	// Linux refuses each probe with <ACK=SND.UNA><WND=0>. Those are not
+	// duplicate ACKs (RFC 5681 §2): no fast retransmit into the closed
+	// window, cwnd and ssthresh untouched.
+	cc := h.tcb()
+	for range 4 {
+		h.send(ACK, 301, 101, win(0))
+		h.wantNone()
+		h.fire()
+		h.want(ACK, 101, 301, 1)
+	}
+	if tc := h.tcb(); tc.Cwnd != cc.Cwnd || tc.Ssthresh != cc.Ssthresh || h.e.inRecovery || h.e.dupAcks != 0 {
+		t.Fatalf("refused probes changed congestion state: cwnd %d->%d ssthresh %d->%d recovery %v dupacks %d",
+			cc.Cwnd, tc.Cwnd, cc.Ssthresh, tc.Ssthresh, h.e.inRecovery, h.e.dupAcks)
 	}
 	h.send(ACK, 301, 102, win(1000)) // probe accepted and window reopens
 	h.want(PSH|ACK, 102, 301, 5)

@@ -160,6 +160,10 @@ func checkDecode(t *testing.T, b []byte) {
 	if s.HeaderLen() > HeaderMaxLen {
 		t.Fatalf("decoded header %d > 60", s.HeaderLen())
 	}
+	// The length the header computes: data offset plus payload is the input.
+	if hl := int(b[12]>>4) * 4; hl+len(s.Payload) != len(b) {
+		t.Fatalf("data offset %d + payload %d != input %d", hl, len(s.Payload), len(b))
+	}
 	enc, err := s.AppendWire(nil, srcIP, dstIP)
 	if err != nil {
 		t.Fatalf("re-encode: %v", err)
@@ -184,7 +188,16 @@ func FuzzDecode(f *testing.F) {
 	for _, b := range decodeRegressions {
 		f.Add(b)
 	}
-	f.Fuzz(checkDecode)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// Cut the input at every length (TCP has no length field, so every
+		// prefix at least a header long is a segment of its own).
+		if len(b) > 4096 {
+			b = b[:4096]
+		}
+		for n := 0; n <= len(b); n++ {
+			checkDecode(t, b[:n:n])
+		}
+	})
 }
 
 func sameOptions(a, b Options) bool {
