@@ -22,6 +22,7 @@ func TestExchangeAnswersEachCallerItsOwnQuestion(t *testing.T) {
 		{"one socket, batched reads", Config{}, ServerConfig{Jitter: 3 * time.Millisecond}},
 		{"one socket, single reads", Config{ReadBatch: 1}, ServerConfig{Jitter: 3 * time.Millisecond}},
 		{"pool of four sockets with 0x20", Config{Sockets: 4, Case0x20: true}, ServerConfig{Jitter: 3 * time.Millisecond}},
+		{"one socket, batched writes", Config{WriteBatch: 32}, ServerConfig{Jitter: 3 * time.Millisecond}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -67,7 +67,7 @@ func (w wirePkt) question() string {
 	return fmt.Sprintf("id=%#04x %s %s", w.head.ID, name, dns.TypeToString[w.head.QType])
 }
 
-// answer renders the answer section briefly: "A 10.1.2.3" or the rcode.
+// answer renders the answer section briefly: "A 127.129.2.3" or the rcode.
 func (w wirePkt) answer() string {
 	if w.msg == nil {
 		return "(malformed)"

@@ -21,6 +21,11 @@ type batchReader interface {
 	ReadBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
+// batchWriter is ipv4.PacketConn or ipv6.PacketConn.
+type batchWriter interface {
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
 // rest records an ID whose call has ended, until when it stays reserved.
 type rest struct {
 	call  *Call
@@ -36,6 +41,20 @@ type sock struct {
 	local netip.AddrPort
 	br    batchReader
 	done  chan struct{}
+
+	// Batched writes (nil bw: one sendto per query). A sender that finds
+	// no writer at work becomes the writer and drains the queue, the
+	// queries other senders added meanwhile included, one sendmmsg per
+	// batch of up to WriteBatch.
+	bw      batchWriter
+	srvUDP  *net.UDPAddr
+	wmu     sync.Mutex
+	writing bool
+	wq      []*Call // queued, guarded by wmu
+	wspare  []*Call // the writer's batch, swapped with wq
+	wmsgs   []ipv4.Message
+	wsys    uint64 // write system calls, guarded by wmu
+	wdgrams uint64 // datagrams they carried
 
 	mu       sync.Mutex
 	closed   bool
@@ -65,6 +84,19 @@ func openSock(c *Client) (*sock, error) {
 			s.br = ipv4.NewPacketConn(conn)
 		} else {
 			s.br = ipv6.NewPacketConn(conn)
+		}
+	}
+	if c.cfg.WriteBatch > 1 {
+		if network == "udp4" {
+			s.bw = ipv4.NewPacketConn(conn)
+		} else {
+			s.bw = ipv6.NewPacketConn(conn)
+		}
+		s.srvUDP = net.UDPAddrFromAddrPort(c.cfg.Server)
+		s.wmsgs = make([]ipv4.Message, c.cfg.WriteBatch)
+		for i := range s.wmsgs {
+			s.wmsgs[i].Buffers = make([][]byte, 1)
+			s.wmsgs[i].Addr = s.srvUDP
 		}
 	}
 	go s.readLoop()
@@ -150,12 +182,105 @@ func (s *sock) register(call *Call) (bool, time.Duration, error) {
 }
 
 // write sends the call's datagram; EventSent is traced once it is on the
-// wire (its reply may be traced first).
+// wire (its reply may be traced first). With batched writes, a call queued
+// behind another writer returns nil at once: should its datagram then fail
+// to go out, the call ends with the error (Wait and Exchange return it).
 func (s *sock) write(call *Call) error {
-	_, err := s.conn.WriteToUDPAddrPort(call.packed, call.server)
-	if err == nil {
-		s.trace(Event{Kind: EventSent, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: call.server})
+	if s.bw == nil {
+		return s.written(call, s.writeOne(call))
+	}
+	s.wmu.Lock()
+	s.wq = append(s.wq, call)
+	if s.writing {
+		s.wmu.Unlock()
 		return nil
+	}
+	s.writing = true
+	var mine error
+	for len(s.wq) > 0 { // ends: each round empties the queue, refilled only by senders in flight
+		batch := s.wq
+		s.wq = s.wspare[:0]
+		s.wmu.Unlock()
+		sys, errs := s.flush(batch)
+		for _, e := range errs {
+			if err := s.written(e.call, e.err); e.call == call {
+				mine = err
+			}
+		}
+		s.wmu.Lock()
+		s.wsys += uint64(sys)
+		s.wdgrams += uint64(len(batch))
+		clear(batch)
+		s.wspare = batch[:0]
+	}
+	s.writing = false
+	s.wmu.Unlock()
+	return mine
+}
+
+func (s *sock) writeOne(call *Call) error {
+	_, err := s.conn.WriteToUDPAddrPort(call.packed, call.server)
+	return err
+}
+
+type writeErr struct {
+	call *Call
+	err  error
+}
+
+// flush writes batch with as few sendmmsg calls as it can and traces each
+// datagram sent; it returns how many system calls it made and the calls
+// whose datagram failed. Only the writer calls it.
+func (s *sock) flush(batch []*Call) (sys int, errs []writeErr) {
+	if len(batch) == 1 {
+		if err := s.writeOne(batch[0]); err != nil {
+			return 1, []writeErr{{batch[0], err}}
+		}
+		s.traceSent(batch[0])
+		return 1, nil
+	}
+	for len(batch) > 0 { // each round sends or fails at least one datagram
+		k := min(len(batch), len(s.wmsgs))
+		for i := range k {
+			s.wmsgs[i].Buffers[0] = batch[i].packed
+		}
+		n, err := s.bw.WriteBatch(s.wmsgs[:k], 0)
+		sys++
+		n = max(n, 0)
+		for i := range n {
+			s.traceSent(batch[i])
+		}
+		if err != nil || n == 0 {
+			if err == nil {
+				err = errors.New("sendmmsg sent nothing")
+			}
+			errs = append(errs, writeErr{batch[n], err})
+			n++
+		}
+		batch = batch[n:]
+	}
+	for i := range s.wmsgs {
+		s.wmsgs[i].Buffers[0] = nil
+	}
+	return sys, errs
+}
+
+func (s *sock) traceSent(call *Call) {
+	s.trace(Event{Kind: EventSent, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: call.server})
+}
+
+// written finishes a write: traces it, or ends the call with err.
+func (s *sock) written(call *Call, err error) error {
+	if err == nil {
+		if s.bw == nil {
+			s.traceSent(call)
+		}
+		return nil
+	}
+	if errors.Is(err, net.ErrClosed) {
+		err = ErrClosed
+	} else {
+		err = fmt.Errorf("udpdns: sending query %#04x: %w", call.id, err)
 	}
 	s.mu.Lock()
 	if s.inflight[call.id] == call {
@@ -169,10 +294,15 @@ func (s *sock) write(call *Call) error {
 	}
 	s.mu.Unlock()
 	s.c.notifyFree()
-	if errors.Is(err, net.ErrClosed) {
-		return ErrClosed
-	}
-	return fmt.Errorf("udpdns: sending query %#04x: %w", call.id, err)
+	return err
+}
+
+// writeStats is how many write system calls the socket made and how many
+// datagrams they carried.
+func (s *sock) writeStats() (syscalls, datagrams uint64) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.wsys, s.wdgrams
 }
 
 // end finishes a call that is still in flight, as timed out or cancelled,

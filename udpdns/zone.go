@@ -30,13 +30,17 @@ www.example     IN CNAME example.lab.
 `
 
 // SynthA is the address the built-in zone gives a name under SynthSuffix:
-// 10.x.y.z from a hash of the lower-cased name, so distinct names almost
-// always get distinct answers and anyone can compute the right one.
+// 127.x.y.z in 127.128.0.0/9, from 23 bits of a hash of the lower-cased
+// name, so distinct names almost always get distinct answers and anyone can
+// compute the right one. It is only data in an answer: a loopback address
+// points at no one else's network (unlike a private range), and 2^23 values
+// keep hundreds of names apart, which RFC 5737's /24 documentation ranges
+// (256 values) would not.
 func SynthA(name string) netip.Addr {
 	h := fnv.New32a()
 	_, _ = io.WriteString(h, strings.ToLower(dns.Fqdn(name)))
 	v := h.Sum32()
-	return netip.AddrFrom4([4]byte{10, byte(v >> 16), byte(v >> 8), byte(v)})
+	return netip.AddrFrom4([4]byte{127, 0x80 | byte(v>>16), byte(v >> 8), byte(v)})
 }
 
 type rrKey struct {

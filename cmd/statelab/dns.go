@@ -77,7 +77,14 @@ func flagGet[T any](fs *flag.FlagSet, n string) T {
 	return fs.Lookup(n).Value.(flag.Getter).Get().(T)
 }
 
+// serveContext ends `dns serve`: on SIGINT or SIGTERM (tests substitute a
+// context they cancel).
+var serveContext = func() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
 func dnsServe(fs *flag.FlagSet, args []string) int {
+	stdout, stderr := stdout, stderr // this command outlives its caller's view of the globals in tests
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "statelab dns serve: takes no arguments (got %q)\n", args)
 		return exitUsage
@@ -99,9 +106,9 @@ func dnsServe(fs *flag.FlagSet, args []string) int {
 	}
 	defer srv.Close()
 	a := srv.Addr()
-	fmt.Fprintf(stdout, "listening on %s (udp)\ntry: dig @%s -p %d example.lab A\n", a, a.Addr(), a.Port())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := serveContext()
 	defer stop()
+	fmt.Fprintf(stdout, "listening on %s (udp)\ntry: dig @%s -p %d example.lab A\n", a, a.Addr(), a.Port())
 	<-ctx.Done()
 	st := srv.Stats()
 	fmt.Fprintf(stderr, "received %d, answered %d, dropped %d, duplicated %d\n", st.Received, st.Answered, st.Dropped, st.Duplicated)
