@@ -32,6 +32,18 @@
 //	wire.go        header encode/decode and checksum (§3.1)
 //	diagram.go     DiagramDOT, drawn from the transition table
 //
+// # The driver (against the Linux kernel)
+//
+//	link.go        raw IPv4 socket, BPF port filter, why not a packet socket
+//	rstfilter.go   the nftables OUTPUT rule that suppresses the kernel's RSTs
+//	stack.go       Stack: demultiplexing, Dial, Listen, the CLOSED responder
+//	conn.go        Conn: Read/Write/Close/Abort/Forget on real time, send hooks
+//	record.go      per-segment records of the lab's state, for capture comments
+//	probe.go       Probe: kernel probes as Go tables of steps (packetdrill-like)
+//	kernel.go      the kernel socket's state via sock_diag
+//	bench.go       bulk-transfer benchmark (statelab bench tcp)
+//	exp_*.go       the tcp/ experiments
+//
 // RFC 5961 hardening is in the segment path: a RST exactly at RCV.NXT resets,
 // one elsewhere in the window draws a challenge ACK, one outside is dropped;
 // a SYN on a synchronized connection draws a challenge ACK; challenge ACKs

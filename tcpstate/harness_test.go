@@ -2,16 +2,19 @@ package tcpstate
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/sandbox"
 )
 
 func TestMain(m *testing.M) {
 	// Every state change in every test is checked against the table.
 	strictTransitions = true
-	os.Exit(m.Run())
+	// The driver's tests and experiments need the lab's network namespace;
+	// the engine's tests are pure and run the same inside it.
+	sandbox.TestMain(m)
 }
 
 // Fixed numbers used by the ladder tests, as in the RFC 9293 examples.

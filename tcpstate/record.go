@@ -1,0 +1,99 @@
+package tcpstate
+
+import (
+	"strconv"
+	"time"
+)
+
+// RecSeg is the part of a segment a record keeps (no payload bytes).
+type RecSeg struct {
+	SrcPort, DstPort uint16
+	Seq, Ack         Seq
+	Flags            Flags
+	Window           uint16
+	Len              int // payload length
+}
+
+func recSeg(s *Segment) RecSeg {
+	return RecSeg{SrcPort: s.SrcPort, DstPort: s.DstPort, Seq: s.Seq, Ack: s.Ack, Flags: s.Flags, Window: s.Window, Len: len(s.Payload)}
+}
+
+// Record is one segment the stack sent or received, with the lab's state:
+// for a received segment the state before and the TCB after processing it,
+// for a sent one the TCB when it was emitted. Records are how experiments
+// comment every captured packet with the lab's state.
+type Record struct {
+	At     time.Duration
+	Conn   int  // the connection's ID; 0 for the stack's CLOSED responder
+	Sent   bool // lab → peer
+	Seg    RecSeg
+	Before State
+	State  State
+	TCB    TCB
+	Note   string // "dropped by the link", "held by the link", "injected", "no TCB"
+	// Peer is the peer's state beside the segment when StackConfig.PeerState
+	// is set (the kernel's, from /proc/net/tcp).
+	Peer string
+
+	peerAddr [4]byte
+}
+
+// Comment renders the record as a packet comment, e.g.
+// "lab ESTABLISHED snd.una=… snd.nxt=… rcv.nxt=… wnd=…  (rcvd in SYN-SENT)".
+func (r *Record) Comment() string {
+	b := make([]byte, 0, 200)
+	b = append(b, "lab "...)
+	t := r.TCB
+	t.State = r.State
+	if r.Conn == 0 {
+		t = TCB{State: Closed}
+	}
+	b = t.AppendText(b)
+	if t.State != Closed && t.State != Listen {
+		b = append(b, " wnd="...)
+		b = strconv.AppendUint(b, uint64(t.RcvWnd), 10)
+	}
+	if !r.Sent && r.Before != r.State {
+		b = append(b, " (was "...)
+		b = append(b, r.Before.String()...)
+		b = append(b, ')')
+	}
+	if r.Note != "" {
+		b = append(b, " ["...)
+		b = append(b, r.Note...)
+		b = append(b, ']')
+	}
+	return string(b)
+}
+
+// Label is a short ladder label: "SYN|ACK seq=… ack=… len=… win=…".
+func (r *Record) Label() string { return r.relLabel(0, 0) }
+
+// relLabel is Label with sequence numbers relative to the lab's ISS and
+// the peer's IRS.
+func (r *Record) relLabel(iss, irs Seq) string {
+	seq, ack := r.Seg.Seq, r.Seg.Ack
+	if r.Sent {
+		seq, ack = seq-iss, ack-irs
+	} else {
+		seq, ack = seq-irs, ack-iss
+	}
+	b := make([]byte, 0, 64)
+	b = r.Seg.Flags.appendText(b)
+	if r.Seg.Flags == 0 {
+		b = append(b, "<none>"...)
+	}
+	b = append(b, " seq="...)
+	b = strconv.AppendUint(b, uint64(seq), 10)
+	if r.Seg.Flags&ACK != 0 {
+		b = append(b, " ack="...)
+		b = strconv.AppendUint(b, uint64(ack), 10)
+	}
+	if r.Seg.Len > 0 {
+		b = append(b, " len="...)
+		b = strconv.AppendUint(b, uint64(r.Seg.Len), 10)
+	}
+	b = append(b, " win="...)
+	b = strconv.AppendUint(b, uint64(r.Seg.Window), 10)
+	return string(b)
+}
