@@ -6,6 +6,9 @@
 //   - server.go: a quic-go server on one UDP socket speaking a raw stream
 //     protocol (ALPN "statelab-quic": upload → sha256, download N bytes,
 //     echo) and HTTP/3 (h3.go).
+//   - h3.go: HTTP/3 on that server, and an HTTP/3 client (H3Client) whose
+//     http3.Transport dials each connection as a Client, so an HTTP/3
+//     download can be rebound or migrated mid-transfer.
 //   - client.go: a client on a quic.Transport with 8-byte connection IDs
 //     (plain quic.Dial uses zero-length ones, which nothing could link or
 //     unlink), with extra paths for active migration (AddPath, Probe, Switch).

@@ -7,12 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,11 +27,12 @@ func init() {
 		name: "quic serve",
 		args: "[--addr ADDR]",
 		summary: "Serve QUIC in this shell's own network namespace until interrupted: raw streams (ALPN statelab-quic:\n" +
-			"upload → sha256, download N bytes, echo) and, in builds with HTTP/3, / and /bytes/N over HTTP/3.\n" +
+			"upload → sha256, download N bytes, echo) and HTTP/3 (ALPN h3: an index at /, /bytes/N, POST /echo).\n" +
 			"Logs every connection and each change of its path (NAT rebinding, client migration).",
 		examples: []string{
 			"statelab quic serve --addr 127.0.0.1:4433",
-			"statelab quic get quic://127.0.0.1:4433/bytes/50000000 --rebind-after 200ms",
+			"statelab quic get https://127.0.0.1:4433/bytes/50000000 --insecure --rebind-after 200ms",
+			"curl --http3-only -k https://127.0.0.1:4433/",
 		},
 		flags: func(fs *flag.FlagSet) {
 			fs.String("addr", "127.0.0.1:4433", "listen on `ADDR` (port 0: any free port)")
@@ -38,15 +41,22 @@ func init() {
 	})
 	register(&command{
 		name: "quic get",
-		args: "URL [--migrate-after D] [--rebind-after D]",
-		summary: "Download quic://HOST:PORT/bytes/N from a statelab quic server with a client whose connection IDs are\n" +
-			"8 bytes, printing its path changes as they happen: --rebind-after puts an in-process NAT in front and\n" +
-			"moves the flow to a new port after D; --migrate-after migrates actively (AddPath, Probe, Switch) after D.",
+		args: "URL [--migrate-after D] [--rebind-after D] [--insecure]",
+		summary: "Fetch https://HOST:PORT/PATH over HTTP/3, or quic://HOST:PORT/bytes/N over the raw stream protocol of\n" +
+			"statelab quic serve, with a client whose connection IDs are 8 bytes, printing its path changes as they\n" +
+			"happen: --rebind-after puts an in-process NAT in front and moves the flow to a new port after D;\n" +
+			"--migrate-after migrates actively (AddPath, Probe, Switch) after D. Both count from the handshake.\n" +
+			"Ends with the status, the bytes received and their sha256 (checked against the pattern for /bytes/N).\n" +
+			"https:// verifies the server's certificate against the system's roots unless --insecure is given\n" +
+			"(statelab quic serve's certificate is self-signed); quic:// always trusts its lab server.",
 		examples: []string{
-			"statelab quic get quic://127.0.0.1:4433/bytes/20000000 --migrate-after 100ms",
+			"statelab quic get https://127.0.0.1:4433/bytes/20000000 --insecure --migrate-after 100ms",
+			"statelab quic get https://127.0.0.1:4433/bytes/20000000 --insecure --rebind-after 100ms",
+			"statelab quic get https://127.0.0.1:4433/ --insecure",
 			"statelab quic get quic://127.0.0.1:4433/bytes/20000000 --rebind-after 100ms",
 		},
 		flags: func(fs *flag.FlagSet) {
+			fs.Bool("insecure", false, "https://: do not verify the server's certificate (needed for statelab quic serve's self-signed one)")
 			fs.Duration("migrate-after", 0, "migrate to a new local port after `D` (0: never)")
 			fs.Duration("rebind-after", 0, "have the in-process NAT move the flow to a new port after `D` (0: no NAT)")
 			fs.Duration("timeout", 30*time.Second, "give up after this long")
@@ -96,44 +106,66 @@ func quicServe(fs *flag.FlagSet, args []string) int {
 	defer srv.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logf("listening on udp %s (ALPN %q; HTTP/3: %s); try: statelab quic get quic://%s/bytes/10000000 --rebind-after 100ms",
+	logf("listening on udp %s (ALPN %q; HTTP/3: %s); try: statelab quic get https://%s/bytes/10000000 --insecure --migrate-after 100ms",
 		srv.Addr, quicconn.ALPN, quicconn.HTTP3Status(), srv.Addr)
 	<-ctx.Done()
 	logf("interrupted; closing")
 	return exitOK
 }
 
-// parseQUICURL accepts quic://HOST:PORT/bytes/N.
-func parseQUICURL(s string) (netip.AddrPort, int64, error) {
+// quicTarget is a parsed `quic get` URL.
+type quicTarget struct {
+	h3     bool           // https:// over HTTP/3; else quic:// raw streams
+	server netip.AddrPort // resolved host and port
+	n      int64          // bytes asked for (quic://), or N of an https /bytes/N path; -1 otherwise
+	url    string
+}
+
+// parseQUICURL accepts quic://HOST:PORT/bytes/N and https://HOST:PORT/PATH.
+func parseQUICURL(s string) (quicTarget, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return netip.AddrPort{}, 0, err
+		return quicTarget{}, err
 	}
-	if u.Scheme != "quic" {
-		return netip.AddrPort{}, 0, fmt.Errorf("want quic://HOST:PORT/bytes/N, got %q (this client speaks the raw stream protocol; for https:// point an HTTP/3 client, such as curl --http3, at statelab quic serve)", s)
+	t := quicTarget{url: s, n: -1}
+	switch u.Scheme {
+	case "quic":
+	case "https":
+		t.h3 = true
+	default:
+		return quicTarget{}, fmt.Errorf("unsupported URL %q: want quic://HOST:PORT/bytes/N (raw streams) or https://HOST:PORT/PATH (HTTP/3)", s)
+	}
+	if u.Port() == "" {
+		return quicTarget{}, fmt.Errorf("URL %q has no port: want %s://HOST:PORT/…", s, u.Scheme)
 	}
 	ua, err := net.ResolveUDPAddr("udp", u.Host)
 	if err != nil {
-		return netip.AddrPort{}, 0, err
-	}
-	n, err := strconv.ParseInt(strings.TrimPrefix(u.Path, "/bytes/"), 10, 64)
-	if !strings.HasPrefix(u.Path, "/bytes/") || err != nil || n < 0 || n > quicconn.MaxDownload {
-		return netip.AddrPort{}, 0, fmt.Errorf("path must be /bytes/N with 0 ≤ N ≤ %d, got %q", quicconn.MaxDownload, u.Path)
+		return quicTarget{}, err
 	}
 	ap := ua.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), n, nil
+	t.server = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	n, err := strconv.ParseInt(strings.TrimPrefix(u.Path, "/bytes/"), 10, 64)
+	bytesPath := strings.HasPrefix(u.Path, "/bytes/") && err == nil && n >= 0 && n <= quicconn.MaxDownload
+	switch {
+	case bytesPath:
+		t.n = n
+	case !t.h3:
+		return quicTarget{}, fmt.Errorf("path must be /bytes/N with 0 ≤ N ≤ %d, got %q", quicconn.MaxDownload, u.Path)
+	}
+	return t, nil
 }
 
 func quicGet(fs *flag.FlagSet, args []string) int {
 	if len(args) != 1 {
-		fmt.Fprintf(stderr, "statelab quic get: give one URL, quic://HOST:PORT/bytes/N\n")
+		fmt.Fprintf(stderr, "statelab quic get: give one URL, quic://HOST:PORT/bytes/N or https://HOST:PORT/PATH\n")
 		return exitUsage
 	}
-	server, n, err := parseQUICURL(args[0])
+	target, err := parseQUICURL(args[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
 		return exitUsage
 	}
+	insecure := quicFlag[bool](fs, "insecure")
 	migrateAfter, rebindAfter := quicFlag[time.Duration](fs, "migrate-after"), quicFlag[time.Duration](fs, "rebind-after")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -143,6 +175,7 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 	logf := func(format string, a ...any) {
 		fmt.Fprintf(stdout, "%8.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
 	}
+	server := target.server
 	local := "127.0.0.1:0"
 	if !server.Addr().IsLoopback() {
 		local = ":0"
@@ -162,48 +195,57 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 	tr := &quicconn.Tracer{OnTuple: func(_ *quicconn.ConnTrace, t quicconn.TupleEvent) {
 		logf("path %q: %s → %s", t.ID, t.Local, t.Remote)
 	}}
-	cl, err := quicconn.Dial(ctx, quicconn.ClientConfig{Server: to, Local: local, Tracer: tr, IdleTimeout: 10 * time.Second})
-	if err != nil {
-		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
-		return exitUsage
-	}
-	defer cl.Close()
-	logf("connected from %s to %s", cl.LocalAddr(), to)
-	if rebindAfter > 0 {
-		t := time.AfterFunc(rebindAfter, func() {
-			ch := nat.Rebind(netip.MustParseAddr("127.0.0.1"), 0)
-			logf("NAT: rebinding armed")
-			go func() {
-				select {
-				case rb := <-ch:
-					logf("NAT: binding %s → %s (the server sees a new port; same connection ID)", rb.Old, rb.New)
-				case <-ctx.Done():
+
+	// Path changes, scheduled from the moment the connection is up.
+	var timers []*time.Timer
+	var timersMu sync.Mutex
+	defer func() {
+		timersMu.Lock()
+		defer timersMu.Unlock()
+		for _, t := range timers {
+			t.Stop()
+		}
+	}()
+	schedule := func(cl *quicconn.Client) {
+		logf("connected from %s to %s", cl.LocalAddr(), to)
+		timersMu.Lock()
+		defer timersMu.Unlock()
+		if rebindAfter > 0 {
+			timers = append(timers, time.AfterFunc(rebindAfter, func() {
+				ch := nat.Rebind(netip.MustParseAddr("127.0.0.1"), 0)
+				logf("NAT: rebinding armed")
+				go func() {
+					select {
+					case rb := <-ch:
+						logf("NAT: binding %s → %s (the server sees a new port; same connection ID)", rb.Old, rb.New)
+					case <-ctx.Done():
+					}
+				}()
+			}))
+		}
+		if migrateAfter > 0 {
+			timers = append(timers, time.AfterFunc(migrateAfter, func() {
+				p, err := cl.NewPath(netip.AddrPortFrom(cl.LocalAddr().Addr(), 0).String())
+				if err != nil {
+					logf("migration: %v", err)
+					return
 				}
-			}()
-		})
-		defer t.Stop()
+				logf("migration: AddPath %s; Switch before Probe: %v", p.Local, p.Switch())
+				t0 := time.Now()
+				if err := p.Probe(ctx); err != nil {
+					logf("migration: probe: %v", err)
+					return
+				}
+				logf("migration: path %s validated in %v; Switch: %v", p.Local, time.Since(t0).Round(time.Microsecond), p.Switch())
+			}))
+		}
 	}
-	if migrateAfter > 0 {
-		t := time.AfterFunc(migrateAfter, func() {
-			p, err := cl.NewPath(netip.AddrPortFrom(cl.LocalAddr().Addr(), 0).String())
-			if err != nil {
-				logf("migration: %v", err)
-				return
-			}
-			logf("migration: AddPath %s; Switch before Probe: %v", p.Local, p.Switch())
-			t0 := time.Now()
-			if err := p.Probe(ctx); err != nil {
-				logf("migration: probe: %v", err)
-				return
-			}
-			logf("migration: path %s validated in %v; Switch: %v", p.Local, time.Since(t0).Round(time.Microsecond), p.Switch())
-		})
-		defer t.Stop()
-	}
+
 	var last time.Time
 	var stall time.Duration
+	n := target.n
 	next := n / 4
-	got, sum, err := cl.Download(ctx, n, func(k int64) {
+	progress := func(k int64) {
 		now := time.Now()
 		if !last.IsZero() {
 			stall = max(stall, now.Sub(last))
@@ -213,10 +255,51 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 			logf("%d of %d bytes", k, n)
 			next += n / 4
 		}
-	})
+	}
+	if target.h3 {
+		return quicGetH3(ctx, target, quicconn.H3Config{Server: to, Local: local, Insecure: insecure, Tracer: tr,
+			IdleTimeout: 10 * time.Second, OnDial: schedule}, progress, start, &stall, logf)
+	}
+	cl, err := quicconn.Dial(ctx, quicconn.ClientConfig{Server: to, Local: local, Tracer: tr, IdleTimeout: 10 * time.Second})
+	if err != nil {
+		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
+		return exitUsage
+	}
+	defer cl.Close()
+	schedule(cl)
+	got, sum, err := cl.Download(ctx, n, progress)
 	secs := time.Since(start).Seconds()
 	ok := err == nil && sum == quicconn.PatternSum(n)
 	logf("done: %d bytes, intact %t, %.1f MB/s, longest stall %.1f ms, err %v", got, ok, float64(got)/secs/1e6, float64(stall.Microseconds())/1000, err)
+	if !ok {
+		return exitFail
+	}
+	return exitOK
+}
+
+// quicGetH3 fetches target over HTTP/3 and prints the status, the byte
+// count and the sha256.
+func quicGetH3(ctx context.Context, target quicTarget, cfg quicconn.H3Config, progress func(int64), start time.Time, stall *time.Duration, logf func(string, ...any)) int {
+	h := quicconn.NewH3Client(cfg)
+	defer h.Close()
+	r, err := h.Get(ctx, target.url, progress)
+	if err != nil && len(h.Conns()) == 0 {
+		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
+		if !cfg.Insecure && strings.Contains(err.Error(), "certificate") {
+			fmt.Fprintf(stderr, "statelab quic get: the server's certificate is not trusted; statelab quic serve uses a self-signed one: add --insecure to skip verification\n")
+		}
+		return exitUsage
+	}
+	secs := time.Since(start).Seconds()
+	intact := "(not checked)"
+	ok := err == nil && r.StatusCode == http.StatusOK
+	if target.n >= 0 && r.StatusCode == http.StatusOK {
+		good := r.Bytes == target.n && r.Sum == quicconn.PatternSum(target.n)
+		ok = ok && good
+		intact = strconv.FormatBool(good)
+	}
+	logf("done: %s %s, %d bytes, sha256 %x, intact %s, %.1f MB/s, longest stall %.1f ms, %d connection(s), err %v",
+		r.Proto, r.Status, r.Bytes, r.Sum, intact, float64(r.Bytes)/secs/1e6, float64(stall.Microseconds())/1000, len(h.Conns()), err)
 	if !ok {
 		return exitFail
 	}
