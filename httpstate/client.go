@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"sync/atomic"
 	"time"
 )
@@ -60,36 +62,62 @@ type Reply struct {
 	Error  string
 	Code   string
 	Cookie string // the session cookie set by this response, if any
+	Body   []byte // the reply body as received
 }
 
 // Post sends body as JSON to path and decodes the reply. A 4xx is a Reply
 // with Error set, not an error; an error means no reply was had.
 func (c *Client) Post(ctx context.Context, path string, body any) (Reply, error) {
+	return c.Do(ctx, http.MethodPost, path, body)
+}
+
+// Get fetches path and decodes the JSON reply as Post does.
+func (c *Client) Get(ctx context.Context, path string) (Reply, error) {
+	return c.Do(ctx, http.MethodGet, path, nil)
+}
+
+// Do sends a request with an optional body (url.Values are form-encoded,
+// anything else JSON) and decodes the reply. An HTML page is returned in
+// Body undecoded.
+func (c *Client) Do(ctx context.Context, method, path string, body any) (Reply, error) {
 	var buf bytes.Buffer
-	if body != nil {
+	ctype := "application/json"
+	if form, ok := body.(url.Values); ok {
+		ctype = "application/x-www-form-urlencoded"
+		buf.WriteString(form.Encode())
+	} else if body != nil {
 		if err := json.NewEncoder(&buf).Encode(body); err != nil {
 			return Reply{}, err
 		}
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, &buf)
+	var rd io.Reader
+	if method != http.MethodGet {
+		rd = &buf
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
 	if err != nil {
 		return Reply{}, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	if method != http.MethodGet {
+		req.Header.Set("Content-Type", ctype)
+	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return Reply{}, fmt.Errorf("httpstate: POST %s: %w", path, err)
+		return Reply{}, fmt.Errorf("httpstate: %s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
-		return Reply{}, fmt.Errorf("httpstate: POST %s: reading reply: %w", path, err)
+		return Reply{}, fmt.Errorf("httpstate: %s %s: reading reply: %w", method, path, err)
 	}
-	rep := Reply{Status: resp.StatusCode}
+	rep := Reply{Status: resp.StatusCode, Body: b}
 	for _, ck := range resp.Cookies() {
 		if ck.Name == SessionCookie {
 			rep.Cookie = ck.Value
 		}
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
+		return rep, nil // a page, not an API reply: the caller reads Body
 	}
 	var v struct {
 		Result *float64 `json:"result"`
@@ -97,7 +125,7 @@ func (c *Client) Post(ctx context.Context, path string, body any) (Reply, error)
 		Code   string   `json:"code"`
 	}
 	if err := json.Unmarshal(b, &v); err != nil {
-		return rep, fmt.Errorf("httpstate: POST %s: reply is not JSON: %q", path, b)
+		return rep, fmt.Errorf("httpstate: %s %s: reply is not JSON: %q", method, path, b)
 	}
 	rep.Error, rep.Code = v.Error, v.Code
 	if v.Result != nil {

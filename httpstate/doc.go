@@ -10,6 +10,16 @@
 //	POST /session                               → Set-Cookie: session=…  (stateful only)
 //	POST /use_last   {"op":"multiply","b":2}    → {"result":30}          (stateful only)
 //	GET  /state                                 → the session's state    (stateful only)
+//	GET  /history                               → {"history":[…]}        (stateful only)
+//	POST /undo                                  → back to the previous result; 409 empty_history
+//	GET  /stats                                 → operations, most_used_op, op_counts (stateful only)
+//	GET  /form, POST /form                      → an HTML calculator; its session rides in a hidden field
+//
+// A stateful or store-backed session's token travels in the session cookie,
+// or, for clients without cookies, in the URL (?session=TOKEN; POST
+// /session?via=url returns the rewritten links) or in the form's hidden
+// field. The store-backed mode keeps sessions in SQLite (modernc.org/sqlite,
+// no cgo) or Redis through scs's stores (see ParseStoreURL).
 //
 // Bodies may also be form-encoded (op=add&a=10&b=5). Every error is a 4xx
 // with a JSON body {"error": "...", "code": "..."} and leaves the session as

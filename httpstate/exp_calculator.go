@@ -3,6 +3,8 @@ package httpstate
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -13,9 +15,10 @@ import (
 func init() {
 	lab.Register(lab.Experiment{
 		Name:    "http/calculator",
-		Summary: "((10 + 5) × 2) − 3 against a stateless and a stateful server: numbers and bytes on the wire",
+		Summary: "((10 + 5) × 2) − 3 against a stateless, a stateful and a store-backed server: numbers and bytes on the wire",
 		Shows: "The same calculation costs the stateless client 6 numbers (it carries the running value) and the " +
-			"stateful client 4 (the server remembers last_result behind a session cookie), measured from the capture.",
+			"stateful and store-backed clients 4 (the server remembers last_result behind a session cookie, in memory or " +
+			"in SQLite), measured from the capture.",
 		Run: runCalculator,
 	})
 }
@@ -62,10 +65,24 @@ type calcRun struct {
 func (c *calcRun) label() string { return string(c.mode) }
 
 func runCalculator(env *lab.Env) error {
-	runs := []*calcRun{{mode: Stateless}, {mode: Stateful}}
+	runs := []*calcRun{{mode: Stateless}, {mode: Stateful}, {mode: StoreBacked}}
 	ports := map[uint16]bool{}
+	dir, err := os.MkdirTemp("", "statelab-calc-")
+	if err != nil {
+		return err
+	}
+	env.Cleanup(func() { os.RemoveAll(dir) })
 	for _, r := range runs {
-		srv, err := New(Config{Mode: r.mode})
+		cfg := Config{Mode: r.mode}
+		if r.mode == StoreBacked {
+			st, closeStore, err := OpenStore(env.Ctx, StoreURL{Kind: StoreSQLite, Path: filepath.Join(dir, "sessions.db")})
+			if err != nil {
+				return err
+			}
+			env.Cleanup(func() { closeStore() })
+			cfg.Store = st
+		}
+		srv, err := New(cfg)
 		if err != nil {
 			return err
 		}
@@ -124,6 +141,18 @@ func runCalculator(env *lab.Env) error {
 		"numbers in the captured request bodies: %d (%s)", len(numbers[Stateless]), strings.Join(numbers[Stateless], ","))
 	env.Check("stateful client sends 4 numbers", len(numbers[Stateful]) == 4,
 		"numbers in the captured request bodies: %d (%s)", len(numbers[Stateful]), strings.Join(numbers[Stateful], ","))
+	env.Check("store-backed reaches 27", runs[2].result == 27, "((10 + 5) × 2) − 3 = %g", runs[2].result)
+	env.Check("store-backed client sends 4 numbers", len(numbers[StoreBacked]) == 4,
+		"numbers in the captured request bodies: %d (%s)", len(numbers[StoreBacked]), strings.Join(numbers[StoreBacked], ","))
+	for _, r := range runs {
+		wire := 0
+		for _, s := range capture.TCPStreams(pkts) {
+			if s.Src == r.run.Addr || s.Dst == r.run.Addr {
+				wire += s.WireBytes
+			}
+		}
+		recordEvidence(rowData, r.mode, "%d numbers, %d request bytes, %d bytes on the wire", len(numbers[r.mode]), reqBytes[r.mode], wire)
+	}
 	for _, r := range runs {
 		env.Check(r.label()+": capture holds every request byte the client wrote", int64(reqBytes[r.mode]) == r.client.Written(),
 			"client wrote %d bytes, the capture's requests hold %d", r.client.Written(), reqBytes[r.mode])
@@ -253,7 +282,7 @@ func (r *calcRun) analyse(env *lab.Env, pkts []*capture.Packet, exs []*Exchange)
 		env.Check("stateless exchange carries no session", tokenOnWire == "" && cookieBytes == 0,
 			"Set-Cookie seen: %t, cookie bytes sent: %d", tokenOnWire != "", cookieBytes)
 	} else {
-		env.Check("stateful session visible in the exchange",
+		env.Check(name+" session visible in the exchange",
 			tokenOnWire != "" && tokenOnWire == r.token && cookieEveryRequest && len(tokenOnWire) >= 43,
 			"Set-Cookie session=%s (%d chars) in response 1, sent back on every later request: %t",
 			short(tokenOnWire), len(tokenOnWire), cookieEveryRequest)

@@ -9,7 +9,8 @@ import (
 
 func TestCalculatorExperiment(t *testing.T) {
 	r := labtest.RunExperiment(t, "http/calculator", 1)
-	for _, m := range []string{"stateless.numbers_sent", "stateful.numbers_sent", "stateless.request_bytes", "stateful.request_bytes"} {
+	for _, m := range []string{"stateless.numbers_sent", "stateful.numbers_sent", "store.numbers_sent",
+		"stateless.request_bytes", "stateful.request_bytes", "store.request_bytes", "store.wire_bytes"} {
 		if r.Metrics[m] == 0 {
 			t.Errorf("metric %s not measured", m)
 		}
@@ -28,8 +29,8 @@ func TestCalculatorCaptureOpensInTshark(t *testing.T) {
 	if n := labtest.TsharkCount(t, path, "_ws.malformed || _ws.expert.severity >= error"); n != 0 {
 		t.Errorf("%d malformed or erroneous frames", n)
 	}
-	if n := labtest.TsharkCount(t, path, `http.request.method == "POST"`); n != 7 {
-		t.Errorf("tshark sees %d POST requests, want 7 (3 stateless, 4 stateful)", n)
+	if n := labtest.TsharkCount(t, path, `http.request.method == "POST"`); n != 11 {
+		t.Errorf("tshark sees %d POST requests, want 11 (3 stateless, 4 stateful, 4 store-backed)", n)
 	}
 	comments := strings.Join(labtest.TsharkComments(t, path), "\n")
 	for _, want := range []string{"stateless request 2: POST /calculate multiply(15, 2)", "stateful request 3: POST /use_last multiply(2) +cookie", "last_result=27"} {

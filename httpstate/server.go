@@ -38,9 +38,15 @@ type SessionState struct {
 	HasLast    bool    `json:"has_last"`
 	LastResult float64 `json:"last_result"`
 	Operations int     `json:"operations"`
+	// History, Undos and OpCounts are the stateful features (features.go).
+	History  []HistoryEntry `json:"history,omitempty"`
+	Undos    int            `json:"undos,omitempty"`
+	OpCounts map[Op]int     `json:"op_counts,omitempty"`
 }
 
-func init() { gob.Register(SessionState{}) }
+// gobRegistered registers SessionState with gob as a package variable, not
+// in init, so it is done before any init runs (child.go's init may serve).
+var gobRegistered = func() bool { gob.Register(SessionState{}); return true }()
 
 // Config configures a calculator server.
 type Config struct {
@@ -118,6 +124,8 @@ func (s *Server) Close() { s.stop() }
 
 func (s *Server) routes() {
 	s.mux.HandleFunc("POST /calculate", s.calculate)
+	s.mux.HandleFunc("GET /form", s.form)
+	s.mux.HandleFunc("POST /form", s.form)
 	if s.sessions == nil {
 		stateless := func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusNotFound, map[string]string{
@@ -127,11 +135,17 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("/session", stateless)
 		s.mux.HandleFunc("/use_last", stateless)
 		s.mux.HandleFunc("/state", stateless)
+		s.mux.HandleFunc("/history", stateless)
+		s.mux.HandleFunc("/undo", stateless)
+		s.mux.HandleFunc("/stats", stateless)
 		return
 	}
 	s.mux.HandleFunc("POST /session", s.startSession)
 	s.mux.HandleFunc("POST /use_last", s.useLast)
 	s.mux.HandleFunc("GET /state", s.state)
+	s.mux.HandleFunc("GET /history", s.history)
+	s.mux.HandleFunc("POST /undo", s.undoLast)
+	s.mux.HandleFunc("GET /stats", s.stats)
 }
 
 // ServeHTTP serves the calculator API. On a stateful server requests of one
@@ -141,8 +155,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(w, r)
 		return
 	}
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-		mu, _ := s.locks.LoadOrStore(c.Value, new(sync.Mutex))
+	token, via := tokenOf(r)
+	if via == viaURL || via == viaForm {
+		s.serveCookieless(w, r, token, via)
+		return
+	}
+	if via == viaCookie {
+		mu, _ := s.locks.LoadOrStore(token, new(sync.Mutex))
 		mu.(*sync.Mutex).Lock()
 		defer mu.(*sync.Mutex).Unlock()
 	}
@@ -166,8 +185,7 @@ func (s *Server) calculate(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.sessions != nil && s.sessions.Exists(r.Context(), "state") {
 		st := s.sessions.Get(r.Context(), "state").(SessionState)
-		st.HasLast, st.LastResult = true, res
-		st.Operations++
+		st.record(req.Op, *req.A, *req.B, res)
 		s.sessions.Put(r.Context(), "state", st)
 	}
 	writeJSON(w, http.StatusOK, map[string]float64{"result": res})
@@ -180,7 +198,11 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.sessions.Put(r.Context(), "state", SessionState{})
-	writeJSON(w, http.StatusCreated, map[string]string{"session": "started"})
+	reply := map[string]string{"session": "started"}
+	for k, v := range s.links(r) {
+		reply[k] = v
+	}
+	writeJSON(w, http.StatusCreated, reply)
 }
 
 func (s *Server) current(r *http.Request) (SessionState, error) {
@@ -215,8 +237,7 @@ func (s *Server) useLast(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	st.LastResult = res
-	st.Operations++
+	st.record(req.Op, st.LastResult, *req.B, res)
 	s.sessions.Put(r.Context(), "state", st)
 	writeJSON(w, http.StatusOK, map[string]float64{"result": res})
 }
@@ -236,7 +257,7 @@ func (s *Server) Session(ctx context.Context, token string) (SessionState, bool,
 	if s.sessions == nil {
 		return SessionState{}, false, nil
 	}
-	b, found, err := s.sessions.Store.Find(token)
+	b, found, err := findSession(ctx, s.sessions.Store, token)
 	if err != nil || !found {
 		return SessionState{}, false, err
 	}
@@ -254,13 +275,27 @@ func (s *Server) SessionCount() int {
 	if s.sessions == nil {
 		return 0
 	}
-	it, ok := s.sessions.Store.(scs.IterableStore)
-	if !ok {
+	var all map[string][]byte
+	var err error
+	switch it := s.sessions.Store.(type) {
+	case scs.IterableCtxStore:
+		all, err = it.AllCtx(context.Background())
+	case scs.IterableStore:
+		all, err = it.All()
+	default:
 		return -1
 	}
-	all, err := it.All()
 	if err != nil {
 		return -1
 	}
 	return len(all)
+}
+
+// findSession reads a session through the store's context-aware method
+// when it has one (the go-redis store has only that: its Find panics).
+func findSession(ctx context.Context, st scs.Store, token string) ([]byte, bool, error) {
+	if cs, ok := st.(scs.CtxStore); ok {
+		return cs.FindCtx(ctx, token)
+	}
+	return st.Find(token)
 }

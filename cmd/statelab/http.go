@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/statelab/statelab/httpstate"
+	"github.com/statelab/statelab/internal/sandbox"
+)
+
+func init() {
+	register(&command{
+		name: "http serve",
+		args: "[--mode stateless|stateful|store] [--store URL] [--addr ADDR]",
+		summary: "Serve the calculator for curl, a browser or wrk, in your own network namespace (loopback by default).\n" +
+			"Stateless keeps nothing; stateful keeps sessions in memory; store keeps them in SQLite or Redis.\n" +
+			"Open http://ADDR/form in a browser for the HTML form (its session rides in a hidden field).",
+		examples: []string{
+			"statelab http serve --mode stateful",
+			"curl -c jar -b jar -X POST localhost:8080/session",
+			`curl -c jar -b jar localhost:8080/calculate --json '{"op":"add","a":10,"b":5}'`,
+			`curl -c jar -b jar localhost:8080/use_last --json '{"op":"multiply","b":2}'`,
+			"curl -b jar localhost:8080/history; curl -b jar localhost:8080/stats; curl -b jar -X POST localhost:8080/undo",
+			"statelab http serve --mode store --store sqlite:///tmp/sessions.db",
+			"statelab http serve --mode store --store redis://127.0.0.1:6379",
+		},
+		flags: func(fs *flag.FlagSet) {
+			fs.String("mode", "stateless", "how the server keeps state: `stateless`, stateful or store")
+			fs.String("store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db or redis://host:port[/db] (default sqlite:statelab-sessions.db)")
+			fs.String("addr", "127.0.0.1:8080", "listen on `ADDR` (port 0 picks a free one)")
+		},
+		run: httpServeCmd,
+	})
+	register(&command{
+		name: "bench http",
+		args: "[--duration D] [--concurrency N] [--json]",
+		summary: "Requests per second and p99 latency of the same calculator workflow against a stateless, a stateful,\n" +
+			"a store-backed (SQLite) and, when redis-server is installed, a store-backed (Redis) server in the same\n" +
+			"run, with each one's ratio to stateless: the measured price of a store access on every request.",
+		examples: []string{
+			"statelab bench http",
+			"statelab bench http --duration 5s --concurrency 16 --json",
+		},
+		flags: func(fs *flag.FlagSet) {
+			fs.Duration("duration", 2*time.Second, "measure each server kind for `D`")
+			fs.Int("concurrency", 8, "`N` clients in parallel")
+			fs.Bool("json", false, "print the results as one JSON object")
+		},
+		run: benchHTTPCmd,
+	})
+}
+
+func httpServeCmd(fs *flag.FlagSet, args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "statelab http serve: takes no arguments (got %q)\n", args)
+		return exitUsage
+	}
+	mode := httpstate.Mode(fs.Lookup("mode").Value.String())
+	store := fs.Lookup("store").Value.String()
+	addr := fs.Lookup("addr").Value.String()
+	switch mode {
+	case httpstate.Stateless, httpstate.Stateful:
+		if store != "" {
+			fmt.Fprintf(stderr, "statelab http serve: --store is for --mode store (a %s server keeps no store)\n", mode)
+			return exitUsage
+		}
+	case httpstate.StoreBacked:
+		if store == "" {
+			store = "sqlite:statelab-sessions.db"
+		}
+		if _, err := httpstate.ParseStoreURL(store); err != nil {
+			fmt.Fprintf(stderr, "statelab http serve: --store: %v\n", err)
+			return exitUsage
+		}
+	default:
+		fmt.Fprintf(stderr, "statelab http serve: --mode %q: want stateless, stateful or store\n", mode)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	run, cleanup, err := httpstate.ServeMode(octx, httpstate.ChildSpec{Mode: mode, Addr: addr, Store: store})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "statelab http serve: %v\n", err)
+		return exitUsage
+	}
+	defer cleanup()
+	where := ""
+	if store != "" {
+		where = " (sessions in " + store + ")"
+	}
+	fmt.Fprintf(stdout, "serving a %s calculator on %s%s; Ctrl-C stops\n", mode, run.URL(), where)
+	fmt.Fprintf(stdout, "  curl %s/calculate --json '{\"op\":\"add\",\"a\":10,\"b\":5}'\n  browser: %s/form\n", run.URL(), run.URL())
+	<-ctx.Done()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = run.Shutdown(sctx)
+	return exitOK
+}
+
+func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "statelab bench http: takes no arguments (got %q)\n", args)
+		return exitUsage
+	}
+	dur := fs.Lookup("duration").Value.(flag.Getter).Get().(time.Duration)
+	conc := fs.Lookup("concurrency").Value.(flag.Getter).Get().(int)
+	asJSON := fs.Lookup("json").Value.String() == "true"
+	if dur <= 0 || dur > 10*time.Minute || conc < 1 || conc > 1024 {
+		fmt.Fprintf(stderr, "statelab bench http: want 0 < --duration <= 10m and 1 <= --concurrency <= 1024\n")
+		return exitUsage
+	}
+	if err := sandbox.Enter(); err != nil {
+		fmt.Fprintf(stderr, "statelab bench http: %v\n", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := httpstate.BenchOptions{Duration: dur, Concurrency: conc}
+	redisNote := ""
+	rs, err := httpstate.StartRedis(ctx)
+	switch {
+	case err == nil:
+		defer rs.Close()
+		opts.Redis = rs.URL()
+	case errors.Is(err, httpstate.ErrNoRedis):
+		redisNote = "redis-server is not installed: no Redis figures (apt-get install redis-server)"
+	default:
+		fmt.Fprintf(stderr, "statelab bench http: %v\n", err)
+		return exitUsage
+	}
+	res, err := httpstate.Bench(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "statelab bench http: %v\n", err)
+		return exitFail
+	}
+	var stateful, redis float64
+	for _, r := range res {
+		switch r.Kind {
+		case "stateful":
+			stateful = r.RPS
+		case "store-redis":
+			redis = r.RPS
+		}
+	}
+	redisVsStateful := 0.0
+	if stateful > 0 {
+		redisVsStateful = redis / stateful
+	}
+	if asJSON {
+		_ = json.NewEncoder(stdout).Encode(map[string]any{
+			"duration_s": dur.Seconds(), "concurrency": conc, "results": res,
+			"redis_vs_stateful": redisVsStateful, "target_redis_vs_stateful": 0.5, "note": redisNote,
+		})
+		return exitOK
+	}
+	fmt.Fprintf(stdout, "calculator workflow, %d clients, %s per server kind\n\n", conc, dur)
+	fmt.Fprintf(stdout, "%-14s %10s %10s %9s %9s %12s\n", "kind", "requests", "req/s", "p50 ms", "p99 ms", "÷ stateless")
+	for _, r := range res {
+		fmt.Fprintf(stdout, "%-14s %10d %10.0f %9.3f %9.3f %12.2f\n", r.Kind, r.Requests, r.RPS, r.P50MS, r.P99MS, r.RatioToStateless)
+	}
+	if redis > 0 {
+		verdict := "met"
+		if redisVsStateful < 0.5 {
+			verdict = "NOT met"
+		}
+		fmt.Fprintf(stdout, "\nstore-backed on Redis runs at %.0f%% of in-memory stateful (target ≥ 50%%: %s)\n", 100*redisVsStateful, verdict)
+	}
+	if redisNote != "" {
+		fmt.Fprintf(stdout, "\n%s\n", redisNote)
+	}
+	return exitOK
+}

@@ -1,0 +1,186 @@
+package httpstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+)
+
+// BenchOptions configure Bench.
+type BenchOptions struct {
+	Duration    time.Duration // per server kind; default 2s
+	Concurrency int           // clients in parallel; default 8
+	MaxRequests int           // per kind, a bound whatever the duration; default 1e6
+	// Redis, when set, adds the store-backed kind on that Redis URL.
+	Redis string
+	// Dir holds the SQLite file; default a temporary directory.
+	Dir string
+}
+
+// BenchResult is one server kind's figures.
+type BenchResult struct {
+	Kind             string  `json:"kind"`
+	Requests         int     `json:"requests"`
+	Errors           int     `json:"errors"`
+	RPS              float64 `json:"requests_per_second"`
+	P50MS            float64 `json:"p50_ms"`
+	P99MS            float64 `json:"p99_ms"`
+	RatioToStateless float64 `json:"ratio_to_stateless"`
+}
+
+// Bench runs the same calculator workflow ((10 + 5) × 2) − 3 against a
+// stateless, a stateful, a store-backed (SQLite) and, with opts.Redis, a
+// store-backed (Redis) server, each on a loopback socket, and reports
+// requests per second and latency. It measures the price of "a store read
+// and write on every request".
+func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
+	if opts.Duration <= 0 {
+		opts.Duration = 2 * time.Second
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 8
+	}
+	if opts.MaxRequests <= 0 {
+		opts.MaxRequests = 1_000_000
+	}
+	dir := opts.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "statelab-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	kinds := []struct {
+		name string
+		spec ChildSpec
+	}{
+		{"stateless", ChildSpec{Mode: Stateless}},
+		{"stateful", ChildSpec{Mode: Stateful}},
+		{"store-sqlite", ChildSpec{Mode: StoreBacked, Store: "sqlite://" + filepath.Join(dir, "bench.db")}},
+	}
+	if opts.Redis != "" {
+		kinds = append(kinds, struct {
+			name string
+			spec ChildSpec
+		}{"store-redis", ChildSpec{Mode: StoreBacked, Store: opts.Redis}})
+	}
+	var out []BenchResult
+	for _, k := range kinds {
+		k.spec.Addr = "127.0.0.1:0"
+		run, cleanup, err := ServeMode(ctx, k.spec)
+		if err != nil {
+			return out, fmt.Errorf("httpstate: bench %s: %w", k.name, err)
+		}
+		r, err := benchOne(ctx, run.URL(), k.spec.Mode, opts)
+		cleanup()
+		if err != nil {
+			return out, fmt.Errorf("httpstate: bench %s: %w", k.name, err)
+		}
+		r.Kind = k.name
+		out = append(out, r)
+	}
+	for i := range out {
+		if out[0].RPS > 0 {
+			out[i].RatioToStateless = out[i].RPS / out[0].RPS
+		}
+	}
+	return out, nil
+}
+
+var errBenchStep = errors.New("httpstate: bench step failed")
+
+func benchOne(ctx context.Context, base string, mode Mode, opts BenchOptions) (BenchResult, error) {
+	// Requests are never cut short: the clock stops new ones, so every
+	// measured request ran to completion and no server sees a cancelled
+	// request mid-commit.
+	deadline := time.Now().Add(opts.Duration)
+	over := func() bool { return ctx.Err() != nil || time.Now().After(deadline) }
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		errs     int
+		budget   = opts.MaxRequests
+		firstErr error
+	)
+	take := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if budget <= 0 {
+			return false
+		}
+		budget--
+		return true
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < opts.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			bad := 0
+			var werr error
+			defer func() {
+				mu.Lock()
+				lat = append(lat, mine...)
+				errs += bad
+				if firstErr == nil {
+					firstErr = werr
+				}
+				mu.Unlock()
+			}()
+			// One keep-alive connection per client; a stateful workflow
+			// starts a fresh session each time round.
+			c := NewClient(base, mode != Stateless)
+			defer c.Close()
+			for !over() {
+				prev := 0.0
+				for _, next := range workflowFor(mode) {
+					if over() || !take() {
+						return
+					}
+					st := next(prev)
+					var body any
+					if st.body != nil {
+						body = st.body
+					}
+					t0 := time.Now()
+					rep, err := c.Post(ctx, st.path, body)
+					if ctx.Err() != nil {
+						return // interrupted: not a measurement
+					}
+					mine = append(mine, time.Since(t0))
+					if err != nil || rep.Status >= 300 {
+						bad++
+						if werr == nil {
+							werr = fmt.Errorf("%w: %s: %d %v", errBenchStep, st.path, rep.Status, err)
+						}
+						break
+					}
+					prev = rep.Result
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if len(lat) == 0 {
+		return BenchResult{}, fmt.Errorf("no request completed: %v", firstErr)
+	}
+	if errs > len(lat)/100 {
+		return BenchResult{}, fmt.Errorf("%d of %d requests failed, first: %v", errs, len(lat), firstErr)
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	q := func(p float64) float64 {
+		i := int(p * float64(len(lat)-1))
+		return float64(lat[i].Microseconds()) / 1000
+	}
+	return BenchResult{Requests: len(lat), Errors: errs, RPS: float64(len(lat)) / elapsed.Seconds(), P50MS: q(0.50), P99MS: q(0.99)}, nil
+}

@@ -1,0 +1,130 @@
+package httpstate
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/internal/labtest"
+)
+
+// A server process of this very binary: it listens, answers, and dies of
+// SIGKILL for real.
+func TestChildServerDiesOfSIGKILL(t *testing.T) {
+	ctx := context.Background()
+	ch, err := StartChild(ctx, ChildSpec{Mode: Stateful, Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Stop()
+	c := NewClient(ch.URL(), true)
+	defer c.Close()
+	startSession(t, c)
+	killed, err := ch.Kill()
+	if err != nil || !killed {
+		t.Fatalf("kill -9: died of SIGKILL %v, %v", killed, err)
+	}
+	c.Close()
+	if _, err := c.Post(ctx, "/calculate", CalcRequest{Op: Add, A: num(1), B: num(1)}); err == nil {
+		t.Error("a killed server still answers")
+	}
+}
+
+func TestChildRefusesABadSpec(t *testing.T) {
+	tests := []struct {
+		name string
+		spec ChildSpec
+	}{
+		{"unknown mode", ChildSpec{Mode: "sometimes", Addr: "127.0.0.1:0"}},
+		{"store mode without a store", ChildSpec{Mode: StoreBacked, Addr: "127.0.0.1:0"}},
+		{"bad store URL", ChildSpec{Mode: StoreBacked, Addr: "127.0.0.1:0", Store: "ftp://x"}},
+		{"address outside the lab", ChildSpec{Mode: Stateless, Addr: "192.0.2.1:80"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if ch, err := StartChild(context.Background(), tt.spec); err == nil {
+				ch.Stop()
+				t.Fatal("started")
+			}
+		})
+	}
+}
+
+func TestBenchMeasuresEveryKind(t *testing.T) {
+	res, err := Bench(context.Background(), BenchOptions{Duration: 150 * time.Millisecond, Concurrency: 2, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 || res[0].Kind != "stateless" || res[0].RatioToStateless != 1 {
+		t.Fatalf("results %+v", res)
+	}
+	for _, r := range res {
+		if r.Requests == 0 || r.RPS <= 0 || r.P99MS < r.P50MS {
+			t.Errorf("%s: %+v", r.Kind, r)
+		}
+	}
+}
+
+func TestRedisStoreKeepsSessionsAcrossServers(t *testing.T) {
+	needRedis(t)
+	ctx := context.Background()
+	rs, err := StartRedis(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	for _, url := range []string{rs.URL(), "sqlite://" + filepath.Join(t.TempDir(), "s.db")} {
+		run1, stop1, err := ServeMode(ctx, ChildSpec{Mode: StoreBacked, Addr: "127.0.0.1:0", Store: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := NewClient(run1.URL(), true)
+		startSession(t, c)
+		c.Close()
+		stop1()
+		run2, stop2, err := ServeMode(ctx, ChildSpec{Mode: StoreBacked, Addr: run1.Addr.String(), Store: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := c.Post(ctx, "/use_last", CalcRequest{Op: Multiply, B: num(2)})
+		stop2()
+		_ = run2
+		if err != nil || rep.Status != 200 || rep.Result != 30 {
+			t.Errorf("%s: after a new server on the same store: %+v %v", url, rep, err)
+		}
+	}
+}
+
+func needRedis(t *testing.T) { labtest.NeedTool(t, "redis-server") }
+
+// The go-redis store has only context-aware methods (its Find panics): the
+// server's own reads of the store must go through them.
+func TestRedisStoreIsReadThroughItsContextMethods(t *testing.T) {
+	needRedis(t)
+	ctx := context.Background()
+	rs, err := StartRedis(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	u, _ := ParseStoreURL(rs.URL())
+	st, closeStore, err := OpenStore(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	srv, _ := New(Config{Mode: StoreBacked, Store: st})
+	run, _ := Listen("127.0.0.1:0", srv)
+	defer run.Close()
+	c := NewClient(run.URL(), true)
+	defer c.Close()
+	token := startSession(t, c)
+	got, ok, err := srv.Session(ctx, token)
+	if err != nil || !ok || got.LastResult != 15 {
+		t.Errorf("Session = %+v %v %v", got, ok, err)
+	}
+	if n := srv.SessionCount(); n != 1 {
+		t.Errorf("SessionCount = %d, want 1", n)
+	}
+}

@@ -1,0 +1,393 @@
+package httpstate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/statelab/statelab/internal/lab"
+)
+
+func init() {
+	lab.Register(lab.Experiment{
+		Name:    "http/load-balancing",
+		Summary: "three backends behind a balancer: round-robin breaks stateful sessions, sticky cookies keep them, a store makes stickiness unneeded",
+		Shows: "Behind a ReverseProxy balancer (and HAProxy when installed) round-robin sends a stateful session's requests " +
+			"to backends that never saw it (measured failure rate), sticky-by-cookie keeps every workflow whole until a backend " +
+			"dies and takes exactly its sessions with it, and store-backed backends need no stickiness and survive losing one.",
+		Run: runLoadBalancing,
+	})
+}
+
+// lbClients is how many clients each scenario runs; with three backends
+// each sticky client lands on its own backend.
+const lbClients = 3
+
+// lbScenario is one balancer, policy and backend kind.
+type lbScenario struct {
+	name     string
+	balancer string // "ReverseProxy" or "HAProxy"
+	policy   Policy
+	mode     Mode
+	store    string // store URL for StoreBacked backends
+
+	// measured
+	useLast, useLastFailed int // use_last requests before the kill
+	requests               int // requests sent
+	storeOps               int64
+	pinned                 map[string][]int
+	killed                 string
+	lostAfterKill          []int // clients whose last step failed after the kill
+	t                      *transcript
+}
+
+type lbBackends struct {
+	runs   []*Running
+	stores []*countingStore
+}
+
+// storeOps is how many store reads and writes the backends made.
+func (bs *lbBackends) storeOps() int64 {
+	var n int64
+	for _, s := range bs.stores {
+		n += s.finds.Load() + s.commits.Load()
+	}
+	return n
+}
+
+// startBackends starts three backends; store-backed ones each open the
+// store themselves (their own *sql.DB or Redis client), as separate
+// processes would, and count their store operations.
+func startBackends(env *lab.Env, mode Mode, store string) (*lbBackends, error) {
+	bs := &lbBackends{}
+	for i := 0; i < 3; i++ {
+		cfg := Config{Mode: mode}
+		if mode == StoreBacked {
+			u, err := ParseStoreURL(store)
+			if err != nil {
+				return nil, err
+			}
+			st, closeStore, err := OpenStore(env.Ctx, u)
+			if err != nil {
+				return nil, err
+			}
+			env.Cleanup(func() { closeStore() })
+			cs := &countingStore{Store: st}
+			bs.stores = append(bs.stores, cs)
+			cfg.Store = cs
+		}
+		srv, err := New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		run, err := Listen("127.0.0.1:0", srv)
+		if err != nil {
+			srv.Close()
+			return nil, err
+		}
+		env.Cleanup(func() { run.Close(); srv.Close() })
+		bs.runs = append(bs.runs, run)
+	}
+	return bs, nil
+}
+
+// countingStore counts a session store's reads and writes.
+type countingStore struct {
+	scs.Store
+	finds, commits atomic.Int64
+}
+
+func (c *countingStore) Find(token string) ([]byte, bool, error) {
+	c.finds.Add(1)
+	return c.Store.Find(token)
+}
+
+func (c *countingStore) Commit(token string, b []byte, expiry time.Time) error {
+	c.commits.Add(1)
+	return c.Store.Commit(token, b, expiry)
+}
+
+// The context-aware methods, which scs prefers; they pass through to the
+// wrapped store's own when it has them (the go-redis store has only those).
+
+func (c *countingStore) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	c.finds.Add(1)
+	return findSession(ctx, c.Store, token)
+}
+
+func (c *countingStore) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	c.commits.Add(1)
+	if cs, ok := c.Store.(scs.CtxStore); ok {
+		return cs.CommitCtx(ctx, token, b, expiry)
+	}
+	return c.Store.Commit(token, b, expiry)
+}
+
+func (c *countingStore) DeleteCtx(ctx context.Context, token string) error {
+	if cs, ok := c.Store.(scs.CtxStore); ok {
+		return cs.DeleteCtx(ctx, token)
+	}
+	return c.Store.Delete(token)
+}
+
+func (bs *lbBackends) urls() []string {
+	var out []string
+	for _, r := range bs.runs {
+		out = append(out, r.URL())
+	}
+	return out
+}
+
+func (bs *lbBackends) addrs() []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, r := range bs.runs {
+		out = append(out, r.Addr)
+	}
+	return out
+}
+
+func runLoadBalancing(env *lab.Env) error {
+	dir, err := os.MkdirTemp("", "statelab-lb-")
+	if err != nil {
+		return err
+	}
+	env.Cleanup(func() { os.RemoveAll(dir) })
+	sqlite := "sqlite://" + filepath.Join(dir, "sessions.db")
+	scenarios := []*lbScenario{
+		{name: "stateless, round-robin", balancer: "ReverseProxy", policy: RoundRobin, mode: Stateless},
+		{name: "stateful, round-robin", balancer: "ReverseProxy", policy: RoundRobin, mode: Stateful},
+		{name: "stateful, sticky", balancer: "ReverseProxy", policy: Sticky, mode: Stateful},
+		{name: "store-backed, round-robin", balancer: "ReverseProxy", policy: RoundRobin, mode: StoreBacked, store: sqlite},
+	}
+	if rs, err := StartRedis(env.Ctx); err == nil {
+		env.Cleanup(rs.Close)
+		scenarios = append(scenarios, &lbScenario{name: "store-backed (Redis), round-robin", balancer: "ReverseProxy", policy: RoundRobin, mode: StoreBacked, store: rs.URL()})
+	} else if errors.Is(err, ErrNoRedis) {
+		env.Note("redis-server is not installed: the Redis-backed scenario did not run")
+	} else {
+		return err
+	}
+	if haproxyInstalled() {
+		scenarios = append(scenarios,
+			&lbScenario{name: "stateful, round-robin", balancer: "HAProxy", policy: RoundRobin, mode: Stateful},
+			&lbScenario{name: "stateful, sticky (cookie insert)", balancer: "HAProxy", policy: Sticky, mode: Stateful},
+			&lbScenario{name: "store-backed, round-robin", balancer: "HAProxy", policy: RoundRobin, mode: StoreBacked, store: sqlite},
+		)
+	} else {
+		env.Note("haproxy is not installed: the HAProxy scenarios did not run")
+	}
+
+	type front struct {
+		sc  *lbScenario
+		url string
+		bs  *lbBackends
+	}
+	var fronts []front
+	var ports []uint16
+	for _, sc := range scenarios {
+		bs, err := startBackends(env, sc.mode, sc.store)
+		if err != nil {
+			return err
+		}
+		var u string
+		var addr netip.AddrPort
+		if sc.balancer == "HAProxy" {
+			h, err := StartHAProxy(sc.policy, bs.addrs())
+			if err != nil {
+				return err
+			}
+			env.Cleanup(h.Close)
+			u, addr = h.URL(), h.Addr
+		} else {
+			lb, err := NewBalancer(sc.policy, bs.urls()...)
+			if err != nil {
+				return err
+			}
+			run, err := Listen("127.0.0.1:0", lb)
+			if err != nil {
+				return err
+			}
+			env.Cleanup(func() { run.Close() })
+			u, addr = run.URL(), run.Addr
+		}
+		sc.t = &transcript{name: sc.balancer + ": " + sc.name, addr: addr}
+		fronts = append(fronts, front{sc, u, bs})
+		ports = append(ports, addr.Port())
+	}
+	cp, err := env.Capture(captureOpts(ports...))
+	if err != nil {
+		return err
+	}
+	for _, f := range fronts {
+		if err := f.sc.play(env, f.url, f.bs); err != nil {
+			return fmt.Errorf("%s: %w", f.sc.name, err)
+		}
+		f.sc.requests = len(f.sc.t.steps)
+		f.sc.storeOps = f.bs.storeOps()
+	}
+	pkts, err := cp.Stop()
+	if err != nil {
+		return fmt.Errorf("capture: %w", err)
+	}
+	for _, f := range fronts {
+		f.sc.t.annotate(env, pkts)
+	}
+
+	rows := [][]string{{"balancer", "scenario", "use_last failed before the kill", "killed", "clients lost after the kill"}}
+	for _, sc := range scenarios {
+		rows = append(rows, []string{sc.balancer, sc.name, fmt.Sprintf("%d of %d", sc.useLastFailed, sc.useLast),
+			sc.killed, fmt.Sprintf("%d of %d", len(sc.lostAfterKill), lbClients)})
+		sc.check(env)
+	}
+	env.Table("Load balancing, measured", rows)
+	get := func(name string) *lbScenario {
+		for _, sc := range scenarios {
+			if sc.balancer == "ReverseProxy" && sc.name == name {
+				return sc
+			}
+		}
+		return nil
+	}
+	rr, st, sb := get("stateful, round-robin"), get("stateful, sticky"), get("store-backed, round-robin")
+	sl := get("stateless, round-robin")
+	recordEvidence(rowScale, Stateless, "any balancer: round-robin, %d of %d failed; losing a backend lost %d clients",
+		sl.useLastFailed, sl.useLast, len(sl.lostAfterKill))
+	recordEvidence(rowScale, Stateful, "round-robin: %d of %d use_last failed; sticky: %d failed, losing a backend lost its %d of %d clients",
+		rr.useLastFailed, rr.useLast, st.useLastFailed, len(st.lostAfterKill), lbClients)
+	recordEvidence(rowScale, StoreBacked, "round-robin: %d of %d failed; losing a backend lost %d clients",
+		sb.useLastFailed, sb.useLast, len(sb.lostAfterKill))
+	recordEvidence(rowComplex, Stateless, "backends only: no session, no sticky cookie, 0 store operations")
+	recordEvidence(rowComplex, Stateful, "backends + a sticky %q cookie at the balancer (without it %d%% of use_last failed); sessions die with their backend",
+		LBCookie, 100*rr.useLastFailed/max(1, rr.useLast))
+	recordEvidence(rowComplex, StoreBacked, "backends + a store (SQLite file or Redis server): %d store operations for %d requests (%.1f per request)",
+		sb.storeOps, sb.requests, float64(sb.storeOps)/float64(max(1, sb.requests)))
+	return nil
+}
+
+// play runs each client's ((10 + 5) × 2) through the balancer, kills the
+// backend that served client 2's session start, and finishes with − 3.
+func (sc *lbScenario) play(env *lab.Env, base string, bs *lbBackends) error {
+	ctx, t := env.Ctx, sc.t
+	clients := make([]*Client, lbClients)
+	for i := range clients {
+		clients[i] = NewClient(base, true)
+		defer clients[i].Close()
+	}
+	sc.pinned = map[string][]int{}
+	results := make([]float64, lbClients)
+	for i, c := range clients {
+		who := fmt.Sprintf("client %d", i+1)
+		if sc.mode == Stateless {
+			p := t.do(ctx, c, who+": 10 + 5", "POST", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)})
+			q := t.do(ctx, c, who+": 15 × 2", "POST", "/calculate", CalcRequest{Op: Multiply, A: num(p.Rep.Result), B: num(2)})
+			sc.useLast++
+			if q.Err != nil || q.Rep.Status != 200 {
+				sc.useLastFailed++
+			}
+			results[i] = q.Rep.Result
+			continue
+		}
+		p := t.do(ctx, c, who+": start session", "POST", "/session", nil)
+		if p.Err != nil || p.Rep.Status != http.StatusCreated {
+			return fmt.Errorf("%s session start: %v %d %s", who, p.Err, p.Rep.Status, p.Rep.Error)
+		}
+		t.note("session on %s", backendOf(c, base))
+		sc.pinned[backendOf(c, base)] = append(sc.pinned[backendOf(c, base)], i)
+		t.do(ctx, c, who+": 10 + 5", "POST", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)})
+		q := t.do(ctx, c, who+": × 2", "POST", "/use_last", CalcRequest{Op: Multiply, B: num(2)})
+		sc.useLast++
+		if q.Err != nil || q.Rep.Status != 200 || q.Rep.Result != 30 {
+			sc.useLastFailed++
+			t.note("this backend never saw the session: %d %s", q.Rep.Status, q.Rep.Code)
+		}
+		results[i] = q.Rep.Result
+	}
+	// Kill the backend client 2 is pinned to (or b2).
+	victim := 1
+	if sc.policy == Sticky {
+		if n, ok := backendIndex(backendOf(clients[1], base)); ok {
+			victim = n
+		}
+	}
+	sc.killed = fmt.Sprintf("b%d", victim+1)
+	bs.runs[victim].Close()
+	t.event("backend %s (%s) stopped", sc.killed, bs.runs[victim].Addr)
+	for i, c := range clients {
+		who := fmt.Sprintf("client %d", i+1)
+		var p *played
+		if sc.mode == Stateless {
+			p = t.do(ctx, c, who+": 30 − 3 after "+sc.killed+" died", "POST", "/calculate", CalcRequest{Op: Subtract, A: num(results[i]), B: num(3)})
+		} else {
+			p = t.do(ctx, c, who+": − 3 after "+sc.killed+" died", "POST", "/use_last", CalcRequest{Op: Subtract, B: num(3)})
+		}
+		if p.Err != nil || p.Rep.Status != 200 || p.Rep.Result != 27 {
+			sc.lostAfterKill = append(sc.lostAfterKill, i)
+			t.note("lost: %d %s", p.Rep.Status, p.Rep.Code)
+		}
+	}
+	return nil
+}
+
+// check states what the scenario must show.
+func (sc *lbScenario) check(env *lab.Env) {
+	pre := sc.balancer + " " + sc.name
+	switch {
+	case sc.mode == Stateful && sc.policy == RoundRobin:
+		env.Check(pre+": round-robin breaks stateful sessions", sc.useLastFailed > 0,
+			"use_last failed %d of %d (failure rate %.0f%%)", sc.useLastFailed, sc.useLast, 100*float64(sc.useLastFailed)/float64(max(1, sc.useLast)))
+	case sc.mode == Stateful && sc.policy == Sticky:
+		lost := sc.pinned[sc.killed]
+		env.Check(pre+": sticky cookies keep every stateful workflow whole", sc.useLastFailed == 0,
+			"use_last failed %d of %d; sessions per backend %v", sc.useLastFailed, sc.useLast, sc.pinned)
+		env.Check(pre+": killing a backend loses exactly its sessions", len(lost) > 0 && fmt.Sprint(lost) == fmt.Sprint(sc.lostAfterKill),
+			"killed %s holding clients %v; clients lost %v", sc.killed, idx1(lost), idx1(sc.lostAfterKill))
+	default:
+		env.Check(pre+": works under round-robin and survives losing a backend", sc.useLastFailed == 0 && len(sc.lostAfterKill) == 0,
+			"failed %d of %d before the kill; %d of %d clients lost after %s died", sc.useLastFailed, sc.useLast, len(sc.lostAfterKill), lbClients, sc.killed)
+	}
+	key := sc.balancer + "." + sc.name
+	if sc.mode == StoreBacked {
+		env.Metric(key+".store_ops_count", float64(sc.storeOps))
+	}
+	env.Metric(key+".failure_rate", float64(sc.useLastFailed)/float64(max(1, sc.useLast)))
+	env.Metric(key+".lost_after_kill_count", float64(len(sc.lostAfterKill)))
+}
+
+func idx1(xs []int) []int {
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = x + 1
+	}
+	return out
+}
+
+// backendOf reads the sticky cookie the balancer gave a client.
+func backendOf(c *Client, base string) string {
+	u, err := url.Parse(base)
+	if err != nil || c.HTTP.Jar == nil {
+		return "?"
+	}
+	for _, ck := range c.HTTP.Jar.Cookies(u) {
+		if ck.Name == LBCookie {
+			return ck.Value
+		}
+	}
+	return "(no " + LBCookie + " cookie)"
+}
+
+func backendIndex(name string) (int, bool) {
+	var n int
+	if _, err := fmt.Sscanf(name, "b%d", &n); err != nil || n < 1 || n > 3 {
+		return 0, false
+	}
+	return n - 1, true
+}

@@ -1,0 +1,223 @@
+package httpstate
+
+import (
+	"bytes"
+	"context"
+
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+)
+
+// How a request's session token travelled: the seed's four ways to add
+// state to stateless HTTP are a cookie, URL rewriting (?session=), a hidden
+// form field, and server-side session data behind any of them.
+type tokenVia int
+
+const (
+	viaNone tokenVia = iota
+	viaCookie
+	viaURL
+	viaForm
+)
+
+// SessionParam is the query parameter and form field that carry the token
+// when the client keeps no cookie.
+const SessionParam = "session"
+
+type cookielessKey struct{}
+
+// tokenOf finds the request's session token. A cookie wins; then the query
+// (URL rewriting); then a field of a form posted to /form (hidden field).
+func tokenOf(r *http.Request) (string, tokenVia) {
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		return c.Value, viaCookie
+	}
+	if r.URL.Query().Has(SessionParam) || r.URL.Query().Get("via") == "url" {
+		return r.URL.Query().Get(SessionParam), viaURL
+	}
+	if r.URL.Path == "/form" {
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+			_ = r.ParseForm() // a malformed form is reported by the handler
+			return r.PostForm.Get(SessionParam), viaForm
+		}
+		return "", viaForm
+	}
+	return "", viaNone
+}
+
+// serveCookieless runs a request whose token travels in the URL or a form
+// field: the session is loaded and committed by hand, and no cookie is set.
+func (s *Server) serveCookieless(w http.ResponseWriter, r *http.Request, token string, via tokenVia) {
+	if token != "" {
+		mu, _ := s.locks.LoadOrStore(token, new(sync.Mutex))
+		mu.(*sync.Mutex).Lock()
+		defer mu.(*sync.Mutex).Unlock()
+	}
+	ctx, err := s.sessions.Load(r.Context(), token)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})
+		return
+	}
+	ctx = context.WithValue(ctx, cookielessKey{}, via)
+	buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+	s.mux.ServeHTTP(buf, r.WithContext(ctx))
+	if st := s.sessions.Status(ctx); st != 0 { // Modified or Destroyed
+		if _, _, err := s.sessions.Commit(ctx); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})
+			return
+		}
+	}
+	for k, v := range buf.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(buf.status)
+	_, _ = w.Write(buf.body.Bytes())
+}
+
+type bufferedWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (b *bufferedWriter) Header() http.Header { return b.header }
+func (b *bufferedWriter) WriteHeader(code int) {
+	if !b.wrote {
+		b.status, b.wrote = code, true
+	}
+}
+func (b *bufferedWriter) Write(p []byte) (int, error) {
+	b.wrote = true
+	return b.body.Write(p)
+}
+
+// links is what a reply tells a cookieless client about its session: URL
+// rewriting means the server writes the token into every link it gives.
+func (s *Server) links(r *http.Request) map[string]string {
+	via, _ := r.Context().Value(cookielessKey{}).(tokenVia)
+	if via != viaURL {
+		return nil
+	}
+	tok := url.QueryEscape(s.sessions.Token(r.Context()))
+	return map[string]string{"token": s.sessions.Token(r.Context()),
+		"use_last": "/use_last?session=" + tok, "state": "/state?session=" + tok, "calculate": "/calculate?session=" + tok}
+}
+
+var formPage = template.Must(template.New("form").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>statelab calculator ({{.Mode}})</title></head>
+<body>
+<h1>Calculator — {{.Mode}} server</h1>
+{{if .HasResult}}<p>Result: <output id="result">{{.Result}}</output></p>{{end}}
+{{if .Stateful}}<p>Last result kept by the server: {{if .HasLast}}{{.Last}}{{else}}none yet{{end}}. Leave <i>a</i> empty to use it.</p>{{end}}
+<form method="post" action="/form">
+{{if .Token}}<input type="hidden" name="session" value="{{.Token}}">
+{{end}}<input name="a" size="8" placeholder="a"{{if not .Stateful}} required{{end}}>
+<select name="op"><option>add</option><option>subtract</option><option>multiply</option><option>divide</option></select>
+<input name="b" size="8" placeholder="b" required>
+<button>=</button>
+</form>
+</body></html>
+`))
+
+type formData struct {
+	Mode              Mode
+	Stateful, HasLast bool
+	HasResult         bool
+	Result, Last      float64
+	Token             string
+}
+
+// form serves the HTML calculator; on a stateful server its session token
+// rides in a hidden field of the form, so it works with no cookie at all.
+func (s *Server) form(w http.ResponseWriter, r *http.Request) {
+	d := formData{Mode: s.mode, Stateful: s.sessions != nil}
+	var st SessionState
+	if d.Stateful {
+		if !s.sessions.Exists(r.Context(), "state") {
+			if err := s.sessions.RenewToken(r.Context()); err != nil {
+				writeError(w, err)
+				return
+			}
+			s.sessions.Put(r.Context(), "state", SessionState{})
+		}
+		st = s.sessions.Get(r.Context(), "state").(SessionState)
+	}
+	if r.Method == http.MethodPost {
+		req, err := decodeCalc(r)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		if req.B == nil {
+			writeError(w, badRequest("missing_operand", "the form needs b"))
+			return
+		}
+		var a float64
+		switch {
+		case req.A != nil:
+			a = *req.A
+		case d.Stateful && st.HasLast:
+			a = st.LastResult
+		case d.Stateful:
+			writeError(w, &apiError{status: http.StatusConflict, code: "no_last_result", msg: "no last result yet: fill in a"})
+			return
+		default:
+			writeError(w, badRequest("missing_operand", "this server is stateless: fill in both a and b"))
+			return
+		}
+		res, err := Apply(req.Op, a, *req.B)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		d.HasResult, d.Result = true, res
+		if d.Stateful {
+			st.record(req.Op, a, *req.B, res)
+			s.sessions.Put(r.Context(), "state", st)
+		}
+	}
+	if d.Stateful {
+		d.HasLast, d.Last, d.Token = st.HasLast, st.LastResult, s.sessions.Token(r.Context())
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := formPage.Execute(w, d); err != nil {
+		return
+	}
+}
+
+// formResult reads the result a form page shows.
+func formResult(body []byte) (float64, bool) {
+	const open = `<output id="result">`
+	i := bytes.Index(body, []byte(open))
+	if i < 0 {
+		return 0, false
+	}
+	rest := body[i+len(open):]
+	j := bytes.IndexByte(rest, '<')
+	if j < 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(string(rest[:j]), 64)
+	return v, err == nil
+}
+
+// formToken reads the hidden session field of a form page.
+func formToken(body []byte) string {
+	const open = `name="session" value="`
+	i := bytes.Index(body, []byte(open))
+	if i < 0 {
+		return ""
+	}
+	rest := body[i+len(open):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return ""
+	}
+	return string(rest[:j])
+}

@@ -1,0 +1,161 @@
+package httpstate
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/goredisstore"
+	"github.com/alexedwards/scs/sqlite3store"
+	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
+	"github.com/redis/go-redis/v9"
+	_ "modernc.org/sqlite" // the "sqlite" driver: pure Go, no cgo
+)
+
+// ErrStoreURL is wrapped by every error about a --store URL.
+var ErrStoreURL = errors.New("httpstate: bad store URL")
+
+// StoreKind is where sessions live.
+type StoreKind string
+
+// The stores a server can keep sessions in.
+const (
+	StoreMemory StoreKind = "memory"
+	StoreSQLite StoreKind = "sqlite"
+	StoreRedis  StoreKind = "redis"
+)
+
+// StoreURL is a parsed --store URL:
+//
+//	memory                         the process's memory (sessions die with it)
+//	sqlite:///var/tmp/sessions.db  an SQLite file (absolute path)
+//	sqlite:sessions.db             an SQLite file (relative path)
+//	redis://127.0.0.1:6379/0       a Redis server, optional database number
+type StoreURL struct {
+	Kind     StoreKind
+	Path     string // sqlite
+	Addr     string // redis host:port
+	DB       int    // redis database
+	Password string // redis, from the URL's user info
+}
+
+// String gives the URL back, without the password.
+func (u StoreURL) String() string {
+	switch u.Kind {
+	case StoreSQLite:
+		if strings.HasPrefix(u.Path, "/") {
+			return "sqlite://" + u.Path
+		}
+		return "sqlite:" + u.Path
+	case StoreRedis:
+		return fmt.Sprintf("redis://%s/%d", u.Addr, u.DB)
+	}
+	return string(u.Kind)
+}
+
+// ParseStoreURL parses a --store URL.
+func ParseStoreURL(s string) (StoreURL, error) {
+	if s == "memory" || s == "memory://" {
+		return StoreURL{Kind: StoreMemory}, nil
+	}
+	if strings.ContainsAny(s, "\x00\r\n\t ") {
+		return StoreURL{}, fmt.Errorf("%w %q: no spaces or control characters", ErrStoreURL, s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return StoreURL{}, fmt.Errorf("%w %q: %v", ErrStoreURL, s, err)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
+		return StoreURL{}, fmt.Errorf("%w %q: no query or fragment", ErrStoreURL, s)
+	}
+	switch u.Scheme {
+	case "sqlite":
+		path := u.Opaque
+		if path == "" {
+			if u.Host != "" || u.User != nil {
+				return StoreURL{}, fmt.Errorf("%w %q: sqlite takes a path, not a host: sqlite:///abs/path or sqlite:rel/path", ErrStoreURL, s)
+			}
+			path = u.Path
+		}
+		if path == "" || strings.HasSuffix(path, "/") {
+			return StoreURL{}, fmt.Errorf("%w %q: sqlite needs a file path: sqlite:///abs/path.db", ErrStoreURL, s)
+		}
+		return StoreURL{Kind: StoreSQLite, Path: path}, nil
+	case "redis":
+		if u.Opaque != "" {
+			return StoreURL{}, fmt.Errorf("%w %q: want redis://host:port", ErrStoreURL, s)
+		}
+		host, port := u.Hostname(), u.Port()
+		if host == "" {
+			return StoreURL{}, fmt.Errorf("%w %q: redis needs a host: redis://127.0.0.1:6379", ErrStoreURL, s)
+		}
+		if port == "" {
+			if strings.HasSuffix(u.Host, ":") {
+				return StoreURL{}, fmt.Errorf("%w %q: empty port", ErrStoreURL, s)
+			}
+			port = "6379"
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return StoreURL{}, fmt.Errorf("%w %q: port %q is not 1-65535", ErrStoreURL, s, port)
+		}
+		out := StoreURL{Kind: StoreRedis, Addr: net.JoinHostPort(host, port)}
+		if db := strings.TrimPrefix(u.Path, "/"); db != "" {
+			n, err := strconv.Atoi(db)
+			if err != nil || n < 0 || n > 15 || strconv.Itoa(n) != db {
+				return StoreURL{}, fmt.Errorf("%w %q: database %q is not 0-15", ErrStoreURL, s, db)
+			}
+			out.DB = n
+		}
+		if u.User != nil {
+			out.Password, _ = u.User.Password()
+			if out.Password == "" {
+				out.Password = u.User.Username() // redis://:secret@ or redis://secret@
+			}
+		}
+		return out, nil
+	case "":
+		return StoreURL{}, fmt.Errorf("%w %q: want memory, sqlite:///path or redis://host:port", ErrStoreURL, s)
+	}
+	return StoreURL{}, fmt.Errorf("%w %q: unknown scheme %q (want memory, sqlite or redis)", ErrStoreURL, s, u.Scheme)
+}
+
+// OpenStore connects to the store a URL names and returns it with the
+// function that releases it. An SQLite file and its table are created when
+// missing; a Redis server must answer PING within ctx.
+func OpenStore(ctx context.Context, u StoreURL) (scs.Store, func() error, error) {
+	switch u.Kind {
+	case StoreMemory:
+		ms := memstore.NewWithCleanupInterval(time.Minute)
+		return ms, func() error { ms.StopCleanup(); return nil }, nil
+	case StoreSQLite:
+		dsn := "file:" + u.Path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, nil, fmt.Errorf("httpstate: opening %s: %w", u, err)
+		}
+		const schema = `CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions(expiry);`
+		if _, err := db.ExecContext(ctx, schema); err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("httpstate: preparing %s: %w", u, err)
+		}
+		st := sqlite3store.NewWithCleanupInterval(db, time.Minute)
+		return st, func() error { st.StopCleanup(); return db.Close() }, nil
+	case StoreRedis:
+		c := redis.NewClient(&redis.Options{Addr: u.Addr, DB: u.DB, Password: u.Password,
+			DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1})
+		if err := c.Ping(ctx).Err(); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("httpstate: redis at %s: %w", u.Addr, err)
+		}
+		return goredisstore.New(c), c.Close, nil
+	}
+	return nil, nil, fmt.Errorf("%w: unknown kind %q", ErrStoreURL, u.Kind)
+}

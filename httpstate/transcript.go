@@ -1,0 +1,165 @@
+package httpstate
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/internal/lab"
+)
+
+// scriptStep is one named request of an experiment's script.
+type scriptStep struct {
+	Label  string // the step's name, for capture comments and the ladder
+	Method string
+	Path   string
+	Body   any
+}
+
+// played is a step with what came of it.
+type played struct {
+	scriptStep
+	Rep    Reply
+	Err    error  // no reply at all (connection refused, reset)
+	Server string // what the server side holds after the step, for the ladder
+}
+
+// transcript records a script played against one server address, so the
+// capture can be annotated with each request's step afterwards.
+type transcript struct {
+	name   string
+	addr   netip.AddrPort
+	steps  []*played
+	events map[int]string // before step i: something that happened off the wire
+}
+
+// event records something that happened between two steps (a kill -9),
+// for the ladder.
+func (t *transcript) event(format string, args ...any) {
+	if t.events == nil {
+		t.events = map[int]string{}
+	}
+	t.events[len(t.steps)] = fmt.Sprintf(format, args...)
+}
+
+// do plays a step and records it.
+func (t *transcript) do(ctx context.Context, c *Client, label, method, path string, body any) *played {
+	p := &played{scriptStep: scriptStep{Label: label, Method: method, Path: path, Body: body}}
+	p.Rep, p.Err = c.Do(ctx, method, path, body)
+	t.steps = append(t.steps, p)
+	return p
+}
+
+// note sets what the server holds after the last step.
+func (t *transcript) note(format string, args ...any) {
+	if len(t.steps) > 0 {
+		t.steps[len(t.steps)-1].Server = fmt.Sprintf(format, args...)
+	}
+}
+
+// annotate finds the script's exchanges in the capture, comments each
+// request and response packet with its step, and draws the ladder. Steps
+// that got no reply (the server was dead) have no exchange.
+func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange {
+	exs, err := Exchanges(pkts, t.addr)
+	if !env.Check(t.name+": exchanges parsed from the capture", err == nil, "%v", err) {
+		return nil
+	}
+	var answered []*played
+	for _, p := range t.steps {
+		if p.Err == nil {
+			answered = append(answered, p)
+		}
+	}
+	if !env.Check(t.name+": every answered request is in the capture", len(exs) == len(answered),
+		"%d exchanges captured for %d answered requests", len(exs), len(answered)) {
+		return exs
+	}
+	lad := env.Ladder(fmt.Sprintf("%s (%s), as captured", t.name, t.addr), "client", t.name)
+	i := 0
+	for n, p := range t.steps {
+		if ev, ok := t.events[n]; ok {
+			lad.State("", "** "+ev+" **")
+		}
+		if p.Err != nil {
+			lad.Send(fmt.Sprintf("%s %s", p.Method, p.Path), "", "")
+			lad.Reply("(no reply: "+shortErr(p.Err)+")", "", p.Server)
+			continue
+		}
+		ex := exs[i]
+		i++
+		label := ex.Request.Method + " " + ex.Request.URL.RequestURI()
+		if ck, err := ex.Request.Cookie(SessionCookie); err == nil {
+			label += " cookie=" + short(ck.Value)
+		}
+		if len(ex.ReqBody) > 0 {
+			label += " " + string(trimBody(ex.ReqBody))
+		}
+		if ex.ReqPacket != nil {
+			ex.ReqPacket.Comment(fmt.Sprintf("%s step %d (%s): %s", t.name, n+1, p.Label, label))
+		}
+		lad.Send(fmt.Sprintf("%d. %s", n+1, label), "", "")
+		if ex.Response == nil {
+			lad.Reply("(no response captured)", "", p.Server)
+			continue
+		}
+		rl := fmt.Sprintf("%d %s", ex.Response.StatusCode, replySummary(ex.RespBody))
+		if strings.HasPrefix(ex.Response.Header.Get("Content-Type"), "text/html") {
+			rl = fmt.Sprintf("%d HTML page", ex.Response.StatusCode)
+			if v, ok := formResult(ex.RespBody); ok {
+				rl += fmt.Sprintf(" result=%g", v)
+			}
+			if tok := formToken(ex.RespBody); tok != "" {
+				rl += " hidden session=" + short(tok)
+			}
+		}
+		for _, c := range ex.Response.Cookies() {
+			if c.Name == SessionCookie {
+				rl += " Set-Cookie " + short(c.Value)
+			}
+		}
+		if ex.RespPacket != nil {
+			ex.RespPacket.Comment(fmt.Sprintf("%s step %d (%s) reply: %s", t.name, n+1, p.Label, trimString(rl, 200)))
+		}
+		lad.Reply(trimString(rl, 100), "", p.Server)
+	}
+	return exs
+}
+
+func trimBody(b []byte) []byte {
+	if len(b) > 0 && b[len(b)-1] == '\n' {
+		b = b[:len(b)-1]
+	}
+	if len(b) > 80 {
+		return append(append([]byte(nil), b[:80]...), "…"...)
+	}
+	return b
+}
+
+func trimString(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func shortErr(err error) string { return trimString(err.Error(), 80) }
+
+// portsFilter keeps the packets to or from any of the ports.
+func portsFilter(ports ...uint16) func(*capture.Packet) bool {
+	set := map[uint16]bool{}
+	for _, p := range ports {
+		set[p] = true
+	}
+	return func(p *capture.Packet) bool {
+		m, ok := p.Decode()
+		return ok && (set[m.Src.Port()] || set[m.Dst.Port()])
+	}
+}
+
+// captureOpts keeps the traffic of the given server ports.
+func captureOpts(ports ...uint16) capture.Options {
+	return capture.Options{Keep: portsFilter(ports...)}
+}
