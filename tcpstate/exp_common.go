@@ -235,6 +235,7 @@ func (r *labRun) states(want ...State) {
 		if who, ok := seen[s]; ok {
 			got = append(got, s.String())
 			rows = append(rows, []string{s.String(), who})
+			r.env.Metric(reachedMetric+s.String(), 1) // read by the tcp/* summary
 		}
 	}
 	for _, s := range want {

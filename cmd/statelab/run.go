@@ -109,7 +109,11 @@ func runCmd(fs *flag.FlagSet, targets []string) int {
 
 func summarise(ctx context.Context, reports []*lab.Report, want int, seed uint64) int {
 	var failed, envFailed []string
+	ran := 0
 	for _, r := range reports {
+		if !r.Summary {
+			ran++
+		}
 		switch {
 		case r.EnvError:
 			envFailed = append(envFailed, r.Experiment+": "+r.Error)
@@ -119,16 +123,16 @@ func summarise(ctx context.Context, reports []*lab.Report, want int, seed uint64
 	}
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
-		fmt.Fprintf(stderr, "statelab: interrupted after %d of %d experiments; their captures are written\n", len(reports), want)
+		fmt.Fprintf(stderr, "statelab: interrupted after %d of %d experiments; their captures are written\n", ran, want)
 		return 130
 	case len(envFailed) > 0:
 		fmt.Fprintf(stderr, "statelab: this machine cannot run:\n  %s\n", strings.Join(envFailed, "\n  "))
 		return exitUsage
 	case len(failed) > 0:
 		fmt.Fprintf(stderr, "statelab: %d of %d experiments failed: %s (seed %d; rerun with --seed %d)\n",
-			len(failed), len(reports), strings.Join(failed, ", "), seed, seed)
+			len(failed), ran, strings.Join(failed, ", "), seed, seed)
 		return exitFail
 	}
-	fmt.Fprintf(stderr, "statelab: all %d experiments passed (seed %d)\n", len(reports), seed)
+	fmt.Fprintf(stderr, "statelab: all %d experiments passed (seed %d)\n", ran, seed)
 	return exitOK
 }

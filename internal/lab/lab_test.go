@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -154,5 +155,24 @@ func TestReportTextShowsEveryVerdict(t *testing.T) {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, buf.String())
 		}
+	}
+}
+
+func TestRunAddsGroupSummaryAfterTheGroup(t *testing.T) {
+	RegisterSummary(Summary{Group: "other", Shows: "one table", Build: func(rs []*Report, complete bool) ([]Table, []Check) {
+		return []Table{{Rows: [][]string{{"n"}, {fmt.Sprint(len(rs))}}}}, []Check{{Name: "complete", Passed: complete}}
+	}})
+	exps, _ := Select([]string{"other", "test/pass"})
+	got := Run(context.Background(), exps, Options{OutDir: t.TempDir(), Seed: 1}, nil)
+	var names []string
+	for _, r := range got {
+		names = append(names, r.Experiment)
+	}
+	if strings.Join(names, ",") != "other/one,other/*,test/pass" {
+		t.Fatalf("reports %v, want the summary right after its group", names)
+	}
+	s := got[1]
+	if !s.Summary || !s.Passed || s.Tables[0].Rows[1][0] != "1" {
+		t.Errorf("summary = %+v", s)
 	}
 }

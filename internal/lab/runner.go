@@ -77,17 +77,29 @@ func runProtected(exp Experiment, env *Env) (err error) {
 }
 
 // Run runs experiments in order, calling report after each, and stops early
-// when ctx is cancelled (the reports so far are returned).
+// when ctx is cancelled (the reports so far are returned). After the last
+// experiment of a group that has a Summary, the summary's report follows.
 func Run(ctx context.Context, exps []Experiment, opts Options, report func(*Report)) []*Report {
 	var out []*Report
-	for _, e := range exps {
+	emit := func(r *Report) {
+		out = append(out, r)
+		if report != nil {
+			report(r)
+		}
+	}
+	var group []*Report
+	for i, e := range exps {
 		if ctx.Err() != nil {
 			break
 		}
 		r := RunOne(ctx, e, opts)
-		out = append(out, r)
-		if report != nil {
-			report(r)
+		emit(r)
+		group = append(group, r)
+		if i == len(exps)-1 || exps[i+1].Group() != e.Group() {
+			if s := summarise(e.Group(), group); s != nil {
+				emit(s)
+			}
+			group = nil
 		}
 	}
 	return out
