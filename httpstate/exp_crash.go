@@ -140,14 +140,14 @@ func (c *crashCase) play(env *lab.Env, first *Child) error {
 	if err != nil {
 		return err
 	}
-	env.Check(c.name+": the server process died of SIGKILL", killed, "pid %d, wait status says SIGKILL: %t", first.cmd.Process.Pid, killed)
+	env.Check(c.name+": the server process died of SIGKILL", killed, "pid %d, wait status says SIGKILL: %t", first.PID(), killed)
 	cl.Close() // the old connection died with the process
 	second, err := StartChild(ctx, ChildSpec{Mode: c.mode, Addr: first.Addr.String(), Store: c.store})
 	if err != nil {
 		return fmt.Errorf("%s: restarting on %s: %w", c.name, first.Addr, err)
 	}
 	env.Cleanup(second.Stop)
-	t.event("kill -9 pid %d; restarted as pid %d on %s", first.cmd.Process.Pid, second.cmd.Process.Pid, second.Addr)
+	t.event("kill -9 pid %d; restarted as pid %d on %s", first.PID(), second.PID(), second.Addr)
 	env.Check(c.name+": restarted on the same address", second.Addr == first.Addr, "%s → %s", first.Addr, second.Addr)
 
 	var after *played
