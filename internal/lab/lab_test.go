@@ -176,3 +176,21 @@ func TestRunAddsGroupSummaryAfterTheGroup(t *testing.T) {
 		t.Errorf("summary = %+v", s)
 	}
 }
+
+func TestWrap(t *testing.T) {
+	tests := []struct {
+		in    string
+		width int
+		want  []string
+	}{
+		{"", 10, []string{""}},
+		{"short", 10, []string{"short"}},
+		{"two words here", 9, []string{"two words", "here"}},
+		{"averyveryverylongword x", 6, []string{"averyv", "eryver", "ylongw", "ord x"}},
+	}
+	for _, tt := range tests {
+		if got := wrap(tt.in, tt.width); strings.Join(got, "|") != strings.Join(tt.want, "|") {
+			t.Errorf("wrap(%q, %d) = %q, want %q", tt.in, tt.width, got, tt.want)
+		}
+	}
+}

@@ -145,6 +145,10 @@ func formatNumber(v float64) string {
 	return fmt.Sprintf("%.4g", v)
 }
 
+// maxCell is the widest a table column gets in the text report; longer
+// cells wrap at spaces.
+const maxCell = 42
+
 func renderTable(b *strings.Builder, t Table) {
 	if t.Title != "" {
 		fmt.Fprintf(b, "%s\n", t.Title)
@@ -152,11 +156,23 @@ func renderTable(b *strings.Builder, t Table) {
 	if len(t.Rows) == 0 {
 		return
 	}
-	widths := make([]int, len(t.Rows[0]))
+	cols := 0
 	for _, row := range t.Rows {
-		for i, c := range row {
-			if i < len(widths) {
-				widths[i] = max(widths[i], len([]rune(c)))
+		cols = max(cols, len(row))
+	}
+	// Each cell becomes lines no wider than maxCell.
+	cells := make([][][]string, len(t.Rows))
+	widths := make([]int, cols)
+	for ri, row := range t.Rows {
+		cells[ri] = make([][]string, cols)
+		for i := range cols {
+			c := ""
+			if i < len(row) {
+				c = row[i]
+			}
+			cells[ri][i] = wrap(c, maxCell)
+			for _, l := range cells[ri][i] {
+				widths[i] = max(widths[i], len([]rune(l)))
 			}
 		}
 	}
@@ -171,19 +187,55 @@ func renderTable(b *strings.Builder, t Table) {
 		b.WriteString(r + "\n")
 	}
 	line("┌", "┬", "┐")
-	for ri, row := range t.Rows {
-		b.WriteString("  │")
-		for i, w := range widths {
-			c := ""
-			if i < len(row) {
-				c = row[i]
-			}
-			fmt.Fprintf(b, " %s%s │", c, strings.Repeat(" ", w-len([]rune(c))))
+	for ri, row := range cells {
+		height := 1
+		for _, c := range row {
+			height = max(height, len(c))
 		}
-		b.WriteString("\n")
+		for h := range height {
+			b.WriteString("  │")
+			for i, w := range widths {
+				l := ""
+				if h < len(row[i]) {
+					l = row[i][h]
+				}
+				fmt.Fprintf(b, " %s%s │", l, strings.Repeat(" ", w-len([]rune(l))))
+			}
+			b.WriteString("\n")
+		}
 		if ri == 0 {
 			line("├", "┼", "┤")
+		} else if ri < len(cells)-1 && height > 1 {
+			line("├", "┼", "┤") // separate wrapped rows so they read as one
 		}
 	}
 	line("└", "┴", "┘")
+}
+
+// wrap breaks s into lines of at most width runes at spaces; a word longer
+// than width is cut.
+func wrap(s string, width int) []string {
+	var lines []string
+	cur := ""
+	for _, w := range strings.Fields(s) {
+		for len([]rune(w)) > width {
+			if cur != "" {
+				lines, cur = append(lines, cur), ""
+			}
+			r := []rune(w)
+			lines, w = append(lines, string(r[:width])), string(r[width:])
+		}
+		switch {
+		case cur == "":
+			cur = w
+		case len([]rune(cur))+1+len([]rune(w)) <= width:
+			cur += " " + w
+		default:
+			lines, cur = append(lines, cur), w
+		}
+	}
+	if cur != "" || len(lines) == 0 {
+		lines = append(lines, cur)
+	}
+	return lines
 }
