@@ -27,7 +27,7 @@ func runClientGone(env *lab.Env) error {
 	arrived := make(chan struct{})
 	release := make(chan struct{})
 	written := make(chan error, 1)
-	srv, err := StartServer(ServerConfig{Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
+	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
 		if strings.EqualFold(q.Question[0].Name, name) {
 			a.Hold = release
 			a.Sent = func(err error) { written <- err }

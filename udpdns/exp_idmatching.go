@@ -30,7 +30,7 @@ func init() {
 
 func runIDMatching(env *lab.Env) error {
 	n := IDMatching.Queries
-	srv, err := StartServer(ServerConfig{Jitter: IDMatching.Jitter, Seed: env.Rand.Uint64()})
+	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Jitter: IDMatching.Jitter, Seed: env.Rand.Uint64()})
 	if err != nil {
 		return err
 	}

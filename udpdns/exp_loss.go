@@ -45,7 +45,7 @@ func runLoss(env *lab.Env) error {
 		lateSent     = make(chan struct{})
 		retryArrived = make(chan struct{})
 	)
-	srv, err := StartServer(ServerConfig{Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
+	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
 		n := strings.ToLower(q.Question[0].Name)
 		mu.Lock()
 		defer mu.Unlock()

@@ -33,7 +33,7 @@ func init() {
 
 func runRestart(env *lab.Env) error {
 	seed := env.Rand.Uint64()
-	p1, addr, err := StartServerProcess(env.Ctx, ServerConfig{Addr: "127.0.0.1:0", Seed: seed}, "")
+	p1, addr, err := StartServerProcess(env.Ctx, ServerConfig{Addr: labServerAddr, Seed: seed}, "")
 	if err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func runSpoofing(env *lab.Env) error {
 		return 0
 	}
 	var serverAddr atomic.Value
-	srv, err := StartServer(ServerConfig{Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, from netip.AddrPort, a *Action) {
+	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, from netip.AddrPort, a *Action) {
 		// The attacker sees the query on the wire and races the server.
 		mu.Lock()
 		defer mu.Unlock()

@@ -10,6 +10,11 @@ import (
 	"github.com/statelab/statelab/internal/capture"
 )
 
+// labServerAddr is where the experiments' DNS server listens: port 53 of
+// the lab's own namespace (root there, so no privilege is needed), so that
+// Wireshark dissects the captures as DNS with no "Decode As".
+const labServerAddr = "127.0.0.1:53"
+
 // wirePkt is a DNS datagram read back from a capture.
 type wirePkt struct {
 	p    *capture.Packet
