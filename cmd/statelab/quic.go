@@ -106,7 +106,7 @@ func quicServe(fs *flag.FlagSet, args []string) int {
 	defer srv.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logf("listening on udp %s (ALPN %q; HTTP/3: %s); try: statelab quic get https://%s/bytes/10000000 --insecure --migrate-after 100ms",
+	logf("listening on udp %s (ALPN %q; HTTP/3: %s); try: statelab quic get https://%s/bytes/20000000 --insecure --migrate-after 50ms",
 		srv.Addr, quicconn.ALPN, quicconn.HTTP3Status(), srv.Addr)
 	<-ctx.Done()
 	logf("interrupted; closing")
