@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/gopacket/gopacket/afpacket"
+	"golang.org/x/net/bpf"
 )
 
 // Errors returned by this package.
@@ -39,18 +39,34 @@ type Options struct {
 type Capture struct {
 	path string
 	opts Options
-	fd   int
-	file *os.File // the packet socket, in Go's poller
+	tp   *afpacket.TPacket
+
+	stop     chan struct{} // closed by Stop to end the reader
+	stopOnce sync.Once
 
 	mu      sync.Mutex
 	packets []*Packet
 	last    time.Time
 	stopped bool
+	drops   uint
 	secrets [][]byte
 	readErr error
 	done    chan struct{}
 	closed  bool
 }
+
+// The ring: TPACKET_V3 blocks in memory shared with the kernel. Unlike a
+// socket's receive buffer, its size is not capped by net.core.rmem_max,
+// which a rootless lab cannot raise (SO_RCVBUFFORCE needs CAP_NET_ADMIN in
+// the initial namespace): with the 208 KiB default a QUIC burst overflowed
+// it. A block is handed to user space when it fills or after blockTimeout,
+// which must stay well below Options.Quiet.
+const (
+	ringBlockSize = 1 << 20
+	ringBlocks    = 32
+	blockTimeout  = time.Millisecond
+	pollTimeout   = 10 * time.Millisecond
+)
 
 // Start opens a packet socket on the interface and begins recording. The
 // capture file is written to path by Close.
@@ -67,27 +83,30 @@ func Start(path string, opts Options) (*Capture, error) {
 	if opts.Snaplen == 0 {
 		opts.Snaplen = 262144
 	}
-	ifi, err := net.InterfaceByName(opts.Interface)
-	if err != nil {
+	if _, err := net.InterfaceByName(opts.Interface); err != nil {
 		return nil, fmt.Errorf("capture: interface %q: %w", opts.Interface, err)
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	tp, err := afpacket.NewTPacket(
+		afpacket.OptInterface(opts.Interface),
+		afpacket.OptTPacketVersion(afpacket.TPacketVersion3),
+		afpacket.OptBlockSize(ringBlockSize),
+		afpacket.OptNumBlocks(ringBlocks),
+		afpacket.OptFrameSize(1<<16),
+		afpacket.OptBlockTimeout(blockTimeout),
+		afpacket.OptPollTimeout(pollTimeout),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("%w on %s (needs CAP_NET_RAW in the lab's namespace): %w", ErrSocket, opts.Interface, err)
 	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("capture: binding to %s: %w", opts.Interface, err)
+	raw, err := bpf.Assemble(loopbackOnce)
+	if err == nil {
+		err = tp.SetBPF(raw)
 	}
-	if err := attachFilter(fd, loopbackOnce); err != nil {
-		unix.Close(fd)
-		return nil, err
+	if err != nil {
+		tp.Close()
+		return nil, fmt.Errorf("capture: attaching BPF: %w", err)
 	}
-	// A generous queue so a burst is not dropped while the reader is
-	// descheduled on a loaded machine; drops are counted by Stats.
-	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
-	c := &Capture{path: path, opts: opts, fd: fd, done: make(chan struct{}), last: time.Now()}
-	c.file = os.NewFile(uintptr(fd), "packet:"+opts.Interface)
+	c := &Capture{path: path, opts: opts, tp: tp, stop: make(chan struct{}), done: make(chan struct{}), last: time.Now()}
 	go c.read()
 	return c, nil
 }
@@ -95,49 +114,38 @@ func Start(path string, opts Options) (*Capture, error) {
 // Path is where Close writes the capture.
 func (c *Capture) Path() string { return c.path }
 
+// Drops is how many packets the kernel dropped because the ring was full;
+// known after Stop.
+func (c *Capture) Drops() uint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.drops
+}
+
 func (c *Capture) read() {
 	defer close(c.done)
-	rc, err := c.file.SyscallConn()
-	if err != nil {
-		c.setErr(err)
-		return
-	}
-	buf := make([]byte, c.opts.Snaplen)
 	for {
-		var n int
-		var from unix.Sockaddr
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			n, from, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_TRUNC)
-			return rerr != unix.EAGAIN
-		})
-		if err != nil { // the socket was closed by Stop
+		select {
+		case <-c.stop:
+			return
+		default:
+		}
+		data, ci, err := c.tp.ZeroCopyReadPacketData()
+		if errors.Is(err, afpacket.ErrTimeout) {
+			continue // a chance to see stop; the ring keeps filling meanwhile
+		}
+		if err != nil {
+			c.setErr(err)
 			return
 		}
-		if rerr != nil {
-			c.setErr(rerr)
-			return
-		}
-		now := time.Now()
-		// On lo every packet passes twice, once outgoing and once incoming.
-		// Keep the incoming copy, as libpcap does; otherwise Wireshark flags
-		// every segment as a retransmission.
-		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
-			continue
-		}
-		if n > len(buf) {
-			n = len(buf)
-		}
-		p := &Packet{Time: now, Data: append([]byte(nil), buf[:n]...)}
-		if c.opts.Keep != nil && !c.opts.Keep(p) {
-			c.mu.Lock()
-			c.last = now
-			c.mu.Unlock()
-			continue
-		}
+		n := min(len(data), c.opts.Snaplen)
+		p := &Packet{Time: ci.Timestamp, Data: append([]byte(nil), data[:n]...)}
+		keep := c.opts.Keep == nil || c.opts.Keep(p)
 		c.mu.Lock()
-		c.packets = append(c.packets, p)
-		c.last = now
+		if keep {
+			c.packets = append(c.packets, p)
+		}
+		c.last = time.Now()
 		c.mu.Unlock()
 	}
 }
@@ -155,12 +163,13 @@ func (c *Capture) setErr(err error) {
 // order. The packets may be inspected and commented until Close. Stop is
 // idempotent.
 func (c *Capture) Stop() ([]*Packet, error) {
+	c.stopOnce.Do(c.drainAndStop)
 	c.mu.Lock()
-	if c.stopped {
-		defer c.mu.Unlock()
-		return c.packets, c.readErr
-	}
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	return c.packets, c.readErr
+}
+
+func (c *Capture) drainAndStop() {
 	deadline := time.Now().Add(c.opts.MaxDrain)
 	t := time.NewTimer(c.opts.Quiet)
 	for {
@@ -173,12 +182,17 @@ func (c *Capture) Stop() ([]*Packet, error) {
 		}
 		t.Reset(c.opts.Quiet - idle)
 	}
-	c.file.Close() // unblocks the reader
+	close(c.stop)
 	<-c.done
+	var drops uint
+	if _, v3, err := c.tp.SocketStats(); err == nil {
+		drops = v3.Drops()
+	}
+	c.tp.Close()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.stopped = true
-	return c.packets, c.readErr
+	c.drops = drops
+	c.mu.Unlock()
 }
 
 // Packets returns the packets recorded so far. Before Stop the slice may
@@ -223,5 +237,3 @@ func (c *Capture) Close() error {
 		Packets:     c.packets,
 	})
 }
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }

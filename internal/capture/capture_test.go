@@ -95,3 +95,42 @@ func TestCloseWithoutStopWritesValidFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A burst far larger than a socket's default receive buffer (which a
+// rootless lab cannot raise) is captured whole: the ring is not capped by
+// net.core.rmem_max.
+func TestCaptureKeepsABurstWhole(t *testing.T) {
+	srv, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	port := uint16(srv.LocalAddr().(*net.UDPAddr).Port)
+	c, err := Start(filepath.Join(t.TempDir(), "burst.pcapng"), Options{Keep: func(p *Packet) bool {
+		m, ok := p.Decode()
+		return ok && m.Involves(port)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := net.Dial("udp4", srv.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	payload := make([]byte, 1200)
+	const n = 3000 // 3.6 MB: 17 times the 208 KiB default buffer
+	for range n {
+		if _, err := cl.Write(payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkts, err := c.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkts) != n || c.Drops() != 0 {
+		t.Errorf("captured %d of %d datagrams, kernel dropped %d", len(pkts), n, c.Drops())
+	}
+}

@@ -139,6 +139,11 @@ func (e *Env) finish() {
 		if err := c.Close(); err != nil {
 			e.Check("capture written", false, "%v", err)
 		}
+		// A capture that missed packets would make every measurement
+		// from it suspect: say so as a failure of its own.
+		if d := c.Drops(); d > 0 {
+			e.Check("capture complete", false, "the kernel dropped %d packets before %s could read them", d, c.Path())
+		}
 	}
 }
 
