@@ -2,6 +2,7 @@ package httpstate
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,6 +50,7 @@ type lbScenario struct {
 	pinned                 map[string][]int
 	killed                 string
 	lostAfterKill          []int // clients whose last step failed after the kill
+	concurrent             concurrentResult
 	t                      *transcript
 }
 
@@ -104,6 +108,14 @@ func startBackends(env *lab.Env, mode Mode, store string) (*lbBackends, error) {
 type countingStore struct {
 	scs.Store
 	finds, commits atomic.Int64
+}
+
+// sessionLocker passes on the wrapped store's cross-process lock.
+func (c *countingStore) sessionLocker() SessionLocker {
+	if ls, ok := c.Store.(lockerStore); ok {
+		return ls.sessionLocker()
+	}
+	return newStripedLocker()
 }
 
 func (c *countingStore) Find(token string) ([]byte, bool, error) {
@@ -241,6 +253,22 @@ func runLoadBalancing(env *lab.Env) error {
 	for _, f := range fronts {
 		f.sc.t.annotate(env, pkts)
 	}
+	// After the capture (so the transcripts stay one request per step):
+	// concurrent updates of one session through the balancer, spread over
+	// the backends by round-robin, must all count.
+	for _, f := range fronts {
+		if f.sc.mode != StoreBacked || f.sc.balancer != "ReverseProxy" {
+			continue
+		}
+		got, err := concurrentPlusOneThrough(env.Ctx, f.url, lbConcurrent)
+		if err != nil {
+			return fmt.Errorf("%s: concurrent updates: %w", f.sc.name, err)
+		}
+		f.sc.concurrent = got
+		env.Check(f.sc.name+": "+fmt.Sprint(lbConcurrent)+" concurrent +1 on one session through round-robin all count",
+			got.ok(lbConcurrent), "%s", got)
+		env.Metric("ReverseProxy."+f.sc.name+".concurrent_lost_count", float64(lbConcurrent+1-got.Operations))
+	}
 
 	rows := [][]string{{"balancer", "scenario", "use_last failed before the kill", "killed", "clients lost after the kill"}}
 	for _, sc := range scenarios {
@@ -263,14 +291,85 @@ func runLoadBalancing(env *lab.Env) error {
 		sl.useLastFailed, sl.useLast, len(sl.lostAfterKill))
 	recordEvidence(rowScale, Stateful, "round-robin: %d of %d use_last failed; sticky: %d failed, losing a backend lost its %d of %d clients",
 		rr.useLastFailed, rr.useLast, st.useLastFailed, len(st.lostAfterKill), lbClients)
-	recordEvidence(rowScale, StoreBacked, "round-robin: %d of %d failed; losing a backend lost %d clients",
-		sb.useLastFailed, sb.useLast, len(sb.lostAfterKill))
+	recordEvidence(rowScale, StoreBacked, "round-robin: %d of %d failed; losing a backend lost %d clients; %d concurrent +1 on one session: %s",
+		sb.useLastFailed, sb.useLast, len(sb.lostAfterKill), lbConcurrent, sb.concurrent)
 	recordEvidence(rowComplex, Stateless, "backends only: no session, no sticky cookie, 0 store operations")
 	recordEvidence(rowComplex, Stateful, "backends + a sticky %q cookie at the balancer (without it %d%% of use_last failed); sessions die with their backend",
 		LBCookie, 100*rr.useLastFailed/max(1, rr.useLast))
 	recordEvidence(rowComplex, StoreBacked, "backends + a store (SQLite file or Redis server): %d store operations for %d requests (%.1f per request)",
 		sb.storeOps, sb.requests, float64(sb.storeOps)/float64(max(1, sb.requests)))
 	return nil
+}
+
+// lbConcurrent is how many concurrent "+1" the store-backed scenarios send
+// on one session.
+const lbConcurrent = 40
+
+// concurrentResult is what n concurrent +1 on one session left behind.
+type concurrentResult struct {
+	Statuses   map[int]int // status → count (-1: no reply)
+	Operations int
+	LastResult float64
+}
+
+func (c concurrentResult) ok(n int) bool {
+	return c.Statuses[http.StatusOK] == n && c.Operations == n+1 && c.LastResult == float64(15+n)
+}
+
+func (c concurrentResult) String() string {
+	if c.Statuses == nil {
+		return "not measured"
+	}
+	return fmt.Sprintf("statuses %v, operations=%d last_result=%g (exact: 41 and 55)", c.Statuses, c.Operations, c.LastResult)
+}
+
+// concurrentPlusOneThrough starts a session at base (10 + 5), sends n
+// concurrent use_last "+1" with its cookie, each on its own connection, and
+// reads the state back.
+func concurrentPlusOneThrough(ctx context.Context, base string, n int) (concurrentResult, error) {
+	out := concurrentResult{Statuses: map[int]int{}}
+	c := NewClient(base, true)
+	defer c.Close()
+	rep, err := c.Post(ctx, "/session", nil)
+	if err != nil || rep.Status != http.StatusCreated || rep.Cookie == "" {
+		return out, fmt.Errorf("session start: %d %v", rep.Status, err)
+	}
+	token := rep.Cookie
+	if rep, err := c.Post(ctx, "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)}); err != nil || rep.Status != http.StatusOK {
+		return out, fmt.Errorf("10 + 5: %d %v", rep.Status, err)
+	}
+	hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: n}}
+	defer hc.CloseIdleConnections()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			st := -1
+			req, err := http.NewRequestWithContext(ctx, "POST", base+"/use_last", strings.NewReader(`{"op":"add","b":1}`))
+			if err == nil {
+				req.Header.Set("Content-Type", "application/json")
+				req.AddCookie(&http.Cookie{Name: SessionCookie, Value: token})
+				if resp, err := hc.Do(req); err == nil {
+					st = resp.StatusCode
+					resp.Body.Close()
+				}
+			}
+			mu.Lock()
+			out.Statuses[st]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	rep, err = c.Get(ctx, "/state")
+	if err != nil || rep.Status != http.StatusOK {
+		return out, fmt.Errorf("state: %d %v", rep.Status, err)
+	}
+	var st SessionState
+	if err := json.Unmarshal(rep.Body, &st); err != nil {
+		return out, fmt.Errorf("state: %w", err)
+	}
+	out.Operations, out.LastResult = st.Operations, st.LastResult
+	return out, nil
 }
 
 // play runs each client's ((10 + 5) × 2) through the balancer, kills the

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 )
 
 // How a request's session token travelled: the seed's four ways to add
@@ -51,12 +50,8 @@ func tokenOf(r *http.Request) (string, tokenVia) {
 
 // serveCookieless runs a request whose token travels in the URL or a form
 // field: the session is loaded and committed by hand, and no cookie is set.
+// ServeHTTP holds the session's lock around it.
 func (s *Server) serveCookieless(w http.ResponseWriter, r *http.Request, token string, via tokenVia) {
-	if token != "" {
-		mu, _ := s.locks.LoadOrStore(token, new(sync.Mutex))
-		mu.(*sync.Mutex).Lock()
-		defer mu.(*sync.Mutex).Unlock()
-	}
 	ctx, err := s.sessions.Load(r.Context(), token)
 	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})

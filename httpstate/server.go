@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -59,6 +58,13 @@ type Config struct {
 	// CleanupInterval, when set, sweeps expired sessions out of the
 	// in-memory store for the life of the process.
 	CleanupInterval time.Duration
+	// Locker serialises the requests of one session. Default: the lock
+	// that goes with the store (a lock key in Redis, a lock row in SQLite,
+	// both shared by every process on the store), else in-process stripes.
+	Locker SessionLocker
+	// LockWait bounds how long a request waits for its session's lock when
+	// its context has no earlier deadline (default 5 s); then it is a 503.
+	LockWait time.Duration
 }
 
 // Server is the calculator over HTTP in one of the three modes.
@@ -68,7 +74,8 @@ type Server struct {
 	mux      *http.ServeMux
 	stop     func()
 
-	locks sync.Map // token → *sync.Mutex: one request per session at a time
+	locker   SessionLocker // one request per session at a time
+	lockWait time.Duration
 }
 
 // New builds a calculator server.
@@ -102,6 +109,14 @@ func New(cfg Config) (*Server, error) {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})
 		}
 		s.sessions = sm
+		s.locker, s.lockWait = cfg.Locker, or(cfg.LockWait, 5*time.Second)
+		if s.locker == nil {
+			if ls, ok := store.(lockerStore); ok {
+				s.locker = ls.sessionLocker()
+			} else {
+				s.locker = newStripedLocker()
+			}
+		}
 	default:
 		return nil, fmt.Errorf("httpstate: unknown mode %q (want stateless, stateful or store)", cfg.Mode)
 	}
@@ -156,16 +171,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, via := tokenOf(r)
+	if token != "" {
+		unlock, ok := s.lockSession(w, r, token)
+		if !ok {
+			return
+		}
+		defer unlock()
+	}
 	if via == viaURL || via == viaForm {
 		s.serveCookieless(w, r, token, via)
 		return
 	}
-	if via == viaCookie {
-		mu, _ := s.locks.LoadOrStore(token, new(sync.Mutex))
-		mu.(*sync.Mutex).Lock()
-		defer mu.(*sync.Mutex).Unlock()
-	}
 	s.sessions.LoadAndSave(s.mux).ServeHTTP(w, r)
+}
+
+// lockSession takes the session's lock for the whole request (load,
+// handler, write-back), waiting until the request's deadline or LockWait;
+// when it cannot, it answers 503 and reports false.
+func (s *Server) lockSession(w http.ResponseWriter, r *http.Request, token string) (func(), bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.lockWait)
+	defer cancel()
+	unlock, err := s.locker.Lock(ctx, token)
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+			"error": "session lock: " + err.Error() + " (another request of this session is in progress; retry)", "code": "session_busy"})
+		return nil, false
+	}
+	return unlock, true
 }
 
 func (s *Server) calculate(w http.ResponseWriter, r *http.Request) {

@@ -127,7 +127,8 @@ func ParseStoreURL(s string) (StoreURL, error) {
 }
 
 // OpenStore connects to the store a URL names and returns it with the
-// function that releases it. An SQLite file and its table are created when
+// function that releases it. The SQLite and Redis stores carry a
+// per-session lock that works across processes (lock.go), which New uses. An SQLite file and its table are created when
 // missing; a Redis server must answer PING within ctx.
 func OpenStore(ctx context.Context, u StoreURL) (scs.Store, func() error, error) {
 	switch u.Kind {
@@ -141,13 +142,14 @@ func OpenStore(ctx context.Context, u StoreURL) (scs.Store, func() error, error)
 			return nil, nil, fmt.Errorf("httpstate: opening %s: %w", u, err)
 		}
 		const schema = `CREATE TABLE IF NOT EXISTS sessions (token TEXT PRIMARY KEY, data BLOB NOT NULL, expiry REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions(expiry);`
+CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions(expiry);
+` + sqliteLockSchema
 		if _, err := db.ExecContext(ctx, schema); err != nil {
 			db.Close()
 			return nil, nil, fmt.Errorf("httpstate: preparing %s: %w", u, err)
 		}
 		st := sqlite3store.NewWithCleanupInterval(db, time.Minute)
-		return st, func() error { st.StopCleanup(); return db.Close() }, nil
+		return &sqliteSessions{st, newSQLiteLocker(db)}, func() error { st.StopCleanup(); return db.Close() }, nil
 	case StoreRedis:
 		c := redis.NewClient(&redis.Options{Addr: u.Addr, DB: u.DB, Password: u.Password,
 			DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxRetries: 1})
@@ -155,7 +157,24 @@ CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions(expiry);`
 			c.Close()
 			return nil, nil, fmt.Errorf("httpstate: redis at %s: %w", u.Addr, err)
 		}
-		return goredisstore.New(c), c.Close, nil
+		return &redisSessions{goredisstore.New(c), newRedisLocker(c)}, c.Close, nil
 	}
 	return nil, nil, fmt.Errorf("%w: unknown kind %q", ErrStoreURL, u.Kind)
 }
+
+// sqliteSessions and redisSessions are the scs stores with the
+// cross-process lock that goes with them (lock.go); embedding keeps every
+// method scs looks for.
+type sqliteSessions struct {
+	*sqlite3store.SQLite3Store
+	locker *sharedLocker
+}
+
+func (s *sqliteSessions) sessionLocker() SessionLocker { return s.locker }
+
+type redisSessions struct {
+	*goredisstore.RedisStore
+	locker *sharedLocker
+}
+
+func (s *redisSessions) sessionLocker() SessionLocker { return s.locker }
