@@ -35,8 +35,12 @@
 //
 // A finding the experiments surface rather than hide: quic-go v0.65's send
 // queue resolves the peer address when it writes a packet, not when it packs
-// it, so under load a packet packed for the old path before a switch leaves
-// for the new path with the old path's connection ID. The experiments count
-// such packets apart (metric inflight_at_switch_count, a note and packet
-// comments) and hold every other packet to RFC 9000 §9.5.
+// it (send_conn.go:72-73, connection.go:1332), so a packet packed for the old
+// path before a switch can leave for the new path with the old path's
+// connection ID. quic/migrate therefore migrates at a quiescent moment
+// (Tracer.WaitQuiet: nothing in flight on either side) and checks RFC 9000
+// §9.5 strictly over every captured packet; TestMigrateMidBurstLeaksOldCID
+// measures the race mid-burst. The rebinding experiments, where the NAT
+// moves the flow mid-transfer by design, count such packets apart (metric
+// inflight_at_switch_count, a note and packet comments).
 package quicconn

@@ -18,7 +18,10 @@ func init() {
 		Summary: "active client migration over three hops and back (AddPath/Probe/Switch): a fresh connection ID per path",
 		Shows: "The client moves its connection across three new paths and back to its first address with AddPath, " +
 			"Probe and Switch; Switch before Probe is refused, nothing uses a path after leaving it, and every path " +
-			"carries connection IDs no other path carried (RFC 9000 §9.5), checked over every packet.",
+			"carries connection IDs no other path carried (RFC 9000 §9.5), checked over every captured packet with no exception. " +
+			"Each hop is made at a quiescent moment: the upload is paused and nothing is in flight on either side, because " +
+			"quic-go v0.65 picks a packet's destination when it writes it, not when it builds it, so migrating mid-burst " +
+			"can send a packet built for the old path, with the old path's connection ID, to the new address.",
 		Run: runMigrate,
 	})
 }
@@ -34,7 +37,13 @@ type hop struct {
 	probe, sw     error
 	switchedAt    time.Time
 	probeDuration time.Duration
+	quiet         error // waiting for quiescence before AddPath or Switch
 }
+
+// QuietTime is how long the migrate experiment waits with nothing in flight and no
+// packet on the wire before it probes or switches: longer than the
+// default max_ack_delay (25 ms), so a pending delayed ACK has gone out.
+var QuietTime = 60 * time.Millisecond
 
 func runMigrate(env *lab.Env) error {
 	l, err := newLab(env)
@@ -57,9 +66,10 @@ func runMigrate(env *lab.Env) error {
 	next := 0
 	res, uerr := cl.Upload(ctx, data, 16<<10, func(n int64) {
 		// Migrate at 1/4, 2/4 and 3/4 of the upload, the writer held
-		// meanwhile so every path carries data.
+		// meanwhile so every path carries data — and at a quiescent
+		// moment: see quiesce.
 		if next < len(migrationHops) && n >= int64(len(data)*(next+1)/(len(migrationHops)+1)) {
-			hops = append(hops, migrate(ctx, env.Logf, cl, migrationHops[next]))
+			hops = append(hops, migrate(ctx, env.Logf, cl, migrationHops[next], quiesce(ctx, l.tracer)))
 			next++
 		}
 	})
@@ -82,26 +92,25 @@ func runMigrate(env *lab.Env) error {
 	srvTuples := srvTr.Tuples()
 	ClaimPaths(srvEvents, srvTuples, first.Src)
 	sm, stt := Match(ds, srv.Addr, srvEvents)
-	wrong, inFlight := 0, 0
-	flight := map[*Datagram]bool{}
+	wrong, leaked := 0, 0
 	for _, d := range ds {
-		switch {
-		case InFlightAtSwitch(d, srv.Addr, srvTuples):
-			flight[d] = true
-			inFlight++
-			d.Pkt.Comment(fmt.Sprintf("server → %s: packed for the old path (DCID %s) before the switch, written after it", d.Dst, d.DCID))
-		case d.Event != nil && d.Event.Remote != peerOf(d, srv.Addr):
+		if InFlightAtSwitch(d, srv.Addr, srvTuples) {
+			leaked++
+			d.Pkt.Comment(fmt.Sprintf("server → %s: built for the old path (DCID %s) before the switch, written after it", d.Dst, d.DCID))
+		}
+		if d.Event != nil && d.Event.Remote != peerOf(d, srv.Addr) {
 			wrong++
 		}
 	}
-	env.Check("every qlog packet matches a captured datagram", ct > 0 && cm == ct && sm == stt && wrong == 0,
-		"client: %d of %d 1-RTT packets matched; server: %d of %d, %d on another 4-tuple than their qlog path, %d packed before a switch and written after it",
-		cm, ct, sm, stt, wrong, inFlight)
-	env.Metric("inflight_at_switch_count", float64(inFlight))
-	if inFlight > 0 {
-		env.Note("%d server packet(s) were packed for the old path before a switch and written to the new one after it, with the old path's connection ID: "+
-			"quic-go v0.65's send queue reads the peer address at write time (RFC 9000 §9.5 asks for a new connection ID per destination).", inFlight)
-	}
+	env.Check("every qlog packet matches a captured datagram on the path it claims", ct > 0 && cm == ct && sm == stt && wrong == 0,
+		"client: %d of %d 1-RTT packets matched; server: %d of %d, %d on another 4-tuple than their qlog path (%d built before a switch and written after it)",
+		cm, ct, sm, stt, wrong, leaked)
+	env.Metric("inflight_at_switch_count", float64(leaked))
+	env.Note("Migrating mid-burst can leak an old connection ID onto a new path in quic-go v0.65: sconn.Write reads the peer " +
+		"address when it writes a queued packet (send_conn.go:72-73), and the server's switch (connection.go:1332, " +
+		"ChangeRemoteAddr) applies to packets already built for the old path with its connection ID, which then reach the new " +
+		"address — a linkability leak (RFC 9000 §9.5). This experiment therefore pauses the upload and migrates only when nothing " +
+		"is in flight on either side (TestMigrateMidBurstLeaksOldCID measures the race).")
 
 	inits := map[string]bool{}
 	for _, d := range ds {
@@ -118,15 +127,15 @@ func runMigrate(env *lab.Env) error {
 		if errors.Is(h.early, quic.ErrPathNotValidated) {
 			refused++
 		}
-		if h.probe == nil && h.sw == nil {
+		if h.probe == nil && h.sw == nil && h.quiet == nil {
 			done++
 		}
-		hopDesc = append(hopDesc, fmt.Sprintf("%s→%s (early Switch: %v; probe %v; switch %v)", h.from, h.to, h.early, h.probe, h.sw))
+		hopDesc = append(hopDesc, fmt.Sprintf("%s→%s (quiescent: %v; early Switch: %v; probe %v; switch %v)", h.from, h.to, h.quiet == nil, h.early, h.probe, h.sw))
 	}
 	env.Check("Switch before Probe is refused", len(hops) == len(migrationHops) && refused == len(hops),
 		"%d of %d early Switch calls returned ErrPathNotValidated", refused, len(hops))
 	back := len(hops) > 0 && hops[len(hops)-1].to.Addr() == first.Src.Addr()
-	env.Check("three hops, probed and switched, and back to the first address", done == len(migrationHops) && back,
+	env.Check("three hops, each at a quiescent moment, probed and switched, and back to the first address", done == len(migrationHops) && back,
 		"%s", strings.Join(hopDesc, "; "))
 
 	// After each Switch, no client packet on the path it left.
@@ -179,7 +188,7 @@ func runMigrate(env *lab.Env) error {
 			order = append(order, c)
 		}
 		for _, id := range []string{d.DCID, d.TailDCID} {
-			if id == "" || flight[d] {
+			if id == "" {
 				continue
 			}
 			if paths[id] == nil {
@@ -208,8 +217,8 @@ func runMigrate(env *lab.Env) error {
 	}
 	env.Check("each new path uses a new connection ID and no connection ID appears on two paths",
 		newCID && shared == 0 && len(paths) > len(order),
-		"%d client 4-tuples, %d connection IDs over %d datagrams, %d on more than one path (not counting %d packed before a switch); first client DCID per path: %s",
-		len(order), len(paths), len(ds), shared, inFlight, describePaths(order, firstCID))
+		"%d client 4-tuples, %d connection IDs over all %d captured datagrams, %d on more than one path; first client DCID per path: %s",
+		len(order), len(paths), len(ds), shared, describePaths(order, firstCID))
 	env.Metric("paths_count", float64(len(order)))
 	env.Metric("connection_ids_count", float64(len(paths)))
 	env.Metric("transfer_bytes", float64(res.Received))
@@ -282,10 +291,29 @@ func describePaths(order []netip.AddrPort, cid map[netip.AddrPort]string) string
 	return strings.Join(s, ", ")
 }
 
+// quiesce returns the wait migrate makes before AddPath and before
+// Switch: until, by both endpoints' qlogs, nothing is in flight and no
+// packet moved for QuietTime. The upload's writer is held meanwhile.
+func quiesce(ctx context.Context, tr *Tracer) func() error {
+	return func() error {
+		qctx, cancel := context.WithTimeout(ctx, StepTimeout/4)
+		defer cancel()
+		return tr.WaitQuiet(qctx, QuietTime)
+	}
+}
+
 // migrate moves the client to a new path on addr: Switch first (which
-// must be refused), then Probe and Switch.
-func migrate(ctx context.Context, logf func(string, ...any), cl *Client, addr netip.Addr) *hop {
+// must be refused), then Probe and Switch. quiet, when set, is waited for
+// before AddPath and before Switch, so that no packet is built for the old
+// path and written to the new one (see the experiment's Note).
+func migrate(ctx context.Context, logf func(string, ...any), cl *Client, addr netip.Addr, quiet func() error) *hop {
 	h := &hop{from: cl.LocalAddr()}
+	wait := func() {
+		if quiet != nil && h.quiet == nil {
+			h.quiet = quiet()
+		}
+	}
+	wait()
 	p, err := cl.NewPath(netip.AddrPortFrom(addr, 0).String())
 	if err != nil {
 		h.probe = err
@@ -299,9 +327,10 @@ func migrate(ctx context.Context, logf func(string, ...any), cl *Client, addr ne
 	h.probe = p.Probe(pctx)
 	h.probeDuration = time.Since(start)
 	if h.probe == nil {
+		wait() // the probe's packets acknowledged too
 		h.sw = p.Switch()
 	}
 	h.switchedAt = time.Now()
-	logf("hop %s → %s: early switch %v, probe %v (%v), switch %v", h.from, h.to, h.early, h.probe, h.probeDuration, h.sw)
+	logf("hop %s → %s: quiescent %v, early switch %v, probe %v (%v), switch %v", h.from, h.to, h.quiet, h.early, h.probe, h.probeDuration, h.sw)
 	return h
 }

@@ -165,23 +165,11 @@ func runRebind(env *lab.Env, newAddr bool) error {
 		"last DCID on %s: %s; DCIDs on %s: %v", rb.Old, dcidOf(lastOld), rb.New, keys(newDCIDs))
 
 	// Anti-amplification on the unvalidated path (RFC 9000 §8.1).
-	sent, recv, worst := 0, 0, 0.0
-	limitOK := true
-	for _, d := range ds {
-		if response != nil && d.Index >= response.Index {
-			break
-		}
-		switch {
-		case d.Src == rb.New:
-			recv += d.Size
-		case d.Dst == rb.New:
-			sent += d.Size
-			if sent > 3*recv {
-				limitOK = false
-			}
-			worst = max(worst, float64(sent)/float64(max(recv, 1)))
-		}
+	until := len(ds)
+	if response != nil {
+		until = slices.Index(ds, response)
 	}
+	sent, recv, worst, limitOK := antiAmplification(ds[:until], rb.New)
 	env.Check("before validation the server sends at most 3× what it received on the new path", response != nil && limitOK,
 		"sent %d bytes to %s, received %d before the PATH_RESPONSE (worst ratio %.2f)", sent, rb.New, recv, worst)
 	env.Metric("prevalidation_sent_bytes", float64(sent))
@@ -221,8 +209,15 @@ func runRebind(env *lab.Env, newAddr bool) error {
 			fresh = false
 		}
 	}
-	env.Check("the server reaches the new path with a fresh connection ID of the client's", fresh,
-		"server→client DCIDs on %s: %v, on %s: %v (not counting %d packed before the switch)", rb.Old, keys(oldCIDs), rb.New, keys(newCIDs), inFlight)
+	env.Check("the packets the server builds for the new path carry a fresh connection ID of the client's", fresh,
+		"server→client DCIDs on %s: %v, in packets built for %s: %v", rb.Old, keys(oldCIDs), rb.New, keys(newCIDs))
+	if inFlight > 0 {
+		env.Note("%d packet(s) built for the old path before the switch were written to %s with the old connection ID: "+
+			"quic-go v0.65 picks the peer address when it writes a queued packet, not when it builds it "+
+			"(send_conn.go:72-73, connection.go:1332). After a NAT rebinding RFC 9000 §9.5 lets the server keep "+
+			"the connection ID, so here this links nothing new; during active migration it would, which is why "+
+			"quic/migrate migrates at a quiet moment", inFlight, rb.New)
+	}
 	if switched != nil && firstNew != nil && response != nil {
 		env.Metric("validation_ms", float64(response.Time.Sub(firstNew.Time).Microseconds())/1000)
 	}
@@ -249,6 +244,27 @@ func runRebind(env *lab.Env, newAddr bool) error {
 	lad.Reply(fmt.Sprintf("1-RTT ACK DCID %s (new)", cidShort(first1(newCIDs))), "", "active: "+rb.New.String())
 	lad.Send("STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), fmt.Sprintf("%d bytes", res.Received))
 	return nil
+}
+
+// antiAmplification replays ds (the datagrams before the one that
+// validated peer) and reports the bytes sent to peer and received from it,
+// the worst ratio, and whether the sender stayed within 3× what it had
+// received at every datagram it sent (RFC 9000 §8.1).
+func antiAmplification(ds []*Datagram, peer netip.AddrPort) (sent, recv int, worst float64, ok bool) {
+	ok = true
+	for _, d := range ds {
+		switch {
+		case d.Src == peer:
+			recv += d.Size
+		case d.Dst == peer:
+			sent += d.Size
+			if sent > 3*recv {
+				ok = false
+			}
+			worst = max(worst, float64(sent)/float64(max(recv, 1)))
+		}
+	}
+	return sent, recv, worst, ok
 }
 
 func peerOf(d *Datagram, server netip.AddrPort) netip.AddrPort {

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/statelab/statelab/internal/capture"
@@ -19,17 +20,16 @@ import (
 func init() {
 	lab.Register(lab.Experiment{
 		Name:    "quic/tcp-contrast",
-		Summary: "the same NAT port rebinding breaks a kernel TCP connection (RST) and not a QUIC one",
-		Shows: "The same mid-transfer port rebinding, through the same lab NAT, applied to a QUIC upload and to a kernel TCP " +
-			"upload: QUIC carries on by connection ID after a short stall; the server's TCP answers the segment from the new " +
-			"port with RST, because a TCP connection is its 4-tuple, and the TCP upload never completes.",
+		Summary: "the same NAT port rebinding breaks a kernel TCP connection (RST, ECONNRESET) and not a QUIC one",
+		Shows: "The same mid-transfer port rebinding applied to a QUIC upload and to a kernel TCP upload. The UDP middlebox " +
+			"cannot carry TCP, so TCP goes through a TCP NAT built like it (a relay from an outside port of its own that " +
+			"forgets the binding and sends the client's next bytes from a new port). QUIC carries on by connection ID after " +
+			"a short stall; the server's TCP answers the segment from the new port with RST, because a TCP connection is " +
+			"its 4-tuple, the NAT translates that RST back to the client as a real NAT would, and the client's kernel reports " +
+			"ECONNRESET: the TCP upload never completes.",
 		Run: runTCPContrast,
 	})
 }
-
-// TCPGiveUp is how long the TCP client waits for the server's reply after
-// writing everything before it calls the connection broken.
-var TCPGiveUp = 600 * time.Millisecond
 
 func runTCPContrast(env *lab.Env) error {
 	l, err := newLab(env)
@@ -75,9 +75,11 @@ func runTCPContrast(env *lab.Env) error {
 	// TCP through the TCP NAT.
 	tres := tcpUpload(ctx, nat, data)
 	var trb TCPRebinding
-	select {
-	case trb = <-tres.rebound:
-	default:
+	if tres.rebound != nil { // armed: the NAT reports (bounded by StepTimeout)
+		select {
+		case trb = <-tres.rebound:
+		case <-ctx.Done():
+		}
 	}
 
 	pkts, err := l.finish(ctx, cl, cap)
@@ -122,19 +124,27 @@ func runTCPContrast(env *lab.Env) error {
 	}
 	env.Check("TCP: the server answers the rebound segment with RST", trb.Err == nil && seg != nil && rst != nil,
 		"segment from %s captured: %t; RST back: %t after %.3f ms; err %v", trb.New, seg != nil, rst != nil, ms(rstAfter), trb.Err)
-	broken := tres.err != nil && ts.received() < int64(len(data))
-	env.Check("TCP: the transfer breaks (the client never gets its reply)", broken,
-		"client: %v; server received %d of %d bytes on the old connection", tres.err, ts.received(), len(data))
+	reset := errors.Is(tres.err, syscall.ECONNRESET)
+	var resetAfter time.Duration
+	if reset && !trb.At.IsZero() {
+		resetAfter = tres.at.Sub(trb.At)
+	}
+	env.Check("TCP: the NAT relays the RST and the client's kernel reports ECONNRESET", reset && trb.Relayed && ts.received() < int64(len(data)),
+		"RST relayed to the client: %t; client error %.3f ms after the rebinding: %v; server received %d of %d bytes on the old connection",
+		trb.Relayed, ms(resetAfter), tres.err, ts.received(), len(data))
+	env.Note("TCP goes through a TCP NAT built like the UDP middlebox (which cannot carry TCP): the same rebinding, and " +
+		"the server's RST translated back to the client's socket as a real NAT does.")
 
 	env.Metric("quic_stall_ms", ms(stall))
 	env.Metric("quic_delivered_bytes", float64(qres.Received))
 	env.Metric("tcp_rst_ms", ms(rstAfter))
+	env.Metric("tcp_client_reset_ms", ms(resetAfter))
 	env.Metric("tcp_delivered_bytes", float64(ts.received()))
 	env.Table("The same port rebinding", [][]string{
 		{"protocol", "identified by", "rebinding", "outcome", "delivered", "stall"},
 		{"QUIC", "connection ID", qrb.Old.String() + " → " + qrb.New.String(), outcome(qres.Match, "completed, sha256 match", "FAILED"),
 			fmt.Sprintf("%d B", qres.Received), fmt.Sprintf("%.1f ms", ms(stall))},
-		{"TCP", "4-tuple", trb.Old.String() + " → " + trb.New.String(), outcome(rst != nil, fmt.Sprintf("RST after %.3f ms; client gave up", ms(rstAfter)), "no RST seen"),
+		{"TCP", "4-tuple", trb.Old.String() + " → " + trb.New.String(), outcome(rst != nil && reset, fmt.Sprintf("RST after %.3f ms; client: ECONNRESET after %.3f ms", ms(rstAfter), ms(resetAfter)), "no RST seen or not relayed"),
 			fmt.Sprintf("%d B", ts.received()), "∞ (never resumed)"},
 	})
 	lad := env.Ladder("TCP: the same rebinding", "client (via NAT)", "server kernel")
@@ -142,7 +152,7 @@ func runTCPContrast(env *lab.Env) error {
 	lad.State("NAT rebinds → "+trb.New.String(), "")
 	lad.Send(fmt.Sprintf("ACK|PSH seq %d (%d B)", trb.Seq, trb.Sent), "from "+trb.New.String(), "no socket for this 4-tuple")
 	lad.Reply("RST", "", fmt.Sprintf("after %.3f ms", ms(rstAfter)))
-	lad.State(fmt.Sprintf("gave up after %v", TCPGiveUp), fmt.Sprintf("old conn stuck at %d B", ts.received()))
+	lad.State(fmt.Sprintf("NAT relays RST: client ECONNRESET after %.3f ms", ms(resetAfter)), fmt.Sprintf("old conn stuck at %d B", ts.received()))
 	return nil
 }
 
@@ -179,13 +189,19 @@ func seqAck(pkts []*capture.Packet, old, server netip.AddrPort) (seq, ack uint32
 
 type tcpResult struct {
 	err     error
+	at      time.Time // of err
 	rebound <-chan TCPRebinding
 }
 
 // tcpUpload writes data through the NAT, which rebinds once a third has
-// been relayed, then waits TCPGiveUp for the server's digest.
-func tcpUpload(ctx context.Context, nat *TCPNAT, data []byte) tcpResult {
-	var r tcpResult
+// been relayed, then reads the server's digest, until the connection
+// fails (at most StepTimeout).
+func tcpUpload(ctx context.Context, nat *TCPNAT, data []byte) (r tcpResult) {
+	defer func() {
+		if r.err != nil {
+			r.at = time.Now()
+		}
+	}()
 	d := net.Dialer{}
 	c, err := d.DialContext(ctx, "tcp", nat.Front.String())
 	if err != nil {
@@ -202,11 +218,10 @@ func tcpUpload(ctx context.Context, nat *TCPNAT, data []byte) tcpResult {
 		}
 	}
 	c.(*net.TCPConn).CloseWrite()
-	c.SetReadDeadline(time.Now().Add(TCPGiveUp))
 	var reply [32]byte
 	if _, err := io.ReadFull(c, reply[:]); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("%w: no reply %v after the last byte (timeout)", ErrTransfer, TCPGiveUp)
+			err = fmt.Errorf("%w: no reply within %v (timeout): %w", ErrTransfer, StepTimeout, err)
 		}
 		r.err = err
 	}

@@ -66,6 +66,9 @@ type ServerConfig struct {
 	Logf func(format string, args ...any)
 	// IdleTimeout closes silent connections; default 5s.
 	IdleTimeout time.Duration
+
+	// onWrite, for tests, sees every datagram as the socket writes it.
+	onWrite func(b []byte, to net.Addr)
 }
 
 // Server is a QUIC server speaking the raw stream protocol (ALPN
@@ -111,7 +114,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("%w on %s: %w", ErrListen, cfg.Addr, err)
 	}
 	s := &Server{Addr: udp.LocalAddr().(*net.UDPAddr).AddrPort(), Cert: leaf, udp: udp, logf: logf}
-	s.tr = &quic.Transport{Conn: plain(udp), ConnectionIDLength: 8}
+	s.tr = &quic.Transport{Conn: plainConn{c: udp, onWrite: cfg.onWrite}, ConnectionIDLength: 8}
 	tlsConf := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   nextProtos(),
@@ -307,19 +310,27 @@ func selfSigned() (tls.Certificate, *x509.Certificate, error) {
 // sends one datagram per packet (no GSO batching, which a loopback packet
 // socket would record as one oversized datagram) and the capture shows
 // every QUIC packet as Wireshark expects.
-type plainConn struct{ c *net.UDPConn }
+type plainConn struct {
+	c       *net.UDPConn
+	onWrite func([]byte, net.Addr)
+}
 
-func plain(c *net.UDPConn) net.PacketConn { return plainConn{c} }
+func plain(c *net.UDPConn) net.PacketConn { return plainConn{c: c} }
 
-func (p plainConn) ReadFrom(b []byte) (int, net.Addr, error)  { return p.c.ReadFrom(b) }
-func (p plainConn) WriteTo(b []byte, a net.Addr) (int, error) { return p.c.WriteTo(b, a) }
-func (p plainConn) Close() error                              { return p.c.Close() }
-func (p plainConn) LocalAddr() net.Addr                       { return p.c.LocalAddr() }
-func (p plainConn) SetDeadline(t time.Time) error             { return p.c.SetDeadline(t) }
-func (p plainConn) SetReadDeadline(t time.Time) error         { return p.c.SetReadDeadline(t) }
-func (p plainConn) SetWriteDeadline(t time.Time) error        { return p.c.SetWriteDeadline(t) }
-func (p plainConn) SetReadBuffer(n int) error                 { return p.c.SetReadBuffer(n) }
-func (p plainConn) SetWriteBuffer(n int) error                { return p.c.SetWriteBuffer(n) }
+func (p plainConn) ReadFrom(b []byte) (int, net.Addr, error) { return p.c.ReadFrom(b) }
+func (p plainConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	if p.onWrite != nil {
+		p.onWrite(b, a)
+	}
+	return p.c.WriteTo(b, a)
+}
+func (p plainConn) Close() error                       { return p.c.Close() }
+func (p plainConn) LocalAddr() net.Addr                { return p.c.LocalAddr() }
+func (p plainConn) SetDeadline(t time.Time) error      { return p.c.SetDeadline(t) }
+func (p plainConn) SetReadDeadline(t time.Time) error  { return p.c.SetReadDeadline(t) }
+func (p plainConn) SetWriteDeadline(t time.Time) error { return p.c.SetWriteDeadline(t) }
+func (p plainConn) SetReadBuffer(n int) error          { return p.c.SetReadBuffer(n) }
+func (p plainConn) SetWriteBuffer(n int) error         { return p.c.SetWriteBuffer(n) }
 
 // lockedBuffer is a key log many connections may write to.
 type lockedBuffer struct {

@@ -12,14 +12,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TCPNAT is the middlebox's TCP side, for the contrast: it relays a
-// client's connection to the server from an outside port of its own and,
-// on Rebind, does to TCP what the UDP NAT does to QUIC — forgets the
-// binding (nothing more is relayed on the old outside connection) and sends
-// the client's next bytes from a new port, as a segment crafted on a raw
-// socket with the old connection's sequence numbers. The server's kernel
-// knows no connection on the new 4-tuple and answers RST: a TCP connection
-// is its 4-tuple.
+// TCPNAT is the middlebox's TCP side, for the contrast. The UDP Middlebox
+// relays datagrams and cannot carry TCP, so TCP goes through this NAT, built
+// like it: it relays a client's connection to the server from an outside
+// port of its own and, on Rebind, does to TCP what the UDP NAT does to QUIC
+// — forgets the binding (nothing more is relayed on the old outside
+// connection) and sends the client's next bytes from a new port, as a
+// segment crafted on a raw socket with the old connection's sequence
+// numbers. The server's kernel knows no connection on the new 4-tuple and
+// answers RST: a TCP connection is its 4-tuple. Like a real NAT, which
+// translates the server's RST back to the client, it watches for that RST
+// on the new port and relays it: it resets the client's connection, so the
+// client's kernel reports ECONNRESET.
 type TCPNAT struct {
 	Front netip.AddrPort
 
@@ -46,6 +50,10 @@ type TCPRebinding struct {
 	Seq, Ack uint32
 	Sent     int   // payload bytes sent from the new port
 	Err      error // crafting or sending the segment
+	// RSTAt is when the server's RST to the new port was seen (zero: not
+	// seen before StepTimeout); Relayed, that the client was reset then.
+	RSTAt   time.Time
+	Relayed bool
 }
 
 // NewTCPNAT listens on front and relays to server.
@@ -157,7 +165,15 @@ func (n *TCPNAT) accept() {
 					n.mu.Unlock()
 					if ch != nil {
 						close(dead)
-						ch <- n.sendFromNewPort(buf[:k])
+						r := n.sendFromNewPort(buf[:k])
+						if !r.RSTAt.IsZero() {
+							// Relay the RST: the client's socket is
+							// reset (linger 0: close sends RST).
+							if tc, ok := c.(*net.TCPConn); ok && tc.SetLinger(0) == nil && tc.Close() == nil {
+								r.Relayed = true
+							}
+						}
+						ch <- r
 						io.Copy(io.Discard, c) // the rest goes nowhere
 						return
 					}
@@ -185,7 +201,8 @@ func (n *TCPNAT) sendFromNewPort(payload []byte) TCPRebinding {
 	n.mu.Unlock()
 	r := TCPRebinding{Old: old, At: time.Now(), Sent: len(payload)}
 	// A free port: bind one, note it, release it, so the kernel has no
-	// socket there (the RST to it goes nowhere, as behind a real NAT).
+	// socket there: the server's RST to it reaches no socket, and the
+	// NAT relays it to the client itself (waitRST).
 	l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		r.Err = err
@@ -196,8 +213,61 @@ func (n *TCPNAT) sendFromNewPort(payload []byte) TCPRebinding {
 	if n.SeqAck != nil {
 		r.Seq, r.Ack = n.SeqAck(old)
 	}
-	r.Err = sendRawTCP(r.New, n.server, r.Seq, r.Ack, payload)
+	// Watch for the server's answer before sending, so it cannot be missed.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		r.Err = fmt.Errorf("%w: raw socket (needs CAP_NET_RAW in the lab's namespace): %w", ErrMiddlebox, err)
+		return r
+	}
+	defer unix.Close(fd)
+	if r.Err = sendRawTCP(r.New, n.server, r.Seq, r.Ack, payload); r.Err != nil {
+		return r
+	}
+	r.RSTAt = waitRST(fd, n.server, r.New, time.Now().Add(StepTimeout))
 	return r
+}
+
+// waitRST reads TCP segments from the raw socket fd until one from server
+// to to carries RST, or until deadline; it returns when it saw it.
+func waitRST(fd int, server, to netip.AddrPort, deadline time.Time) time.Time {
+	buf := make([]byte, 65536)
+	for range 1 << 16 { // bounded: every read returns a segment or times out
+		left := time.Until(deadline)
+		if left <= 0 {
+			return time.Time{}
+		}
+		tv := unix.NsecToTimeval(left.Nanoseconds())
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return time.Time{}
+		}
+		k, _, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return time.Time{}
+		}
+		if isRST(buf[:k], server, to) {
+			return time.Now()
+		}
+	}
+	return time.Time{}
+}
+
+// isRST reports whether the IPv4 packet b is a TCP segment from src to dst
+// with RST set.
+func isRST(b []byte, src, dst netip.AddrPort) bool {
+	if len(b) < 20 || b[0]>>4 != 4 || b[9] != unix.IPPROTO_TCP {
+		return false
+	}
+	ihl := int(b[0]&0x0f) * 4
+	if len(b) < ihl+14 {
+		return false
+	}
+	s, d := netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
+	t := b[ihl:]
+	sp, dp := binary.BigEndian.Uint16(t[0:]), binary.BigEndian.Uint16(t[2:])
+	return netip.AddrPortFrom(s, sp) == src && netip.AddrPortFrom(d, dp) == dst && t[13]&0x04 != 0
 }
 
 // sendRawTCP sends one IPv4 TCP segment with ACK|PSH on a raw socket.

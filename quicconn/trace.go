@@ -32,6 +32,12 @@ type PacketEvent struct {
 	NewCIDs   []string // NEW_CONNECTION_ID frames, hex
 	Stream    int64    // STREAM bytes
 	Frames    []string // frame names, in order
+	// AckEliciting: the packet carries a frame other than ACK, PADDING
+	// or CONNECTION_CLOSE, so the peer must acknowledge it.
+	AckEliciting bool
+	// Acked are the [smallest, largest] packet number ranges of its ACK
+	// frames.
+	Acked [][2]int64
 	// Remote is the peer address of the event's path; see ClaimPaths.
 	Remote netip.AddrPort
 }
@@ -59,6 +65,9 @@ type ConnTrace struct {
 	packets   []PacketEvent
 	tuples    []TupleEvent
 	producers int
+	// unacked are the 1-RTT ack-eliciting packets this endpoint sent that
+	// its qlog has seen neither acknowledged nor declared lost.
+	unacked map[int64]bool
 }
 
 // Packets returns a copy of the packet events so far.
@@ -122,11 +131,22 @@ func (r *recorder) Close() error {
 
 func (c *ConnTrace) record(ev qlogwriter.Event) {
 	now := time.Now()
+	if c.tracer.TuplesOnly {
+		if _, ok := ev.(qlog.TupleAssigned); !ok {
+			return
+		}
+	}
 	switch e := ev.(type) {
 	case qlog.PacketSent:
 		c.addPacket(packetEvent(now, true, e.Header, e.Raw, e.Frames, e.Tuple))
 	case qlog.PacketReceived:
 		c.addPacket(packetEvent(now, false, e.Header, e.Raw, e.Frames, e.Tuple))
+	case qlog.PacketLost:
+		if e.Header.PacketType == qlog.PacketType1RTT {
+			c.mu.Lock()
+			delete(c.unacked, int64(e.Header.PacketNumber))
+			c.mu.Unlock()
+		}
 	case qlog.TupleAssigned:
 		t := TupleEvent{Time: now, ID: e.TupleID, Local: endpoint(e.Local), Remote: endpoint(e.Remote)}
 		c.mu.Lock()
@@ -135,13 +155,41 @@ func (c *ConnTrace) record(ev qlogwriter.Event) {
 		if c.tracer.OnTuple != nil {
 			c.tracer.OnTuple(c, t)
 		}
+	default:
+		return
 	}
+	c.tracer.changed()
 }
 
 func (c *ConnTrace) addPacket(p PacketEvent) {
 	c.mu.Lock()
 	c.packets = append(c.packets, p)
+	if p.Type == string(qlog.PacketType1RTT) {
+		if c.unacked == nil {
+			c.unacked = map[int64]bool{}
+		}
+		switch {
+		case p.Sent && p.AckEliciting:
+			c.unacked[p.PN] = true
+		case !p.Sent:
+			for _, r := range p.Acked {
+				for pn := range c.unacked {
+					if pn >= r[0] && pn <= r[1] {
+						delete(c.unacked, pn)
+					}
+				}
+			}
+		}
+	}
 	c.mu.Unlock()
+}
+
+// InFlight is how many 1-RTT ack-eliciting packets this endpoint has sent
+// that are neither acknowledged nor declared lost, as far as its qlog shows.
+func (c *ConnTrace) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.unacked)
 }
 
 func endpoint(i qlog.TupleEndpointInfo) netip.AddrPort {
@@ -155,6 +203,11 @@ func packetEvent(now time.Time, sent bool, h qlog.PacketHeader, raw qlog.RawInfo
 	p := PacketEvent{Time: now, Sent: sent, Type: string(h.PacketType), PN: int64(h.PacketNumber), Length: raw.Length, Tuple: tuple,
 		DCID: hex.EncodeToString(h.DestConnectionID.Bytes()), SCID: hex.EncodeToString(h.SrcConnectionID.Bytes())}
 	for _, f := range frames {
+		switch f.Frame.(type) {
+		case *qlog.AckFrame, *qlog.ConnectionCloseFrame: // qlog omits PADDING
+		default:
+			p.AckEliciting = true
+		}
 		switch fr := f.Frame.(type) {
 		case *qlog.PathChallengeFrame:
 			p.Challenge = append(p.Challenge, fr.Data)
@@ -169,6 +222,9 @@ func packetEvent(now time.Time, sent bool, h qlog.PacketHeader, raw qlog.RawInfo
 			p.Stream += fr.Length
 			p.Frames = append(p.Frames, "STREAM")
 		case *qlog.AckFrame:
+			for _, r := range fr.AckRanges {
+				p.Acked = append(p.Acked, [2]int64{int64(r.Smallest), int64(r.Largest)})
+			}
 			p.Frames = append(p.Frames, "ACK")
 		case *qlog.CryptoFrame:
 			p.Frames = append(p.Frames, "CRYPTO")
@@ -197,9 +253,75 @@ type Tracer struct {
 	Dir, Prefix string
 	// OnTuple, when set, is called for every tuple event (path changes).
 	OnTuple func(*ConnTrace, TupleEvent)
+	// TuplesOnly keeps the tuple events and drops the packet events (a
+	// benchmark's path changes without a per-packet record).
+	TuplesOnly bool
 
-	mu    sync.Mutex
-	conns []*ConnTrace
+	mu     sync.Mutex
+	conns  []*ConnTrace
+	notify chan struct{} // closed and replaced at every event
+	last   time.Time     // of the last packet or tuple event
+}
+
+// changed wakes whoever waits for the next event.
+func (t *Tracer) changed() {
+	t.mu.Lock()
+	t.last = time.Now()
+	if t.notify != nil {
+		close(t.notify)
+		t.notify = nil
+	}
+	t.mu.Unlock()
+}
+
+// WaitQuiet returns once every live connection of the tracer is quiescent:
+// no endpoint has a 1-RTT ack-eliciting packet in flight (sent, neither
+// acknowledged nor declared lost) and no endpoint has sent or received a
+// packet for quiet. It waits on the qlog's events; quiet is the only timer,
+// a bounded quiescence deadline for what no event announces (a pending
+// delayed ACK), so it should exceed the peer's max_ack_delay (25 ms by
+// default). It gives up when ctx ends, reporting what was still in flight.
+func (t *Tracer) WaitQuiet(ctx context.Context, quiet time.Duration) error {
+	for range 1 << 20 { // bounded: each round waits for an event or quiet
+		t.mu.Lock()
+		if t.notify == nil {
+			t.notify = make(chan struct{})
+		}
+		ch, last, conns := t.notify, t.last, t.conns
+		t.mu.Unlock()
+		inflight := 0
+		for _, c := range conns {
+			select {
+			case <-c.done:
+			default:
+				inflight += c.InFlight()
+			}
+		}
+		var timer <-chan time.Time
+		var tm *time.Timer
+		if inflight == 0 {
+			left := quiet - time.Since(last)
+			if left <= 0 {
+				return nil
+			}
+			tm = time.NewTimer(left)
+			timer = tm.C
+		}
+		var err error
+		select {
+		case <-ch:
+		case <-timer:
+		case <-ctx.Done():
+			err = fmt.Errorf("%w: not quiescent (%d packets in flight): %w", ErrMigration, inflight, context.Cause(ctx))
+		}
+		if tm != nil {
+			tm.Stop()
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: not quiescent", ErrMigration)
 }
 
 // Conns returns the traces so far, in creation order.

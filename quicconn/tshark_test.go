@@ -2,6 +2,8 @@ package quicconn
 
 import (
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,11 +18,13 @@ const (
 
 // frameRow is one decrypted QUIC frame as tshark prints it.
 type frameRow struct {
-	client netip.AddrPort // the client end of the datagram's 4-tuple
-	toSrv  bool
-	types  []string
-	chal   []string
-	resp   []string
+	client   netip.AddrPort // the client end of the datagram's 4-tuple
+	src, dst netip.AddrPort
+	size     int // UDP payload bytes
+	toSrv    bool
+	types    []string
+	chal     []string
+	resp     []string
 }
 
 // decryptedFrames reads a capture with tshark using only the secrets
@@ -30,11 +34,11 @@ func decryptedFrames(t *testing.T, path string, server uint16) []frameRow {
 	t.Helper()
 	out := labtest.Tshark(t, path, "-Y", "quic", "-T", "fields", "-E", "separator=|", "-E", "occurrence=a", "-E", "aggregator=,",
 		"-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport",
-		"-e", "quic.frame_type", "-e", "quic.path_challenge.data", "-e", "quic.path_response.data")
+		"-e", "quic.frame_type", "-e", "quic.path_challenge.data", "-e", "quic.path_response.data", "-e", "udp.length")
 	var rows []frameRow
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Split(line, "|")
-		if len(f) < 7 {
+		if len(f) < 8 {
 			continue
 		}
 		src, err1 := netip.ParseAddrPort(f[0] + ":" + f[1])
@@ -42,7 +46,10 @@ func decryptedFrames(t *testing.T, path string, server uint16) []frameRow {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		r := frameRow{types: split(f[4]), chal: split(f[5]), resp: split(f[6])}
+		r := frameRow{src: src, dst: dst, types: split(f[4]), chal: split(f[5]), resp: split(f[6])}
+		if n, err := strconv.Atoi(f[7]); err == nil {
+			r.size = n - 8
+		}
 		if dst.Port() == server {
 			r.client, r.toSrv = src, true
 		} else {
@@ -80,10 +87,12 @@ func TestTsharkDecryptsPathValidation(t *testing.T) {
 		// wantValidated is how many client 4-tuples must carry both
 		// PATH_CHALLENGE and PATH_RESPONSE frames.
 		wantValidated int
+		// rebinding: check the new 4-tuple's validation frame by frame.
+		rebinding bool
 	}{
-		{"quic/rebind-port", 1},
-		{"quic/rebind-addr", 1},
-		{"quic/migrate", 3},
+		{"quic/rebind-port", 1, true},
+		{"quic/rebind-addr", 1, true},
+		{"quic/migrate", 3, false},
 	} {
 		t.Run(strings.TrimPrefix(tc.name, "quic/"), func(t *testing.T) {
 			r := labtest.RunExperiment(t, tc.name, 3)
@@ -95,7 +104,11 @@ func TestTsharkDecryptsPathValidation(t *testing.T) {
 			tuples := map[netip.AddrPort]bool{}
 			chal := map[netip.AddrPort][]string{}
 			resp := map[netip.AddrPort][]string{}
-			for _, row := range decryptedFrames(t, path, server) {
+			rows := decryptedFrames(t, path, server)
+			if tc.rebinding {
+				checkRebindFrames(t, rows)
+			}
+			for _, row := range rows {
 				if len(row.types) > 0 { // decrypted
 					tuples[row.client] = true
 				}
@@ -123,6 +136,54 @@ func TestTsharkDecryptsPathValidation(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkRebindFrames checks a NAT rebinding from the decrypted capture
+// alone: the first server datagram to the new client 4-tuple carries
+// PATH_CHALLENGE, the client's PATH_RESPONSE on the new 4-tuple echoes its
+// data, and before that response the server sent the new 4-tuple at most
+// 3× the bytes it received from it (RFC 9000 §8.1).
+func checkRebindFrames(t *testing.T, rows []frameRow) {
+	t.Helper()
+	var order []netip.AddrPort
+	for _, r := range rows {
+		if !slices.Contains(order, r.client) {
+			order = append(order, r.client)
+		}
+	}
+	if len(order) != 2 {
+		t.Fatalf("a rebinding shows 2 client 4-tuples, got %v", order)
+	}
+	newTuple := order[1]
+	first := slices.IndexFunc(rows, func(r frameRow) bool { return !r.toSrv && r.client == newTuple })
+	if first < 0 {
+		t.Fatalf("no server datagram to the new 4-tuple %s", newTuple)
+	}
+	if !has(rows[first].types, frameTypePathChallenge) || len(rows[first].chal) == 0 {
+		t.Fatalf("first server datagram to %s has frame types %v, want PATH_CHALLENGE (%s)", newTuple, rows[first].types, frameTypePathChallenge)
+	}
+	data := rows[first].chal[0]
+	resp := slices.IndexFunc(rows, func(r frameRow) bool {
+		return r.toSrv && r.client == newTuple && has(r.types, frameTypePathResponse) && has(r.resp, data)
+	})
+	if resp < 0 {
+		t.Fatalf("no PATH_RESPONSE from %s echoing the challenge %s", newTuple, data)
+	}
+	if resp < first {
+		t.Errorf("PATH_RESPONSE (row %d) before the challenge (row %d)", resp, first)
+	}
+	var ds []*Datagram
+	for i, r := range rows[:resp] {
+		if r.size <= 0 {
+			t.Fatalf("row %d: no UDP length", i)
+		}
+		ds = append(ds, &Datagram{Index: i, Src: r.src, Dst: r.dst, Size: r.size})
+	}
+	sent, recv, worst, ok := antiAmplification(ds, newTuple)
+	if !ok || sent == 0 {
+		t.Errorf("before the PATH_RESPONSE the server sent %d bytes to %s and received %d (worst ratio %.2f), want ≤ 3×", sent, newTuple, recv, worst)
+	}
+	t.Logf("new 4-tuple %s: challenge %s in datagram %d, response in datagram %d; %d bytes sent ≤ 3×%d received", newTuple, data, first+1, resp+1, sent, recv)
 }
 
 // serverPort is the UDP port of the capture's first Initial's destination.

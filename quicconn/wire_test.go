@@ -2,6 +2,7 @@ package quicconn
 
 import (
 	"encoding/hex"
+	"net/netip"
 	"testing"
 )
 
@@ -60,4 +61,35 @@ func mustHex(s string) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// The anti-amplification check can fail: a synthetic exchange where the
+// server sends more than 3× what it received from the new 4-tuple before
+// validation is caught, and one within the limit passes.
+func TestAntiAmplificationCheckCanFail(t *testing.T) {
+	srv := netip.MustParseAddrPort("127.0.0.1:4433")
+	peer := netip.MustParseAddrPort("127.0.0.1:50002")
+	other := netip.MustParseAddrPort("127.0.0.1:50001")
+	in := func(n int) *Datagram { return &Datagram{Src: peer, Dst: srv, Size: n} }
+	out := func(n int) *Datagram { return &Datagram{Src: srv, Dst: peer, Size: n} }
+	elsewhere := &Datagram{Src: srv, Dst: other, Size: 100000} // the old path does not count
+	for _, tc := range []struct {
+		name       string
+		ds         []*Datagram
+		sent, recv int
+		ok         bool
+	}{
+		{"within 3×", []*Datagram{in(1200), out(1200), out(1200), elsewhere, out(1200), in(50), out(150)}, 3750, 1250, true},
+		{"exactly 3×", []*Datagram{in(100), out(300)}, 300, 100, true},
+		{"over 3× at one moment, even if it catches up later", []*Datagram{in(100), out(301), in(5000)}, 301, 5100, false},
+		{"sending before receiving anything", []*Datagram{out(40), in(1200)}, 40, 1200, false},
+		{"a burst of full packets to a 1-packet peer", []*Datagram{in(1200), out(1252), out(1252), out(1252)}, 3756, 1200, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sent, recv, _, ok := antiAmplification(tc.ds, peer)
+			if sent != tc.sent || recv != tc.recv || ok != tc.ok {
+				t.Errorf("got sent %d recv %d ok %t, want %d %d %t", sent, recv, ok, tc.sent, tc.recv, tc.ok)
+			}
+		})
+	}
 }
