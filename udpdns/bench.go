@@ -97,8 +97,12 @@ var (
 )
 
 // BenchDnsperf runs dnsperf (Debian's) against server for d with at most
-// outstanding queries in flight, over the same query names.
-func BenchDnsperf(ctx context.Context, server string, port uint16, d time.Duration, outstanding int) (BenchResult, error) {
+// outstanding queries in flight from one socket and one thread (like the
+// udpdns client's one socket), over the same query names. With verbose,
+// dnsperf prints every query's latency (-v), from which p50 and p99 are
+// computed; that printing costs dnsperf throughput, so the qps of a verbose
+// run is not comparable: use separate runs for qps and for latency.
+func BenchDnsperf(ctx context.Context, server string, port uint16, d time.Duration, outstanding int, verbose bool) (BenchResult, error) {
 	bin, err := exec.LookPath("dnsperf")
 	if err != nil {
 		return BenchResult{}, ErrNoDnsperf
@@ -117,11 +121,15 @@ func BenchDnsperf(ctx context.Context, server string, port uint16, d time.Durati
 		return BenchResult{}, err
 	}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	cmd := exec.CommandContext(ctx, bin, "-s", server, "-p", strconv.Itoa(int(port)), "-d", qf,
-		"-l", strconv.Itoa(secs), "-q", strconv.Itoa(outstanding), "-c", "1", "-T", "1", "-t", "2")
+	args := []string{"-s", server, "-p", strconv.Itoa(int(port)), "-d", qf,
+		"-l", strconv.Itoa(secs), "-q", strconv.Itoa(outstanding), "-c", "1", "-T", "1", "-t", "2"}
+	if verbose {
+		args = append(args, "-v")
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return BenchResult{}, fmt.Errorf("udpdns: dnsperf: %w\n%s", err, out)
+		return BenchResult{}, fmt.Errorf("udpdns: dnsperf: %w\n%.2000s", err, out)
 	}
 	num := func(re *regexp.Regexp) float64 {
 		m := re.FindSubmatch(out)
@@ -134,7 +142,30 @@ func BenchDnsperf(ctx context.Context, server string, port uint16, d time.Durati
 	r := BenchResult{Tool: "dnsperf", QPS: num(rePerfQPS), Completed: int(num(rePerfDone)), Lost: int(num(rePerfLost)),
 		AvgMS: num(rePerfAvg) * 1000, Seconds: num(rePerfRun)}
 	if r.QPS == 0 {
-		return r, fmt.Errorf("udpdns: dnsperf output not understood:\n%s", out)
+		return r, fmt.Errorf("udpdns: dnsperf output not understood:\n%.2000s", out)
+	}
+	if verbose {
+		lat := dnsperfLatencies(out)
+		if len(lat) == 0 {
+			return r, fmt.Errorf("udpdns: dnsperf -v printed no per-query latencies:\n%.2000s", out)
+		}
+		sort.Float64s(lat)
+		r.P50MS, r.P99MS = percentileMS(lat, 0.5), percentileMS(lat, 0.99)
 	}
 	return r, nil
+}
+
+// rePerfQuery is one line of dnsperf -v: "> NOERROR name A 0.000123"
+// (latency in seconds).
+var rePerfQuery = regexp.MustCompile(`(?m)^> [A-Z]+ \S+ \S+ ([0-9]+\.[0-9]+)$`)
+
+// dnsperfLatencies are the per-query latencies of dnsperf -v output, in ms.
+func dnsperfLatencies(out []byte) []float64 {
+	var lat []float64
+	for _, m := range rePerfQuery.FindAllSubmatch(out, -1) {
+		if v, err := strconv.ParseFloat(string(m[1]), 64); err == nil {
+			lat = append(lat, v*1000)
+		}
+	}
+	return lat
 }

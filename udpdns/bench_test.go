@@ -15,6 +15,7 @@ func BenchmarkReplyJudgement(b *testing.B) {
 	server := netip.MustParseAddrPort("127.0.0.1:53")
 	c := &Client{cfg: Config{Server: server, Quarantine: 1e9, Linger: 1e9}}
 	s := &sock{c: c}
+	s.initIDs()
 	m := new(dns.Msg)
 	m.SetQuestion("bench.synth.lab.", dns.TypeA)
 	call, _ := c.prepare(m, 0)
@@ -45,18 +46,28 @@ func BenchmarkExchange(b *testing.B) {
 	srv := startServer(b, ServerConfig{})
 	m := new(dns.Msg)
 	m.SetQuestion("x.synth.lab.", dns.TypeA)
-	b.Run("udpdns", func(b *testing.B) {
-		c := newClient(b, Config{Server: srv.Addr()})
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := c.Exchange(b.Context(), m); err != nil {
-					b.Fatal(err)
+	// Batched reads (recvmmsg, ReadBatch 32) against one recvfrom per
+	// datagram (the default), in the same run, with 16 goroutines per core
+	// in flight.
+	for _, tc := range []struct {
+		name  string
+		batch int
+	}{{"udpdns/ReadBatch=32", 32}, {"udpdns/ReadBatch=1(default)", 0}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := newClient(b, Config{Server: srv.Addr(), ReadBatch: tc.batch})
+			b.SetParallelism(16)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.Exchange(b.Context(), m); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
+			})
 		})
-	})
+	}
 	b.Run("miekg-Client.Exchange", func(b *testing.B) {
 		mc := new(dns.Client)
+		b.SetParallelism(16)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if _, _, err := mc.Exchange(m.Copy(), srv.Addr().String()); err != nil {
@@ -96,5 +107,13 @@ func BenchmarkSend(b *testing.B) {
 				b.ReportMetric(float64(n)/float64(sys), "datagrams/syscall")
 			}
 		})
+	}
+}
+
+func TestDnsperfLatencies(t *testing.T) {
+	out := []byte("[Status] Sending queries\n> NOERROR b1.synth.lab A 0.000250\n> NOERROR b2.synth.lab A 0.001000\n> NXDOMAIN x.lab A 0.000500\n  Queries per second:   99.9\n")
+	got := dnsperfLatencies(out)
+	if len(got) != 3 || got[0] != 0.25 || got[1] != 1 || got[2] != 0.5 {
+		t.Errorf("latencies %v, want [0.25 1 0.5] ms", got)
 	}
 }

@@ -19,8 +19,8 @@ func TestExchangeAnswersEachCallerItsOwnQuestion(t *testing.T) {
 		cfg  Config
 		srv  ServerConfig
 	}{
-		{"one socket, batched reads", Config{}, ServerConfig{Jitter: 3 * time.Millisecond}},
-		{"one socket, single reads", Config{ReadBatch: 1}, ServerConfig{Jitter: 3 * time.Millisecond}},
+		{"one socket, batched reads", Config{ReadBatch: 32}, ServerConfig{Jitter: 3 * time.Millisecond}},
+		{"one socket, single reads (default)", Config{}, ServerConfig{Jitter: 3 * time.Millisecond}},
 		{"pool of four sockets with 0x20", Config{Sockets: 4, Case0x20: true}, ServerConfig{Jitter: 3 * time.Millisecond}},
 		{"one socket, batched writes", Config{WriteBatch: 32}, ServerConfig{Jitter: 3 * time.Millisecond}},
 	}
@@ -65,7 +65,10 @@ func TestExchangeAnswersEachCallerItsOwnQuestion(t *testing.T) {
 func TestLateReplyAfterTimeoutCountedLateAndCompletesNothing(t *testing.T) {
 	fs := newFakeServer(t, "127.0.0.1:0")
 	ch, trace := events(64)
-	c := newClient(t, Config{Server: fs.addr(), Timeout: 50 * time.Millisecond, Retries: 1, Trace: trace})
+	// The first attempt is held (never answered) until its retry arrives,
+	// which takes one timeout; the retry must then be answered within a
+	// timeout, which 1 s allows even on a loaded machine.
+	c := newClient(t, Config{Server: fs.addr(), Timeout: time.Second, Retries: 1, Trace: trace})
 	name := "late." + SynthSuffix
 	type res struct {
 		r   *dns.Msg
@@ -76,8 +79,8 @@ func TestLateReplyAfterTimeoutCountedLateAndCompletesNothing(t *testing.T) {
 		r, err := c.Query(ctxFor(t, 5*time.Second), name, dns.TypeA)
 		done <- res{r, err}
 	}()
-	q1, from := fs.recv() // never answered in time
-	q2, _ := fs.recv()    // the retry
+	q1, from := fs.recv() // held: answered only once the retry has arrived
+	q2, _ := fs.recv()    // the retry, proof that q1 timed out
 	if q1.Id == q2.Id {
 		t.Fatalf("retry reused id %#04x", q1.Id)
 	}
@@ -311,5 +314,39 @@ func TestCase0x20RequiresTheExactCaseEchoed(t *testing.T) {
 	fs.answer(q, q.Id, from)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A query whose context is already done is not sent at all.
+func TestExchangeWithDoneContextSendsNothing(t *testing.T) {
+	fs := newFakeServer(t, "127.0.0.1:0")
+	c := newClient(t, Config{Server: fs.addr()})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Query(ctx, "never."+SynthSuffix, dns.TypeA); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if st := c.Stats(); st.Sent != 0 || !st.Consistent() {
+		t.Errorf("stats %v, want nothing sent", st)
+	}
+}
+
+// With 0x20 the caller sees its own letter case in the question and in the
+// records owned by the QNAME; the raw reply keeps the case sent.
+func TestCase0x20CaseRestoredInAnswers(t *testing.T) {
+	srv := startServer(t, ServerConfig{})
+	c := newClient(t, Config{Server: srv.Addr(), Case0x20: true, Timeout: 5 * time.Second})
+	name := "abcdefghijklmnopqrstuvwxyz." + SynthSuffix
+	r, err := c.Query(ctxFor(t, 5*time.Second), name, dns.TypeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Answer) == 0 || r.Question[0].Name != name {
+		t.Fatalf("reply %v", r)
+	}
+	for _, rr := range r.Answer {
+		if rr.Header().Name != name {
+			t.Errorf("answer owner %q, want %q", rr.Header().Name, name)
+		}
 	}
 }

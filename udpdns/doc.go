@@ -9,11 +9,14 @@
 // (Config.Linger), so a late or duplicate reply is counted as such and never
 // completes a newer query (miekg/dns issue 1156). The reply path parses only
 // the header and question (ParseHead, allocation-free, fuzzed) and unpacks
-// the whole message with miekg/dns only once every check has passed. Reads
-// are batched with recvmmsg (golang.org/x/net ReadBatch); writes are one
-// sendto per query by default, or, with Config.WriteBatch, queued while a
-// write is under way and drained with sendmmsg (WriteBatch) — opt-in, as
-// BenchmarkSend measured it no faster on loopback.
+// the whole message with miekg/dns only once every check has passed. An ID
+// is drawn uniformly from a free set (O(1) however full the table); resting
+// IDs wait in two time-ordered queues (quarantine, linger) and return to the
+// set when their time is up, so the earliest to free is always at a head.
+// Reads and writes are one system call per datagram by default; batching
+// with recvmmsg/sendmmsg (golang.org/x/net ReadBatch, WriteBatch) is opt-in
+// (Config.ReadBatch, Config.WriteBatch), as BenchmarkExchange and
+// BenchmarkSend measured neither faster on loopback.
 //
 // The Server (server.go, zone.go) is a stateless miekg/dns server with knobs
 // to delay, reorder, drop, duplicate, hold and answer from another address,

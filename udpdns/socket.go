@@ -64,6 +64,14 @@ type sock struct {
 	recent   [numIDs]rest
 	rnd      [512]byte
 	rndN     int
+
+	// The free set: IDs neither in flight nor resting, in freeIDs[:nFree].
+	// An ID that ends goes to quarQ (timed out, cancelled) or lingerQ
+	// (answered) and back to the free set when its rest is over.
+	freeIDs [numIDs]uint16
+	nFree   int
+	quarQ   restQueue
+	lingerQ restQueue
 }
 
 func openSock(c *Client) (*sock, error) {
@@ -79,6 +87,7 @@ func openSock(c *Client) (*sock, error) {
 	_ = conn.SetWriteBuffer(4 << 20)
 	lap := conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	s := &sock{c: c, conn: conn, local: netip.AddrPortFrom(lap.Addr().Unmap(), lap.Port()), done: make(chan struct{})}
+	s.initIDs()
 	if c.cfg.ReadBatch > 1 {
 		if network == "udp4" {
 			s.br = ipv4.NewPacketConn(conn)
@@ -103,15 +112,32 @@ func openSock(c *Client) (*sock, error) {
 	return s, nil
 }
 
-// randID draws 16 bits from crypto/rand, buffered. Caller holds mu.
-func (s *sock) randID() uint16 {
-	if s.rndN < 2 {
-		s.c.randBytes(s.rnd[:])
-		s.rndN = len(s.rnd)
+// initIDs puts every ID in the free set.
+func (s *sock) initIDs() {
+	for i := range s.freeIDs {
+		s.freeIDs[i] = uint16(i)
 	}
-	i := len(s.rnd) - s.rndN
-	s.rndN -= 2
-	return uint16(s.rnd[i])<<8 | uint16(s.rnd[i+1])
+	s.nFree = numIDs
+	s.quarQ.until = s.c.cfg.Quarantine
+	s.lingerQ.until = s.c.cfg.Linger
+}
+
+// randN draws a uniform integer in [0, n) from crypto/rand, buffered,
+// rejecting the draws that would bias it. 0 < n ≤ 65,536. Caller holds mu.
+func (s *sock) randN(n int) int {
+	limit := (1 << 32) / uint64(n) * uint64(n)
+	for { // ends: each draw is accepted with probability > 1/2
+		if s.rndN < 4 {
+			s.c.randBytes(s.rnd[:])
+			s.rndN = len(s.rnd)
+		}
+		i := len(s.rnd) - s.rndN
+		s.rndN -= 4
+		r := uint64(s.rnd[i])<<24 | uint64(s.rnd[i+1])<<16 | uint64(s.rnd[i+2])<<8 | uint64(s.rnd[i+3])
+		if r < limit {
+			return int(r % uint64(n))
+		}
+	}
 }
 
 // free reports whether id may be given to a new call. Caller holds mu.
@@ -119,44 +145,91 @@ func (s *sock) free(id uint16, now int64) bool {
 	return s.inflight[id] == nil && s.recent[id].until <= now
 }
 
-// allocID picks a random free ID: a few random draws, then a scan from a
-// random start, so the choice stays uniform over the free IDs in practice
-// and allocation always succeeds when any ID is free. Caller holds mu.
-func (s *sock) allocID(now int64) (uint16, bool) {
-	for range 32 {
-		if id := s.randID(); s.free(id, now) {
-			return id, true
-		}
-	}
-	start := s.randID()
-	for k := range numIDs {
-		if id := start + uint16(k); s.free(id, now) {
-			return id, true
-		}
-	}
-	return 0, false
+// rest puts call's ID in quarantine (timed out, cancelled) or lingering
+// (answered) until now+d, queued in time order. Caller holds mu and took
+// now under it, so each queue's times never decrease.
+func (s *sock) rest(call *Call, now int64, q *restQueue) {
+	s.recent[call.id] = rest{call: call, until: now + int64(q.until)}
+	q.push(call.id)
 }
 
-// nextExpiry is how long until the earliest reserved ID frees. Caller holds mu.
+// release returns an ID to the free set at once. Caller holds mu.
+func (s *sock) release(id uint16) {
+	s.freeIDs[s.nFree] = id
+	s.nFree++
+}
+
+// reclaim moves the IDs whose rest has ended into the free set. Caller
+// holds mu.
+func (s *sock) reclaim(now int64) {
+	for _, q := range []*restQueue{&s.quarQ, &s.lingerQ} {
+		for q.len() > 0 { // ends: each round pops one
+			id := q.peek()
+			if s.recent[id].until > now {
+				break
+			}
+			q.pop()
+			s.release(id)
+		}
+	}
+}
+
+// allocID picks an ID uniformly at random among the free ones (a free set
+// with random removal: O(1), and no free ID is likelier than another however
+// full the table). Caller holds mu.
+func (s *sock) allocID(now int64) (uint16, bool) {
+	s.reclaim(now)
+	if s.nFree == 0 {
+		return 0, false
+	}
+	i := s.randN(s.nFree)
+	id := s.freeIDs[i]
+	s.nFree--
+	s.freeIDs[i] = s.freeIDs[s.nFree]
+	return id, true
+}
+
+// nextExpiry is how long until the earliest resting ID frees (0: none
+// rests, only a completion can free one). Caller holds mu, after reclaim.
 func (s *sock) nextExpiry(now int64) time.Duration {
 	earliest := int64(-1)
-	for i := range s.recent {
-		if u := s.recent[i].until; u > now && s.inflight[i] == nil && (earliest < 0 || u < earliest) {
-			earliest = u
+	for _, q := range []*restQueue{&s.quarQ, &s.lingerQ} {
+		if q.len() > 0 {
+			if u := s.recent[q.peek()].until; earliest < 0 || u < earliest {
+				earliest = u
+			}
 		}
 	}
 	if earliest < 0 {
 		return 0
 	}
-	return time.Duration(earliest - now)
+	return time.Duration(max(earliest-now, 1))
+}
+
+// restQueue is a FIFO ring of resting IDs. Every ID in it rests for the
+// same duration (until), and they are pushed in time order, so the head is
+// always the first to free. An ID is in at most one queue, at most once
+// (it cannot be reused before it leaves), so 65,536 slots suffice.
+type restQueue struct {
+	until      time.Duration
+	ids        [numIDs]uint16
+	head, size int
+}
+
+func (q *restQueue) len() int     { return q.size }
+func (q *restQueue) peek() uint16 { return q.ids[q.head] }
+func (q *restQueue) pop()         { q.head = (q.head + 1) % numIDs; q.size-- }
+func (q *restQueue) push(id uint16) {
+	q.ids[(q.head+q.size)%numIDs] = id
+	q.size++
 }
 
 // register gives call a free ID and enters it in the table. When none is
 // free it returns false and how long until a quarantined ID frees (0: only a
 // completion can free one).
 func (s *sock) register(call *Call) (bool, time.Duration, error) {
-	now := s.c.now()
 	s.mu.Lock()
+	now := s.c.now()
 	if s.closed {
 		s.mu.Unlock()
 		return false, 0, ErrClosed
@@ -285,6 +358,7 @@ func (s *sock) written(call *Call, err error) error {
 	s.mu.Lock()
 	if s.inflight[call.id] == call {
 		s.inflight[call.id] = nil
+		s.release(call.id) // never on the wire: no reply can come
 		s.n--
 		s.st.Lost++
 		s.st.SendFailed++
@@ -309,14 +383,13 @@ func (s *sock) writeStats() (syscalls, datagrams uint64) {
 // and puts its ID in quarantine. It reports false when the call had already
 // finished (its reply won the race).
 func (s *sock) end(call *Call, kind EventKind, err error) bool {
-	now := s.c.now()
 	s.mu.Lock()
 	if call.state != EventSent {
 		s.mu.Unlock()
 		return false
 	}
 	s.inflight[call.id] = nil
-	s.recent[call.id] = rest{call: call, until: now + int64(s.c.cfg.Quarantine)}
+	s.rest(call, s.c.now(), &s.quarQ)
 	s.n--
 	s.st.Lost++
 	if kind == EventTimedOut {
@@ -395,7 +468,6 @@ func (s *sock) handle(from netip.AddrPort, b []byte) {
 		s.rejectLocked(Malformed, &h, from, true)
 		return
 	}
-	now = s.c.now()
 	s.mu.Lock()
 	if call.state != EventSent { // timed out or cancelled while unpacking
 		s.st.Late++
@@ -404,7 +476,7 @@ func (s *sock) handle(from netip.AddrPort, b []byte) {
 		return
 	}
 	s.inflight[call.id] = nil
-	s.recent[call.id] = rest{call: call, until: now + int64(s.c.cfg.Linger)}
+	s.rest(call, s.c.now(), &s.lingerQ)
 	s.n--
 	s.st.Matched++
 	call.state = EventMatched
@@ -524,7 +596,7 @@ func (s *sock) close() {
 			continue
 		}
 		s.inflight[id] = nil
-		s.recent[id] = rest{call: call, until: now + int64(s.c.cfg.Quarantine)}
+		s.recent[id] = rest{call: call, until: now + int64(s.c.cfg.Quarantine)} // never reused: closed
 		s.n--
 		s.st.Lost++
 		s.st.Cancelled++

@@ -31,7 +31,7 @@ func TestDNSCommands(t *testing.T) {
 		stdout []string // substrings expected on stdout
 		stderr []string // substrings expected on stderr
 	}{
-		{"serve --help", []string{"dns", "serve", "--help"}, 0, []string{"Usage: statelab dns serve", "-zone", "Examples:", "dig @127.0.0.1"}, nil},
+		{"serve --help", []string{"dns", "serve", "--help"}, 0, []string{"Usage: statelab dns serve", "-zone", "Examples:", "dig @127.0.0.1 -p 5300", `default "127.0.0.1:5300"`}, nil},
 		{"query --help", []string{"dns", "query", "-h"}, 0, []string{"Usage: statelab dns query", "-server"}, nil},
 		{"serve bad flag", []string{"dns", "serve", "--frob"}, 2, nil, []string{"flag provided but not defined: -frob", "statelab dns serve --help"}},
 		{"serve bad duration", []string{"dns", "serve", "--delay", "soon"}, 2, nil, []string{"invalid value", "-delay"}},
