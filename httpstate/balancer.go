@@ -33,6 +33,10 @@ const LBCookie = "lb"
 // ErrNoBackend means every backend refused the connection.
 var ErrNoBackend = errors.New("httpstate: no backend reachable")
 
+// ErrBodyTooLarge means a request body is over the balancer's limit (the
+// backends' own, maxBody): it is refused with a 413, never cut short.
+var ErrBodyTooLarge = errors.New("httpstate: request body too large")
+
 // Balancer is an HTTP load balancer built on httputil.ReverseProxy. A
 // backend that refuses a connection is marked down and the request goes to
 // the next one (the request never reached it, so retrying is safe), as
@@ -92,6 +96,11 @@ func NewBalancer(policy Policy, backends ...string) (*Balancer, error) {
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, ErrBodyTooLarge) {
+				writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{
+					"error": fmt.Sprintf("load balancer: request body over %d bytes", maxBody), "code": "body_too_large"})
+				return
+			}
 			writeJSON(w, http.StatusBadGateway, map[string]string{"error": "load balancer: " + err.Error(), "code": "bad_gateway"})
 		},
 	}
@@ -155,6 +164,9 @@ func (t *pickTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.Body.Close()
 		if err != nil {
 			return nil, err
+		}
+		if len(body) > maxBody {
+			return nil, ErrBodyTooLarge // not forwarded cut short
 		}
 	}
 	chosen, _ := req.Context().Value(backendKey{}).(*int)

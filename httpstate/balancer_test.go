@@ -2,6 +2,8 @@ package httpstate
 
 import (
 	"context"
+	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -77,5 +79,42 @@ func TestNewBalancerRefusesBadInput(t *testing.T) {
 	}
 	if _, err := NewBalancer(RoundRobin); err == nil {
 		t.Error("no backends accepted")
+	}
+}
+
+// A request body over the limit is refused with a 413 and a JSON error, not
+// forwarded cut at 4 KiB.
+func TestBalancerRefusesAnOversizedBodyWith413(t *testing.T) {
+	tests := []struct {
+		name   string
+		size   int
+		status int
+		code   string
+	}{
+		{"at the limit passes through", maxBody, http.StatusBadRequest, "malformed"},
+		{"one byte over is a 413", maxBody + 1, http.StatusRequestEntityTooLarge, "body_too_large"},
+		{"far over is a 413", 64 << 10, http.StatusRequestEntityTooLarge, "body_too_large"},
+	}
+	_, run := serve(t, Stateless)
+	lb, err := NewBalancer(RoundRobin, run.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, err := Listen("127.0.0.1:0", lb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	c := NewClient(front.URL(), false)
+	defer c.Close()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `{"op":"add","a":1,"b":2,"pad":"` + strings.Repeat("x", tt.size) + `"}`
+			body = body[:tt.size]
+			status, m := raw(t, c, "POST", "/calculate", "application/json", body)
+			if status != tt.status || (tt.code != "" && m["code"] != tt.code) {
+				t.Fatalf("%d bytes: %d %v; want %d %s", tt.size, status, m, tt.status, tt.code)
+			}
+		})
 	}
 }

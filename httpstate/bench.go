@@ -22,22 +22,34 @@ type BenchOptions struct {
 	Dir string
 }
 
-// BenchResult is one server kind's figures.
+// BenchResult is one server kind's figures. The stateful and store-backed
+// workflow is 4 requests (it starts a session), the stateless one 3, so
+// kinds are compared on workflows per second: RatioToStateless is that
+// ratio, RequestRatioToStateless the per-request one.
 type BenchResult struct {
-	Kind             string  `json:"kind"`
-	Requests         int     `json:"requests"`
-	Errors           int     `json:"errors"`
-	RPS              float64 `json:"requests_per_second"`
-	P50MS            float64 `json:"p50_ms"`
-	P99MS            float64 `json:"p99_ms"`
-	RatioToStateless float64 `json:"ratio_to_stateless"`
+	Kind                    string  `json:"kind"`
+	Requests                int     `json:"requests"`
+	Errors                  int     `json:"errors"`
+	RPS                     float64 `json:"requests_per_second"`
+	RequestsPerWorkflow     int     `json:"requests_per_workflow"`
+	Workflows               int     `json:"workflows"`
+	WPS                     float64 `json:"workflows_per_second"`
+	P50MS                   float64 `json:"p50_ms"`
+	P99MS                   float64 `json:"p99_ms"`
+	RatioToStateless        float64 `json:"ratio_to_stateless"` // workflows per second
+	RequestRatioToStateless float64 `json:"request_ratio_to_stateless"`
+	// What a store-backed request costs, measured: store reads, store
+	// writes and lock round trips (take attempts and releases) per request.
+	StoreReadsPerRequest  float64 `json:"store_reads_per_request,omitempty"`
+	StoreWritesPerRequest float64 `json:"store_writes_per_request,omitempty"`
+	LockOpsPerRequest     float64 `json:"lock_ops_per_request,omitempty"`
 }
 
 // Bench runs the same calculator workflow ((10 + 5) × 2) − 3 against a
 // stateless, a stateful, a store-backed (SQLite) and, with opts.Redis, a
 // store-backed (Redis) server, each on a loopback socket, and reports
-// requests per second and latency. It measures the price of "a store read
-// and write on every request".
+// requests and workflows per second and latency. It measures the price of
+// "a store read and write on every request" (and, store-backed, a lock).
 func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 	if opts.Duration <= 0 {
 		opts.Duration = 2 * time.Second
@@ -73,13 +85,7 @@ func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 	}
 	var out []BenchResult
 	for _, k := range kinds {
-		k.spec.Addr = "127.0.0.1:0"
-		run, cleanup, err := ServeMode(ctx, k.spec)
-		if err != nil {
-			return out, fmt.Errorf("httpstate: bench %s: %w", k.name, err)
-		}
-		r, err := benchOne(ctx, run.URL(), k.spec.Mode, opts)
-		cleanup()
+		r, err := benchKind(ctx, k.spec, opts)
 		if err != nil {
 			return out, fmt.Errorf("httpstate: bench %s: %w", k.name, err)
 		}
@@ -87,11 +93,55 @@ func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 		out = append(out, r)
 	}
 	for i := range out {
+		if out[0].WPS > 0 {
+			out[i].RatioToStateless = out[i].WPS / out[0].WPS
+		}
 		if out[0].RPS > 0 {
-			out[i].RatioToStateless = out[i].RPS / out[0].RPS
+			out[i].RequestRatioToStateless = out[i].RPS / out[0].RPS
 		}
 	}
 	return out, nil
+}
+
+// benchKind serves one kind on loopback, its store (if any) counted, and
+// measures it.
+func benchKind(ctx context.Context, spec ChildSpec, opts BenchOptions) (BenchResult, error) {
+	cfg := Config{Mode: spec.Mode}
+	var counted *countingStore
+	if spec.Store != "" {
+		u, err := ParseStoreURL(spec.Store)
+		if err != nil {
+			return BenchResult{}, err
+		}
+		st, closeStore, err := OpenStore(ctx, u)
+		if err != nil {
+			return BenchResult{}, err
+		}
+		defer closeStore()
+		counted = &countingStore{Store: st}
+		cfg.Store = counted
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	defer srv.Close()
+	run, err := Listen("127.0.0.1:0", srv)
+	if err != nil {
+		return BenchResult{}, err
+	}
+	defer run.Close()
+	r, err := benchOne(ctx, run.URL(), spec.Mode, opts)
+	if err != nil || counted == nil {
+		return r, err
+	}
+	n := float64(max(1, r.Requests))
+	r.StoreReadsPerRequest = float64(counted.finds.Load()) / n
+	r.StoreWritesPerRequest = float64(counted.commits.Load()) / n
+	if sl, ok := srv.locker.(*sharedLocker); ok {
+		r.LockOpsPerRequest = float64(sl.ops.Load()) / n
+	}
+	return r, nil
 }
 
 var errBenchStep = errors.New("httpstate: bench step failed")
@@ -106,6 +156,7 @@ func benchOne(ctx context.Context, base string, mode Mode, opts BenchOptions) (B
 		mu       sync.Mutex
 		lat      []time.Duration
 		errs     int
+		flows    int
 		budget   = opts.MaxRequests
 		firstErr error
 	)
@@ -125,12 +176,13 @@ func benchOne(ctx context.Context, base string, mode Mode, opts BenchOptions) (B
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
-			bad := 0
+			bad, done := 0, 0
 			var werr error
 			defer func() {
 				mu.Lock()
 				lat = append(lat, mine...)
 				errs += bad
+				flows += done
 				if firstErr == nil {
 					firstErr = werr
 				}
@@ -142,7 +194,8 @@ func benchOne(ctx context.Context, base string, mode Mode, opts BenchOptions) (B
 			defer c.Close()
 			for !over() {
 				prev := 0.0
-				for _, next := range workflowFor(mode) {
+				steps := workflowFor(mode)
+				for i, next := range steps {
 					if over() || !take() {
 						return
 					}
@@ -165,6 +218,9 @@ func benchOne(ctx context.Context, base string, mode Mode, opts BenchOptions) (B
 						break
 					}
 					prev = rep.Result
+					if i == len(steps)-1 {
+						done++ // a whole workflow, every step answered
+					}
 				}
 			}
 		}()
@@ -182,5 +238,7 @@ func benchOne(ctx context.Context, base string, mode Mode, opts BenchOptions) (B
 		i := int(p * float64(len(lat)-1))
 		return float64(lat[i].Microseconds()) / 1000
 	}
-	return BenchResult{Requests: len(lat), Errors: errs, RPS: float64(len(lat)) / elapsed.Seconds(), P50MS: q(0.50), P99MS: q(0.99)}, nil
+	return BenchResult{Requests: len(lat), Errors: errs, RPS: float64(len(lat)) / elapsed.Seconds(),
+		RequestsPerWorkflow: len(workflowFor(mode)), Workflows: flows, WPS: float64(flows) / elapsed.Seconds(),
+		P50MS: q(0.50), P99MS: q(0.99)}, nil
 }

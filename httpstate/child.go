@@ -21,6 +21,16 @@ type ChildSpec struct {
 	Mode  Mode   `json:"mode"`
 	Addr  string `json:"addr"`
 	Store string `json:"store,omitempty"`
+	// CleanupInterval, when set, sweeps expired sessions out of a stateful
+	// server's memory: for the long-lived CLI server (statelab http
+	// serve), not for experiment children that are killed anyway.
+	CleanupInterval time.Duration `json:"cleanup_interval,omitempty"`
+}
+
+// LongLived is the spec of a server that runs until stopped by hand
+// (statelab http serve): expired sessions are swept every minute.
+func LongLived(mode Mode, addr, store string) ChildSpec {
+	return ChildSpec{Mode: mode, Addr: addr, Store: store, CleanupInterval: time.Minute}
 }
 
 // childRole is the subproc role of a calculator server process: the crash
@@ -55,7 +65,7 @@ func serveChild(ctx context.Context, args []string, ready func(string)) error {
 // ServeMode opens the spec's store, builds the server and listens. cleanup
 // stops the server and releases the store.
 func ServeMode(ctx context.Context, spec ChildSpec) (*Running, func(), error) {
-	cfg := Config{Mode: spec.Mode}
+	cfg := Config{Mode: spec.Mode, CleanupInterval: spec.CleanupInterval}
 	closeStore := func() error { return nil }
 	if spec.Store != "" && spec.Mode != Stateless {
 		u, err := ParseStoreURL(spec.Store)

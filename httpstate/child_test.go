@@ -128,3 +128,61 @@ func TestRedisStoreIsReadThroughItsContextMethods(t *testing.T) {
 		t.Errorf("SessionCount = %d, want 1", n)
 	}
 }
+
+// The long-lived CLI server (statelab http serve) sweeps expired sessions
+// out of memory; experiment children, killed anyway, do not.
+func TestServeModeSweepsExpiredSessionsOnlyForTheLongLivedServer(t *testing.T) {
+	tests := []struct {
+		name  string
+		spec  ChildSpec
+		sweep bool
+	}{
+		{"http serve --mode stateful", LongLived(Stateful, "127.0.0.1:0", ""), true},
+		{"experiment child", ChildSpec{Mode: Stateful, Addr: "127.0.0.1:0"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run, cleanup, err := ServeMode(context.Background(), tt.spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cleanup()
+			srv := run.srv.Handler.(*Server)
+			if got := srv.sweep > 0; got != tt.sweep {
+				t.Fatalf("sweeps expired sessions every %v; want sweeping %v", srv.sweep, tt.sweep)
+			}
+		})
+	}
+}
+
+// bench compares kinds on workflows per second (the stateless workflow is 3
+// requests, the others 4) and states what a store-backed request costs.
+func TestBenchReportsWorkflowsPerSecondAndStoreCostPerRequest(t *testing.T) {
+	res, err := Bench(context.Background(), BenchOptions{Duration: 150 * time.Millisecond, Concurrency: 2, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		kind      string
+		perFlow   int
+		storeCost bool
+	}{
+		{"stateless", 3, false},
+		{"stateful", 4, false},
+		{"store-sqlite", 4, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.kind, func(t *testing.T) {
+			r := res[i]
+			if r.Kind != tt.kind || r.RequestsPerWorkflow != tt.perFlow || r.Workflows == 0 || r.WPS <= 0 || r.WPS > r.RPS {
+				t.Fatalf("%+v", r)
+			}
+			if want := r.WPS / res[0].WPS; r.RatioToStateless != want {
+				t.Errorf("ratio to stateless %g, want workflows/s ratio %g", r.RatioToStateless, want)
+			}
+			if got := r.StoreReadsPerRequest > 0 && r.StoreWritesPerRequest > 0 && r.LockOpsPerRequest > 0; got != tt.storeCost {
+				t.Errorf("store cost measured %v (%+v), want %v", got, r, tt.storeCost)
+			}
+		})
+	}
+}

@@ -117,7 +117,8 @@ func (c *Client) Do(ctx context.Context, method, path string, body any) (Reply, 
 		}
 	}
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "text/html" {
-		return rep, nil // a page, not an API reply: the caller reads Body
+		rep.Code = formErrorCode(b) // a form page's error, if it shows one
+		return rep, nil             // a page, not an API reply: the caller reads Body
 	}
 	var v struct {
 		Result *float64 `json:"result"`

@@ -65,6 +65,7 @@ type calcRun struct {
 func (c *calcRun) label() string { return string(c.mode) }
 
 func runCalculator(env *lab.Env) error {
+	startEvidence(env)
 	runs := []*calcRun{{mode: Stateless}, {mode: Stateful}, {mode: StoreBacked}}
 	ports := map[uint16]bool{}
 	dir, err := os.MkdirTemp("", "statelab-calc-")
@@ -151,7 +152,7 @@ func runCalculator(env *lab.Env) error {
 				wire += s.WireBytes
 			}
 		}
-		recordEvidence(rowData, r.mode, "%d numbers, %d request bytes, %d bytes on the wire", len(numbers[r.mode]), reqBytes[r.mode], wire)
+		recordEvidence(env, rowData, r.mode, "%d numbers, %d request bytes, %d bytes on the wire", len(numbers[r.mode]), reqBytes[r.mode], wire)
 	}
 	for _, r := range runs {
 		env.Check(r.label()+": capture holds every request byte the client wrote", int64(reqBytes[r.mode]) == r.client.Written(),

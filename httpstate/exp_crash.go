@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/statelab/statelab/internal/lab"
 )
@@ -30,9 +31,16 @@ type crashCase struct {
 	kind  Mode   // the evidence column
 	t     *transcript
 	ok    bool // the workflow reached 27 after the crash
+
+	// measured after the restart
+	status  int
+	code    string
+	result  float64
+	history int
 }
 
 func runCrash(env *lab.Env) error {
+	startEvidence(env)
 	dir, err := os.MkdirTemp("", "statelab-crash-")
 	if err != nil {
 		return err
@@ -87,15 +95,29 @@ func runCrash(env *lab.Env) error {
 	for _, c := range cases {
 		byName[c.name] = c
 	}
-	recordEvidence(rowCrash, Stateless, "nothing lost: 27 after kill -9 (%t)", byName["stateless"].ok)
-	recordEvidence(rowCrash, Stateful, "session lost: use_last after kill -9 → %d", byName["stateful"].t.steps[len(byName["stateful"].t.steps)-1].Rep.Status)
-	cell := fmt.Sprintf("workflow continues, history intact: SQLite %t", byName["store-sqlite"].ok)
-	if r := byName["store-redis"]; r != nil {
-		cell += fmt.Sprintf(", Redis %t", r.ok)
+	sl, sf := byName["stateless"], byName["stateful"]
+	if sl.ok {
+		recordEvidence(env, rowCrash, Stateless, "nothing lost: the workflow reached %g after kill -9", sl.result)
+	} else {
+		recordEvidence(env, rowCrash, Stateless, "workflow broke after kill -9: %d result=%g", sl.status, sl.result)
 	}
-	recordEvidence(rowCrash, StoreBacked, "%s", cell)
-	recordEvidence(rowFeatures, StoreBacked, "history, undo, stats as stateful, kept in the store: history intact after kill -9 (SQLite %t)",
-		byName["store-sqlite"].ok)
+	if sf.status == http.StatusUnauthorized && sf.code == "no_session" {
+		recordEvidence(env, rowCrash, Stateful, "session lost: use_last after kill -9 → %d %s", sf.status, sf.code)
+	} else {
+		recordEvidence(env, rowCrash, Stateful, "use_last after kill -9 → %d %s result=%g (the session was not lost)", sf.status, sf.code, sf.result)
+	}
+	var cells []string
+	for _, c := range cases {
+		if c.mode != StoreBacked {
+			continue
+		}
+		if c.ok {
+			cells = append(cells, fmt.Sprintf("%s: workflow continued after kill -9 (%g, history of %d intact)", storeWhere(c), c.result, c.history))
+		} else {
+			cells = append(cells, fmt.Sprintf("%s: workflow broke after kill -9 (use_last %d result=%g, history of %d)", storeWhere(c), c.status, c.result, c.history))
+		}
+	}
+	recordEvidence(env, rowCrash, StoreBacked, "%s", strings.Join(cells, "; "))
 	return nil
 }
 
@@ -154,6 +176,7 @@ func (c *crashCase) play(env *lab.Env, first *Child) error {
 	if c.mode == Stateless {
 		after = t.do(ctx, cl, "30 − 3 after kill -9 and restart", "POST", "/calculate", CalcRequest{Op: Subtract, A: num(30), B: num(3)})
 		t.note("forgets everything")
+		c.status, c.code, c.result = after.Rep.Status, after.Rep.Code, after.Rep.Result
 		c.ok = after.Err == nil && after.Rep.Status == 200 && after.Rep.Result == 27
 		env.Check("stateless: nothing lost, the workflow reaches 27", c.ok, "%d result=%g err=%v", after.Rep.Status, after.Rep.Result, after.Err)
 		env.Metric(c.name+".lost_requests", float64(b2i(!c.ok)))
@@ -163,6 +186,7 @@ func (c *crashCase) play(env *lab.Env, first *Child) error {
 	if after.Err != nil {
 		return fmt.Errorf("%s: after restart: %w", c.name, after.Err)
 	}
+	c.status, c.code, c.result = after.Rep.Status, after.Rep.Code, after.Rep.Result
 	if c.mode == Stateful {
 		t.note("no session: memory died with the process")
 		env.Check("stateful: the session is gone after kill -9 (use_last is a 401)",
@@ -179,6 +203,7 @@ func (c *crashCase) play(env *lab.Env, first *Child) error {
 	var h struct{ History []HistoryEntry }
 	_ = json.Unmarshal(hist.Rep.Body, &h)
 	t.note("history of %d, from the store", len(h.History))
+	c.history = len(h.History)
 	c.ok = after.Rep.Status == 200 && after.Rep.Result == 27 && len(h.History) == 3
 	env.Check(c.name+": the workflow continues across kill -9 with its history intact", c.ok,
 		"use_last after restart: %d result=%g; history: %d entries (want 3: add, multiply, subtract)",

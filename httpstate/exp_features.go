@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/statelab/statelab/internal/lab"
 )
@@ -11,26 +14,34 @@ import (
 func init() {
 	lab.Register(lab.Experiment{
 		Name:    "http/features",
-		Summary: "history, undo and stats on a stateful session; the stateless server cannot offer them",
+		Summary: "history, undo and stats on a stateful and a store-backed session; the stateless server cannot offer them",
 		Shows: "A stateful session keeps history, undo and stats (operations, most used op) because the server " +
-			"remembers; undo with an empty history is a 409 that changes nothing; the stateless server answers the " +
-			"same requests with 404 \"stateless\".",
+			"remembers, and a store-backed one (SQLite) keeps the same in its store; undo with an empty history is a 409 " +
+			"that changes nothing; the stateless server answers the same requests with 404 \"stateless\".",
 		Run: runFeatures,
 	})
 }
 
 func runFeatures(env *lab.Env) error {
-	type side struct {
-		mode Mode
-		srv  *Server
-		run  *Running
-		c    *Client
-		t    *transcript
+	startEvidence(env)
+	dir, err := os.MkdirTemp("", "statelab-features-")
+	if err != nil {
+		return err
 	}
-	var sides []*side
+	env.Cleanup(func() { os.RemoveAll(dir) })
+	var sides []*featureSide
 	var ports []uint16
-	for _, m := range []Mode{Stateful, Stateless} {
-		srv, err := New(Config{Mode: m})
+	for _, m := range []Mode{Stateful, StoreBacked, Stateless} {
+		cfg := Config{Mode: m}
+		if m == StoreBacked {
+			st, closeStore, err := OpenStore(env.Ctx, StoreURL{Kind: StoreSQLite, Path: filepath.Join(dir, "sessions.db")})
+			if err != nil {
+				return err
+			}
+			env.Cleanup(func() { closeStore() })
+			cfg.Store = st
+		}
+		srv, err := New(cfg)
 		if err != nil {
 			return err
 		}
@@ -41,87 +52,25 @@ func runFeatures(env *lab.Env) error {
 		}
 		c := NewClient(run.URL(), true)
 		env.Cleanup(func() { c.Close(); run.Close(); srv.Close() })
-		sides = append(sides, &side{m, srv, run, c, &transcript{name: string(m) + " server", addr: run.Addr}})
+		sides = append(sides, &featureSide{m, srv, run, c, &transcript{name: string(m) + " server", addr: run.Addr}})
 		ports = append(ports, run.Addr.Port())
 	}
 	cp, err := env.Capture(captureOpts(ports...))
 	if err != nil {
 		return err
 	}
-	sf, sl := sides[0], sides[1]
-	ctx := env.Ctx
-	token := ""
-	state := func() SessionState {
-		st, _, _ := sf.srv.Session(ctx, token)
-		return st
-	}
-	t := sf.t
-	// The stateful script: a workflow, then the features.
-	p := t.do(ctx, sf.c, "start session", "POST", "/session", nil)
-	token = p.Rep.Cookie
-	steps := []struct {
-		label, method, path string
-		body                any
-	}{
-		{"10 + 5", "POST", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)}},
-		{"× 2", "POST", "/use_last", CalcRequest{Op: Multiply, B: num(2)}},
-		{"− 3", "POST", "/use_last", CalcRequest{Op: Subtract, B: num(3)}},
-		{"+ 1", "POST", "/use_last", CalcRequest{Op: Add, B: num(1)}},
-		{"history", "GET", "/history", nil},
-		{"stats", "GET", "/stats", nil},
-		{"undo + 1", "POST", "/undo", nil},
-	}
-	var history, stats, undo *played
-	for _, s := range steps {
-		p := t.do(ctx, sf.c, s.label, s.method, s.path, s.body)
-		if p.Err != nil {
-			return p.Err
+	sf, sb, sl := sides[0], sides[1], sides[2]
+	var measured []featureResult
+	for _, sd := range []*featureSide{sf, sb} {
+		fr, err := sd.play(env)
+		if err != nil {
+			return err
 		}
-		st := state()
-		t.note("last_result=%g history=%d ops=%d", st.LastResult, len(st.History), st.Operations)
-		switch s.path {
-		case "/history":
-			history = p
-		case "/stats":
-			stats = p
-		case "/undo":
-			undo = p
-		}
+		measured = append(measured, fr)
 	}
-	var h struct{ History []HistoryEntry }
-	_ = json.Unmarshal(history.Rep.Body, &h)
-	env.Check("history lists the session's 4 computations in order", len(h.History) == 4 &&
-		h.History[0].Op == Add && h.History[1].Op == Multiply && h.History[2].Op == Subtract && h.History[3].Result == 28,
-		"GET /history: %d entries %s", len(h.History), trimBody(history.Rep.Body))
-	var s Stats
-	_ = json.Unmarshal(stats.Rep.Body, &s)
-	env.Check("stats count operations and name the most used op", s.Operations == 4 && s.MostUsedOp == Add && s.OpCounts[Add] == 2,
-		"GET /stats: operations=%d most_used_op=%s (add ×%d)", s.Operations, s.MostUsedOp, s.OpCounts[Add])
-	env.Check("undo restores the previous result", undo.Rep.Status == 200 && undo.Rep.Result == 27 && state().LastResult == 27,
-		"POST /undo: %d result=%g; server last_result=%g", undo.Rep.Status, undo.Rep.Result, state().LastResult)
-
-	// Undo to the bottom, then once more: a 409 that changes nothing.
-	for i := 0; i < 3; i++ {
-		p := t.do(ctx, sf.c, fmt.Sprintf("undo %d of 3", i+1), "POST", "/undo", nil)
-		if p.Err != nil {
-			return p.Err
-		}
-		st := state()
-		t.note("has_last=%t history=%d", st.HasLast, len(st.History))
-	}
-	before := state()
-	bad := t.do(ctx, sf.c, "undo with empty history", "POST", "/undo", nil)
-	if bad.Err != nil {
-		return bad.Err
-	}
-	after := state()
-	t.note("unchanged: history=%d operations=%d", len(after.History), after.Operations)
-	env.Check("undo with an empty history is a 409 and leaves the session as it was",
-		bad.Rep.Status == http.StatusConflict && bad.Rep.Code == "empty_history" && before.Operations == after.Operations &&
-			len(after.History) == 0 && before.Undos == after.Undos && !after.HasLast,
-		"%d %s %q; operations %d→%d, undos %d→%d", bad.Rep.Status, bad.Rep.Code, bad.Rep.Error, before.Operations, after.Operations, before.Undos, after.Undos)
 
 	// The stateless server, asked the same.
+	ctx := env.Ctx
 	refused := 0
 	for _, s := range []struct{ method, path string }{{"GET", "/history"}, {"POST", "/undo"}, {"GET", "/stats"}} {
 		p := sl.t.do(ctx, sl.c, "ask a stateless server for "+s.path, s.method, s.path, nil)
@@ -146,10 +95,161 @@ func runFeatures(env *lab.Env) error {
 	for _, sd := range sides {
 		sd.t.annotate(env, pkts)
 	}
-	env.Metric("stateful.features_count", 3)
-	env.Metric("stateless.features_count", 0)
-	env.Metric("stateful.history_len", float64(len(h.History)))
-	recordEvidence(rowFeatures, Stateless, "none: /history, /undo, /stats → 404 (%d of 3)", refused)
-	recordEvidence(rowFeatures, Stateful, "history (%d), undo, stats (most used: %s)", len(h.History), s.MostUsedOp)
+	for _, fr := range measured {
+		env.Metric(fr.key+".features_count", float64(fr.working()))
+		env.Metric(fr.key+".history_len", float64(fr.historyLen))
+		recordEvidence(env, rowFeatures, fr.mode, "%s", fr.cell())
+	}
+	env.Metric("stateless.features_count", float64(3-refused))
+	if refused == 3 {
+		recordEvidence(env, rowFeatures, Stateless, "none: /history, /undo and /stats all refused (404 stateless)")
+	} else {
+		recordEvidence(env, rowFeatures, Stateless, "%d of /history, /undo, /stats refused; %d answered", refused, 3-refused)
+	}
 	return nil
+}
+
+type featureSide struct {
+	mode Mode
+	srv  *Server
+	run  *Running
+	c    *Client
+	t    *transcript
+}
+
+// featureResult is what the feature script measured on one server.
+type featureResult struct {
+	mode                  Mode
+	key                   string // metric prefix
+	historyOK, statsOK    bool
+	undoOK, emptyUndoOK   bool
+	historyLen, ops       int
+	mostUsed              Op
+	undoStatus            int
+	undoResult, undoAfter float64
+	emptyUndoStatus       int
+}
+
+func (fr featureResult) working() int {
+	return b2i(fr.historyOK) + b2i(fr.undoOK && fr.emptyUndoOK) + b2i(fr.statsOK)
+}
+
+// cell words the table cell from what was measured.
+func (fr featureResult) cell() string {
+	var parts []string
+	if fr.historyOK {
+		parts = append(parts, fmt.Sprintf("history (%d entries, in order)", fr.historyLen))
+	} else {
+		parts = append(parts, fmt.Sprintf("history WRONG (%d entries)", fr.historyLen))
+	}
+	if fr.undoOK {
+		parts = append(parts, fmt.Sprintf("undo (restored %g)", fr.undoAfter))
+	} else {
+		parts = append(parts, fmt.Sprintf("undo FAILED (%d, result %g, session %g)", fr.undoStatus, fr.undoResult, fr.undoAfter))
+	}
+	if fr.emptyUndoOK {
+		parts = append(parts, "empty undo → 409, session unchanged")
+	} else {
+		parts = append(parts, fmt.Sprintf("empty undo → %d or session changed", fr.emptyUndoStatus))
+	}
+	if fr.statsOK {
+		parts = append(parts, fmt.Sprintf("stats (%d operations, most used %s)", fr.ops, fr.mostUsed))
+	} else {
+		parts = append(parts, fmt.Sprintf("stats WRONG (%d operations, most used %q)", fr.ops, fr.mostUsed))
+	}
+	where := "in memory"
+	if fr.mode == StoreBacked {
+		where = "in SQLite"
+	}
+	return strings.Join(parts, ", ") + "; kept " + where
+}
+
+// play runs a workflow and then the features on a stateful or store-backed
+// server, checking each.
+func (sd *featureSide) play(env *lab.Env) (featureResult, error) {
+	ctx, t := env.Ctx, sd.t
+	fr := featureResult{mode: sd.mode, key: string(sd.mode)}
+	if sd.mode == Stateful {
+		fr.key = "stateful"
+	}
+	pre := string(sd.mode) + ": "
+	token := ""
+	state := func() SessionState {
+		st, _, _ := sd.srv.Session(ctx, token)
+		return st
+	}
+	p := t.do(ctx, sd.c, "start session", "POST", "/session", nil)
+	if p.Err != nil {
+		return fr, p.Err
+	}
+	token = p.Rep.Cookie
+	steps := []struct {
+		label, method, path string
+		body                any
+	}{
+		{"10 + 5", "POST", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)}},
+		{"× 2", "POST", "/use_last", CalcRequest{Op: Multiply, B: num(2)}},
+		{"− 3", "POST", "/use_last", CalcRequest{Op: Subtract, B: num(3)}},
+		{"+ 1", "POST", "/use_last", CalcRequest{Op: Add, B: num(1)}},
+		{"history", "GET", "/history", nil},
+		{"stats", "GET", "/stats", nil},
+		{"undo + 1", "POST", "/undo", nil},
+	}
+	var history, stats, undo *played
+	for _, s := range steps {
+		p := t.do(ctx, sd.c, s.label, s.method, s.path, s.body)
+		if p.Err != nil {
+			return fr, p.Err
+		}
+		st := state()
+		t.note("last_result=%g history=%d ops=%d", st.LastResult, len(st.History), st.Operations)
+		switch s.path {
+		case "/history":
+			history = p
+		case "/stats":
+			stats = p
+		case "/undo":
+			undo = p
+		}
+	}
+	var h struct{ History []HistoryEntry }
+	_ = json.Unmarshal(history.Rep.Body, &h)
+	fr.historyLen = len(h.History)
+	fr.historyOK = len(h.History) == 4 &&
+		h.History[0].Op == Add && h.History[1].Op == Multiply && h.History[2].Op == Subtract && h.History[3].Result == 28
+	env.Check(pre+"history lists the session's 4 computations in order", fr.historyOK,
+		"GET /history: %d entries %s", len(h.History), trimBody(history.Rep.Body))
+	var s Stats
+	_ = json.Unmarshal(stats.Rep.Body, &s)
+	fr.ops, fr.mostUsed = s.Operations, s.MostUsedOp
+	fr.statsOK = s.Operations == 4 && s.MostUsedOp == Add && s.OpCounts[Add] == 2
+	env.Check(pre+"stats count operations and name the most used op", fr.statsOK,
+		"GET /stats: operations=%d most_used_op=%s (add ×%d)", s.Operations, s.MostUsedOp, s.OpCounts[Add])
+	fr.undoStatus, fr.undoResult, fr.undoAfter = undo.Rep.Status, undo.Rep.Result, state().LastResult
+	fr.undoOK = undo.Rep.Status == 200 && undo.Rep.Result == 27 && fr.undoAfter == 27
+	env.Check(pre+"undo restores the previous result", fr.undoOK,
+		"POST /undo: %d result=%g; server last_result=%g", undo.Rep.Status, undo.Rep.Result, fr.undoAfter)
+
+	// Undo to the bottom, then once more: a 409 that changes nothing.
+	for i := 0; i < 3; i++ {
+		p := t.do(ctx, sd.c, fmt.Sprintf("undo %d of 3", i+1), "POST", "/undo", nil)
+		if p.Err != nil {
+			return fr, p.Err
+		}
+		st := state()
+		t.note("has_last=%t history=%d", st.HasLast, len(st.History))
+	}
+	before := state()
+	bad := t.do(ctx, sd.c, "undo with empty history", "POST", "/undo", nil)
+	if bad.Err != nil {
+		return fr, bad.Err
+	}
+	after := state()
+	t.note("unchanged: history=%d operations=%d", len(after.History), after.Operations)
+	fr.emptyUndoStatus = bad.Rep.Status
+	fr.emptyUndoOK = bad.Rep.Status == http.StatusConflict && bad.Rep.Code == "empty_history" && before.Operations == after.Operations &&
+		len(after.History) == 0 && before.Undos == after.Undos && !after.HasLast
+	env.Check(pre+"undo with an empty history is a 409 and leaves the session as it was", fr.emptyUndoOK,
+		"%d %s %q; operations %d→%d, undos %d→%d", bad.Rep.Status, bad.Rep.Code, bad.Rep.Error, before.Operations, after.Operations, before.Undos, after.Undos)
+	return fr, nil
 }

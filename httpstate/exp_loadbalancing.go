@@ -51,6 +51,8 @@ type lbScenario struct {
 	killed                 string
 	lostAfterKill          []int // clients whose last step failed after the kill
 	concurrent             concurrentResult
+	sessionCookies         int // session cookies the clients were given
+	stickyCookies          int // balancer cookies the clients were given
 	t                      *transcript
 }
 
@@ -168,6 +170,7 @@ func (bs *lbBackends) addrs() []netip.AddrPort {
 }
 
 func runLoadBalancing(env *lab.Env) error {
+	startEvidence(env)
 	dir, err := os.MkdirTemp("", "statelab-lb-")
 	if err != nil {
 		return err
@@ -287,17 +290,18 @@ func runLoadBalancing(env *lab.Env) error {
 	}
 	rr, st, sb := get("stateful, round-robin"), get("stateful, sticky"), get("store-backed, round-robin")
 	sl := get("stateless, round-robin")
-	recordEvidence(rowScale, Stateless, "any balancer: round-robin, %d of %d failed; losing a backend lost %d clients",
-		sl.useLastFailed, sl.useLast, len(sl.lostAfterKill))
-	recordEvidence(rowScale, Stateful, "round-robin: %d of %d use_last failed; sticky: %d failed, losing a backend lost its %d of %d clients",
+	recordEvidence(env, rowScale, Stateless, "round-robin: %d of %d workflows failed; losing a backend lost %d of %d clients",
+		sl.useLastFailed, sl.useLast, len(sl.lostAfterKill), lbClients)
+	recordEvidence(env, rowScale, Stateful, "round-robin: %d of %d use_last failed; sticky: %d failed, losing a backend lost %d of %d clients",
 		rr.useLastFailed, rr.useLast, st.useLastFailed, len(st.lostAfterKill), lbClients)
-	recordEvidence(rowScale, StoreBacked, "round-robin: %d of %d failed; losing a backend lost %d clients; %d concurrent +1 on one session: %s",
-		sb.useLastFailed, sb.useLast, len(sb.lostAfterKill), lbConcurrent, sb.concurrent)
-	recordEvidence(rowComplex, Stateless, "backends only: no session, no sticky cookie, 0 store operations")
-	recordEvidence(rowComplex, Stateful, "backends + a sticky %q cookie at the balancer (without it %d%% of use_last failed); sessions die with their backend",
-		LBCookie, 100*rr.useLastFailed/max(1, rr.useLast))
-	recordEvidence(rowComplex, StoreBacked, "backends + a store (SQLite file or Redis server): %d store operations for %d requests (%.1f per request)",
-		sb.storeOps, sb.requests, float64(sb.storeOps)/float64(max(1, sb.requests)))
+	recordEvidence(env, rowScale, StoreBacked, "round-robin: %d of %d failed; losing a backend lost %d of %d clients; %d concurrent +1 on one session: %s",
+		sb.useLastFailed, sb.useLast, len(sb.lostAfterKill), lbClients, lbConcurrent, sb.concurrent.summary(lbConcurrent))
+	recordEvidence(env, rowComplex, Stateless, "%d session cookies, %d sticky cookies, %d store operations for %d requests under round-robin",
+		sl.sessionCookies, sl.stickyCookies, sl.storeOps, sl.requests)
+	recordEvidence(env, rowComplex, Stateful, "needs the balancer's sticky %q cookie (%d set; without it %d of %d use_last failed); losing a backend lost %d of its %d sessions",
+		LBCookie, st.stickyCookies, rr.useLastFailed, rr.useLast, len(st.lostAfterKill), len(st.pinned[st.killed]))
+	recordEvidence(env, rowComplex, StoreBacked, "needs a %s store: %d store reads+writes for %d requests (%.1f per request, plus a lock and unlock each), %d sticky cookies",
+		storeWhere(&crashCase{store: sb.store}), sb.storeOps, sb.requests, float64(sb.storeOps)/float64(max(1, sb.requests)), sb.stickyCookies)
 	return nil
 }
 
@@ -314,6 +318,17 @@ type concurrentResult struct {
 
 func (c concurrentResult) ok(n int) bool {
 	return c.Statuses[http.StatusOK] == n && c.Operations == n+1 && c.LastResult == float64(15+n)
+}
+
+// summary words the result for the comparison table.
+func (c concurrentResult) summary(n int) string {
+	switch {
+	case c.Statuses == nil:
+		return "not measured"
+	case c.ok(n):
+		return fmt.Sprintf("all %d counted (operations %d, last_result %g)", n, c.Operations, c.LastResult)
+	}
+	return fmt.Sprintf("%d of %d counted (%d answered 200)", c.Operations-1, n, c.Statuses[http.StatusOK])
 }
 
 func (c concurrentResult) String() string {
@@ -431,6 +446,18 @@ func (sc *lbScenario) play(env *lab.Env, base string, bs *lbBackends) error {
 		if p.Err != nil || p.Rep.Status != 200 || p.Rep.Result != 27 {
 			sc.lostAfterKill = append(sc.lostAfterKill, i)
 			t.note("lost: %d %s", p.Rep.Status, p.Rep.Code)
+		}
+	}
+	if u, err := url.Parse(base); err == nil {
+		for _, c := range clients {
+			for _, ck := range c.HTTP.Jar.Cookies(u) {
+				switch ck.Name {
+				case SessionCookie:
+					sc.sessionCookies++
+				case LBCookie:
+					sc.stickyCookies++
+				}
+			}
 		}
 	}
 	return nil

@@ -14,6 +14,9 @@ func TestLoadBalancingExperiment(t *testing.T) {
 	if r.Metrics["ReverseProxy.stateful, sticky.lost_after_kill_count"] != 1 {
 		t.Errorf("sticky kill lost %v clients, want 1", r.Metrics["ReverseProxy.stateful, sticky.lost_after_kill_count"])
 	}
+	if lost, ok := r.Metrics["ReverseProxy.store-backed, round-robin.concurrent_lost_count"]; !ok || lost != 0 {
+		t.Errorf("store-backed round-robin: concurrent updates lost %v (measured %v)", lost, ok)
+	}
 }
 
 // CI installs haproxy: the experiment must then run its HAProxy scenarios.

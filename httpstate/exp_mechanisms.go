@@ -28,6 +28,7 @@ type mechanism struct {
 }
 
 func runMechanisms(env *lab.Env) error {
+	startEvidence(env)
 	srv, err := New(Config{Mode: Stateful})
 	if err != nil {
 		return err

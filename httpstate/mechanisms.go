@@ -107,7 +107,9 @@ var formPage = template.Must(template.New("form").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>statelab calculator ({{.Mode}})</title></head>
 <body>
 <h1>Calculator — {{.Mode}} server</h1>
-{{if .HasResult}}<p>Result: <output id="result">{{.Result}}</output></p>{{end}}
+{{if .Error}}<p class="error" role="alert" data-code="{{.Code}}">Error: {{.Error}}</p>
+{{end}}{{if .Expired}}<p><a href="/form">Start a new session</a></p>
+{{else}}{{if .HasResult}}<p>Result: <output id="result">{{.Result}}</output></p>{{end}}
 {{if .Stateful}}<p>Last result kept by the server: {{if .HasLast}}{{.Last}}{{else}}none yet{{end}}. Leave <i>a</i> empty to use it.</p>{{end}}
 <form method="post" action="/form">
 {{if .Token}}<input type="hidden" name="session" value="{{.Token}}">
@@ -116,7 +118,7 @@ var formPage = template.Must(template.New("form").Parse(`<!doctype html>
 <input name="b" size="8" placeholder="b" required>
 <button>=</button>
 </form>
-</body></html>
+{{end}}</body></html>
 `))
 
 type formData struct {
@@ -125,6 +127,8 @@ type formData struct {
 	HasResult         bool
 	Result, Last      float64
 	Token             string
+	Error, Code       string // an error the page reports
+	Expired           bool   // the session is gone: no form, a link to a new one
 }
 
 // form serves the HTML calculator; on a stateful server its session token
@@ -134,22 +138,34 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request) {
 	var st SessionState
 	if d.Stateful {
 		if !s.sessions.Exists(r.Context(), "state") {
+			// A token that names no live session (expired, or made up) is
+			// an error, not a silent new session that drops the user's work;
+			// only a GET with no token (or a stale cookie) starts one.
+			if tok, via := tokenOf(r); tok != "" && (r.Method == http.MethodPost || via == viaURL) {
+				d.Expired = true
+				s.formError(w, d, &apiError{status: http.StatusUnauthorized, code: "no_session",
+					msg: "this form's session has expired or does not exist: start a new session"})
+				return
+			}
 			if err := s.sessions.RenewToken(r.Context()); err != nil {
-				writeError(w, err)
+				s.formError(w, d, err)
 				return
 			}
 			s.sessions.Put(r.Context(), "state", SessionState{})
 		}
 		st = s.sessions.Get(r.Context(), "state").(SessionState)
 	}
+	if d.Stateful {
+		d.HasLast, d.Last, d.Token = st.HasLast, st.LastResult, s.sessions.Token(r.Context())
+	}
 	if r.Method == http.MethodPost {
 		req, err := decodeCalc(r)
 		if err != nil {
-			writeError(w, err)
+			s.formError(w, d, err)
 			return
 		}
 		if req.B == nil {
-			writeError(w, badRequest("missing_operand", "the form needs b"))
+			s.formError(w, d, badRequest("missing_operand", "the form needs b"))
 			return
 		}
 		var a float64
@@ -159,15 +175,15 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request) {
 		case d.Stateful && st.HasLast:
 			a = st.LastResult
 		case d.Stateful:
-			writeError(w, &apiError{status: http.StatusConflict, code: "no_last_result", msg: "no last result yet: fill in a"})
+			s.formError(w, d, &apiError{status: http.StatusConflict, code: "no_last_result", msg: "no last result yet: fill in a"})
 			return
 		default:
-			writeError(w, badRequest("missing_operand", "this server is stateless: fill in both a and b"))
+			s.formError(w, d, badRequest("missing_operand", "this server is stateless: fill in both a and b"))
 			return
 		}
 		res, err := Apply(req.Op, a, *req.B)
 		if err != nil {
-			writeError(w, err)
+			s.formError(w, d, err)
 			return
 		}
 		d.HasResult, d.Result = true, res
@@ -177,13 +193,25 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if d.Stateful {
-		d.HasLast, d.Last, d.Token = st.HasLast, st.LastResult, s.sessions.Token(r.Context())
+		d.HasLast, d.Last = st.HasLast, st.LastResult
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := formPage.Execute(w, d); err != nil {
 		return
 	}
+}
+
+// formError answers a form request with the form page and the error on
+// it, with the error's status: a browser gets HTML, not raw JSON. The
+// session state is not changed.
+func (s *Server) formError(w http.ResponseWriter, d formData, err error) {
+	ae := toAPIError(err)
+	d.Error, d.Code, d.HasResult = ae.msg, ae.code, false
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(ae.status)
+	_ = formPage.Execute(w, d)
 }
 
 // formResult reads the result a form page shows.
@@ -205,6 +233,21 @@ func formResult(body []byte) (float64, bool) {
 // formToken reads the hidden session field of a form page.
 func formToken(body []byte) string {
 	const open = `name="session" value="`
+	i := bytes.Index(body, []byte(open))
+	if i < 0 {
+		return ""
+	}
+	rest := body[i+len(open):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return ""
+	}
+	return string(rest[:j])
+}
+
+// formErrorCode reads the error code a form page reports, if any.
+func formErrorCode(body []byte) string {
+	const open = `data-code="`
 	i := bytes.Index(body, []byte(open))
 	if i < 0 {
 		return ""

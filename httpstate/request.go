@@ -97,6 +97,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError maps calculator and API errors to a 4xx with a JSON body.
 func writeError(w http.ResponseWriter, err error) {
+	ae := toAPIError(err)
+	writeJSON(w, ae.status, map[string]string{"error": ae.msg, "code": ae.code})
+}
+
+// toAPIError maps calculator and API errors to a status, code and message.
+func toAPIError(err error) *apiError {
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):
@@ -109,7 +115,7 @@ func writeError(w http.ResponseWriter, err error) {
 	default:
 		ae = &apiError{status: http.StatusInternalServerError, code: "internal", msg: err.Error()}
 	}
-	writeJSON(w, ae.status, map[string]string{"error": ae.msg, "code": ae.code})
+	return ae
 }
 
 func trimPrefix(err error) string {

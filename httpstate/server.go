@@ -76,6 +76,7 @@ type Server struct {
 
 	locker   SessionLocker // one request per session at a time
 	lockWait time.Duration
+	sweep    time.Duration // the memory store's cleanup interval, 0 for none
 }
 
 // New builds a calculator server.
@@ -96,6 +97,7 @@ func New(cfg Config) (*Server, error) {
 			// memory waits for the process to end. Long-lived servers
 			// (statelab http serve) ask for the cleanup and never stop it.
 			store = memstore.NewWithCleanupInterval(cfg.CleanupInterval)
+			s.sweep = cfg.CleanupInterval
 		}
 		sm := scs.New()
 		sm.Store = store
@@ -164,7 +166,9 @@ func (s *Server) routes() {
 }
 
 // ServeHTTP serves the calculator API. On a stateful server requests of one
-// session are serialised, so concurrent requests lose no update.
+// session are serialised — across processes when the store is shared (a
+// lock key in Redis, a lock row in SQLite) — so concurrent requests lose no
+// update and bad input leaves the session as it was.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.sessions == nil {
 		s.mux.ServeHTTP(w, r)

@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -77,10 +77,26 @@ func Exchanges(pkts []*capture.Packet, server netip.AddrPort) ([]*Exchange, erro
 			out = append(out, ex)
 		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		return out[i].ReqPacket != nil && out[j].ReqPacket != nil && out[i].ReqPacket.Time.Before(out[j].ReqPacket.Time)
-	})
+	sortExchanges(out)
 	return out, nil
+}
+
+// sortExchanges orders exchanges by when their request's first packet was
+// seen; those without a packet go last, in the order they were parsed.
+// (has packet, time) is a strict weak ordering, unlike a comparison that
+// calls every pair with a missing packet "not less" both ways.
+func sortExchanges(out []*Exchange) {
+	slices.SortStableFunc(out, func(a, b *Exchange) int {
+		switch {
+		case a.ReqPacket == nil && b.ReqPacket == nil:
+			return 0
+		case a.ReqPacket == nil:
+			return 1
+		case b.ReqPacket == nil:
+			return -1
+		}
+		return a.ReqPacket.Time.Compare(b.ReqPacket.Time)
+	})
 }
 
 // Numbers returns the numbers a request body carries, as written: numeric

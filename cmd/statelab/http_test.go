@@ -51,3 +51,29 @@ func TestBenchHTTPJSON(t *testing.T) {
 		}
 	}
 }
+
+// bench http reports workflows per second beside requests per second, the
+// store-backed cost per request, and whether the Redis target was met.
+func TestBenchHTTPReportsWorkflowsAndStoreCost(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"json", []string{"--json"}, []string{`"workflows_per_second"`, `"requests_per_workflow"`, `"store_reads_per_request"`, `"target_met"`, `"ratio_basis":"workflows per second"`}},
+		{"text", nil, []string{"flows/s", "req/flow", "store-sqlite costs, per request:", "store reads", "store writes"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(append([]string{"bench", "http", "--duration", "150ms", "--concurrency", "2"}, tt.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("no %q in\n%s", w, out)
+				}
+			}
+		})
+	}
+}
