@@ -189,7 +189,10 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 	ctx, cancel := context.WithTimeout(ctx, quicFlag[time.Duration](fs, "timeout"))
 	defer cancel()
 	start := time.Now()
+	var logMu sync.Mutex // path events arrive on quic-go's goroutines
 	logf := func(format string, a ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
 		fmt.Fprintf(stdout, "%8.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
 	}
 	server := target.server
