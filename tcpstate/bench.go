@@ -27,10 +27,24 @@ func benchConfig() Config {
 	return Config{MSS: 65535 - 40, SendBufferSize: 4 << 20, RecvBufferSize: 4 << 20, MinRTO: 200 * time.Millisecond, InitialWindow: 10, MSL: time.Second}
 }
 
+// BenchTimeout is the time Bench allows itself when ctx has no deadline: a
+// minute, plus a second per 8 MiB moved in each direction (64 Mbit/s, far
+// below anything that works).
+func BenchTimeout(size int64) time.Duration {
+	return time.Minute + time.Duration(size/(8<<20))*time.Second
+}
+
 // Bench measures bulk transfer of size bytes lab → kernel, kernel → lab
 // (the engine on raw sockets against the kernel's TCP) and kernel → kernel
-// over loopback, in that order, in the current network namespace.
+// over loopback, in that order, in the current network namespace. It never
+// outlives ctx, nor BenchTimeout(size) when ctx has no deadline: every
+// wait selects on ctx and the kernel's sockets are closed when it ends.
 func Bench(ctx context.Context, size int64) ([]BenchResult, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, BenchTimeout(size))
+		defer cancel()
+	}
 	st, err := NewStack(StackConfig{Engine: benchConfig(), RecordLimit: -1})
 	if err != nil {
 		return nil, err
@@ -61,7 +75,41 @@ func benchListener(ctx context.Context) (net.Listener, netip.AddrPort, error) {
 	if err != nil {
 		return nil, netip.AddrPort{}, err
 	}
+	context.AfterFunc(ctx, func() { ln.Close() })
 	return ln, netip.MustParseAddrPort(ln.Addr().String()), nil
+}
+
+// benchSink accepts one kernel connection on ln and counts what it reads
+// until EOF; it sends the count (-1: accept failed) on the returned
+// channel. The socket is closed when ctx ends, so the copy cannot outlive it.
+func benchSink(ctx context.Context, ln net.Listener) <-chan int64 {
+	got := make(chan int64, 1)
+	go func() {
+		k, err := ln.Accept()
+		if err != nil {
+			got <- -1
+			return
+		}
+		stop := context.AfterFunc(ctx, func() { k.Close() })
+		defer stop()
+		defer k.Close()
+		n, _ := io.Copy(io.Discard, k)
+		got <- n
+	}()
+	return got
+}
+
+// benchWait waits for the sink's count or ctx.
+func benchWait(ctx context.Context, got <-chan int64, what string, c *Conn) (int64, error) {
+	select {
+	case n := <-got:
+		return n, nil
+	case <-ctx.Done():
+		if c != nil {
+			return 0, fmt.Errorf("tcpstate: bench %s: %w (lab %v)", what, ctx.Err(), c)
+		}
+		return 0, fmt.Errorf("tcpstate: bench %s: %w", what, ctx.Err())
+	}
 }
 
 func benchLabToKernel(ctx context.Context, st *Stack, size int64) (BenchResult, error) {
@@ -70,17 +118,7 @@ func benchLabToKernel(ctx context.Context, st *Stack, size int64) (BenchResult, 
 		return BenchResult{}, err
 	}
 	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		k, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		defer k.Close()
-		n, _ := io.Copy(io.Discard, k)
-		got <- n
-	}()
+	got := benchSink(ctx, ln)
 	c, err := st.Dial(ctx, addr, nil)
 	if err != nil {
 		return BenchResult{}, err
@@ -90,16 +128,14 @@ func benchLabToKernel(ctx context.Context, st *Stack, size int64) (BenchResult, 
 	for sent := int64(0); sent < size; {
 		n := min(int64(len(buf)), size-sent)
 		if _, err := c.WriteContext(ctx, buf[:n]); err != nil {
-			return BenchResult{}, fmt.Errorf("lab write: %w (%s)", err, c.ep.String())
+			return BenchResult{}, fmt.Errorf("tcpstate: bench lab write: %w (%v)", err, c)
 		}
 		sent += n
 	}
 	_ = c.Close()
-	var n int64
-	select {
-	case n = <-got:
-	case <-ctx.Done():
-		return BenchResult{}, fmt.Errorf("lab→kernel: %w (lab %v)", ctx.Err(), c.ep.String())
+	n, err := benchWait(ctx, got, "lab→kernel", c)
+	if err != nil {
+		return BenchResult{}, err
 	}
 	d := time.Since(start)
 	if n != size {
@@ -122,6 +158,8 @@ func benchKernelToLab(ctx context.Context, st *Stack, size int64) (BenchResult, 
 			werr <- err
 			return
 		}
+		stop := context.AfterFunc(ctx, func() { k.Close() })
+		defer stop()
 		defer k.Close()
 		buf := make([]byte, 1<<20)
 		for sent := int64(0); sent < size; {
@@ -136,7 +174,7 @@ func benchKernelToLab(ctx context.Context, st *Stack, size int64) (BenchResult, 
 	}()
 	c, err := l.Accept(ctx)
 	if err != nil {
-		return BenchResult{}, fmt.Errorf("kernel→lab accept: %w (listener %v)", err, l.Pending().ep.String())
+		return BenchResult{}, fmt.Errorf("tcpstate: bench kernel→lab accept: %w (listener %v)", err, l.Pending())
 	}
 	start := time.Now()
 	buf := make([]byte, 1<<20)
@@ -148,12 +186,17 @@ func benchKernelToLab(ctx context.Context, st *Stack, size int64) (BenchResult, 
 			break
 		}
 		if err != nil {
-			return BenchResult{}, fmt.Errorf("lab read after %d bytes: %w (%v)", n, err, c.ep.String())
+			return BenchResult{}, fmt.Errorf("tcpstate: bench lab read after %d bytes: %w (%v)", n, err, c)
 		}
 	}
 	d := time.Since(start)
-	if err := <-werr; err != nil {
-		return BenchResult{}, fmt.Errorf("kernel write: %w", err)
+	select {
+	case err := <-werr:
+		if err != nil {
+			return BenchResult{}, fmt.Errorf("tcpstate: bench kernel write: %w", err)
+		}
+	case <-ctx.Done():
+		return BenchResult{}, fmt.Errorf("tcpstate: bench kernel→lab: %w", ctx.Err())
 	}
 	_ = c.Close()
 	if n != size {
@@ -168,22 +211,14 @@ func benchKernelToKernel(ctx context.Context, size int64) (BenchResult, error) {
 		return BenchResult{}, err
 	}
 	defer ln.Close()
-	got := make(chan int64, 1)
-	go func() {
-		k, err := ln.Accept()
-		if err != nil {
-			got <- -1
-			return
-		}
-		defer k.Close()
-		n, _ := io.Copy(io.Discard, k)
-		got <- n
-	}()
+	got := benchSink(ctx, ln)
 	var d net.Dialer
 	k, err := d.DialContext(ctx, "tcp4", addr.String())
 	if err != nil {
 		return BenchResult{}, err
 	}
+	stop := context.AfterFunc(ctx, func() { k.Close() })
+	defer stop()
 	buf := make([]byte, 1<<20)
 	start := time.Now()
 	for sent := int64(0); sent < size; {
@@ -194,7 +229,10 @@ func benchKernelToKernel(ctx context.Context, size int64) (BenchResult, error) {
 		sent += n
 	}
 	_ = k.Close()
-	n := <-got
+	n, err := benchWait(ctx, got, "kernel→kernel", nil)
+	if err != nil {
+		return BenchResult{}, err
+	}
 	if n != size {
 		return BenchResult{}, fmt.Errorf("tcpstate: bench: kernel received %d of %d bytes", n, size)
 	}

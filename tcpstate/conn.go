@@ -70,6 +70,7 @@ type Conn struct {
 	goneErr   error // why, for calls after gone
 	rdl, wdl  time.Time
 	portFree  bool
+	rcvPeer   string // the peer's state as the segment being handled arrived
 }
 
 func (c *Conn) setRemote(addr [4]byte, port uint16) {
@@ -149,17 +150,35 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	return nil
 }
 
-// input handles a segment from the link (reader goroutine).
-func (c *Conn) input(f *frame) {
+// unlock releases c.mu and then looks up the peer's state for the records
+// made under it (Stack.annotate), so no lookup runs with c.mu held.
+func (c *Conn) unlock() {
+	c.mu.Unlock()
+	c.st.annotate()
+}
+
+// String describes the connection's engine (state and TCB); it takes the
+// connection's lock, so it is safe beside the reader and timers.
+func (c *Conn) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.ep.String()
+}
+
+// input handles a segment from the link (reader goroutine).
+func (c *Conn) input(f *frame) {
+	peer := c.st.peerState(f) // before the lock: it may block
+	c.mu.Lock()
+	defer c.unlock()
 	if c.gone {
 		c.mu.Unlock()
 		c.st.closedInput(f)
 		c.mu.Lock()
 		return
 	}
+	c.rcvPeer = peer
 	c.handle(&f.seg)
+	c.rcvPeer = ""
 }
 
 func (c *Conn) handle(seg *Segment) {
@@ -167,7 +186,7 @@ func (c *Conn) handle(seg *Segment) {
 	if c.rhook != nil {
 		t := c.ep.TCB()
 		if c.rhook(seg, &t) == Drop {
-			c.st.record(Record{At: c.st.Now(), Conn: c.id, peerAddr: c.raddr, Seg: recSeg(seg), Before: before, State: before, TCB: t, Note: "lost: dropped by the link before the lab"})
+			c.st.record(Record{At: c.st.Now(), Conn: c.id, peerAddr: c.raddr, Seg: recSeg(seg), Before: before, State: before, TCB: t, Peer: c.rcvPeer, Note: "lost: dropped by the link before the lab"})
 			return
 		}
 	}
@@ -190,7 +209,7 @@ func (c *Conn) flush(before State, rcvd *Segment) {
 	now := s.Now()
 	tcb := c.ep.TCB()
 	if rcvd != nil {
-		s.record(Record{At: now, Conn: c.id, peerAddr: c.raddr, Seg: recSeg(rcvd), Before: before, State: tcb.State, TCB: tcb})
+		s.record(Record{At: now, Conn: c.id, peerAddr: c.raddr, Seg: recSeg(rcvd), Before: before, State: tcb.State, TCB: tcb, Peer: c.rcvPeer})
 	}
 	for i := range c.out.Segments {
 		seg := &c.out.Segments[i]
@@ -215,7 +234,9 @@ func (c *Conn) flush(before State, rcvd *Segment) {
 			s.record(r)
 		default:
 			c.releaseHeld()
-			_ = s.link.Send(seg, c.raddr)
+			if s.link.Send(seg, c.raddr) == ErrSegmentLost {
+				r.Note = "lost: no buffer space in the kernel (ENOBUFS)"
+			}
 			s.record(r) // after: the peer's state beside it is the one the segment left
 		}
 	}
@@ -264,7 +285,7 @@ func (c *Conn) releaseHeld() {
 // Release sends the held and parked segments now.
 func (c *Conn) Release() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	c.releaseHeld()
 	for i := range c.parked {
 		_ = c.st.link.Send(&c.parked[i], c.raddr)
@@ -304,7 +325,7 @@ func (c *Conn) rearm(now time.Duration) {
 
 func (c *Conn) onTimer() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.gone {
 		return
 	}
@@ -318,7 +339,7 @@ func (c *Conn) onTimer() {
 // passes. c.mu is held on entry and on return.
 func (c *Conn) wait(ctx context.Context, deadline time.Time) error {
 	ch := c.ch
-	c.mu.Unlock()
+	c.unlock()
 	defer c.mu.Lock()
 	var tc <-chan time.Time
 	if !deadline.IsZero() {
@@ -381,7 +402,7 @@ func (c *Conn) Read(p []byte) (int, error) { return c.ReadContext(context.Backgr
 // ReadContext is Read honouring ctx.
 func (c *Conn) ReadContext(ctx context.Context, p []byte) (int, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	for {
 		if c.gone {
 			return 0, c.goneErr
@@ -404,7 +425,7 @@ func (c *Conn) Write(p []byte) (int, error) { return c.WriteContext(context.Back
 // WriteContext is Write honouring ctx.
 func (c *Conn) WriteContext(ctx context.Context, p []byte) (int, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	done := 0
 	for {
 		if c.gone {
@@ -427,7 +448,7 @@ func (c *Conn) WriteContext(ctx context.Context, p []byte) (int, error) {
 // data. It does not wait; WaitState(ctx, Closed) does.
 func (c *Conn) Close() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.gone {
 		return c.goneErr
 	}
@@ -444,7 +465,7 @@ func (c *Conn) Close() error {
 // open, then CLOSED.
 func (c *Conn) Abort() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if c.gone {
 		return c.goneErr
 	}
@@ -459,7 +480,7 @@ func (c *Conn) Abort() error {
 // the peer's segments as a CLOSED endpoint (with RST).
 func (c *Conn) Forget() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	c.detach(ErrConnectionAborted)
 	c.st.record(Record{At: c.st.Now(), Conn: c.id, peerAddr: c.raddr, Note: "lab forgot its TCB (crash)", State: Closed, Before: c.ep.State()})
 }
@@ -468,7 +489,7 @@ func (c *Conn) Forget() {
 // engine (the probe's "inject" step). Ports are filled in when zero.
 func (c *Conn) Inject(seg Segment) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	if seg.SrcPort == 0 {
 		seg.SrcPort = c.lport
 	}
@@ -593,10 +614,13 @@ func (l *Listener) input(f *frame) {
 	l.mu.Lock()
 	c := l.pending
 	l.mu.Unlock()
+	peer := l.st.peerState(f)
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	defer c.unlock()
 	c.setRemote(f.src, f.seg.SrcPort) // a LISTEN endpoint only answers the segment at hand
+	c.rcvPeer = peer
 	c.handle(&f.seg)
+	c.rcvPeer = ""
 	if c.ep.State() != Listen {
 		s := l.st
 		s.mu.Lock()

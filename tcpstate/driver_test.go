@@ -2,11 +2,15 @@ package tcpstate
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/internal/sandbox"
 )
 
 func testStack(t *testing.T) *Stack {
@@ -78,3 +82,116 @@ func TestBenchSmall(t *testing.T) {
 		t.Logf("%-14s %6.2f Gbit/s (%v)", r.Name, r.Gbps, r.Duration)
 	}
 }
+
+// The raw link and its nftables rule exist only inside the lab's namespace.
+func TestOpenLinkRefusesOutsideSandbox(t *testing.T) {
+	t.Setenv(sandbox.Marker, "")
+	l, err := OpenLink(LinkConfig{})
+	if err == nil {
+		l.Close()
+		t.Fatal("OpenLink outside the sandbox succeeded")
+	}
+	if !errors.Is(err, ErrNotSandboxed) {
+		t.Fatalf("OpenLink outside the sandbox: %v, want ErrNotSandboxed", err)
+	}
+	if _, err := NewStack(StackConfig{}); !errors.Is(err, ErrNotSandboxed) {
+		t.Fatalf("NewStack outside the sandbox: %v, want ErrNotSandboxed", err)
+	}
+}
+
+// WaitRecords wakes on the stack's record event, and gives up with ctx.
+func TestWaitRecords(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s := testStack(t)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- s.WaitRecords(ctx, func(recs []Record) bool {
+			for _, r := range recs {
+				if !r.Sent && r.Seg.Flags == SYN|ACK {
+					return true
+				}
+			}
+			return false
+		})
+	}()
+	if _, err := s.Dial(ctx, netip.MustParseAddrPort(ln.Addr().String()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("WaitRecords: %v", err)
+	}
+	short, cancel2 := context.WithCancel(ctx)
+	cancel2()
+	if err := s.WaitRecords(short, func([]Record) bool { return false }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitRecords with a canceled ctx: %v", err)
+	}
+}
+
+// PeerState may block (a netlink round trip), so it must never run while
+// a connection's lock is held: here it takes that lock itself, which
+// deadlocks (and fails on the context) if the driver calls it under it.
+func TestPeerStateOutsideConnLock(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var conn atomic.Pointer[Conn]
+	var calls atomic.Int32
+	s, err := NewStack(StackConfig{
+		Engine: Config{MinRTO: 200 * time.Millisecond, MSL: 100 * time.Millisecond},
+		PeerState: func(lab, peer netip.AddrPort) string {
+			calls.Add(1)
+			if c := conn.Load(); c != nil {
+				return "lab sees " + c.State().String()
+			}
+			return "?"
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		k, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer k.Close()
+		b := make([]byte, 5)
+		if _, err := io.ReadFull(k, b); err == nil {
+			k.Write(b)
+		}
+	}()
+	c, err := s.Dial(ctx, netip.MustParseAddrPort(ln.Addr().String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Store(c)
+	if _, err := c.WriteContext(ctx, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(readerCtx{ctx, c}, b); err != nil {
+		t.Fatalf("read (a deadlock here means PeerState ran under the connection's lock): %v", err)
+	}
+	recs := s.Records()
+	if calls.Load() == 0 || recs[len(recs)-1].Peer == "" {
+		t.Fatalf("PeerState called %d times; last record's peer %q", calls.Load(), recs[len(recs)-1].Peer)
+	}
+}
+
+type readerCtx struct {
+	ctx context.Context
+	c   *Conn
+}
+
+func (r readerCtx) Read(p []byte) (int, error) { return r.c.ReadContext(r.ctx, p) }

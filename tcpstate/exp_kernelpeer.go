@@ -21,14 +21,20 @@ type kernelPeer struct {
 
 // listenKernel opens a kernel listener on 127.0.0.1; rcvbuf > 0 sets
 // SO_RCVBUF on it before listen(), so accepted sockets inherit it and the
-// SYN-ACK already advertises the small window.
+// SYN-ACK already advertises the window: a small one for tcp/window, a
+// large one where the kernel's reader must never limit the sender.
 func listenKernel(ctx context.Context, rcvbuf int) (*kernelPeer, error) {
 	lc := net.ListenConfig{}
 	if rcvbuf > 0 {
 		lc.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
+				// FORCE ignores net.core.rmem_max (CAP_NET_ADMIN in the
+				// lab's namespace); the value means the same either way.
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf)
+				if serr != nil {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
+				}
 			})
 			if err != nil {
 				return err

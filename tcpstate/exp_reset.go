@@ -45,11 +45,27 @@ func runReset(env *lab.Env) error {
 		return err
 	}
 	closed := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
-	refused, err := r.st.Dial(ctx, closed, nil)
-	r.track(refused, "refused")
-	env.Check("SYN to a closed kernel port: refused (SYN-SENT → CLOSED)", errors.Is(err, ErrConnectionRefused) && hasPath(refused, SynSent, Closed),
-		"dial error %v; %s", err, path(refused))
-	rows = append(rows, []string{"closed port", "SYN", "RST,ACK", "—", "CLOSED (refused)"})
+	refused := &ProbeRun{Ctx: ctx, Stack: r.st}
+	err = Probe{
+		{Name: "connect to a closed kernel port", Call: func(p *ProbeRun) error {
+			c, err := p.Stack.Dial(p.Ctx, closed, &ConnOptions{Observe: true})
+			r.track(c, "refused")
+			p.Conn = c
+			if !errors.Is(err, ErrConnectionRefused) {
+				return fmt.Errorf("dial error %v, want connection refused", err)
+			}
+			return nil
+		}},
+		{Name: "refused: the kernel's answer", Expect: &Expect{Flags: RST | ACK}},
+		{Name: "the lab went SYN-SENT → CLOSED", Call: func(p *ProbeRun) error {
+			if !hasPath(p.Conn, SynSent, Closed) {
+				return fmt.Errorf("%s", path(p.Conn))
+			}
+			return nil
+		}},
+	}.Run(refused)
+	env.Check("SYN to a closed kernel port: refused with RST,ACK (SYN-SENT → CLOSED)", err == nil, "%v", errOr(err, pathOr(refused.Conn)))
+	rows = append(rows, []string{"closed port", "SYN", kernelAnswer(refused, "refused: the kernel's answer"), "—", labAfter(refused)})
 
 	kp, err := listenKernel(ctx, 0)
 	if err != nil {
@@ -124,8 +140,12 @@ func runReset(env *lab.Env) error {
 			return nil
 		}}
 	}
+	// kstate looks the kernel's socket up and keeps what it saw for the
+	// table.
 	kstate := func(p *ProbeRun) string {
-		return KernelStateOr(kp.addr, p.Conn.Local())
+		st := KernelStateOr(kp.addr, p.Conn.Local())
+		p.Vars["kstate"] = st
+		return st
 	}
 
 	// 2. RST exactly at the kernel's RCV.NXT (= the lab's SND.NXT).
@@ -133,7 +153,7 @@ func runReset(env *lab.Env) error {
 	err = Probe{
 		open("exact RST"),
 		{Name: "inject RST at RCV.NXT", Inject: func(t *TCB) Segment { return Segment{Seq: t.SndNxt, Flags: RST} }},
-		{Name: "the kernel aborts silently", Expect: &Expect{None: true, Within: 150 * time.Millisecond}},
+		{Name: "exact: the kernel's answer", Expect: &Expect{None: true, Within: 150 * time.Millisecond}},
 		{Name: "the kernel socket is gone", Call: func(p *ProbeRun) error {
 			if st := kstate(p); st != "CLOSED" {
 				return fmt.Errorf("kernel socket %s", st)
@@ -154,14 +174,14 @@ func runReset(env *lab.Env) error {
 		}},
 	}.Run(exact)
 	env.Check("RST at RCV.NXT: the kernel aborts (ECONNRESET), later data draws its RST, the lab goes CLOSED", err == nil, "%v", errOr(err, "kernel read: "+fmt.Sprint(exact.Vars["kernelRead"])))
-	rows = append(rows, []string{"RST at RCV.NXT", "RST seq=SND.NXT", "nothing (abort)", "CLOSED, read → ECONNRESET", "ESTABLISHED → CLOSED on the kernel's RST to its next data"})
+	rows = append(rows, []string{"RST at RCV.NXT", "RST seq=SND.NXT", kernelAnswer(exact, "exact: the kernel's answer"), kernelAfter(exact), labAfter(exact)})
 
 	// 3. RST in the window but not at RCV.NXT: a challenge ACK.
 	inwin := &ProbeRun{Ctx: ctx, Stack: r.st}
 	err = Probe{
 		open("in-window RST"),
 		{Name: "inject RST at RCV.NXT+1000", Inject: func(t *TCB) Segment { return Segment{Seq: t.SndNxt.Add(1000), Flags: RST} }},
-		{Name: "the kernel sends a challenge ACK", Expect: &Expect{Flags: ACK, Check: func(s *Segment, t *TCB) error {
+		{Name: "in-window: the kernel's answer", Expect: &Expect{Flags: ACK, Check: func(s *Segment, t *TCB) error {
 			if s.Ack != t.SndNxt || s.Seq != t.RcvNxt {
 				return fmt.Errorf("challenge ACK seq=%d ack=%d, want seq=RCV.NXT %d ack=SND.NXT %d", s.Seq, s.Ack, t.RcvNxt, t.SndNxt)
 			}
@@ -177,19 +197,25 @@ func runReset(env *lab.Env) error {
 		labReads("alive"),
 	}.Run(inwin)
 	env.Check("RST in the window, not at RCV.NXT: RFC 5961 challenge ACK, the connection lives", err == nil, "%v", errOr(err, gotText(inwin)))
-	rows = append(rows, []string{"RST in window", "RST seq=SND.NXT+1000", "challenge ACK " + gotText(inwin), "ESTABLISHED", "ESTABLISHED"})
+	rows = append(rows, []string{"RST in window", "RST seq=SND.NXT+1000", kernelAnswer(inwin, "in-window: the kernel's answer"), kernelAfter(inwin), labAfter(inwin)})
 
 	// 4. RST outside the window: dropped.
 	outwin := &ProbeRun{Ctx: ctx, Stack: r.st}
 	err = Probe{
 		open("out-of-window RST"),
 		{Name: "inject RST at RCV.NXT+2^30", Inject: func(t *TCB) Segment { return Segment{Seq: t.SndNxt.Add(1 << 30), Flags: RST} }},
-		{Name: "the kernel says nothing", Expect: &Expect{None: true, Within: 300 * time.Millisecond}},
+		{Name: "out-of-window: the kernel's answer", Expect: &Expect{None: true, Within: 300 * time.Millisecond}},
+		{Name: "the kernel socket is still ESTABLISHED", Call: func(p *ProbeRun) error {
+			if st := kstate(p); st != "ESTABLISHED" {
+				return fmt.Errorf("kernel socket %s", st)
+			}
+			return nil
+		}},
 		kernelWrites("still here"),
 		labReads("still here"),
 	}.Run(outwin)
 	env.Check("RST outside the window: dropped silently, the connection lives", err == nil, "%v", errOr(err, "no answer"))
-	rows = append(rows, []string{"RST out of window", "RST seq=SND.NXT+2^30", "nothing (dropped)", "ESTABLISHED", "ESTABLISHED"})
+	rows = append(rows, []string{"RST out of window", "RST seq=SND.NXT+2^30", kernelAnswer(outwin, "out-of-window: the kernel's answer"), kernelAfter(outwin), labAfter(outwin)})
 	env.Table("how the kernel answers each RST", rows)
 
 	for _, c := range conns {
@@ -198,7 +224,7 @@ func runReset(env *lab.Env) error {
 		}
 	}
 	r.stop()
-	for _, pr := range []*ProbeRun{exact, inwin, outwin} {
+	for _, pr := range []*ProbeRun{refused, exact, inwin, outwin} {
 		if pr.Conn != nil {
 			r.ladder("probe: "+r.labels[pr.Conn.ID()], pr.Conn)
 		}
@@ -215,6 +241,53 @@ func errOr(err error, ok string) string {
 		return err.Error()
 	}
 	return ok
+}
+
+// kernelAnswer is what the kernel sent at the probe's Expect step named
+// step, as observed: the segment, or nothing; "✗" marks a failed check.
+func kernelAnswer(p *ProbeRun, step string) string {
+	res, ok := p.Result(step)
+	switch {
+	case !ok:
+		return "not reached"
+	case res.Got != nil && res.OK:
+		return res.Got.String()
+	case res.Got != nil:
+		return "✗ " + res.Got.String() + " (unexpected)"
+	case res.OK:
+		return "nothing (" + res.Detail + ")"
+	}
+	return "✗ " + res.Detail
+}
+
+// kernelAfter is the kernel socket's state and read result as the probe
+// observed them.
+func kernelAfter(p *ProbeRun) string {
+	st, _ := p.Vars["kstate"].(string)
+	if st == "" {
+		st = "not looked up"
+	}
+	v, ok := p.Vars["kernelRead"]
+	if !ok {
+		return st
+	}
+	err, _ := v.(error)
+	if errors.Is(err, syscall.ECONNRESET) {
+		return st + ", read → ECONNRESET"
+	}
+	return fmt.Sprintf("%s, read → %v", st, err)
+}
+
+// labAfter is the lab connection's path and error.
+func labAfter(p *ProbeRun) string {
+	if p.Conn == nil {
+		return "no connection"
+	}
+	s := path(p.Conn)
+	if err := p.Conn.Err(); err != nil {
+		s += " (" + err.Error() + ")"
+	}
+	return s
 }
 
 func gotText(p *ProbeRun) string {

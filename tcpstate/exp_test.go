@@ -70,29 +70,58 @@ func checkCapture(t *testing.T, short, path string) {
 	for _, f := range intendedFlags[short] {
 		allowed[f] = true
 	}
+	// Outside tcp/retransmit and tcp/window no flag is intended, with one
+	// exception: in a simultaneous open each side sends SYN, then SYN,ACK
+	// with the same sequence number, and Wireshark calls the SYN,ACK a
+	// retransmission. Those frames, and only those, may carry that flag,
+	// and the experiment comments them with why.
+	exempt := short == "simultaneous"
 	var filter []string
 	for _, f := range analysisFlags {
-		switch {
-		case allowed[f]:
-		case short == "simultaneous" && f == "retransmission":
-			// In a simultaneous open each side sends SYN, then SYN,ACK
-			// with the same sequence number: Wireshark calls the SYN,ACK a
-			// retransmission. That is the experiment; anything else is not.
-			filter = append(filter, "(tcp.analysis.retransmission && tcp.flags.syn == 0)")
-		default:
+		if !allowed[f] && !(exempt && f == "retransmission") {
 			filter = append(filter, "tcp.analysis."+f)
 		}
 	}
 	filter = append(filter, "_ws.malformed", "_ws.expert.severity == error")
-	out, err := exec.Command(tshark, "-n", "-r", path, "-Y", strings.Join(filter, " || ")).Output()
-	if err != nil {
-		t.Fatalf("tshark %s: %v", path, err)
+	if s := tsharkFields(t, tshark, path, strings.Join(filter, " || ")); len(s) > 0 {
+		out, _ := exec.Command(tshark, "-n", "-r", path, "-Y", strings.Join(filter, " || "), "-T", "fields",
+			"-e", "frame.number", "-e", "frame.time_relative", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.flags.str",
+			"-e", "tcp.seq_raw", "-e", "tcp.ack_raw", "-e", "tcp.len", "-e", "tcp.analysis.flags", "-e", "_ws.expert.message", "-e", "frame.comment").Output()
+		t.Errorf("capture %s has unintended analysis flags or malformed packets (frames %v):\n%s", filepath.Base(path), s, out)
 	}
-	if s := strings.TrimSpace(string(out)); s != "" {
-		t.Errorf("capture %s has unintended analysis flags or malformed packets:\n%s", filepath.Base(path), s)
+	if exempt {
+		flagged := tsharkFields(t, tshark, path, "tcp.analysis.retransmission")
+		synacks := tsharkFields(t, tshark, path, "tcp.flags.syn == 1 && tcp.flags.ack == 1")
+		explained := tsharkFields(t, tshark, path, "tcp.analysis.retransmission && frame.comment contains \"Wireshark\"")
+		isSynAck := map[string]bool{}
+		for _, f := range synacks {
+			isSynAck[f] = true
+		}
+		for _, f := range flagged {
+			if !isSynAck[f] {
+				t.Errorf("capture %s: frame %s is flagged a retransmission and is not a simultaneous-open SYN,ACK", filepath.Base(path), f)
+			}
+		}
+		if strings.Join(flagged, ",") != strings.Join(synacks, ",") {
+			t.Errorf("capture %s: retransmission-flagged frames %v, want exactly the SYN,ACK frames %v", filepath.Base(path), flagged, synacks)
+		}
+		if len(explained) != len(flagged) {
+			t.Errorf("capture %s: flagged SYN,ACK frames %v, of which %v carry the comment explaining the flag", filepath.Base(path), flagged, explained)
+		}
+		t.Logf("retransmission-flagged frames %v; SYN,ACK frames %v", flagged, synacks)
 	}
 	n, err := exec.Command(tshark, "-n", "-r", path, "-Y", "frame.comment contains \"lab \"", "-T", "fields", "-e", "frame.number").Output()
 	if err != nil || len(strings.Fields(string(n))) == 0 {
 		t.Errorf("capture %s: no packet carries a lab comment (%v)", filepath.Base(path), err)
 	}
+}
+
+// tsharkFields returns the numbers of the frames of path matching filter.
+func tsharkFields(t *testing.T, tshark, path, filter string) []string {
+	t.Helper()
+	out, err := exec.Command(tshark, "-n", "-r", path, "-Y", filter, "-T", "fields", "-e", "frame.number").Output()
+	if err != nil {
+		t.Fatalf("tshark %s -Y %q: %v", path, filter, err)
+	}
+	return strings.Fields(string(out))
 }

@@ -34,7 +34,11 @@ func runTransfer(env *lab.Env) error {
 		return err
 	}
 	ctx := env.Ctx
-	kp, err := listenKernel(ctx, 0)
+	// The kernel's receive buffer holds the whole transfer several times:
+	// with the autotuned default, a kernel reader descheduled on a loaded
+	// machine lets the window fill, and Wireshark flags the lab's segment
+	// that fills it (window_full), which this experiment does not intend.
+	kp, err := listenKernel(ctx, 4*transferBytes)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,11 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/statelab/statelab/internal/sandbox"
 )
 
 // The link puts engine segments on the wire with a raw IPv4 socket and
@@ -39,6 +42,14 @@ var (
 	ErrRawSocket = errors.New("tcpstate: raw socket")
 	// ErrNotLoopback: the driver only talks inside 127.0.0.0/8.
 	ErrNotLoopback = errors.New("tcpstate: address outside 127.0.0.0/8")
+	// ErrNotSandboxed: OpenLink was called outside the lab's network
+	// namespace. The link installs an nftables rule and sends raw segments,
+	// which must never happen in a host's namespace.
+	ErrNotSandboxed = errors.New("tcpstate: raw link refused outside the lab's network namespace")
+	// ErrSegmentLost: the kernel had no buffer for an outgoing segment
+	// (ENOBUFS). The segment is lost, as on a congested link, and counted
+	// (Link.LostSegments); TCP's retransmission recovers it.
+	ErrSegmentLost = errors.New("tcpstate: segment lost (no buffer space)")
 )
 
 // LinkConfig configures a raw link. Zero values pick the defaults shown.
@@ -90,14 +101,21 @@ type Link struct {
 
 	wmu  sync.Mutex
 	wbuf []byte
+	lost atomic.Int64 // segments the kernel refused with ENOBUFS
 
 	closeOnce sync.Once
 }
 
 // OpenLink opens the raw socket and installs the RST filter. It needs
 // CAP_NET_RAW and CAP_NET_ADMIN in the current network namespace, which the
-// lab's sandbox gives to an unprivileged user.
+// lab's sandbox gives to an unprivileged user. It refuses (ErrNotSandboxed)
+// unless the process runs inside the lab's sandbox (sandbox.Inside): the
+// RST rule would otherwise reset nothing but break the host's own TCP on
+// the lab's ports, and the raw segments would reach the host's loopback.
 func OpenLink(cfg LinkConfig) (*Link, error) {
+	if !sandbox.Inside() {
+		return nil, fmt.Errorf("%w: run it under the statelab sandbox (statelab run / bench enter it; tests call sandbox.TestMain)", ErrNotSandboxed)
+	}
 	cfg = cfg.withDefaults()
 	if !cfg.Addr.Is4() || !cfg.Addr.IsLoopback() {
 		return nil, fmt.Errorf("%w: %v", ErrNotLoopback, cfg.Addr)
@@ -169,8 +187,16 @@ func (l *Link) SuppressedRSTs() int64 {
 	return l.rst.count()
 }
 
+// LostSegments returns how many segments Send lost to ENOBUFS.
+func (l *Link) LostSegments() int64 { return l.lost.Load() }
+
 // Send encodes seg with its checksum and sends it to dst. It is safe for
-// concurrent use.
+// concurrent use. When the socket's buffer is full (EAGAIN) it waits until
+// the socket is writable again, which it becomes as soon as loopback has
+// delivered a queued segment. ENOBUFS (the kernel out of buffers, with no
+// promise of a writability event) is not waited for: the segment is lost,
+// counted, and ErrSegmentLost returned; the engine's retransmission timer
+// recovers it as it would a segment lost on the wire.
 func (l *Link) Send(seg *Segment, dst [4]byte) error {
 	if dst[0] != 127 {
 		return fmt.Errorf("%w: %v", ErrNotLoopback, netip.AddrFrom4(dst))
@@ -190,10 +216,14 @@ func (l *Link) Send(seg *Segment, dst [4]byte) error {
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
 		serr = unix.Sendto(int(fd), b, 0, sa)
-		return serr != unix.EAGAIN && serr != unix.ENOBUFS
+		return serr != unix.EAGAIN
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrLinkClosed, err)
+	}
+	if serr == unix.ENOBUFS {
+		l.lost.Add(1)
+		return ErrSegmentLost
 	}
 	if serr != nil {
 		return fmt.Errorf("%w: sendto: %w", ErrRawSocket, serr)

@@ -36,7 +36,8 @@ var ErrProbe = errors.New("tcpstate: probe")
 //	}
 //	err := probe.Run(&tcpstate.ProbeRun{Ctx: ctx, Stack: stack})
 //
-// Expect needs the connection to have been opened with
+// ExampleProbe is this probe as a complete, tested program. Expect needs
+// the connection to have been opened with
 // ConnOptions.Observe. Every segment is also recorded by the stack, so a
 // probe's capture is commented like any other.
 type Probe []Step
@@ -76,12 +77,16 @@ type ProbeRun struct {
 	Log   []ProbeResult
 }
 
-// ProbeResult is what one step did.
+// ProbeResult is what one step did. For an Expect step Got is the segment
+// the kernel sent (nil when none came), so a report can show what the
+// kernel actually answered, whether or not the check passed.
 type ProbeResult struct {
 	Step   string
 	OK     bool
 	Detail string
 	At     time.Duration
+	Got    *Segment
+	Err    error
 }
 
 // Run executes the steps in order and stops at the first failure, which it
@@ -94,8 +99,17 @@ func (p Probe) Run(r *ProbeRun) error {
 		r.Vars = map[string]any{}
 	}
 	for i, st := range p {
+		prev := r.Got
 		detail, err := r.step(&st)
-		r.Log = append(r.Log, ProbeResult{Step: st.Name, OK: err == nil, Detail: detail, At: r.Stack.Now()})
+		res := ProbeResult{Step: st.Name, OK: err == nil, Detail: detail, At: r.Stack.Now(), Err: err}
+		if st.Expect != nil && r.Got != nil && r.Got != prev {
+			g := *r.Got
+			res.Got = &g
+		}
+		if err != nil && detail == "" {
+			res.Detail = err.Error()
+		}
+		r.Log = append(r.Log, res)
 		if err != nil {
 			return fmt.Errorf("%w: step %d %q: %w", ErrProbe, i+1, st.Name, err)
 		}
@@ -111,7 +125,7 @@ func (r *ProbeRun) step(st *Step) (string, error) {
 		if r.Conn == nil {
 			return "", errors.New("no connection to inject on")
 		}
-		r.drain()
+		r.Drain()
 		t := r.Conn.TCB()
 		seg := st.Inject(&t)
 		return "injected " + seg.String(), r.Conn.Inject(seg)
@@ -130,8 +144,20 @@ func (r *ProbeRun) step(st *Step) (string, error) {
 	return "", errors.New("empty step")
 }
 
-// drain discards observed segments, so an Expect sees only what follows.
-func (r *ProbeRun) drain() {
+// Result returns the log entry of the step named name (the last one of
+// that name), and false when the probe did not get to it.
+func (r *ProbeRun) Result(name string) (ProbeResult, bool) {
+	for i := len(r.Log) - 1; i >= 0; i-- {
+		if r.Log[i].Step == name {
+			return r.Log[i], true
+		}
+	}
+	return ProbeResult{}, false
+}
+
+// Drain discards the segments observed so far, so the next Expect sees
+// only what follows (Inject steps drain first by themselves).
+func (r *ProbeRun) Drain() {
 	ch := r.Conn.Observed()
 	for range cap(ch) {
 		select {
@@ -154,10 +180,10 @@ func (r *ProbeRun) expect(e *Expect) (string, error) {
 	defer t.Stop()
 	select {
 	case seg := <-r.Conn.Observed():
+		r.Got = &seg
 		if e.None {
 			return "", fmt.Errorf("got %v, want nothing within %v", seg.String(), within)
 		}
-		r.Got = &seg
 		const ignore = PSH | ECE | CWR
 		if e.Flags != 0 && seg.Flags&^ignore != e.Flags&^ignore {
 			return "", fmt.Errorf("got %v, want flags %v", seg.String(), e.Flags)

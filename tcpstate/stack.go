@@ -23,7 +23,10 @@ type StackConfig struct {
 	// (default 20000); negative turns recording off (bulk transfers).
 	RecordLimit int
 	// PeerState, when set, is asked for the peer's state beside every
-	// recorded segment (e.g. KernelStateOr). It runs on the segment path.
+	// recorded segment (e.g. KernelStateOr). It may block (a netlink round
+	// trip), so it never runs under a connection's lock: the record is
+	// stored at once and its Peer field filled in as soon as the goroutine
+	// that produced it has released the connection (see annotate).
 	PeerState func(lab, peer netip.AddrPort) string
 }
 
@@ -54,6 +57,9 @@ type Stack struct {
 
 	recMu   sync.Mutex
 	records []Record
+	recCh   chan struct{} // closed and replaced whenever a record is added
+	pending []int         // records whose Peer is still to be looked up
+	npend   atomic.Int32  // len(pending), read without recMu on the hot path
 
 	readErr  error
 	readDone chan struct{}
@@ -84,6 +90,7 @@ func NewStack(cfg StackConfig) (*Stack, error) {
 		used:      map[uint16]int{},
 		closedEP:  NewEndpoint(Config{}),
 		readDone:  make(chan struct{}),
+		recCh:     make(chan struct{}),
 	}
 	go func() {
 		defer close(s.readDone)
@@ -189,42 +196,115 @@ func (s *Stack) deliver(f *frame) {
 // way RFC 9293 §3.10.7.1 says a CLOSED endpoint does: a RST unless it is
 // one, through a CLOSED engine so the rule lives in one place.
 func (s *Stack) closedInput(f *frame) {
+	peer := s.peerState(f)
 	s.closedMu.Lock()
 	defer s.closedMu.Unlock()
 	s.closedEP.HandleSegment(s.Now(), &f.seg, &s.closedOut)
-	s.record(Record{At: s.Now(), Seg: recSeg(&f.seg), State: Closed, Before: Closed, Note: "no TCB", peerAddr: f.src})
+	s.record(Record{At: s.Now(), Seg: recSeg(&f.seg), State: Closed, Before: Closed, Note: "no TCB", peerAddr: f.src, Peer: peer})
 	for i := range s.closedOut.Segments {
 		seg := &s.closedOut.Segments[i]
 		_ = s.link.Send(seg, f.src)
 		s.record(Record{At: s.Now(), Sent: true, Seg: recSeg(seg), State: Closed, Before: Closed, Note: "no TCB", peerAddr: f.src})
 	}
 	s.closedOut.Reset()
+	s.annotate() // no connection lock is held here
 }
 
+// record stores r and wakes WaitRecords. It runs under connection locks, so
+// it does not call PeerState: a received segment's record comes with the
+// peer's state looked up before the lock (peerState), a sent one's is
+// queued for annotate.
 func (s *Stack) record(r Record) {
 	if s.cfg.RecordLimit < 0 {
 		return
 	}
-	if s.cfg.PeerState != nil && (r.Seg.SrcPort != 0 || r.Seg.DstPort != 0) {
+	s.recMu.Lock()
+	if len(s.records) < s.cfg.RecordLimit {
+		if s.cfg.PeerState != nil && r.Peer == "" && (r.Seg.SrcPort != 0 || r.Seg.DstPort != 0) {
+			s.pending = append(s.pending, len(s.records))
+			s.npend.Store(int32(len(s.pending)))
+		}
+		s.records = append(s.records, r)
+		close(s.recCh)
+		s.recCh = make(chan struct{})
+	}
+	s.recMu.Unlock()
+}
+
+// peerState is the peer's state as received segment f arrives, looked up
+// before any connection lock is taken ("" when not recording).
+func (s *Stack) peerState(f *frame) string {
+	if s.cfg.PeerState == nil || s.cfg.RecordLimit < 0 {
+		return ""
+	}
+	return s.cfg.PeerState(netip.AddrPortFrom(s.Addr(), f.seg.DstPort), netip.AddrPortFrom(netip.AddrFrom4(f.src), f.seg.SrcPort))
+}
+
+// annotate looks up the peer's state for the records queued by record and
+// fills it in. Callers hold no connection lock: the lookup is a netlink
+// round trip that may take up to its timeout, and the reader goroutine or a
+// user call must not wait for it with a connection locked. It is called
+// right after the lock that produced the records is released, so the state
+// is the one the segment left.
+func (s *Stack) annotate() {
+	if s.npend.Load() == 0 {
+		return
+	}
+	s.recMu.Lock()
+	idx := s.pending
+	s.pending = nil
+	s.npend.Store(0)
+	type job struct {
+		i         int
+		lab, peer netip.AddrPort
+	}
+	jobs := make([]job, 0, len(idx))
+	for _, i := range idx {
+		r := &s.records[i]
 		lab, peer := r.Seg.DstPort, r.Seg.SrcPort
 		if r.Sent {
 			lab, peer = peer, lab
 		}
-		r.Peer = s.cfg.PeerState(netip.AddrPortFrom(s.Addr(), lab), netip.AddrPortFrom(netip.AddrFrom4(r.peerAddr), peer))
-	}
-	s.recMu.Lock()
-	if len(s.records) < s.cfg.RecordLimit {
-		s.records = append(s.records, r)
+		jobs = append(jobs, job{i, netip.AddrPortFrom(s.Addr(), lab), netip.AddrPortFrom(netip.AddrFrom4(r.peerAddr), peer)})
 	}
 	s.recMu.Unlock()
+	for _, j := range jobs {
+		st := s.cfg.PeerState(j.lab, j.peer)
+		s.recMu.Lock()
+		s.records[j.i].Peer = st
+		s.recMu.Unlock()
+	}
 }
 
 // Records returns a copy of every segment the stack sent or received, in
 // order, with the lab's state beside each.
 func (s *Stack) Records() []Record {
+	s.annotate()
 	s.recMu.Lock()
 	defer s.recMu.Unlock()
 	return append([]Record(nil), s.records...)
+}
+
+// WaitRecords blocks until cond holds for the stack's records (checked now
+// and after every new record) or ctx ends. cond gets a copy it may keep.
+// With recording off (RecordLimit < 0) or the limit reached, no record
+// arrives and only ctx ends the wait.
+func (s *Stack) WaitRecords(ctx context.Context, cond func([]Record) bool) error {
+	for {
+		s.annotate()
+		s.recMu.Lock()
+		recs := append([]Record(nil), s.records...)
+		ch := s.recCh
+		s.recMu.Unlock()
+		if cond(recs) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("tcpstate: waiting for records: %w", ctx.Err())
+		}
+	}
 }
 
 // ConnOptions tune one connection.
@@ -274,7 +354,7 @@ func (s *Stack) Dial(ctx context.Context, raddr netip.AddrPort, opts *ConnOption
 	c.mu.Lock()
 	err = c.ep.OpenActive(s.Now(), port, raddr.Port(), &c.out)
 	c.flush(Closed, nil)
-	c.mu.Unlock()
+	c.unlock()
 	if err != nil {
 		c.shutdown(err)
 		return nil, err

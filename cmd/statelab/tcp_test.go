@@ -1,0 +1,72 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestBenchTCPUsage(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"--help", []string{"bench", "tcp", "--help"}, 0, "Usage: statelab bench tcp", ""},
+		{"help shows the examples", []string{"bench", "tcp", "-h"}, 0, "statelab bench tcp --size 1GiB --json", ""},
+		{"unknown flag", []string{"bench", "tcp", "--frob"}, 2, "", "flag provided but not defined: -frob"},
+		{"size not a number", []string{"bench", "tcp", "--size", "lots"}, 2, "", "positive size"},
+		{"size zero", []string{"bench", "tcp", "--size", "0"}, 2, "", "positive size"},
+		{"size negative", []string{"bench", "tcp", "--size", "-4MiB"}, 2, "", "positive size"},
+		{"unknown unit", []string{"bench", "tcp", "--size", "4MB"}, 2, "", "positive size"},
+		{"positional argument", []string{"bench", "tcp", "now"}, 2, "", "takes no arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.stdout) || !strings.Contains(errOut, tt.stderr) {
+				t.Errorf("statelab %q = %d\nstdout: %s\nstderr: %s\nwant %d, stdout containing %q, stderr containing %q",
+					tt.args, code, out, errOut, tt.code, tt.stdout, tt.stderr)
+			}
+		})
+	}
+}
+
+func TestBenchTCPJSON(t *testing.T) {
+	code, out, errOut := run("bench", "tcp", "--size", "4MiB", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	var r struct {
+		Bytes   int64 `json:"bytes"`
+		Results []struct {
+			Name  string  `json:"name"`
+			Bytes int64   `json:"bytes"`
+			Gbps  float64 `json:"gbit_per_s"`
+		} `json:"results"`
+		RatioLabToKernel *float64 `json:"ratio_lab_to_kernel"`
+		RatioKernelToLab *float64 `json:"ratio_kernel_to_lab"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("not one JSON object: %v\n%s", err, out)
+	}
+	if r.Bytes != 4<<20 {
+		t.Errorf("bytes %d, want %d", r.Bytes, 4<<20)
+	}
+	want := []string{"lab→kernel", "kernel→lab", "kernel→kernel"}
+	if len(r.Results) != len(want) {
+		t.Fatalf("%d results, want %v:\n%s", len(r.Results), want, out)
+	}
+	for i, res := range r.Results {
+		if res.Name != want[i] || res.Bytes != 4<<20 || res.Gbps <= 0 {
+			t.Errorf("result %d = %+v, want %s, %d bytes, Gbit/s > 0", i, res, want[i], 4<<20)
+		}
+	}
+	for name, ratio := range map[string]*float64{"ratio_lab_to_kernel": r.RatioLabToKernel, "ratio_kernel_to_lab": r.RatioKernelToLab} {
+		if ratio == nil || *ratio <= 0 {
+			t.Errorf("%s missing or not positive:\n%s", name, out)
+		}
+	}
+}
