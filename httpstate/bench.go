@@ -43,6 +43,10 @@ type BenchResult struct {
 	StoreReadsPerRequest  float64 `json:"store_reads_per_request,omitempty"`
 	StoreWritesPerRequest float64 `json:"store_writes_per_request,omitempty"`
 	LockOpsPerRequest     float64 `json:"lock_ops_per_request,omitempty"`
+	// RoundTripsPerRequest is every command sent to the store (Redis):
+	// with lock-and-load and save-and-unlock a read is folded into the
+	// lock's take and a write into its release.
+	RoundTripsPerRequest float64 `json:"store_round_trips_per_request,omitempty"`
 }
 
 // Bench runs the same calculator workflow ((10 + 5) × 2) − 3 against a
@@ -140,6 +144,9 @@ func benchKind(ctx context.Context, spec ChildSpec, opts BenchOptions) (BenchRes
 	r.StoreWritesPerRequest = float64(counted.commits.Load()) / n
 	if sl, ok := srv.locker.(*sharedLocker); ok {
 		r.LockOpsPerRequest = float64(sl.ops.Load()) / n
+	}
+	if rt, ok := counted.Store.(interface{ roundTrips() int64 }); ok {
+		r.RoundTripsPerRequest = float64(rt.roundTrips()) / n
 	}
 	return r, nil
 }

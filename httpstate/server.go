@@ -176,7 +176,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	token, via := tokenOf(r)
 	if token != "" {
-		unlock, ok := s.lockSession(w, r, token)
+		var unlock func()
+		var ok bool
+		r, unlock, ok = s.lockSession(w, r, token)
 		if !ok {
 			return
 		}
@@ -191,18 +193,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // lockSession takes the session's lock for the whole request (load,
 // handler, write-back), waiting until the request's deadline or LockWait;
-// when it cannot, it answers 503 and reports false.
-func (s *Server) lockSession(w http.ResponseWriter, r *http.Request, token string) (func(), bool) {
+// when it cannot, it answers 503 and reports false. With a store that can
+// fuse them (Redis), the lock is taken with the session's bytes in one
+// round trip, and the returned request's context carries both to the
+// store, whose write-back then releases the lock in the same round trip.
+func (s *Server) lockSession(w http.ResponseWriter, r *http.Request, token string) (*http.Request, func(), bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.lockWait)
 	defer cancel()
-	unlock, err := s.locker.Lock(ctx, token)
+	var unlock func()
+	var err error
+	if sl, ok := s.locker.(*sharedLocker); ok && sl.fused() {
+		var h *heldLock
+		if h, unlock, err = sl.lockAndLoad(ctx, token); err == nil {
+			r = r.WithContext(context.WithValue(r.Context(), heldLockKey{}, h))
+		}
+	} else {
+		unlock, err = s.locker.Lock(ctx, token)
+	}
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
 			"error": "session lock: " + err.Error() + " (another request of this session is in progress; retry)", "code": "session_busy"})
-		return nil, false
+		return r, nil, false
 	}
-	return unlock, true
+	return r, unlock, true
 }
 
 func (s *Server) calculate(w http.ResponseWriter, r *http.Request) {

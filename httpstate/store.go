@@ -1,6 +1,7 @@
 package httpstate
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/goredisstore"
@@ -157,7 +159,9 @@ CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions(expiry);
 			c.Close()
 			return nil, nil, fmt.Errorf("httpstate: redis at %s: %w", u.Addr, err)
 		}
-		return &redisSessions{goredisstore.New(c), newRedisLocker(c)}, c.Close, nil
+		rs := &redisSessions{RedisStore: goredisstore.NewWithPrefix(c, redisSessionPrefix), locker: newRedisLocker(c)}
+		c.AddHook(countingHook{&rs.trips})
+		return rs, c.Close, nil
 	}
 	return nil, nil, fmt.Errorf("%w: unknown kind %q", ErrStoreURL, u.Kind)
 }
@@ -175,6 +179,88 @@ func (s *sqliteSessions) sessionLocker() SessionLocker { return s.locker }
 type redisSessions struct {
 	*goredisstore.RedisStore
 	locker *sharedLocker
+	trips  atomic.Int64 // commands sent to Redis: one round trip each
 }
 
 func (s *redisSessions) sessionLocker() SessionLocker { return s.locker }
+
+func (s *redisSessions) roundTrips() int64 { return s.trips.Load() }
+
+// FindCtx answers from the bytes read with the request's lock
+// (lock-and-load), else reads Redis.
+func (s *redisSessions) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	if h := heldFor(ctx, s.locker, token); h != nil && h.loaded {
+		return h.data, h.found, nil
+	}
+	return s.RedisStore.FindCtx(ctx, token)
+}
+
+// CommitCtx, for the session whose lock the request holds, writes it and
+// releases the lock in one script that does both only if the lock is still
+// ours (save-and-unlock). When the encoded session is byte for byte what
+// was loaded under the lock (the request changed nothing: scs marks every
+// loaded session Modified when there is an idle timeout), the script only
+// renews the key's expiry (PEXPIRE) instead of sending the bytes back: the
+// lock guarantees Redis still holds exactly those bytes, and the expiry is
+// the same now+IdleTimeout (capped by the lifetime) that a full write sets.
+func (s *redisSessions) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	h := heldFor(ctx, s.locker, token)
+	if h == nil {
+		return s.RedisStore.CommitCtx(ctx, token, b, expiry)
+	}
+	if h.released {
+		return fmt.Errorf("%w: the session was deleted in this request", ErrLockLost)
+	}
+	touch := h.loaded && h.found && bytes.Equal(b, h.data)
+	for range 2 { // a touch that finds the session gone becomes a full write
+		s.locker.ops.Add(1)
+		res, err := s.locker.saveRelease(ctx, token, h.owner, b, time.Until(expiry), touch)
+		if err != nil {
+			return err
+		}
+		switch res {
+		case saveDone:
+			h.released, h.loaded = true, false
+			return nil
+		case saveLockLost:
+			return ErrLockLost
+		}
+		touch = false
+	}
+	return ErrLockLost // not reached: a full write never reports the session missing
+}
+
+// DeleteCtx, for the session whose lock the request holds, deletes it and
+// releases the lock in one round trip (scs deletes a session only to renew
+// its token or destroy it; either way the old token is never written again).
+func (s *redisSessions) DeleteCtx(ctx context.Context, token string) error {
+	h := heldFor(ctx, s.locker, token)
+	if h == nil || h.released {
+		return s.RedisStore.DeleteCtx(ctx, token)
+	}
+	s.locker.ops.Add(1)
+	if err := s.locker.deleteRelease(ctx, token, h.owner); err != nil {
+		return err
+	}
+	h.released, h.loaded = true, false
+	return nil
+}
+
+// countingHook counts the commands a go-redis client sends.
+type countingHook struct{ n *atomic.Int64 }
+
+func (h countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}

@@ -175,6 +175,11 @@ func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
 	fmt.Fprintf(stdout, "\n÷ stateless compares workflows per second (stateless: 3 requests a workflow; the others 4, incl. POST /session).\n")
 	for _, r := range res {
 		if r.StoreReadsPerRequest > 0 || r.StoreWritesPerRequest > 0 {
+			if r.RoundTripsPerRequest > 0 {
+				fmt.Fprintf(stdout, "%s costs, per request: %.2f store reads + %.2f store writes + %.2f lock ops (lock-and-load, save-and-unlock fused) = %.2f round trips to the store\n",
+					r.Kind, r.StoreReadsPerRequest, r.StoreWritesPerRequest, r.LockOpsPerRequest, r.RoundTripsPerRequest)
+				continue
+			}
 			fmt.Fprintf(stdout, "%s costs, per request: %.2f store reads + %.2f store writes + %.2f lock round trips (take/release)\n",
 				r.Kind, r.StoreReadsPerRequest, r.StoreWritesPerRequest, r.LockOpsPerRequest)
 		}
