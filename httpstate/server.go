@@ -2,7 +2,6 @@ package httpstate
 
 import (
 	"context"
-	"encoding/gob"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,10 +41,6 @@ type SessionState struct {
 	Undos    int            `json:"undos,omitempty"`
 	OpCounts map[Op]int     `json:"op_counts,omitempty"`
 }
-
-// gobRegistered registers SessionState with gob as a package variable, not
-// in init, so it is done before any init runs (child.go's init may serve).
-var gobRegistered = func() bool { gob.Register(SessionState{}); return true }()
 
 // Config configures a calculator server.
 type Config struct {
@@ -101,6 +96,7 @@ func New(cfg Config) (*Server, error) {
 		}
 		sm := scs.New()
 		sm.Store = store
+		sm.Codec = sessionCodec{}
 		sm.IdleTimeout = or(cfg.IdleTimeout, 30*time.Minute)
 		sm.Lifetime = or(cfg.Lifetime, 12*time.Hour)
 		sm.Cookie.Name = SessionCookie
