@@ -58,8 +58,8 @@ func init() {
 		},
 		flags: func(fs *flag.FlagSet) {
 			fs.Bool("insecure", false, "https://: do not verify the server's certificate (needed for statelab quic serve's self-signed one)")
-			fs.Duration("migrate-after", 0, "migrate to a new local port after `D` (0: never)")
-			fs.Duration("rebind-after", 0, "have the in-process NAT move the flow to a new port after `D` (0: no NAT)")
+			fs.Duration("migrate-after", 0, "migrate to a new local port `D` after the first response bytes (0: never)")
+			fs.Duration("rebind-after", 0, "have the in-process NAT move the flow to a new port `D` after the first response bytes (0: no NAT)")
 			fs.Duration("timeout", 30*time.Second, "give up after this long")
 		},
 		run: quicGet,
@@ -226,10 +226,25 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 			t.Stop()
 		}
 	}()
-	schedule := func(cl *quicconn.Client) {
+	// The timers start at the first response bytes, not at dial: a path may
+	// change only once the handshake is confirmed (RFC 9000 §9), and a body
+	// byte means the server has processed the request. Started earlier, a
+	// rebinding can land mid-handshake and strand the connection.
+	var dialed *quicconn.Client
+	onDial := func(cl *quicconn.Client) {
 		logf("connected from %s to %s", cl.LocalAddr(), to)
 		timersMu.Lock()
+		dialed = cl
+		timersMu.Unlock()
+	}
+	var startPaths sync.Once
+	schedule := func() {
+		timersMu.Lock()
 		defer timersMu.Unlock()
+		cl := dialed
+		if cl == nil {
+			return
+		}
 		if rebindAfter > 0 {
 			timers = append(timers, time.AfterFunc(rebindAfter, func() {
 				ch := nat.Rebind(netip.MustParseAddr("127.0.0.1"), 0)
@@ -266,6 +281,9 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 	n := target.n
 	next := n / 4
 	progress := func(k int64) {
+		if k > 0 {
+			startPaths.Do(schedule)
+		}
 		now := time.Now()
 		if !last.IsZero() {
 			stall = max(stall, now.Sub(last))
@@ -278,7 +296,7 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 	}
 	if target.h3 {
 		return quicGetH3(ctx, target, quicconn.H3Config{Server: to, Local: local, Insecure: insecure, Tracer: tr,
-			IdleTimeout: 10 * time.Second, OnDial: schedule}, progress, start, &stall, logf)
+			IdleTimeout: 10 * time.Second, OnDial: onDial}, progress, start, &stall, logf)
 	}
 	cl, err := quicconn.Dial(ctx, quicconn.ClientConfig{Server: to, Local: local, Tracer: tr, IdleTimeout: 10 * time.Second})
 	if err != nil {
@@ -286,7 +304,7 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 		return exitUsage
 	}
 	defer cl.Close()
-	schedule(cl)
+	onDial(cl)
 	got, sum, err := cl.Download(ctx, n, progress)
 	secs := time.Since(start).Seconds()
 	ok := err == nil && sum == quicconn.PatternSum(n)
