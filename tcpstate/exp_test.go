@@ -3,12 +3,12 @@ package tcpstate
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/internal/labtest"
 )
 
 // TestExperiments runs every tcp/ experiment against the kernel and checks
@@ -58,13 +58,8 @@ func checkCapture(t *testing.T, short, path string) {
 	if st.Size() > 1<<20 {
 		t.Errorf("capture %s is %d bytes, want < 1 MiB", filepath.Base(path), st.Size())
 	}
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		if os.Getenv("STATELAB_REQUIRE_TOOLS") != "" {
-			t.Fatal("tshark is required (STATELAB_REQUIRE_TOOLS is set)")
-		}
-		t.Logf("tshark not installed; capture not opened")
-		return
+	if labtest.LookTool(t, "tshark") == "" {
+		return // the experiment's own checks stand; the capture is not opened
 	}
 	allowed := map[string]bool{}
 	for _, f := range intendedFlags[short] {
@@ -83,16 +78,16 @@ func checkCapture(t *testing.T, short, path string) {
 		}
 	}
 	filter = append(filter, "_ws.malformed", "_ws.expert.severity == error")
-	if s := tsharkFields(t, tshark, path, strings.Join(filter, " || ")); len(s) > 0 {
-		out, _ := exec.Command(tshark, "-n", "-r", path, "-Y", strings.Join(filter, " || "), "-T", "fields",
+	if s := tsharkFields(t, path, strings.Join(filter, " || ")); len(s) > 0 {
+		out := labtest.Tshark(t, path, "-Y", strings.Join(filter, " || "), "-T", "fields",
 			"-e", "frame.number", "-e", "frame.time_relative", "-e", "tcp.srcport", "-e", "tcp.dstport", "-e", "tcp.flags.str",
-			"-e", "tcp.seq_raw", "-e", "tcp.ack_raw", "-e", "tcp.len", "-e", "tcp.analysis.flags", "-e", "_ws.expert.message", "-e", "frame.comment").Output()
+			"-e", "tcp.seq_raw", "-e", "tcp.ack_raw", "-e", "tcp.len", "-e", "tcp.analysis.flags", "-e", "_ws.expert.message", "-e", "frame.comment")
 		t.Errorf("capture %s has unintended analysis flags or malformed packets (frames %v):\n%s", filepath.Base(path), s, out)
 	}
 	if exempt {
-		flagged := tsharkFields(t, tshark, path, "tcp.analysis.retransmission")
-		synacks := tsharkFields(t, tshark, path, "tcp.flags.syn == 1 && tcp.flags.ack == 1")
-		explained := tsharkFields(t, tshark, path, "tcp.analysis.retransmission && frame.comment contains \"Wireshark\"")
+		flagged := tsharkFields(t, path, "tcp.analysis.retransmission")
+		synacks := tsharkFields(t, path, "tcp.flags.syn == 1 && tcp.flags.ack == 1")
+		explained := tsharkFields(t, path, "tcp.analysis.retransmission && frame.comment contains \"Wireshark\"")
 		isSynAck := map[string]bool{}
 		for _, f := range synacks {
 			isSynAck[f] = true
@@ -110,18 +105,13 @@ func checkCapture(t *testing.T, short, path string) {
 		}
 		t.Logf("retransmission-flagged frames %v; SYN,ACK frames %v", flagged, synacks)
 	}
-	n, err := exec.Command(tshark, "-n", "-r", path, "-Y", "frame.comment contains \"lab \"", "-T", "fields", "-e", "frame.number").Output()
-	if err != nil || len(strings.Fields(string(n))) == 0 {
-		t.Errorf("capture %s: no packet carries a lab comment (%v)", filepath.Base(path), err)
+	if labtest.TsharkCount(t, path, "frame.comment contains \"lab \"") == 0 {
+		t.Errorf("capture %s: no packet carries a lab comment", filepath.Base(path))
 	}
 }
 
 // tsharkFields returns the numbers of the frames of path matching filter.
-func tsharkFields(t *testing.T, tshark, path, filter string) []string {
+func tsharkFields(t *testing.T, path, filter string) []string {
 	t.Helper()
-	out, err := exec.Command(tshark, "-n", "-r", path, "-Y", filter, "-T", "fields", "-e", "frame.number").Output()
-	if err != nil {
-		t.Fatalf("tshark %s -Y %q: %v", path, filter, err)
-	}
-	return strings.Fields(string(out))
+	return strings.Fields(labtest.Tshark(t, path, "-Y", filter, "-T", "fields", "-e", "frame.number"))
 }

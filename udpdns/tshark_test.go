@@ -2,28 +2,16 @@ package udpdns
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
-)
 
-// needTool skips when a tool is missing, unless STATELAB_REQUIRE_TOOLS is set.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("STATELAB_REQUIRE_TOOLS") == "" {
-			t.Skipf("%s not installed (apt-get install %s)", name, name)
-		}
-		t.Fatalf("%s required: %v", name, err)
-	}
-	return p
-}
+	"github.com/statelab/statelab/internal/labtest"
+)
 
 // Wireshark's own dissector pairs every answered query in each capture with
 // its response (dns.response_in), and the pair agrees on the ID.
 func TestTsharkPairsEveryAnsweredQuery(t *testing.T) {
-	tshark := needTool(t, "tshark")
+	labtest.NeedTool(t, "tshark")
 	for _, name := range []string{"dns/id-matching", "dns/loss", "dns/server-restart", "dns/client-gone", "dns/spoofing"} {
 		t.Run(name, func(t *testing.T) {
 			r := runExperiment(t, name)
@@ -33,16 +21,13 @@ func TestTsharkPairsEveryAnsweredQuery(t *testing.T) {
 			if st, err := os.Stat(r.Captures[0]); err != nil || st.Size() > 1<<20 {
 				t.Fatalf("capture %v: %v (must be under 1 MiB)", st, err)
 			}
-			out, err := exec.Command(tshark, "-n", "-2", "-r", r.Captures[0], "-Y", "dns && !icmp", "-T", "fields", "-E", "separator=|",
+			out := labtest.Tshark(t, r.Captures[0], "-2", "-Y", "dns && !icmp", "-T", "fields", "-E", "separator=|",
 				"-e", "frame.number", "-e", "ip.src", "-e", "udp.srcport", "-e", "ip.dst", "-e", "udp.dstport",
-				"-e", "dns.flags.response", "-e", "dns.id", "-e", "dns.response_in").Output()
-			if err != nil {
-				t.Fatalf("tshark: %v", err)
-			}
+				"-e", "dns.flags.response", "-e", "dns.id", "-e", "dns.response_in")
 			frames := map[string][]string{}
 			var queries [][]string
 			answered := map[string]bool{} // "id|client port" of responses from the server's port
-			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 				f := strings.Split(line, "|")
 				if len(f) < 8 {
 					continue

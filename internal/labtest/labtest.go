@@ -35,6 +35,22 @@ func NeedTool(t testing.TB, name string) string {
 	return ""
 }
 
+// LookTool is NeedTool for a test that has more to check without the tool:
+// when the tool is missing and not required it logs that and returns "",
+// instead of skipping the whole test.
+func LookTool(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv(RequireEnv) != "" {
+		t.Fatalf("%s is required (%s is set) but not installed: %v", name, RequireEnv, err)
+	}
+	t.Logf("%s not installed: this part is not checked; set %s=1 to make this a failure", name, RequireEnv)
+	return ""
+}
+
 // RunExperiment runs a registered experiment with its captures in a
 // temporary directory and fails the test with every failed check.
 func RunExperiment(t testing.TB, name string, seed uint64) *lab.Report {
