@@ -35,11 +35,10 @@ func runRebind(env *lab.Env, newAddr bool) error {
 		return err
 	}
 	srv := l.srv
-	mb, err := NewMiddlebox("127.0.0.1:0", srv.Addr, loopback1)
+	mb, err := l.natInFront()
 	if err != nil {
 		return err
 	}
-	env.Cleanup(func() { mb.Close() })
 	cap, err := env.Capture(captureOptions(srv.Addr.Port()))
 	if err != nil {
 		return err

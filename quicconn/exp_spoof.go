@@ -29,11 +29,10 @@ func runSpoof(env *lab.Env) error {
 		return err
 	}
 	srv := l.srv
-	mb, err := NewMiddlebox("127.0.0.1:0", srv.Addr, loopback1)
+	mb, err := l.natInFront()
 	if err != nil {
 		return err
 	}
-	env.Cleanup(func() { mb.Close() })
 	cap, err := env.Capture(captureOptions(srv.Addr.Port()))
 	if err != nil {
 		return err

@@ -37,11 +37,10 @@ func runTCPContrast(env *lab.Env) error {
 		return err
 	}
 	srv := l.srv
-	mb, err := NewMiddlebox("127.0.0.1:0", srv.Addr, loopback1)
+	mb, err := l.natInFront()
 	if err != nil {
 		return err
 	}
-	env.Cleanup(func() { mb.Close() })
 	ts, err := newTCPSink()
 	if err != nil {
 		return err

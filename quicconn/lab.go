@@ -64,6 +64,17 @@ func newLab(env *lab.Env) (*labSetup, error) {
 	return l, nil
 }
 
+// natInFront puts a NAT (Middlebox) in front of the lab's server, closed
+// when the experiment ends.
+func (l *labSetup) natInFront() (*Middlebox, error) {
+	mb, err := NewMiddlebox("127.0.0.1:0", l.srv.Addr, loopback1)
+	if err != nil {
+		return nil, err
+	}
+	l.env.Cleanup(func() { mb.Close() })
+	return mb, nil
+}
+
 // data is the seed's upload.
 func (l *labSetup) data() []byte {
 	b := make([]byte, TransferSize)

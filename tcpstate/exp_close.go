@@ -34,17 +34,10 @@ func runClose(env *lab.Env) error {
 	// Active close: the lab sends its FIN first. The kernel application
 	// reads to EOF and closes only once the lab is in FIN-WAIT-2, so the
 	// kernel's ACK of the lab's FIN and its own FIN come apart.
-	active, err := r.st.Dial(ctx, kp.addr, nil)
-	r.track(active, "active close")
+	active, k, err := r.connectKernel(ctx, kp, "active close", nil, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	k, err := kp.accept(ctx)
-	if err != nil {
-		return err
-	}
-	defer k.Close()
-	_ = k.SetDeadline(deadline(ctx, 10e9))
 	if err := active.Close(); err != nil {
 		return err
 	}
@@ -70,16 +63,10 @@ func runClose(env *lab.Env) error {
 	env.Metric("time_wait_ms", float64(tw.Microseconds())/1000)
 
 	// Passive close: the kernel closes first.
-	passive, err := r.st.Dial(ctx, kp.addr, nil)
-	r.track(passive, "passive close")
+	passive, k2, err := r.connectKernel(ctx, kp, "passive close", nil, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	k2, err := kp.accept(ctx)
-	if err != nil {
-		return err
-	}
-	defer k2.Close()
 	_ = k2.Close()
 	if err := passive.WaitState(ctx, CloseWait); err != nil {
 		return err

@@ -1,7 +1,9 @@
 package tcpstate
 
 import (
+	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"sort"
 	"strings"
@@ -68,6 +70,24 @@ func newLabRun(env *lab.Env, cfg Config) (*labRun, error) {
 }
 
 // track names a connection for the ladders and the states table.
+// connectKernel dials the kernel listener kp from the lab, tracks the lab's
+// connection under label, and accepts the kernel's socket, which is closed
+// when the experiment ends and given a deadline of d.
+func (r *labRun) connectKernel(ctx context.Context, kp *kernelPeer, label string, opts *ConnOptions, d time.Duration) (*Conn, *net.TCPConn, error) {
+	c, err := r.st.Dial(ctx, kp.addr, opts)
+	r.track(c, label)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := kp.accept(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.env.Cleanup(func() { k.Close() })
+	_ = k.SetDeadline(deadline(ctx, d))
+	return c, k, nil
+}
+
 func (r *labRun) track(c *Conn, label string) *Conn {
 	if c != nil {
 		r.conns = append(r.conns, c)

@@ -41,18 +41,7 @@ func runRetransmit(env *lab.Env) error {
 	}
 	defer kp.Close()
 	dial := func(label string, opts *ConnOptions) (*Conn, net.Conn, error) {
-		c, err := r.st.Dial(ctx, kp.addr, opts)
-		r.track(c, label)
-		if err != nil {
-			return nil, nil, err
-		}
-		k, err := kp.accept(ctx)
-		if err != nil {
-			return nil, nil, err
-		}
-		env.Cleanup(func() { k.Close() })
-		_ = k.SetDeadline(deadline(ctx, 10*time.Second))
-		return c, k, nil
+		return r.connectKernel(ctx, kp, label, opts, 10*time.Second)
 	}
 	acked := func(c *Conn) error {
 		return c.WaitTCB(ctx, func(t *TCB) bool { return t.SndUna == t.SndNxt })

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/statelab/statelab/internal/capture"
 	"github.com/statelab/statelab/internal/lab"
@@ -49,17 +50,10 @@ func runTransfer(env *lab.Env) error {
 	for i := range up {
 		up[i], down[i] = byte(env.Rand.Uint32()), byte(env.Rand.Uint32())
 	}
-	c, err := r.st.Dial(ctx, kp.addr, nil)
-	r.track(c, "transfer")
+	c, k, err := r.connectKernel(ctx, kp, "transfer", nil, 30*time.Second)
 	if err != nil {
 		return err
 	}
-	k, err := kp.accept(ctx)
-	if err != nil {
-		return err
-	}
-	defer k.Close()
-	_ = k.SetDeadline(deadline(ctx, 30e9))
 
 	type result struct {
 		b   []byte

@@ -43,17 +43,10 @@ func runWindow(env *lab.Env) error {
 		}
 		return Pass
 	}
-	c, err := r.st.Dial(ctx, kp.addr, &ConnOptions{Hook: hook})
-	r.track(c, "zero window")
+	c, k, err := r.connectKernel(ctx, kp, "zero window", &ConnOptions{Hook: hook}, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	k, err := kp.accept(ctx)
-	if err != nil {
-		return err
-	}
-	defer k.Close()
-	_ = k.SetDeadline(deadline(ctx, 10*time.Second))
 	data := make([]byte, windowBytes)
 	for i := range data {
 		data[i] = byte(env.Rand.Uint32())

@@ -13,8 +13,7 @@ import (
 
 // Errors returned by this package.
 var (
-	ErrStopped = errors.New("capture: already stopped")
-	ErrSocket  = errors.New("capture: cannot open a packet socket")
+	ErrSocket = errors.New("capture: cannot open a packet socket")
 )
 
 // Options describe a capture. Zero values pick sensible defaults.
