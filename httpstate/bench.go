@@ -1,11 +1,13 @@
 package httpstate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -13,9 +15,15 @@ import (
 
 // BenchOptions configure Bench.
 type BenchOptions struct {
-	Duration    time.Duration // per server kind; default 2s
-	Concurrency int           // clients in parallel; default 8
-	MaxRequests int           // per kind, a bound whatever the duration; default 1e6
+	// Duration is each server kind's measuring time in all, split evenly
+	// across Rounds (default 3s).
+	Duration time.Duration
+	// Rounds alternate the kinds, each round in another order (rotated),
+	// so that a slow moment of a shared machine falls on every kind;
+	// default 3. Each kind's figures are those of its median round.
+	Rounds      int
+	Concurrency int // clients in parallel; default 8
+	MaxRequests int // per kind, a bound whatever the duration; default 1e6
 	// Redis, when set, adds the store-backed kind on that Redis URL.
 	Redis string
 	// Dir holds the SQLite file; default a temporary directory.
@@ -38,25 +46,36 @@ type BenchResult struct {
 	P99MS                   float64 `json:"p99_ms"`
 	RatioToStateless        float64 `json:"ratio_to_stateless"` // workflows per second
 	RequestRatioToStateless float64 `json:"request_ratio_to_stateless"`
-	// What a store-backed request costs, measured: store reads, store
-	// writes and lock round trips (take attempts and releases) per request.
+	// RoundWPS is workflows per second in each round, in round order (the
+	// same round of every kind ran at about the same time).
+	RoundWPS []float64 `json:"round_workflows_per_second"`
+	// What a store-backed request costs, measured: session reads and
+	// writes through scs, and SQLite's lock round trips (take attempts and
+	// releases) per request.
 	StoreReadsPerRequest  float64 `json:"store_reads_per_request,omitempty"`
 	StoreWritesPerRequest float64 `json:"store_writes_per_request,omitempty"`
 	LockOpsPerRequest     float64 `json:"lock_ops_per_request,omitempty"`
-	// RoundTripsPerRequest is every command sent to the store (Redis):
-	// with lock-and-load and save-and-unlock a read is folded into the
-	// lock's take and a write into its release.
+	// RoundTripsPerRequest is every command sent to Redis; its reads are
+	// answered from the process's cache and checked by the write's
+	// compare-and-set, so most requests cost that one write.
+	// RerunsPerRequest is how often a compare-and-set found the session
+	// changed by another request and the request ran again.
 	RoundTripsPerRequest float64 `json:"store_round_trips_per_request,omitempty"`
+	RerunsPerRequest     float64 `json:"reruns_per_request,omitempty"`
 }
 
 // Bench runs the same calculator workflow ((10 + 5) × 2) − 3 against a
 // stateless, a stateful, a store-backed (SQLite) and, with opts.Redis, a
 // store-backed (Redis) server, each on a loopback socket, and reports
 // requests and workflows per second and latency. It measures the price of
-// "a store read and write on every request" (and, store-backed, a lock).
+// "a store read and write on every request" (and the cross-process lock or
+// compare-and-set that keeps concurrent requests from losing updates).
 func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 	if opts.Duration <= 0 {
-		opts.Duration = 2 * time.Second
+		opts.Duration = 3 * time.Second
+	}
+	if opts.Rounds <= 0 {
+		opts.Rounds = 3
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
@@ -87,14 +106,28 @@ func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 			spec ChildSpec
 		}{"store-redis", ChildSpec{Mode: StoreBacked, Store: opts.Redis}})
 	}
-	var out []BenchResult
-	for _, k := range kinds {
-		r, err := benchKind(ctx, k.spec, opts)
-		if err != nil {
-			return out, fmt.Errorf("httpstate: bench %s: %w", k.name, err)
+	round := opts
+	round.Duration = max(opts.Duration/time.Duration(opts.Rounds), time.Millisecond)
+	rounds := make([][]BenchResult, len(kinds)) // [kind][round]
+	for i := range opts.Rounds {
+		for j := range kinds {
+			k := (i + j) % len(kinds)
+			r, err := benchKind(ctx, kinds[k].spec, round)
+			if err != nil {
+				return nil, fmt.Errorf("httpstate: bench %s: %w", kinds[k].name, err)
+			}
+			r.Kind = kinds[k].name
+			rounds[k] = append(rounds[k], r)
 		}
-		r.Kind = k.name
-		out = append(out, r)
+	}
+	out := make([]BenchResult, len(kinds))
+	for k, rs := range rounds {
+		byWPS := slices.Clone(rs)
+		slices.SortFunc(byWPS, func(a, b BenchResult) int { return cmp.Compare(a.WPS, b.WPS) })
+		out[k] = byWPS[len(byWPS)/2]
+		for _, r := range rs {
+			out[k].RoundWPS = append(out[k].RoundWPS, r.WPS)
+		}
 	}
 	for i := range out {
 		if out[0].WPS > 0 {
@@ -145,8 +178,9 @@ func benchKind(ctx context.Context, spec ChildSpec, opts BenchOptions) (BenchRes
 	if sl, ok := srv.locker.(*sharedLocker); ok {
 		r.LockOpsPerRequest = float64(sl.ops.Load()) / n
 	}
-	if rt, ok := counted.Store.(interface{ roundTrips() int64 }); ok {
-		r.RoundTripsPerRequest = float64(rt.roundTrips()) / n
+	if rs := counted.optimistic(); rs != nil {
+		r.RoundTripsPerRequest = float64(rs.roundTrips()) / n
+		r.RerunsPerRequest = float64(rs.conflicts.Load()) / n
 	}
 	return r, nil
 }

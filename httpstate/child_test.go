@@ -3,6 +3,7 @@ package httpstate
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -156,20 +157,30 @@ func TestServeModeSweepsExpiredSessionsOnlyForTheLongLivedServer(t *testing.T) {
 }
 
 // bench compares kinds on workflows per second (the stateless workflow is 3
-// requests, the others 4) and states what a store-backed request costs.
+// requests, the others 4), each kind's median of alternating rounds, and
+// states what a store-backed request costs: on Redis, with one process,
+// exactly one round trip per request (the compare-and-set write) and no
+// rerun.
 func TestBenchReportsWorkflowsPerSecondAndStoreCostPerRequest(t *testing.T) {
-	res, err := Bench(context.Background(), BenchOptions{Duration: 150 * time.Millisecond, Concurrency: 2, Dir: t.TempDir()})
+	rs := redisURL(t)
+	const rounds = 3
+	res, err := Bench(context.Background(), BenchOptions{Duration: 300 * time.Millisecond, Rounds: rounds, Concurrency: 2, Dir: t.TempDir(), Redis: rs.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		kind      string
 		perFlow   int
-		storeCost bool
+		storeLock bool // SQLite: reads, writes and lock round trips
+		redis     bool // Redis: one round trip a request
 	}{
-		{"stateless", 3, false},
-		{"stateful", 4, false},
-		{"store-sqlite", 4, true},
+		{"stateless", 3, false, false},
+		{"stateful", 4, false, false},
+		{"store-sqlite", 4, true, false},
+		{"store-redis", 4, false, true},
+	}
+	if len(res) != len(tests) {
+		t.Fatalf("%d kinds measured, want %d", len(res), len(tests))
 	}
 	for i, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
@@ -177,11 +188,17 @@ func TestBenchReportsWorkflowsPerSecondAndStoreCostPerRequest(t *testing.T) {
 			if r.Kind != tt.kind || r.RequestsPerWorkflow != tt.perFlow || r.Workflows == 0 || r.WPS <= 0 || r.WPS > r.RPS {
 				t.Fatalf("%+v", r)
 			}
+			if len(r.RoundWPS) != rounds || !slices.Contains(r.RoundWPS, r.WPS) {
+				t.Errorf("rounds %v: want %d, the reported figure among them", r.RoundWPS, rounds)
+			}
 			if want := r.WPS / res[0].WPS; r.RatioToStateless != want {
 				t.Errorf("ratio to stateless %g, want workflows/s ratio %g", r.RatioToStateless, want)
 			}
-			if got := r.StoreReadsPerRequest > 0 && r.StoreWritesPerRequest > 0 && r.LockOpsPerRequest > 0; got != tt.storeCost {
-				t.Errorf("store cost measured %v (%+v), want %v", got, r, tt.storeCost)
+			if got := r.StoreReadsPerRequest > 0 && r.StoreWritesPerRequest > 0 && r.LockOpsPerRequest > 0; got != tt.storeLock {
+				t.Errorf("store and lock cost measured %v (%+v), want %v", got, r, tt.storeLock)
+			}
+			if got := r.RoundTripsPerRequest; tt.redis != (got > 0) || (tt.redis && (got != 1 || r.RerunsPerRequest != 0)) {
+				t.Errorf("%v Redis round trips and %v reruns per request (%d requests); want 1 and 0 for Redis, none otherwise", got, r.RerunsPerRequest, r.Requests)
 			}
 		})
 	}

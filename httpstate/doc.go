@@ -21,6 +21,15 @@
 // field. The store-backed mode keeps sessions in SQLite (modernc.org/sqlite,
 // no cgo) or Redis through scs's stores (see ParseStoreURL).
 //
+// Concurrent requests of one session lose no update, across processes
+// too. In one process they take turns (a lock per session). Across
+// processes on SQLite they take a lock row; on Redis they need no lock:
+// each write is a compare-and-set against the bytes the request read, and a
+// request whose session another process changed meanwhile runs again on
+// the current one (optimistic.go). A process remembers what it last saw of
+// each session, so a request on a session it served last costs one Redis
+// round trip, the write.
+//
 // Bodies may also be form-encoded (op=add&a=10&b=5). Every error is a 4xx
 // with a JSON body {"error": "...", "code": "..."} and leaves the session as
 // it was.

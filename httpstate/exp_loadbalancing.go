@@ -47,6 +47,7 @@ type lbScenario struct {
 	useLast, useLastFailed int // use_last requests before the kill
 	requests               int // requests sent
 	storeOps               int64
+	redisTrips, reruns     int64 // Redis: commands sent, and requests run again on a changed session
 	pinned                 map[string][]int
 	killed                 string
 	lostAfterKill          []int // clients whose last step failed after the kill
@@ -68,6 +69,19 @@ func (bs *lbBackends) storeOps() int64 {
 		n += s.finds.Load() + s.commits.Load()
 	}
 	return n
+}
+
+// redisCost is how many commands the backends sent to Redis and how many
+// requests they ran again because another backend had changed the session
+// (optimistic.go); zero for other stores.
+func (bs *lbBackends) redisCost() (trips, reruns int64) {
+	for _, s := range bs.stores {
+		if rs := s.optimistic(); rs != nil {
+			trips += rs.roundTrips()
+			reruns += rs.conflicts.Load()
+		}
+	}
+	return trips, reruns
 }
 
 // startBackends starts three backends; store-backed ones each open the
@@ -118,6 +132,14 @@ func (c *countingStore) sessionLocker() SessionLocker {
 		return ls.sessionLocker()
 	}
 	return newStripedLocker()
+}
+
+// optimistic passes on the wrapped store's compare-and-set writes (Redis).
+func (c *countingStore) optimistic() *redisSessions {
+	if o, ok := c.Store.(optimisticStore); ok {
+		return o.optimistic()
+	}
+	return nil
 }
 
 func (c *countingStore) Find(token string) ([]byte, bool, error) {
@@ -248,6 +270,7 @@ func runLoadBalancing(env *lab.Env) error {
 		}
 		f.sc.requests = len(f.sc.t.steps)
 		f.sc.storeOps = f.bs.storeOps()
+		f.sc.redisTrips, f.sc.reruns = f.bs.redisCost()
 	}
 	pkts, err := cp.Stop()
 	if err != nil {
@@ -260,7 +283,7 @@ func runLoadBalancing(env *lab.Env) error {
 	// concurrent updates of one session through the balancer, spread over
 	// the backends by round-robin, must all count.
 	for _, f := range fronts {
-		if f.sc.mode != StoreBacked || f.sc.balancer != "ReverseProxy" {
+		if f.sc.mode != StoreBacked {
 			continue
 		}
 		got, err := concurrentPlusOneThrough(env.Ctx, f.url, lbConcurrent)
@@ -268,9 +291,9 @@ func runLoadBalancing(env *lab.Env) error {
 			return fmt.Errorf("%s: concurrent updates: %w", f.sc.name, err)
 		}
 		f.sc.concurrent = got
-		env.Check(f.sc.name+": "+fmt.Sprint(lbConcurrent)+" concurrent +1 on one session through round-robin all count",
+		env.Check(f.sc.balancer+": "+f.sc.name+": "+fmt.Sprint(lbConcurrent)+" concurrent +1 on one session through round-robin all count",
 			got.ok(lbConcurrent), "%s", got)
-		env.Metric("ReverseProxy."+f.sc.name+".concurrent_lost_count", float64(lbConcurrent+1-got.Operations))
+		env.Metric(f.sc.balancer+"."+f.sc.name+".concurrent_lost_count", float64(lbConcurrent+1-got.Operations))
 	}
 
 	rows := [][]string{{"balancer", "scenario", "use_last failed before the kill", "killed", "clients lost after the kill"}}
@@ -483,6 +506,12 @@ func (sc *lbScenario) check(env *lab.Env) {
 	key := sc.balancer + "." + sc.name
 	if sc.mode == StoreBacked {
 		env.Metric(key+".store_ops_count", float64(sc.storeOps))
+	}
+	if sc.redisTrips > 0 {
+		env.Metric(key+".redis_round_trips_count", float64(sc.redisTrips))
+		env.Metric(key+".reruns_count", float64(sc.reruns))
+		env.Note("%s: %d Redis round trips for %d requests; runs again on a session another backend had changed since this one last saw it (each write is a compare-and-set): %d",
+			pre, sc.redisTrips, sc.requests, sc.reruns)
 	}
 	env.Metric(key+".failure_rate", float64(sc.useLastFailed)/float64(max(1, sc.useLast)))
 	env.Metric(key+".lost_after_kill_count", float64(len(sc.lostAfterKill)))

@@ -11,8 +11,6 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // ErrSessionBusy means a session's lock could not be had before the
@@ -32,7 +30,7 @@ type SessionLocker interface {
 }
 
 // lockerStore is a store that knows the lock that goes with it (OpenStore's
-// SQLite and Redis stores).
+// SQLite store; Redis needs none: optimistic.go).
 type lockerStore interface{ sessionLocker() SessionLocker }
 
 // lockStripes is how many mutexes the in-process lock has: a fixed array
@@ -73,83 +71,7 @@ type sharedLocker struct {
 	try     func(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
 	release func(ctx context.Context, key, owner string) error
 	ttl     time.Duration
-	ops     atomic.Int64 // round trips to the store for the lock: take attempts and releases, fused or not
-
-	// The fused operations, when the store has them (Redis): tryLoad takes
-	// the lock and reads the session in one round trip (lock-and-load);
-	// saveRelease writes the session and releases the lock, only if this
-	// request still owns it (save-and-unlock); deleteRelease deletes the
-	// session and releases the lock. Nil: the 4-round-trip path (lock,
-	// load, save, unlock).
-	tryLoad       func(ctx context.Context, token, owner string, ttl time.Duration) (ok bool, data []byte, found bool, err error)
-	saveRelease   func(ctx context.Context, token, owner string, data []byte, ttl time.Duration, touchOnly bool) (saveResult, error)
-	deleteRelease func(ctx context.Context, token, owner string) error
-}
-
-// saveResult is what save-and-unlock did.
-type saveResult int
-
-const (
-	saveLockLost saveResult = iota // the lock was no longer ours: nothing written
-	saveDone                       // written (or its expiry renewed) and the lock released
-	saveMissing                    // touch-only, but the session was gone: nothing done, lock still held
-)
-
-// ErrLockLost means a request's session lock expired (or was taken over)
-// before it could write the session back: the write is refused rather than
-// risk overwriting another request's update.
-var ErrLockLost = errors.New("httpstate: session lock lost before the write-back")
-
-// heldLock is a session lock taken together with the session's bytes. The
-// request's context carries it (heldLockKey) so that the store's FindCtx
-// answers from it without a round trip, and its CommitCtx writes the
-// session and releases the lock in one round trip.
-type heldLock struct {
-	locker       *sharedLocker
-	token, owner string
-	data         []byte
-	found        bool
-	loaded       bool // data is what the store holds: FindCtx may answer from it
-	released     bool // the shared lock is already given back (saved or deleted)
-}
-
-type heldLockKey struct{}
-
-// heldFor returns the lock the request holds on token through l, if any.
-func heldFor(ctx context.Context, l *sharedLocker, token string) *heldLock {
-	h, _ := ctx.Value(heldLockKey{}).(*heldLock)
-	if h == nil || h.locker != l || h.token != token {
-		return nil
-	}
-	return h
-}
-
-// fused reports whether l can lock-and-load and save-and-unlock.
-func (l *sharedLocker) fused() bool {
-	return l.tryLoad != nil && l.saveRelease != nil && l.deleteRelease != nil
-}
-
-// lockAndLoad takes token's lock and reads its session in the same round
-// trip. The returned function releases the lock unless the write-back (or
-// a delete) already did.
-func (l *sharedLocker) lockAndLoad(ctx context.Context, token string) (*heldLock, func(), error) {
-	h := &heldLock{locker: l, token: token, owner: randomOwner()}
-	unlockLocal, err := l.acquire(ctx, token, func() (bool, error) {
-		ok, data, found, err := l.tryLoad(ctx, token, h.owner, l.ttl)
-		if ok {
-			h.data, h.found, h.loaded = data, found, true
-		}
-		return ok, err
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return h, func() {
-		if !h.released {
-			l.releaseShared(ctx, token, h.owner)
-		}
-		unlockLocal()
-	}, nil
+	ops     atomic.Int64 // round trips to the store for the lock: take attempts and releases
 }
 
 // lockTTL bounds how long a lock outlives a process that died holding it
@@ -160,7 +82,7 @@ const lockTTL = 10 * time.Second
 
 func (l *sharedLocker) Lock(ctx context.Context, token string) (func(), error) {
 	owner := randomOwner()
-	unlockLocal, err := l.acquire(ctx, token, func() (bool, error) { return l.try(ctx, token, owner, l.ttl) })
+	unlockLocal, err := l.acquire(ctx, token, owner)
 	if err != nil {
 		return nil, err
 	}
@@ -170,10 +92,10 @@ func (l *sharedLocker) Lock(ctx context.Context, token string) (func(), error) {
 	}, nil
 }
 
-// acquire takes the in-process stripe, then polls attempt (one round trip
-// to the store) until it reports the shared lock held or ctx ends; it
-// returns the function that gives the stripe back.
-func (l *sharedLocker) acquire(ctx context.Context, token string, attempt func() (bool, error)) (func(), error) {
+// acquire takes the in-process stripe, then tries the shared lock (one
+// round trip to the store) until it is held or ctx ends; it returns the
+// function that gives the stripe back.
+func (l *sharedLocker) acquire(ctx context.Context, token, owner string) (func(), error) {
 	unlockLocal, err := l.local.Lock(ctx, token)
 	if err != nil {
 		return nil, err
@@ -184,7 +106,7 @@ func (l *sharedLocker) acquire(ctx context.Context, token string, attempt func()
 	backoff := time.Millisecond
 	for {
 		l.ops.Add(1)
-		ok, err := attempt()
+		ok, err := l.try(ctx, token, owner, l.ttl)
 		if err != nil && ctx.Err() == nil {
 			unlockLocal()
 			return nil, err
@@ -217,97 +139,6 @@ func randomOwner() string {
 	var b [16]byte
 	_, _ = crand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// redisLockPrefix prefixes a session's lock key in Redis.
-const redisLockPrefix = "lock:"
-
-// redisUnlock deletes the lock only if this request still owns it.
-var redisUnlock = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
-
-// redisLockAndLoad takes the lock (SET NX PX; or finds it already ours, when
-// a retried command had taken it) and returns {1, session bytes or nil};
-// {0} when another request holds it.
-var redisLockAndLoad = redis.NewScript(`if redis.call("SET", KEYS[1], ARGV[1], "NX", "PX", ARGV[2]) or redis.call("GET", KEYS[1]) == ARGV[1] then
-  return {1, redis.call("GET", KEYS[2])}
-end
-return {0}`)
-
-// redisSaveAndUnlock writes the session with its expiry and deletes the
-// lock, only if the lock is still ours (0 otherwise, and nothing written).
-// ARGV[3] == "1": the session is unchanged, so only its expiry is renewed
-// (PEXPIRE); 2 if it has gone meanwhile, lock kept.
-var redisSaveAndUnlock = redis.NewScript(`if redis.call("GET", KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[3] == "1" then
-  if redis.call("PEXPIRE", KEYS[2], ARGV[2]) == 0 then return 2 end
-else
-  redis.call("SET", KEYS[2], ARGV[4], "PX", ARGV[2])
-end
-redis.call("DEL", KEYS[1])
-return 1`)
-
-// redisDeleteAndUnlock deletes the session (as the plain store does, owner
-// or not) and then the lock if it is still ours.
-var redisDeleteAndUnlock = redis.NewScript(`redis.call("DEL", KEYS[2])
-if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("DEL", KEYS[1]) end
-return 1`)
-
-// redisSessionPrefix prefixes a session's key in Redis (the scs go-redis
-// store's own default, given to it explicitly so the scripts agree).
-const redisSessionPrefix = "scs:session:"
-
-// newRedisLocker locks with SET lock:<token> <random> NX PX <ttl>, fused
-// with the session's read and write (2 round trips a request, not 4).
-func newRedisLocker(c *redis.Client) *sharedLocker {
-	keys := func(token string) []string { return []string{redisLockPrefix + token, redisSessionPrefix + token} }
-	return &sharedLocker{local: newStripedLocker(), ttl: lockTTL,
-		tryLoad: func(ctx context.Context, token, owner string, ttl time.Duration) (bool, []byte, bool, error) {
-			res, err := redisLockAndLoad.Run(ctx, c, keys(token), owner, ttl.Milliseconds()).Slice()
-			if err != nil {
-				return false, nil, false, err
-			}
-			if len(res) == 0 || res[0] != int64(1) {
-				return false, nil, false, nil
-			}
-			if len(res) < 2 || res[1] == nil {
-				return true, nil, false, nil
-			}
-			b, ok := res[1].(string)
-			if !ok {
-				return false, nil, false, fmt.Errorf("httpstate: lock-and-load: unexpected reply %T", res[1])
-			}
-			return true, []byte(b), true, nil
-		},
-		saveRelease: func(ctx context.Context, token, owner string, data []byte, ttl time.Duration, touchOnly bool) (saveResult, error) {
-			touch, payload := "0", data
-			if touchOnly {
-				touch, payload = "1", nil
-			}
-			n, err := redisSaveAndUnlock.Run(ctx, c, keys(token), owner, max(1, ttl.Milliseconds()), touch, payload).Int64()
-			if err != nil {
-				return saveLockLost, err
-			}
-			switch n {
-			case 1:
-				return saveDone, nil
-			case 2:
-				return saveMissing, nil
-			}
-			return saveLockLost, nil
-		},
-		deleteRelease: func(ctx context.Context, token, owner string) error {
-			return redisDeleteAndUnlock.Run(ctx, c, keys(token), owner).Err()
-		},
-		try: func(ctx context.Context, token, owner string, ttl time.Duration) (bool, error) {
-			err := c.SetArgs(ctx, redisLockPrefix+token, owner, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
-			if errors.Is(err, redis.Nil) {
-				return false, nil
-			}
-			return err == nil, err
-		},
-		release: func(ctx context.Context, token, owner string) error {
-			return redisUnlock.Run(ctx, c, []string{redisLockPrefix + token}, owner).Err()
-		}}
 }
 
 // sqliteLockSchema is the lock table: one row per locked session.

@@ -66,11 +66,7 @@ func (s *Server) serveCookieless(w http.ResponseWriter, r *http.Request, token s
 			return
 		}
 	}
-	for k, v := range buf.header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(buf.status)
-	_, _ = w.Write(buf.body.Bytes())
+	buf.copyTo(w)
 }
 
 type bufferedWriter struct {
@@ -89,6 +85,15 @@ func (b *bufferedWriter) WriteHeader(code int) {
 func (b *bufferedWriter) Write(p []byte) (int, error) {
 	b.wrote = true
 	return b.body.Write(p)
+}
+
+// copyTo sends the buffered response.
+func (b *bufferedWriter) copyTo(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(b.status)
+	_, _ = w.Write(b.body.Bytes())
 }
 
 // links is what a reply tells a cookieless client about its session: URL

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -23,6 +24,7 @@ type RedisServer struct {
 	Addr string
 	cmd  *exec.Cmd
 	done chan error
+	stop sync.Once
 }
 
 // URL is the --store URL for the server.
@@ -86,15 +88,17 @@ func StartRedis(ctx context.Context) (*RedisServer, error) {
 	return nil, fmt.Errorf("httpstate: redis-server not ready in time")
 }
 
-// Close stops redis-server.
+// Close stops redis-server; closing it again does nothing.
 func (r *RedisServer) Close() {
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	t := time.NewTimer(5 * time.Second)
-	defer t.Stop()
-	select {
-	case <-r.done:
-	case <-t.C:
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	}
+	r.stop.Do(func() {
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		t := time.NewTimer(5 * time.Second)
+		defer t.Stop()
+		select {
+		case <-r.done:
+		case <-t.C:
+			_ = r.cmd.Process.Kill()
+			<-r.done
+		}
+	})
 }

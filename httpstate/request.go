@@ -1,6 +1,7 @@
 package httpstate
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,3 +127,31 @@ func trimPrefix(err error) string {
 	}
 	return s
 }
+
+// readReplayable reads a request's body (up to one byte more than maxBody,
+// enough for the handlers' own limit to refuse it) so that the request can
+// run more than once (serveOptimistic); err is the read error, if any,
+// that each run's reader reports after the bytes.
+func readReplayable(r *http.Request) (body []byte, err error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	body, err = io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	return body, err
+}
+
+// replayBody is one run's view of a body read by readReplayable.
+type replayBody struct {
+	r   *bytes.Reader
+	err error
+}
+
+func (b *replayBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF && b.err != nil {
+		err = b.err
+	}
+	return n, err
+}
+
+func (b *replayBody) Close() error { return nil }

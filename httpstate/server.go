@@ -1,6 +1,7 @@
 package httpstate
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,8 +55,10 @@ type Config struct {
 	// in-memory store for the life of the process.
 	CleanupInterval time.Duration
 	// Locker serialises the requests of one session. Default: the lock
-	// that goes with the store (a lock key in Redis, a lock row in SQLite,
-	// both shared by every process on the store), else in-process stripes.
+	// that goes with the store (a lock row in SQLite, shared by every
+	// process on the file), else in-process stripes. On Redis the stripes
+	// serialise a process's own requests and compare-and-set writes keep
+	// processes from losing each other's updates (optimistic.go).
 	Locker SessionLocker
 	// LockWait bounds how long a request waits for its session's lock when
 	// its context has no earlier deadline (default 5 s); then it is a 503.
@@ -70,7 +73,8 @@ type Server struct {
 
 	locker   SessionLocker // one request per session at a time
 	lockWait time.Duration
-	sweep    time.Duration // the memory store's cleanup interval, 0 for none
+	occ      *redisSessions // the store when it is written by compare-and-set
+	sweep    time.Duration  // the memory store's cleanup interval, 0 for none
 }
 
 // New builds a calculator server.
@@ -106,6 +110,9 @@ func New(cfg Config) (*Server, error) {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})
 		}
 		s.sessions = sm
+		if o, ok := store.(optimisticStore); ok {
+			s.occ = o.optimistic()
+		}
 		s.locker, s.lockWait = cfg.Locker, or(cfg.LockWait, 5*time.Second)
 		if s.locker == nil {
 			if ls, ok := store.(lockerStore); ok {
@@ -165,8 +172,8 @@ func (s *Server) routes() {
 
 // ServeHTTP serves the calculator API. On a stateful server requests of one
 // session are serialised — across processes when the store is shared (a
-// lock key in Redis, a lock row in SQLite) — so concurrent requests lose no
-// update and bad input leaves the session as it was.
+// lock row in SQLite; compare-and-set writes in Redis) — so concurrent
+// requests lose no update and bad input leaves the session as it was.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.sessions == nil {
 		s.mux.ServeHTTP(w, r)
@@ -174,14 +181,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	token, via := tokenOf(r)
 	if token != "" {
-		var unlock func()
-		var ok bool
-		r, unlock, ok = s.lockSession(w, r, token)
+		unlock, ok := s.lockSession(w, r, token)
 		if !ok {
 			return
 		}
 		defer unlock()
 	}
+	if s.occ != nil {
+		s.serveOptimistic(w, r, token, via)
+		return
+	}
+	s.serveOnce(w, r, token, via)
+}
+
+// serveOnce runs the request through scs: its session is loaded, the
+// handler runs, and the session is written back.
+func (s *Server) serveOnce(w http.ResponseWriter, r *http.Request, token string, via tokenVia) {
 	if via == viaURL || via == viaForm {
 		s.serveCookieless(w, r, token, via)
 		return
@@ -189,32 +204,55 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.sessions.LoadAndSave(s.mux).ServeHTTP(w, r)
 }
 
-// lockSession takes the session's lock for the whole request (load,
-// handler, write-back), waiting until the request's deadline or LockWait;
-// when it cannot, it answers 503 and reports false. With a store that can
-// fuse them (Redis), the lock is taken with the session's bytes in one
-// round trip, and the returned request's context carries both to the
-// store, whose write-back then releases the lock in the same round trip.
-func (s *Server) lockSession(w http.ResponseWriter, r *http.Request, token string) (*http.Request, func(), bool) {
+// serveOptimistic runs a request on the Redis store: into a buffer, then
+// again on the current session for as long as its write-back (or the final
+// check of what it read) finds the session changed by another process, up
+// to optimisticAttempts or the lock wait; only the last run's response is
+// sent. The handlers are pure functions of the session and the request, so
+// running one again has no other effect.
+func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token string, via tokenVia) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.lockWait)
 	defer cancel()
-	var unlock func()
-	var err error
-	if sl, ok := s.locker.(*sharedLocker); ok && sl.fused() {
-		var h *heldLock
-		if h, unlock, err = sl.lockAndLoad(ctx, token); err == nil {
-			r = r.WithContext(context.WithValue(r.Context(), heldLockKey{}, h))
+	body, bodyErr := readReplayable(r)
+	a := &attempt{store: s.occ, token: token}
+	for n := 1; ; n++ {
+		buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
+		rr := r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
+		rr.Body = &replayBody{r: bytes.NewReader(body), err: bodyErr}
+		s.serveOnce(buf, rr, token, via)
+		s.occ.finish(ctx, a)
+		switch {
+		case a.err != nil:
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + a.err.Error(), "code": "store"})
+			return
+		case !a.conflict:
+			buf.copyTo(w)
+			return
+		case n == optimisticAttempts || ctx.Err() != nil:
+			w.Header().Set("Retry-After", "1")
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+				"error": fmt.Sprintf("session changed under this request %d times in a row (other requests of this session in progress); retry", n),
+				"code":  "session_busy"})
+			return
 		}
-	} else {
-		unlock, err = s.locker.Lock(ctx, token)
+		a = a.rerun()
 	}
+}
+
+// lockSession takes the session's lock for the whole request (load,
+// handler, write-back), waiting until the request's deadline or LockWait;
+// when it cannot, it answers 503 and reports false.
+func (s *Server) lockSession(w http.ResponseWriter, r *http.Request, token string) (func(), bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.lockWait)
+	defer cancel()
+	unlock, err := s.locker.Lock(ctx, token)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
 			"error": "session lock: " + err.Error() + " (another request of this session is in progress; retry)", "code": "session_busy"})
-		return r, nil, false
+		return nil, false
 	}
-	return r, unlock, true
+	return unlock, true
 }
 
 func (s *Server) calculate(w http.ResponseWriter, r *http.Request) {

@@ -1,13 +1,13 @@
 package httpstate
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -129,9 +129,11 @@ func ParseStoreURL(s string) (StoreURL, error) {
 }
 
 // OpenStore connects to the store a URL names and returns it with the
-// function that releases it. The SQLite and Redis stores carry a
-// per-session lock that works across processes (lock.go), which New uses. An SQLite file and its table are created when
-// missing; a Redis server must answer PING within ctx.
+// function that releases it. The SQLite store carries a per-session lock
+// that works across processes (lock.go), which New uses; the Redis store
+// needs none: its writes are compare-and-sets (optimistic.go). An SQLite
+// file and its table are created when missing; a Redis server must answer
+// PING within ctx.
 func OpenStore(ctx context.Context, u StoreURL) (scs.Store, func() error, error) {
 	switch u.Kind {
 	case StoreMemory:
@@ -159,16 +161,21 @@ CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions(expiry);
 			c.Close()
 			return nil, nil, fmt.Errorf("httpstate: redis at %s: %w", u.Addr, err)
 		}
-		rs := &redisSessions{RedisStore: goredisstore.NewWithPrefix(c, redisSessionPrefix), locker: newRedisLocker(c)}
+		// Load the compare-and-set script now, so that requests send only
+		// its SHA (go-redis sends the script again if Redis restarted).
+		if err := redisCompareAndSet.Load(ctx, c).Err(); err != nil {
+			c.Close()
+			return nil, nil, fmt.Errorf("httpstate: redis at %s: loading the compare-and-set script: %w", u.Addr, err)
+		}
+		rs := &redisSessions{RedisStore: goredisstore.NewWithPrefix(c, redisSessionPrefix), client: c, cache: newSessionCache(sessionCacheEntries)}
 		c.AddHook(countingHook{&rs.trips})
 		return rs, c.Close, nil
 	}
 	return nil, nil, fmt.Errorf("%w: unknown kind %q", ErrStoreURL, u.Kind)
 }
 
-// sqliteSessions and redisSessions are the scs stores with the
-// cross-process lock that goes with them (lock.go); embedding keeps every
-// method scs looks for.
+// sqliteSessions is the scs SQLite store with the cross-process lock that
+// goes with it (lock.go); embedding keeps every method scs looks for.
 type sqliteSessions struct {
 	*sqlite3store.SQLite3Store
 	locker *sharedLocker
@@ -176,91 +183,48 @@ type sqliteSessions struct {
 
 func (s *sqliteSessions) sessionLocker() SessionLocker { return s.locker }
 
+// redisSessions is the scs go-redis store, written to by compare-and-set
+// (optimistic.go): sessions are the store's own keys and bytes, so any scs
+// go-redis store reads them.
 type redisSessions struct {
 	*goredisstore.RedisStore
-	locker *sharedLocker
-	trips  atomic.Int64 // commands sent to Redis: one round trip each
+	client    *redis.Client
+	cache     *sessionCache
+	trips     atomic.Int64 // commands sent to Redis: one round trip each
+	conflicts atomic.Int64 // compare-and-sets refused: requests run again
 }
-
-func (s *redisSessions) sessionLocker() SessionLocker { return s.locker }
 
 func (s *redisSessions) roundTrips() int64 { return s.trips.Load() }
 
-// FindCtx answers from the bytes read with the request's lock
-// (lock-and-load), else reads Redis.
-func (s *redisSessions) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
-	if h := heldFor(ctx, s.locker, token); h != nil && h.loaded {
-		return h.data, h.found, nil
-	}
-	return s.RedisStore.FindCtx(ctx, token)
-}
-
-// CommitCtx, for the session whose lock the request holds, writes it and
-// releases the lock in one script that does both only if the lock is still
-// ours (save-and-unlock). When the encoded session is byte for byte what
-// was loaded under the lock (the request changed nothing: scs marks every
-// loaded session Modified when there is an idle timeout), the script only
-// renews the key's expiry (PEXPIRE) instead of sending the bytes back: the
-// lock guarantees Redis still holds exactly those bytes, and the expiry is
-// the same now+IdleTimeout (capped by the lifetime) that a full write sets.
-func (s *redisSessions) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
-	h := heldFor(ctx, s.locker, token)
-	if h == nil {
-		return s.RedisStore.CommitCtx(ctx, token, b, expiry)
-	}
-	if h.released {
-		return fmt.Errorf("%w: the session was deleted in this request", ErrLockLost)
-	}
-	touch := h.loaded && h.found && bytes.Equal(b, h.data)
-	for range 2 { // a touch that finds the session gone becomes a full write
-		s.locker.ops.Add(1)
-		res, err := s.locker.saveRelease(ctx, token, h.owner, b, time.Until(expiry), touch)
-		if err != nil {
-			return err
-		}
-		switch res {
-		case saveDone:
-			h.released, h.loaded = true, false
-			return nil
-		case saveLockLost:
-			return ErrLockLost
-		}
-		touch = false
-	}
-	return ErrLockLost // not reached: a full write never reports the session missing
-}
-
-// DeleteCtx, for the session whose lock the request holds, deletes it and
-// releases the lock in one round trip (scs deletes a session only to renew
-// its token or destroy it; either way the old token is never written again).
-func (s *redisSessions) DeleteCtx(ctx context.Context, token string) error {
-	h := heldFor(ctx, s.locker, token)
-	if h == nil || h.released {
-		return s.RedisStore.DeleteCtx(ctx, token)
-	}
-	s.locker.ops.Add(1)
-	if err := s.locker.deleteRelease(ctx, token, h.owner); err != nil {
-		return err
-	}
-	h.released, h.loaded = true, false
-	return nil
-}
-
-// countingHook counts the commands a go-redis client sends.
+// countingHook counts the round trips a go-redis client makes for
+// sessions: each command or pipeline, except a new connection's setup
+// (HELLO, CLIENT SETINFO), which go-redis also sends through the hooks.
 type countingHook struct{ n *atomic.Int64 }
 
 func (h countingHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
+func connSetup(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "client", "auth", "select":
+		return true
+	}
+	return false
+}
+
 func (h countingHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.n.Add(1)
+		if !connSetup(cmd) {
+			h.n.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
 
 func (h countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.n.Add(1)
+		if len(cmds) == 0 || slices.ContainsFunc(cmds, func(c redis.Cmder) bool { return !connSetup(c) }) {
+			h.n.Add(1)
+		}
 		return next(ctx, cmds)
 	}
 }

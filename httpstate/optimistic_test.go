@@ -1,0 +1,383 @@
+package httpstate
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/statelab/statelab/internal/labtest"
+)
+
+// redisURL starts a redis-server for the test.
+func redisURL(tb testing.TB) *RedisServer {
+	tb.Helper()
+	labtest.NeedTool(tb, "redis-server")
+	rs, err := StartRedis(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(rs.Close)
+	return rs
+}
+
+// redisStoreServer is a store-backed server on its own store (its own
+// client and cache: one process's view) of the Redis at rs.
+func redisStoreServer(tb testing.TB, rs *RedisServer) (*Server, *redisSessions) {
+	tb.Helper()
+	u, _ := ParseStoreURL(rs.URL())
+	st, closeStore, err := OpenStore(context.Background(), u)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { closeStore() })
+	srv, err := New(Config{Mode: StoreBacked, Store: st})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(srv.Close)
+	return srv, st.(*redisSessions)
+}
+
+func peekClient(tb testing.TB, rs *RedisServer) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// serveOne serves one request with the session cookie (or, with a token
+// starting "url:", the token in the URL) and returns the recorder.
+func serveOne(srv *Server, method, path, body, token string) *httptest.ResponseRecorder {
+	if tok, ok := strings.CutPrefix(token, "url:"); ok {
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		path, token = path+sep+SessionParam+"="+tok, ""
+	}
+	req := httptest.NewRequest(method, path, bytes.NewReader([]byte(body)))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.AddCookie(&http.Cookie{Name: SessionCookie, Value: token})
+	}
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	return rec
+}
+
+func sessionToken(tb testing.TB, rec *httptest.ResponseRecorder) string {
+	tb.Helper()
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == SessionCookie {
+			return c.Value
+		}
+	}
+	tb.Fatalf("no session cookie: %d %s", rec.Code, rec.Body)
+	return ""
+}
+
+func mustCode(tb testing.TB, rec *httptest.ResponseRecorder, want int) {
+	tb.Helper()
+	if rec.Code != want {
+		tb.Fatalf("%d %s; want %d", rec.Code, rec.Body, want)
+	}
+}
+
+// A request whose session this process saw last costs one round trip to
+// Redis, whatever it does: the compare-and-set that writes it (or renews
+// its expiry); starting a session over an old one is one too (delete and
+// write in one script).
+func TestRedisRequestCostsOneRoundTrip(t *testing.T) {
+	rs := redisURL(t)
+	srv, st := redisStoreServer(t, rs)
+	token := sessionToken(t, serveOne(srv, "POST", "/session", "", ""))
+	steps := []struct {
+		name, method, path, body string
+		code                     int
+	}{
+		{"calculate", "POST", "/calculate", `{"op":"add","a":10,"b":5}`, 200},
+		{"use_last", "POST", "/use_last", `{"op":"add","b":1}`, 200},
+		{"bad input", "POST", "/use_last", `{"op":"divide","b":0}`, 400},
+		{"read state", "GET", "/state", "", 200},
+		{"history", "GET", "/history", "", 200},
+		{"undo", "POST", "/undo", "", 200},
+		{"use_last again", "POST", "/use_last", `{"op":"multiply","b":2}`, 200},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			before := st.roundTrips()
+			mustCode(t, serveOne(srv, s.method, s.path, s.body, token), s.code)
+			if got := st.roundTrips() - before; got != 1 {
+				t.Errorf("%d round trips, want 1", got)
+			}
+		})
+	}
+	got, ok, err := srv.Session(context.Background(), token)
+	if err != nil || !ok || got.LastResult != 30 || got.Operations != 3 {
+		t.Fatalf("state %+v %v %v; want last 30 after 3 operations (add, add undone, multiply)", got, ok, err)
+	}
+	t.Run("new session over the old one", func(t *testing.T) {
+		before := st.roundTrips()
+		fresh := sessionToken(t, serveOne(srv, "POST", "/session", "", token))
+		if got := st.roundTrips() - before; got != 1 {
+			t.Errorf("%d round trips, want 1", got)
+		}
+		if _, ok, _ := srv.Session(context.Background(), token); ok || fresh == token {
+			t.Errorf("old token still has a session (new %q)", fresh)
+		}
+	})
+	if n := st.conflicts.Load(); n != 0 {
+		t.Errorf("%d reruns with one process", n)
+	}
+}
+
+// Two processes (two stores, each with its own cache) on one Redis: what
+// one writes, the other's next request sees — the write it computed on its
+// stale cache is refused, and the request runs again on the current
+// session, at the price of one more round trip. Reads are never stale
+// either: a read answered from the cache is checked before it is sent.
+func TestSessionChangedByAnotherProcessIsRunAgainOnTheCurrentOne(t *testing.T) {
+	tests := []struct {
+		name, method, path, body string
+		code                     int
+		check                    func(SessionState, []byte) error
+	}{
+		{"use_last computes on the other's result", "POST", "/use_last", `{"op":"add","b":1}`, 200,
+			func(st SessionState, body []byte) error {
+				if !bytes.Contains(body, []byte(`"result":31`)) || st.LastResult != 31 || st.Operations != 3 {
+					return fmt.Errorf("reply %s, stored %+v; want 30+1 after 3 operations", body, st)
+				}
+				return nil
+			}},
+		{"a read shows the other's write", "GET", "/state", "", 200,
+			func(st SessionState, body []byte) error {
+				var got SessionState
+				if err := json.Unmarshal(body, &got); err != nil || got.LastResult != 30 || got.Operations != 2 {
+					return fmt.Errorf("reply %s; want last 30 after 2 operations", body)
+				}
+				return nil
+			}},
+		{"undo sees the other's history", "POST", "/undo", "", 200,
+			func(st SessionState, body []byte) error {
+				if st.LastResult != 15 || len(st.History) != 1 {
+					return fmt.Errorf("stored %+v; want the multiply undone", st)
+				}
+				return nil
+			}},
+		{"bad input leaves the other's write", "POST", "/use_last", `{"op":"divide","b":0}`, 400,
+			func(st SessionState, body []byte) error {
+				if st.LastResult != 30 || st.Operations != 2 {
+					return fmt.Errorf("stored %+v; want the other's 30 kept", st)
+				}
+				return nil
+			}},
+	}
+	for _, via := range []string{"cookie", "url"} {
+		for _, tt := range tests {
+			t.Run(via+"/"+tt.name, func(t *testing.T) {
+				rs := redisURL(t)
+				a, sa := redisStoreServer(t, rs)
+				b, _ := redisStoreServer(t, rs)
+				token := sessionToken(t, serveOne(a, "POST", "/session", "", ""))
+				tok := token
+				if via == "url" {
+					tok = "url:" + token
+				}
+				mustCode(t, serveOne(a, "POST", "/calculate", `{"op":"add","a":10,"b":5}`, tok), 200) // a caches 15
+				mustCode(t, serveOne(b, "POST", "/use_last", `{"op":"multiply","b":2}`, tok), 200)    // b writes 30
+				before, reruns := sa.roundTrips(), sa.conflicts.Load()
+				rec := serveOne(a, tt.method, tt.path, tt.body, tok)
+				mustCode(t, rec, tt.code)
+				if got := sa.roundTrips() - before; got != 2 {
+					t.Errorf("%d round trips, want 2 (refused write, rerun's write)", got)
+				}
+				if got := sa.conflicts.Load() - reruns; got != 1 {
+					t.Errorf("%d reruns, want 1", got)
+				}
+				st, ok, err := a.Session(context.Background(), token)
+				if err != nil || !ok {
+					t.Fatalf("session: %v %v", ok, err)
+				}
+				if err := tt.check(st, rec.Body.Bytes()); err != nil {
+					t.Error(err)
+				}
+				if n := jsonValues(rec.Body.Bytes()); n != 1 {
+					t.Errorf("reply %q: %d JSON values, want one, not the refused run's too", rec.Body, n)
+				}
+			})
+		}
+	}
+}
+
+// jsonValues counts the JSON values in b (-1 if it is not JSON).
+func jsonValues(b []byte) int {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	n := 0
+	for {
+		var v any
+		if err := dec.Decode(&v); err == io.EOF {
+			return n
+		} else if err != nil {
+			return -1
+		}
+		n++
+	}
+}
+
+// A session gone from Redis (idle timeout, deleted by another process) is
+// gone for a process that still has it in its cache; and a token renewal
+// over a session changed elsewhere deletes the current one.
+func TestCachedSessionNeverOutlivesRedis(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(ctx context.Context, peek *redis.Client, key string)
+		path   string
+		code   int
+	}{
+		{"expired in redis: no session", func(ctx context.Context, peek *redis.Client, key string) { peek.Del(ctx, key) },
+			"/use_last", http.StatusUnauthorized},
+		{"changed elsewhere, then renewed: old one deleted", func(ctx context.Context, peek *redis.Client, key string) {
+			peek.Append(ctx, key, " ") // other bytes (the codec ignores trailing space)
+		}, "/session", http.StatusCreated},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs := redisURL(t)
+			srv, _ := redisStoreServer(t, rs)
+			peek := peekClient(t, rs)
+			ctx := context.Background()
+			token := sessionToken(t, serveOne(srv, "POST", "/session", "", ""))
+			mustCode(t, serveOne(srv, "POST", "/calculate", `{"op":"add","a":10,"b":5}`, token), 200)
+			tt.change(ctx, peek, redisSessionPrefix+token)
+			mustCode(t, serveOne(srv, "POST", tt.path, `{"op":"add","b":1}`, token), tt.code)
+			if n := peek.Exists(ctx, redisSessionPrefix+token).Val(); n != 0 {
+				t.Errorf("old session still in redis")
+			}
+		})
+	}
+}
+
+// A session that changes under every run of a request is a 503
+// session_busy after optimisticAttempts runs, and nothing the request
+// computed is written.
+func TestSessionThatKeepsChangingIsA503AfterBoundedReruns(t *testing.T) {
+	rs := redisURL(t)
+	srv, st := redisStoreServer(t, rs)
+	peek := peekClient(t, rs)
+	token := sessionToken(t, serveOne(srv, "POST", "/session", "", ""))
+	mustCode(t, serveOne(srv, "POST", "/calculate", `{"op":"add","a":10,"b":5}`, token), 200)
+	key := redisSessionPrefix + token
+	st.client.AddHook(changeBeforeEachScript{peek, key}) // another writer before every compare
+	before := st.conflicts.Load()
+	rec := serveOne(srv, "POST", "/use_last", `{"op":"add","b":1}`, token)
+	var m map[string]string
+	if rec.Code != http.StatusServiceUnavailable || json.Unmarshal(rec.Body.Bytes(), &m) != nil || m["code"] != "session_busy" || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("%d %s; want 503 session_busy JSON with Retry-After", rec.Code, rec.Body)
+	}
+	if got := st.conflicts.Load() - before; got != optimisticAttempts {
+		t.Errorf("%d runs refused, want %d", got, optimisticAttempts)
+	}
+	if v := peek.Get(context.Background(), key).Val(); bytes.Contains([]byte(v), []byte(`"last_result":16`)) {
+		t.Errorf("the refused computation was written: %s", v)
+	}
+}
+
+// changeBeforeEachScript appends a byte to a session key before every
+// script: a writer that always gets there first.
+type changeBeforeEachScript struct {
+	peek *redis.Client
+	key  string
+}
+
+func (h changeBeforeEachScript) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h changeBeforeEachScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if n := cmd.Name(); n == "evalsha" || n == "eval" {
+			h.peek.Append(ctx, h.key, " ")
+		}
+		return next(ctx, cmd)
+	}
+}
+func (h changeBeforeEachScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// When Redis is gone, a request is a 503 with one JSON error, not a
+// half-written reply.
+func TestRedisGoneIsOneJSON503(t *testing.T) {
+	rs := redisURL(t)
+	srv, _ := redisStoreServer(t, rs)
+	token := sessionToken(t, serveOne(srv, "POST", "/session", "", ""))
+	rs.Close()
+	for _, path := range []string{"/use_last", "/calculate"} {
+		rec := serveOne(srv, "POST", path, `{"op":"add","a":1,"b":1}`, token)
+		var m map[string]string
+		if rec.Code != http.StatusServiceUnavailable || jsonValues(rec.Body.Bytes()) != 1 || json.Unmarshal(rec.Body.Bytes(), &m) != nil || m["code"] != "store" {
+			t.Errorf("%s: %d %q; want one 503 store JSON", path, rec.Code, rec.Body)
+		}
+	}
+}
+
+func TestSessionCacheStaysBounded(t *testing.T) {
+	tests := []struct {
+		name      string
+		max, puts int
+	}{
+		{"under the bound", 8, 5},
+		{"at the bound", 8, 8},
+		{"far over the bound", 8, 1000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newSessionCache(tt.max)
+			for i := range tt.puts {
+				c.put(fmt.Sprint(i), []byte("x"), true)
+			}
+			if got, want := c.len(), min(tt.max, tt.puts); got != want {
+				t.Errorf("%d entries, want %d", got, want)
+			}
+			last := fmt.Sprint(tt.puts - 1)
+			if _, ok := c.get(last); !ok {
+				t.Error("the newest entry was evicted")
+			}
+			c.put(last, nil, false)
+			if _, ok := c.get(last); ok {
+				t.Error("a forgotten entry is still there")
+			}
+		})
+	}
+}
+
+// One use_last on a session this process saw last (1 round trip) and on
+// one another process changed meanwhile (2 round trips and a rerun).
+func BenchmarkRedisRequest(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		changed bool
+	}{{"cached", false}, {"changed-elsewhere", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			rs := redisURL(b)
+			srv, _ := redisStoreServer(b, rs)
+			other, _ := redisStoreServer(b, rs)
+			token := sessionToken(b, serveOne(srv, "POST", "/session", "", ""))
+			serveOne(srv, "POST", "/calculate", `{"op":"add","a":1,"b":0}`, token)
+			b.ResetTimer()
+			for b.Loop() {
+				if bc.changed {
+					b.StopTimer()
+					serveOne(other, "POST", "/use_last", `{"op":"multiply","b":1}`, token)
+					b.StartTimer()
+				}
+				if rec := serveOne(srv, "POST", "/use_last", `{"op":"multiply","b":1}`, token); rec.Code != 200 {
+					b.Fatalf("%d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}
