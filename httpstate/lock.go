@@ -81,7 +81,7 @@ type sharedLocker struct {
 const lockTTL = 10 * time.Second
 
 func (l *sharedLocker) Lock(ctx context.Context, token string) (func(), error) {
-	owner := randomOwner()
+	owner := randomID()
 	unlockLocal, err := l.acquire(ctx, token, owner)
 	if err != nil {
 		return nil, err
@@ -135,7 +135,8 @@ func (l *sharedLocker) releaseShared(ctx context.Context, token, owner string) {
 	_ = l.release(rctx, token, owner)
 }
 
-func randomOwner() string {
+// randomID is 128 random bits in hex: a lock owner, a write id.
+func randomID() string {
 	var b [16]byte
 	_, _ = crand.Read(b[:])
 	return hex.EncodeToString(b[:])

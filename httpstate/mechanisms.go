@@ -54,7 +54,7 @@ func tokenOf(r *http.Request) (string, tokenVia) {
 func (s *Server) serveCookieless(w http.ResponseWriter, r *http.Request, token string, via tokenVia) {
 	ctx, err := s.sessions.Load(r.Context(), token)
 	if err != nil {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})
+		writeStoreError(w, err)
 		return
 	}
 	ctx = context.WithValue(ctx, cookielessKey{}, via)
@@ -62,7 +62,7 @@ func (s *Server) serveCookieless(w http.ResponseWriter, r *http.Request, token s
 	s.mux.ServeHTTP(buf, r.WithContext(ctx))
 	if st := s.sessions.Status(ctx); st != 0 { // Modified or Destroyed
 		if _, _, err := s.sessions.Commit(ctx); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})
+			writeStoreError(w, err)
 			return
 		}
 	}

@@ -55,19 +55,27 @@ func (s *redisSessions) optimistic() *redisSessions { return s }
 
 // sessionCache is what this process last read from or wrote to Redis for
 // each session: a hint, never an authority, since every write and every
-// check compares it with Redis. It is bounded; an arbitrary entry makes way
-// for a new one when it is full (an evicted session costs one read).
+// check compares it with Redis. It is bounded in entries and in bytes;
+// arbitrary entries make way for a new one when it is full (an evicted
+// session costs one read). Only sessions Redis holds are cached, so made-up
+// tokens add nothing.
 type sessionCache struct {
-	mu  sync.Mutex
-	m   map[string][]byte
-	max int
+	mu       sync.Mutex
+	m        map[string][]byte
+	bytes    int // sum of len(token)+len(session) over m
+	max      int
+	maxBytes int
 }
 
-// sessionCacheEntries bounds the cache: a few hundred bytes each.
-const sessionCacheEntries = 1 << 14
+// The cache's bounds: a session is 0.3 KiB fresh, 8.5 KiB with a full
+// history (maxHistory entries).
+const (
+	sessionCacheEntries = 1 << 14
+	sessionCacheBytes   = 16 << 20
+)
 
-func newSessionCache(n int) *sessionCache {
-	return &sessionCache{m: make(map[string][]byte), max: n}
+func newSessionCache(entries, bytes int) *sessionCache {
+	return &sessionCache{m: make(map[string][]byte), max: entries, maxBytes: bytes}
 }
 
 func (c *sessionCache) get(token string) ([]byte, bool) {
@@ -82,23 +90,30 @@ func (c *sessionCache) get(token string) ([]byte, bool) {
 func (c *sessionCache) put(token string, b []byte, found bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !found {
+	if old, ok := c.m[token]; ok {
 		delete(c.m, token)
+		c.bytes -= len(token) + len(old)
+	}
+	size := len(token) + len(b)
+	if !found || size > c.maxBytes {
 		return
 	}
-	if _, ok := c.m[token]; !ok && len(c.m) >= c.max {
-		for k := range c.m { // Go's map order is random: an arbitrary victim
-			delete(c.m, k)
+	for k, v := range c.m { // Go's map order is random: arbitrary victims
+		if len(c.m) < c.max && c.bytes+size <= c.maxBytes {
 			break
 		}
+		delete(c.m, k)
+		c.bytes -= len(k) + len(v)
 	}
 	c.m[token] = b
+	c.bytes += size
 }
 
-func (c *sessionCache) len() int {
+// size reports the entries and bytes the cache holds.
+func (c *sessionCache) size() (entries, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.m)
+	return len(c.m), c.bytes
 }
 
 // attempt is one run of a request on the optimistic store: what it read,
@@ -113,11 +128,10 @@ type attempt struct {
 	unchecked bool   // base came from the cache and nothing has compared it with Redis yet
 	deleted   bool   // the handler deleted token (renewal, destroy); not yet done in Redis
 
-	conflict       bool   // Redis held something other than base
-	current        []byte // what Redis held then
-	currentFound   bool
-	err            error // a store error
-	writes, checks int   // compare-and-set round trips, for the tests
+	conflict     bool   // Redis held something other than base
+	current      []byte // what Redis held then
+	currentFound bool
+	err          error // a store error
 }
 
 type attemptKey struct{}
@@ -147,16 +161,26 @@ func sessionDigest(b []byte, found bool) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// redisWritePrefix prefixes the key that holds the id of the last write to
+// a session: a write whose reply was lost and that go-redis sends again
+// finds its own id there and succeeds, instead of taking its own first
+// write for another request's change (and running the request twice).
+const redisWritePrefix = "scs:write:"
+
 // redisCompareAndSet acts on the session a request read (KEYS[1]) only if
-// Redis still holds those bytes (ARGV[1]: their SHA-1, "" for none); else it
+// Redis still holds those bytes (ARGV[1]: their SHA-1, "" for none), or if
+// this very write (id ARGV[5], kept in KEYS[2]) was already done; else it
 // does nothing and returns {0, what Redis holds}. ARGV[2] is the action:
 // set (write ARGV[4] with a PX of ARGV[3] ms), touch (renew the expiry of an
 // unchanged session), del, rotate (delete it and write ARGV[4] under the new
-// token KEYS[2]: a token renewal in one round trip) or check (nothing).
+// token KEYS[3]: a token renewal in one round trip) or check (nothing).
 var redisCompareAndSet = redis.NewScript(`local cur = redis.call("GET", KEYS[1])
 local h = ""
 if cur then h = redis.sha1hex(cur) end
-if h ~= ARGV[1] then return {0, cur} end
+if h ~= ARGV[1] then
+  if redis.call("GET", KEYS[2]) == ARGV[5] then return {1} end
+  return {0, cur}
+end
 local act = ARGV[2]
 if act == "set" then
   redis.call("SET", KEYS[1], ARGV[4], "PX", ARGV[3])
@@ -166,30 +190,36 @@ elseif act == "del" then
   redis.call("DEL", KEYS[1])
 elseif act == "rotate" then
   redis.call("DEL", KEYS[1])
-  redis.call("SET", KEYS[2], ARGV[4], "PX", ARGV[3])
+  redis.call("SET", KEYS[3], ARGV[4], "PX", ARGV[3])
 end
+if act ~= "check" then redis.call("SET", KEYS[2], ARGV[5], "PX", ARGV[3]) end
 return {1}`)
 
 // compareAndSet runs redisCompareAndSet for a's session; on a conflict it
 // records what Redis holds in a (and the cache) and returns
 // errSessionChanged.
 func (s *redisSessions) compareAndSet(ctx context.Context, a *attempt, act, newToken string, b []byte, ttl time.Duration) error {
-	keys := []string{redisSessionPrefix + a.token}
+	keys := []string{redisSessionPrefix + a.token, redisWritePrefix + a.token}
 	if newToken != "" {
 		keys = append(keys, redisSessionPrefix+newToken)
 	}
-	if act == "check" {
-		a.checks++
-	} else {
-		a.writes++
+	if ttl <= 0 {
+		ttl = time.Minute // del: long enough to recognise a resent delete
 	}
-	res, err := redisCompareAndSet.Run(ctx, s.client, keys, sessionDigest(a.base, a.found), act, max(1, ttl.Milliseconds()), b).Slice()
+	res, err := redisCompareAndSet.Run(ctx, s.writer, keys, sessionDigest(a.base, a.found), act, max(1, ttl.Milliseconds()), b, randomID()).Slice()
 	if err != nil {
 		a.err = err
 		return err
 	}
 	if len(res) > 0 && res[0] == int64(1) {
+		// What the attempt read is now what this write left.
 		a.unchecked = false
+		switch act {
+		case "set", "touch":
+			a.base, a.found = b, true
+		case "del", "rotate":
+			a.base, a.found, a.deleted = nil, false, false
+		}
 		return nil
 	}
 	a.conflict, a.current, a.currentFound = true, nil, false
@@ -237,24 +267,15 @@ func (s *redisSessions) FindCtx(ctx context.Context, token string) ([]byte, bool
 // compare-and-set (only renewing the expiry when the bytes are unchanged);
 // a new token after the request deleted its own (a renewal) is written
 // together with that delete, by the same compare. A conflict is
-// errSessionChanged, with nothing written.
+// errSessionChanged, with nothing written. Any other write is a new
+// session under a fresh 256-bit token: it is created, never overwritten
+// (createSession), so that a write that bypassed the compare (a store
+// wrapper that hides optimistic()) fails loudly instead of losing updates.
 func (s *redisSessions) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
 	a := attemptFor(ctx, s)
 	ttl := time.Until(expiry)
 	switch {
-	case a == nil || (a.token == "" && token != ""):
-		// No request, or a request that came without a token: a brand-new
-		// session under a fresh 256-bit token, nothing to compare with.
-		if err := s.RedisStore.CommitCtx(ctx, token, b, expiry); err != nil {
-			if a != nil {
-				a.err = err
-			}
-			s.cache.put(token, nil, false)
-			return err
-		}
-		s.cache.put(token, b, true)
-		return nil
-	case token == a.token:
+	case a != nil && token != "" && token == a.token:
 		if a.deleted {
 			return fmt.Errorf("httpstate: session %q written after being deleted in the same request", token)
 		}
@@ -265,22 +286,33 @@ func (s *redisSessions) CommitCtx(ctx context.Context, token string, b []byte, e
 		if err := s.compareAndSet(ctx, a, act, "", b, ttl); err != nil {
 			return err
 		}
-	case a.deleted:
+	case a != nil && a.deleted:
+		old := a.token
 		if err := s.compareAndSet(ctx, a, "rotate", token, b, ttl); err != nil {
 			return err
 		}
-		a.deleted = false
-		s.cache.put(a.token, nil, false)
+		s.cache.put(old, nil, false)
 	default:
-		// Another session than the request's own, which it did not delete:
-		// nothing in this server does that; write it plainly.
-		if err := s.RedisStore.CommitCtx(ctx, token, b, expiry); err != nil {
-			a.err = err
+		// No request, a request that came without a token, or one whose
+		// token had no session: scs has made a new token.
+		if err := s.createSession(ctx, token, b, ttl); err != nil {
+			if a != nil {
+				a.err = err
+			}
 			return err
 		}
 	}
 	s.cache.put(token, b, true)
 	return nil
+}
+
+// createSession writes a session that must not exist yet (SET NX).
+func (s *redisSessions) createSession(ctx context.Context, token string, b []byte, ttl time.Duration) error {
+	ok, err := s.client.SetArgs(ctx, redisSessionPrefix+token, b, redis.SetArgs{Mode: "NX", TTL: max(time.Millisecond, ttl)}).Result()
+	if errors.Is(err, redis.Nil) || (err == nil && ok != "OK") {
+		return fmt.Errorf("httpstate: refusing to overwrite session %q outside a compare-and-set", token)
+	}
+	return err
 }
 
 // DeleteCtx deletes a session; the request's own is deleted when the
@@ -298,7 +330,10 @@ func (s *redisSessions) DeleteCtx(ctx context.Context, token string) error {
 // finish completes an attempt whose handler has run: a delete not yet done
 // is done now, and a session read from the cache that no write compared
 // with Redis is checked, so that no response rests on a stale read. Either
-// can find a conflict (a.conflict).
+// can find a conflict (a.conflict). Neither happens with the server's
+// handlers today (scs writes back every session it loaded, since there is
+// an idle timeout, and a token renewal is always followed by the new
+// token's write); finish keeps the guarantee if that ever changes.
 func (s *redisSessions) finish(ctx context.Context, a *attempt) {
 	if a.conflict || a.err != nil {
 		return

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/alexedwards/scs/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/statelab/statelab/internal/labtest"
 )
@@ -273,7 +276,7 @@ func TestSessionThatKeepsChangingIsA503AfterBoundedReruns(t *testing.T) {
 	token := sessionToken(t, serveOne(srv, "POST", "/session", "", ""))
 	mustCode(t, serveOne(srv, "POST", "/calculate", `{"op":"add","a":10,"b":5}`, token), 200)
 	key := redisSessionPrefix + token
-	st.client.AddHook(changeBeforeEachScript{peek, key}) // another writer before every compare
+	st.writer = changeBeforeEachScript{st.writer, peek, key} // another writer before every compare
 	before := st.conflicts.Load()
 	rec := serveOne(srv, "POST", "/use_last", `{"op":"add","b":1}`, token)
 	var m map[string]string
@@ -291,21 +294,19 @@ func TestSessionThatKeepsChangingIsA503AfterBoundedReruns(t *testing.T) {
 // changeBeforeEachScript appends a byte to a session key before every
 // script: a writer that always gets there first.
 type changeBeforeEachScript struct {
+	redis.Scripter
 	peek *redis.Client
 	key  string
 }
 
-func (h changeBeforeEachScript) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h changeBeforeEachScript) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if n := cmd.Name(); n == "evalsha" || n == "eval" {
-			h.peek.Append(ctx, h.key, " ")
-		}
-		return next(ctx, cmd)
-	}
+func (c changeBeforeEachScript) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	c.peek.Append(ctx, c.key, " ")
+	return c.Scripter.EvalSha(ctx, sha1, keys, args...)
 }
-func (h changeBeforeEachScript) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
+
+func (c changeBeforeEachScript) Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd {
+	c.peek.Append(ctx, c.key, " ")
+	return c.Scripter.Eval(ctx, script, keys, args...)
 }
 
 // When Redis is gone, a request is a 503 with one JSON error, not a
@@ -324,31 +325,48 @@ func TestRedisGoneIsOneJSON503(t *testing.T) {
 	}
 }
 
+// The cache holds at most its entries and its bytes, whatever is put in
+// it; the newest entry stays, a forgotten one goes, and a session larger
+// than the whole cache is not cached at all.
 func TestSessionCacheStaysBounded(t *testing.T) {
 	tests := []struct {
-		name      string
-		max, puts int
+		name              string
+		entries, maxBytes int
+		puts, size        int // puts of size-byte sessions (token "k<i>")
 	}{
-		{"under the bound", 8, 5},
-		{"at the bound", 8, 8},
-		{"far over the bound", 8, 1000},
+		{"under both bounds", 8, 1 << 10, 5, 10},
+		{"at the entry bound", 8, 1 << 10, 8, 10},
+		{"far over the entry bound", 8, 1 << 10, 1000, 10},
+		{"over the byte bound", 1000, 200, 100, 40},
+		{"one session larger than the cache", 8, 100, 1, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newSessionCache(tt.max)
+			c := newSessionCache(tt.entries, tt.maxBytes)
 			for i := range tt.puts {
-				c.put(fmt.Sprint(i), []byte("x"), true)
+				c.put(fmt.Sprint("k", i), make([]byte, tt.size), true)
+				if n, b := c.size(); n > tt.entries || b > tt.maxBytes {
+					t.Fatalf("after %d puts: %d entries, %d bytes; bounds %d, %d", i+1, n, b, tt.entries, tt.maxBytes)
+				}
 			}
-			if got, want := c.len(), min(tt.max, tt.puts); got != want {
-				t.Errorf("%d entries, want %d", got, want)
-			}
-			last := fmt.Sprint(tt.puts - 1)
-			if _, ok := c.get(last); !ok {
-				t.Error("the newest entry was evicted")
+			last := fmt.Sprint("k", tt.puts-1)
+			_, cached := c.get(last)
+			if fits := tt.size+len(last) <= tt.maxBytes; cached != fits {
+				t.Errorf("newest entry cached %v, want %v", cached, fits)
 			}
 			c.put(last, nil, false)
 			if _, ok := c.get(last); ok {
 				t.Error("a forgotten entry is still there")
+			}
+			n, b := c.size()
+			want := 0
+			for i := range tt.puts {
+				if v, ok := c.get(fmt.Sprint("k", i)); ok {
+					want += len(fmt.Sprint("k", i)) + len(v)
+				}
+			}
+			if b != want {
+				t.Errorf("%d entries counted as %d bytes, want %d", n, b, want)
 			}
 		})
 	}
@@ -379,5 +397,132 @@ func BenchmarkRedisRequest(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// replyDropper is a TCP proxy to Redis that, once armed, lets the next
+// compare-and-set "set" reach Redis and then closes the client's connection
+// instead of passing Redis's reply back: a write done, its reply lost.
+type replyDropper struct {
+	ln      net.Listener
+	target  string
+	armed   atomic.Bool
+	dropped atomic.Int32
+}
+
+func (p *replyDropper) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		var drop atomic.Bool
+		go func() {
+			defer s.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if bytes.Contains(buf[:n], []byte("\r\n$3\r\nset\r\n")) && p.armed.CompareAndSwap(true, false) {
+						drop.Store(true)
+					}
+					_, _ = s.Write(buf[:n])
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := s.Read(buf)
+				if n > 0 && drop.Load() {
+					p.dropped.Add(1)
+					s.Close()
+					return
+				}
+				if n > 0 {
+					_, _ = c.Write(buf[:n])
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// go-redis sends a command again when its reply is lost. A compare-and-set
+// sent again finds its own first write, not the bytes it read: its write id
+// (redisWritePrefix) tells it the write is done, so the request is neither
+// refused nor run a second time on its own result.
+func TestLostReplyOfAWriteIsNotAppliedTwice(t *testing.T) {
+	rs := redisURL(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	p := &replyDropper{ln: ln, target: rs.Addr}
+	go p.serve()
+	u, _ := ParseStoreURL("redis://" + ln.Addr().String())
+	st, closeStore, err := OpenStore(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	srv, err := New(Config{Mode: StoreBacked, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := sessionToken(t, serveOne(srv, "POST", "/session", "", ""))
+	mustCode(t, serveOne(srv, "POST", "/calculate", `{"op":"add","a":10,"b":5}`, token), 200)
+	p.armed.Store(true)
+	rec := serveOne(srv, "POST", "/use_last", `{"op":"add","b":1}`, token)
+	if p.dropped.Load() != 1 {
+		t.Fatalf("%d replies dropped, want 1", p.dropped.Load())
+	}
+	got, _, err := srv.Session(context.Background(), token)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"result":16`) || err != nil || got.LastResult != 16 || got.Operations != 2 {
+		t.Fatalf("reply %d %s, stored last=%g after %d operations (%v); want 16 after 2, once", rec.Code, rec.Body, got.LastResult, got.Operations, err)
+	}
+	if n := st.(*redisSessions).conflicts.Load(); n != 0 {
+		t.Errorf("%d reruns: the resent write was taken for another's", n)
+	}
+}
+
+// hidingStore wraps the Redis store without passing on optimistic(): the
+// server cannot run its requests optimistically.
+type hidingStore struct{ scs.CtxStore }
+
+// A write that bypasses the compare-and-set (a wrapper that hides it) is
+// refused, never a silent overwrite that could lose another's update.
+func TestWriteOutsideACompareAndSetIsRefused(t *testing.T) {
+	rs := redisURL(t)
+	u, _ := ParseStoreURL(rs.URL())
+	st, closeStore, err := OpenStore(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	srv, err := New(Config{Mode: StoreBacked, Store: hidingStore{st.(*redisSessions)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := sessionToken(t, serveOne(srv, "POST", "/session", "", "")) // a new session: created
+	rec := serveOne(srv, "POST", "/calculate", `{"op":"add","a":10,"b":5}`, token)
+	var m map[string]string
+	if rec.Code != http.StatusServiceUnavailable || json.Unmarshal(rec.Body.Bytes(), &m) != nil || m["code"] != "store" {
+		t.Fatalf("%d %s; want 503 store", rec.Code, rec.Body)
+	}
+	if got, ok, _ := srv.Session(context.Background(), token); !ok || got.Operations != 0 {
+		t.Errorf("session %+v %v; want the new one, unchanged", got, ok)
 	}
 }

@@ -107,7 +107,15 @@ func New(cfg Config) (*Server, error) {
 		sm.Cookie.SameSite = http.SameSiteLaxMode
 		sm.Cookie.Persist = false
 		sm.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})
+			// scs lets the handler go on writing after an error; serveOnce
+			// sends one clean error instead of both.
+			if f, ok := r.Context().Value(storeFailureKey{}).(*storeFailure); ok {
+				if f.err == nil {
+					f.err = err
+				}
+				return
+			}
+			writeStoreError(w, err)
 		}
 		s.sessions = sm
 		if o, ok := store.(optimisticStore); ok {
@@ -180,6 +188,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	token, via := tokenOf(r)
+	var body []byte
+	var bodyErr error
+	if s.occ != nil {
+		// Read before the lock, so that a slow client holds no lock.
+		body, bodyErr = readReplayable(r)
+	}
 	if token != "" {
 		unlock, ok := s.lockSession(w, r, token)
 		if !ok {
@@ -188,54 +202,81 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer unlock()
 	}
 	if s.occ != nil {
-		s.serveOptimistic(w, r, token, via)
+		s.serveOptimistic(w, r, token, via, body, bodyErr)
 		return
 	}
-	s.serveOnce(w, r, token, via)
+	buf, err := s.serveOnce(r, token, via)
+	if err != nil {
+		writeStoreError(w, err)
+		return
+	}
+	buf.copyTo(w)
 }
 
-// serveOnce runs the request through scs: its session is loaded, the
-// handler runs, and the session is written back.
-func (s *Server) serveOnce(w http.ResponseWriter, r *http.Request, token string, via tokenVia) {
+// storeFailure records the store error that stopped a request (scs's
+// ErrorFunc), carried by the request's context (storeFailureKey).
+type storeFailure struct{ err error }
+
+type storeFailureKey struct{}
+
+// writeStoreError answers a request the session store failed.
+func writeStoreError(w http.ResponseWriter, err error) {
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + err.Error(), "code": "store"})
+}
+
+// serveOnce runs the request through scs into a buffer: its session is
+// loaded, the handler runs, and the session is written back. It returns the
+// response, or the store error that spoilt it: scs reports the error and
+// lets the handler go on writing, so the caller sends one clean error
+// instead.
+func (s *Server) serveOnce(r *http.Request, token string, via tokenVia) (*bufferedWriter, error) {
+	f := &storeFailure{}
+	r = r.WithContext(context.WithValue(r.Context(), storeFailureKey{}, f))
+	buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
 	if via == viaURL || via == viaForm {
-		s.serveCookieless(w, r, token, via)
-		return
+		s.serveCookieless(buf, r, token, via)
+	} else {
+		s.sessions.LoadAndSave(s.mux).ServeHTTP(buf, r)
 	}
-	s.sessions.LoadAndSave(s.mux).ServeHTTP(w, r)
+	return buf, f.err
 }
 
 // serveOptimistic runs a request on the Redis store: into a buffer, then
 // again on the current session for as long as its write-back (or the final
 // check of what it read) finds the session changed by another process, up
-// to optimisticAttempts or the lock wait; only the last run's response is
-// sent. The handlers are pure functions of the session and the request, so
+// to optimisticAttempts or the lock wait (which bounds every run's store
+// calls too); only the last run's response is sent. body is the request's
+// body, read once (readReplayable).
+// The handlers are pure functions of the session and the request, so
 // running one again has no other effect.
-func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token string, via tokenVia) {
+func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token string, via tokenVia, body []byte, bodyErr error) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.lockWait)
 	defer cancel()
-	body, bodyErr := readReplayable(r)
 	a := &attempt{store: s.occ, token: token}
 	for n := 1; ; n++ {
-		buf := &bufferedWriter{header: http.Header{}, status: http.StatusOK}
-		rr := r.WithContext(context.WithValue(r.Context(), attemptKey{}, a))
+		rr := r.WithContext(context.WithValue(ctx, attemptKey{}, a))
 		rr.Body = &replayBody{r: bytes.NewReader(body), err: bodyErr}
-		s.serveOnce(buf, rr, token, via)
+		buf, err := s.serveOnce(rr, token, via)
 		s.occ.finish(ctx, a)
 		switch {
 		case a.err != nil:
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "session store: " + a.err.Error(), "code": "store"})
+			writeStoreError(w, a.err)
 			return
-		case !a.conflict:
-			buf.copyTo(w)
-			return
-		case n == optimisticAttempts || ctx.Err() != nil:
+		case a.conflict && (n == optimisticAttempts || ctx.Err() != nil):
 			w.Header().Set("Retry-After", "1")
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
 				"error": fmt.Sprintf("session changed under this request %d times in a row (other requests of this session in progress); retry", n),
 				"code":  "session_busy"})
 			return
+		case a.conflict:
+			a = a.rerun()
+		case err != nil:
+			writeStoreError(w, err)
+			return
+		default:
+			buf.copyTo(w)
+			return
 		}
-		a = a.rerun()
 	}
 }
 
