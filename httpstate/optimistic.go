@@ -43,9 +43,10 @@ const redisSessionPrefix = "scs:session:"
 var errSessionChanged = errors.New("httpstate: session changed by another request since it was read")
 
 // optimisticAttempts bounds how many times a request runs when its session
-// keeps changing under it; then it is a 503 session_busy, as a lock wait
-// that times out is.
-const optimisticAttempts = 16
+// keeps changing under it (and so does the lock wait, LockWait); then it is
+// a 503 session_busy, as a lock wait that times out is. With the backoff
+// between runs, 32 runs take about half a second.
+const optimisticAttempts = 32
 
 // optimisticStore is a store whose requests ServeHTTP runs optimistically
 // (Redis); wrappers pass it on.

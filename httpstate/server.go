@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -253,6 +254,7 @@ func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token s
 	ctx, cancel := context.WithTimeout(r.Context(), s.lockWait)
 	defer cancel()
 	a := &attempt{store: s.occ, token: token}
+	backoff := time.Millisecond
 	for n := 1; ; n++ {
 		rr := r.WithContext(context.WithValue(ctx, attemptKey{}, a))
 		rr.Body = &replayBody{r: bytes.NewReader(body), err: bodyErr}
@@ -263,12 +265,26 @@ func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token s
 			writeStoreError(w, a.err)
 			return
 		case a.conflict && (n == optimisticAttempts || ctx.Err() != nil):
-			w.Header().Set("Retry-After", "1")
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
-				"error": fmt.Sprintf("session changed under this request %d times in a row (other requests of this session in progress); retry", n),
-				"code":  "session_busy"})
+			writeSessionChanged(w, n)
 			return
 		case a.conflict:
+			// A first conflict is this process's cache being behind (the
+			// session was last written elsewhere): run again at once. More
+			// mean other processes are writing the session right now: wait
+			// a jittered, growing moment so that one of the writers gets
+			// through (as the lock's retries do) rather than all
+			// invalidating each other until their attempts run out.
+			if n > 1 {
+				t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					writeSessionChanged(w, n)
+					return
+				}
+				backoff = min(2*backoff, 16*time.Millisecond)
+			}
 			a = a.rerun()
 		case err != nil:
 			writeStoreError(w, err)
@@ -278,6 +294,15 @@ func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token s
 			return
 		}
 	}
+}
+
+// writeSessionChanged answers a request whose session changed under each
+// of its n runs.
+func writeSessionChanged(w http.ResponseWriter, n int) {
+	w.Header().Set("Retry-After", "1")
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+		"error": fmt.Sprintf("session changed under this request %d times in a row (other requests of this session in progress); retry", n),
+		"code":  "session_busy"})
 }
 
 // lockSession takes the session's lock for the whole request (load,
