@@ -23,7 +23,7 @@ type BenchOptions struct {
 	// default 3. Each kind's figures are those of its median round.
 	Rounds      int
 	Concurrency int // clients in parallel; default 8
-	MaxRequests int // per kind, a bound whatever the duration; default 1e6
+	MaxRequests int // per kind in all rounds, a bound whatever the duration; default 1e6
 	// Redis, when set, adds the store-backed kind on that Redis URL.
 	Redis string
 	// Dir holds the SQLite file; default a temporary directory.
@@ -108,6 +108,7 @@ func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 	}
 	round := opts
 	round.Duration = max(opts.Duration/time.Duration(opts.Rounds), time.Millisecond)
+	round.MaxRequests = max(1, opts.MaxRequests/opts.Rounds)
 	rounds := make([][]BenchResult, len(kinds)) // [kind][round]
 	for i := range opts.Rounds {
 		for j := range kinds {
@@ -124,7 +125,7 @@ func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 	for k, rs := range rounds {
 		byWPS := slices.Clone(rs)
 		slices.SortFunc(byWPS, func(a, b BenchResult) int { return cmp.Compare(a.WPS, b.WPS) })
-		out[k] = byWPS[len(byWPS)/2]
+		out[k] = byWPS[(len(byWPS)-1)/2] // the median round; of an even count, the lower middle
 		for _, r := range rs {
 			out[k].RoundWPS = append(out[k].RoundWPS, r.WPS)
 		}

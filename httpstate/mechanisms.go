@@ -153,7 +153,7 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			if err := s.sessions.RenewToken(r.Context()); err != nil {
-				s.formError(w, d, err)
+				s.sessions.ErrorFunc(w, r, err) // the store failed: one 503 (serveOnce)
 				return
 			}
 			s.sessions.Put(r.Context(), "state", SessionState{})

@@ -162,27 +162,35 @@ func sessionDigest(b []byte, found bool) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// redisWritePrefix prefixes the key that holds the id of the last write to
-// a session: a write whose reply was lost and that go-redis sends again
-// finds its own id there and succeeds, instead of taking its own first
-// write for another request's change (and running the request twice).
-const redisWritePrefix = "scs:write:"
+// redisWritePrefix prefixes the list of a session's recent write ids: a
+// write whose reply was lost and that go-redis sends again finds its id
+// there and succeeds, instead of taking its own first write for another
+// request's change (and running the request twice). The list keeps the
+// last recentWrites ids for writeIDLife after the session's last write, a
+// margin far beyond go-redis's resend (within its 2 s timeouts) and the
+// writes another process could slip in before it.
+const (
+	redisWritePrefix = "scs:write:"
+	recentWrites     = 16
+	writeIDLife      = time.Minute
+)
 
-// redisCompareAndSet acts on the session a request read (KEYS[1]) only if
-// Redis still holds those bytes (ARGV[1]: their SHA-1, "" for none), or if
-// this very write (id ARGV[5], kept in KEYS[2]) was already done; else it
-// does nothing and returns {0, what Redis holds}. ARGV[2] is the action:
-// set (write ARGV[4] with a PX of ARGV[3] ms), touch (renew the expiry of an
-// unchanged session), del, rotate (delete it and write ARGV[4] under the new
-// token KEYS[3]: a token renewal in one round trip) or check (nothing).
-var redisCompareAndSet = redis.NewScript(`local cur = redis.call("GET", KEYS[1])
+// redisCompareAndSet, unless this very write (id ARGV[5]) is among the
+// recent ones in KEYS[2] (a resend: {1}), acts on the session a request
+// read (KEYS[1]) only if Redis still holds those bytes (ARGV[1]: their
+// SHA-1, "" for none); else it does nothing and returns {0, what Redis
+// holds}. ARGV[2] is the action: set (write ARGV[4] with a PX of ARGV[3]
+// ms; with ARGV[1] "", a creation), touch (renew the expiry of an unchanged
+// session), del, rotate (delete it and write ARGV[4] under the new token
+// KEYS[3]: a token renewal in one round trip) or check (nothing). ARGV[6]
+// is the id list's PX, ARGV[7] its last index (recentWrites-1).
+var redisCompareAndSet = redis.NewScript(`if redis.call("LPOS", KEYS[2], ARGV[5]) then return {1} end
+local cur = redis.call("GET", KEYS[1])
 local h = ""
 if cur then h = redis.sha1hex(cur) end
-if h ~= ARGV[1] then
-  if redis.call("GET", KEYS[2]) == ARGV[5] then return {1} end
-  return {0, cur}
-end
+if h ~= ARGV[1] then return {0, cur} end
 local act = ARGV[2]
+if act == "check" then return {1} end
 if act == "set" then
   redis.call("SET", KEYS[1], ARGV[4], "PX", ARGV[3])
 elseif act == "touch" then
@@ -193,26 +201,46 @@ elseif act == "rotate" then
   redis.call("DEL", KEYS[1])
   redis.call("SET", KEYS[3], ARGV[4], "PX", ARGV[3])
 end
-if act ~= "check" then redis.call("SET", KEYS[2], ARGV[5], "PX", ARGV[3]) end
+redis.call("LPUSH", KEYS[2], ARGV[5])
+redis.call("LTRIM", KEYS[2], 0, ARGV[7])
+redis.call("PEXPIRE", KEYS[2], ARGV[6])
 return {1}`)
+
+// runCompareAndSet runs redisCompareAndSet on token's session, expecting
+// the bytes whose digest is want. ok false is a conflict, with what Redis
+// holds (cur, found).
+func (s *redisSessions) runCompareAndSet(ctx context.Context, token, want, act, newToken string, b []byte, ttl time.Duration) (ok bool, cur []byte, found bool, err error) {
+	keys := []string{redisSessionPrefix + token, redisWritePrefix + token}
+	if newToken != "" {
+		keys = append(keys, redisSessionPrefix+newToken)
+	}
+	res, err := redisCompareAndSet.Run(ctx, s.writer, keys, want, act, max(1, ttl.Milliseconds()), b, randomID(), writeIDLife.Milliseconds(), recentWrites-1).Slice()
+	if err != nil {
+		return false, nil, false, err
+	}
+	if len(res) > 0 && res[0] == int64(1) {
+		return true, nil, false, nil
+	}
+	if len(res) > 1 && res[1] != nil {
+		str, ok := res[1].(string)
+		if !ok {
+			return false, nil, false, fmt.Errorf("httpstate: compare-and-set: unexpected reply %T", res[1])
+		}
+		return false, []byte(str), true, nil
+	}
+	return false, nil, false, nil
+}
 
 // compareAndSet runs redisCompareAndSet for a's session; on a conflict it
 // records what Redis holds in a (and the cache) and returns
 // errSessionChanged.
 func (s *redisSessions) compareAndSet(ctx context.Context, a *attempt, act, newToken string, b []byte, ttl time.Duration) error {
-	keys := []string{redisSessionPrefix + a.token, redisWritePrefix + a.token}
-	if newToken != "" {
-		keys = append(keys, redisSessionPrefix+newToken)
-	}
-	if ttl <= 0 {
-		ttl = time.Minute // del: long enough to recognise a resent delete
-	}
-	res, err := redisCompareAndSet.Run(ctx, s.writer, keys, sessionDigest(a.base, a.found), act, max(1, ttl.Milliseconds()), b, randomID()).Slice()
+	ok, cur, found, err := s.runCompareAndSet(ctx, a.token, sessionDigest(a.base, a.found), act, newToken, b, ttl)
 	if err != nil {
 		a.err = err
 		return err
 	}
-	if len(res) > 0 && res[0] == int64(1) {
+	if ok {
 		// What the attempt read is now what this write left.
 		a.unchecked = false
 		switch act {
@@ -223,16 +251,8 @@ func (s *redisSessions) compareAndSet(ctx context.Context, a *attempt, act, newT
 		}
 		return nil
 	}
-	a.conflict, a.current, a.currentFound = true, nil, false
-	if len(res) > 1 && res[1] != nil {
-		str, ok := res[1].(string)
-		if !ok {
-			a.err = fmt.Errorf("httpstate: compare-and-set: unexpected reply %T", res[1])
-			return a.err
-		}
-		a.current, a.currentFound = []byte(str), true
-	}
-	s.cache.put(a.token, a.current, a.currentFound)
+	a.conflict, a.current, a.currentFound = true, cur, found
+	s.cache.put(a.token, cur, found)
 	s.conflicts.Add(1)
 	return errSessionChanged
 }
@@ -307,10 +327,11 @@ func (s *redisSessions) CommitCtx(ctx context.Context, token string, b []byte, e
 	return nil
 }
 
-// createSession writes a session that must not exist yet (SET NX).
+// createSession writes a session that must not exist yet: a
+// compare-and-set that expects no session (so a resend is recognised too).
 func (s *redisSessions) createSession(ctx context.Context, token string, b []byte, ttl time.Duration) error {
-	ok, err := s.client.SetArgs(ctx, redisSessionPrefix+token, b, redis.SetArgs{Mode: "NX", TTL: max(time.Millisecond, ttl)}).Result()
-	if errors.Is(err, redis.Nil) || (err == nil && ok != "OK") {
+	ok, _, _, err := s.runCompareAndSet(ctx, token, "", "set", "", b, ttl)
+	if err == nil && !ok {
 		return fmt.Errorf("httpstate: refusing to overwrite session %q outside a compare-and-set", token)
 	}
 	return err

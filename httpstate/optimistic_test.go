@@ -526,3 +526,55 @@ func TestWriteOutsideACompareAndSetIsRefused(t *testing.T) {
 		t.Errorf("session %+v %v; want the new one, unchanged", got, ok)
 	}
 }
+
+// A write sent again (go-redis resends a command whose reply it lost) is
+// recognised by its id and done once, whatever other writes came between:
+// the script answers it from the session's recent write ids before it
+// compares anything.
+func TestResentWriteIsDoneOnce(t *testing.T) {
+	rs := redisURL(t)
+	peek := peekClient(t, rs)
+	ctx := context.Background()
+	const token = "tok"
+	key := redisSessionPrefix + token
+	run := func(want, act, id string, b []byte) int64 {
+		t.Helper()
+		res, err := redisCompareAndSet.Run(ctx, peek, []string{key, redisWritePrefix + token}, want, act, 60000, b, id,
+			writeIDLife.Milliseconds(), recentWrites-1).Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res[0].(int64)
+	}
+	digest := func(s string) string { return sessionDigest([]byte(s), true) }
+	tests := []struct {
+		name    string
+		between func() // other writes after the first send, before the resend
+		want    string // the session after the resend
+	}{
+		{"nothing between", func() {}, "b1"},
+		{"another process wrote between", func() { run(digest("b1"), "set", "other", []byte("b2")) }, "b2"},
+		{"another process wrote the old bytes back", func() { run(digest("b1"), "set", "other", []byte("b0")) }, "b0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			peek.Del(ctx, key, redisWritePrefix+token)
+			if run("", "set", "create", []byte("b0")) != 1 || run("", "set", "create", []byte("b0")) != 1 {
+				t.Fatal("a creation, sent twice, was refused")
+			}
+			if run(digest("b0"), "set", "mine", []byte("b1")) != 1 {
+				t.Fatal("first send refused")
+			}
+			tt.between()
+			if got := run(digest("b0"), "set", "mine", []byte("b1")); got != 1 {
+				t.Errorf("resend answered %d, want 1 (done already)", got)
+			}
+			if v := peek.Get(ctx, key).Val(); v != tt.want {
+				t.Errorf("session %q after the resend, want %q", v, tt.want)
+			}
+			if run(digest("zz"), "set", "stranger", []byte("b9")) != 0 {
+				t.Error("a write with a new id and a wrong digest was done")
+			}
+		})
+	}
+}

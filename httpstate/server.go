@@ -180,9 +180,11 @@ func (s *Server) routes() {
 }
 
 // ServeHTTP serves the calculator API. On a stateful server requests of one
-// session are serialised — across processes when the store is shared (a
-// lock row in SQLite; compare-and-set writes in Redis) — so concurrent
-// requests lose no update and bad input leaves the session as it was.
+// session take effect one after the other, across processes too when the
+// store is shared (a lock row in SQLite; on Redis, compare-and-set writes
+// and reruns make concurrent requests end as if they had taken turns), so
+// concurrent requests lose no update and bad input leaves the session as
+// it was.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.sessions == nil {
 		s.mux.ServeHTTP(w, r)
@@ -195,15 +197,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Read before the lock, so that a slow client holds no lock.
 		body, bodyErr = readReplayable(r)
 	}
+	// One deadline for the lock wait and, on Redis, the reruns.
+	deadline := time.Now().Add(s.lockWait)
 	if token != "" {
-		unlock, ok := s.lockSession(w, r, token)
+		unlock, ok := s.lockSession(w, r, token, deadline)
 		if !ok {
 			return
 		}
 		defer unlock()
 	}
 	if s.occ != nil {
-		s.serveOptimistic(w, r, token, via, body, bodyErr)
+		s.serveOptimistic(w, r, token, via, body, bodyErr, deadline)
 		return
 	}
 	buf, err := s.serveOnce(r, token, via)
@@ -250,8 +254,8 @@ func (s *Server) serveOnce(r *http.Request, token string, via tokenVia) (*buffer
 // body, read once (readReplayable).
 // The handlers are pure functions of the session and the request, so
 // running one again has no other effect.
-func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token string, via tokenVia, body []byte, bodyErr error) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.lockWait)
+func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token string, via tokenVia, body []byte, bodyErr error, deadline time.Time) {
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 	a := &attempt{store: s.occ, token: token}
 	backoff := time.Millisecond
@@ -308,8 +312,8 @@ func writeSessionChanged(w http.ResponseWriter, n int) {
 // lockSession takes the session's lock for the whole request (load,
 // handler, write-back), waiting until the request's deadline or LockWait;
 // when it cannot, it answers 503 and reports false.
-func (s *Server) lockSession(w http.ResponseWriter, r *http.Request, token string) (func(), bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.lockWait)
+func (s *Server) lockSession(w http.ResponseWriter, r *http.Request, token string, deadline time.Time) (func(), bool) {
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 	unlock, err := s.locker.Lock(ctx, token)
 	if err != nil {
@@ -347,7 +351,7 @@ func (s *Server) calculate(w http.ResponseWriter, r *http.Request) {
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 	// A new token whenever a session starts, against session fixation.
 	if err := s.sessions.RenewToken(r.Context()); err != nil {
-		writeError(w, err)
+		s.sessions.ErrorFunc(w, r, err) // the store failed: one 503 (serveOnce)
 		return
 	}
 	s.sessions.Put(r.Context(), "state", SessionState{})

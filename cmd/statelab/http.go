@@ -171,7 +171,11 @@ func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
 		if len(roundRatios) > 0 {
 			sorted := slices.Clone(roundRatios)
 			slices.Sort(sorted)
-			redisVsStateful = sorted[len(sorted)/2]
+			mid := len(sorted) / 2
+			redisVsStateful = sorted[mid]
+			if len(sorted)%2 == 0 {
+				redisVsStateful = (sorted[mid-1] + sorted[mid]) / 2
+			}
 		}
 	}
 	met := redisVsStateful >= 0.5
@@ -189,7 +193,7 @@ func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
 	for _, r := range res {
 		fmt.Fprintf(stdout, "%-14s %9d %9d %9.0f %10.0f %9.3f %9.3f %12.2f\n", r.Kind, r.RequestsPerWorkflow, r.Requests, r.RPS, r.WPS, r.P50MS, r.P99MS, r.RatioToStateless)
 	}
-	fmt.Fprintf(stdout, "\n÷ stateless compares workflows per second (stateless: 3 requests a workflow; the others 4, incl. POST /session).\n")
+	fmt.Fprintf(stdout, "\n÷ stateless compares workflows per second of the kinds' median rounds (stateless: 3 requests a workflow; the others 4, incl. POST /session).\n")
 	for _, r := range res {
 		if r.StoreReadsPerRequest > 0 || r.StoreWritesPerRequest > 0 {
 			if r.RoundTripsPerRequest > 0 {
