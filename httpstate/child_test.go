@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
-	"github.com/statelab/statelab/internal/labtest"
 )
 
 // A server process of this very binary: it listens, answers, and dies of
@@ -68,13 +66,8 @@ func TestBenchMeasuresEveryKind(t *testing.T) {
 }
 
 func TestRedisStoreKeepsSessionsAcrossServers(t *testing.T) {
-	needRedis(t)
 	ctx := context.Background()
-	rs, err := StartRedis(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
+	rs := startRedis(t)
 	for _, url := range []string{rs.URL(), "sqlite://" + filepath.Join(t.TempDir(), "s.db")} {
 		run1, stop1, err := ServeMode(ctx, ChildSpec{Mode: StoreBacked, Addr: "127.0.0.1:0", Store: url})
 		if err != nil {
@@ -97,25 +90,11 @@ func TestRedisStoreKeepsSessionsAcrossServers(t *testing.T) {
 	}
 }
 
-func needRedis(t *testing.T) { labtest.NeedTool(t, "redis-server") }
-
 // The go-redis store has only context-aware methods (its Find panics): the
 // server's own reads of the store must go through them.
 func TestRedisStoreIsReadThroughItsContextMethods(t *testing.T) {
-	needRedis(t)
 	ctx := context.Background()
-	rs, err := StartRedis(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rs.Close()
-	u, _ := ParseStoreURL(rs.URL())
-	st, closeStore, err := OpenStore(ctx, u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeStore()
-	srv, _ := New(Config{Mode: StoreBacked, Store: st})
+	srv, _ := redisStoreServer(t, startRedis(t))
 	run, _ := Listen("127.0.0.1:0", srv)
 	defer run.Close()
 	c := NewClient(run.URL(), true)
@@ -162,7 +141,7 @@ func TestServeModeSweepsExpiredSessionsOnlyForTheLongLivedServer(t *testing.T) {
 // exactly one round trip per request (the compare-and-set write) and no
 // rerun.
 func TestBenchReportsWorkflowsPerSecondAndStoreCostPerRequest(t *testing.T) {
-	rs := redisURL(t)
+	rs := startRedis(t)
 	const rounds = 3
 	res, err := Bench(context.Background(), BenchOptions{Duration: 300 * time.Millisecond, Rounds: rounds, Concurrency: 2, Dir: t.TempDir(), Redis: rs.URL()})
 	if err != nil {

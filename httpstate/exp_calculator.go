@@ -74,27 +74,14 @@ func runCalculator(env *lab.Env) error {
 	}
 	env.Cleanup(func() { os.RemoveAll(dir) })
 	for _, r := range runs {
-		cfg := Config{Mode: r.mode}
-		if r.mode == StoreBacked {
-			st, closeStore, err := OpenStore(env.Ctx, StoreURL{Kind: StoreSQLite, Path: filepath.Join(dir, "sessions.db")})
-			if err != nil {
-				return err
-			}
-			env.Cleanup(func() { closeStore() })
-			cfg.Store = st
-		}
-		srv, err := New(cfg)
-		if err != nil {
-			return err
-		}
-		run, err := Listen("127.0.0.1:0", srv)
+		srv, run, _, err := labServer(env, r.mode, "sqlite://"+filepath.Join(dir, "sessions.db"))
 		if err != nil {
 			return err
 		}
 		r.srv, r.run = srv, run
 		r.client = NewClient(run.URL(), r.mode != Stateless)
 		ports[run.Addr.Port()] = true
-		env.Cleanup(func() { r.client.Close(); run.Close(); srv.Close() })
+		env.Cleanup(r.client.Close)
 	}
 	cap, err := env.Capture(capture.Options{Keep: func(p *capture.Packet) bool {
 		m, ok := p.Decode()

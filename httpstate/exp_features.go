@@ -32,26 +32,12 @@ func runFeatures(env *lab.Env) error {
 	var sides []*featureSide
 	var ports []uint16
 	for _, m := range []Mode{Stateful, StoreBacked, Stateless} {
-		cfg := Config{Mode: m}
-		if m == StoreBacked {
-			st, closeStore, err := OpenStore(env.Ctx, StoreURL{Kind: StoreSQLite, Path: filepath.Join(dir, "sessions.db")})
-			if err != nil {
-				return err
-			}
-			env.Cleanup(func() { closeStore() })
-			cfg.Store = st
-		}
-		srv, err := New(cfg)
+		srv, run, _, err := labServer(env, m, "sqlite://"+filepath.Join(dir, "sessions.db"))
 		if err != nil {
-			return err
-		}
-		run, err := Listen("127.0.0.1:0", srv)
-		if err != nil {
-			srv.Close()
 			return err
 		}
 		c := NewClient(run.URL(), true)
-		env.Cleanup(func() { c.Close(); run.Close(); srv.Close() })
+		env.Cleanup(c.Close)
 		sides = append(sides, &featureSide{m, srv, run, c, &transcript{name: string(m) + " server", addr: run.Addr}})
 		ports = append(ports, run.Addr.Port())
 	}

@@ -89,35 +89,49 @@ func (bs *lbBackends) redisCost() (trips, reruns int64) {
 // processes would, and count their store operations.
 func startBackends(env *lab.Env, mode Mode, store string) (*lbBackends, error) {
 	bs := &lbBackends{}
-	for i := 0; i < 3; i++ {
-		cfg := Config{Mode: mode}
-		if mode == StoreBacked {
-			u, err := ParseStoreURL(store)
-			if err != nil {
-				return nil, err
-			}
-			st, closeStore, err := OpenStore(env.Ctx, u)
-			if err != nil {
-				return nil, err
-			}
-			env.Cleanup(func() { closeStore() })
-			cs := &countingStore{Store: st}
-			bs.stores = append(bs.stores, cs)
-			cfg.Store = cs
-		}
-		srv, err := New(cfg)
+	for range 3 {
+		_, run, counted, err := labServer(env, mode, store)
 		if err != nil {
 			return nil, err
 		}
-		run, err := Listen("127.0.0.1:0", srv)
-		if err != nil {
-			srv.Close()
-			return nil, err
+		if counted != nil {
+			bs.stores = append(bs.stores, counted)
 		}
-		env.Cleanup(func() { run.Close(); srv.Close() })
 		bs.runs = append(bs.runs, run)
 	}
 	return bs, nil
+}
+
+// labServer starts an experiment's calculator server on a loopback port;
+// a store-backed one opens its own connection to the store at storeURL,
+// counted (countingStore). env closes all of it.
+func labServer(env *lab.Env, mode Mode, storeURL string) (*Server, *Running, *countingStore, error) {
+	cfg := Config{Mode: mode}
+	var counted *countingStore
+	if mode == StoreBacked {
+		u, err := ParseStoreURL(storeURL)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		st, closeStore, err := OpenStore(env.Ctx, u)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		env.Cleanup(func() { closeStore() })
+		counted = &countingStore{Store: st}
+		cfg.Store = counted
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	run, err := Listen("127.0.0.1:0", srv)
+	if err != nil {
+		srv.Close()
+		return nil, nil, nil, err
+	}
+	env.Cleanup(func() { run.Close(); srv.Close() })
+	return srv, run, counted, nil
 }
 
 // countingStore counts a session store's reads and writes.

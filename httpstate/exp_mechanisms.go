@@ -29,16 +29,10 @@ type mechanism struct {
 
 func runMechanisms(env *lab.Env) error {
 	startEvidence(env)
-	srv, err := New(Config{Mode: Stateful})
+	srv, run, _, err := labServer(env, Stateful, "")
 	if err != nil {
 		return err
 	}
-	run, err := Listen("127.0.0.1:0", srv)
-	if err != nil {
-		srv.Close()
-		return err
-	}
-	env.Cleanup(func() { run.Close(); srv.Close() })
 	cp, err := env.Capture(captureOpts(run.Addr.Port()))
 	if err != nil {
 		return err

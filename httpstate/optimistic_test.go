@@ -18,8 +18,9 @@ import (
 	"github.com/statelab/statelab/internal/labtest"
 )
 
-// redisURL starts a redis-server for the test.
-func redisURL(tb testing.TB) *RedisServer {
+// startRedis starts a redis-server for the test (or skips it as
+// labtest.NeedTool says) and stops it when the test ends.
+func startRedis(tb testing.TB) *RedisServer {
 	tb.Helper()
 	labtest.NeedTool(tb, "redis-server")
 	rs, err := StartRedis(context.Background())
@@ -97,7 +98,7 @@ func mustCode(tb testing.TB, rec *httptest.ResponseRecorder, want int) {
 // its expiry); starting a session over an old one is one too (delete and
 // write in one script).
 func TestRedisRequestCostsOneRoundTrip(t *testing.T) {
-	rs := redisURL(t)
+	rs := startRedis(t)
 	srv, st := redisStoreServer(t, rs)
 	token := sessionToken(t, serveOne(srv, "POST", "/session", "", ""))
 	steps := []struct {
@@ -184,7 +185,7 @@ func TestSessionChangedByAnotherProcessIsRunAgainOnTheCurrentOne(t *testing.T) {
 	for _, via := range []string{"cookie", "url"} {
 		for _, tt := range tests {
 			t.Run(via+"/"+tt.name, func(t *testing.T) {
-				rs := redisURL(t)
+				rs := startRedis(t)
 				a, sa := redisStoreServer(t, rs)
 				b, _ := redisStoreServer(t, rs)
 				token := sessionToken(t, serveOne(a, "POST", "/session", "", ""))
@@ -251,7 +252,7 @@ func TestCachedSessionNeverOutlivesRedis(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rs := redisURL(t)
+			rs := startRedis(t)
 			srv, _ := redisStoreServer(t, rs)
 			peek := peekClient(t, rs)
 			ctx := context.Background()
@@ -270,7 +271,7 @@ func TestCachedSessionNeverOutlivesRedis(t *testing.T) {
 // session_busy after optimisticAttempts runs, and nothing the request
 // computed is written.
 func TestSessionThatKeepsChangingIsA503AfterBoundedReruns(t *testing.T) {
-	rs := redisURL(t)
+	rs := startRedis(t)
 	srv, st := redisStoreServer(t, rs)
 	peek := peekClient(t, rs)
 	token := sessionToken(t, serveOne(srv, "POST", "/session", "", ""))
@@ -312,7 +313,7 @@ func (c changeBeforeEachScript) Eval(ctx context.Context, script string, keys []
 // When Redis is gone, a request is a 503 with one JSON error, not a
 // half-written reply.
 func TestRedisGoneIsOneJSON503(t *testing.T) {
-	rs := redisURL(t)
+	rs := startRedis(t)
 	srv, _ := redisStoreServer(t, rs)
 	token := sessionToken(t, serveOne(srv, "POST", "/session", "", ""))
 	rs.Close()
@@ -380,7 +381,7 @@ func BenchmarkRedisRequest(b *testing.B) {
 		changed bool
 	}{{"cached", false}, {"changed-elsewhere", true}} {
 		b.Run(bc.name, func(b *testing.B) {
-			rs := redisURL(b)
+			rs := startRedis(b)
 			srv, _ := redisStoreServer(b, rs)
 			other, _ := redisStoreServer(b, rs)
 			token := sessionToken(b, serveOne(srv, "POST", "/session", "", ""))
@@ -464,7 +465,7 @@ func (p *replyDropper) serve() {
 // (redisWritePrefix) tells it the write is done, so the request is neither
 // refused nor run a second time on its own result.
 func TestLostReplyOfAWriteIsNotAppliedTwice(t *testing.T) {
-	rs := redisURL(t)
+	rs := startRedis(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -505,7 +506,7 @@ type hidingStore struct{ scs.CtxStore }
 // A write that bypasses the compare-and-set (a wrapper that hides it) is
 // refused, never a silent overwrite that could lose another's update.
 func TestWriteOutsideACompareAndSetIsRefused(t *testing.T) {
-	rs := redisURL(t)
+	rs := startRedis(t)
 	u, _ := ParseStoreURL(rs.URL())
 	st, closeStore, err := OpenStore(context.Background(), u)
 	if err != nil {
@@ -532,7 +533,7 @@ func TestWriteOutsideACompareAndSetIsRefused(t *testing.T) {
 // the script answers it from the session's recent write ids before it
 // compares anything.
 func TestResentWriteIsDoneOnce(t *testing.T) {
-	rs := redisURL(t)
+	rs := startRedis(t)
 	peek := peekClient(t, rs)
 	ctx := context.Background()
 	const token = "tok"

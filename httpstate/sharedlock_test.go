@@ -12,8 +12,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/statelab/statelab/internal/labtest"
 )
 
 // concurrentPlusOne sends n concurrent use_last "+1" requests for one
@@ -59,15 +57,7 @@ func TestConcurrentUpdatesThroughTwoProcessesOnOneStoreLoseNothing(t *testing.T)
 		store func(t *testing.T) string
 	}{
 		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "s.db") }},
-		{"redis", func(t *testing.T) string {
-			labtest.NeedTool(t, "redis-server")
-			rs, err := StartRedis(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(rs.Close)
-			return rs.URL()
-		}},
+		{"redis", func(t *testing.T) string { return startRedis(t).URL() }},
 	}
 	const n = 40
 	for _, tt := range tests {
