@@ -236,31 +236,21 @@ func formResult(body []byte) (float64, bool) {
 }
 
 // formToken reads the hidden session field of a form page.
-func formToken(body []byte) string {
-	const open = `name="session" value="`
-	i := bytes.Index(body, []byte(open))
-	if i < 0 {
-		return ""
-	}
-	rest := body[i+len(open):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 {
-		return ""
-	}
-	return string(rest[:j])
-}
+func formToken(body []byte) string { return attrAfter(body, `name="session" value="`) }
 
 // formErrorCode reads the error code a form page reports, if any.
-func formErrorCode(body []byte) string {
-	const open = `data-code="`
-	i := bytes.Index(body, []byte(open))
-	if i < 0 {
+func formErrorCode(body []byte) string { return attrAfter(body, `data-code="`) }
+
+// attrAfter returns the quoted attribute value that open (ending in `="`)
+// starts in body, or "".
+func attrAfter(body []byte, open string) string {
+	_, rest, ok := bytes.Cut(body, []byte(open))
+	if !ok {
 		return ""
 	}
-	rest := body[i+len(open):]
-	j := bytes.IndexByte(rest, '"')
-	if j < 0 {
+	v, _, ok := bytes.Cut(rest, []byte(`"`))
+	if !ok {
 		return ""
 	}
-	return string(rest[:j])
+	return string(v)
 }

@@ -24,15 +24,11 @@ const RequireEnv = "STATELAB_REQUIRE_TOOLS"
 // test that skips in CI proves nothing.
 func NeedTool(t testing.TB, name string) string {
 	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
+	path := LookTool(t, name)
+	if path == "" {
+		t.Skipf("%s not installed; set %s=1 to make this a failure", name, RequireEnv)
 	}
-	if os.Getenv(RequireEnv) != "" {
-		t.Fatalf("%s is required (%s is set) but not installed: %v", name, RequireEnv, err)
-	}
-	t.Skipf("%s not installed; set %s=1 to make this a failure", name, RequireEnv)
-	return ""
+	return path
 }
 
 // LookTool is NeedTool for a test that has more to check without the tool:
