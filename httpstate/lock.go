@@ -64,14 +64,21 @@ func (l *stripedLocker) Lock(ctx context.Context, token string) (func(), error) 
 }
 
 // sharedLocker takes the in-process stripe first, so that only one request
-// per process polls the shared lock, then the lock in the store.
+// per process polls the shared lock, then the lock in the store: a row in
+// SQLite's session_locks, inserted only when no row exists or the existing
+// one is past its expiry (its holder died), deleted by its owner on release.
 type sharedLocker struct {
 	local *stripedLocker
-	// try makes one attempt at the shared lock; release gives it back.
-	try     func(ctx context.Context, key, owner string, ttl time.Duration) (bool, error)
-	release func(ctx context.Context, key, owner string) error
-	ttl     time.Duration
-	ops     atomic.Int64 // round trips to the store for the lock: take attempts and releases
+	db    *sql.DB
+	ttl   time.Duration
+	ops   atomic.Int64 // round trips to the store for the lock: take attempts and releases
+}
+
+// sqliteLockSchema is the lock table: one row per locked session.
+const sqliteLockSchema = `CREATE TABLE IF NOT EXISTS session_locks (token TEXT PRIMARY KEY, owner TEXT NOT NULL, expiry INTEGER NOT NULL);`
+
+func newSQLiteLocker(db *sql.DB) *sharedLocker {
+	return &sharedLocker{local: newStripedLocker(), db: db, ttl: lockTTL}
 }
 
 // lockTTL bounds how long a lock outlives a process that died holding it
@@ -82,57 +89,72 @@ const lockTTL = 10 * time.Second
 
 func (l *sharedLocker) Lock(ctx context.Context, token string) (func(), error) {
 	owner := randomID()
-	unlockLocal, err := l.acquire(ctx, token, owner)
-	if err != nil {
-		return nil, err
-	}
-	return func() {
-		l.releaseShared(ctx, token, owner)
-		unlockLocal()
-	}, nil
-}
-
-// acquire takes the in-process stripe, then tries the shared lock (one
-// round trip to the store) until it is held or ctx ends; it returns the
-// function that gives the stripe back.
-func (l *sharedLocker) acquire(ctx context.Context, token, owner string) (func(), error) {
 	unlockLocal, err := l.local.Lock(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	// A distributed lock has no event to wait on (no notification when
+	// A lock in a store has no event to wait on (no notification when
 	// another process releases it), so waiting is a retry with a short,
 	// bounded, jittered backoff until the request's deadline.
-	backoff := time.Millisecond
+	wait := retryWait{next: time.Millisecond, max: 20 * time.Millisecond}
 	for {
 		l.ops.Add(1)
-		ok, err := l.try(ctx, token, owner, l.ttl)
+		ok, err := l.try(ctx, token, owner)
 		if err != nil && ctx.Err() == nil {
 			unlockLocal()
 			return nil, err
 		}
 		if ok {
-			return unlockLocal, nil
+			break
 		}
-		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !wait.wait(ctx) {
 			unlockLocal()
 			return nil, fmt.Errorf("%w: %v", ErrSessionBusy, context.Cause(ctx))
 		}
-		backoff = min(2*backoff, 20*time.Millisecond)
 	}
+	return func() {
+		l.release(ctx, token, owner)
+		unlockLocal()
+	}, nil
 }
 
-// releaseShared gives the shared lock back, even when the request's context
-// has ended.
-func (l *sharedLocker) releaseShared(ctx context.Context, token, owner string) {
+// try makes one attempt at token's lock row.
+func (l *sharedLocker) try(ctx context.Context, token, owner string) (bool, error) {
+	now := time.Now()
+	res, err := l.db.ExecContext(ctx, `INSERT INTO session_locks (token, owner, expiry) VALUES (?, ?, ?)
+ON CONFLICT(token) DO UPDATE SET owner = excluded.owner, expiry = excluded.expiry WHERE session_locks.expiry < ?`,
+		token, owner, now.Add(l.ttl).UnixNano(), now.UnixNano())
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// release gives the lock back, even when the request's context has ended.
+func (l *sharedLocker) release(ctx context.Context, token, owner string) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
 	l.ops.Add(1)
-	_ = l.release(rctx, token, owner)
+	_, _ = l.db.ExecContext(rctx, `DELETE FROM session_locks WHERE token = ? AND owner = ?`, token, owner)
+}
+
+// retryWait is the wait between retries on something shared that has no
+// event to wait on (a lock row, a session other processes keep changing):
+// jittered, doubling up to max.
+type retryWait struct{ next, max time.Duration }
+
+// wait waits, and reports false if ctx ended first.
+func (w *retryWait) wait(ctx context.Context) bool {
+	t := time.NewTimer(w.next/2 + rand.N(w.next/2+1))
+	defer t.Stop()
+	w.next = min(2*w.next, w.max)
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // randomID is 128 random bits in hex: a lock owner, a write id.
@@ -140,29 +162,4 @@ func randomID() string {
 	var b [16]byte
 	_, _ = crand.Read(b[:])
 	return hex.EncodeToString(b[:])
-}
-
-// sqliteLockSchema is the lock table: one row per locked session.
-const sqliteLockSchema = `CREATE TABLE IF NOT EXISTS session_locks (token TEXT PRIMARY KEY, owner TEXT NOT NULL, expiry INTEGER NOT NULL);`
-
-// newSQLiteLocker locks with a row in session_locks: an INSERT that
-// succeeds only when no row exists or the existing one is past its expiry
-// (its holder died), and a DELETE of our own row on release.
-func newSQLiteLocker(db *sql.DB) *sharedLocker {
-	return &sharedLocker{local: newStripedLocker(), ttl: lockTTL,
-		try: func(ctx context.Context, token, owner string, ttl time.Duration) (bool, error) {
-			now := time.Now()
-			res, err := db.ExecContext(ctx, `INSERT INTO session_locks (token, owner, expiry) VALUES (?, ?, ?)
-ON CONFLICT(token) DO UPDATE SET owner = excluded.owner, expiry = excluded.expiry WHERE session_locks.expiry < ?`,
-				token, owner, now.Add(ttl).UnixNano(), now.UnixNano())
-			if err != nil {
-				return false, err
-			}
-			n, err := res.RowsAffected()
-			return n == 1, err
-		},
-		release: func(ctx context.Context, token, owner string) error {
-			_, err := db.ExecContext(ctx, `DELETE FROM session_locks WHERE token = ? AND owner = ?`, token, owner)
-			return err
-		}}
 }

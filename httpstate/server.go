@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -258,7 +257,7 @@ func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token s
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
 	a := &attempt{store: s.occ, token: token}
-	backoff := time.Millisecond
+	wait := retryWait{next: time.Millisecond, max: 16 * time.Millisecond}
 	for n := 1; ; n++ {
 		rr := r.WithContext(context.WithValue(ctx, attemptKey{}, a))
 		rr.Body = &replayBody{r: bytes.NewReader(body), err: bodyErr}
@@ -278,16 +277,9 @@ func (s *Server) serveOptimistic(w http.ResponseWriter, r *http.Request, token s
 			// a jittered, growing moment so that one of the writers gets
 			// through (as the lock's retries do) rather than all
 			// invalidating each other until their attempts run out.
-			if n > 1 {
-				t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-					writeSessionChanged(w, n)
-					return
-				}
-				backoff = min(2*backoff, 16*time.Millisecond)
+			if n > 1 && !wait.wait(ctx) {
+				writeSessionChanged(w, n)
+				return
 			}
 			a = a.rerun()
 		case err != nil:
