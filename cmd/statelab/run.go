@@ -14,6 +14,7 @@ import (
 
 	"github.com/statelab/statelab/internal/lab"
 	"github.com/statelab/statelab/internal/sandbox"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -83,18 +84,34 @@ func runCmd(fs *flag.FlagSet, targets []string) int {
 	if fs.Lookup("v").Value.String() == "true" {
 		opts.Log = stderr
 	}
+	if opts.Seed > lab.MaxSeed {
+		fmt.Fprintf(stderr, "statelab run: --seed %d is too large: seeds go up to %d (2^53−1), so that every JSON reader keeps them exact\n", opts.Seed, uint64(lab.MaxSeed))
+		return exitUsage
+	}
 	if opts.Seed == 0 {
 		// Pick the seed before entering the sandbox so parent and child
 		// agree, and say it so the run can be repeated.
-		opts.Seed = uint64(time.Now().UnixNano())
+		opts.Seed = lab.NewSeed()
 	}
 
 	if err := sandbox.Enter(); err != nil {
 		fmt.Fprintf(stderr, "statelab run: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	defer sandbox.RemoveTemp()
+	// SIGINT, SIGTERM and SIGHUP (the terminal closed) end a run the same
+	// way: the experiment in progress is cancelled, its captures and
+	// qlogs are written, and the exit status is 128+signal.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		if s, ok := <-sigs; ok {
+			cancel(interrupted{s.(syscall.Signal)})
+		}
+	}()
 
 	var out io.Writer = stdout
 	reports := lab.Run(ctx, exps, opts, func(r *lab.Report) {
@@ -106,6 +123,11 @@ func runCmd(fs *flag.FlagSet, targets []string) int {
 	})
 	return summarise(ctx, reports, len(exps), opts.Seed)
 }
+
+// interrupted is the cause of a run cancelled by a signal.
+type interrupted struct{ syscall.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + unix.SignalName(i.Signal) }
 
 func summarise(ctx context.Context, reports []*lab.Report, want int, seed uint64) int {
 	var failed, envFailed []string
@@ -121,7 +143,11 @@ func summarise(ctx context.Context, reports []*lab.Report, want int, seed uint64
 			failed = append(failed, r.Experiment)
 		}
 	}
+	var sig interrupted
 	switch {
+	case errors.As(context.Cause(ctx), &sig):
+		fmt.Fprintf(stderr, "statelab: stopped by %s after %d of %d experiments; their captures are written\n", unix.SignalName(sig.Signal), ran, want)
+		return 128 + int(sig.Signal)
 	case errors.Is(ctx.Err(), context.Canceled):
 		fmt.Fprintf(stderr, "statelab: interrupted after %d of %d experiments; their captures are written\n", ran, want)
 		return 130

@@ -27,8 +27,10 @@ type Options struct {
 	// Keep, when set, decides which packets are recorded (for example only
 	// the ports an experiment uses). Nil keeps everything.
 	Keep func(*Packet) bool
-	// Quiet is how long the socket must stay silent before Stop considers
-	// the queue drained; default 20ms. MaxDrain bounds that wait; default 2s.
+	// Quiet is how long the socket must stay silent before Stop (with no
+	// completion test) considers the traffic over; default 20ms. MaxDrain
+	// bounds the wait for traffic to end or for StopWhen's test; default 5s.
+	// Either way Stop then reads the ring to its end.
 	Quiet, MaxDrain time.Duration
 	// Snaplen is the most bytes kept per packet; default 262144.
 	Snaplen int
@@ -44,8 +46,10 @@ type Capture struct {
 	stopOnce sync.Once
 
 	mu      sync.Mutex
+	grew    chan struct{} // closed and replaced whenever packets are added
 	packets []*Packet
 	last    time.Time
+	stopAt  time.Time // when Stop asked the reader to finish the ring
 	stopped bool
 	drops   uint
 	secrets [][]byte
@@ -57,14 +61,26 @@ type Capture struct {
 // The ring: TPACKET_V3 blocks in memory shared with the kernel. Unlike a
 // socket's receive buffer, its size is not capped by net.core.rmem_max,
 // which a rootless lab cannot raise (SO_RCVBUFFORCE needs CAP_NET_ADMIN in
-// the initial namespace): with the 208 KiB default a QUIC burst overflowed
-// it. A block is handed to user space when it fills or after blockTimeout,
-// which must stay well below Options.Quiet.
+// the initial namespace).
+//
+// The kernel hands a block to user space when it fills or blockTimeout
+// after its first packet, so under a trickle of packets every block holds
+// only a few of them, and the ring lasts ringBlocks × blockTimeout before
+// the kernel drops: with 32 blocks and a 1 ms timeout that was 32 ms, less
+// than a reader goroutine waits for a core when two CPU hogs run beside the
+// lab (measured: 1009 of 3000 datagrams dropped). 256 blocks of 256 KiB at
+// 8 ms last 2 s of trickle and 64 MiB of burst, more than any experiment
+// sends; a block of 256 KiB still holds the largest loopback packet.
 const (
-	ringBlockSize = 1 << 20
-	ringBlocks    = 32
-	blockTimeout  = time.Millisecond
+	ringBlockSize = 256 << 10
+	ringBlocks    = 256
+	blockTimeout  = 8 * time.Millisecond
 	pollTimeout   = 10 * time.Millisecond
+	// retireMargin is how long after Stop the reader keeps polling before
+	// an empty poll means the ring is read to its end: the kernel retires
+	// the block that was filling at Stop within a jiffy or two of
+	// blockTimeout.
+	retireMargin = 3*blockTimeout + 10*time.Millisecond
 )
 
 // Start opens a packet socket on the interface and begins recording. The
@@ -77,7 +93,7 @@ func Start(path string, opts Options) (*Capture, error) {
 		opts.Quiet = 20 * time.Millisecond
 	}
 	if opts.MaxDrain == 0 {
-		opts.MaxDrain = 2 * time.Second
+		opts.MaxDrain = 5 * time.Second
 	}
 	if opts.Snaplen == 0 {
 		opts.Snaplen = 262144
@@ -105,7 +121,7 @@ func Start(path string, opts Options) (*Capture, error) {
 		tp.Close()
 		return nil, fmt.Errorf("capture: attaching BPF: %w", err)
 	}
-	c := &Capture{path: path, opts: opts, tp: tp, stop: make(chan struct{}), done: make(chan struct{}), last: time.Now()}
+	c := &Capture{path: path, opts: opts, tp: tp, stop: make(chan struct{}), done: make(chan struct{}), grew: make(chan struct{}), last: time.Now()}
 	go c.read()
 	return c, nil
 }
@@ -121,16 +137,28 @@ func (c *Capture) Drops() uint {
 	return c.drops
 }
 
+// read copies packets out of the ring until Stop has asked it to finish
+// and the ring is read to its end: a poll that found nothing, begun
+// retireMargin after Stop, when the kernel has retired the last block.
 func (c *Capture) read() {
 	defer close(c.done)
+	stopping := false
 	for {
-		select {
-		case <-c.stop:
-			return
-		default:
+		if !stopping {
+			select {
+			case <-c.stop:
+				stopping = true
+			default:
+			}
+		} else if time.Since(c.stopTime()) > c.opts.MaxDrain {
+			return // traffic that never pauses: bounded all the same
 		}
+		polled := time.Now()
 		data, ci, err := c.tp.ZeroCopyReadPacketData()
 		if errors.Is(err, afpacket.ErrTimeout) {
+			if stopping && polled.Sub(c.stopTime()) >= retireMargin {
+				return
+			}
 			continue // a chance to see stop; the ring keeps filling meanwhile
 		}
 		if err != nil {
@@ -143,10 +171,18 @@ func (c *Capture) read() {
 		c.mu.Lock()
 		if keep {
 			c.packets = append(c.packets, p)
+			close(c.grew)
+			c.grew = make(chan struct{})
 		}
 		c.last = time.Now()
 		c.mu.Unlock()
 	}
+}
+
+func (c *Capture) stopTime() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopAt
 }
 
 func (c *Capture) setErr(err error) {
@@ -158,29 +194,36 @@ func (c *Capture) setErr(err error) {
 }
 
 // Stop waits until the socket has been quiet for Options.Quiet (at most
-// MaxDrain), stops reading and returns every packet recorded, in arrival
-// order. The packets may be inspected and commented until Close. Stop is
-// idempotent.
-func (c *Capture) Stop() ([]*Packet, error) {
-	c.stopOnce.Do(c.drainAndStop)
+// MaxDrain), then reads the ring to its end and returns every packet
+// recorded, in arrival order. The packets may be inspected and commented
+// until Close. Stop and StopWhen are idempotent: only the first call waits.
+func (c *Capture) Stop() ([]*Packet, error) { return c.StopWhen(nil) }
+
+// StopWhen is Stop for a capture that knows what it should hold: it waits
+// until complete reports true for the packets kept so far (it is called
+// after each new packet, never concurrently) or MaxDrain passes, then reads
+// the ring to its end. Waiting on the packets themselves, not on a quiet
+// interval, is what keeps a capture whole when the reader is starved of
+// CPU. The caller still checks completeness: StopWhen returns what it has
+// when MaxDrain runs out.
+func (c *Capture) StopWhen(complete func([]*Packet) bool) ([]*Packet, error) {
+	c.stopOnce.Do(func() { c.drainAndStop(complete) })
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.packets, c.readErr
 }
 
-func (c *Capture) drainAndStop() {
-	deadline := time.Now().Add(c.opts.MaxDrain)
-	t := time.NewTimer(c.opts.Quiet)
-	for {
-		<-t.C
-		c.mu.Lock()
-		idle := time.Since(c.last)
-		c.mu.Unlock()
-		if idle >= c.opts.Quiet || time.Now().After(deadline) {
-			break
-		}
-		t.Reset(c.opts.Quiet - idle)
+func (c *Capture) drainAndStop(complete func([]*Packet) bool) {
+	deadline := time.NewTimer(c.opts.MaxDrain)
+	defer deadline.Stop()
+	if complete != nil {
+		c.waitComplete(complete, deadline.C)
+	} else {
+		c.waitQuiet(deadline.C)
 	}
+	c.mu.Lock()
+	c.stopAt = time.Now()
+	c.mu.Unlock()
 	close(c.stop)
 	<-c.done
 	var drops uint
@@ -192,6 +235,43 @@ func (c *Capture) drainAndStop() {
 	c.stopped = true
 	c.drops = drops
 	c.mu.Unlock()
+}
+
+func (c *Capture) waitComplete(complete func([]*Packet) bool, deadline <-chan time.Time) {
+	for {
+		c.mu.Lock()
+		pkts, grew := c.packets[:len(c.packets):len(c.packets)], c.grew
+		c.mu.Unlock()
+		if complete(pkts) {
+			return
+		}
+		select {
+		case <-grew:
+		case <-c.done: // the reader failed; nothing more will come
+			return
+		case <-deadline:
+			return
+		}
+	}
+}
+
+func (c *Capture) waitQuiet(deadline <-chan time.Time) {
+	t := time.NewTimer(c.opts.Quiet)
+	defer t.Stop()
+	for {
+		select {
+		case <-deadline:
+			return
+		case <-t.C:
+		}
+		c.mu.Lock()
+		idle := time.Since(c.last)
+		c.mu.Unlock()
+		if idle >= c.opts.Quiet {
+			return
+		}
+		t.Reset(c.opts.Quiet - idle)
+	}
 }
 
 // Packets returns the packets recorded so far. Before Stop the slice may

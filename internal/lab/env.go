@@ -2,6 +2,8 @@ package lab
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,7 +20,9 @@ type Env struct {
 	// Ctx is cancelled when the user interrupts the run or the experiment's
 	// time is up; every wait in an experiment must honour it.
 	Ctx context.Context
-	// Rand is seeded from --seed: the same seed, the same choices.
+	// Rand is seeded from --seed: the same seed, the same choices, as long
+	// as one goroutine draws from it in a fixed order. Concurrent parts of
+	// an experiment take a stream of their own with Stream or Bytes.
 	Rand *rand.Rand
 	// Seed is the seed Rand was made from.
 	Seed uint64
@@ -32,6 +36,42 @@ type Env struct {
 	report   *Report
 	captures []*capture.Capture
 	cleanups []func()
+	// short names the capture found incomplete; checks recorded after it
+	// are not judged.
+	short string
+}
+
+// Stream returns a random source of its own for the part of the
+// experiment called name, derived from the seed and the name alone: the
+// same seed gives the same draws whatever other parts draw, and in which
+// order. The source is not safe for concurrent use.
+func (e *Env) Stream(name string) *rand.Rand {
+	return rand.New(rand.NewChaCha8(e.streamSeed(name)))
+}
+
+// Bytes is Stream as an io.Reader of random bytes, for code that takes
+// its randomness as a reader (crypto/rand's role): connection IDs, DNS IDs,
+// initial sequence numbers. The reader is safe for concurrent use, but
+// draws from several goroutines come in the order they are made.
+func (e *Env) Bytes(name string) io.Reader {
+	return &lockedReader{r: rand.NewChaCha8(e.streamSeed(name))}
+}
+
+func (e *Env) streamSeed(name string) [32]byte {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], e.Seed)
+	return sha256.Sum256(append(append(b[:], e.exp.Name+"\x00"...), name...))
+}
+
+type lockedReader struct {
+	mu sync.Mutex
+	r  *rand.ChaCha8
+}
+
+func (l *lockedReader) Read(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(p)
 }
 
 // Name is the experiment's full name.
@@ -83,12 +123,56 @@ func (e *Env) Cleanup(f func()) {
 }
 
 // Check records a verdict and returns ok. The detail says what was measured,
-// so a failing check explains itself.
+// so a failing check explains itself. After CaptureComplete found a
+// capture short, a check is recorded as not judged and returns false: no
+// verdict rests on evidence known to be incomplete.
 func (e *Env) Check(name string, ok bool, detailFormat string, args ...any) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.report.Checks = append(e.report.Checks, Check{Name: name, Passed: ok, Detail: fmt.Sprintf(detailFormat, args...)})
+	c := Check{Name: name, Passed: ok, Detail: fmt.Sprintf(detailFormat, args...)}
+	if e.short != "" {
+		c.Passed, c.NotJudged = false, "the capture "+e.short+" is incomplete"
+		ok = false
+	}
+	e.report.Checks = append(e.report.Checks, c)
 	return ok
+}
+
+// CaptureComplete records the check "capture complete": the capture holds
+// got of the want units (packets, datagrams, exchanges) that the source
+// counted (engine records, socket counters, qlog, server counters), and
+// the kernel dropped none. source says who counted. When the capture is
+// short, that check fails and every check recorded after it is reported as
+// not judged, so a short capture is blamed as a capture failure, never as
+// the protocol's. Call it right after Stop, before analysing the packets.
+func (e *Env) CaptureComplete(c *capture.Capture, got, want int, unit, source string) bool {
+	drops := c.Drops()
+	ok := got >= want && drops == 0
+	detail := fmt.Sprintf("%d of %d %s (counted by %s)", got, want, unit, source)
+	if drops > 0 {
+		detail += fmt.Sprintf("; the kernel dropped %d packets before the capture could read them", drops)
+	}
+	name := "capture complete"
+	if base := filepath.Base(c.Path()); base != e.exp.Short()+".pcapng" {
+		name += " (" + base + ")"
+	}
+	e.Check(name, ok, "%s", detail)
+	if !ok {
+		e.mu.Lock()
+		if e.short == "" {
+			e.short = filepath.Base(c.Path())
+		}
+		e.mu.Unlock()
+	}
+	return ok
+}
+
+// CaptureShort reports whether a capture of this experiment was found
+// incomplete; ladders and analysis drawn from it must say so.
+func (e *Env) CaptureShort() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.short != ""
 }
 
 // Metric records a measured figure. Units go in the name: _bytes, _ms, _count.
@@ -140,9 +224,12 @@ func (e *Env) finish() {
 			e.Check("capture written", false, "%v", err)
 		}
 		// A capture that missed packets would make every measurement
-		// from it suspect: say so as a failure of its own.
-		if d := c.Drops(); d > 0 {
-			e.Check("capture complete", false, "the kernel dropped %d packets before %s could read them", d, c.Path())
+		// from it suspect: say so as a failure of its own (CaptureComplete
+		// already said it for the captures it judged).
+		if d := c.Drops(); d > 0 && !e.CaptureShort() {
+			e.mu.Lock()
+			e.report.Checks = append(e.report.Checks, Check{Name: "capture complete", Detail: fmt.Sprintf("the kernel dropped %d packets before %s could read them", d, c.Path())})
+			e.mu.Unlock()
 		}
 	}
 }

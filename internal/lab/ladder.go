@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -23,6 +24,10 @@ type Rung struct {
 	ToRight    bool   `json:"to_right"`
 	LeftState  string `json:"left_state,omitempty"`
 	RightState string `json:"right_state,omitempty"`
+	// Reported, when set, names who reported a message that is not in the
+	// capture (an endpoint's qlog, the engine's records): a ladder titled
+	// "as captured" draws such a row with ◇ and says where it came from.
+	Reported string `json:"reported,omitempty"`
 }
 
 // Send adds a left-to-right message.
@@ -64,13 +69,29 @@ func (l *Ladder) Render(b *strings.Builder) {
 		case r.Label == "":
 			mid = "│" + strings.Repeat(" ", arrowWidth) + "│"
 		case r.ToRight:
-			mid = "│" + fill("── "+clip(r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "►│"
+			mid = "│" + fill("── "+clip(mark(r)+r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "►│"
 		default:
-			mid = "│◄" + fill("─ "+clip(r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "│"
+			mid = "│◄" + fill("─ "+clip(mark(r)+r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "│"
 		}
 		line := fmt.Sprintf("  %s %s %s", pad(clip(r.LeftState, lw), lw), mid, r.RightState)
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
 	}
+	var who []string
+	for _, r := range l.Rows {
+		if r.Reported != "" && r.Label != "" && !slices.Contains(who, r.Reported) {
+			who = append(who, r.Reported)
+		}
+	}
+	if len(who) > 0 {
+		fmt.Fprintf(b, "  ◇ not in the capture: reported by %s\n", strings.Join(who, ", "))
+	}
+}
+
+func mark(r Rung) string {
+	if r.Reported != "" {
+		return "◇ "
+	}
+	return ""
 }
 
 func pad(s string, w int) string {

@@ -13,6 +13,9 @@ type Check struct {
 	Name   string `json:"name"`
 	Passed bool   `json:"passed"`
 	Detail string `json:"detail"`
+	// NotJudged, when set, says why the check was not judged (a capture
+	// found incomplete before it): it neither passed nor failed.
+	NotJudged string `json:"not_judged,omitempty"`
 }
 
 // Report is what one experiment run produced. Its JSON form is one line of
@@ -46,11 +49,11 @@ type Table struct {
 	Rows  [][]string `json:"rows"`
 }
 
-// Failed returns the checks that did not pass.
+// Failed returns the checks that failed (not those left unjudged).
 func (r *Report) Failed() []Check {
 	var out []Check
 	for _, c := range r.Checks {
-		if !c.Passed {
+		if !c.Passed && c.NotJudged == "" {
 			out = append(out, c)
 		}
 	}
@@ -111,11 +114,17 @@ func (r *Report) WriteText(w io.Writer) error {
 	b.WriteString("\nChecks:\n")
 	for _, c := range r.Checks {
 		verdict := "PASS"
-		if !c.Passed {
+		switch {
+		case c.NotJudged != "":
+			verdict = "----"
+		case !c.Passed:
 			verdict = "FAIL"
 		}
 		fmt.Fprintf(&b, "  %s  %s", verdict, c.Name)
-		if c.Detail != "" {
+		switch {
+		case c.NotJudged != "":
+			fmt.Fprintf(&b, ": not judged, %s", c.NotJudged)
+		case c.Detail != "":
 			fmt.Fprintf(&b, ": %s", c.Detail)
 		}
 		b.WriteString("\n")

@@ -14,14 +14,22 @@ import (
 type Options struct {
 	// OutDir receives captures as OutDir/<group>/<name>.pcapng; default "captures".
 	OutDir string
-	// Seed makes random choices repeatable; 0 picks one from the clock and
-	// reports it so a run can be repeated.
+	// Seed makes random choices repeatable; 0 picks one and reports it so
+	// a run can be repeated. At most MaxSeed.
 	Seed uint64
 	// Timeout bounds each experiment; default 2 minutes.
 	Timeout time.Duration
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
 }
+
+// MaxSeed is the largest seed: 2^53−1, the largest integer every JSON
+// reader (jq, JavaScript) keeps exact.
+const MaxSeed = 1<<53 - 1
+
+// NewSeed picks a seed for a run that was given none: short enough to type
+// back, and never 0 (which means "pick one").
+func NewSeed() uint64 { return 1 + rand.Uint64N(1<<32-1) }
 
 // RunOne runs a single experiment and returns its report. It never panics:
 // a panic inside the experiment is recorded as its error.
@@ -37,7 +45,7 @@ func RunOne(ctx context.Context, exp Experiment, opts Options) *Report {
 	}
 	seed := opts.Seed
 	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
+		seed = NewSeed()
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
 	defer cancel()
@@ -97,6 +105,7 @@ func Run(ctx context.Context, exps []Experiment, opts Options, report func(*Repo
 		group = append(group, r)
 		if i == len(exps)-1 || exps[i+1].Group() != e.Group() {
 			if s := summarise(e.Group(), group); s != nil {
+				s.Seed = group[0].Seed
 				emit(s)
 			}
 			group = nil

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -28,6 +29,20 @@ import (
 // Marker is the environment variable that tells a re-executed process it is
 // already inside the lab's namespace.
 const Marker = "STATELAB_SANDBOX"
+
+// TempEnv names the run's temporary directory to the process inside, which
+// removes it with RemoveTemp as it exits.
+const TempEnv = "STATELAB_RUN_TMP"
+
+// RemoveTemp removes the run's temporary directory from inside the
+// namespace; the process calls it as it exits. It removes nothing but a
+// directory its parent made for it.
+func RemoveTemp() {
+	dir := os.Getenv(TempEnv)
+	if dir != "" && Inside() && strings.HasPrefix(filepath.Base(dir), TempPrefix) {
+		_ = os.RemoveAll(dir)
+	}
+}
 
 // ErrUnavailable is wrapped by every error that means namespaces cannot be
 // created here. Callers that branch use errors.As with *UnavailableError.
@@ -75,15 +90,30 @@ func Command(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// TempPrefix begins the name of the directory each run's temporary files
+// live in (TMPDIR of everything inside the namespace).
+const TempPrefix = "statelab-run-"
+
 // Reexec runs this executable again, with the same arguments, inside a new
 // namespace, and returns the child's exit status. A child killed by a signal
 // returns 128+signal, as a shell would.
+//
+// The child's TMPDIR is a directory the parent makes and removes when the
+// child has exited, however it ended: a lab process killed with SIGKILL
+// leaves no temporary file behind. (The child removes it too when it ends
+// on its own, for the case where the parent was killed first.)
 func Reexec() (int, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("sandbox: finding own executable: %w", err)
 	}
+	tmp, err := os.MkdirTemp("", TempPrefix)
+	if err != nil {
+		return 0, fmt.Errorf("sandbox: a directory for the lab's temporary files: %w", err)
+	}
+	defer os.RemoveAll(tmp)
 	cmd := Command(self, os.Args[1:]...)
+	cmd.Env = append(cmd.Env, "TMPDIR="+tmp, TempEnv+"="+tmp)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 
 	// Pdeathsig fires when the thread that forked the child exits, so keep
