@@ -38,6 +38,7 @@ func TestExitStatusAndMessages(t *testing.T) {
 		{"run unknown target", []string{"run", "nosuch/thing"}, 2, "", "statelab list"},
 		{"run bad flag", []string{"run", "--frob", "all"}, 2, "", "flag provided but not defined: -frob"},
 		{"run bad seed", []string{"run", "--seed", "x", "all"}, 2, "", "invalid value"},
+		{"run seed a JSON reader would round", []string{"run", "--seed", "9007199254740993", "all"}, 2, "", "seeds go up to 9007199254740991"},
 		{"list takes no arguments", []string{"list", "x"}, 2, "", "takes no arguments"},
 		{"list", []string{"list"}, 0, "http/calculator  ", ""},
 		{"diagram needs a machine", []string{"diagram"}, 2, "", "name the machine"},

@@ -145,7 +145,7 @@ func (e *Env) Check(name string, ok bool, detailFormat string, args ...any) bool
 // short, that check fails and every check recorded after it is reported as
 // not judged, so a short capture is blamed as a capture failure, never as
 // the protocol's. Call it right after Stop, before analysing the packets.
-func (e *Env) CaptureComplete(c *capture.Capture, got, want int, unit, source string) bool {
+func (e *Env) CaptureComplete(c CaptureFile, got, want int, unit, source string) bool {
 	drops := c.Drops()
 	ok := got >= want && drops == 0
 	detail := fmt.Sprintf("%d of %d %s (counted by %s)", got, want, unit, source)
@@ -165,6 +165,14 @@ func (e *Env) CaptureComplete(c *capture.Capture, got, want int, unit, source st
 		e.mu.Unlock()
 	}
 	return ok
+}
+
+// CaptureFile is what CaptureComplete needs of a capture (a
+// *capture.Capture is one): where it is written and what the kernel
+// dropped.
+type CaptureFile interface {
+	Path() string
+	Drops() uint
 }
 
 // CaptureShort reports whether a capture of this experiment was found

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -191,6 +192,115 @@ func TestWrap(t *testing.T) {
 	for _, tt := range tests {
 		if got := wrap(tt.in, tt.width); strings.Join(got, "|") != strings.Join(tt.want, "|") {
 			t.Errorf("wrap(%q, %d) = %q, want %q", tt.in, tt.width, got, tt.want)
+		}
+	}
+}
+
+type fakeCapture struct {
+	path  string
+	drops uint
+}
+
+func (f fakeCapture) Path() string { return f.path }
+func (f fakeCapture) Drops() uint  { return f.drops }
+
+// A short capture fails "capture complete" and nothing else: the checks
+// recorded after it are not judged, the ones before it stand.
+func TestShortCaptureFailsOnlyItself(t *testing.T) {
+	tests := []struct {
+		name       string
+		got, want  int
+		drops      uint
+		passed     bool
+		failed     []string
+		notJudged  []string
+		detailPart string
+	}{
+		{"complete", 12, 12, 0, true, nil, nil, "12 of 12 exchanges (counted by the server)"},
+		{"more than counted", 13, 12, 0, true, nil, nil, "13 of 12"},
+		{"short", 9, 12, 0, false, []string{"capture complete"}, []string{"after"}, "9 of 12"},
+		{"dropped by the kernel", 12, 12, 320, false, []string{"capture complete"}, []string{"after"}, "dropped 320"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			exp := Experiment{Name: "test/short", Run: func(env *Env) error {
+				env.Check("before", true, "from the endpoints")
+				if env.CaptureComplete(fakeCapture{"x/short.pcapng", tt.drops}, tt.got, tt.want, "exchanges", "the server") != tt.passed {
+					t.Errorf("CaptureComplete returned %v", !tt.passed)
+				}
+				if env.CaptureShort() == tt.passed {
+					t.Errorf("CaptureShort = %v", env.CaptureShort())
+				}
+				if ok := env.Check("after", true, "from the capture"); ok != tt.passed {
+					t.Errorf("a check after the capture returned %v", ok)
+				}
+				return nil
+			}}
+			r := RunOne(context.Background(), exp, Options{OutDir: t.TempDir(), Seed: 1})
+			if r.Passed != tt.passed {
+				t.Errorf("passed = %v, want %v", r.Passed, tt.passed)
+			}
+			var failed, notJudged []string
+			for _, c := range r.Checks {
+				switch {
+				case c.NotJudged != "":
+					notJudged = append(notJudged, c.Name)
+				case !c.Passed:
+					failed = append(failed, c.Name)
+				}
+				if c.Name == "capture complete" && !strings.Contains(c.Detail, tt.detailPart) {
+					t.Errorf("capture complete detail %q lacks %q", c.Detail, tt.detailPart)
+				}
+			}
+			if fmt.Sprint(failed) != fmt.Sprint(tt.failed) || fmt.Sprint(notJudged) != fmt.Sprint(tt.notJudged) {
+				t.Errorf("failed %v, not judged %v; want %v, %v", failed, notJudged, tt.failed, tt.notJudged)
+			}
+			var b bytes.Buffer
+			_ = r.WriteText(&b)
+			if !tt.passed && !strings.Contains(b.String(), "----  after: not judged, the capture short.pcapng is incomplete") {
+				t.Errorf("report does not show the unjudged check:\n%s", b.String())
+			}
+		})
+	}
+}
+
+// A part's stream depends on the seed, the experiment and the part's name
+// only: not on what other parts drew before it.
+func TestStreamsAreReproducibleAndIndependent(t *testing.T) {
+	draw := func(seed uint64, exp string, other int) (uint64, []byte) {
+		var v uint64
+		var b []byte
+		RunOne(context.Background(), Experiment{Name: exp, Run: func(env *Env) error {
+			for range other {
+				env.Stream("other").Uint64()
+				env.Rand.Uint64()
+			}
+			v = env.Stream("part").Uint64()
+			b = make([]byte, 8)
+			_, _ = io.ReadFull(env.Bytes("part"), b)
+			env.Check("drew", true, "")
+			return nil
+		}}, Options{OutDir: t.TempDir(), Seed: seed})
+		return v, b
+	}
+	v1, b1 := draw(42, "test/a", 0)
+	v2, b2 := draw(42, "test/a", 5)
+	if v1 != v2 || !bytes.Equal(b1, b2) {
+		t.Errorf("same seed, other draws before: %x %x, then %x %x", v1, b1, v2, b2)
+	}
+	if v3, _ := draw(43, "test/a", 0); v3 == v1 {
+		t.Errorf("seeds 42 and 43 gave the same draw %x", v1)
+	}
+	if v4, _ := draw(42, "test/b", 0); v4 == v1 {
+		t.Errorf("two experiments with one seed gave the same draw %x", v1)
+	}
+}
+
+func TestNewSeedSurvivesJSON(t *testing.T) {
+	for range 1000 {
+		s := NewSeed()
+		if s == 0 || s > MaxSeed || float64(s) != float64(int64(s)) || uint64(float64(s)) != s {
+			t.Fatalf("seed %d does not survive a float64 JSON reader", s)
 		}
 	}
 }
