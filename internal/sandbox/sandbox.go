@@ -13,6 +13,8 @@
 package sandbox
 
 import (
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -20,14 +22,19 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
 // Marker is the environment variable that tells a re-executed process it is
-// already inside the lab's namespace.
+// already inside the lab's namespace. It names a pipe the parent opened for
+// the child and a nonce the pipe must repeat (see Inside), so the variable
+// set by hand (STATELAB_SANDBOX=1) or inherited by a grandchild proves
+// nothing.
 const Marker = "STATELAB_SANDBOX"
 
 // TempEnv names the run's temporary directory to the process inside, which
@@ -63,15 +70,125 @@ func (e *UnavailableError) Error() string {
 func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
 
 // Inside reports whether this process is the re-executed child running in
-// the lab's namespace.
-func Inside() bool { return os.Getenv(Marker) == "1" }
+// the lab's namespace. The parent's word comes through a pipe it opened
+// for this child alone (Marker names the descriptor and a nonce that must
+// match what the pipe says), and the network namespace the parent wrote
+// there must not be this process's: a Marker set by hand
+// (STATELAB_SANDBOX=1) or inherited by a grandchild proves nothing.
+func Inside() bool {
+	proofOnce.Do(readProof)
+	return proof.err == nil && os.Getenv(Marker) == verifiedPrefix+proof.nonce
+}
+
+// InsideErr is Inside with the reason when the answer is no.
+func InsideErr() error {
+	if Inside() {
+		return nil
+	}
+	if proof.err != nil {
+		return proof.err
+	}
+	return fmt.Errorf("%w: %s is %q", ErrNotInside, Marker, os.Getenv(Marker))
+}
+
+// ErrNotInside is wrapped by the error that says why a process is not in
+// the namespace its parent made for it.
+var ErrNotInside = errors.New("sandbox: not inside the lab's namespace")
+
+const verifiedPrefix = "verified:"
+
+var (
+	proofOnce sync.Once
+	proof     struct {
+		nonce string
+		err   error
+	}
+)
+
+// readProof reads the parent's word once, closes the pipe, and replaces
+// Marker with a value no descendant can take for a proof of its own.
+func readProof() {
+	marker := os.Getenv(Marker)
+	nonce, err := checkProof(marker, procRoot)
+	proof.nonce, proof.err = nonce, err
+	if err == nil {
+		_ = os.Setenv(Marker, verifiedPrefix+nonce)
+	}
+}
+
+// checkProof reads and checks the pipe that marker ("FD:NONCE") names.
+func checkProof(marker, proc string) (string, error) {
+	fdText, nonce, ok := strings.Cut(marker, ":")
+	fd, err := strconv.Atoi(fdText)
+	if !ok || err != nil || fd < 3 || nonce == "" {
+		return "", fmt.Errorf("%w: %s=%q was not set by a parent that made a namespace", ErrNotInside, Marker, marker)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return "", fmt.Errorf("%w: descriptor %d is not the parent's pipe (%v)", ErrNotInside, fd, err)
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for try := 0; try < 10; try++ { // EINTR from the runtime's signals
+		if _, err = unix.Poll(fds, 1000); err != unix.EINTR {
+			break
+		}
+	}
+	buf := make([]byte, 256)
+	n, err := unix.Read(fd, buf) // the parent wrote before the child started
+	if err != nil || n <= 0 {
+		return "", fmt.Errorf("%w: reading the parent's pipe: %v", ErrNotInside, err)
+	}
+	gotNonce, parentNS, _ := strings.Cut(strings.TrimSpace(string(buf[:n])), " ")
+	if gotNonce != nonce {
+		return "", fmt.Errorf("%w: the parent's pipe does not match %s", ErrNotInside, Marker)
+	}
+	own, err := os.Readlink(proc + "/self/ns/net")
+	if err != nil || own == parentNS {
+		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q (%v)", ErrNotInside, parentNS, err)
+	}
+	return nonce, nil
+}
+
+// vouch opens the pipe that tells a child started in a new namespace who
+// its parent is: the nonce and this process's network namespace, written
+// before the child starts. It returns the read end for the child and the
+// Marker value naming it as descriptor fd.
+func vouch(fd int) (*os.File, string, error) {
+	ns, err := os.Readlink(procRoot + "/self/ns/net")
+	if err != nil {
+		return nil, "", fmt.Errorf("sandbox: reading this process's network namespace: %w", err)
+	}
+	var b [12]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		return nil, "", err
+	}
+	nonce := hex.EncodeToString(b[:])
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, "", err
+	}
+	defer w.Close()
+	if _, err := fmt.Fprintf(w, "%s %s\n", nonce, ns); err != nil {
+		r.Close()
+		return nil, "", err
+	}
+	return r, fmt.Sprintf("%d:%s", fd, nonce), nil
+}
 
 // Command returns a command that runs name with args in a new network
 // namespace, and a new user namespace mapping the caller to root when the
-// caller is not root. The child's environment carries Marker.
+// caller is not root. The child's environment carries Marker and its
+// descriptor 3 the pipe Marker names (see Inside); a caller that adds
+// ExtraFiles appends to them.
 func Command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
-	cmd.Env = append(os.Environ(), Marker+"=1")
+	cmd.Env = os.Environ()
+	// The parent's word for the child: a pipe as the child's descriptor 3.
+	if r, marker, err := vouch(3); err == nil {
+		cmd.ExtraFiles = []*os.File{r}
+		cmd.Env = append(cmd.Env, Marker+"="+marker)
+	}
 	attr := &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNET,
 		// The child dies with its parent, gracefully: SIGTERM lets it

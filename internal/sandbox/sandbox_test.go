@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,70 @@ func TestUnavailableNamesReasonAndRemedy(t *testing.T) {
 			}
 			if !strings.Contains(u.Reason, tt.wantReason) || !strings.Contains(u.Remedy, tt.wantRemedy) {
 				t.Errorf("reason %q remedy %q; want them to contain %q and %q", u.Reason, u.Remedy, tt.wantReason, tt.wantRemedy)
+			}
+		})
+	}
+}
+
+// The marker is believed only with the parent's pipe behind it: the nonce
+// it names must be the pipe's, and the namespace the parent wrote there
+// must not be this process's.
+func TestMarkerIsBelievedOnlyWithTheParentsPipe(t *testing.T) {
+	own, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Skip("no /proc/self/ns/net here")
+	}
+	pipe := func(t *testing.T, content string) int {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.WriteString(content)
+		w.Close()
+		fd, err := syscall.Dup(int(r.Fd()))
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fd
+	}
+	file := func(t *testing.T) int {
+		f, err := os.CreateTemp(t.TempDir(), "notapipe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, _ := syscall.Dup(int(f.Fd()))
+		f.Close()
+		return fd
+	}
+	tests := []struct {
+		name   string
+		marker func(t *testing.T) string
+		inside bool
+	}{
+		{"the parent's pipe, another namespace", func(t *testing.T) string {
+			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[1]\n"))
+		}, true},
+		{"set by hand to 1", func(*testing.T) string { return "1" }, false},
+		{"empty", func(*testing.T) string { return "" }, false},
+		{"a descriptor that is not open", func(*testing.T) string { return "999:abc" }, false},
+		{"a descriptor that is a file", func(t *testing.T) string { return fmt.Sprintf("%d:abc", file(t)) }, false},
+		{"a pipe with another nonce", func(t *testing.T) string {
+			return fmt.Sprintf("%d:abc", pipe(t, "xyz net:[1]\n"))
+		}, false},
+		{"the parent's own namespace (never left it)", func(t *testing.T) string {
+			return fmt.Sprintf("%d:abc", pipe(t, "abc "+own+"\n"))
+		}, false},
+		{"stdin", func(*testing.T) string { return "0:abc" }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			nonce, err := checkProof(tt.marker(t), "/proc")
+			if (err == nil) != tt.inside {
+				t.Errorf("checkProof = %q, %v; want inside=%v", nonce, err, tt.inside)
+			}
+			if err != nil && !errors.Is(err, ErrNotInside) {
+				t.Errorf("error %v does not wrap ErrNotInside", err)
 			}
 		})
 	}
