@@ -18,7 +18,7 @@ func BenchmarkReplyJudgement(b *testing.B) {
 	s.initIDs()
 	m := new(dns.Msg)
 	m.SetQuestion("bench.synth.lab.", dns.TypeA)
-	call, _ := c.prepare(m, 0)
+	call, _ := c.prepare(m, 0, nil)
 	call.s, call.id, call.state = s, 0x1234, EventSent
 	s.inflight[0x1234], s.n, s.st.Sent = call, 1, 1
 	forged := mustPack(poisonReply(m, 0x1234, "evil.synth.lab.", dns.TypeA, dns.ClassINET))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -42,6 +43,12 @@ type Config struct {
 	// Case0x20 randomises the letter case of each QNAME (DNS 0x20) and
 	// requires the reply to echo it exactly.
 	Case0x20 bool
+	// Rand is where query IDs and 0x20 letter case are drawn from; default
+	// crypto/rand.Reader. A seeded reader makes the draws repeatable when
+	// queries are sent in a fixed order; callers that send concurrently
+	// give each query a reader of its own with ExchangeRand instead, so
+	// which query gets which ID does not depend on the scheduler.
+	Rand io.Reader
 	// FailWhenFull makes a query fail with ErrIDsExhausted when every ID of
 	// every socket is taken, instead of waiting for one to free up.
 	FailWhenFull bool
@@ -238,6 +245,19 @@ func (c *Client) Query(ctx context.Context, name string, qtype uint16) (*dns.Msg
 // to m's letter case, so callers never see the random case; the raw reply
 // (Call.Raw) keeps it as received.
 func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	return c.exchange(ctx, m, nil)
+}
+
+// ExchangeRand is Exchange with every attempt's ID (and 0x20 letter case)
+// drawn from rnd instead of Config.Rand. Concurrent callers that each pass
+// a seeded reader of their own get the same IDs whatever order the
+// scheduler runs them in: an ID drawn is kept unless it is in flight or
+// resting, which with a 16-bit space and a few hundred queries is rare.
+func (c *Client) ExchangeRand(ctx context.Context, m *dns.Msg, rnd io.Reader) (*dns.Msg, error) {
+	return c.exchange(ctx, m, rnd)
+}
+
+func (c *Client) exchange(ctx context.Context, m *dns.Msg, rnd io.Reader) (*dns.Msg, error) {
 	attempts := c.cfg.Retries + 1
 	var timer *time.Timer
 	defer func() {
@@ -246,7 +266,7 @@ func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 		}
 	}()
 	for a := range attempts {
-		call, err := c.send(ctx, m, a)
+		call, err := c.send(ctx, m, a, rnd)
 		if err != nil {
 			return nil, c.queryErr(m, a+1, err)
 		}
@@ -305,14 +325,14 @@ func (c *Client) queryErr(m *dns.Msg, attempts int, err error) error {
 // There is no timeout: the caller must Wait or Cancel. Send waits for a free
 // ID when all are taken (honouring ctx) unless Config.FailWhenFull is set.
 func (c *Client) Send(ctx context.Context, m *dns.Msg) (*Call, error) {
-	return c.send(ctx, m, 0)
+	return c.send(ctx, m, 0, nil)
 }
 
-func (c *Client) send(ctx context.Context, m *dns.Msg, attempt int) (*Call, error) {
+func (c *Client) send(ctx context.Context, m *dns.Msg, attempt int, rnd io.Reader) (*Call, error) {
 	if err := context.Cause(ctx); err != nil {
 		return nil, err // nothing goes out for a query already given up
 	}
-	call, err := c.prepare(m, attempt)
+	call, err := c.prepare(m, attempt, rnd)
 	if err != nil {
 		return nil, err
 	}
@@ -457,8 +477,9 @@ func (c *Client) notifyAll() {
 }
 
 // prepare packs m as a query with ID 0 (set at registration) and records the
-// question exactly as it will go on the wire.
-func (c *Client) prepare(m *dns.Msg, attempt int) (*Call, error) {
+// question exactly as it will go on the wire. rnd, when set, is the
+// attempt's random source instead of Config.Rand.
+func (c *Client) prepare(m *dns.Msg, attempt int, rnd io.Reader) (*Call, error) {
 	if m == nil || m.Response || len(m.Question) != 1 {
 		return nil, fmt.Errorf("%w: need one question and QR=0", ErrBadQuery)
 	}
@@ -466,7 +487,10 @@ func (c *Client) prepare(m *dns.Msg, attempt int) (*Call, error) {
 	q.Id = 0
 	name := m.Question[0].Name
 	if c.cfg.Case0x20 {
-		name = c.mixCase(name)
+		var err error
+		if name, err = c.mixCase(name, rnd); err != nil {
+			return nil, err
+		}
 	}
 	q.Question = []dns.Question{{Name: name, Qtype: m.Question[0].Qtype, Qclass: m.Question[0].Qclass}}
 	packed, err := q.PackBuffer(make([]byte, 128))
@@ -480,15 +504,18 @@ func (c *Client) prepare(m *dns.Msg, attempt int) (*Call, error) {
 	return &Call{
 		packed: packed, qname: h.QName, qtype: h.QType, qclass: h.QClass,
 		opcode: h.Opcode(), name: name, attempt: attempt, server: c.cfg.Server,
-		done: make(chan struct{}),
+		rnd: rnd, done: make(chan struct{}),
 	}, nil
 }
 
-// mixCase flips the case of each ASCII letter of name at random (0x20).
-func (c *Client) mixCase(name string) string {
+// mixCase flips the case of each ASCII letter of name at random (0x20),
+// drawing from rnd when set, else from Config.Rand.
+func (c *Client) mixCase(name string, rnd io.Reader) (string, error) {
 	b := []byte(name)
 	var bits [32]byte
-	c.randBytes(bits[:min(len(bits), (len(b)+7)/8)])
+	if err := c.fill(rnd, bits[:min(len(bits), (len(b)+7)/8)]); err != nil {
+		return "", err
+	}
 	for i, ch := range b {
 		if i/8 >= len(bits) {
 			break
@@ -503,21 +530,41 @@ func (c *Client) mixCase(name string) string {
 			b[i] = ch + ('a' - 'A')
 		}
 	}
-	return string(b)
+	return string(b), nil
 }
 
-func (c *Client) randBytes(p []byte) {
+// fill reads len(p) random bytes from rnd when set, else from Config.Rand.
+func (c *Client) fill(rnd io.Reader, p []byte) error {
+	if rnd == nil {
+		return c.randBytes(p)
+	}
+	if _, err := io.ReadFull(rnd, p); err != nil {
+		return fmt.Errorf("udpdns: reading the query's random source: %w", err)
+	}
+	return nil
+}
+
+// randBytes reads from Config.Rand, buffered (crypto/rand never fails, Go
+// ≥1.24; another reader may).
+func (c *Client) randBytes(p []byte) error {
 	c.rndMu.Lock()
 	defer c.rndMu.Unlock()
 	for len(p) > 0 {
 		if c.rndN == 0 {
-			_, _ = rand.Read(c.rnd[:]) // never fails (crypto/rand, Go ≥1.24)
+			r := c.cfg.Rand
+			if r == nil {
+				r = rand.Reader
+			}
+			if _, err := io.ReadFull(r, c.rnd[:]); err != nil {
+				return fmt.Errorf("udpdns: reading Config.Rand: %w", err)
+			}
 			c.rndN = len(c.rnd)
 		}
 		n := copy(p, c.rnd[len(c.rnd)-c.rndN:])
 		c.rndN -= n
 		p = p[n:]
 	}
+	return nil
 }
 
 func (c *Client) now() int64 { return int64(time.Since(c.epoch)) }
@@ -535,6 +582,7 @@ type Call struct {
 	attempt int
 	server  netip.AddrPort
 	sent    time.Time
+	rnd     io.Reader // the attempt's random source; nil: Config.Rand
 
 	done  chan struct{}
 	state EventKind // guarded by s.mu: EventSent while in flight

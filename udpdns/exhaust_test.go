@@ -19,8 +19,8 @@ func fillTable(s *sock) int {
 	now := s.c.now()
 	n := 0
 	for {
-		id, ok := s.allocID(now)
-		if !ok {
+		id, ok, err := s.allocID(now, nil)
+		if err != nil || !ok {
 			return n
 		}
 		s.inflight[id] = &Call{s: s, id: id, state: EventSent, done: make(chan struct{})}
@@ -128,7 +128,7 @@ func TestAllocIDUniformWhenNearlyFull(t *testing.T) {
 	counts := map[uint16]int{}
 	now := c.now()
 	for range draws {
-		id, ok := s.allocID(now)
+		id, ok, _ := s.allocID(now, nil)
 		if !ok || id < lo || id >= lo+k {
 			t.Fatalf("allocID = %#04x, %v; want one of the %d free", id, ok, k)
 		}
@@ -161,7 +161,7 @@ func TestRegisterWhenFullReportsEarliestRest(t *testing.T) {
 	}
 	fillTable(s)
 	q.Cancel()
-	probe, _ := c.prepare(m, 0)
+	probe, _ := c.prepare(m, 0, nil)
 	ok, w, err := s.register(probe)
 	if ok || err != nil || w < 59*time.Minute || w > time.Hour {
 		t.Fatalf("register = %v, %v, %v; want false and about an hour", ok, w, err)
@@ -188,10 +188,10 @@ func TestRegisterWhenFullReportsEarliestRest(t *testing.T) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id, ok := s.allocID(later); !ok || id != lingering {
+	if id, ok, _ := s.allocID(later, nil); !ok || id != lingering {
 		t.Errorf("two minutes on: allocID = %#04x, %v; want the lingering %#04x", id, ok, lingering)
 	}
-	if _, ok := s.allocID(later); ok {
+	if _, ok, _ := s.allocID(later, nil); ok {
 		t.Error("the quarantined ID was given out before its hour")
 	}
 }

@@ -27,7 +27,7 @@ func runClientGone(env *lab.Env) error {
 	arrived := make(chan struct{})
 	release := make(chan struct{})
 	written := make(chan error, 1)
-	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
+	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Seed: env.Stream("server").Uint64(), Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
 		if strings.EqualFold(q.Question[0].Name, name) {
 			a.Hold = release
 			a.Sent = func(err error) { written <- err }
@@ -38,11 +38,15 @@ func runClientGone(env *lab.Env) error {
 		return err
 	}
 	env.Cleanup(func() { srv.Close() })
+	want, err := startWant()
+	if err != nil {
+		return err
+	}
 	cap, err := env.Capture(capture.Options{Keep: keepPorts(srv.Addr().Port())})
 	if err != nil {
 		return err
 	}
-	cl, err := NewClient(Config{Server: srv.Addr(), Timeout: 5 * time.Second})
+	cl, err := NewClient(Config{Server: srv.Addr(), Timeout: 5 * time.Second, Rand: env.Bytes("client")})
 	if err != nil {
 		return err
 	}
@@ -69,16 +73,25 @@ func runClientGone(env *lab.Env) error {
 	case <-env.Ctx.Done():
 		return env.Ctx.Err()
 	}
-	// The ICMP error is generated as the answer is delivered; Stop drains.
-	pkts, err := cap.Stop()
-	if err != nil {
-		return fmt.Errorf("capture: %w", err)
-	}
+	srv.Close() // its count is final
 	st := cl.Stats()
+	sst := srv.Stats()
+	server := srv.Addr()
+	want.server, want.client = server, local
+	want.queries = int(st.Sent - st.SendFailed)
+	want.replies, want.repliesBy = int(sst.Written), fmt.Sprintf("the server (%d answers written)", sst.Written)
+	// Each answer written to the closed port makes the client's kernel send
+	// one ICMP error (loopback is not rate-limited); it may send it a moment
+	// after the write returned, so the capture waits for it. The count
+	// checked is the kernel's own.
+	want.icmpAtLeast = int(sst.Written)
+	pkts, err := stopComplete(env, cap, want)
+	if err != nil {
+		return err
+	}
 
 	env.Check("the caller learned its client closed", errors.Is(callErr, ErrClosed), "call error: %v", callErr)
 	env.Check("the server's write succeeded: UDP cannot tell it nobody listens", werr == nil, "write error: %v", werr)
-	server := srv.Addr()
 	var qID uint16
 	sawQuery, sawAnswer, sawICMP, icmpAfterAnswer := false, false, false, false
 	lad := env.Ladder(fmt.Sprintf("the client (%s) leaves before its answer, as captured", local), "client", "server")
@@ -101,15 +114,16 @@ func runClientGone(env *lab.Env) error {
 		switch {
 		case d.meta.Dst == server && !d.head.Response():
 			sawQuery, qID = true, d.head.ID
-			p.Comment("query " + d.question() + " from " + d.meta.Src.String())
+			p.Comment("query 0 (attempt 1): " + d.question() + " from " + d.meta.Src.String())
 			lad.Send(d.question(), "in flight", "holds the answer")
 			lad.State("socket closed", "")
 		case d.meta.Src == server && d.head.Response() && d.head.ID == qID:
 			sawAnswer = true
-			p.Comment(fmt.Sprintf("answer %s → %s, to a port nobody listens on", d.question(), d.answer()))
+			p.Comment(fmt.Sprintf("answer to query 0 %s → %s, to a port nobody listens on: the client closed before it came", d.question(), d.answer()))
 			lad.Reply(d.question()+" "+d.answer(), "(gone)", "write succeeded")
 		}
 	}
+	commentRest(pkts)
 	env.Check("the capture shows query, answer, then ICMP port unreachable", sawQuery && sawAnswer && sawICMP && icmpAfterAnswer,
 		"query=%v answer=%v icmp=%v (after the answer: %v), id=%#04x", sawQuery, sawAnswer, sawICMP, icmpAfterAnswer, qID)
 	env.Check("counters balance: the abandoned query is lost, nothing in flight", st.Consistent() && st.Cancelled == 1 && st.InFlight == 0, "%s", st)

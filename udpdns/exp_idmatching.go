@@ -3,7 +3,7 @@ package udpdns
 import (
 	"fmt"
 	"sort"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -30,16 +30,23 @@ func init() {
 
 func runIDMatching(env *lab.Env) error {
 	n := IDMatching.Queries
-	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Jitter: IDMatching.Jitter, Seed: env.Rand.Uint64()})
+	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Jitter: IDMatching.Jitter, Seed: env.Stream("server").Uint64()})
 	if err != nil {
 		return err
 	}
 	env.Cleanup(func() { srv.Close() })
+	want, err := startWant()
+	if err != nil {
+		return err
+	}
 	cap, err := env.Capture(capture.Options{Keep: keepPorts(srv.Addr().Port())})
 	if err != nil {
 		return err
 	}
-	cl, err := NewClient(Config{Server: srv.Addr(), Timeout: 3 * time.Second, Retries: 2})
+	first := newFirstSends()
+	var said verdicts
+	cl, err := NewClient(Config{Server: srv.Addr(), Timeout: 3 * time.Second, Retries: 2, Rand: env.Bytes("client"),
+		Trace: func(e Event) { first.trace(e); said.trace(e) }})
 	if err != nil {
 		return err
 	}
@@ -57,28 +64,38 @@ func runIDMatching(env *lab.Env) error {
 		fail error
 	}
 	results := make([]result, n)
-	var wg sync.WaitGroup
-	for i, name := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			start := time.Now()
-			r, err := cl.Query(env.Ctx, name, dns.TypeA)
-			if err != nil {
-				results[i] = result{fail: err}
-				return
-			}
-			a := answerA(r)
-			results[i] = result{ok: a == SynthA(name) && r.Question[0].Name == name, got: a.String(),
-				rtt: float64(time.Since(start).Microseconds()) / 1000}
-		}()
-	}
-	wg.Wait()
-	st := cl.Stats()
-	cl.Close()
-	pkts, err := cap.Stop()
+	// Every caller has a goroutine of its own and they are all in flight
+	// together, but their first attempts go out in order, each with IDs
+	// from a stream of its own: one seed, one capture.
+	err = first.inOrder(env.Ctx, n, func(i int) {
+		name := names[i]
+		start := time.Now()
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		r, err := cl.ExchangeRand(env.Ctx, m, queryRand(env, name))
+		if err != nil {
+			results[i] = result{fail: err}
+			return
+		}
+		a := answerA(r)
+		results[i] = result{ok: a == SynthA(name) && r.Question[0].Name == name, got: a.String(),
+			rtt: float64(time.Since(start).Microseconds()) / 1000}
+	})
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
+	}
+	srv.Close() // every answer it will write is written: its count is final
+	st := cl.Stats()
+	client := cl.LocalAddrs()[0]
+	cl.Close()
+	server := srv.Addr()
+	want.server, want.client = server, client
+	want.queries = int(st.Sent - st.SendFailed)
+	sst := srv.Stats()
+	want.replies, want.repliesBy = int(sst.Written), fmt.Sprintf("the server (%d answers written)", sst.Written)
+	pkts, err := stopComplete(env, cap, want)
+	if err != nil {
+		return err
 	}
 	if env.Ctx.Err() != nil {
 		return env.Ctx.Err()
@@ -106,14 +123,14 @@ func runIDMatching(env *lab.Env) error {
 	env.Check("nothing rejected, nothing late", st.RejectedTotal() == 0 && st.Late == 0 && st.Duplicate == 0, "%s", st)
 
 	// Read the exchange back from the wire.
-	server := srv.Addr()
 	type q struct {
-		seq  int
-		pkt  wirePkt
-		resp *wirePkt
+		seq, attempt int
+		pkt          wirePkt
+		resp         *wirePkt
 	}
 	byID := map[uint16]*q{}
 	var queries []*q
+	attempts := map[string]int{}
 	ports := map[uint16]bool{}
 	dupIDs, respMissing, respOrphan, overtaken, maxOut, out := 0, 0, 0, 0, 0, 0
 	maxSeq := -1
@@ -125,16 +142,28 @@ func runIDMatching(env *lab.Env) error {
 			if byID[w.head.ID] != nil && byID[w.head.ID].resp == nil {
 				dupIDs++
 			}
-			qq := &q{seq: len(queries), pkt: w}
+			name := strings.ToLower(wireName(w.head.QName))
+			qq := &q{seq: len(queries), attempt: attempts[name] + 1, pkt: w}
+			attempts[name]++
 			byID[w.head.ID] = qq
 			queries = append(queries, qq)
 			out++
 			maxOut = max(maxOut, out)
-			w.p.Comment(fmt.Sprintf("query %d: %s", qq.seq, w.question()))
+			w.p.Comment(fmt.Sprintf("query %d (attempt %d): %s", qq.seq, qq.attempt, w.question()))
 		case w.meta.Src == server && w.head.Response():
+			verdict := "not read by the client"
+			if e, ok := said.next(w); ok {
+				verdict = e.describe()
+			}
 			qq := byID[w.head.ID]
-			if qq == nil || qq.resp != nil || !equalExact(qq.pkt.head.QName, w.head.QName) {
+			if qq == nil || !equalExact(qq.pkt.head.QName, w.head.QName) {
 				respOrphan++
+				w.p.Comment(fmt.Sprintf("answer %s → %s with no captured query of that ID and name; client: %s", w.question(), w.answer(), verdict))
+				continue
+			}
+			if qq.resp != nil {
+				respOrphan++
+				w.p.Comment(fmt.Sprintf("another answer to query %d (%s) → %s; client: %s", qq.seq, w.question(), w.answer(), verdict))
 				continue
 			}
 			wc := w
@@ -145,9 +174,10 @@ func runIDMatching(env *lab.Env) error {
 				overtaken++
 			}
 			maxSeq = max(maxSeq, qq.seq)
-			w.p.Comment(fmt.Sprintf("answer to query %d (%s): %s; %d answers arrived before it", qq.seq, w.question(), w.answer(), len(arrival)-1))
+			w.p.Comment(fmt.Sprintf("answer to query %d (%s) → %s; %d answers arrived before it; client: %s", qq.seq, w.question(), w.answer(), len(arrival)-1, verdict))
 		}
 	}
+	commentRest(pkts)
 	for _, qq := range queries {
 		if qq.resp == nil {
 			respMissing++
@@ -169,7 +199,7 @@ func runIDMatching(env *lab.Env) error {
 
 	// A ladder of the first four queries and their answers, as they really
 	// interleaved on the wire.
-	lad := env.Ladder(fmt.Sprintf("the first four queries on one socket (client %s, server %s), as captured", cl.LocalAddrs()[0], server), "client", "server")
+	lad := env.Ladder(fmt.Sprintf("the first four queries on one socket (client %s, server %s), as captured", client, server), "client", "server")
 	shown := map[*q]bool{}
 	for _, qq := range queries[:min(4, len(queries))] {
 		shown[qq] = true
@@ -192,5 +222,6 @@ func runIDMatching(env *lab.Env) error {
 			fmt.Sprintf("%.2f", percentileMS(rtts, 0.5)), fmt.Sprintf("%.2f", percentileMS(rtts, 0.99))},
 	})
 	env.Note("every answer is matched by ID, source address and port, and question (RFC 5452 §9.1), not by arrival order: the server is seeded to delay each answer by a random 0–%v", IDMatching.Jitter)
+	env.Note("each caller runs in a goroutine of its own, all in flight together; their first attempts leave in order and each query draws its IDs from a stream of its own, so one seed gives the same IDs and query order (the answers' order is timing)")
 	return nil
 }

@@ -47,7 +47,7 @@ func runLoss(env *lab.Env) error {
 		lateSent     = make(chan struct{})
 		retryArrived = make(chan struct{})
 	)
-	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
+	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Seed: env.Stream("server").Uint64(), Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
 		n := strings.ToLower(q.Question[0].Name)
 		mu.Lock()
 		defer mu.Unlock()
@@ -71,15 +71,23 @@ func runLoss(env *lab.Env) error {
 		return err
 	}
 	env.Cleanup(func() { srv.Close() })
+	want, err := startWant()
+	if err != nil {
+		return err
+	}
 	cap, err := env.Capture(capture.Options{Keep: keepPorts(srv.Addr().Port())})
 	if err != nil {
 		return err
 	}
+	first := newFirstSends()
+	var said verdicts
 	// The held answer's events, picked out by its ID (under load other
 	// answers may come late too): its late event, and any match it made.
 	lateSeen := make(chan Event, 1)
 	var heldMatched bool
-	cl, err := NewClient(Config{Server: srv.Addr(), Timeout: Loss.Timeout, Retries: 4, Trace: func(e Event) {
+	cl, err := NewClient(Config{Server: srv.Addr(), Timeout: Loss.Timeout, Retries: 4, Rand: env.Bytes("client"), Trace: func(e Event) {
+		first.trace(e)
+		said.trace(e)
 		if e.Kind != EventLate && e.Kind != EventMatched {
 			return
 		}
@@ -106,16 +114,17 @@ func runLoss(env *lab.Env) error {
 		err error
 	}
 	results := make([]result, Loss.Queries)
-	var wg sync.WaitGroup
-	for i := range Loss.Queries {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := cl.Query(env.Ctx, name(i), dns.TypeA)
-			results[i] = result{ok: err == nil && answerA(r) == SynthA(name(i)), err: err}
-		}()
+	// All in flight together, first attempts in order, each query's IDs
+	// from a stream of its own: one seed, the same IDs and query order.
+	err = first.inOrder(env.Ctx, Loss.Queries, func(i int) {
+		m := new(dns.Msg)
+		m.SetQuestion(name(i), dns.TypeA)
+		r, err := cl.ExchangeRand(env.Ctx, m, queryRand(env, name(i)))
+		results[i] = result{ok: err == nil && answerA(r) == SynthA(name(i)), err: err}
+	})
+	if err != nil {
+		return err
 	}
-	wg.Wait()
 	var late Event
 	gotLate := false
 	select {
@@ -125,10 +134,18 @@ func runLoss(env *lab.Env) error {
 	case <-env.Ctx.Done():
 		return env.Ctx.Err()
 	}
+	srv.Close() // held answers not yet written are abandoned: its count is final
 	st := cl.Stats()
-	pkts, err := cap.Stop()
+	client := cl.LocalAddrs()[0]
+	cl.Close()
+	server := srv.Addr()
+	want.server, want.client = server, client
+	want.queries = int(st.Sent - st.SendFailed)
+	sst := srv.Stats()
+	want.replies, want.repliesBy = int(sst.Written), fmt.Sprintf("the server (%d answers written)", sst.Written)
+	pkts, err := stopComplete(env, cap, want)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
 
 	good := 0
@@ -154,7 +171,6 @@ func runLoss(env *lab.Env) error {
 	env.Check("counters balance: sent = matched + lost + in flight", st.Consistent() && st.InFlight == 0, "%s", st)
 
 	// Read the late query's story back from the capture.
-	server := srv.Addr()
 	var lateQueries, lateAnswers []wirePkt
 	lad := env.Ladder(fmt.Sprintf("%s: held answer vs. retry, as captured", lateName), "client", "server")
 	dropIDs := map[uint16]bool{}
@@ -164,15 +180,22 @@ func runLoss(env *lab.Env) error {
 			answered[w.head.ID] = true
 		}
 	}
+	index := map[string]int{}
+	for i := range Loss.Queries {
+		index[name(i)] = i
+	}
+	attempts := map[string]int{}
 	for _, w := range dnsPackets(pkts) {
 		n := strings.ToLower(wireName(w.head.QName))
 		switch {
 		case w.meta.Dst == server && !w.head.Response():
+			attempts[n]++
+			what := fmt.Sprintf("query %d (attempt %d): %s", index[n], attempts[n], w.question())
 			if !answered[w.head.ID] {
 				dropIDs[w.head.ID] = true
-				w.p.Comment("query " + w.question() + ": dropped by the server; the client will time out and retry with a fresh ID")
+				w.p.Comment(what + ": dropped by the server; the client will time out and retry with a fresh ID")
 			} else {
-				w.p.Comment("query " + w.question())
+				w.p.Comment(what)
 			}
 			if n == lateName {
 				lateQueries = append(lateQueries, w)
@@ -183,20 +206,26 @@ func runLoss(env *lab.Env) error {
 				lad.Send(w.question(), state, map[bool]string{true: "holds the answer", false: "answers"}[len(lateQueries) == 1])
 			}
 		case w.meta.Src == server && w.head.Response():
+			verdict, short := "not read by the client", "not read"
+			if e, ok := said.next(w); ok {
+				verdict, short = e.describe(), e.brief()
+			}
+			what := fmt.Sprintf("answer to query %d %s → %s", index[n], w.question(), w.answer())
 			if n != lateName {
-				w.p.Comment("answer " + w.question() + " → " + w.answer())
+				w.p.Comment(what + "; client: " + verdict)
 				continue
 			}
 			lateAnswers = append(lateAnswers, w)
 			if w.head.ID == heldID {
-				w.p.Comment(fmt.Sprintf("LATE answer %s → %s: its attempt timed out; counted late, completes nothing", w.question(), w.answer()))
-				lad.Reply(w.question()+" (late)", "late++ — completes nothing", "")
+				w.p.Comment(fmt.Sprintf("held answer to the first attempt, released once the retry arrived: %s; client: %s", what, verdict))
+				lad.Reply(w.question()+" (held)", short, "")
 			} else {
-				w.p.Comment(fmt.Sprintf("answer to the retry %s → %s: matched", w.question(), w.answer()))
-				lad.Reply(w.question()+" "+w.answer(), "matched: query answered", "")
+				w.p.Comment(fmt.Sprintf("answer to the retry: %s; client: %s", what, verdict))
+				lad.Reply(w.question()+" "+w.answer(), short, "")
 			}
 		}
 	}
+	commentRest(pkts)
 	// Under load a retry may time out too and be retried again: every
 	// attempt must carry its own ID, the first must be the held one, and its
 	// answer must be on the wire before any answer to a retry.

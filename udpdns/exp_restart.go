@@ -1,7 +1,10 @@
 package udpdns
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -32,19 +35,33 @@ func init() {
 }
 
 func runRestart(env *lab.Env) error {
-	seed := env.Rand.Uint64()
-	p1, addr, err := StartServerProcess(env.Ctx, ServerConfig{Addr: labServerAddr, Seed: seed}, "")
+	seed := env.Stream("server").Uint64()
+	// Each server process appends a byte per datagram it writes to a tally
+	// file of its own, which outlives a SIGKILL: the capture's source count.
+	tallies, err := os.MkdirTemp("", "statelab-dns-restart-*")
+	if err != nil {
+		return &lab.EnvError{What: "making a directory for the servers' tallies", Err: err, Remedy: "make TMPDIR writable"}
+	}
+	env.Cleanup(func() { os.RemoveAll(tallies) })
+	tally1, tally2 := filepath.Join(tallies, "first"), filepath.Join(tallies, "second")
+	p1, addr, err := StartServerProcess(env.Ctx, ServerConfig{Addr: labServerAddr, Seed: seed, TallyFile: tally1}, "")
 	if err != nil {
 		return err
 	}
 	env.Cleanup(func() { _ = p1.Kill() })
+	want, err := startWant()
+	if err != nil {
+		return err
+	}
 	cap, err := env.Capture(capture.Options{Keep: keepPorts(addr.Port())})
 	if err != nil {
 		return err
 	}
 	gapName := "during-restart." + SynthSuffix
 	gapSent := make(chan struct{})
-	cl, err := NewClient(Config{Server: addr, Timeout: Restart.Timeout, Retries: Restart.Retries, Trace: func(e Event) {
+	var said verdicts
+	cl, err := NewClient(Config{Server: addr, Timeout: Restart.Timeout, Retries: Restart.Retries, Rand: env.Bytes("client"), Trace: func(e Event) {
+		said.trace(e)
 		if e.Kind == EventSent && e.Attempt == 0 && strings.EqualFold(e.Name, gapName) {
 			close(gapSent)
 		}
@@ -53,6 +70,13 @@ func runRestart(env *lab.Env) error {
 		return err
 	}
 	env.Cleanup(func() { cl.Close() })
+	// Each query draws its IDs from a stream of its own, so how many
+	// retries one needed (timing) changes no other query's IDs.
+	query := func(name string) (*dns.Msg, error) {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		return cl.ExchangeRand(env.Ctx, m, queryRand(env, name))
+	}
 
 	type step struct {
 		name  string
@@ -63,7 +87,7 @@ func runRestart(env *lab.Env) error {
 	}
 	var steps []step
 	ask := func(name, phase string, pid int) {
-		r, err := cl.Query(env.Ctx, name, dns.TypeA)
+		r, err := query(name)
 		steps = append(steps, step{name, phase, pid, err == nil && answerA(r) == SynthA(name), err})
 	}
 	pid1 := p1.PID()
@@ -76,7 +100,7 @@ func runRestart(env *lab.Env) error {
 	env.Logf("server process %d killed (%v); querying %s", pid1, p1.Cmd.ProcessState, gapName)
 	gapDone := make(chan step, 1)
 	go func() {
-		r, err := cl.Query(env.Ctx, gapName, dns.TypeA)
+		r, err := query(gapName)
 		gapDone <- step{gapName, "while down", 0, err == nil && answerA(r) == SynthA(gapName), err}
 	}()
 	select {
@@ -85,7 +109,7 @@ func runRestart(env *lab.Env) error {
 		return env.Ctx.Err()
 	}
 	startedAt := time.Now()
-	p2, addr2, err := StartServerProcess(env.Ctx, ServerConfig{Addr: addr.String(), Seed: seed + 1}, "")
+	p2, addr2, err := StartServerProcess(env.Ctx, ServerConfig{Addr: addr.String(), Seed: seed + 1, TallyFile: tally2}, "")
 	if err != nil {
 		return fmt.Errorf("starting a new server process on %s: %w", addr, err)
 	}
@@ -106,9 +130,20 @@ func runRestart(env *lab.Env) error {
 	}
 	stopErr := p2.Stop(5 * time.Second)
 	st := cl.Stats()
-	pkts, err := cap.Stop()
+	client := cl.LocalAddrs()[0]
+	cl.Close()
+	n1, err1 := ReadTally(tally1)
+	n2, err2 := ReadTally(tally2)
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("reading the servers' tallies: %w", err)
+	}
+	want.server, want.client = addr, client
+	want.queries = int(st.Sent - st.SendFailed)
+	want.replies = n1 + n2
+	want.repliesBy = fmt.Sprintf("the server processes (%d + %d answers written, by their tally files)", n1, n2)
+	pkts, err := stopComplete(env, cap, want)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
 
 	good := 0
@@ -141,21 +176,22 @@ func runRestart(env *lab.Env) error {
 	env.Check("counters balance: sent = matched + lost + in flight", st.Consistent() && st.InFlight == 0, "%s", st)
 
 	// The capture: queries, answers, and the kernel's refusal while down.
-	client := cl.LocalAddrs()[0].Port()
 	lad := env.Ladder(fmt.Sprintf("across the restart (server %s: pid %d killed, pid %d started), as captured", addr, pid1, pid2), "client", "server")
 	ports := map[uint16]bool{}
 	icmps, icmpForGap := 0, false
 	var gapFirstID uint16
 	phase := fmt.Sprintf("pid %d", pid1)
+	attempts := map[string]int{}
+	order := map[string]int{}
 	for _, p := range pkts {
 		if code, src, dst, quoted, ok := icmpUnreachable(p); ok {
 			icmps++
 			h, _ := ParseHead(quoted)
-			if code == 3 && src.Port() == client && dst == addr && h.HasQuestion && strings.EqualFold(wireName(h.QName), gapName) {
+			if code == 3 && src.Port() == client.Port() && dst == addr && h.HasQuestion && strings.EqualFold(wireName(h.QName), gapName) {
 				icmpForGap = true
 				gapFirstID = h.ID
 			}
-			p.Comment(fmt.Sprintf("ICMP port unreachable (code %d): nothing listens on %v — the server is down; quotes query id=%#04x", code, dst, h.ID))
+			p.Comment(fmt.Sprintf("ICMP port unreachable (code %d) from the kernel: nothing listens on %v — the server is down; quotes query id=%#04x %s", code, dst, h.ID, wireName(h.QName)))
 			lad.Reply(fmt.Sprintf("ICMP port unreachable (id=%#04x)", h.ID), "ignored: unconnected socket", fmt.Sprintf("(down: pid %d killed)", pid1))
 			phase = fmt.Sprintf("pid %d", pid2)
 			continue
@@ -167,17 +203,27 @@ func runRestart(env *lab.Env) error {
 		d := w[0]
 		if d.meta.Dst == addr && !d.head.Response() {
 			ports[d.meta.Src.Port()] = true
-			p.Comment("query " + d.question())
+			n := strings.ToLower(wireName(d.head.QName))
+			if _, ok := order[n]; !ok {
+				order[n] = len(order)
+			}
+			attempts[n]++
+			p.Comment(fmt.Sprintf("query %d (attempt %d): %s", order[n], attempts[n], d.question()))
 			if strings.Contains(strings.ToLower(d.question()), "during-restart") || len(lad.Rows) < 2 {
 				lad.Send(d.question(), fmt.Sprintf("attempt on port %d", d.meta.Src.Port()), phase)
 			}
 		} else if d.meta.Src == addr {
-			p.Comment(fmt.Sprintf("answer %s → %s (%s)", d.question(), d.answer(), phase))
+			verdict := "not read by the client"
+			if e, ok := said.next(d); ok {
+				verdict = e.describe()
+			}
+			p.Comment(fmt.Sprintf("answer to query %d %s → %s (%s); client: %s", order[strings.ToLower(wireName(d.head.QName))], d.question(), d.answer(), phase, verdict))
 			if strings.Contains(strings.ToLower(d.question()), "during-restart") || len(lad.Rows) < 2 {
 				lad.Reply(d.question()+" "+d.answer(), "matched", phase)
 			}
 		}
 	}
+	commentRest(pkts)
 	env.Check("the kernel refused the query sent while the server was down", icmpForGap,
 		"%d ICMP port-unreachable messages captured; one quotes %s (id=%#04x)", icmps, gapName, gapFirstID)
 	env.Check("one client socket throughout", len(ports) == 1, "client ports used: %d", len(ports))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,6 +102,13 @@ func init() {
 	})
 }
 
+// forgery is one forged datagram as the forger sent it.
+type forgery struct {
+	kind forgeryKind
+	src  netip.AddrPort
+	id   uint16
+}
+
 func runSpoofing(env *lab.Env) error {
 	nq, per := Spoofing.Queries, Spoofing.PerKind
 	forger, err := NewForger()
@@ -114,31 +122,36 @@ func runSpoofing(env *lab.Env) error {
 		seenIDs = map[uint16]bool{}
 		tally   = map[string]int{}
 		ferr    error
-		queryQ  []*dns.Msg
+		forged  []forgery // in the order sent, which is the capture's
 	)
-	rnd := env.Rand
-	randomID := func() uint16 { // never an ID the attacker has seen: a blind guess
-		for range 1000 {
-			if id := uint16(rnd.UintN(1 << 16)); !seenIDs[id] {
-				return id
-			}
-		}
-		return 0
-	}
 	var serverAddr atomic.Value
-	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Seed: env.Rand.Uint64(), Policy: func(q *dns.Msg, from netip.AddrPort, a *Action) {
+	srv, err := StartServer(ServerConfig{Addr: labServerAddr, Seed: env.Stream("server").Uint64(), Policy: func(q *dns.Msg, from netip.AddrPort, a *Action) {
 		// The attacker sees the query on the wire and races the server.
 		mu.Lock()
 		defer mu.Unlock()
 		seenIDs[q.Id] = true
-		queryQ = append(queryQ, q)
+		// Its guesses for this query come from a stream of their own.
+		rnd := env.Stream(fmt.Sprintf("forger %s %#04x", strings.ToLower(q.Question[0].Name), q.Id))
+		randomID := func() uint16 { // never an ID the attacker has seen: a blind guess
+			for range 1000 {
+				if id := uint16(rnd.UintN(1 << 16)); !seenIDs[id] {
+					return id
+				}
+			}
+			return 0
+		}
 		server := serverAddr.Load().(netip.AddrPort)
 		for range per {
 			for _, k := range forgeryKinds {
 				src, payload := k.make(q, server, randomID)
-				if err := forger.Send(src, from, payload); err != nil && ferr == nil {
-					ferr = err
+				if err := forger.Send(src, from, payload); err != nil {
+					if ferr == nil {
+						ferr = err
+					}
+					continue
 				}
+				h, _ := ParseHead(payload)
+				forged = append(forged, forgery{k, src, h.ID})
 				tally[k.name]++
 			}
 		}
@@ -148,6 +161,10 @@ func runSpoofing(env *lab.Env) error {
 	}
 	serverAddr.Store(srv.Addr())
 	env.Cleanup(func() { srv.Close() })
+	want, err := startWant()
+	if err != nil {
+		return err
+	}
 	var clientPort atomic.Uint32 // forged replies from other ports go to it
 	keepSrv := keepPorts(srv.Addr().Port())
 	cap, err := env.Capture(capture.Options{Keep: func(p *capture.Packet) bool {
@@ -160,11 +177,13 @@ func runSpoofing(env *lab.Env) error {
 	if err != nil {
 		return err
 	}
-	want := nq * per * len(forgeryKinds)
+	wantRejected := nq * per * len(forgeryKinds)
 	var rejected atomic.Int64
 	allIn := make(chan struct{})
-	cl, err := NewClient(Config{Server: srv.Addr(), Timeout: 3 * time.Second, Retries: 1, Trace: func(e Event) {
-		if e.Kind == EventRejected && rejected.Add(1) == int64(want) {
+	var said verdicts
+	cl, err := NewClient(Config{Server: srv.Addr(), Timeout: 3 * time.Second, Retries: 1, Rand: env.Bytes("client"), Trace: func(e Event) {
+		said.trace(e)
+		if e.Kind == EventRejected && rejected.Add(1) == int64(wantRejected) {
 			close(allIn)
 		}
 	}})
@@ -176,7 +195,9 @@ func runSpoofing(env *lab.Env) error {
 	poisoned, good := 0, 0
 	for i := range nq {
 		name := fmt.Sprintf("s%d.%s", i, SynthSuffix)
-		r, err := cl.Query(env.Ctx, name, dns.TypeA)
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		r, err := cl.ExchangeRand(env.Ctx, m, queryRand(env, name))
 		if err != nil {
 			return fmt.Errorf("query %s: %w", name, err)
 		}
@@ -193,15 +214,24 @@ func runSpoofing(env *lab.Env) error {
 	case <-env.Ctx.Done():
 		return env.Ctx.Err()
 	}
+	srv.Close() // the server and the forger (its Policy) are done: their counts are final
 	st := cl.Stats()
-	pkts, err := cap.Stop()
-	if err != nil {
-		return fmt.Errorf("capture: %w", err)
-	}
+	client := cl.LocalAddrs()[0]
+	cl.Close()
+	server := srv.Addr()
 	mu.Lock()
 	defer mu.Unlock()
 	if ferr != nil {
 		return ferr
+	}
+	sst := srv.Stats()
+	want.server, want.client = server, client
+	want.queries = int(st.Sent - st.SendFailed)
+	want.replies = int(sst.Written) + forger.Sent()
+	want.repliesBy = fmt.Sprintf("the server (%d answers written), the forger (%d datagrams sent)", sst.Written, forger.Sent())
+	pkts, err := stopComplete(env, cap, want)
+	if err != nil {
+		return err
 	}
 
 	env.Check("no forged reply accepted", poisoned == 0 && good == nq && st.Matched == uint64(nq),
@@ -227,34 +257,53 @@ func runSpoofing(env *lab.Env) error {
 	env.Check("counters balance: sent = matched + lost + in flight", st.Consistent(), "%s", st)
 
 	// Replay the capture through a matcher that checks only the ID.
-	client := cl.LocalAddrs()[0].Port()
-	server := srv.Addr()
 	naiveIn := map[uint16]string{}  // what an ID-only matcher has in flight
 	strictIn := map[uint16]string{} // what the client has in flight
-	naivePoisoned, naiveForgedAccepted, forgedSeen, idOnlyPass := 0, 0, 0, 0
+	naivePoisoned, forgedSeen, forgedUnlogged, idOnlyPass, queries := 0, 0, 0, 0, 0
 	var lad *lab.Ladder
 	ladRows := 0
 	for _, w := range dnsPackets(pkts) {
-		toClient := w.meta.Dst.Port() == client
 		switch {
 		case w.meta.Dst == server && !w.head.Response():
 			naiveIn[w.head.ID] = wireName(w.head.QName)
 			strictIn[w.head.ID] = naiveIn[w.head.ID]
-			w.p.Comment("query: " + w.question())
+			w.p.Comment(fmt.Sprintf("query %d: %s", queries, w.question()))
+			queries++
 			if lad == nil {
 				lad = env.Ladder("query 1 under attack, as captured (forged replies come from a raw socket)", "client", "server / attacker")
 				lad.Send(w.question(), "in flight", "")
 			}
-		case toClient:
+		case w.meta.Dst == client:
 			genuine := w.meta.Src == server && w.msg != nil && answerA(w.msg) != poisonA
 			qname, inflight := naiveIn[w.head.ID]
-			verdict := "forged"
+			var what, verdict, short string
 			if genuine {
-				verdict = "genuine answer: accepted"
+				what = "genuine answer"
+				e, ok := said.nextWhere(w, func(e Event) bool { return e.Kind != EventRejected })
+				verdict, short = "not read by the client", "not read"
+				if ok {
+					verdict, short = e.describe(), e.brief()
+				}
 				delete(strictIn, w.head.ID)
 			} else {
+				kind := "unknown kind"
+				wantReason := classify(w, server, strictIn)
+				if forgedSeen < len(forged) && forged[forgedSeen].src == w.meta.Src && forged[forgedSeen].id == w.head.ID {
+					kind = forged[forgedSeen].kind.name
+					wantReason = forged[forgedSeen].kind.want
+				} else {
+					forgedUnlogged++
+				}
 				forgedSeen++
-				verdict = "forged: rejected (" + classify(w, server, strictIn).String() + ")"
+				what = fmt.Sprintf("forged #%d (%s)", forgedSeen, kind)
+				e, ok := said.nextWhere(w, func(e Event) bool { return e.Kind == EventRejected && e.Reason == wantReason })
+				if !ok {
+					e, ok = said.nextWhere(w, func(e Event) bool { return e.Kind == EventRejected })
+				}
+				verdict, short = "not read by the client", "not read"
+				if ok {
+					verdict, short = e.describe(), e.brief()
+				}
 				if _, in := strictIn[w.head.ID]; in {
 					idOnlyPass++
 				}
@@ -263,23 +312,25 @@ func runSpoofing(env *lab.Env) error {
 				delete(naiveIn, w.head.ID)
 				if !genuine {
 					naivePoisoned++
-					naiveForgedAccepted++
 					verdict += "; an ID-only matcher would accept it for " + qname
 				}
 			}
-			w.p.Comment(fmt.Sprintf("%s from %v: %s → %s", verdict, w.meta.Src, w.question(), w.answer()))
+			w.p.Comment(fmt.Sprintf("%s from %v: %s → %s; client: %s", what, w.meta.Src, w.question(), w.answer(), verdict))
 			if lad != nil && ladRows < 6 && (genuine || ladRows < 5) {
 				label := fmt.Sprintf("%s from %v", w.question(), w.meta.Src)
 				if genuine {
-					lad.Reply(label+" "+w.answer(), "matched", "")
+					lad.Reply(label+" "+w.answer(), short, "")
 					ladRows = 99
 				} else {
-					lad.Reply(label, "rejected: "+classify(w, server, strictIn).String(), "attacker")
+					lad.Reply(label, short, "attacker")
 					ladRows++
 				}
 			}
 		}
 	}
+	commentRest(pkts)
+	env.Check("the capture holds the forger's datagrams in the order it sent them", forgedSeen == len(forged) && forgedUnlogged == 0,
+		"%d forged datagrams captured, %d sent, %d not where the forger's log puts them", forgedSeen, len(forged), forgedUnlogged)
 	env.Check("a matcher checking only the ID would have been poisoned", naivePoisoned > 0,
 		"replaying the capture: an ID-only matcher completes %d of %d queries with a forged answer; %d forged datagrams carried an in-flight ID (client counted %d)",
 		naivePoisoned, nq, idOnlyPass, st.IDOnly)

@@ -28,6 +28,9 @@ func ServerProcessArgs(cfg ServerConfig, zoneFile string) []string {
 	if cfg.AnswerFrom != "" {
 		a = append(a, "-answer-from", cfg.AnswerFrom)
 	}
+	if cfg.TallyFile != "" {
+		a = append(a, "-tally", cfg.TallyFile)
+	}
 	if zoneFile != "" {
 		a = append(a, "-zone", zoneFile)
 	}
@@ -46,6 +49,7 @@ func parseServerArgs(args []string) (ServerConfig, error) {
 	fs.Float64Var(&cfg.DropRate, "drop", 0, "fraction dropped")
 	fs.Float64Var(&cfg.DupRate, "dup", 0, "fraction duplicated")
 	fs.StringVar(&cfg.AnswerFrom, "answer-from", "", "answer from this address")
+	fs.StringVar(&cfg.TallyFile, "tally", "", "append a byte per datagram written to this file")
 	zone := fs.String("zone", "", "zone file")
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("udpdns: %s arguments: %w", ServerRole, err)

@@ -3,9 +3,11 @@ package udpdns
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,7 +29,11 @@ type ServerConfig struct {
 	// DropRate is the fraction of queries never answered; DupRate the
 	// fraction answered twice.
 	DropRate, DupRate float64
-	// Seed seeds the server's random choices; 0 picks one.
+	// Seed seeds the server's random choices; 0 picks one. Each query's
+	// draws (drop, duplicate, jitter) come from a stream of their own,
+	// derived from the seed, the query's ID, QNAME and QTYPE, and how many
+	// times that same query came before: they do not depend on the order
+	// in which concurrent queries reach the handler.
 	Seed uint64
 	// AnswerFrom, when set, is an address (e.g. "127.0.0.2:0") of a second
 	// socket that answers instead of the one queried: a spoofed source.
@@ -35,6 +41,11 @@ type ServerConfig struct {
 	// Policy, when set, sees every query with the action the knobs chose
 	// and may change it.
 	Policy func(q *dns.Msg, from netip.AddrPort, a *Action)
+	// TallyFile, when set, names a file to which the server appends one
+	// byte for every datagram it writes (answers and their copies), right
+	// after the write: a count that survives the server's process being
+	// killed, for experiments that check their capture against it.
+	TallyFile string
 }
 
 // Action is what the server does with one query.
@@ -55,6 +66,9 @@ type Action struct {
 // ServerStats counts what the server did.
 type ServerStats struct {
 	Received, Answered, Dropped, Duplicated, Aborted uint64
+	// Written counts datagrams written without error: answers and their
+	// copies.
+	Written uint64
 }
 
 // Server is a stateless authoritative DNS server over UDP built on
@@ -64,10 +78,15 @@ type Server struct {
 	cfg  ServerConfig
 	zone *Zone
 
-	rndMu sync.Mutex
-	rnd   *rand.Rand
+	// seen counts each query (ID, QNAME, QTYPE) that came, for its draws;
+	// it forgets everything when it grows past maxSeen.
+	seenMu sync.Mutex
+	seen   map[drawKey]uint32
 
-	received, answered, dropped, duplicated, aborted atomic.Uint64
+	tallyMu sync.Mutex
+	tally   *os.File
+
+	received, answered, dropped, duplicated, aborted, written atomic.Uint64
 
 	mu   sync.Mutex
 	addr netip.AddrPort
@@ -101,13 +120,22 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
-	s := &Server{cfg: cfg, zone: cfg.Zone, rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0xd45))}
+	s := &Server{cfg: cfg, zone: cfg.Zone, seen: map[drawKey]uint32{}}
+	if cfg.TallyFile != "" {
+		f, err := os.OpenFile(cfg.TallyFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("udpdns: TallyFile: %w", err)
+		}
+		s.tally = f
+	}
 	if cfg.AnswerFrom != "" {
 		ua, err := net.ResolveUDPAddr("udp", cfg.AnswerFrom)
 		if err != nil {
+			s.closeTally()
 			return nil, fmt.Errorf("udpdns: AnswerFrom: %w", err)
 		}
 		if s.alt, err = net.ListenUDP("udp", ua); err != nil {
+			s.closeTally()
 			return nil, fmt.Errorf("udpdns: AnswerFrom socket: %w", err)
 		}
 	}
@@ -152,7 +180,8 @@ func (s *Server) Running() bool {
 
 // Stats returns the server's counters.
 func (s *Server) Stats() ServerStats {
-	return ServerStats{s.received.Load(), s.answered.Load(), s.dropped.Load(), s.duplicated.Load(), s.aborted.Load()}
+	return ServerStats{Received: s.received.Load(), Answered: s.answered.Load(), Dropped: s.dropped.Load(),
+		Duplicated: s.duplicated.Load(), Aborted: s.aborted.Load(), Written: s.written.Load()}
 }
 
 // Start listens (on the address of the previous run after a Stop) and
@@ -213,7 +242,8 @@ func (s *Server) Stop() error {
 	return err
 }
 
-// Close stops the server if running and closes the AnswerFrom socket.
+// Close stops the server if running and closes the AnswerFrom socket and
+// the tally file. Safe to call twice.
 func (s *Server) Close() error {
 	if s.Running() {
 		_ = s.Stop()
@@ -221,28 +251,94 @@ func (s *Server) Close() error {
 	if s.alt != nil {
 		s.alt.Close()
 	}
+	s.closeTally()
 	return nil
+}
+
+func (s *Server) closeTally() {
+	s.tallyMu.Lock()
+	defer s.tallyMu.Unlock()
+	if s.tally != nil {
+		s.tally.Close()
+		s.tally = nil
+	}
+}
+
+// drawKey names a query for its random draws.
+type drawKey struct {
+	id, qtype uint16
+	name      string
+}
+
+// maxSeen bounds the memory of queries seen: past it, the count restarts.
+const maxSeen = 1 << 20
+
+// draws returns the random stream for query q: derived from the seed, the
+// query (ID, QNAME as sent, QTYPE) and how many times it came before, so
+// that it does not depend on the order concurrent queries are handled in.
+func (s *Server) draws(q *dns.Msg) *rand.Rand {
+	k := drawKey{id: q.Id}
+	if len(q.Question) > 0 {
+		k.name, k.qtype = q.Question[0].Name, q.Question[0].Qtype
+	}
+	s.seenMu.Lock()
+	if len(s.seen) >= maxSeen {
+		clear(s.seen)
+	}
+	n := s.seen[k]
+	s.seen[k] = n + 1
+	s.seenMu.Unlock()
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d\x00%d\x00%s\x00%d", k.id, k.qtype, k.name, n)
+	return rand.New(rand.NewPCG(s.cfg.Seed, h.Sum64()))
 }
 
 func (s *Server) decide(q *dns.Msg, from netip.AddrPort) Action {
 	var a Action
-	s.rndMu.Lock()
-	if s.cfg.DropRate > 0 && s.rnd.Float64() < s.cfg.DropRate {
-		a.Drop = true
-	}
-	if s.cfg.DupRate > 0 && s.rnd.Float64() < s.cfg.DupRate {
-		a.Copies = 2
-	}
 	a.Delay = s.cfg.Delay
-	if s.cfg.Jitter > 0 {
-		a.Delay += time.Duration(s.rnd.Int64N(int64(s.cfg.Jitter)))
+	if s.cfg.DropRate > 0 || s.cfg.DupRate > 0 || s.cfg.Jitter > 0 {
+		rnd := s.draws(q)
+		if s.cfg.DropRate > 0 && rnd.Float64() < s.cfg.DropRate {
+			a.Drop = true
+		}
+		if s.cfg.DupRate > 0 && rnd.Float64() < s.cfg.DupRate {
+			a.Copies = 2
+		}
+		if s.cfg.Jitter > 0 {
+			a.Delay += time.Duration(rnd.Int64N(int64(s.cfg.Jitter)))
+		}
 	}
-	s.rndMu.Unlock()
 	a.FromAlt = s.alt != nil
 	if s.cfg.Policy != nil {
 		s.cfg.Policy(q, from, &a)
 	}
 	return a
+}
+
+// wrote counts a datagram written, in the counters and the tally file.
+func (s *Server) wrote() {
+	s.written.Add(1)
+	if s.cfg.TallyFile == "" {
+		return
+	}
+	s.tallyMu.Lock()
+	defer s.tallyMu.Unlock()
+	if s.tally != nil {
+		_, _ = s.tally.Write([]byte{'.'})
+	}
+}
+
+// ReadTally counts the datagrams a server (of this process or another,
+// alive or killed) recorded in its TallyFile; a missing file counts 0.
+func ReadTally(path string) (int, error) {
+	st, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return int(st.Size()), nil
 }
 
 func (s *Server) serve(g *generation, w dns.ResponseWriter, req *dns.Msg) {
@@ -277,7 +373,10 @@ func (s *Server) serve(g *generation, w dns.ResponseWriter, req *dns.Msg) {
 	send := func() {
 		var err error
 		for range copies {
-			if _, werr := conn.WriteToUDPAddrPort(b, to); werr != nil && err == nil {
+			_, werr := conn.WriteToUDPAddrPort(b, to)
+			if werr == nil {
+				s.wrote()
+			} else if err == nil {
 				err = werr
 			}
 		}

@@ -3,6 +3,7 @@ package udpdns
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -65,10 +66,12 @@ type sock struct {
 	rnd      [512]byte
 	rndN     int
 
-	// The free set: IDs neither in flight nor resting, in freeIDs[:nFree].
-	// An ID that ends goes to quarQ (timed out, cancelled) or lingerQ
-	// (answered) and back to the free set when its rest is over.
+	// The free set: IDs neither in flight nor resting, in freeIDs[:nFree];
+	// freePos[id] is where a free id sits. An ID that ends goes to quarQ
+	// (timed out, cancelled) or lingerQ (answered) and back to the free set
+	// when its rest is over.
 	freeIDs [numIDs]uint16
+	freePos [numIDs]uint16
 	nFree   int
 	quarQ   restQueue
 	lingerQ restQueue
@@ -116,26 +119,42 @@ func openSock(c *Client) (*sock, error) {
 func (s *sock) initIDs() {
 	for i := range s.freeIDs {
 		s.freeIDs[i] = uint16(i)
+		s.freePos[i] = uint16(i)
 	}
 	s.nFree = numIDs
 	s.quarQ.until = s.c.cfg.Quarantine
 	s.lingerQ.until = s.c.cfg.Linger
 }
 
-// randN draws a uniform integer in [0, n) from crypto/rand, buffered,
-// rejecting the draws that would bias it. 0 < n ≤ 65,536. Caller holds mu.
-func (s *sock) randN(n int) int {
-	limit := (1 << 32) / uint64(n) * uint64(n)
-	for { // ends: each draw is accepted with probability > 1/2
-		if s.rndN < 4 {
-			s.c.randBytes(s.rnd[:])
-			s.rndN = len(s.rnd)
+// fill reads len(p) ≤ 4 random bytes: from rnd (a query's own source)
+// when set, else from Config.Rand through the socket's buffer. Caller
+// holds mu.
+func (s *sock) fill(rnd io.Reader, p []byte) error {
+	if rnd != nil {
+		return s.c.fill(rnd, p)
+	}
+	if s.rndN < len(p) {
+		if err := s.c.randBytes(s.rnd[:]); err != nil {
+			return err
 		}
-		i := len(s.rnd) - s.rndN
-		s.rndN -= 4
-		r := uint64(s.rnd[i])<<24 | uint64(s.rnd[i+1])<<16 | uint64(s.rnd[i+2])<<8 | uint64(s.rnd[i+3])
+		s.rndN = len(s.rnd)
+	}
+	s.rndN -= copy(p, s.rnd[len(s.rnd)-s.rndN:])
+	return nil
+}
+
+// randN draws a uniform integer in [0, n), rejecting the draws that would
+// bias it. 0 < n ≤ 65,536. Caller holds mu.
+func (s *sock) randN(n int, rnd io.Reader) (int, error) {
+	limit := (1 << 32) / uint64(n) * uint64(n)
+	var b [4]byte
+	for { // ends: each draw is accepted with probability > 1/2
+		if err := s.fill(rnd, b[:]); err != nil {
+			return 0, err
+		}
+		r := uint64(b[0])<<24 | uint64(b[1])<<16 | uint64(b[2])<<8 | uint64(b[3])
 		if r < limit {
-			return int(r % uint64(n))
+			return int(r % uint64(n)), nil
 		}
 	}
 }
@@ -156,7 +175,24 @@ func (s *sock) rest(call *Call, now int64, q *restQueue) {
 // release returns an ID to the free set at once. Caller holds mu.
 func (s *sock) release(id uint16) {
 	s.freeIDs[s.nFree] = id
+	s.freePos[id] = uint16(s.nFree)
 	s.nFree++
+}
+
+// inFreeSet reports whether id is in the free set. Caller holds mu.
+func (s *sock) inFreeSet(id uint16) bool {
+	i := int(s.freePos[id])
+	return i < s.nFree && s.freeIDs[i] == id
+}
+
+// take removes the ID at position i of the free set. Caller holds mu.
+func (s *sock) take(i int) uint16 {
+	id := s.freeIDs[i]
+	s.nFree--
+	last := s.freeIDs[s.nFree]
+	s.freeIDs[i] = last
+	s.freePos[last] = uint16(i)
+	return id
 }
 
 // reclaim moves the IDs whose rest has ended into the free set. Caller
@@ -174,19 +210,37 @@ func (s *sock) reclaim(now int64) {
 	}
 }
 
-// allocID picks an ID uniformly at random among the free ones (a free set
-// with random removal: O(1), and no free ID is likelier than another however
-// full the table). Caller holds mu.
-func (s *sock) allocID(now int64) (uint16, bool) {
+// idDraws is how many uniform 16-bit draws allocID tries before it picks
+// from the free set by position.
+const idDraws = 4
+
+// allocID picks an ID uniformly at random among the free ones, drawing from
+// rnd when set, else from Config.Rand. It first draws a 16-bit ID and keeps
+// it when free: which ID a draw gives depends on the draw alone, not on the
+// order in which earlier IDs left and rejoined the free set, so a seeded
+// source gives the same IDs run after run. After idDraws misses (a table
+// nearly full) it picks a position in the free set (O(1) however full).
+// Each way the ID is uniform over the free ones, so the mixture is too.
+// Caller holds mu.
+func (s *sock) allocID(now int64, rnd io.Reader) (uint16, bool, error) {
 	s.reclaim(now)
 	if s.nFree == 0 {
-		return 0, false
+		return 0, false, nil
 	}
-	i := s.randN(s.nFree)
-	id := s.freeIDs[i]
-	s.nFree--
-	s.freeIDs[i] = s.freeIDs[s.nFree]
-	return id, true
+	var b [2]byte
+	for range idDraws {
+		if err := s.fill(rnd, b[:]); err != nil {
+			return 0, false, err
+		}
+		if id := uint16(b[0])<<8 | uint16(b[1]); s.inFreeSet(id) {
+			return s.take(int(s.freePos[id])), true, nil
+		}
+	}
+	i, err := s.randN(s.nFree, rnd)
+	if err != nil {
+		return 0, false, err
+	}
+	return s.take(i), true, nil
 }
 
 // nextExpiry is how long until the earliest resting ID frees (0: none
@@ -234,7 +288,11 @@ func (s *sock) register(call *Call) (bool, time.Duration, error) {
 		s.mu.Unlock()
 		return false, 0, ErrClosed
 	}
-	id, ok := s.allocID(now)
+	id, ok, err := s.allocID(now, call.rnd)
+	if err != nil {
+		s.mu.Unlock()
+		return false, 0, err
+	}
 	if !ok {
 		w := s.nextExpiry(now)
 		s.mu.Unlock()

@@ -204,7 +204,7 @@ func replyPathCase(t *testing.T, raw []byte, mode uint8, id, flags uint16, qname
 		m := new(dns.Msg)
 		m.SetQuestion(fc.name, fc.qtype)
 		m.Opcode = fc.opcode
-		call, err := c.prepare(m, 0)
+		call, err := c.prepare(m, 0, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
