@@ -34,6 +34,13 @@ type ClientConfig struct {
 	IdleTimeout time.Duration
 	// ALPN to negotiate; default ALPN.
 	ALPN string
+	// Rand, when set, is where the client's connection IDs come from (a
+	// lab's seeded stream), on every path; default crypto/rand. The
+	// Initial's destination connection ID is quic-go's own choice.
+	Rand io.Reader
+	// RecordWrites keeps a record of every datagram the client writes
+	// (Client.Writes), for a lab that matches them with a capture.
+	RecordWrites bool
 }
 
 // Client is one QUIC connection from a quic.Transport whose connection IDs
@@ -42,10 +49,22 @@ type ClientConfig struct {
 type Client struct {
 	Conn *quic.Conn
 
+	cids    quic.ConnectionIDGenerator // nil: quic-go's, 8 bytes
+	written sendLog                    // datagrams written, every path
+
 	mu    sync.Mutex
 	trs   []*quic.Transport
 	socks []*net.UDPConn
 }
+
+// Written is how many datagrams the client's sockets (every path) have
+// written: what a capture of the path to the server holds from it,
+// counted at the source.
+func (c *Client) Written() int { return c.written.count() }
+
+// Writes are the datagrams the client's sockets wrote (every path), in
+// order, when ClientConfig.RecordWrites is set.
+func (c *Client) Writes() []Write { return c.written.records() }
 
 // Dial opens a connection and completes the handshake.
 func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
@@ -59,6 +78,10 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 		cfg.ALPN = ALPN
 	}
 	c := &Client{}
+	c.written.keep = cfg.RecordWrites
+	if cfg.Rand != nil {
+		c.cids = &cidGenerator{r: cfg.Rand, n: 8}
+	}
 	tr, _, err := c.transport(cfg.Local)
 	if err != nil {
 		return nil, err
@@ -95,7 +118,7 @@ func (c *Client) transport(local string) (*quic.Transport, netip.AddrPort, error
 	if err != nil {
 		return nil, netip.AddrPort{}, fmt.Errorf("%w: binding %s: %w", ErrDial, local, err)
 	}
-	tr := &quic.Transport{Conn: plain(udp), ConnectionIDLength: 8}
+	tr := &quic.Transport{Conn: plain(udp, &c.written), ConnectionIDLength: 8, ConnectionIDGenerator: c.cids}
 	c.mu.Lock()
 	c.trs = append(c.trs, tr)
 	c.socks = append(c.socks, udp)

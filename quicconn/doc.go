@@ -17,21 +17,49 @@
 //     binding, and can play an on-path attacker replaying client packets from
 //     forged addresses. tcpnat.go does the same rebinding to kernel TCP.
 //   - trace.go: quic-go's qlog, written per connection endpoint beside the
-//     capture (JSON-SEQ .sqlog) and kept in memory as the per-packet record.
-//   - wire.go: captured datagrams with their cleartext headers (connection
-//     IDs), matched one by one with the qlog events that describe them.
+//     capture (JSON-SEQ .sqlog, whole records only, completed by
+//     Tracer.Finish when a run stops early; an earlier run's files are
+//     removed) and kept in memory as the per-packet record.
+//   - wire.go: captured datagrams with their cleartext headers (every
+//     coalesced packet), correlated with the records both endpoints logged.
+//   - evidence.go: what each capture must hold, counted at the source, and
+//     the comment every captured packet carries.
 //   - exp_*.go: the experiments quic/rebind-port, quic/rebind-addr,
 //     quic/migrate, quic/spoofed-path and quic/tcp-contrast.
 //   - bench.go: goodput and stall with and without path changes.
 //
+// Evidence. Every datagram the experiment's endpoints write is counted at
+// the source: the server's and the client's sockets count (and record)
+// what they write, the NAT what it forwards or forges; for TCP the sockets'
+// tcp_info segs_out, and the NAT the segment it crafts and the RST it sees.
+// The capture is stopped once it holds all of them, and the check "capture
+// complete" says so before any other: a short capture fails that check
+// alone, and no ladder is drawn from it.
+//
 // How the checks read the packets: quic-go's qlog records every packet it
-// sends or receives with its frames, connection IDs and path; each 1-RTT
-// record is matched to a captured datagram by destination connection ID (in
-// the clear in every short header) and size, and the datagram's 4-tuple must
-// be the path the record claims. Connection-ID checks read the cleartext
-// headers of every captured datagram. The captures carry the TLS key log as a
-// decryption-secrets block, and the package's tshark test decrypts them with
-// nothing else and finds the PATH_CHALLENGE and PATH_RESPONSE frames.
+// sends or receives with its frames, connection IDs and path, but the
+// packet number is encrypted on the wire and a datagram can be lost before
+// the capture's leg (the NAT's socket buffer), so the records are joined
+// to the capture in exact steps: each packet_sent to the datagram the
+// endpoint's socket wrote next with the same cleartext headers, that
+// datagram to the captured one with the same CRC32C, and the receiver's
+// packet_received (or packet_dropped, for a duplicate) by packet number.
+// Each captured packet then carries a comment: packet number, frames, DCID
+// and the path as each endpoint logged it; each 4-tuple must be the path
+// the record claims. Connection-ID checks read the cleartext headers of
+// every captured datagram. Ladders are drawn from captured packets only,
+// each row numbered by its frame in the capture. The captures carry the
+// TLS key log as a decryption-secrets block, and the package's tshark test
+// decrypts them with nothing else and finds the PATH_CHALLENGE and
+// PATH_RESPONSE frames.
+//
+// What --seed reproduces: the uploaded bytes, the connection IDs the
+// endpoints issue (a ConnectionIDGenerator fed from the lab's seeded
+// stream) and the server's token key. What it cannot: the Initial's
+// destination connection ID (quic-go draws it from crypto/rand), the TLS
+// randomness and keys, PATH_CHALLENGE data, packet-number skipping, the
+// certificate's key (Go's crypto ignores a supplied reader), and the ports
+// and TCP initial sequence numbers the kernel chooses.
 //
 // A finding the experiments surface rather than hide: quic-go v0.65's send
 // queue resolves the peer address when it writes a packet, not when it packs

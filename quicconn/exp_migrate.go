@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -73,26 +74,20 @@ func runMigrate(env *lab.Env) error {
 			next++
 		}
 	})
-	pkts, err := l.finish(ctx, cl, cap)
+	ev, err := l.finish(ctx, cl, cap)
 	if err != nil {
 		return err
 	}
-	ds := Datagrams(pkts, srv.Addr, 8)
-	srvTr, cliTr := l.tracer.Role("server"), l.tracer.Role("client")
-	if srvTr == nil || cliTr == nil {
-		return fmt.Errorf("%w: no qlog trace for the client or the server", ErrTransfer)
+	if !ev.complete {
+		return nil
 	}
-	cliEvents := cliTr.Packets()
-	cm, ct := MatchClient(ds, srv.Addr, cliEvents)
-	srvEvents := srvTr.Packets()
+	ds := ev.ds
 	first := firstOf(ds, func(d *Datagram) bool { return d.Dst == srv.Addr })
 	if first == nil {
 		return fmt.Errorf("%w: nothing captured", ErrTransfer)
 	}
-	srvTuples := srvTr.Tuples()
-	ClaimPaths(srvEvents, srvTuples, first.Src)
-	sm, stt := Match(ds, srv.Addr, srvEvents)
-	wrong, leaked := 0, 0
+	srvTuples := ev.srv.Tuples()
+	wrong, leaked, cliWrong := 0, 0, 0
 	for _, d := range ds {
 		if InFlightAtSwitch(d, srv.Addr, srvTuples) {
 			leaked++
@@ -101,10 +96,15 @@ func runMigrate(env *lab.Env) error {
 		if d.Event != nil && d.Event.Remote != peerOf(d, srv.Addr) {
 			wrong++
 		}
+		if e := d.ClientEvent; e != nil && e.Local != peerOf(d, srv.Addr) {
+			cliWrong++
+		}
 	}
-	env.Check("every qlog packet matches a captured datagram on the path it claims", ct > 0 && cm == ct && sm == stt && wrong == 0,
-		"client: %d of %d 1-RTT packets matched; server: %d of %d, %d on another 4-tuple than their qlog path (%d built before a switch and written after it)",
-		cm, ct, sm, stt, wrong, leaked)
+	c := ev.corr
+	env.Check("every qlog packet matches a captured datagram on the path it claims",
+		c.ClientTotal > 0 && c.ClientMatched == c.ClientTotal && c.ServerMatched == c.ServerTotal && wrong == 0 && cliWrong == 0,
+		"client: %d of %d packets (sent and received) matched, %d on another 4-tuple than their qlog path; server: %d of %d, %d on another 4-tuple (%d built before a switch and written after it)",
+		c.ClientMatched, c.ClientTotal, cliWrong, c.ServerMatched, c.ServerTotal, wrong, leaked)
 	env.Metric("inflight_at_switch_count", float64(leaked))
 	env.Note("Migrating mid-burst can leak an old connection ID onto a new path in quic-go v0.65: sconn.Write reads the peer " +
 		"address when it writes a queued packet (send_conn.go:72-73), and the server's switch (connection.go:1332, " +
@@ -168,7 +168,7 @@ func runMigrate(env *lab.Env) error {
 			if i > 0 {
 				old = srvSwitch[i-1].Remote
 			}
-			if d.Dst == old && d.Event.Time.After(t.Time) && old != t.Remote && !later(srvSwitch[i:], old, d.Event.Time) {
+			if d.Dst == old && d.Event.Seq > t.Seq && old != t.Remote && !later(srvSwitch[i:], old, d.Event.Seq) {
 				srvLate++
 			}
 		}
@@ -247,27 +247,66 @@ func runMigrate(env *lab.Env) error {
 		}
 	}
 
-	lad := env.Ladder("One connection, four paths, a connection ID per path", "client", "server")
-	lad.Send("Initial/Handshake", "path 1 "+first.Src.String(), "")
+	// The ladder: every message row a captured datagram, its frames from
+	// the qlog record matched to it.
+	lad := env.Ladder("One connection, four paths, a connection ID per path (as captured)", "client", "server")
+	var r rows
+	if init := firstOf(ds, func(d *Datagram) bool { return d.Type == "initial" && d.Dst == srv.Addr }); init != nil {
+		r.send(init.Index, "Initial SCID "+cidShort(init.SCID), "path 1 "+first.Src.String(), "")
+	}
 	for i, h := range hops {
 		early := "early Switch refused"
 		if h.early == nil {
 			early = "early Switch accepted!"
 		}
-		lad.State(fmt.Sprintf("AddPath %s: %s", h.to, early), "")
-		lad.Send("PATH_CHALLENGE (probe)", fmt.Sprintf("path %d DCID %s", i+2, cidShort(firstCID[h.to])), "new 4-tuple: challenge it too")
-		lad.Reply("PATH_RESPONSE + PATH_CHALLENGE", "validated", "")
-		lad.Send("PATH_RESPONSE, STREAM", fmt.Sprintf("Switch: %v", h.sw), "active: "+h.to.String())
+		probe := firstOf(ds, func(d *Datagram) bool {
+			return d.Src == h.to && d.ClientEvent != nil && len(d.ClientEvent.Challenge) > 0
+		})
+		if probe == nil {
+			r.state(len(ds), fmt.Sprintf("AddPath %s: %s; no PATH_CHALLENGE captured from it", h.to, early), "")
+			continue
+		}
+		r.state(probe.Index, fmt.Sprintf("AddPath %s: %s", h.to, early), "")
+		r.send(probe.Index, fmt.Sprintf("PATH_CHALLENGE %x", probe.ClientEvent.Challenge[0]),
+			fmt.Sprintf("path %d DCID %s", i+2, cidShort(probe.DCID)), "new 4-tuple: challenge it too")
+		answer := firstOf(ds, func(d *Datagram) bool {
+			return d.Dst == h.to && d.Event != nil && slices.Contains(d.Event.Response, probe.ClientEvent.Challenge[0])
+		})
+		if answer == nil {
+			r.state(probe.Index+1, "", "no PATH_RESPONSE captured to "+h.to.String())
+			continue
+		}
+		r.reply(answer.Index, frames(answer.Event), "validated", "")
+		// The server validates the client's new address too (its own
+		// PATH_CHALLENGE, in the same packet or another).
+		chal := firstOf(ds, func(d *Datagram) bool { return d.Dst == h.to && d.Event != nil && len(d.Event.Challenge) > 0 })
+		if chal != nil && chal != answer {
+			r.reply(chal.Index, frames(chal.Event), "", "challenges the new 4-tuple")
+		}
+		var back *Datagram
+		if chal != nil {
+			back = firstOf(ds, func(d *Datagram) bool {
+				return d.Src == h.to && d.ClientEvent != nil && slices.Contains(d.ClientEvent.Response, chal.Event.Challenge[0])
+			})
+		}
+		if back != nil {
+			r.send(back.Index, frames(back.ClientEvent), fmt.Sprintf("Switch: %v", h.sw), "validated: "+h.to.String())
+		} else {
+			r.state(answer.Index+1, fmt.Sprintf("Switch: %v", h.sw), "no PATH_RESPONSE captured from "+h.to.String())
+		}
 	}
-	lad.Send("STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), fmt.Sprintf("%d bytes", res.Received))
+	if fin := firstOf(ds, func(d *Datagram) bool { return d.Dst == srv.Addr && d.ClientEvent != nil && d.ClientEvent.Fin }); fin != nil {
+		r.send(fin.Index, "STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), fmt.Sprintf("%d bytes", res.Received))
+	}
+	r.draw(lad)
 	return nil
 }
 
 // later reports whether a later server switch made old the active path
-// again before t (then sending to it is right).
-func later(sw []TupleEvent, old netip.AddrPort, t time.Time) bool {
+// again before the event seq (then sending to it is right).
+func later(sw []TupleEvent, old netip.AddrPort, seq int) bool {
 	for _, s := range sw[1:] {
-		if s.Remote == old && s.Time.Before(t) {
+		if s.Remote == old && s.Seq < seq {
 			return true
 		}
 	}

@@ -54,23 +54,18 @@ func runRebind(env *lab.Env, newAddr bool) error {
 		to = loopback2
 	}
 	res, rb, uerr := uploadWithRebind(ctx, env, cl, mb, l.data(), to)
-	pkts, err := l.finish(ctx, cl, cap)
+	ev, err := l.finish(ctx, cl, cap)
 	if err != nil {
 		return err
 	}
+	if !ev.complete {
+		return nil
+	}
 	st := mb.Stats()
 
-	// The record: captured datagrams, each matched with the server's qlog.
-	ds := Datagrams(pkts, srv.Addr, 8)
-	srvTr := l.tracer.Role("server")
-	cliTr := l.tracer.Role("client")
-	if srvTr == nil || cliTr == nil {
-		return fmt.Errorf("%w: no qlog trace for the client or the server", ErrTransfer)
-	}
-	events := srvTr.Packets()
-	srvTuples := srvTr.Tuples()
-	ClaimPaths(events, srvTuples, rb.Old)
-	matched, total := Match(ds, srv.Addr, events)
+	// The record: captured datagrams, each correlated with both qlogs.
+	ds := ev.ds
+	srvTuples := ev.srv.Tuples()
 	wrongPath, inFlight := 0, 0
 	for _, d := range ds {
 		switch {
@@ -81,15 +76,12 @@ func runRebind(env *lab.Env, newAddr bool) error {
 			wrongPath++
 		}
 	}
+	c := ev.corr
 	env.Check("every server qlog packet matches a captured datagram on the path it claims",
-		total > 0 && matched == total && wrongPath == 0,
-		"%d of %d 1-RTT packets matched by connection ID and size, %d on another 4-tuple than their qlog path, %d packed before a path switch and written after it",
-		matched, total, wrongPath, inFlight)
+		c.ServerTotal > 0 && c.ServerMatched == c.ServerTotal && wrongPath == 0,
+		"%d of %d packets the server logged (sent and received) matched by type, connection ID, size and packet number, %d on another 4-tuple than their qlog path, %d packed before a path switch and written after it; client: %d of %d",
+		c.ServerMatched, c.ServerTotal, wrongPath, inFlight, c.ClientMatched, c.ClientTotal)
 	env.Metric("inflight_at_switch_count", float64(inFlight))
-	if inFlight > 0 {
-		env.Note("%d server packet(s) were packed for the old path before the switch and written to the new one after it, with the old path's connection ID: "+
-			"quic-go v0.65's send queue reads the peer address at write time (RFC 9000 §9.5 asks for a new connection ID per destination).", inFlight)
-	}
 
 	inits := map[string]bool{}
 	for _, d := range ds {
@@ -99,7 +91,7 @@ func runRebind(env *lab.Env, newAddr bool) error {
 	}
 	env.Check("the transfer completes byte-exact in one handshake",
 		uerr == nil && res.Match && len(l.tracer.Conns()) == 2 && len(inits) == 1,
-		"sent %d bytes, server counted %d, sha256 match %t (%x…), %d server connection(s), %d client Initial SCID(s), err %v",
+		"sent %d bytes, server counted %d, sha256 match %t (%x…), %d server connection(s), %d client Initial SCID(s) in the capture, err %v",
 		res.Sent, res.Received, res.Match, res.Sum[:4], len(l.tracer.Conns())-1, len(inits), uerr)
 
 	moved := rb.New.IsValid() && rb.New != rb.Old && (newAddr && rb.New.Addr() == loopback2 || !newAddr && rb.New.Addr() == rb.Old.Addr())
@@ -131,23 +123,20 @@ func runRebind(env *lab.Env, newAddr bool) error {
 	}
 	env.Check("the server's first packet to the new 4-tuple carries PATH_CHALLENGE", okProbe,
 		"first datagram to %s: %s", rb.New, describe(probe))
-	for _, d := range ds {
-		if d.Src == rb.New && d.Event != nil && slices.Contains(d.Event.Response, chal) {
-			response = d
-			break
+	if okProbe {
+		for _, d := range ds {
+			if d.Src == rb.New && d.Event != nil && slices.Contains(d.Event.Response, chal) {
+				response = d
+				break
+			}
 		}
 	}
-	clientEcho := false
-	for _, e := range cliTr.Packets() {
-		if e.Sent && slices.Contains(e.Response, chal) {
-			clientEcho = true
-		}
-	}
+	clientEcho := response != nil && response.ClientEvent != nil && slices.Contains(response.ClientEvent.Response, chal)
 	if response != nil {
 		response.Pkt.Comment(fmt.Sprintf("%s → server: PATH_RESPONSE %x (echoes the challenge: path validated)", path2, chal))
 	}
 	env.Check("the client's PATH_RESPONSE echoes the challenge data", okProbe && response != nil && clientEcho,
-		"challenge %x; PATH_RESPONSE from %s: %s; in the client's qlog: %t", chal, rb.New, describe(response), clientEcho)
+		"challenge %x; PATH_RESPONSE from %s: %s; sent so by the client's qlog: %t", chal, rb.New, describe(response), clientEcho)
 
 	// The client's destination connection ID across the rebinding.
 	newDCIDs := map[string]int{}
@@ -185,13 +174,14 @@ func runRebind(env *lab.Env, newAddr bool) error {
 	}
 	toOldAfter := 0
 	oldCIDs, newCIDs := map[string]bool{}, map[string]bool{}
+	var firstNewCID *Datagram // the server's first packet on the new path with a fresh DCID
 	for _, d := range ds {
 		if d.Src != srv.Addr || d.Long {
 			continue
 		}
 		if d.Dst == rb.Old {
 			oldCIDs[d.DCID] = true
-			if switched != nil && d.Event != nil && d.Event.Time.After(switched.Time) {
+			if switched != nil && d.Event != nil && d.Event.Seq > switched.Seq {
 				toOldAfter++
 			}
 		}
@@ -206,6 +196,11 @@ func runRebind(env *lab.Env, newAddr bool) error {
 	for c := range newCIDs {
 		if oldCIDs[c] {
 			fresh = false
+		}
+	}
+	for _, d := range ds {
+		if firstNewCID == nil && d.Src == srv.Addr && d.Dst == rb.New && !d.Long && !oldCIDs[d.DCID] && response != nil && d.Index > response.Index {
+			firstNewCID = d
 		}
 	}
 	env.Check("the packets the server builds for the new path carry a fresh connection ID of the client's", fresh,
@@ -224,25 +219,64 @@ func runRebind(env *lab.Env, newAddr bool) error {
 	env.Metric("dropped_at_old_binding_count", float64(st.DroppedOld))
 	env.Metric("datagrams_count", float64(len(ds)))
 
-	// A comment on the first packet the NAT dropped.
+	// A comment on every packet the NAT dropped: sent by the server to
+	// the forgotten binding after the rebinding, never received.
+	var droppedAtOld []*Datagram
 	for _, d := range ds {
-		if d.Dst == rb.Old && d.Time.After(rb.At) {
-			d.Pkt.Comment(fmt.Sprintf("server → %s: the NAT has forgotten this binding; dropped", path1))
-			break
+		if d.Dst == rb.Old && d.Src == srv.Addr && lastOld != nil && d.Index > lastOld.Index && d.ClientEvent == nil {
+			droppedAtOld = append(droppedAtOld, d)
+			d.Pkt.Comment(fmt.Sprintf("server → %s: the NAT has forgotten this binding; dropped (the client's qlog never received it)", path1))
 		}
 	}
 
-	lad := env.Ladder("The connection outlives its 4-tuple", "client", "server")
+	// The ladder: every row a captured datagram (its frames from the
+	// qlog records matched to it), between the NAT's outside and the server.
+	lad := env.Ladder("The connection outlives its 4-tuple (as captured between the NAT and the server)", "client (via NAT)", "server")
+	var r rows
+	firstInit := firstOf(ds, func(d *Datagram) bool { return d.Type == "initial" && d.Dst == srv.Addr })
 	first := firstOf(ds, func(d *Datagram) bool { return d.Dst == srv.Addr && !d.Long })
-	lad.Send("Initial/Handshake: one handshake", path1, "conn found by DCID")
-	lad.Send(fmt.Sprintf("1-RTT STREAM DCID %s", cidShort(dcidOf(first))), path1, "active: "+rb.Old.String())
-	lad.State("NAT rebinds: "+rb.Old.String()+" → "+rb.New.String(), "")
-	lad.Send(fmt.Sprintf("1-RTT STREAM DCID %s (same)", cidShort(dcidOf(firstNew))), "unaware: same DCID", "new 4-tuple "+rb.New.String())
-	lad.Reply(fmt.Sprintf("PATH_CHALLENGE %x", chal), "", fmt.Sprintf("unvalidated; sent %d ≤ 3×%d", sent, recv))
-	lad.Send(fmt.Sprintf("PATH_RESPONSE %x", chal), "echoes it", "path validated")
-	lad.Reply(fmt.Sprintf("1-RTT ACK DCID %s (new)", cidShort(first1(newCIDs))), "", "active: "+rb.New.String())
-	lad.Send("STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), fmt.Sprintf("%d bytes", res.Received))
+	fin := firstOf(ds, func(d *Datagram) bool { return d.Dst == srv.Addr && d.ClientEvent != nil && d.ClientEvent.Fin })
+	if firstInit != nil {
+		r.send(firstInit.Index, fmt.Sprintf("Initial SCID %s (%d handshake)", cidShort(firstInit.SCID), len(inits)), path1, "")
+	}
+	if first != nil {
+		r.send(first.Index, fmt.Sprintf("1-RTT %s DCID %s", frames(first.ClientEvent), cidShort(first.DCID)), path1, "active: "+rb.Old.String())
+	}
+	if firstNew != nil {
+		at := firstNew.Index // the NAT forgets the old binding before it forwards this
+		if len(droppedAtOld) > 0 {
+			at = min(at, droppedAtOld[0].Index)
+		}
+		r.state(at, "NAT rebinds: "+rb.Old.String()+" → "+rb.New.String(), "")
+		r.send(firstNew.Index, fmt.Sprintf("1-RTT %s DCID %s (same)", frames(firstNew.ClientEvent), cidShort(firstNew.DCID)), "unaware: same DCID", "new 4-tuple "+rb.New.String())
+	}
+	if len(droppedAtOld) > 0 {
+		r.reply(droppedAtOld[0].Index, fmt.Sprintf("%d to the old binding", len(droppedAtOld)), "NAT drops: never arrive", "")
+	}
+	if okProbe {
+		r.reply(probe.Index, fmt.Sprintf("PATH_CHALLENGE %x", chal), "", fmt.Sprintf("unvalidated; sent %d ≤ 3×%d", sent, recv))
+	} else if firstNew != nil {
+		r.state(firstNew.Index+1, "", "no PATH_CHALLENGE captured")
+	}
+	if response != nil {
+		r.send(response.Index, fmt.Sprintf("PATH_RESPONSE %x", chal), "echoes it", "path validated")
+	}
+	if firstNewCID != nil {
+		r.reply(firstNewCID.Index, fmt.Sprintf("1-RTT %s DCID %s (new)", frames(firstNewCID.Event), cidShort(firstNewCID.DCID)), "", "active: "+rb.New.String())
+	}
+	if fin != nil {
+		r.send(fin.Index, "STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), fmt.Sprintf("%d bytes", res.Received))
+	}
+	r.draw(lad)
 	return nil
+}
+
+// frames names a qlog record's frames for a ladder row: "STREAM ACK".
+func frames(e *PacketEvent) string {
+	if e == nil {
+		return "(no qlog record)"
+	}
+	return strings.Join(slices.Compact(slices.Clone(e.Frames)), " ")
 }
 
 // antiAmplification replays ds (the datagrams before the one that

@@ -55,25 +55,23 @@ func runSpoof(env *lab.Env) error {
 	case fakes = <-forged:
 	default:
 	}
-	pkts, err := l.finish(ctx, cl, cap)
+	ev, err := l.finish(ctx, cl, cap)
 	if err != nil {
 		return err
 	}
-	st := mb.Stats()
-	ds := Datagrams(pkts, srv.Addr, 8)
-	srvTr := l.tracer.Role("server")
-	if srvTr == nil {
-		return fmt.Errorf("%w: no server qlog", ErrTransfer)
+	if !ev.complete {
+		return nil
 	}
+	st := mb.Stats()
+	ds := ev.ds
 	first := firstOf(ds, func(d *Datagram) bool { return d.Dst == srv.Addr })
 	if first == nil {
 		return fmt.Errorf("%w: nothing captured", ErrTransfer)
 	}
 	real := first.Src
-	events := srvTr.Packets()
-	ClaimPaths(events, srvTr.Tuples(), real)
-	matched, total := Match(ds, srv.Addr, events)
-	env.Check("every server qlog packet matches a captured datagram", total > 0 && matched == total, "%d of %d 1-RTT packets", matched, total)
+	c := ev.corr
+	env.Check("every server qlog packet matches a captured datagram", c.ServerTotal > 0 && c.ServerMatched == c.ServerTotal,
+		"%d of %d packets the server logged (sent and received); %d datagrams recognised as byte-identical copies of the client's", c.ServerMatched, c.ServerTotal, c.Copies)
 	env.Check("the real client's transfer completes byte-exact", uerr == nil && res.Match,
 		"sent %d bytes, server counted %d, sha256 match %t, err %v", res.Sent, res.Received, res.Match, uerr)
 
@@ -83,6 +81,7 @@ func runSpoof(env *lab.Env) error {
 	}
 	type tally struct{ in, out, probes, other, responses int }
 	per := map[netip.AddrPort]*tally{}
+	originals := map[*Datagram]*Datagram{} // the client's datagram → its forged copy
 	for _, f := range fakes {
 		per[f] = &tally{}
 	}
@@ -95,6 +94,9 @@ func runSpoof(env *lab.Env) error {
 				t.responses++
 			}
 			d.Pkt.Comment(fmt.Sprintf("attacker: forged copy of a client packet from %s (DCID %s), sent before the original", d.Src, d.DCID))
+			if d.CopyOf != nil {
+				originals[d.CopyOf] = d
+			}
 		case isFake[d.Dst]:
 			t := per[d.Dst]
 			t.out += d.Size
@@ -129,7 +131,7 @@ func runSpoof(env *lab.Env) error {
 	env.Check("the server sends forged addresses nothing but probes, within 3× what they sent", others == 0 && ampOK, "%s", strings.Join(desc, "; "))
 
 	switched := 0
-	for _, t := range srvTr.Tuples() {
+	for _, t := range ev.srv.Tuples() {
 		if t.ID == "" && isFake[t.Remote] {
 			switched++
 		}
@@ -147,16 +149,61 @@ func runSpoof(env *lab.Env) error {
 	env.Metric("forged_copies_count", float64(st.Forged))
 	env.Metric("transfer_bytes", float64(res.Received))
 
-	lad := env.Ladder("Forged addresses get a challenge, never the connection", "client / attacker", "server")
-	lad.Send("1-RTT STREAM", "client "+real.String(), "active: "+real.String())
-	for _, f := range fakes {
-		t := per[f]
-		lad.Send("forged copy of a client packet", "attacker "+f.String(), "new 4-tuple, unvalidated")
-		lad.Reply(fmt.Sprintf("PATH_CHALLENGE ×%d (%d B)", t.probes, t.out), "attacker cannot answer", "active: "+real.String())
+	// Comments on the originals, and the ladder: every message row a
+	// captured datagram, its frames from the qlog record matched to it.
+	dropped := 0
+	for o, copy := range originals {
+		if o.Event != nil && o.Event.Dropped != "" {
+			dropped++
+		}
+		o.Pkt.Comment(fmt.Sprintf("client: the original of the forged copy in frame %d, arriving after it; the server's verdict: %s", copy.Index+1, verdict(o.Event)))
 	}
-	lad.Send("1-RTT STREAM (original: duplicate, dropped)", "client "+real.String(), "")
-	lad.Send("STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), "active: "+real.String())
+	lad := env.Ladder("Forged addresses get a challenge, never the connection (as captured)", "client / attacker", "server")
+	var r rows
+	if d := firstOf(ds, func(d *Datagram) bool { return d.Src == real && !d.Long }); d != nil {
+		r.send(d.Index, "1-RTT "+frames(d.ClientEvent), "client "+real.String(), "active: "+real.String())
+	}
+	for _, f := range fakes {
+		copy := firstOf(ds, func(d *Datagram) bool { return d.Src == f })
+		if copy == nil {
+			r.state(len(ds), "attacker "+f.String()+": no forged copy captured", "")
+			continue
+		}
+		r.send(copy.Index, "forged copy of client pn "+pnOf(copy.Parts), "attacker "+f.String(), "new 4-tuple, unvalidated")
+		if p := firstOf(ds, func(d *Datagram) bool { return d.Dst == f && d.Event != nil && len(d.Event.Challenge) > 0 }); p != nil {
+			r.reply(p.Index, fmt.Sprintf("PATH_CHALLENGE %x to %s (%d B)", p.Event.Challenge[0], f, p.Size), "attacker cannot answer", "active: "+real.String())
+		}
+		if copy.CopyOf != nil {
+			o := copy.CopyOf
+			r.send(o.Index, fmt.Sprintf("original of #%d: %s", copy.Index+1, verdict(o.Event)), "client "+real.String(), "")
+		}
+	}
+	if fin := firstOf(ds, func(d *Datagram) bool { return d.Src == real && d.ClientEvent != nil && d.ClientEvent.Fin }); fin != nil {
+		r.send(fin.Index, "STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), "active: "+real.String())
+	}
+	r.draw(lad)
+	env.Metric("originals_dropped_as_duplicate_count", float64(dropped))
 	return nil
+}
+
+// verdict says what the server's qlog did with a packet it received.
+func verdict(e *PacketEvent) string {
+	switch {
+	case e == nil:
+		return "not in the server's qlog"
+	case e.Dropped != "":
+		return "dropped (" + e.Dropped + ")"
+	}
+	return "processed"
+}
+
+// pnOf is the packet number the sender logged for a datagram's first
+// packet, "?" when none.
+func pnOf(parts []Part) string {
+	if len(parts) == 0 || parts[0].Sent == nil {
+		return "?"
+	}
+	return fmt.Sprint(parts[0].Sent.PN)
 }
 
 // onlyProbing reports whether a packet's frames are path probing ones.

@@ -55,11 +55,10 @@ func runTCPContrast(env *lab.Env) error {
 	cap, err := env.Capture(capture.Options{Keep: func(p *capture.Packet) bool {
 		m, ok := p.Decode()
 		return ok && (m.Proto == capture.ProtoUDP && m.Involves(qport) || m.Proto == capture.ProtoTCP && m.Involves(tport))
-	}})
+	}, MaxDrain: captureDrain})
 	if err != nil {
 		return err
 	}
-	nat.SeqAck = func(old netip.AddrPort) (uint32, uint32) { return seqAck(cap.Packets(), old, ts.addr) }
 	ctx, cancel := context.WithTimeout(env.Ctx, StepTimeout)
 	defer cancel()
 	data := l.data()
@@ -81,44 +80,47 @@ func runTCPContrast(env *lab.Env) error {
 		}
 	}
 
-	pkts, err := l.finish(ctx, cl, cap)
+	// What the TCP endpoints counted, read before anything closes.
+	outside, outCount := nat.Outside()
+	sinkCount := ts.count(ctx)
+	if outCount.Err != nil || sinkCount.Err != nil {
+		return fmt.Errorf("%w: reading tcp_info: NAT outside: %v; server: %v", ErrMiddlebox, outCount.Err, sinkCount.Err)
+	}
+	ev, err := l.finish(ctx, cl, cap, tcpExpect(outside, ts.addr, outCount, sinkCount, trb)...)
 	if err != nil {
 		return err
+	}
+	// Every TCP segment commented, even in a short capture.
+	segs := CommentTCP(ev.pkts, outside, ts.addr, trb)
+	if !ev.complete {
+		return nil
 	}
 	// QUIC's stall: the longest gap between packets carrying STREAM data
 	// the server received.
 	var stall time.Duration
-	if st := l.tracer.Role("server"); st != nil {
-		var last time.Time
-		for _, e := range st.Packets() {
-			if e.Sent || e.Stream == 0 {
-				continue
-			}
-			if !last.IsZero() && e.Time.Sub(last) > stall {
-				stall = e.Time.Sub(last)
-			}
-			last = e.Time
+	var last time.Time
+	for _, e := range ev.logs.Server {
+		if e.Sent || e.Stream == 0 {
+			continue
 		}
+		if !last.IsZero() && e.Time.Sub(last) > stall {
+			stall = e.Time.Sub(last)
+		}
+		last = e.Time
 	}
 	env.Check("QUIC: the upload survives the port rebinding byte-exact", qerr == nil && qres.Match && qrb.New.IsValid(),
 		"binding %s → %s; %d bytes, sha256 match %t, longest stall %.1f ms, err %v", qrb.Old, qrb.New, qres.Received, qres.Match, ms(stall), qerr)
 
 	// TCP, from the capture: the crafted segment and the server's RST.
-	var seg, rst *capture.Packet
+	var seg, rst *tcpSegment
 	var rstAfter time.Duration
-	for _, p := range pkts {
-		m, ok := p.Decode()
-		if !ok || m.Proto != capture.ProtoTCP {
-			continue
-		}
-		if seg == nil && m.Src == trb.New && m.Dst == ts.addr {
-			seg = p
-			p.Comment(fmt.Sprintf("NAT rebinding: the client's next bytes now leave from %s (was %s), seq %d ack %d", trb.New, trb.Old, trb.Seq, trb.Ack))
-		}
-		if seg != nil && rst == nil && m.Src == ts.addr && m.Dst == trb.New && m.Flags&capture.FlagRST != 0 {
-			rst = p
-			rstAfter = p.Time.Sub(seg.Time)
-			p.Comment(fmt.Sprintf("server's kernel: no connection on %s → %s; RST. TCP is its 4-tuple", trb.New, ts.addr))
+	for _, g := range segs {
+		switch {
+		case seg == nil && g.m.Src == trb.New && g.m.Dst == ts.addr:
+			seg = g
+		case seg != nil && rst == nil && g.m.Src == ts.addr && g.m.Dst == trb.New && g.m.Flags&capture.FlagRST != 0:
+			rst = g
+			rstAfter = g.p.Time.Sub(seg.p.Time)
 		}
 	}
 	env.Check("TCP: the server answers the rebound segment with RST", trb.Err == nil && seg != nil && rst != nil,
@@ -146,12 +148,35 @@ func runTCPContrast(env *lab.Env) error {
 		{"TCP", "4-tuple", trb.Old.String() + " → " + trb.New.String(), outcome(rst != nil && reset, fmt.Sprintf("RST after %.3f ms; client: ECONNRESET after %.3f ms", ms(rstAfter), ms(resetAfter)), "no RST seen or not relayed"),
 			fmt.Sprintf("%d B", ts.received()), "∞ (never resumed)"},
 	})
-	lad := env.Ladder("TCP: the same rebinding", "client (via NAT)", "server kernel")
-	lad.Send("data segments", "from "+trb.Old.String(), "ESTABLISHED "+trb.Old.String())
-	lad.State("NAT rebinds → "+trb.New.String(), "")
-	lad.Send(fmt.Sprintf("ACK|PSH seq %d (%d B)", trb.Seq, trb.Sent), "from "+trb.New.String(), "no socket for this 4-tuple")
-	lad.Reply("RST", "", fmt.Sprintf("after %.3f ms", ms(rstAfter)))
-	lad.State(fmt.Sprintf("NAT relays RST: client ECONNRESET after %.3f ms", ms(resetAfter)), fmt.Sprintf("old conn stuck at %d B", ts.received()))
+	// The ladder: every message row a captured segment.
+	lad := env.Ladder("TCP: the same rebinding (as captured between the NAT and the server)", "client (via NAT)", "server kernel")
+	var r rows
+	var relayed []*tcpSegment
+	for _, g := range segs {
+		if g.m.Src == outside && len(g.m.Payload) > 0 {
+			relayed = append(relayed, g)
+		}
+	}
+	if len(relayed) > 0 {
+		n := 0
+		for _, g := range relayed {
+			n += len(g.m.Payload)
+		}
+		r.send(relayed[0].index, fmt.Sprintf("… %d data segments, %d B", len(relayed), n), "from "+outside.String(), "ESTABLISHED "+outside.String())
+	}
+	if seg != nil {
+		r.state(seg.index, "NAT rebinds → "+trb.New.String(), "")
+		label := fmt.Sprintf("ACK|PSH seq %d of the old conn (%d B)", 1+trb.RelayedBytes, len(seg.m.Payload))
+		if !trb.SeqKnown {
+			label = fmt.Sprintf("ACK|PSH, seq unknown (%d B)", len(seg.m.Payload))
+		}
+		r.send(seg.index, label, "from "+trb.New.String(), "no socket for this 4-tuple")
+	}
+	if rst != nil {
+		r.reply(rst.index, "RST", "", fmt.Sprintf("after %.3f ms", ms(rstAfter)))
+		r.state(rst.index+1, fmt.Sprintf("NAT relays RST: client ECONNRESET after %.3f ms", ms(resetAfter)), fmt.Sprintf("old conn stuck at %d B", ts.received()))
+	}
+	r.draw(lad)
 	return nil
 }
 
@@ -162,28 +187,6 @@ func outcome(ok bool, yes, no string) string {
 		return yes
 	}
 	return no
-}
-
-// seqAck reads the old connection's next sequence number and ack from the
-// packets captured so far (best effort: the RST does not depend on them).
-func seqAck(pkts []*capture.Packet, old, server netip.AddrPort) (seq, ack uint32) {
-	for _, p := range pkts {
-		m, ok := p.Decode()
-		if !ok || m.Proto != capture.ProtoTCP {
-			continue
-		}
-		n := uint32(len(m.Payload))
-		if m.Flags&(capture.FlagSYN|capture.FlagFIN) != 0 {
-			n++
-		}
-		switch {
-		case m.Src == old && m.Dst == server:
-			seq = m.Seq + n
-		case m.Src == server && m.Dst == old:
-			ack = m.Seq + n
-		}
-	}
-	return seq, ack
 }
 
 type tcpResult struct {
@@ -230,12 +233,13 @@ func tcpUpload(ctx context.Context, nat *TCPNAT, data []byte) (r tcpResult) {
 // tcpSink is the TCP server: it hashes what it receives and replies with
 // the sha256 at EOF.
 type tcpSink struct {
-	addr netip.AddrPort
-	ln   net.Listener
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	n    int64
-	cs   []net.Conn
+	addr     netip.AddrPort
+	ln       net.Listener
+	wg       sync.WaitGroup
+	accepted chan struct{} // closed at the first connection
+	mu       sync.Mutex
+	n        int64
+	cs       []net.Conn
 }
 
 func newTCPSink() (*tcpSink, error) {
@@ -243,7 +247,7 @@ func newTCPSink() (*tcpSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrListen, err)
 	}
-	s := &tcpSink{addr: ln.Addr().(*net.TCPAddr).AddrPort(), ln: ln}
+	s := &tcpSink{addr: ln.Addr().(*net.TCPAddr).AddrPort(), ln: ln, accepted: make(chan struct{})}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -254,6 +258,9 @@ func newTCPSink() (*tcpSink, error) {
 			}
 			s.mu.Lock()
 			s.cs = append(s.cs, c)
+			if len(s.cs) == 1 {
+				close(s.accepted)
+			}
 			s.mu.Unlock()
 			s.wg.Add(1)
 			go func() {
@@ -275,6 +282,21 @@ func newTCPSink() (*tcpSink, error) {
 		}
 	}()
 	return s, nil
+}
+
+// count is what the server's socket counted (its first connection's
+// tcp_info), once it has accepted it: under load the kernel completes the
+// handshake and takes data long before the server's goroutine accepts.
+func (s *tcpSink) count(ctx context.Context) TCPCount {
+	select {
+	case <-s.accepted:
+	case <-ctx.Done():
+		return TCPCount{Err: fmt.Errorf("%w: the server accepted no connection: %w", ErrTransfer, context.Cause(ctx))}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, _ := s.cs[0].(*net.TCPConn)
+	return tcpCount(c)
 }
 
 func (s *tcpSink) received() int64 {

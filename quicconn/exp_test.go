@@ -1,9 +1,13 @@
 package quicconn
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/internal/lab"
 	"github.com/statelab/statelab/internal/labtest"
 )
 
@@ -19,6 +23,58 @@ func TestExperimentsPass(t *testing.T) {
 			r := labtest.RunExperiment(t, tc.name, 1)
 			if r.Metrics[tc.metric] != float64(TransferSize) {
 				t.Errorf("%s = %v, want %d", tc.metric, r.Metrics[tc.metric], TransferSize)
+			}
+			if labtest.LookTool(t, "tshark") == "" {
+				return
+			}
+			// Wireshark shows a comment on every packet of the capture.
+			path := r.Captures[0]
+			all, bare := labtest.TsharkCount(t, path, "frame"), labtest.TsharkCount(t, path, "!frame.comment")
+			if all == 0 || bare != 0 {
+				t.Errorf("%s: %d of %d packets carry no comment", path, bare, all)
+			}
+		})
+	}
+}
+
+// A capture that misses a packet its sources counted fails the check
+// "capture complete" and nothing else: every later check is not judged,
+// and no ladder is drawn from it.
+func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
+	defer func(d time.Duration, n int) { captureDrain, testUncounted = d, n }(captureDrain, testUncounted)
+	captureDrain, testUncounted = 300*time.Millisecond, 1
+	for _, name := range []string{"quic/rebind-port", "quic/tcp-contrast"} {
+		t.Run(strings.TrimPrefix(name, "quic/"), func(t *testing.T) {
+			e, _ := lab.Lookup(name)
+			r := lab.RunOne(context.Background(), e, lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})
+			if r.Passed || r.Error != "" || len(r.Checks) == 0 {
+				t.Fatalf("passed %t, error %q, %d checks", r.Passed, r.Error, len(r.Checks))
+			}
+			failed := r.Failed()
+			if len(failed) != 1 || failed[0].Name != "capture complete" || !strings.Contains(failed[0].Detail, "counted by") {
+				t.Errorf("failed checks %+v, want only \"capture complete\"", failed)
+			}
+			for _, c := range r.Checks[1:] {
+				if c.NotJudged == "" {
+					t.Errorf("check %q judged on a short capture", c.Name)
+				}
+			}
+			if len(r.Ladders) != 0 {
+				t.Errorf("%d ladder(s) drawn from a short capture", len(r.Ladders))
+			}
+			// What was captured is still commented, packet by packet.
+			f, err := capture.ReadFile(r.Captures[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			bare := 0
+			for _, p := range f.Packets {
+				if len(p.Comments) == 0 {
+					bare++
+				}
+			}
+			if len(f.Packets) == 0 || bare != 0 {
+				t.Errorf("%d of %d packets carry no comment", bare, len(f.Packets))
 			}
 		})
 	}

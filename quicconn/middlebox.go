@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -95,6 +96,14 @@ func (m *Middlebox) Stats() MiddleboxStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.stats
+}
+
+// IsForged reports whether addr is one of the attacker's forged source
+// addresses (see Spoof).
+func (m *Middlebox) IsForged(addr netip.AddrPort) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.spoof != nil && slices.Contains(m.spoof.addrs, addr)
 }
 
 // Rebind arms a rebinding: the next client datagram of at least minSize
@@ -254,8 +263,10 @@ func (m *Middlebox) forge(pkt []byte) {
 			if err != nil {
 				continue
 			}
+			m.mu.Lock()
 			s.socks = append(s.socks, c)
 			s.addrs = append(s.addrs, c.LocalAddr().(*net.UDPAddr).AddrPort())
+			m.mu.Unlock()
 			m.wg.Add(1)
 			go m.attackerReads(c)
 		}

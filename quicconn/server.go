@@ -12,6 +12,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/big"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -66,6 +68,12 @@ type ServerConfig struct {
 	Logf func(format string, args ...any)
 	// IdleTimeout closes silent connections; default 5s.
 	IdleTimeout time.Duration
+	// Rand, when set, is where the server's connection IDs and its token
+	// key come from (a lab's seeded stream); default crypto/rand.
+	Rand io.Reader
+	// RecordWrites keeps a record of every datagram the server writes
+	// (Server.Writes), for a lab that matches them with a capture.
+	RecordWrites bool
 
 	// onWrite, for tests, sees every datagram as the socket writes it.
 	onWrite func(b []byte, to net.Addr)
@@ -80,13 +88,14 @@ type Server struct {
 	// Cert is its self-signed certificate, for clients to trust.
 	Cert *x509.Certificate
 
-	udp  *net.UDPConn
-	tr   *quic.Transport
-	ln   *quic.Listener
-	h3   *h3Server
-	logf func(string, ...any)
-	wg   sync.WaitGroup
-	once sync.Once
+	udp     *net.UDPConn
+	written *sendLog
+	tr      *quic.Transport
+	ln      *quic.Listener
+	h3      *h3Server
+	logf    func(string, ...any)
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // NewServer listens and serves until Close.
@@ -113,8 +122,17 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w on %s: %w", ErrListen, cfg.Addr, err)
 	}
-	s := &Server{Addr: udp.LocalAddr().(*net.UDPAddr).AddrPort(), Cert: leaf, udp: udp, logf: logf}
-	s.tr = &quic.Transport{Conn: plainConn{c: udp, onWrite: cfg.onWrite}, ConnectionIDLength: 8}
+	s := &Server{Addr: udp.LocalAddr().(*net.UDPAddr).AddrPort(), Cert: leaf, udp: udp, logf: logf, written: &sendLog{keep: cfg.RecordWrites}}
+	s.tr = &quic.Transport{Conn: plainConn{c: udp, onWrite: cfg.onWrite, written: s.written}, ConnectionIDLength: 8}
+	if cfg.Rand != nil {
+		s.tr.ConnectionIDGenerator = &cidGenerator{r: cfg.Rand, n: 8}
+		var key quic.TokenGeneratorKey
+		if _, err := io.ReadFull(cfg.Rand, key[:]); err != nil {
+			udp.Close()
+			return nil, fmt.Errorf("%w: token key: %w", ErrListen, err)
+		}
+		s.tr.TokenGeneratorKey = &key
+	}
 	tlsConf := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		NextProtos:   nextProtos(),
@@ -135,6 +153,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	go s.accept()
 	return s, nil
 }
+
+// Written is how many datagrams the server's socket has written: what a
+// capture of its port holds from it, counted at the source.
+func (s *Server) Written() int { return s.written.count() }
+
+// Writes are the datagrams the server's socket wrote, in order, when
+// ServerConfig.RecordWrites is set.
+func (s *Server) Writes() []Write { return s.written.records() }
 
 // Close stops the server and closes every connection.
 func (s *Server) Close() error {
@@ -310,19 +336,71 @@ func selfSigned() (tls.Certificate, *x509.Certificate, error) {
 // sends one datagram per packet (no GSO batching, which a loopback packet
 // socket would record as one oversized datagram) and the capture shows
 // every QUIC packet as Wireshark expects.
+//
+// It also counts the datagrams the socket wrote (written, when set): the
+// source's count a capture is checked against, and its record.
 type plainConn struct {
 	c       *net.UDPConn
 	onWrite func([]byte, net.Addr)
+	written *sendLog
 }
 
-func plain(c *net.UDPConn) net.PacketConn { return plainConn{c: c} }
+func plain(c *net.UDPConn, written *sendLog) net.PacketConn {
+	return plainConn{c: c, written: written}
+}
 
 func (p plainConn) ReadFrom(b []byte) (int, net.Addr, error) { return p.c.ReadFrom(b) }
 func (p plainConn) WriteTo(b []byte, a net.Addr) (int, error) {
 	if p.onWrite != nil {
 		p.onWrite(b, a)
 	}
-	return p.c.WriteTo(b, a)
+	n, err := p.c.WriteTo(b, a)
+	if err == nil && p.written != nil {
+		p.written.add(b, a)
+	}
+	return n, err
+}
+
+// Write is one datagram an endpoint's socket wrote, as a capture shows
+// it: destination, size, the CRC32C of its payload and its QUIC packets'
+// cleartext headers.
+type Write struct {
+	To    netip.AddrPort
+	Size  int
+	Sum   uint32
+	Parts []Part
+}
+
+// sendLog counts the datagrams an endpoint's sockets write (every path)
+// and, when keep is set, records each one.
+type sendLog struct {
+	n    atomic.Int64
+	keep bool
+	mu   sync.Mutex
+	w    []Write
+}
+
+func (l *sendLog) add(b []byte, to net.Addr) {
+	if l.keep {
+		w := Write{Size: len(b), Sum: crc32.Checksum(b, castagnoli), Parts: parseParts(b, 8)}
+		if ua, ok := to.(*net.UDPAddr); ok {
+			w.To = ua.AddrPort()
+		}
+		l.mu.Lock()
+		l.w = append(l.w, w)
+		l.n.Add(1)
+		l.mu.Unlock()
+		return
+	}
+	l.n.Add(1)
+}
+
+func (l *sendLog) count() int { return int(l.n.Load()) }
+
+func (l *sendLog) records() []Write {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Write(nil), l.w...)
 }
 func (p plainConn) Close() error                       { return p.c.Close() }
 func (p plainConn) LocalAddr() net.Addr                { return p.c.LocalAddr() }
@@ -331,6 +409,26 @@ func (p plainConn) SetReadDeadline(t time.Time) error  { return p.c.SetReadDeadl
 func (p plainConn) SetWriteDeadline(t time.Time) error { return p.c.SetWriteDeadline(t) }
 func (p plainConn) SetReadBuffer(n int) error          { return p.c.SetReadBuffer(n) }
 func (p plainConn) SetWriteBuffer(n int) error         { return p.c.SetWriteBuffer(n) }
+
+// cidGenerator draws connection IDs of n bytes from r (quic-go's
+// ConnectionIDGenerator), so a seeded lab chooses the same ones.
+type cidGenerator struct {
+	mu sync.Mutex
+	r  io.Reader
+	n  int
+}
+
+func (g *cidGenerator) GenerateConnectionID() (quic.ConnectionID, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := make([]byte, g.n)
+	if _, err := io.ReadFull(g.r, b); err != nil {
+		return quic.ConnectionID{}, err
+	}
+	return quic.ConnectionIDFromBytes(b), nil
+}
+
+func (g *cidGenerator) ConnectionIDLen() int { return g.n }
 
 // lockedBuffer is a key log many connections may write to.
 type lockedBuffer struct {

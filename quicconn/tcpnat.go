@@ -30,26 +30,39 @@ type TCPNAT struct {
 	server netip.AddrPort
 	ln     *net.TCPListener
 	wg     sync.WaitGroup
-	// SeqAck returns the old outside connection's next sequence number
-	// and acknowledgment (read from the capture); nil sends zeros.
-	SeqAck func(outside netip.AddrPort) (seq, ack uint32)
 
 	mu      sync.Mutex
 	conns   []net.Conn
 	rebind  chan TCPRebinding
 	after   int64 // relayed bytes before the rebinding
 	relayed int64
+	fromSrv int64 // bytes read from the server on the outside connection
 	closed  bool
 	outside netip.AddrPort
+	out     *net.TCPConn
+	// iss are the outside connection's initial sequence numbers, its own
+	// and the server's, read from the SYN,ACK on a raw socket (ok: seen).
+	iss struct {
+		own, server uint32
+		ok          bool
+	}
 }
 
 // TCPRebinding is what a TCP rebinding did.
 type TCPRebinding struct {
 	Old, New netip.AddrPort
 	At       time.Time
+	// Seq and Ack are the crafted segment's: the old connection's next
+	// sequence number (its ISS + 1 + the bytes relayed on it) and
+	// acknowledgment (the server's ISS + 1 + the bytes it sent), from the
+	// ISNs the NAT read off the handshake (SeqKnown false: not seen, zeros).
 	Seq, Ack uint32
-	Sent     int   // payload bytes sent from the new port
-	Err      error // crafting or sending the segment
+	SeqKnown bool
+	// RelayedBytes is how many of the client's bytes went out on the old
+	// connection before the rebinding.
+	RelayedBytes int64
+	Sent         int   // payload bytes sent from the new port
+	Err          error // crafting or sending the segment
 	// RSTAt is when the server's RST to the new port was seen (zero: not
 	// seen before StepTimeout); Relayed, that the client was reset then.
 	RSTAt   time.Time
@@ -118,16 +131,39 @@ func (n *TCPNAT) accept() {
 		if !n.track(c) {
 			return
 		}
+		// A raw socket opened before the dial sees the handshake: the
+		// SYN,ACK carries both initial sequence numbers.
+		raw, rerr := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 		out, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, net.TCPAddrFromAddrPort(n.server))
 		if err != nil {
+			if rerr == nil {
+				unix.Close(raw)
+			}
 			c.Close()
 			continue
+		}
+		outside := out.LocalAddr().(*net.TCPAddr).AddrPort()
+		if rerr == nil {
+			seg, ok := waitSegment(raw, time.Now().Add(StepTimeout), func(b []byte) bool {
+				f, ok := tcpFlags(b, n.server, outside)
+				return ok && f&0x12 == 0x12 // SYN|ACK
+			})
+			unix.Close(raw)
+			if ok {
+				ihl := int(seg[0]&0x0f) * 4
+				n.mu.Lock()
+				n.iss.server = binary.BigEndian.Uint32(seg[ihl+4:])
+				n.iss.own = binary.BigEndian.Uint32(seg[ihl+8:]) - 1
+				n.iss.ok = true
+				n.mu.Unlock()
+			}
 		}
 		if !n.track(out) {
 			return
 		}
 		n.mu.Lock()
-		n.outside = out.LocalAddr().(*net.TCPAddr).AddrPort()
+		n.outside = outside
+		n.out = out
 		n.mu.Unlock()
 		dead := make(chan struct{})
 		n.wg.Add(2)
@@ -142,6 +178,9 @@ func (n *TCPNAT) accept() {
 				default:
 				}
 				if k > 0 {
+					n.mu.Lock()
+					n.fromSrv += int64(k)
+					n.mu.Unlock()
 					c.Write(buf[:k])
 				}
 				if err != nil {
@@ -198,8 +237,12 @@ func (n *TCPNAT) accept() {
 func (n *TCPNAT) sendFromNewPort(payload []byte) TCPRebinding {
 	n.mu.Lock()
 	old := n.outside
+	r := TCPRebinding{Old: old, At: time.Now(), Sent: len(payload), RelayedBytes: n.relayed, SeqKnown: n.iss.ok}
+	if n.iss.ok {
+		r.Seq = n.iss.own + 1 + uint32(n.relayed)
+		r.Ack = n.iss.server + 1 + uint32(n.fromSrv)
+	}
 	n.mu.Unlock()
-	r := TCPRebinding{Old: old, At: time.Now(), Sent: len(payload)}
 	// A free port: bind one, note it, release it, so the kernel has no
 	// socket there: the server's RST to it reaches no socket, and the
 	// NAT relays it to the client itself (waitRST).
@@ -210,9 +253,6 @@ func (n *TCPNAT) sendFromNewPort(payload []byte) TCPRebinding {
 	}
 	r.New = l.Addr().(*net.TCPAddr).AddrPort()
 	l.Close()
-	if n.SeqAck != nil {
-		r.Seq, r.Ack = n.SeqAck(old)
-	}
 	// Watch for the server's answer before sending, so it cannot be missed.
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
@@ -223,51 +263,107 @@ func (n *TCPNAT) sendFromNewPort(payload []byte) TCPRebinding {
 	if r.Err = sendRawTCP(r.New, n.server, r.Seq, r.Ack, payload); r.Err != nil {
 		return r
 	}
-	r.RSTAt = waitRST(fd, n.server, r.New, time.Now().Add(StepTimeout))
+	if _, ok := waitSegment(fd, time.Now().Add(StepTimeout), func(b []byte) bool { return isRST(b, n.server, r.New) }); ok {
+		r.RSTAt = time.Now()
+	}
 	return r
 }
 
-// waitRST reads TCP segments from the raw socket fd until one from server
-// to to carries RST, or until deadline; it returns when it saw it.
-func waitRST(fd int, server, to netip.AddrPort, deadline time.Time) time.Time {
+// TCPCount is what one end of a TCP connection counted (tcp_info): the
+// segments it sent without data, and the payload bytes it sent (with
+// retransmissions). Both are exact counts of what a capture shows;
+// the number of data segments is not: the kernel counts a segment sent as
+// one packet of several MSS (segmentation offload: loopback carries it
+// whole) as several, by an MSS that changed since.
+type TCPCount struct {
+	// Control is segs_out − data_segs_out: SYN, pure ACKs, FIN and RST
+	// without data, window probes.
+	Control uint32
+	// Bytes is bytes_sent (Linux ≥ 4.19).
+	Bytes uint64
+	Err   error
+}
+
+// tcpCount reads a TCP socket's tcp_info.
+func tcpCount(c *net.TCPConn) TCPCount {
+	if c == nil {
+		return TCPCount{Err: fmt.Errorf("%w: no connection", ErrMiddlebox)}
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return TCPCount{Err: err}
+	}
+	var info *unix.TCPInfo
+	var ierr error
+	if err := rc.Control(func(fd uintptr) { info, ierr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) }); err != nil {
+		return TCPCount{Err: err}
+	}
+	if ierr != nil {
+		return TCPCount{Err: ierr}
+	}
+	return TCPCount{Control: info.Segs_out - info.Data_segs_out, Bytes: info.Bytes_sent}
+}
+
+// Outside is the NAT's outside connection to the server (zero before a
+// client connected) and what its socket counted.
+func (n *TCPNAT) Outside() (netip.AddrPort, TCPCount) {
+	n.mu.Lock()
+	out, addr := n.out, n.outside
+	n.mu.Unlock()
+	return addr, tcpCount(out)
+}
+
+// waitSegment reads IPv4 TCP segments from the raw socket fd until match
+// reports true for one, or until deadline; it returns that segment.
+func waitSegment(fd int, deadline time.Time, match func([]byte) bool) ([]byte, bool) {
 	buf := make([]byte, 65536)
 	for range 1 << 16 { // bounded: every read returns a segment or times out
 		left := time.Until(deadline)
 		if left <= 0 {
-			return time.Time{}
+			return nil, false
 		}
 		tv := unix.NsecToTimeval(left.Nanoseconds())
 		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-			return time.Time{}
+			return nil, false
 		}
 		k, _, err := unix.Recvfrom(fd, buf, 0)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return time.Time{}
+			return nil, false
 		}
-		if isRST(buf[:k], server, to) {
-			return time.Now()
+		if match(buf[:k]) {
+			return append([]byte(nil), buf[:k]...), true
 		}
 	}
-	return time.Time{}
+	return nil, false
+}
+
+// tcpFlags returns the flags of the IPv4 packet b if it is a TCP segment
+// from src to dst.
+func tcpFlags(b []byte, src, dst netip.AddrPort) (uint8, bool) {
+	if len(b) < 20 || b[0]>>4 != 4 || b[9] != unix.IPPROTO_TCP {
+		return 0, false
+	}
+	ihl := int(b[0]&0x0f) * 4
+	if ihl < 20 || len(b) < ihl+14 {
+		return 0, false
+	}
+	s, d := netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
+	t := b[ihl:]
+	sp, dp := binary.BigEndian.Uint16(t[0:]), binary.BigEndian.Uint16(t[2:])
+	if netip.AddrPortFrom(s, sp) != src || netip.AddrPortFrom(d, dp) != dst {
+		return 0, false
+	}
+	return t[13] & 0x3f, true
 }
 
 // isRST reports whether the IPv4 packet b is a TCP segment from src to dst
 // with RST set.
 func isRST(b []byte, src, dst netip.AddrPort) bool {
-	if len(b) < 20 || b[0]>>4 != 4 || b[9] != unix.IPPROTO_TCP {
-		return false
-	}
-	ihl := int(b[0]&0x0f) * 4
-	if len(b) < ihl+14 {
-		return false
-	}
-	s, d := netip.AddrFrom4([4]byte(b[12:16])), netip.AddrFrom4([4]byte(b[16:20]))
-	t := b[ihl:]
-	sp, dp := binary.BigEndian.Uint16(t[0:]), binary.BigEndian.Uint16(t[2:])
-	return netip.AddrPortFrom(s, sp) == src && netip.AddrPortFrom(d, dp) == dst && t[13]&0x04 != 0
+	f, ok := tcpFlags(b, src, dst)
+	return ok && f&0x04 != 0
 }
 
 // sendRawTCP sends one IPv4 TCP segment with ACK|PSH on a raw socket.

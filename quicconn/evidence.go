@@ -1,0 +1,359 @@
+package quicconn
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/statelab/statelab/internal/capture"
+)
+
+// Evidence: what a capture should hold, counted at the source, and the
+// comment each captured packet carries.
+
+// expect is one kind of packet a capture must hold: want of them, counted
+// at the source, and a tally of the captured ones.
+type expect struct {
+	what   string // "QUIC datagrams", "TCP segments"
+	want   int
+	source string                 // who counted want
+	units  func(capture.Meta) int // how many of want a captured packet is
+}
+
+// completeness tallies captured packets against expectations, packet by
+// packet as they arrive (a StopWhen test: called with a growing slice,
+// never concurrently).
+type completeness struct {
+	exp  []expect
+	got  []int
+	seen int
+}
+
+func newCompleteness(exp ...expect) *completeness {
+	return &completeness{exp: exp, got: make([]int, len(exp))}
+}
+
+// add tallies the packets not seen yet and reports whether every
+// expectation is met.
+func (c *completeness) add(pkts []*capture.Packet) bool {
+	for _, p := range pkts[min(c.seen, len(pkts)):] {
+		m, ok := p.Decode()
+		if !ok {
+			continue
+		}
+		for i, e := range c.exp {
+			c.got[i] += e.units(m)
+		}
+	}
+	c.seen = max(c.seen, len(pkts))
+	return c.complete()
+}
+
+func (c *completeness) complete() bool {
+	for i, e := range c.exp {
+		if c.got[i] < e.want {
+			return false
+		}
+	}
+	return true
+}
+
+// totals are what CaptureComplete is told. With one kind: the packets
+// of that kind captured and wanted. With several (which may be counted
+// in different units, packets or bytes): how many of the counts the
+// capture meets, each spelled out in the unit, so that an extra packet of
+// one kind never hides a missing one of another.
+func (c *completeness) totals() (got, want int, unit, source string) {
+	var units, sources []string
+	for i, e := range c.exp {
+		if c.got[i] >= e.want {
+			got++
+		}
+		units = append(units, fmt.Sprintf("%d of %d %s", c.got[i], e.want, e.what))
+		if e.source != "" {
+			sources = append(sources, e.source)
+		}
+	}
+	if len(c.exp) == 1 {
+		return min(c.got[0], c.exp[0].want), c.exp[0].want, c.exp[0].what, strings.Join(sources, "; ")
+	}
+	return got, len(c.exp), "counts met: " + strings.Join(units, ", "), strings.Join(sources, "; ")
+}
+
+// udpTo counts one unit per UDP datagram to or from port.
+func udpTo(port uint16) func(capture.Meta) int {
+	return func(m capture.Meta) int {
+		if m.Proto == capture.ProtoUDP && m.Involves(port) && len(m.Payload) > 0 {
+			return 1
+		}
+		return 0
+	}
+}
+
+// DatagramsSent counts the datagrams an endpoint's qlog says it sent:
+// one per packet_sent, except that the packets quic-go coalesced into one
+// datagram (consecutive events carrying the same datagram checksum) count
+// once.
+func DatagramsSent(events []PacketEvent) int {
+	n := 0
+	var last uint32
+	for _, e := range events {
+		if !e.Sent {
+			continue
+		}
+		if e.Checksum == 0 || e.Checksum != last {
+			n++
+		}
+		last = e.Checksum
+	}
+	return n
+}
+
+// CommentDatagrams gives every captured datagram of ds one comment: its
+// QUIC packets as the endpoints logged them (see DatagramComment).
+func CommentDatagrams(ds []*Datagram, server netip.AddrPort) {
+	for _, d := range ds {
+		d.Pkt.Comment(DatagramComment(d, server))
+	}
+}
+
+// DatagramComment describes a correlated datagram as the endpoints'
+// qlogs record it: each QUIC packet's type, packet number, frames and
+// destination connection ID, then the path on which the sender says it
+// sent it and the receiver says it received it, each "as logged by" that
+// endpoint. What no qlog recorded is said so, with what the cleartext
+// header shows.
+func DatagramComment(d *Datagram, server netip.AddrPort) string {
+	sender, receiver := "client", "server"
+	if d.Src == server {
+		sender, receiver = "server", "client"
+	}
+	var parts []string
+	var sent, recv *PacketEvent
+	for _, p := range d.Parts {
+		e := p.Sent
+		if e == nil {
+			e = p.Recv
+		}
+		parts = append(parts, describePart(p, e))
+		if sent == nil {
+			sent = p.Sent
+		}
+		if recv == nil {
+			recv = p.Recv
+		}
+	}
+	if len(parts) == 0 {
+		parts = append(parts, fmt.Sprintf("not a QUIC packet the header parser understands (%d B)", d.Size))
+	}
+	var b strings.Builder
+	b.WriteString(strings.Join(parts, " + "))
+	switch {
+	case d.CopyOf != nil:
+		fmt.Fprintf(&b, "; a byte-identical copy of the client's datagram (frame %d), sent from %s by an attacker, not by the client", d.CopyOf.Index+1, d.Src)
+	case sent != nil:
+		fmt.Fprintf(&b, "; %s sent it on %s → %s (as logged by the %s)", sender, sent.Local, sent.Remote, sender)
+	default:
+		fmt.Fprintf(&b, "; %s → %s on the wire; not in the %s's qlog as sent", d.Src, d.Dst, sender)
+	}
+	switch {
+	case recv != nil && recv.Dropped != "":
+		fmt.Fprintf(&b, "; the %s dropped it: %s (as logged by the %s)", receiver, recv.Dropped, receiver)
+	case recv != nil:
+		fmt.Fprintf(&b, "; %s received it on %s → %s (as logged by the %s)", receiver, recv.Remote, recv.Local, receiver)
+	default:
+		fmt.Fprintf(&b, "; the %s's qlog has no record of receiving it", receiver)
+	}
+	return b.String()
+}
+
+// describePart is one QUIC packet: "1-RTT pn 57 [ACK 0-55, STREAM 0 off
+// 1200 len 1100] DCID …", from the qlog record e when there is one,
+// otherwise from the cleartext header alone.
+func describePart(p Part, e *PacketEvent) string {
+	s := packetTypeName(p.Type)
+	if e != nil {
+		s += fmt.Sprintf(" pn %d", e.PN)
+		if len(e.Detail) > 0 {
+			s += " [" + strings.Join(e.Detail, ", ") + "]"
+		}
+	}
+	if p.DCID != "" {
+		s += " DCID " + p.DCID
+	}
+	if p.SCID != "" {
+		s += " SCID " + p.SCID
+	}
+	if e == nil {
+		s += fmt.Sprintf(" (%d B; no qlog record: packet number and frames are encrypted)", p.Len)
+	}
+	return s
+}
+
+func packetTypeName(t string) string {
+	switch t {
+	case "initial":
+		return "Initial"
+	case "handshake":
+		return "Handshake"
+	case "0RTT":
+		return "0-RTT"
+	case "1RTT":
+		return "1-RTT"
+	case "retry":
+		return "Retry"
+	case "version_negotiation":
+		return "Version Negotiation"
+	}
+	return "QUIC packet"
+}
+
+// tcpExpect is what the contrast's capture must hold of TCP, direction by
+// direction, as the sockets counted it (tcp_info): the NAT's outside
+// socket's segments without data and payload bytes, the same for the
+// server's socket (whose SYN,ACK comes from its listening socket, which
+// keeps no count, so it is added), and on the NAT's new 4-tuple the
+// segment the NAT crafted and the RST its raw socket saw come back.
+func tcpExpect(outside, server netip.AddrPort, out, srv TCPCount, rb TCPRebinding) []expect {
+	crafted, rst := 0, 0
+	if rb.Err == nil && rb.New.IsValid() {
+		crafted = 1
+	}
+	if !rb.RSTAt.IsZero() {
+		rst = 1
+	}
+	dir := func(src, dst netip.AddrPort, f func(capture.Meta) int) func(capture.Meta) int {
+		return func(m capture.Meta) int {
+			if m.Proto != capture.ProtoTCP || m.Src != src || m.Dst != dst {
+				return 0
+			}
+			return f(m)
+		}
+	}
+	control := func(m capture.Meta) int {
+		if len(m.Payload) == 0 {
+			return 1
+		}
+		return 0
+	}
+	payload := func(m capture.Meta) int { return len(m.Payload) }
+	newTuple := func(m capture.Meta) int {
+		if m.Proto == capture.ProtoTCP && m.Involves(server.Port()) && (m.Src == rb.New || m.Dst == rb.New) {
+			return 1
+		}
+		return 0
+	}
+	return []expect{
+		{what: "TCP segments without data NAT → server", want: int(out.Control), units: dir(outside, server, control),
+			source: fmt.Sprintf("tcp_info of the NAT's outside socket: %d segments without data, %d payload bytes", out.Control, out.Bytes)},
+		{what: "TCP payload bytes NAT → server", want: int(out.Bytes), units: dir(outside, server, payload)},
+		{what: "TCP segments without data server → NAT", want: int(srv.Control) + 1, units: dir(server, outside, control),
+			source: fmt.Sprintf("of the server's socket: %d without data (+1 SYN,ACK from its listener), %d payload bytes", srv.Control, srv.Bytes)},
+		{what: "TCP payload bytes server → NAT", want: int(srv.Bytes), units: dir(server, outside, payload)},
+		{what: "TCP segments on the new 4-tuple", want: crafted + rst, units: newTuple,
+			source: fmt.Sprintf("the NAT: %d crafted, %d RST seen", crafted, rst)},
+	}
+}
+
+// tcpSegment is a captured TCP segment of the contrast with its sequence
+// numbers relative to its direction's base, as Wireshark shows them.
+type tcpSegment struct {
+	p              *capture.Packet
+	index          int // in the capture, from 0
+	m              capture.Meta
+	relSeq, relAck uint32
+}
+
+type tcpDir struct{ src, dst netip.AddrPort }
+
+// CommentTCP comments every captured TCP segment of the contrast (those
+// to or from server) and returns them: its flags and its sequence and
+// acknowledgment numbers relative to each direction's base as Wireshark
+// shows them (the ISS for a connection whose SYN is captured, given once
+// on the SYN and the SYN,ACK; one before the first sequence number seen
+// for the NAT's new 4-tuple, which has no handshake), who sent it (the
+// NAT's outside socket, the server's kernel, the NAT's raw socket from the
+// new port) and what its bytes are. The crafted segment also gives its
+// numbers in the old connection's terms.
+func CommentTCP(pkts []*capture.Packet, outside, server netip.AddrPort, rb TCPRebinding) []*tcpSegment {
+	var segs []*tcpSegment
+	base := map[tcpDir]uint32{}
+	for i, p := range pkts {
+		m, ok := p.Decode()
+		if !ok || m.Proto != capture.ProtoTCP || !m.Involves(server.Port()) {
+			continue
+		}
+		segs = append(segs, &tcpSegment{p: p, index: i, m: m})
+		d := tcpDir{m.Src, m.Dst}
+		if _, ok := base[d]; !ok {
+			base[d] = m.Seq
+			if m.Flags&capture.FlagSYN == 0 {
+				base[d] = m.Seq - 1 // Wireshark: a stream joined mid-way starts at 1
+			}
+		}
+	}
+	old := tcpDir{outside, server}
+	for _, g := range segs {
+		m := g.m
+		d, rev := tcpDir{m.Src, m.Dst}, tcpDir{m.Dst, m.Src}
+		g.relSeq = m.Seq - base[d]
+		nums := fmt.Sprintf("seq %d len %d win %d", g.relSeq, len(m.Payload), m.Window)
+		if m.Flags&capture.FlagACK != 0 {
+			if b, ok := base[rev]; ok {
+				g.relAck = m.Ack - b
+				nums = fmt.Sprintf("seq %d ack %d len %d win %d", g.relSeq, g.relAck, len(m.Payload), m.Window)
+			} else {
+				nums = fmt.Sprintf("seq %d ack %d (raw) len %d win %d", g.relSeq, m.Ack, len(m.Payload), m.Window)
+			}
+		}
+		var who string
+		switch {
+		case d == old:
+			who = fmt.Sprintf("the NAT's outside socket %s → the server %s", outside, server)
+			switch {
+			case m.Flags&capture.FlagSYN != 0:
+				who += fmt.Sprintf(" (ISS %d; sequence numbers relative to it, as Wireshark shows them)", m.Seq)
+			case len(m.Payload) > 0:
+				who += fmt.Sprintf(": the client's bytes %d–%d, relayed", g.relSeq-1, g.relSeq-1+uint32(len(m.Payload))-1)
+			}
+		case rev == old:
+			who = fmt.Sprintf("the server's kernel %s → the NAT's outside socket %s", server, outside)
+			if m.Flags&capture.FlagSYN != 0 {
+				who += fmt.Sprintf(" (ISS %d; sequence numbers relative to it, as Wireshark shows them)", m.Seq)
+			} else if m.Flags&capture.FlagACK != 0 && g.relAck > 0 {
+				who += fmt.Sprintf(": acknowledges the client's first %d bytes", g.relAck-1)
+			}
+		case m.Src == rb.New && m.Dst == server:
+			who = fmt.Sprintf("crafted by the NAT on a raw socket from its new port %s → the server %s: the client's next bytes after the rebinding", rb.New, server)
+			if b, ok := base[old]; ok && rb.SeqKnown {
+				who += fmt.Sprintf(", numbered as the old connection %s would: seq %d ack %d in its terms (raw seq %d ack %d; Wireshark numbers this new 4-tuple from 1)",
+					outside, m.Seq-b, m.Ack-base[tcpDir{server, outside}], m.Seq, m.Ack)
+			} else if !rb.SeqKnown {
+				who += "; the NAT did not see the old connection's handshake, so its numbers are zeros"
+			}
+		case m.Src == server && m.Dst == rb.New:
+			who = fmt.Sprintf("the server's kernel %s → %s: no socket has this 4-tuple, so it resets it (a TCP connection is its 4-tuple)", server, rb.New)
+		default:
+			who = fmt.Sprintf("%s → %s: not a segment of the NAT's connections", m.Src, m.Dst)
+		}
+		g.p.Comment(fmt.Sprintf("TCP [%s] %s; %s", tcpFlagNames(m.Flags), nums, who))
+	}
+	return segs
+}
+
+// tcpFlagNames spells TCP flags as Wireshark does: "SYN, ACK".
+func tcpFlagNames(f uint8) string {
+	var n []string
+	for _, x := range []struct {
+		bit  uint8
+		name string
+	}{{capture.FlagFIN, "FIN"}, {capture.FlagSYN, "SYN"}, {capture.FlagRST, "RST"}, {capture.FlagPSH, "PSH"}, {capture.FlagACK, "ACK"}, {capture.FlagURG, "URG"}} {
+		if f&x.bit != 0 {
+			n = append(n, x.name)
+		}
+	}
+	if len(n) == 0 {
+		return "<none>"
+	}
+	return strings.Join(n, ", ")
+}
