@@ -127,7 +127,7 @@ func TestServeModeSweepsExpiredSessionsOnlyForTheLongLivedServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer cleanup()
-			srv := run.srv.Handler.(*Server)
+			srv := run.handler.(*Server)
 			if got := srv.sweep > 0; got != tt.sweep {
 				t.Fatalf("sweeps expired sessions every %v; want sweeping %v", srv.sweep, tt.sweep)
 			}

@@ -90,7 +90,9 @@ func runCalculator(env *lab.Env) error {
 	if err != nil {
 		return err
 	}
+	started("capture", 0)
 
+	want := newWanted("the servers' request counters")
 	for _, r := range runs {
 		if err := r.play(env); err != nil {
 			return err
@@ -98,10 +100,11 @@ func runCalculator(env *lab.Env) error {
 		// Close the connection now, so its FIN exchange is in the capture.
 		r.client.Close()
 		r.run.Close()
+		want.add(r.label()+" server", r.run.Addr, r.run.Answered())
 	}
-	pkts, err := cap.Stop()
+	pkts, err := stopComplete(env, cap, want)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
 
 	bad := 0
@@ -178,7 +181,7 @@ func (r *calcRun) play(env *lab.Env) error {
 		switch r.mode {
 		case Stateless:
 			r.clientState = append(r.clientState, fmt.Sprintf("keeps %g", prev))
-			r.serverState = append(r.serverState, "forgets everything")
+			r.serverState = append(r.serverState, "keeps nothing (stateless)")
 		default:
 			r.clientState = append(r.clientState, "keeps cookie "+short(r.token))
 			ss, ok, err := r.srv.Session(env.Ctx, r.token)
@@ -206,7 +209,7 @@ func (r *calcRun) analyse(env *lab.Env, pkts []*capture.Packet, exs []*Exchange)
 	if !env.Check(name+": every request is in the capture", len(exs) == steps, "%d of %d requests", len(exs), steps) {
 		return nil, 0
 	}
-	lad := env.Ladder(fmt.Sprintf("%s server (%s), as captured", name, r.run.Addr), "client", name+" server")
+	lad := env.Ladder(fmt.Sprintf("%s server (%s), as captured; each side's state after each request as that side reported it", name, r.run.Addr), "client", name+" server")
 	var respBytes, cookieBytes int
 	var tokenOnWire string
 	cookieEveryRequest := true
@@ -249,7 +252,7 @@ func (r *calcRun) analyse(env *lab.Env, pkts []*capture.Packet, exs []*Exchange)
 		}
 		lad.Reply(rl, r.clientState[i], r.serverState[i])
 		if ex.RespPacket != nil {
-			ex.RespPacket.Comment(fmt.Sprintf("%s response %d: %s; server: %s", name, i+1, rl, r.serverState[i]))
+			ex.RespPacket.Comment(fmt.Sprintf("%s response %d: %s; server state after this request, as the server reported: %s", name, i+1, rl, r.serverState[i]))
 		}
 	}
 	env.Metric(name+".numbers_sent", float64(len(numbers)))

@@ -54,6 +54,7 @@ func runCrash(env *lab.Env) error {
 	redisNote := ""
 	if rs, err := StartRedis(env.Ctx); err == nil {
 		env.Cleanup(rs.Close)
+		started("redis-server", rs.cmd.Process.Pid)
 		cases = append(cases, &crashCase{name: "store-redis", mode: StoreBacked, store: rs.URL(), kind: StoreBacked})
 	} else if errors.Is(err, ErrNoRedis) {
 		redisNote = "redis-server is not installed: the Redis case did not run"
@@ -71,22 +72,28 @@ func runCrash(env *lab.Env) error {
 			return err
 		}
 		env.Cleanup(ch.Stop)
+		started("server process", ch.PID())
 		children[i] = ch
-		c.t = &transcript{name: c.name + " server", addr: ch.Addr}
+		c.t = &transcript{name: c.name + " server", addr: ch.Addr, says: "as its reply showed"}
 		ports = append(ports, ch.Addr.Port())
 	}
 	cp, err := env.Capture(captureOpts(ports...))
 	if err != nil {
 		return err
 	}
+	started("capture", 0)
+	// The servers' own counts die with them (kill -9), so the clients
+	// count: a request is answered when its client read the reply.
+	want := newWanted("the clients' answered requests")
 	for i, c := range cases {
 		if err := c.play(env, children[i]); err != nil {
 			return err
 		}
+		want.add(c.t.name, c.t.addr, c.t.answered())
 	}
-	pkts, err := cp.Stop()
+	pkts, err := stopComplete(env, cp, want)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
 	for _, c := range cases {
 		c.t.annotate(env, pkts)
@@ -134,14 +141,18 @@ func (c *crashCase) play(env *lab.Env, first *Child) error {
 		return nil
 	}
 	if c.mode == Stateless {
-		if err := must(t.do(ctx, cl, "10 + 5", "POST", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)})); err != nil {
-			return err
+		for _, s := range []struct {
+			label string
+			a     float64
+			op    Op
+			b     float64
+		}{{"10 + 5", 10, Add, 5}, {"15 × 2", 15, Multiply, 2}} {
+			p := t.do(ctx, cl, s.label, "POST", "/calculate", CalcRequest{Op: s.op, A: num(s.a), B: num(s.b)})
+			if err := must(p); err != nil {
+				return err
+			}
+			t.note("keeps nothing (no Set-Cookie); the client carries %g", p.Rep.Result)
 		}
-		t.note("forgets everything; client keeps 15")
-		if err := must(t.do(ctx, cl, "15 × 2", "POST", "/calculate", CalcRequest{Op: Multiply, A: num(15), B: num(2)})); err != nil {
-			return err
-		}
-		t.note("forgets everything; client keeps 30")
 	} else {
 		for _, s := range []struct {
 			label, path string
@@ -151,11 +162,16 @@ func (c *crashCase) play(env *lab.Env, first *Child) error {
 			{"10 + 5", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)}},
 			{"× 2", "/use_last", CalcRequest{Op: Multiply, B: num(2)}},
 		} {
-			if err := must(t.do(ctx, cl, s.label, "POST", s.path, s.body)); err != nil {
+			p := t.do(ctx, cl, s.label, "POST", s.path, s.body)
+			if err := must(p); err != nil {
 				return err
 			}
+			if s.body != nil {
+				t.note("last_result=%g in %s", p.Rep.Result, storeWhere(c))
+			} else {
+				t.note("a session in %s", storeWhere(c))
+			}
 		}
-		t.note("last_result=30 (in %s)", storeWhere(c))
 	}
 
 	killed, err := first.Kill()
@@ -169,13 +185,14 @@ func (c *crashCase) play(env *lab.Env, first *Child) error {
 		return fmt.Errorf("%s: restarting on %s: %w", c.name, first.Addr, err)
 	}
 	env.Cleanup(second.Stop)
+	started("server process", second.PID())
 	t.event("kill -9 pid %d; restarted as pid %d on %s", first.PID(), second.PID(), second.Addr)
 	env.Check(c.name+": restarted on the same address", second.Addr == first.Addr, "%s → %s", first.Addr, second.Addr)
 
 	var after *played
 	if c.mode == Stateless {
 		after = t.do(ctx, cl, "30 − 3 after kill -9 and restart", "POST", "/calculate", CalcRequest{Op: Subtract, A: num(30), B: num(3)})
-		t.note("forgets everything")
+		t.note("keeps nothing (%s)", replyNote(after))
 		c.status, c.code, c.result = after.Rep.Status, after.Rep.Code, after.Rep.Result
 		c.ok = after.Err == nil && after.Rep.Status == 200 && after.Rep.Result == 27
 		env.Check("stateless: nothing lost, the workflow reaches 27", c.ok, "%d result=%g err=%v", after.Rep.Status, after.Rep.Result, after.Err)
@@ -188,21 +205,25 @@ func (c *crashCase) play(env *lab.Env, first *Child) error {
 	}
 	c.status, c.code, c.result = after.Rep.Status, after.Rep.Code, after.Rep.Result
 	if c.mode == Stateful {
-		t.note("no session: memory died with the process")
+		t.note("no session (%s): the memory that held it died with the process", replyNote(after))
 		env.Check("stateful: the session is gone after kill -9 (use_last is a 401)",
 			after.Rep.Status == http.StatusUnauthorized && after.Rep.Code == "no_session",
 			"%d %s %q", after.Rep.Status, after.Rep.Code, after.Rep.Error)
 		env.Metric(c.name+".session_lost", float64(b2i(after.Rep.Status == http.StatusUnauthorized)))
 		return nil
 	}
-	t.note("last_result=27 (in %s)", storeWhere(c))
+	if after.Rep.Status == http.StatusOK {
+		t.note("last_result=%g in %s", after.Rep.Result, storeWhere(c))
+	} else {
+		t.note("%s", replyNote(after))
+	}
 	hist := t.do(ctx, cl, "history after the crash", "GET", "/history", nil)
 	if hist.Err != nil {
 		return hist.Err
 	}
 	var h struct{ History []HistoryEntry }
 	_ = json.Unmarshal(hist.Rep.Body, &h)
-	t.note("history of %d, from the store", len(h.History))
+	t.note("history of %d entries in %s (%s)", len(h.History), storeWhere(c), replyNote(hist))
 	c.history = len(h.History)
 	c.ok = after.Rep.Status == 200 && after.Rep.Result == 27 && len(h.History) == 3
 	env.Check(c.name+": the workflow continues across kill -9 with its history intact", c.ok,
@@ -210,6 +231,22 @@ func (c *crashCase) play(env *lab.Env, first *Child) error {
 		after.Rep.Status, after.Rep.Result, len(h.History))
 	env.Metric(c.name+".session_lost", float64(b2i(!c.ok)))
 	return nil
+}
+
+// replyNote is what a reply said, for a step's server state: "200
+// result=30", "401 no_session".
+func replyNote(p *played) string {
+	if p.Err != nil {
+		return "no reply"
+	}
+	if p.Rep.Code != "" {
+		return fmt.Sprintf("%d %s", p.Rep.Status, p.Rep.Code)
+	}
+	var v struct{ Result *float64 }
+	if json.Unmarshal(p.Rep.Body, &v) == nil && v.Result != nil {
+		return fmt.Sprintf("%d result=%g", p.Rep.Status, *v.Result)
+	}
+	return fmt.Sprint(p.Rep.Status)
 }
 
 func storeWhere(c *crashCase) string {

@@ -45,6 +45,7 @@ func runFeatures(env *lab.Env) error {
 	if err != nil {
 		return err
 	}
+	started("capture", 0)
 	sf, sb, sl := sides[0], sides[1], sides[2]
 	var measured []featureResult
 	for _, sd := range []*featureSide{sf, sb} {
@@ -63,20 +64,22 @@ func runFeatures(env *lab.Env) error {
 		if p.Err != nil {
 			return p.Err
 		}
-		sl.t.note("remembers nothing")
+		sl.t.note("keeps no session (%d %s)", p.Rep.Status, p.Rep.Code)
 		if p.Rep.Status == http.StatusNotFound && p.Rep.Code == "stateless" {
 			refused++
 		}
 	}
 	env.Check("the stateless server cannot offer history, undo or stats", refused == 3, "%d of 3 refused with 404 stateless", refused)
 
+	want := newWanted("the servers' request counters")
 	for _, sd := range sides {
 		sd.c.Close()
 		sd.run.Close()
+		want.add(sd.t.name, sd.run.Addr, sd.run.Answered())
 	}
-	pkts, err := cp.Stop()
+	pkts, err := stopComplete(env, cp, want)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
 	for _, sd := range sides {
 		sd.t.annotate(env, pkts)
@@ -160,15 +163,31 @@ func (sd *featureSide) play(env *lab.Env) (featureResult, error) {
 	}
 	pre := string(sd.mode) + ": "
 	token := ""
-	state := func() SessionState {
-		st, _, _ := sd.srv.Session(ctx, token)
+	// state reads the session back from the server after a step; note
+	// records it as the step's server state, or that there was none.
+	state := func() (SessionState, bool) {
+		st, ok, err := sd.srv.Session(ctx, token)
+		return st, ok && err == nil
+	}
+	note := func(p *played, describe func(SessionState) string) SessionState {
+		if p.Rep.Cookie != "" {
+			token = p.Rep.Cookie
+		}
+		st, ok := state()
+		if !ok {
+			t.note("no session %s", short(token))
+		} else {
+			t.note("%s", describe(st))
+		}
 		return st
 	}
 	p := t.do(ctx, sd.c, "start session", "POST", "/session", nil)
 	if p.Err != nil {
 		return fr, p.Err
 	}
-	token = p.Rep.Cookie
+	note(p, func(st SessionState) string {
+		return fmt.Sprintf("session %s: has_last=%t history=%d", short(token), st.HasLast, len(st.History))
+	})
 	steps := []struct {
 		label, method, path string
 		body                any
@@ -187,8 +206,9 @@ func (sd *featureSide) play(env *lab.Env) (featureResult, error) {
 		if p.Err != nil {
 			return fr, p.Err
 		}
-		st := state()
-		t.note("last_result=%g history=%d ops=%d", st.LastResult, len(st.History), st.Operations)
+		note(p, func(st SessionState) string {
+			return fmt.Sprintf("last_result=%g history=%d ops=%d", st.LastResult, len(st.History), st.Operations)
+		})
 		switch s.path {
 		case "/history":
 			history = p
@@ -211,7 +231,8 @@ func (sd *featureSide) play(env *lab.Env) (featureResult, error) {
 	fr.statsOK = s.Operations == 4 && s.MostUsedOp == Add && s.OpCounts[Add] == 2
 	env.Check(pre+"stats count operations and name the most used op", fr.statsOK,
 		"GET /stats: operations=%d most_used_op=%s (add ×%d)", s.Operations, s.MostUsedOp, s.OpCounts[Add])
-	fr.undoStatus, fr.undoResult, fr.undoAfter = undo.Rep.Status, undo.Rep.Result, state().LastResult
+	afterUndo, _ := state()
+	fr.undoStatus, fr.undoResult, fr.undoAfter = undo.Rep.Status, undo.Rep.Result, afterUndo.LastResult
 	fr.undoOK = undo.Rep.Status == 200 && undo.Rep.Result == 27 && fr.undoAfter == 27
 	env.Check(pre+"undo restores the previous result", fr.undoOK,
 		"POST /undo: %d result=%g; server last_result=%g", undo.Rep.Status, undo.Rep.Result, fr.undoAfter)
@@ -222,16 +243,18 @@ func (sd *featureSide) play(env *lab.Env) (featureResult, error) {
 		if p.Err != nil {
 			return fr, p.Err
 		}
-		st := state()
-		t.note("has_last=%t history=%d", st.HasLast, len(st.History))
+		note(p, func(st SessionState) string {
+			return fmt.Sprintf("has_last=%t history=%d", st.HasLast, len(st.History))
+		})
 	}
-	before := state()
+	before, _ := state()
 	bad := t.do(ctx, sd.c, "undo with empty history", "POST", "/undo", nil)
 	if bad.Err != nil {
 		return fr, bad.Err
 	}
-	after := state()
-	t.note("unchanged: history=%d operations=%d", len(after.History), after.Operations)
+	after := note(bad, func(st SessionState) string {
+		return fmt.Sprintf("history=%d operations=%d undos=%d", len(st.History), st.Operations, st.Undos)
+	})
 	fr.emptyUndoStatus = bad.Rep.Status
 	fr.emptyUndoOK = bad.Rep.Status == http.StatusConflict && bad.Rep.Code == "empty_history" && before.Operations == after.Operations &&
 		len(after.History) == 0 && before.Undos == after.Undos && !after.HasLast

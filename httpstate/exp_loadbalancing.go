@@ -17,6 +17,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/statelab/statelab/internal/capture"
 	"github.com/statelab/statelab/internal/lab"
 )
 
@@ -59,7 +60,20 @@ type lbScenario struct {
 
 type lbBackends struct {
 	runs   []*Running
+	srvs   []*Server
 	stores []*countingStore
+}
+
+// name is backend i's name, as the balancers call it (b1, b2, b3).
+func (bs *lbBackends) name(i int) string { return fmt.Sprintf("b%d", i+1) }
+
+// answered is each backend's request count.
+func (bs *lbBackends) answered() []int {
+	out := make([]int, len(bs.runs))
+	for i, r := range bs.runs {
+		out[i] = r.Answered()
+	}
+	return out
 }
 
 // storeOps is how many store reads and writes the backends made.
@@ -90,14 +104,14 @@ func (bs *lbBackends) redisCost() (trips, reruns int64) {
 func startBackends(env *lab.Env, mode Mode, store string) (*lbBackends, error) {
 	bs := &lbBackends{}
 	for range 3 {
-		_, run, counted, err := labServer(env, mode, store)
+		srv, run, counted, err := labServer(env, mode, store)
 		if err != nil {
 			return nil, err
 		}
 		if counted != nil {
 			bs.stores = append(bs.stores, counted)
 		}
-		bs.runs = append(bs.runs, run)
+		bs.runs, bs.srvs = append(bs.runs, run), append(bs.srvs, srv)
 	}
 	return bs, nil
 }
@@ -221,6 +235,7 @@ func runLoadBalancing(env *lab.Env) error {
 	}
 	if rs, err := StartRedis(env.Ctx); err == nil {
 		env.Cleanup(rs.Close)
+		started("redis-server", rs.cmd.Process.Pid)
 		scenarios = append(scenarios, &lbScenario{name: "store-backed (Redis), round-robin", balancer: "ReverseProxy", policy: RoundRobin, mode: StoreBacked, store: rs.URL()})
 	} else if errors.Is(err, ErrNoRedis) {
 		env.Note("redis-server is not installed: the Redis-backed scenario did not run")
@@ -241,6 +256,10 @@ func runLoadBalancing(env *lab.Env) error {
 		sc  *lbScenario
 		url string
 		bs  *lbBackends
+		// answered is the front's count of answered requests: the Go
+		// balancer's own counter; for HAProxy, its clients' count.
+		answered func() int
+		counter  string
 	}
 	var fronts []front
 	var ports []uint16
@@ -251,13 +270,16 @@ func runLoadBalancing(env *lab.Env) error {
 		}
 		var u string
 		var addr netip.AddrPort
+		f := front{sc: sc, bs: bs}
 		if sc.balancer == "HAProxy" {
 			h, err := StartHAProxy(sc.policy, bs.addrs())
 			if err != nil {
 				return err
 			}
 			env.Cleanup(h.Close)
+			started("haproxy", h.cmd.Process.Pid)
 			u, addr = h.URL(), h.Addr
+			f.answered, f.counter = func() int { return sc.t.answered() }, "its clients"
 		} else {
 			lb, err := NewBalancer(sc.policy, bs.urls()...)
 			if err != nil {
@@ -269,15 +291,24 @@ func runLoadBalancing(env *lab.Env) error {
 			}
 			env.Cleanup(func() { run.Close() })
 			u, addr = run.URL(), run.Addr
+			f.answered, f.counter = run.Answered, "its request counter"
 		}
-		sc.t = &transcript{name: sc.balancer + ": " + sc.name, addr: addr}
-		fronts = append(fronts, front{sc, u, bs})
+		sc.t = &transcript{name: sc.balancer + ": " + sc.name, addr: addr, says: "as the backends counted and reported"}
+		f.url = u
+		fronts = append(fronts, f)
+		// Both legs: client↔balancer, and balancer↔backend, where the
+		// capture shows which backend served each request.
 		ports = append(ports, addr.Port())
+		for _, a := range bs.addrs() {
+			ports = append(ports, a.Port())
+		}
 	}
 	cp, err := env.Capture(captureOpts(ports...))
 	if err != nil {
 		return err
 	}
+	started("capture", 0)
+	want := newWanted("the Go balancer's and the backends' request counters, HAProxy's clients")
 	for _, f := range fronts {
 		if err := f.sc.play(env, f.url, f.bs); err != nil {
 			return fmt.Errorf("%s: %w", f.sc.name, err)
@@ -285,13 +316,19 @@ func runLoadBalancing(env *lab.Env) error {
 		f.sc.requests = len(f.sc.t.steps)
 		f.sc.storeOps = f.bs.storeOps()
 		f.sc.redisTrips, f.sc.reruns = f.bs.redisCost()
+		want.add(f.sc.t.name+" (counted by "+f.counter+")", f.sc.t.addr, f.answered())
+		for i, n := range f.bs.answered() {
+			want.add(f.sc.t.name+" backend "+f.bs.name(i), f.bs.runs[i].Addr, n)
+		}
 	}
-	pkts, err := cp.Stop()
+	pkts, err := stopComplete(env, cp, want)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
+	streams := capture.TCPStreams(pkts)
 	for _, f := range fronts {
-		f.sc.t.annotate(env, pkts)
+		front := f.sc.t.annotate(env, pkts)
+		f.sc.annotateBackends(env, pkts, streams, front, f.bs)
 	}
 	// After the capture (so the transcripts stay one request per step):
 	// concurrent updates of one session through the balancer, spread over
@@ -427,19 +464,22 @@ func concurrentPlusOneThrough(ctx context.Context, base string, n int) (concurre
 // play runs each client's ((10 + 5) × 2) through the balancer, kills the
 // backend that served client 2's session start, and finishes with − 3.
 func (sc *lbScenario) play(env *lab.Env, base string, bs *lbBackends) error {
-	ctx, t := env.Ctx, sc.t
+	ctx := env.Ctx
 	clients := make([]*Client, lbClients)
 	for i := range clients {
 		clients[i] = NewClient(base, true)
 		defer clients[i].Close()
+	}
+	do := func(c *Client, label, method, path string, body any) *played {
+		return sc.do(ctx, c, base, bs, label, method, path, body)
 	}
 	sc.pinned = map[string][]int{}
 	results := make([]float64, lbClients)
 	for i, c := range clients {
 		who := fmt.Sprintf("client %d", i+1)
 		if sc.mode == Stateless {
-			p := t.do(ctx, c, who+": 10 + 5", "POST", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)})
-			q := t.do(ctx, c, who+": 15 × 2", "POST", "/calculate", CalcRequest{Op: Multiply, A: num(p.Rep.Result), B: num(2)})
+			p := do(c, who+": 10 + 5", "POST", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)})
+			q := do(c, who+": 15 × 2", "POST", "/calculate", CalcRequest{Op: Multiply, A: num(p.Rep.Result), B: num(2)})
 			sc.useLast++
 			if q.Err != nil || q.Rep.Status != 200 {
 				sc.useLastFailed++
@@ -447,18 +487,16 @@ func (sc *lbScenario) play(env *lab.Env, base string, bs *lbBackends) error {
 			results[i] = q.Rep.Result
 			continue
 		}
-		p := t.do(ctx, c, who+": start session", "POST", "/session", nil)
+		p := do(c, who+": start session", "POST", "/session", nil)
 		if p.Err != nil || p.Rep.Status != http.StatusCreated {
 			return fmt.Errorf("%s session start: %v %d %s", who, p.Err, p.Rep.Status, p.Rep.Error)
 		}
-		t.note("session on %s", backendOf(c, base))
 		sc.pinned[backendOf(c, base)] = append(sc.pinned[backendOf(c, base)], i)
-		t.do(ctx, c, who+": 10 + 5", "POST", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)})
-		q := t.do(ctx, c, who+": × 2", "POST", "/use_last", CalcRequest{Op: Multiply, B: num(2)})
+		do(c, who+": 10 + 5", "POST", "/calculate", CalcRequest{Op: Add, A: num(10), B: num(5)})
+		q := do(c, who+": × 2", "POST", "/use_last", CalcRequest{Op: Multiply, B: num(2)})
 		sc.useLast++
 		if q.Err != nil || q.Rep.Status != 200 || q.Rep.Result != 30 {
 			sc.useLastFailed++
-			t.note("this backend never saw the session: %d %s", q.Rep.Status, q.Rep.Code)
 		}
 		results[i] = q.Rep.Result
 	}
@@ -469,20 +507,19 @@ func (sc *lbScenario) play(env *lab.Env, base string, bs *lbBackends) error {
 			victim = n
 		}
 	}
-	sc.killed = fmt.Sprintf("b%d", victim+1)
+	sc.killed = bs.name(victim)
 	bs.runs[victim].Close()
-	t.event("backend %s (%s) stopped", sc.killed, bs.runs[victim].Addr)
+	sc.t.event("backend %s (%s) stopped", sc.killed, bs.runs[victim].Addr)
 	for i, c := range clients {
 		who := fmt.Sprintf("client %d", i+1)
 		var p *played
 		if sc.mode == Stateless {
-			p = t.do(ctx, c, who+": 30 − 3 after "+sc.killed+" died", "POST", "/calculate", CalcRequest{Op: Subtract, A: num(results[i]), B: num(3)})
+			p = do(c, who+": 30 − 3 after "+sc.killed+" died", "POST", "/calculate", CalcRequest{Op: Subtract, A: num(results[i]), B: num(3)})
 		} else {
-			p = t.do(ctx, c, who+": − 3 after "+sc.killed+" died", "POST", "/use_last", CalcRequest{Op: Subtract, B: num(3)})
+			p = do(c, who+": − 3 after "+sc.killed+" died", "POST", "/use_last", CalcRequest{Op: Subtract, B: num(3)})
 		}
 		if p.Err != nil || p.Rep.Status != 200 || p.Rep.Result != 27 {
 			sc.lostAfterKill = append(sc.lostAfterKill, i)
-			t.note("lost: %d %s", p.Rep.Status, p.Rep.Code)
 		}
 	}
 	if u, err := url.Parse(base); err == nil {
@@ -498,6 +535,191 @@ func (sc *lbScenario) play(env *lab.Env, base string, bs *lbBackends) error {
 		}
 	}
 	return nil
+}
+
+// do plays one step through the balancer and records which backend served
+// it, by the backends' own request counters, and the session that backend
+// holds afterwards under the client's cookie, as it reports it.
+func (sc *lbScenario) do(ctx context.Context, c *Client, base string, bs *lbBackends, label, method, path string, body any) *played {
+	before := bs.answered()
+	p := sc.t.do(ctx, c, label, method, path, body)
+	var served []int
+	for i, n := range bs.answered() {
+		if n > before[i] {
+			served = append(served, i)
+		}
+	}
+	if len(served) != 1 { // none (a balancer's own error), or never expected more: the check says so
+		names := make([]string, len(served))
+		for k, i := range served {
+			names[k] = bs.name(i)
+		}
+		sc.t.note("%s; backends that counted it: %d %v", replyNote(p), len(served), names)
+		return p
+	}
+	i := served[0]
+	p.Backend = bs.name(i)
+	if sc.mode == Stateless {
+		sc.t.note("%s served it: %s, keeps nothing", p.Backend, replyNote(p))
+		return p
+	}
+	token := ""
+	if u, err := url.Parse(base); err == nil {
+		for _, ck := range c.HTTP.Jar.Cookies(u) {
+			if ck.Name == SessionCookie {
+				token = ck.Value
+			}
+		}
+	}
+	st, ok, err := bs.srvs[i].Session(ctx, token)
+	switch {
+	case err != nil:
+		sc.t.note("%s served it: %s; its session store failed: %v", p.Backend, replyNote(p), err)
+	case token == "" || !ok:
+		sc.t.note("%s served it: %s; it holds no session %s", p.Backend, replyNote(p), short(token))
+	case !st.HasLast:
+		sc.t.note("%s served it: %s; session %s empty", p.Backend, replyNote(p), short(token))
+	default:
+		sc.t.note("%s served it: %s; session %s last_result=%g", p.Backend, replyNote(p), short(token), st.LastResult)
+	}
+	return p
+}
+
+// annotateBackends reads the balancer↔backend legs of the scenario back
+// from the capture: the k-th exchange captured at a backend is the k-th
+// request that backend counted. Each is commented with the backend that
+// served it and the client step it belongs to, and checked against the
+// client's exchange (inside it in time, and the reply's X-Backend header).
+func (sc *lbScenario) annotateBackends(env *lab.Env, pkts []*capture.Packet, streams []*capture.Stream, front []*Exchange, bs *lbBackends) {
+	pre := sc.balancer + " " + sc.name
+	frontOf := map[*played]*Exchange{}
+	k := 0
+	for _, p := range sc.t.steps {
+		if p.Err == nil && k < len(front) {
+			frontOf[p] = front[k]
+			k++
+		}
+	}
+	served, matched := 0, 0
+	var bad []string
+	conns := map[netip.AddrPort]string{} // the balancer's end of a backend connection → what it carried
+	for i, r := range bs.runs {
+		name := bs.name(i)
+		exs, err := exchangesIn(streams, r.Addr)
+		if err != nil {
+			bad = append(bad, fmt.Sprintf("%s: %v", name, err))
+		}
+		var steps []int
+		for n, p := range sc.t.steps {
+			if p.Backend == name {
+				steps = append(steps, n)
+			}
+		}
+		served += len(steps)
+		if len(exs) != len(steps) {
+			bad = append(bad, fmt.Sprintf("%s counted %d requests, the capture holds %d at %s", name, len(steps), len(exs), r.Addr))
+		}
+		for j := range min(len(exs), len(steps)) {
+			ex, n := exs[j], steps[j]
+			p := sc.t.steps[n]
+			conns[ex.Client] = fmt.Sprintf("%s step %d (%s), backend leg balancer ↔ %s (%s)", sc.t.name, n+1, p.Label, name, r.Addr)
+			label := ex.Request.Method + " " + ex.Request.URL.RequestURI()
+			if ck, err := ex.Request.Cookie(SessionCookie); err == nil {
+				label += " cookie=" + short(ck.Value)
+			}
+			if ex.ReqPacket != nil {
+				ex.ReqPacket.Comment(fmt.Sprintf("%s step %d (%s), backend leg: balancer → %s (%s): %s", sc.t.name, n+1, p.Label, name, r.Addr, label))
+			}
+			if ex.Response == nil {
+				bad = append(bad, fmt.Sprintf("step %d: no reply from %s captured", n+1, name))
+				continue
+			}
+			rl := fmt.Sprintf("%d %s", ex.Response.StatusCode, replySummary(ex.RespBody))
+			if ex.RespPacket != nil {
+				ex.RespPacket.Comment(fmt.Sprintf("%s step %d (%s), backend leg: %s → balancer: %s; %s served it (by its own request counter)",
+					sc.t.name, n+1, p.Label, name, trimString(rl, 160), name))
+			}
+			fx := frontOf[p]
+			switch {
+			case fx == nil || fx.Response == nil || fx.ReqPacket == nil || fx.RespPacket == nil || ex.ReqPacket == nil || ex.RespPacket == nil:
+				bad = append(bad, fmt.Sprintf("step %d: the client's exchange is not whole in the capture", n+1))
+			case ex.ReqPacket.Time.Before(fx.ReqPacket.Time) || fx.RespPacket.Time.Before(ex.RespPacket.Time):
+				bad = append(bad, fmt.Sprintf("step %d: %s's exchange is not inside the client's", n+1, name))
+			case fx.Response.Header.Get("X-Backend") != name:
+				bad = append(bad, fmt.Sprintf("step %d: X-Backend %q, counted by %s", n+1, fx.Response.Header.Get("X-Backend"), name))
+			default:
+				matched++
+			}
+		}
+	}
+	sc.commentBackendPackets(pkts, bs, conns)
+	env.Check(pre+": every request's backend leg is in the capture, at the backend that counted it", matched == served && len(bad) == 0,
+		"%d of %d requests served by a backend: its leg captured inside the client's exchange, X-Backend agreeing%s",
+		matched, served, problems(bad))
+}
+
+// commentBackendPackets comments every packet on the scenario's backend
+// legs that has no comment yet (handshakes, ACKs, FINs) with the
+// connection's step and backend, and the balancer's attempts at a stopped
+// backend as such.
+func (sc *lbScenario) commentBackendPackets(pkts []*capture.Packet, bs *lbBackends, conns map[netip.AddrPort]string) {
+	names := map[netip.AddrPort]string{}
+	for i, r := range bs.runs {
+		names[r.Addr] = bs.name(i)
+	}
+	for _, p := range pkts {
+		if len(p.Comments) > 0 {
+			continue
+		}
+		m, ok := p.Decode()
+		if !ok || m.Proto != capture.ProtoTCP {
+			continue
+		}
+		backend, peer := m.Dst, m.Src
+		if _, ok := names[backend]; !ok {
+			backend, peer = m.Src, m.Dst
+		}
+		name, ok := names[backend]
+		if !ok {
+			continue
+		}
+		if what, ok := conns[peer]; ok {
+			p.Comment(what + ": " + tcpFlags(m.Flags))
+			continue
+		}
+		why := "no HTTP exchange on this connection"
+		if name == sc.killed {
+			why = "the balancer tries " + name + ", which was stopped: connection refused"
+		}
+		p.Comment(fmt.Sprintf("%s, balancer ↔ %s (%s): %s; %s", sc.t.name, name, backend, tcpFlags(m.Flags), why))
+	}
+}
+
+// tcpFlags names a segment's flags as Wireshark does: "SYN, ACK".
+func tcpFlags(f uint8) string {
+	var out []string
+	for _, fl := range []struct {
+		bit  uint8
+		name string
+	}{{capture.FlagFIN, "FIN"}, {capture.FlagSYN, "SYN"}, {capture.FlagRST, "RST"}, {capture.FlagPSH, "PSH"}, {capture.FlagACK, "ACK"}} {
+		if f&fl.bit != 0 {
+			out = append(out, fl.name)
+		}
+	}
+	if len(out) == 0 {
+		return "no flags"
+	}
+	return strings.Join(out, ", ")
+}
+
+func problems(bad []string) string {
+	if len(bad) == 0 {
+		return ""
+	}
+	if len(bad) > 3 {
+		bad = append(bad[:3:3], fmt.Sprintf("%d more", len(bad)-3))
+	}
+	return "; " + strings.Join(bad, "; ")
 }
 
 // check states what the scenario must show.

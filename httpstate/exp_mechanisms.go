@@ -56,6 +56,19 @@ func runMechanisms(env *lab.Env) error {
 		return nil
 	}
 	results := map[string]float64{}
+	// noteSession records the session behind token after a step, as the
+	// server reported it.
+	noteSession := func(token string) {
+		st, ok, err := srv.Session(ctx, token)
+		switch {
+		case token == "" || err != nil || !ok:
+			t.note("no session")
+		case !st.HasLast:
+			t.note("session %s: empty", short(token))
+		default:
+			t.note("session %s: last_result=%g", short(token), st.LastResult)
+		}
+	}
 
 	// 1. Cookie.
 	m := begin("cookie")
@@ -74,7 +87,7 @@ func runMechanisms(env *lab.Env) error {
 			m.token = p.Rep.Cookie
 		}
 		results[m.name] = p.Rep.Result
-		t.note("token in a Cookie header")
+		noteSession(m.token)
 	}
 	end(m)
 
@@ -89,7 +102,7 @@ func runMechanisms(env *lab.Env) error {
 	var links map[string]string
 	_ = json.Unmarshal(p.Rep.Body, &links)
 	m.token = links["token"]
-	t.note("links carry ?session=%s", short(m.token))
+	noteSession(m.token)
 	for _, s := range []struct {
 		label, path string
 		body        any
@@ -103,7 +116,7 @@ func runMechanisms(env *lab.Env) error {
 			return err
 		}
 		results[m.name] = p.Rep.Result
-		t.note("token in the URL")
+		noteSession(m.token)
 	}
 	end(m)
 
@@ -114,7 +127,7 @@ func runMechanisms(env *lab.Env) error {
 		return err
 	}
 	m.token = formToken(p.Rep.Body)
-	t.note("page with hidden session=%s", short(m.token))
+	noteSession(m.token)
 	for _, s := range []struct {
 		label string
 		form  url.Values
@@ -125,7 +138,7 @@ func runMechanisms(env *lab.Env) error {
 			return err
 		}
 		results[m.name], _ = formResult(p.Rep.Body)
-		t.note("token in the form body")
+		noteSession(m.token)
 	}
 	end(m)
 
@@ -137,15 +150,17 @@ func runMechanisms(env *lab.Env) error {
 		return err
 	}
 	stored, _, _ := findSession(ctx, srv.sessions.Store, m.token)
-	t.note("server holds %d bytes for this token", len(stored))
+	t.note("session %s: %d bytes in the server's store", short(m.token), len(stored))
 	end(m)
 
 	run.Close()
 	jar.Close()
 	bare.Close()
-	pkts, err := cp.Stop()
+	want := newWanted("the server's request counter")
+	want.add(t.name, run.Addr, run.Answered())
+	pkts, err := stopComplete(env, cp, want)
 	if err != nil {
-		return fmt.Errorf("capture: %w", err)
+		return err
 	}
 	exs := t.annotate(env, pkts)
 	if len(exs) != len(t.steps) {

@@ -51,6 +51,9 @@ frontend calc
     default_backend calcs
 backend calcs
     balance roundrobin
+    # Name the server that answered, as the Go balancer does, so the
+    # capture's client leg shows it beside the backend leg.
+    http-response set-header X-Backend %[srv_name]
 `)
 	if policy == Sticky {
 		b.WriteString("    cookie " + LBCookie + " insert indirect nocache httponly\n")

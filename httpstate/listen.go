@@ -8,18 +8,28 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Running is an HTTP server listening on a real socket.
 type Running struct {
-	Addr netip.AddrPort
-	srv  *http.Server
-	done chan error
+	Addr    netip.AddrPort
+	srv     *http.Server
+	handler http.Handler // what Listen was given; srv.Handler counts its answers
+	done    chan error
 
-	once sync.Once
-	err  error
+	once     sync.Once
+	err      error
+	answered atomic.Int64
 }
+
+// Answered is how many requests the server's handler has answered: the
+// server's own count, which an experiment compares with the exchanges its
+// capture holds. A request counts when its handler returns, before
+// net/http flushes the reply, so once a client has read a reply the count
+// includes it.
+func (r *Running) Answered() int { return int(r.answered.Load()) }
 
 // URL is the server's base URL.
 func (r *Running) URL() string { return "http://" + r.Addr.String() }
@@ -32,15 +42,19 @@ func Listen(addr string, h http.Handler) (*Running, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpstate: listen %s: %w", addr, err)
 	}
-	srv := &http.Server{
-		Handler:           h,
+	r := &Running{Addr: ln.Addr().(*net.TCPAddr).AddrPort(), handler: h, done: make(chan error, 1)}
+	counted := http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		h.ServeHTTP(w, req)
+		r.answered.Add(1) // not deferred: a handler that aborts answered nothing
+	})
+	r.srv = &http.Server{
+		Handler:           counted,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		IdleTimeout:       30 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
-	r := &Running{Addr: ln.Addr().(*net.TCPAddr).AddrPort(), srv: srv, done: make(chan error, 1)}
-	go func() { r.done <- srv.Serve(ln) }()
+	go func() { r.done <- r.srv.Serve(ln) }()
 	return r, nil
 }
 

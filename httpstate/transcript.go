@@ -21,9 +21,15 @@ type scriptStep struct {
 // played is a step with what came of it.
 type played struct {
 	scriptStep
-	Rep    Reply
-	Err    error  // no reply at all (connection refused, reset)
-	Server string // what the server side holds after the step, for the ladder
+	Rep Reply
+	Err error // no reply at all (connection refused, reset)
+	// Server is what the server side held after the step, as the
+	// transcript's says tells: read from the server itself or from its
+	// reply, never assumed. For the ladder and the reply's comment.
+	Server string
+	// Backend names the backend that served the step behind a balancer,
+	// by the backends' own request counters; "" when none did.
+	Backend string
 }
 
 // transcript records a script played against one server address, so the
@@ -33,6 +39,27 @@ type transcript struct {
 	addr   netip.AddrPort
 	steps  []*played
 	events map[int]string // before step i: something that happened off the wire
+	// says is how the steps' Server notes were learned, for the comments
+	// and the ladder's title; default "as the server reported".
+	says string
+}
+
+func (t *transcript) source() string {
+	if t.says == "" {
+		return "as the server reported"
+	}
+	return t.says
+}
+
+// answered is how many steps got a reply: the client's count.
+func (t *transcript) answered() int {
+	n := 0
+	for _, p := range t.steps {
+		if p.Err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // event records something that happened between two steps (a kill -9),
@@ -64,7 +91,11 @@ func (t *transcript) note(format string, args ...any) {
 // that got no reply (the server was dead) have no exchange.
 func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange {
 	exs, err := Exchanges(pkts, t.addr)
-	if !env.Check(t.name+": exchanges parsed from the capture", err == nil, "%v", err) {
+	detail := fmt.Sprintf("%d HTTP/1.1 exchanges parsed", len(exs))
+	if err != nil {
+		detail = err.Error()
+	}
+	if !env.Check(t.name+": exchanges parsed from the capture", err == nil, "%s", detail) {
 		return nil
 	}
 	var answered []*played
@@ -77,15 +108,19 @@ func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange 
 		"%d exchanges captured for %d answered requests", len(exs), len(answered)) {
 		return exs
 	}
-	lad := env.Ladder(fmt.Sprintf("%s (%s), as captured", t.name, t.addr), "client", t.name)
+	lad := env.Ladder(fmt.Sprintf("%s (%s), as captured; server state after each step %s", t.name, t.addr, t.source()), "client", t.name)
 	i := 0
 	for n, p := range t.steps {
 		if ev, ok := t.events[n]; ok {
 			lad.State("", "** "+ev+" **")
 		}
 		if p.Err != nil {
-			lad.Send(fmt.Sprintf("%s %s", p.Method, p.Path), "", "")
+			// Not an exchange in the capture: what the client recorded.
+			lad.Send(fmt.Sprintf("%d. %s %s", n+1, p.Method, p.Path), "", "")
 			lad.Reply("(no reply: "+shortErr(p.Err)+")", "", p.Server)
+			for k := len(lad.Rows) - 2; k < len(lad.Rows); k++ {
+				lad.Rows[k].Reported = "the client"
+			}
 			continue
 		}
 		ex := exs[i]
@@ -121,7 +156,11 @@ func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange 
 			}
 		}
 		if ex.RespPacket != nil {
-			ex.RespPacket.Comment(fmt.Sprintf("%s step %d (%s) reply: %s", t.name, n+1, p.Label, trimString(rl, 200)))
+			c := fmt.Sprintf("%s step %d (%s) reply: %s", t.name, n+1, p.Label, trimString(rl, 200))
+			if p.Server != "" {
+				c += fmt.Sprintf("; server state after this step, %s: %s", t.source(), p.Server)
+			}
+			ex.RespPacket.Comment(c)
 		}
 		lad.Reply(trimString(rl, 100), "", p.Server)
 	}

@@ -32,9 +32,15 @@ type Exchange struct {
 
 // Exchanges reassembles the TCP streams to and from server and parses every
 // HTTP/1.1 request and response in them, ordered by when each request was
-// sent.
+// sent. A response whose body the capture does not hold to its end is not
+// a response: its exchange has none. A stream that does not parse is
+// reported in the error; the exchanges of the other streams are returned
+// all the same.
 func Exchanges(pkts []*capture.Packet, server netip.AddrPort) ([]*Exchange, error) {
-	streams := capture.TCPStreams(pkts)
+	return exchangesIn(capture.TCPStreams(pkts), server)
+}
+
+func exchangesIn(streams []*capture.Stream, server netip.AddrPort) ([]*Exchange, error) {
 	replies := map[netip.AddrPort]*capture.Stream{}
 	for _, s := range streams {
 		if s.Src == server {
@@ -42,44 +48,79 @@ func Exchanges(pkts []*capture.Packet, server netip.AddrPort) ([]*Exchange, erro
 		}
 	}
 	var out []*Exchange
+	var firstErr error
 	for _, s := range streams {
 		if s.Dst != server || len(s.Data) == 0 {
 			continue
 		}
-		var resp *bufio.Reader
-		var respStream *capture.Stream
-		var respOff int
-		if rs := replies[s.Src]; rs != nil {
-			respStream, resp = rs, bufio.NewReader(bytes.NewReader(rs.Data))
-		}
-		rd := bufio.NewReader(bytes.NewReader(s.Data))
-		off := 0
-		for off < len(s.Data) {
-			req, err := http.ReadRequest(rd)
-			if err != nil {
-				return out, fmt.Errorf("httpstate: request at byte %d of %s→%s: %w", off, s.Src, s.Dst, err)
-			}
-			body, err := io.ReadAll(req.Body)
-			if err != nil {
-				return out, fmt.Errorf("httpstate: request body at byte %d: %w", off, err)
-			}
-			end := len(s.Data) - rd.Buffered()
-			ex := &Exchange{Client: s.Src, Request: req, ReqBody: body, ReqBytes: end - off, ReqPacket: s.PacketAt(off)}
-			off = end
-			if resp != nil {
-				if r, err := http.ReadResponse(resp, req); err == nil {
-					rb, _ := io.ReadAll(r.Body)
-					rend := len(respStream.Data) - resp.Buffered()
-					ex.Response, ex.RespBody, ex.RespBytes, ex.RespPacket = r, rb, rend-respOff, respStream.PacketAt(respOff)
-					respOff = rend
-				}
-			}
-			out = append(out, ex)
+		exs, err := streamExchanges(s, replies[s.Src])
+		out = append(out, exs...)
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
 	sortExchanges(out)
+	return out, firstErr
+}
+
+// streamExchanges parses the requests of one client's stream and the
+// responses of its reply stream (nil when none was captured).
+func streamExchanges(s, rs *capture.Stream) ([]*Exchange, error) {
+	var out []*Exchange
+	var resp *streamReader
+	respOff := 0
+	if rs != nil {
+		resp = newStreamReader(rs.Data)
+	}
+	rd := newStreamReader(s.Data)
+	off := 0
+	for off < len(s.Data) {
+		req, err := http.ReadRequest(rd.Reader)
+		if err != nil {
+			return out, fmt.Errorf("httpstate: request at byte %d of %s→%s: %w", off, s.Src, s.Dst, err)
+		}
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return out, fmt.Errorf("httpstate: request body at byte %d of %s→%s: %w", off, s.Src, s.Dst, err)
+		}
+		end := rd.offset()
+		ex := &Exchange{Client: s.Src, Request: req, ReqBody: body, ReqBytes: end - off, ReqPacket: s.PacketAt(off)}
+		off = end
+		if resp != nil {
+			r, err := http.ReadResponse(resp.Reader, req)
+			var rb []byte
+			if err == nil {
+				rb, err = io.ReadAll(r.Body)
+			}
+			if err != nil {
+				resp = nil // cut short: neither this response nor any later one is whole
+			} else {
+				rend := resp.offset()
+				ex.Response, ex.RespBody, ex.RespBytes, ex.RespPacket = r, rb, rend-respOff, rs.PacketAt(respOff)
+				respOff = rend
+			}
+		}
+		out = append(out, ex)
+	}
 	return out, nil
 }
+
+// streamReader reads a reassembled stream through a bufio.Reader and knows
+// how far the parser has read: not len(data) − Buffered, which is wrong as
+// soon as the stream is longer than the bufio buffer.
+type streamReader struct {
+	*bufio.Reader
+	src  *bytes.Reader
+	size int
+}
+
+func newStreamReader(data []byte) *streamReader {
+	src := bytes.NewReader(data)
+	return &streamReader{Reader: bufio.NewReader(src), src: src, size: len(data)}
+}
+
+// offset is the stream byte the parser will read next.
+func (r *streamReader) offset() int { return r.size - r.src.Len() - r.Buffered() }
 
 // sortExchanges orders exchanges by when their request's first packet was
 // seen; those without a packet go last, in the order they were parsed.
