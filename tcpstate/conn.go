@@ -56,6 +56,7 @@ type Conn struct {
 	out       Output
 	hook      SendHook
 	rhook     SendHook
+	events    func(time.Duration, Event)
 	held      []Segment
 	parked    []Segment
 	timer     *time.Timer
@@ -242,6 +243,9 @@ func (c *Conn) flush(before State, rcvd *Segment) {
 	}
 	changed := len(c.out.Segments) > 0 || rcvd != nil
 	for _, e := range c.out.Events {
+		if c.events != nil {
+			c.events(now, e)
+		}
 		switch e.Kind {
 		case EventStateChanged:
 			changed = true

@@ -41,6 +41,9 @@
 //	record.go      per-segment records of the lab's state, for capture comments
 //	probe.go       Probe: kernel probes as Go tables of steps (packetdrill-like)
 //	kernel.go      the kernel socket's state via sock_diag
+//	evidence.go    capture comments: records matched to packets (completeness),
+//	               relative sequence numbers, the kernel's state derived from
+//	               the segments, every transmission named
 //	bench.go       bulk-transfer benchmark (statelab bench tcp)
 //	exp_*.go       the tcp/ experiments
 //

@@ -169,7 +169,7 @@ func (e *Endpoint) enterTimeWait(now time.Duration, out *Output, cause Cause) {
 	e.setState(out, TimeWait, cause)
 	e.cancelTimer(out, TimerRetransmit)
 	e.cancelTimer(out, TimerPersist)
-	e.armTimer(out, TimerTimeWait, now+2*e.cfg.MSL)
+	e.armTimer(out, TimerTimeWait, now, 2*e.cfg.MSL)
 }
 
 func (e *Endpoint) returnToListen(out *Output, cause Cause) {
@@ -195,7 +195,7 @@ func (e *Endpoint) OpenActive(now time.Duration, localPort, remotePort uint16, o
 	e.initSend(e.cfg.ISS())
 	e.setState(out, SynSent, CauseActiveOpen)
 	e.sendSYN(now, out, false, false)
-	e.armTimer(out, TimerRetransmit, now+t.RTO)
+	e.armTimer(out, TimerRetransmit, now, t.RTO)
 	return nil
 }
 
@@ -362,7 +362,7 @@ func (e *Endpoint) segListen(now time.Duration, seg *Segment, out *Output) {
 	e.acceptSYN(seg)
 	e.setState(out, SynReceived, CauseRcvSYN)
 	e.sendSYN(now, out, true, false)
-	e.armTimer(out, TimerRetransmit, now+t.RTO)
+	e.armTimer(out, TimerRetransmit, now, t.RTO)
 }
 
 // acceptSYN records the peer's SYN: IRS, RCV.NXT, MSS and window scale
@@ -492,7 +492,7 @@ func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 			}
 			if t.State == TimeWait && flags&FIN != 0 && seq.Add(Size(len(payload))+1) == t.RcvNxt {
 				// Retransmitted FIN: acknowledge and restart 2MSL.
-				e.armTimer(out, TimerTimeWait, now+2*e.cfg.MSL)
+				e.armTimer(out, TimerTimeWait, now, 2*e.cfg.MSL)
 			}
 			e.sendACK(out)
 			return

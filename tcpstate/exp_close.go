@@ -14,13 +14,13 @@ func init() {
 		Name:    "tcp/close",
 		Summary: "active close (FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT) and passive close (CLOSE-WAIT, LAST-ACK) against the kernel",
 		Shows: "The lab's engine closes a connection with the kernel first (FIN-WAIT-1 → FIN-WAIT-2 → TIME-WAIT → CLOSED " +
-			"after 2×MSL) and second (CLOSE-WAIT → LAST-ACK → CLOSED), the kernel's states read beside each segment.",
+			"after 2×MSL) and second (CLOSE-WAIT → LAST-ACK → CLOSED), the kernel's state beside each segment as the segments show it.",
 		Run: runClose,
 	})
 }
 
 func runClose(env *lab.Env) error {
-	r, err := newLabRun(env, expConfig())
+	r, err := newLabRun(env, labConfig(env))
 	if err != nil {
 		return err
 	}

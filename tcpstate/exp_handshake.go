@@ -1,6 +1,7 @@
 package tcpstate
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -21,7 +22,7 @@ func init() {
 }
 
 func runHandshake(env *lab.Env) error {
-	r, err := newLabRun(env, expConfig())
+	r, err := newLabRun(env, labConfig(env))
 	if err != nil {
 		return err
 	}
@@ -117,11 +118,44 @@ func runHandshake(env *lab.Env) error {
 	t := active.TCB()
 	env.Metric("active_snd_mss_bytes", float64(t.SndMSS))
 	env.Metric("active_snd_wscale", float64(t.SndWScale))
-	env.Note("the kernel offered MSS %d and window scale %d; the lab offers no SACK or timestamps, so the kernel uses neither", t.SndMSS, t.SndWScale)
 
 	r.stop()
+	env.Note("%s", synOptionsNote(r.recs, active.ID(), t))
 	r.ladder("active open: the lab connects to a kernel listener", active)
 	r.ladder("passive open: a kernel connect() reaches the lab's listener", passive)
 	r.states(Closed, Listen, SynSent, SynReceived, Established)
 	return nil
+}
+
+// synOptionsNote says what each side's SYN offered on connection id, from
+// the driver's records of the SYNs (the lab's own, and the kernel's as the
+// lab received it), and what the lab sends with.
+func synOptionsNote(recs []Record, id int, t TCB) string {
+	var lab, kernel *RecSeg
+	for i := range recs {
+		rec := &recs[i]
+		if rec.Conn != id || rec.Seg.Flags&SYN == 0 {
+			continue
+		}
+		if rec.Sent && lab == nil {
+			lab = &rec.Seg
+		} else if !rec.Sent && kernel == nil {
+			kernel = &rec.Seg
+		}
+	}
+	opts := func(s *RecSeg) string {
+		if s == nil {
+			return "(not recorded)"
+		}
+		o := fmt.Sprintf("MSS %d", s.MSS)
+		if s.HasWScale {
+			o += fmt.Sprintf(" and window scale %d", s.WScale)
+		} else {
+			o += " and no window scale"
+		}
+		return o
+	}
+	return fmt.Sprintf("the lab's SYN offered %s; the kernel's SYN,ACK offered %s; so the lab sends segments of at most %d bytes "+
+		"(the smaller MSS) and shifts the kernel's window field by %d. The lab offers no SACK or timestamps, so the kernel uses neither",
+		opts(lab), opts(kernel), t.SndMSS, t.SndWScale)
 }

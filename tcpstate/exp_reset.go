@@ -24,7 +24,7 @@ func init() {
 }
 
 func runReset(env *lab.Env) error {
-	r, err := newLabRun(env, expConfig())
+	r, err := newLabRun(env, labConfig(env))
 	if err != nil {
 		return err
 	}

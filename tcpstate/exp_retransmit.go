@@ -22,7 +22,7 @@ func init() {
 }
 
 func runRetransmit(env *lab.Env) error {
-	cfg := expConfig()
+	cfg := labConfig(env)
 	cfg.MSS = 1000
 	cfg.InitialWindow = 10
 	// The RTO connection alone runs with a 50 ms MinRTO, so the backoff

@@ -23,7 +23,7 @@ func init() {
 }
 
 func runSimultaneous(env *lab.Env) error {
-	r, err := newLabRun(env, expConfig())
+	r, err := newLabRun(env, labConfig(env))
 	if err != nil {
 		return err
 	}

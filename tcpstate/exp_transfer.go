@@ -27,8 +27,9 @@ const transferBytes = 200 << 10
 
 func runTransfer(env *lab.Env) error {
 	cfg := expConfig()
-	// The lab's ISN: 60-100 KiB below 2^32, so the wrap falls mid-transfer.
-	iss := Seq(0) - Seq(60<<10+env.Rand.IntN(40<<10))
+	// The lab's ISN: 60-100 KiB below 2^32, so the wrap falls mid-transfer
+	// (from the seeded stream, so --seed repeats it).
+	iss := Seq(0) - Seq(60<<10+env.Stream("iss").IntN(40<<10))
 	cfg.ISS = func() Seq { return iss }
 	r, err := newLabRun(env, cfg)
 	if err != nil {
@@ -47,8 +48,11 @@ func runTransfer(env *lab.Env) error {
 
 	up := make([]byte, transferBytes)   // lab → kernel
 	down := make([]byte, transferBytes) // kernel → lab
-	for i := range up {
-		up[i], down[i] = byte(env.Rand.Uint32()), byte(env.Rand.Uint32())
+	if _, err := io.ReadFull(env.Bytes("up"), up); err != nil {
+		return err
+	}
+	if _, err := io.ReadFull(env.Bytes("down"), down); err != nil {
+		return err
 	}
 	c, k, err := r.connectKernel(ctx, kp, "transfer", nil, 30*time.Second)
 	if err != nil {

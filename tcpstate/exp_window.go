@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/statelab/statelab/internal/lab"
@@ -23,7 +24,7 @@ func init() {
 const windowBytes = 64 << 10
 
 func runWindow(env *lab.Env) error {
-	r, err := newLabRun(env, expConfig())
+	r, err := newLabRun(env, labConfig(env))
 	if err != nil {
 		return err
 	}
@@ -33,6 +34,11 @@ func runWindow(env *lab.Env) error {
 		return err
 	}
 	defer kp.Close()
+	// The persist timer as the engine armed it (its own values, not the
+	// wall clock, which a loaded machine stretches), and each probe as it
+	// goes out. Both run under the connection's lock and never block.
+	var mu sync.Mutex
+	var armed []time.Duration // persist intervals, in order
 	probes := make(chan time.Duration, 64)
 	hook := func(s *Segment, t *TCB) Verdict {
 		if t.SndWnd == 0 && len(s.Payload) == 1 {
@@ -43,28 +49,40 @@ func runWindow(env *lab.Env) error {
 		}
 		return Pass
 	}
-	c, k, err := r.connectKernel(ctx, kp, "zero window", &ConnOptions{Hook: hook}, 10*time.Second)
+	events := func(_ time.Duration, e Event) {
+		if e.Kind == EventTimerArmed && e.Timer == TimerPersist {
+			mu.Lock()
+			armed = append(armed, e.In)
+			mu.Unlock()
+		}
+	}
+	c, k, err := r.connectKernel(ctx, kp, "zero window", &ConnOptions{Hook: hook, Events: events}, 10*time.Second)
 	if err != nil {
 		return err
 	}
 	data := make([]byte, windowBytes)
-	for i := range data {
-		data[i] = byte(env.Rand.Uint32())
+	if _, err := io.ReadFull(env.Bytes("data"), data); err != nil {
+		return err
 	}
 	werr := make(chan error, 1)
 	go func() { _, err := c.WriteContext(ctx, data); werr <- err }()
 
 	// The kernel does not read until the lab has probed the shut window
-	// three times.
+	// three times. The wait is for the third probe, an event; its bound
+	// only guards against an engine that never probes: three persist
+	// intervals are at most 3×MaxRTO, plus the time to fill the window,
+	// with room for a machine whose timers fire late.
+	const wantProbes = 3
+	bound := wantProbes*expConfig().MaxRTO + 20*time.Second
 	var pt []time.Duration
-	timeout := time.NewTimer(5 * time.Second)
+	timeout := time.NewTimer(bound)
 	defer timeout.Stop()
-	for len(pt) < 3 {
+	for len(pt) < wantProbes {
 		select {
 		case t := <-probes:
 			pt = append(pt, t)
 		case <-timeout.C:
-			return fmt.Errorf("tcpstate: %d persist probes in 5s, want 3", len(pt))
+			return fmt.Errorf("tcpstate: %d persist probes within %v, want %d", len(pt), bound, wantProbes)
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -93,10 +111,13 @@ func runWindow(env *lab.Env) error {
 		}
 	}
 	g1, g2 := pt[1]-pt[0], pt[2]-pt[1]
-	ratio := float64(g2) / float64(g1)
+	mu.Lock()
+	arms := append([]time.Duration(nil), armed...)
+	mu.Unlock()
+	backoff, why := persistBackoff(arms, wantProbes, expConfig().MaxRTO)
 	env.Check("the kernel closes its window (zero-window ACKs)", zeroAcks > 0 && zeroWnd, "%d ACKs with window 0; lab SND.WND 0 while probing: %v", zeroAcks, zeroWnd)
-	env.Check("the lab probes the shut window on its persist timer, with backoff", ratio > 1.5 && ratio < 3,
-		"probes %v and %v apart", g1, g2)
+	env.Check("the lab probes the shut window on its persist timer, with backoff", backoff,
+		"%s; the probes went out %v and %v apart (wall clock, reported)", why, g1.Round(time.Millisecond), g2.Round(time.Millisecond))
 	env.Check("the window reopens and every byte arrives", bytes.Equal(got, data), "kernel read %d of %d bytes", len(got), len(data))
 	env.Metric("zero_window_acks_count", float64(zeroAcks))
 	env.Metric("persist_probes_count", float64(len(pt)))
@@ -106,4 +127,19 @@ func runWindow(env *lab.Env) error {
 	})
 	r.states(Established, FinWait1, Closed)
 	return nil
+}
+
+// persistBackoff judges the persist timer's intervals as the engine armed
+// them: the first n must each double the one before, up to max.
+func persistBackoff(armed []time.Duration, n int, max time.Duration) (bool, string) {
+	if len(armed) < n {
+		return false, fmt.Sprintf("persist timer armed %d times (%v), want at least %d", len(armed), armed, n)
+	}
+	armed = armed[:n]
+	for i := 1; i < n; i++ {
+		if want := min(2*armed[i-1], max); armed[i] != want {
+			return false, fmt.Sprintf("persist timer armed for %v: interval %d is %v, want %v (twice the one before, at most %v)", armed, i+1, armed[i], want, max)
+		}
+	}
+	return true, fmt.Sprintf("persist timer armed for %v (each twice the one before, at most MaxRTO %v)", armed, max)
 }

@@ -46,6 +46,7 @@ type Event struct {
 	Cause    Cause         // EventStateChanged
 	Timer    Timer         // EventTimerArmed, EventTimerCanceled
 	At       time.Duration // EventTimerArmed
+	In       time.Duration // EventTimerArmed: At less the time of the call that armed it
 	Err      error         // EventReset, EventRefused, EventTimeout
 }
 

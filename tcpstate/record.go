@@ -12,10 +12,16 @@ type RecSeg struct {
 	Flags            Flags
 	Window           uint16
 	Len              int // payload length
+	// MSS and WScale are the segment's MSS and window-scale options (a
+	// SYN's), MSS 0 and HasWScale false when absent.
+	MSS       uint16
+	WScale    uint8
+	HasWScale bool
 }
 
 func recSeg(s *Segment) RecSeg {
-	return RecSeg{SrcPort: s.SrcPort, DstPort: s.DstPort, Seq: s.Seq, Ack: s.Ack, Flags: s.Flags, Window: s.Window, Len: len(s.Payload)}
+	return RecSeg{SrcPort: s.SrcPort, DstPort: s.DstPort, Seq: s.Seq, Ack: s.Ack, Flags: s.Flags, Window: s.Window, Len: len(s.Payload),
+		MSS: s.Options.MSS, WScale: s.Options.WScale, HasWScale: s.Options.HasWScale}
 }
 
 // Record is one segment the stack sent or received, with the lab's state:

@@ -176,7 +176,7 @@ func (e *Endpoint) onRetransmitTimeout(now time.Duration, out *Output) {
 		n := e.sendDataAt(now, t.SndUna, e.smss(), out)
 		e.rtxNxt = t.SndUna.Add(n)
 	}
-	e.armTimer(out, TimerRetransmit, now+t.RTO)
+	e.armTimer(out, TimerRetransmit, now, t.RTO)
 }
 
 // onPersistTimeout sends a zero-window probe: one octet beyond the window
@@ -201,5 +201,5 @@ func (e *Endpoint) onPersistTimeout(now time.Duration, out *Output) {
 		e.sendDataAt(now, t.SndUna, 1, out)
 	}
 	e.rttTiming = false
-	e.armTimer(out, TimerPersist, now+e.persistTimeout())
+	e.armTimer(out, TimerPersist, now, e.persistTimeout())
 }

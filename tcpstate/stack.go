@@ -28,6 +28,11 @@ type StackConfig struct {
 	// stored at once and its Peer field filled in as soon as the goroutine
 	// that produced it has released the connection (see annotate).
 	PeerState func(lab, peer netip.AddrPort) string
+	// FirstPort, when set, is the first local port the stack hands out,
+	// then the ones after it, wrapping in the link's range; 0 continues a
+	// counter shared by every stack of the process. The experiments draw
+	// it from their seed, so a run repeats its ports.
+	FirstPort uint16
 }
 
 // Stack is the driver: it owns the raw link, demultiplexes received
@@ -48,6 +53,7 @@ type Stack struct {
 	conns     map[connKey]*Conn
 	listeners map[uint16]*Listener
 	used      map[uint16]int // local ports in use → users
+	portNext  uint32         // ports handed out from FirstPort
 	closed    bool
 	nextID    int
 
@@ -154,8 +160,15 @@ func (s *Stack) allocPort(want uint16) (uint16, error) {
 		return want, nil
 	}
 	span := uint32(lc.PortMax-lc.PortMin) + 1
+	next := func() uint32 { return portSeq.Add(1) }
+	if f := s.cfg.FirstPort; f >= lc.PortMin && f <= lc.PortMax {
+		next = func() uint32 {
+			s.portNext++
+			return uint32(f-lc.PortMin) + s.portNext - 1
+		}
+	}
 	for range span {
-		p := lc.PortMin + uint16(portSeq.Add(1)%span)
+		p := lc.PortMin + uint16(next()%span)
 		if s.used[p] == 0 {
 			s.used[p]++
 			return p, nil
@@ -324,6 +337,11 @@ type ConnOptions struct {
 	// Observe makes the connection copy every segment it receives to
 	// Observed(), for probes.
 	Observe bool
+	// Events, when set, sees every event the engine reports (state
+	// changes, timers armed and cancelled) with the stack's time. It runs
+	// under the connection's lock: it must not block or call the
+	// connection.
+	Events func(now time.Duration, e Event)
 }
 
 // Dial opens a connection from the lab to raddr (active OPEN) and waits
@@ -384,7 +402,7 @@ func (s *Stack) newConn(port uint16, opts *ConnOptions) *Conn {
 	id := s.nextID
 	s.mu.Unlock()
 	c := &Conn{
-		st: s, id: id, ep: NewEndpoint(cfg), lport: port, hook: opts.Hook, rhook: opts.RecvHook,
+		st: s, id: id, ep: NewEndpoint(cfg), lport: port, hook: opts.Hook, rhook: opts.RecvHook, events: opts.Events,
 		ch: make(chan struct{}), closedCh: make(chan struct{}),
 	}
 	if opts.Observe {

@@ -33,13 +33,15 @@ type timerSlot struct {
 	at    time.Duration
 }
 
-func (e *Endpoint) armTimer(out *Output, t Timer, at time.Duration) {
+// armTimer arms t to fire d after now.
+func (e *Endpoint) armTimer(out *Output, t Timer, now, d time.Duration) {
+	at := now + d
 	s := &e.timers[t]
 	if s.armed && s.at == at {
 		return
 	}
 	s.armed, s.at = true, at
-	out.Events = append(out.Events, Event{Kind: EventTimerArmed, Timer: t, At: at})
+	out.Events = append(out.Events, Event{Kind: EventTimerArmed, Timer: t, At: at, In: d})
 }
 
 func (e *Endpoint) cancelTimer(out *Output, t Timer) {
@@ -111,7 +113,7 @@ func (e *Endpoint) rearmTimers(now time.Duration, out *Output, restart bool) {
 	if synAcked && t.SndWnd == 0 && (outstanding || e.unsent()) {
 		e.cancelTimer(out, TimerRetransmit)
 		if !e.timers[TimerPersist].armed {
-			e.armTimer(out, TimerPersist, now+e.persistTimeout())
+			e.armTimer(out, TimerPersist, now, e.persistTimeout())
 		}
 		return
 	}
@@ -121,7 +123,7 @@ func (e *Endpoint) rearmTimers(now time.Duration, out *Output, restart bool) {
 		return
 	}
 	if restart || !e.timers[TimerRetransmit].armed {
-		e.armTimer(out, TimerRetransmit, now+t.RTO)
+		e.armTimer(out, TimerRetransmit, now, t.RTO)
 	}
 }
 
