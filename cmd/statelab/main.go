@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/statelab/statelab/internal/sandbox"
 	"github.com/statelab/statelab/internal/subproc"
 )
 
@@ -43,7 +44,9 @@ func register(c *command) { commands[c.name] = c }
 
 func main() {
 	subproc.Dispatch() // started as a lab server process: run it and exit
-	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	code := Main(os.Args[1:], os.Stdout, os.Stderr)
+	sandbox.RemoveTemp() // the run's temporary files, if this is the lab process
+	os.Exit(code)
 }
 
 var stdout, stderr io.Writer = os.Stdout, os.Stderr

@@ -98,7 +98,6 @@ func runCmd(fs *flag.FlagSet, targets []string) int {
 		fmt.Fprintf(stderr, "statelab run: %v\n", err)
 		return exitUsage
 	}
-	defer sandbox.RemoveTemp()
 	// SIGINT, SIGTERM and SIGHUP (the terminal closed) end a run the same
 	// way: the experiment in progress is cancelled, its captures and
 	// qlogs are written, and the exit status is 128+signal.

@@ -42,7 +42,9 @@ const Marker = "STATELAB_SANDBOX"
 const TempEnv = "STATELAB_RUN_TMP"
 
 // RemoveTemp removes the run's temporary directory from inside the
-// namespace; the process calls it as it exits. It removes nothing but a
+// namespace; the program calls it as it exits (the parent removes it too,
+// but not when it was killed first). Only the process Reexec started
+// removes anything. It removes nothing but a
 // directory its parent made for it.
 func RemoveTemp() {
 	dir := os.Getenv(TempEnv)
