@@ -15,6 +15,7 @@ import (
 
 	"github.com/statelab/statelab/internal/capture"
 	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/internal/sandbox"
 )
 
 // An experiment that exists only in this test binary: it starts a capture,
@@ -53,7 +54,9 @@ func TestHelperRun(t *testing.T) {
 	if os.Getenv("STATELAB_TEST_HELPER_RUN") == "" {
 		t.Skip("helper process")
 	}
-	os.Exit(Main(strings.Fields(os.Getenv("STATELAB_TEST_HELPER_RUN")), os.Stdout, os.Stderr))
+	code := Main(strings.Fields(os.Getenv("STATELAB_TEST_HELPER_RUN")), os.Stdout, os.Stderr)
+	sandbox.RemoveTemp() // as main does
+	os.Exit(code)
 }
 
 // blockedLab is a `statelab run test/block` started from outside the lab's
