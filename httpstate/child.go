@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/statelab/statelab/internal/subproc"
+	"github.com/statelab/statelab/lab/subproc"
 )
 
 // ErrChild is wrapped by errors starting or talking to a server process.
@@ -38,7 +38,7 @@ func LongLived(mode Mode, addr, store string) ChildSpec {
 // binary (the statelab CLI or a test binary) again as this role.
 const childRole = "httpstate-server"
 
-func init() { subproc.Register(childRole, serveChild) }
+var roles = subproc.Roles{childRole: serveChild}
 
 // serveChild serves the spec in args[0] until SIGTERM.
 func serveChild(ctx context.Context, args []string, ready func(string)) error {

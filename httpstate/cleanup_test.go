@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/lab"
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 // An http experiment leaves nothing behind, whether it runs to its end or
@@ -54,7 +54,7 @@ func TestStoppedExperimentsLeaveNoTempFileOrProcess(t *testing.T) {
 				}
 			}
 			defer func() { testHookStarted = nil }()
-			e, ok := lab.Lookup(tt.exp)
+			e, ok := lookup(tt.exp)
 			if !ok {
 				t.Fatalf("%s not registered", tt.exp)
 			}

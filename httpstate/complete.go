@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // testHookStarted, when set by a test, is told each time an experiment

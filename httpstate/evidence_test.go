@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 // The comparison table shows only cells measured in its own run: a cell
@@ -44,12 +44,12 @@ func TestEvidenceTableShowsOnlyThisRunsCells(t *testing.T) {
 // and worded from its measurements (no "(true)" tacked onto fixed text).
 func TestRunHTTPFillsEveryEvidenceCellFromItsMeasurements(t *testing.T) {
 	var exps []lab.Experiment
-	for _, e := range lab.All() {
+	for _, e := range Experiments() {
 		if e.Group() == "http" {
 			exps = append(exps, e)
 		}
 	}
-	reports := lab.Run(context.Background(), exps, lab.Options{OutDir: t.TempDir(), Seed: 1}, nil)
+	reports := lab.MustCatalogue(Experiments()).Run(context.Background(), exps, lab.Options{OutDir: t.TempDir(), Seed: 1}, nil)
 	var last *lab.Report
 	for _, r := range reports {
 		if !r.Passed {

@@ -8,12 +8,12 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "http/calculator",
 		Summary: "((10 + 5) × 2) − 3 against a stateless, a stateful and a store-backed server: numbers and bytes on the wire",
 		Shows: "The same calculation costs the stateless client 6 numbers (it carries the running value) and the " +

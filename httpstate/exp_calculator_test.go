@@ -4,11 +4,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 func TestCalculatorExperiment(t *testing.T) {
-	r := labtest.RunExperiment(t, "http/calculator", 1)
+	r := labtest.RunExperiment(t, experiment("http/calculator"), 1)
 	for _, m := range []string{"stateless.numbers_sent", "stateful.numbers_sent", "store.numbers_sent",
 		"stateless.request_bytes", "stateful.request_bytes", "store.request_bytes", "store.wire_bytes"} {
 		if r.Metrics[m] == 0 {
@@ -24,7 +24,7 @@ func TestCalculatorExperiment(t *testing.T) {
 // show the experiment's comments beside the requests.
 func TestCalculatorCaptureOpensInTshark(t *testing.T) {
 	labtest.NeedTool(t, "tshark")
-	r := labtest.RunExperiment(t, "http/calculator", 2)
+	r := labtest.RunExperiment(t, experiment("http/calculator"), 2)
 	path := r.Captures[0]
 	if n := labtest.TsharkCount(t, path, "_ws.malformed || _ws.expert.severity >= error"); n != 0 {
 		t.Errorf("%d malformed or erroneous frames", n)

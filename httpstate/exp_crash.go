@@ -9,11 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "http/crash",
 		Summary: "kill -9 the server between two requests of a workflow: stateful loses the session, stateless and store-backed lose nothing",
 		Shows: "A real server process is killed with SIGKILL mid-workflow and restarted on the same address: the stateful " +

@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 func TestCrashExperiment(t *testing.T) {
-	r := labtest.RunExperiment(t, "http/crash", 1)
+	r := labtest.RunExperiment(t, experiment("http/crash"), 1)
 	if r.Metrics["stateful.session_lost"] != 1 || r.Metrics["store-sqlite.session_lost"] != 0 {
 		t.Errorf("metrics = %v", r.Metrics)
 	}
@@ -22,7 +22,7 @@ func TestCrashExperiment(t *testing.T) {
 // installs it, so there a missing redis-server is a failure.
 func TestCrashExperimentCoversRedis(t *testing.T) {
 	labtest.NeedTool(t, "redis-server")
-	r := labtest.RunExperiment(t, "http/crash", 2)
+	r := labtest.RunExperiment(t, experiment("http/crash"), 2)
 	if _, ok := r.Metrics["store-redis.session_lost"]; !ok {
 		t.Errorf("no Redis case in %v", r.Metrics)
 	}
@@ -32,7 +32,7 @@ func TestCrashExperimentCoversRedis(t *testing.T) {
 // finds no malformed frame in a capture with a killed server in it.
 func TestCrashCaptureNamesEachStep(t *testing.T) {
 	labtest.NeedTool(t, "tshark")
-	r := labtest.RunExperiment(t, "http/crash", 3)
+	r := labtest.RunExperiment(t, experiment("http/crash"), 3)
 	path := r.Captures[0]
 	if n := labtest.TsharkCount(t, path, "_ws.malformed"); n != 0 {
 		t.Errorf("%d malformed frames", n)

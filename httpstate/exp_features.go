@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "http/features",
 		Summary: "history, undo and stats on a stateful and a store-backed session; the stateless server cannot offer them",
 		Shows: "A stateful session keeps history, undo and stats (operations, most used op) because the server " +

@@ -17,12 +17,12 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "http/load-balancing",
 		Summary: "three backends behind a balancer: round-robin breaks stateful sessions, sticky cookies keep them, a store makes stickiness unneeded",
 		Shows: "Behind a ReverseProxy balancer (and HAProxy when installed) round-robin sends a stateful session's requests " +

@@ -6,12 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab/capture"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 func TestLoadBalancingExperiment(t *testing.T) {
-	r := labtest.RunExperiment(t, "http/load-balancing", 1)
+	r := labtest.RunExperiment(t, experiment("http/load-balancing"), 1)
 	if r.Metrics["ReverseProxy.stateful, round-robin.failure_rate"] == 0 {
 		t.Errorf("round-robin did not break stateful sessions: %v", r.Metrics)
 	}
@@ -26,7 +26,7 @@ func TestLoadBalancingExperiment(t *testing.T) {
 // CI installs haproxy: the experiment must then run its HAProxy scenarios.
 func TestLoadBalancingBehindHAProxy(t *testing.T) {
 	labtest.NeedTool(t, "haproxy")
-	r := labtest.RunExperiment(t, "http/load-balancing", 2)
+	r := labtest.RunExperiment(t, experiment("http/load-balancing"), 2)
 	if _, ok := r.Metrics["HAProxy.stateful, sticky (cookie insert).failure_rate"]; !ok {
 		t.Errorf("no HAProxy scenario in %v", r.Metrics)
 	}
@@ -40,7 +40,7 @@ var ladderAddr = regexp.MustCompile(`\((127\.0\.0\.1:\d+)\)`)
 // the Go balancer and for HAProxy alike.
 func TestLoadBalancingCaptureShowsWhichBackendServed(t *testing.T) {
 	labtest.NeedTool(t, "haproxy")
-	r := labtest.RunExperiment(t, "http/load-balancing", 3)
+	r := labtest.RunExperiment(t, experiment("http/load-balancing"), 3)
 	f, err := capture.ReadFile(r.Captures[0])
 	if err != nil {
 		t.Fatal(err)

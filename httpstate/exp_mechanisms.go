@@ -6,11 +6,11 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "http/mechanisms",
 		Summary: "the four ways to add state to stateless HTTP: cookie, URL rewriting, hidden form field, server-side session data",
 		Shows: "The same session token rides in a Cookie header, in the URL (?session=), or in a hidden form field, each " +

@@ -15,7 +15,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 // startRedis starts a redis-server for the test (or skips it as

@@ -10,10 +10,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
-func TestMain(m *testing.M) { sandbox.TestMain(m) }
+func TestMain(m *testing.M) { labtest.Main(m, roles) }
 
 // serve starts a calculator on a real loopback socket (port 0).
 func serve(t *testing.T, mode Mode) (*Server, *Running) {

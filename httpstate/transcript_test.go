@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 // A ladder titled "as captured" draws captured exchanges as messages and

@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Exchange is one HTTP request and its response as they crossed the wire,

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Exchanges sort by (has a request packet, time): a missing packet no

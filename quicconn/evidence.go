@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Evidence: what a capture should hold, counted at the source, and the

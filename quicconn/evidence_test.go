@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 var (

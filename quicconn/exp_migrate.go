@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "quic/migrate",
 		Summary: "active client migration over three hops and back (AddPath/Probe/Switch): a fresh connection ID per path",
 		Shows: "The client moves its connection across three new paths and back to its first address with AddPath, " +

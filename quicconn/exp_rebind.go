@@ -7,11 +7,11 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "quic/rebind-port",
 		Summary: "a NAT moves a QUIC upload to a new source port mid-transfer: the connection ID carries it on",
 		Shows: "A NAT rebinding moves the client to a new source port mid-upload; the server finds the connection by its " +
@@ -19,7 +19,7 @@ func init() {
 			"echoes it, and the upload completes byte-exact in one handshake.",
 		Run: func(env *lab.Env) error { return runRebind(env, false) },
 	})
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "quic/rebind-addr",
 		Summary: "a NAT moves a QUIC upload to a new source address (127.0.0.2) mid-transfer: the connection ID carries it on",
 		Shows: "A NAT rebinding moves the client to a new address mid-upload; the server finds the connection by its " +

@@ -6,11 +6,11 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "quic/spoofed-path",
 		Summary: "an attacker replays client packets from forged addresses: the server probes but never switches",
 		Shows: "An on-path attacker races copies of the client's packets to the server from forged loopback addresses; " +

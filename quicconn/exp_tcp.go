@@ -13,12 +13,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "quic/tcp-contrast",
 		Summary: "the same NAT port rebinding breaks a kernel TCP connection (RST, ECONNRESET) and not a QUIC one",
 		Shows: "The same mid-transfer port rebinding applied to a QUIC upload and to a kernel TCP upload. The UDP middlebox " +

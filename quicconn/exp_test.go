@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 func TestExperimentsPass(t *testing.T) {
@@ -20,7 +20,7 @@ func TestExperimentsPass(t *testing.T) {
 		{"quic/tcp-contrast", "quic_delivered_bytes"},
 	} {
 		t.Run(strings.TrimPrefix(tc.name, "quic/"), func(t *testing.T) {
-			r := labtest.RunExperiment(t, tc.name, 1)
+			r := labtest.RunExperiment(t, experiment(tc.name), 1)
 			if r.Metrics[tc.metric] != float64(TransferSize) {
 				t.Errorf("%s = %v, want %d", tc.metric, r.Metrics[tc.metric], TransferSize)
 			}
@@ -45,7 +45,7 @@ func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 	captureDrain, testUncounted = 300*time.Millisecond, 1
 	for _, name := range []string{"quic/rebind-port", "quic/tcp-contrast"} {
 		t.Run(strings.TrimPrefix(name, "quic/"), func(t *testing.T) {
-			e, _ := lab.Lookup(name)
+			e, _ := lookup(name)
 			r := lab.RunOne(context.Background(), e, lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})
 			if r.Passed || r.Error != "" || len(r.Checks) == 0 {
 				t.Fatalf("passed %t, error %q, %d checks", r.Passed, r.Error, len(r.Checks))

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Lab tunables: short, so each experiment takes well under a few seconds.

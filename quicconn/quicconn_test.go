@@ -3,7 +3,7 @@ package quicconn
 import (
 	"testing"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
-func TestMain(m *testing.M) { sandbox.TestMain(m) }
+func TestMain(m *testing.M) { labtest.Main(m, nil) }

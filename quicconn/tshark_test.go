@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 // tshark prints quic.frame_type in decimal.
@@ -95,7 +95,7 @@ func TestTsharkDecryptsPathValidation(t *testing.T) {
 		{"quic/migrate", 3, false},
 	} {
 		t.Run(strings.TrimPrefix(tc.name, "quic/"), func(t *testing.T) {
-			r := labtest.RunExperiment(t, tc.name, 3)
+			r := labtest.RunExperiment(t, experiment(tc.name), 3)
 			path := r.Captures[0]
 			if n := labtest.TsharkCount(t, path, "quic.decryption_failed || _ws.malformed"); n != 0 {
 				t.Errorf("%d frames tshark could not decrypt or parse", n)

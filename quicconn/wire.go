@@ -9,7 +9,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Datagram is one captured UDP datagram of a QUIC connection with what its

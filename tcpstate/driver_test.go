@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/sandbox"
 )
 
 func testStack(t *testing.T) *Stack {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // The evidence behind every tcp/* capture comment, kept apart from the

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Segments of one connection for inferKernel: the lab's ISS is 1000, the

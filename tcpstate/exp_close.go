@@ -6,11 +6,11 @@ import (
 	"io"
 	"time"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "tcp/close",
 		Summary: "active close (FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT) and passive close (CLOSE-WAIT, LAST-ACK) against the kernel",
 		Shows: "The lab's engine closes a connection with the kernel first (FIN-WAIT-1 → FIN-WAIT-2 → TIME-WAIT → CLOSED " +

@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // What the tcp/ experiments share: a stack with short timers, a capture of

@@ -7,11 +7,11 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "tcp/handshake",
 		Summary: "the user-space engine opens connections with the Linux kernel: active (SYN-SENT) and passive (LISTEN, SYN-RECEIVED)",
 		Shows: "The lab's RFC 9293 engine, on raw sockets, completes the three-way handshake with the kernel's TCP in both " +

@@ -9,11 +9,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "tcp/reset",
 		Summary: "RSTs between the engine and the kernel: connection refused, and RFC 5961 on an exact, an in-window and an out-of-window RST",
 		Shows: "A SYN to a closed kernel port is refused with RST (SYN-SENT → CLOSED); a RST exactly at the kernel's " +

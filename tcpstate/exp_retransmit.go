@@ -6,11 +6,11 @@ import (
 	"net"
 	"time"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "tcp/retransmit",
 		Summary: "lost and reordered segments between the engine and the kernel: RTO with backoff, the kernel's retransmission, fast retransmit",
 		Shows: "The link drops a lab segment twice and the engine retransmits it after one RTO and then after twice that " +

@@ -7,12 +7,12 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "tcp/simultaneous",
 		Summary: "simultaneous open (SYN-SENT → SYN-RECEIVED) and simultaneous close (CLOSING) with a kernel socket",
 		Shows: "Both SYNs cross: the lab's SYN is held on the link until the kernel's connect() SYN has arrived, so the " +

@@ -9,11 +9,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "tcp/state-loss",
 		Summary: "one side forgets the connection: the lab crashes (kernel gets ECONNRESET), the kernel aborts (lab goes CLOSED)",
 		Shows: "TCP state lives only in the two endpoints: when the lab forgets its TCB (a crash and restart), the " +

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 // reachedMetric prefixes the metric each tcp experiment records for every
@@ -12,7 +12,7 @@ import (
 const reachedMetric = "reached."
 
 func init() {
-	lab.RegisterSummary(lab.Summary{
+	registerSummary(lab.Summary{
 		Group: "tcp",
 		Shows: "Across the tcp experiments the lab's engine, talking to the kernel's TCP, goes through all 11 states of RFC 9293; the table says which experiment reached which.",
 		Build: statesAcrossCatalogue,

@@ -3,7 +3,7 @@ package tcpstate
 import (
 	"testing"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func TestStatesAcrossCatalogue(t *testing.T) {

@@ -9,15 +9,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 // TestExperiments runs every tcp/ experiment against the kernel and checks
 // its capture with tshark when tshark is available.
 func TestExperiments(t *testing.T) {
-	for _, e := range lab.All() {
+	for _, e := range Experiments() {
 		if e.Group() != "tcp" {
 			continue
 		}
@@ -245,7 +245,7 @@ func tsharkFields(t *testing.T, path, filter string) []string {
 // once with another: the lab's ISSs and ports (its choices) repeat with
 // the seed; the kernel's may differ.
 func TestSeedRepeatsTheLabsChoices(t *testing.T) {
-	e, ok := lab.Lookup("tcp/handshake")
+	e, ok := lookup("tcp/handshake")
 	if !ok {
 		t.Fatal("tcp/handshake not registered")
 	}

@@ -8,12 +8,12 @@ import (
 	"io"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "tcp/transfer",
 		Summary: "200 KiB each way between the engine and the kernel, the lab's sequence numbers wrapping past 2^32",
 		Shows: "Data flows both ways between the lab's engine and the kernel with SEQ and ACK tracked on every segment; " +

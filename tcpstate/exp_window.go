@@ -7,11 +7,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "tcp/window",
 		Summary: "a kernel receiver with a small buffer stops reading: zero window, the engine's persist probes, the window reopening",
 		Shows: "A kernel socket with a small receive buffer that stops reading closes its window to zero; the lab's " +

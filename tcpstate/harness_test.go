@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 func TestMain(m *testing.M) {
@@ -14,7 +14,7 @@ func TestMain(m *testing.M) {
 	strictTransitions = true
 	// The driver's tests and experiments need the lab's network namespace;
 	// the engine's tests are pure and run the same inside it.
-	sandbox.TestMain(m)
+	labtest.Main(m, nil)
 }
 
 // Fixed numbers used by the ladder tests, as in the RFC 9293 examples.

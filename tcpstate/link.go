@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/sandbox"
 )
 
 // The link puts engine segments on the wire with a raw IPv4 socket and

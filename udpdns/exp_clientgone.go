@@ -8,12 +8,12 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "dns/client-gone",
 		Summary: "the client socket closes before its answer arrives: the kernel answers the server with ICMP port unreachable",
 		Shows: "The server keeps no connection, so it cannot know the client left: its answer goes out, the write succeeds, " +

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // IDMatching sets the size of dns/id-matching: concurrent queries and the
@@ -19,7 +19,7 @@ var IDMatching = struct {
 }{Queries: 300, Jitter: 4 * time.Millisecond}
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "dns/id-matching",
 		Summary: "hundreds of concurrent queries over one UDP socket, answers reordered: each caller gets its own answer",
 		Shows: "UDP has no connection, so the client matches every reply to its query by ID and question: hundreds of " +

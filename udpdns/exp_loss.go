@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Loss sets dns/loss: queries, which of them lose their first attempt, which
@@ -24,7 +24,7 @@ var Loss = struct {
 }{Queries: 16, Dropped: []int{3, 7, 12}, Late: 5, Timeout: time.Second}
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "dns/loss",
 		Summary: "the server drops some queries and answers one late: retries with fresh IDs succeed, the late answer completes nothing",
 		Shows: "Over UDP a lost query is noticed only by a timeout: the client retries with a fresh ID, every query is answered, " +

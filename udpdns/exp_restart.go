@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Restart sets dns/server-restart: queries before and after, and the
@@ -24,7 +24,7 @@ var Restart = struct {
 }{Before: 4, After: 4, Timeout: 100 * time.Millisecond, Retries: 50}
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "dns/server-restart",
 		Summary: "the server is stopped and started again between queries: the client's workflow carries on",
 		Shows: "A stateless backend can be restarted under its clients: the server process is killed (SIGKILL, as a crash: no goodbye), " +

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Spoofing sets the size of dns/spoofing: real queries, and forgeries of
@@ -93,7 +93,7 @@ var forgeryKinds = []forgeryKind{
 }
 
 func init() {
-	lab.Register(lab.Experiment{
+	register(lab.Experiment{
 		Name:    "dns/spoofing",
 		Summary: "an on-path attacker floods forged replies while real queries run: none accepted, each rejection counted by reason",
 		Shows: "A reply is accepted only when ID, question, source address and port all match (RFC 5452 §9.1): a flood of forged " +

@@ -5,13 +5,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 func runExperiment(t *testing.T, name string) *lab.Report {
 	t.Helper()
-	exp, ok := lab.Lookup(name)
+	exp, ok := lookup(name)
 	if !ok {
 		t.Fatalf("%s not registered", name)
 	}

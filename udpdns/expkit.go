@@ -13,8 +13,8 @@ import (
 	"sync"
 
 	"github.com/miekg/dns"
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // labServerAddr is where the experiments' DNS server listens: port 53 of

@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
-func TestMain(m *testing.M) { sandbox.TestMain(m) }
+func TestMain(m *testing.M) { labtest.Main(m, roles) }
 
 // startServer starts a server for one test.
 func startServer(t testing.TB, cfg ServerConfig) *Server {

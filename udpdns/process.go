@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 
-	"github.com/statelab/statelab/internal/subproc"
+	"github.com/statelab/statelab/lab/subproc"
 )
 
 // ServerRole is the internal/subproc role that runs a Server as a process
@@ -16,7 +16,7 @@ import (
 // StartServerProcess.
 const ServerRole = "udpdns-server"
 
-func init() { subproc.Register(ServerRole, runServerProcess) }
+var roles = subproc.Roles{ServerRole: runServerProcess}
 
 // ServerProcessArgs renders cfg as the role's arguments. Zone and Policy
 // are not data and cannot cross; zoneFile, when set, names a master file

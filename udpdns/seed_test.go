@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 // What the kernel chooses (ephemeral ports, process IDs) and how long
@@ -104,8 +104,8 @@ func TestSameSeedSameRun(t *testing.T) {
 	for _, name := range []string{"dns/loss", "dns/spoofing", "dns/client-gone"} {
 		t.Run(name, func(t *testing.T) {
 			const seed = 42
-			r1 := labtest.RunExperiment(t, name, seed)
-			r2 := labtest.RunExperiment(t, name, seed)
+			r1 := labtest.RunExperiment(t, experiment(name), seed)
+			r2 := labtest.RunExperiment(t, experiment(name), seed)
 			if d := firstDiff(reportText(t, r1), reportText(t, r2)); d != "" {
 				t.Errorf("two runs with seed %d report differently at %s", seed, d)
 			}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/labtest"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 // Wireshark's own dissector pairs every answered query in each capture with

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/udpdns"
 )
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/httpstate"
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/sandbox"
 )
 
 func init() {

@@ -13,16 +13,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/statelab/statelab/internal/capture"
-	"github.com/statelab/statelab/internal/lab"
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
+	"github.com/statelab/statelab/lab/sandbox"
 )
 
 // An experiment that exists only in this test binary: it starts a capture,
 // makes a temporary directory (as the http experiments do for their
 // stores), says so through a FIFO, and blocks until the run is cancelled.
 func init() {
-	lab.Register(lab.Experiment{Name: "test/block", Summary: "blocks until cancelled (test only)", Run: func(env *lab.Env) error {
+	testExperiments = append(testExperiments, lab.Experiment{Name: "test/block", Summary: "blocks until cancelled (test only)", Run: func(env *lab.Env) error {
 		if _, err := env.Capture(capture.Options{}); err != nil {
 			return err
 		}

@@ -17,8 +17,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/statelab/statelab/internal/sandbox"
-	"github.com/statelab/statelab/internal/subproc"
+	"github.com/statelab/statelab/lab/sandbox"
+	"github.com/statelab/statelab/lab/subproc"
 )
 
 // Exit statuses, the CLI's contract.
@@ -43,7 +43,7 @@ var commands = map[string]*command{}
 func register(c *command) { commands[c.name] = c }
 
 func main() {
-	subproc.Dispatch() // started as a lab server process: run it and exit
+	subproc.Dispatch(catalogue().Roles()) // started as a lab server process: run it and exit
 	code := Main(os.Args[1:], os.Stdout, os.Stderr)
 	sandbox.RemoveTemp() // the run's temporary files, if this is the lab process
 	os.Exit(code)

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 // The tests run inside the lab's namespace, as `statelab run` does.
-func TestMain(m *testing.M) { sandbox.TestMain(m) }
+func TestMain(m *testing.M) { labtest.Main(m, catalogue().Roles()) }
 
 func run(args ...string) (code int, out, errOut string) {
 	var o, e bytes.Buffer
@@ -35,7 +35,10 @@ func TestExitStatusAndMessages(t *testing.T) {
 		{"--help on list", []string{"list", "-h"}, 0, "Usage: statelab list", ""},
 		{"--help on diagram", []string{"diagram", "--help"}, 0, "dot -Tsvg", ""},
 		{"run without target", []string{"run"}, 2, "", "name an experiment, a group or all"},
-		{"run unknown target", []string{"run", "nosuch/thing"}, 2, "", "statelab list"},
+		{"run unknown target", []string{"run", "nosuch/thing"}, 2, "", "list` shows them all"},
+		{"run a typo gets the nearest name", []string{"run", "tcp/handshak"}, 2, "", "did you mean tcp/handshake?"},
+		{"run a summary name runs its group", []string{"run", "--timeout", "0s", "tcp/*"}, 2, "", "--timeout 0s"},
+		{"run a negative timeout", []string{"run", "--timeout", "-1s", "tcp"}, 2, "", "positive time"},
 		{"run bad flag", []string{"run", "--frob", "all"}, 2, "", "flag provided but not defined: -frob"},
 		{"run bad seed", []string{"run", "--seed", "x", "all"}, 2, "", "invalid value"},
 		{"run seed a JSON reader would round", []string{"run", "--seed", "9007199254740993", "all"}, 2, "", "seeds go up to 9007199254740991"},

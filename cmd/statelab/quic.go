@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/quicconn"
 )
 

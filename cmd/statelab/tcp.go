@@ -12,7 +12,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/tcpstate"
 )
 

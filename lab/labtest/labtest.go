@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/sandbox"
+	"github.com/statelab/statelab/lab/subproc"
 )
 
 // RequireEnv is the variable CI sets so that a missing tool fails a test
@@ -47,14 +49,11 @@ func LookTool(t testing.TB, name string) string {
 	return ""
 }
 
-// RunExperiment runs a registered experiment with its captures in a
-// temporary directory and fails the test with every failed check.
-func RunExperiment(t testing.TB, name string, seed uint64) *lab.Report {
+// RunExperiment runs an experiment with its captures in a temporary
+// directory and fails the test with every failed check.
+func RunExperiment(t testing.TB, e lab.Experiment, seed uint64) *lab.Report {
 	t.Helper()
-	e, ok := lab.Lookup(name)
-	if !ok {
-		t.Fatalf("experiment %s is not registered", name)
-	}
+	name := e.Name
 	r := lab.RunOne(context.Background(), e, lab.Options{OutDir: t.TempDir(), Seed: seed, Timeout: time.Minute})
 	if !r.Passed {
 		var b strings.Builder
@@ -103,4 +102,13 @@ func TsharkComments(t testing.TB, path string) []string {
 		}
 	}
 	return cs
+}
+
+// Main runs a package's tests inside the lab's namespace, as
+// sandbox.TestMain does, for tests that start processes: a test binary
+// started as one of roles (a server an experiment kills) runs that role.
+// Call it from the package's TestMain, with nil for no roles.
+func Main(m *testing.M, roles subproc.Roles) {
+	subproc.Dispatch(roles) // a child process of a test runs its role and exits here
+	sandbox.TestMain(m)
 }

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-func init() {
-	Register("test-echo", func(ctx context.Context, args []string, ready func(string)) error {
+var testRoles = Roles{
+	"test-echo": func(ctx context.Context, args []string, ready func(string)) error {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -31,12 +31,12 @@ func init() {
 		ready(ln.Addr().String())
 		<-ctx.Done()
 		return nil
-	})
-	Register("test-fails", func(context.Context, []string, func(string)) error { return errors.New("no luck") })
+	},
+	"test-fails": func(context.Context, []string, func(string)) error { return errors.New("no luck") },
 }
 
 func TestMain(m *testing.M) {
-	Dispatch()
+	Dispatch(testRoles)
 	os.Exit(m.Run())
 }
 

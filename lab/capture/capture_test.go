@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/statelab/statelab/internal/sandbox"
+	"github.com/statelab/statelab/lab/sandbox"
 )
 
 func TestMain(m *testing.M) { sandbox.TestMain(m) }

@@ -1,9 +1,10 @@
-// Package subproc runs parts of statelab as real, separate processes — a
-// server that an experiment kills with SIGKILL, or stops and starts again —
-// from whichever binary is running: the statelab CLI or a package's test
-// binary. A role is registered at init; the binary calls Dispatch first
-// thing (cmd/statelab's main does, and so does sandbox.TestMain), which runs
-// the role when this process was started as one.
+// Package subproc runs parts of an experiment as real, separate processes —
+// a server that an experiment kills with SIGKILL, or stops and starts again
+// — from whichever binary is running: the statelab CLI, a user's lab, or a
+// package's test binary. The binary names its roles and calls Dispatch with
+// them first thing (lab.Main does, with the catalogue's roles, and so does
+// labtest.Main), which runs the role when this process was started as one.
+// Nothing is registered by importing a package.
 //
 // The child inherits the lab's namespace, says it is ready by writing its
 // address on a pipe of its own (stdout stays free), and dies with its
@@ -41,35 +42,20 @@ const (
 // (SIGTERM) or it fails.
 type Role func(ctx context.Context, args []string, ready func(addr string)) error
 
-var (
-	mu    sync.Mutex
-	roles = map[string]Role{}
-)
+// Roles names the process bodies a binary can run.
+type Roles map[string]Role
 
-// Register adds a role; packages call it from init.
-func Register(name string, r Role) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := roles[name]; dup {
-		panic("subproc: role registered twice: " + name)
-	}
-	roles[name] = r
-}
-
-// Dispatch runs the registered role if this process was started as one, and
-// exits with its status; otherwise it returns at once.
-func Dispatch() {
+// Dispatch runs the named role if this process was started as one of
+// roles, and exits with its status; otherwise it returns at once.
+func Dispatch(roles Roles) {
 	name := os.Getenv(envRole)
 	if name == "" {
 		return
 	}
-	os.Exit(runRole(name))
+	os.Exit(runRole(roles[name], name))
 }
 
-func runRole(name string) int {
-	mu.Lock()
-	r := roles[name]
-	mu.Unlock()
+func runRole(r Role, name string) int {
 	if r == nil {
 		fmt.Fprintf(os.Stderr, "%v %q in this binary\n", ErrUnknownRole, name)
 		return 2

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/statelab/statelab/internal/lab"
+	"github.com/statelab/statelab/lab"
 )
 
 // A ladder diagram as the seeds draw them, each side's state beside the

@@ -1,7 +1,5 @@
 package lab
 
-import "sync"
-
 // Summary draws one conclusion across a group's experiments — which
 // experiment reached which TCP state, a comparison table filled from several
 // runs — after the last of them in a run. Its report follows the group's
@@ -16,37 +14,14 @@ type Summary struct {
 	Build func(reports []*Report, complete bool) (tables []Table, checks []Check)
 }
 
-var (
-	sumMu     sync.Mutex
-	summaries = map[string]Summary{}
-)
-
-// RegisterSummary adds a group's summary; packages call it from init.
-func RegisterSummary(s Summary) {
-	sumMu.Lock()
-	defer sumMu.Unlock()
-	if _, dup := summaries[s.Group]; dup {
-		panic("lab: summary registered twice for group " + s.Group)
-	}
-	summaries[s.Group] = s
-}
-
 // summarise builds the summary report of group from its reports, or returns
 // nil when the group has no summary.
-func summarise(group string, reports []*Report) *Report {
-	sumMu.Lock()
-	s, ok := summaries[group]
-	sumMu.Unlock()
+func (c *Catalogue) summarise(group string, reports []*Report) *Report {
+	s, ok := c.summaries[group]
 	if !ok || len(reports) == 0 {
 		return nil
 	}
-	all := 0
-	for _, e := range All() {
-		if e.Group() == group {
-			all++
-		}
-	}
-	tables, checks := s.Build(reports, len(reports) == all)
+	tables, checks := s.Build(reports, len(reports) == c.groupSize(group))
 	r := &Report{Experiment: group + "/*", Shows: s.Shows, Summary: true,
 		Checks: checks, Tables: tables, Metrics: map[string]float64{}}
 	failed := false

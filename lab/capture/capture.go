@@ -34,6 +34,10 @@ type Options struct {
 	Quiet, MaxDrain time.Duration
 	// Snaplen is the most bytes kept per packet; default 262144.
 	Snaplen int
+	// Done, when closed, ends Stop's wait for traffic to end or for
+	// StopWhen's test (the ring is still read to its end): an experiment
+	// passes its context's Done so a cancelled run stops at once.
+	Done <-chan struct{}
 }
 
 // Capture is a running or stopped packet capture.
@@ -251,6 +255,8 @@ func (c *Capture) waitComplete(complete func([]*Packet) bool, deadline <-chan ti
 			return
 		case <-deadline:
 			return
+		case <-c.opts.Done:
+			return
 		}
 	}
 }
@@ -261,6 +267,8 @@ func (c *Capture) waitQuiet(deadline <-chan time.Time) {
 	for {
 		select {
 		case <-deadline:
+			return
+		case <-c.opts.Done:
 			return
 		case <-t.C:
 		}

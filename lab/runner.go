@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime/debug"
+	"sync"
 	"time"
 )
 
@@ -21,6 +22,36 @@ type Options struct {
 	Timeout time.Duration
 	// Log receives progress lines; nil discards them.
 	Log io.Writer
+	// State is shared by the experiments of one run (Env.RunState); nil
+	// gives each RunOne a state of its own. Catalogue.Run makes one per run.
+	State *RunState
+}
+
+// RunState holds what the experiments of one run share: a summary table
+// that needs figures from several experiments reads here what each of them
+// stored. It lives exactly as long as the run.
+type RunState struct {
+	mu sync.Mutex
+	m  map[any]any
+}
+
+// Store keeps v under key for the rest of the run. Keys follow the rules
+// of context keys: an unexported type of the package that stores them.
+func (s *RunState) Store(key, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[any]any{}
+	}
+	s.m[key] = v
+}
+
+// Load returns what was stored under key in this run.
+func (s *RunState) Load(key any) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	return v, ok
 }
 
 // MaxSeed is the largest seed: 2^53−1, the largest integer every JSON
@@ -43,6 +74,9 @@ func RunOne(ctx context.Context, exp Experiment, opts Options) *Report {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	if opts.State == nil {
+		opts.State = &RunState{}
+	}
 	seed := opts.Seed
 	if seed == 0 {
 		seed = NewSeed()
@@ -57,6 +91,7 @@ func RunOne(ctx context.Context, exp Experiment, opts Options) *Report {
 		Log:    opts.Log,
 		exp:    exp,
 		outDir: opts.OutDir,
+		state:  opts.State,
 		report: r,
 	}
 	start := time.Now()
@@ -87,7 +122,10 @@ func runProtected(exp Experiment, env *Env) (err error) {
 // Run runs experiments in order, calling report after each, and stops early
 // when ctx is cancelled (the reports so far are returned). After the last
 // experiment of a group that has a Summary, the summary's report follows.
-func Run(ctx context.Context, exps []Experiment, opts Options, report func(*Report)) []*Report {
+func (c *Catalogue) Run(ctx context.Context, exps []Experiment, opts Options, report func(*Report)) []*Report {
+	if opts.State == nil {
+		opts.State = &RunState{}
+	}
 	var out []*Report
 	emit := func(r *Report) {
 		out = append(out, r)
@@ -104,7 +142,7 @@ func Run(ctx context.Context, exps []Experiment, opts Options, report func(*Repo
 		emit(r)
 		group = append(group, r)
 		if i == len(exps)-1 || exps[i+1].Group() != e.Group() {
-			if s := summarise(e.Group(), group); s != nil {
+			if s := c.summarise(e.Group(), group); s != nil {
 				s.Seed = group[0].Seed
 				emit(s)
 			}

@@ -12,21 +12,24 @@ import (
 	"testing"
 )
 
-func init() {
-	for _, e := range []Experiment{
-		{Name: "test/pass", Summary: "passes", Run: func(env *Env) error { env.Check("ok", true, "fine"); env.Metric("x_count", 3); return nil }},
-		{Name: "test/fail", Summary: "fails", Run: func(env *Env) error { env.Check("ok", true, ""); env.Check("bad", false, "measured %d", 7); return nil }},
-		{Name: "test/nochecks", Summary: "checks nothing", Run: func(*Env) error { return nil }},
-		{Name: "test/panics", Summary: "panics", Run: func(*Env) error { panic("boom") }},
-		{Name: "test/env", Summary: "lacks a tool", Run: func(*Env) error {
-			return &EnvError{What: "tshark not found", Remedy: "apt-get install tshark", Err: os.ErrNotExist}
-		}},
-		{Name: "test/cancelled", Summary: "honours the context", Run: func(env *Env) error { <-env.Ctx.Done(); return env.Ctx.Err() }},
-		{Name: "other/one", Summary: "another group", Run: func(env *Env) error { env.Check("ok", true, ""); return nil }},
-	} {
-		Register(e)
-	}
+var testExperiments = []Experiment{
+	{Name: "test/pass", Summary: "passes", Run: func(env *Env) error { env.Check("ok", true, "fine"); env.Metric("x_count", 3); return nil }},
+	{Name: "test/fail", Summary: "fails", Run: func(env *Env) error { env.Check("ok", true, ""); env.Check("bad", false, "measured %d", 7); return nil }},
+	{Name: "test/nochecks", Summary: "checks nothing", Run: func(*Env) error { return nil }},
+	{Name: "test/panics", Summary: "panics", Run: func(*Env) error { panic("boom") }},
+	{Name: "test/env", Summary: "lacks a tool", Run: func(*Env) error {
+		return &EnvError{What: "tshark not found", Remedy: "apt-get install tshark", Err: os.ErrNotExist}
+	}},
+	{Name: "test/cancelled", Summary: "honours the context", Run: func(env *Env) error { <-env.Ctx.Done(); return env.Ctx.Err() }},
+	{Name: "other/one", Summary: "another group", Run: func(env *Env) error { env.Check("ok", true, ""); return nil }},
 }
+
+var otherSummary = Summary{Group: "other", Shows: "one table", Build: func(rs []*Report, complete bool) ([]Table, []Check) {
+	return []Table{{Rows: [][]string{{"n"}, {fmt.Sprint(len(rs))}}}}, []Check{{Name: "complete", Passed: complete}}
+}}
+
+// testCat is the catalogue of these tests.
+var testCat = MustCatalogue(testExperiments, otherSummary)
 
 func TestSelect(t *testing.T) {
 	tests := []struct {
@@ -38,6 +41,7 @@ func TestSelect(t *testing.T) {
 		{"one experiment", []string{"test/pass"}, []string{"test/pass"}, nil},
 		{"a group in catalogue order", []string{"other"}, []string{"other/one"}, nil},
 		{"a group with trailing slash", []string{"other/"}, []string{"other/one"}, nil},
+		{"a summary's name runs its group", []string{"other/*"}, []string{"other/one"}, nil},
 		{"duplicates run once", []string{"other/one", "other"}, []string{"other/one"}, nil},
 		{"all", []string{"all"}, nil, nil},
 		{"unknown target", []string{"nosuch"}, nil, ErrUnknownTarget},
@@ -45,13 +49,13 @@ func TestSelect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Select(tt.targets)
+			got, err := testCat.Select(tt.targets)
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("err = %v, want %v", err, tt.err)
 			}
 			if tt.targets[0] == "all" {
-				if len(got) != len(All()) {
-					t.Fatalf("all selected %d of %d", len(got), len(All()))
+				if len(got) != len(testCat.All()) {
+					t.Fatalf("all selected %d of %d", len(got), len(testCat.All()))
 				}
 				return
 			}
@@ -66,15 +70,45 @@ func TestSelect(t *testing.T) {
 	}
 }
 
-func TestRegisterRejectsMalformedNames(t *testing.T) {
-	for _, name := range []string{"", "nogroup", "/x", "x/", "a/b/c"} {
-		t.Run(name, func(t *testing.T) {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("Register(%q) did not panic", name)
-				}
-			}()
-			Register(Experiment{Name: name, Run: func(*Env) error { return nil }})
+func TestSelectSuggestsTheNearestNames(t *testing.T) {
+	tests := []struct{ typed, suggested string }{
+		{"test/pas", "test/pass"},
+		{"TEST/PASS", "test/pass"},
+		{"othr", "other"},
+		{"tset", "test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typed, func(t *testing.T) {
+			_, err := testCat.Select([]string{tt.typed})
+			if !errors.Is(err, ErrUnknownTarget) || !strings.Contains(err.Error(), "did you mean "+tt.suggested) {
+				t.Errorf("Select(%q) = %v, want a suggestion of %s", tt.typed, err, tt.suggested)
+			}
+		})
+	}
+	if _, err := testCat.Select([]string{"zzzzzzzz"}); err == nil || strings.Contains(err.Error(), "did you mean") {
+		t.Errorf("a name far from all gets %v, want no suggestion", err)
+	}
+}
+
+func TestCatalogueRejectsMalformedNames(t *testing.T) {
+	run := func(*Env) error { return nil }
+	tests := []struct {
+		name string
+		exps []Experiment
+	}{
+		{"empty", []Experiment{{Name: "", Run: run}}},
+		{"no group", []Experiment{{Name: "nogroup", Run: run}}},
+		{"empty group", []Experiment{{Name: "/x", Run: run}}},
+		{"empty name", []Experiment{{Name: "x/", Run: run}}},
+		{"two slashes", []Experiment{{Name: "a/b/c", Run: run}}},
+		{"no Run", []Experiment{{Name: "a/b"}}},
+		{"twice", []Experiment{{Name: "a/b", Run: run}, {Name: "a/b", Run: run}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := NewCatalogue(tt.exps); !errors.Is(err, ErrBadName) {
+				t.Errorf("NewCatalogue(%v) = %v, want ErrBadName", tt.exps, err)
+			}
 		})
 	}
 }
@@ -94,7 +128,7 @@ func TestRunOneVerdicts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, _ := Lookup(tt.name)
+			e, _ := testCat.Lookup(tt.name)
 			r := RunOne(context.Background(), e, Options{OutDir: t.TempDir(), Seed: 1})
 			if r.Passed != tt.passed || r.EnvError != tt.envError || !strings.Contains(r.Error, tt.errContain) {
 				t.Errorf("passed=%v envError=%v error=%q; want %v %v containing %q", r.Passed, r.EnvError, r.Error, tt.passed, tt.envError, tt.errContain)
@@ -104,7 +138,7 @@ func TestRunOneVerdicts(t *testing.T) {
 }
 
 func TestRunOneStopsAtTimeout(t *testing.T) {
-	e, _ := Lookup("test/cancelled")
+	e, _ := testCat.Lookup("test/cancelled")
 	r := RunOne(context.Background(), e, Options{OutDir: t.TempDir(), Timeout: 1})
 	if r.Passed || !strings.Contains(r.Error, "deadline") {
 		t.Errorf("passed=%v error=%q, want a failed run naming the deadline", r.Passed, r.Error)
@@ -114,15 +148,15 @@ func TestRunOneStopsAtTimeout(t *testing.T) {
 func TestRunStopsWhenCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	exps, _ := Select([]string{"test/pass", "other/one"})
-	if got := Run(ctx, exps, Options{OutDir: t.TempDir()}, nil); len(got) != 0 {
+	exps, _ := testCat.Select([]string{"test/pass", "other/one"})
+	if got := testCat.Run(ctx, exps, Options{OutDir: t.TempDir()}, nil); len(got) != 0 {
 		t.Errorf("ran %d experiments after cancellation", len(got))
 	}
 }
 
 // The JSON Lines contract of `statelab run --json`.
 func TestReportJSONHasTheContractFields(t *testing.T) {
-	e, _ := Lookup("test/fail")
+	e, _ := testCat.Lookup("test/fail")
 	r := RunOne(context.Background(), e, Options{OutDir: t.TempDir(), Seed: 9})
 	var buf bytes.Buffer
 	if err := r.WriteJSON(&buf); err != nil {
@@ -148,7 +182,7 @@ func TestReportJSONHasTheContractFields(t *testing.T) {
 }
 
 func TestReportTextShowsEveryVerdict(t *testing.T) {
-	e, _ := Lookup("test/fail")
+	e, _ := testCat.Lookup("test/fail")
 	r := RunOne(context.Background(), e, Options{OutDir: t.TempDir(), Seed: 9})
 	var buf bytes.Buffer
 	r.WriteText(&buf)
@@ -160,11 +194,8 @@ func TestReportTextShowsEveryVerdict(t *testing.T) {
 }
 
 func TestRunAddsGroupSummaryAfterTheGroup(t *testing.T) {
-	RegisterSummary(Summary{Group: "other", Shows: "one table", Build: func(rs []*Report, complete bool) ([]Table, []Check) {
-		return []Table{{Rows: [][]string{{"n"}, {fmt.Sprint(len(rs))}}}}, []Check{{Name: "complete", Passed: complete}}
-	}})
-	exps, _ := Select([]string{"other", "test/pass"})
-	got := Run(context.Background(), exps, Options{OutDir: t.TempDir(), Seed: 1}, nil)
+	exps, _ := testCat.Select([]string{"other", "test/pass"})
+	got := testCat.Run(context.Background(), exps, Options{OutDir: t.TempDir(), Seed: 1}, nil)
 	var names []string
 	for _, r := range got {
 		names = append(names, r.Experiment)

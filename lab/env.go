@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/statelab/statelab/internal/capture"
+	"github.com/statelab/statelab/lab/capture"
 )
 
 // Env is what an experiment runs with. Its methods may be called from any
@@ -31,6 +31,7 @@ type Env struct {
 
 	exp    Experiment
 	outDir string
+	state  *RunState
 
 	mu       sync.Mutex
 	report   *Report
@@ -74,6 +75,9 @@ func (l *lockedReader) Read(p []byte) (int, error) {
 	return l.r.Read(p)
 }
 
+// RunState is what the experiments of this run share (see RunState).
+func (e *Env) RunState() *RunState { return e.state }
+
 // Name is the experiment's full name.
 func (e *Env) Name() string { return e.exp.Name }
 
@@ -100,6 +104,9 @@ func (e *Env) CaptureAs(name string, opts capture.Options) (*capture.Capture, er
 	}
 	if opts.Description == "" {
 		opts.Description = e.exp.Shows
+	}
+	if opts.Done == nil {
+		opts.Done = e.Ctx.Done()
 	}
 	path := e.CapturePath(name)
 	c, err := capture.Start(path, opts)

@@ -1,0 +1,230 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/statelab/statelab/lab/sandbox"
+	"github.com/statelab/statelab/lab/subproc"
+)
+
+// Exit statuses of a lab program, the CLI contract.
+const (
+	ExitOK    = 0
+	ExitFail  = 1 // a check failed
+	ExitUsage = 2 // bad usage, or an environment that cannot run the lab
+)
+
+// Main is the whole program of a lab: a user's main is
+//
+//	func main() { os.Exit(lab.Main(catalogue, os.Args[1:], os.Stdout, os.Stderr)) }
+//
+// and gets statelab's command line: `list`, `run TARGET... [--json] [--out
+// DIR] [--seed N] [--timeout D] [-v]` and `help`, the same reports, exit
+// statuses (0 passed, 1 a check failed, 2 usage or environment, 128+signal
+// when stopped), and the rootless namespace every run enters. A process
+// started as one of the catalogue's roles runs that role instead.
+func Main(cat *Catalogue, args []string, stdout, stderr io.Writer) int {
+	subproc.Dispatch(cat.Roles())
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: %s list | run TARGET... [flags] | help\n\nrun flags:\n", progName())
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		(&RunFlags{}).Declare(fs)
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
+	if len(args) == 0 {
+		usage(stderr)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return ExitOK
+	case "list":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "%s list: takes no arguments (got %q)\n", progName(), args[1:])
+			return ExitUsage
+		}
+		cat.List(stdout)
+		return ExitOK
+	case "run":
+		var f RunFlags
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		f.Declare(fs)
+		targets, err := ParseInterleaved(fs, args[1:])
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return ExitOK
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s run: %v\n", progName(), err)
+			return ExitUsage
+		}
+		return cat.RunTargets(targets, f, stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "%s: unknown command %q; commands: list, run, help\n", progName(), args[0])
+	return ExitUsage
+}
+
+func progName() string {
+	n := os.Args[0]
+	if i := strings.LastIndexByte(n, '/'); i >= 0 {
+		n = n[i+1:]
+	}
+	return n
+}
+
+// List writes one line per experiment: NAME  summary.
+func (c *Catalogue) List(w io.Writer) {
+	width := 0
+	for _, e := range c.exps {
+		width = max(width, len(e.Name))
+	}
+	for _, e := range c.exps {
+		fmt.Fprintf(w, "%-*s  %s\n", width, e.Name, e.Summary)
+	}
+}
+
+// RunFlags are the flags of `run`.
+type RunFlags struct {
+	Out     string
+	JSON    bool
+	Seed    uint64
+	Timeout time.Duration
+	Verbose bool
+}
+
+// Declare declares the run flags on fs, with their defaults.
+func (f *RunFlags) Declare(fs *flag.FlagSet) {
+	fs.StringVar(&f.Out, "out", "captures", "write captures under `DIR`")
+	fs.BoolVar(&f.JSON, "json", false, "print one JSON object per experiment (JSON Lines) instead of the human report")
+	fs.Uint64Var(&f.Seed, "seed", 0, "seed for the experiments' random choices (0: pick one and report it)")
+	fs.DurationVar(&f.Timeout, "timeout", 2*time.Minute, "give up on an experiment after this long")
+	fs.BoolVar(&f.Verbose, "v", false, "print progress lines")
+}
+
+// ParseInterleaved accepts flags before, between and after positional
+// arguments, so `run http --json` works as users type it.
+func ParseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// RunTargets is `run`: it selects the targets, enters the lab's namespace
+// (re-executing this program there), runs them and reports, and returns
+// the exit status. SIGINT, SIGTERM and SIGHUP end a run the same way: the
+// experiment in progress is cancelled, its captures are written, and the
+// status is 128+signal.
+func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.Writer) int {
+	prog := progName() + " run"
+	if len(targets) == 0 {
+		fmt.Fprintf(stderr, "%s: name an experiment, a group or all (groups: %s); `list` shows them\n", prog, strings.Join(c.Groups(), ", "))
+		return ExitUsage
+	}
+	exps, err := c.Select(targets)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n`%s list` shows them all (groups: %s)\n", prog, err, progName(), strings.Join(c.Groups(), ", "))
+		return ExitUsage
+	}
+	if f.Seed > MaxSeed {
+		fmt.Fprintf(stderr, "%s: --seed %d is too large: seeds go up to %d (2^53−1), so that every JSON reader keeps them exact\n", prog, f.Seed, uint64(MaxSeed))
+		return ExitUsage
+	}
+	if f.Timeout <= 0 {
+		fmt.Fprintf(stderr, "%s: --timeout %v: give each experiment a positive time, such as 2m\n", prog, f.Timeout)
+		return ExitUsage
+	}
+	opts := Options{OutDir: f.Out, Seed: f.Seed, Timeout: f.Timeout}
+	if f.Verbose {
+		opts.Log = stderr
+	}
+	if opts.Seed == 0 {
+		// Pick the seed before entering the sandbox so parent and child
+		// agree, and say it so the run can be repeated.
+		opts.Seed = NewSeed()
+	}
+	if err := sandbox.Enter(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+		return ExitUsage
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		if s, ok := <-sigs; ok {
+			cancel(interrupted{s.(syscall.Signal)})
+		}
+	}()
+	reports := c.Run(ctx, exps, opts, func(r *Report) {
+		if f.JSON {
+			_ = r.WriteJSON(stdout)
+		} else {
+			_ = r.WriteText(stdout)
+		}
+	})
+	return verdict(ctx, reports, len(exps), opts.Seed, stderr)
+}
+
+// interrupted is the cause of a run cancelled by a signal.
+type interrupted struct{ syscall.Signal }
+
+func (i interrupted) Error() string { return "interrupted by " + unix.SignalName(i.Signal) }
+
+// verdict prints the run's last line and returns its exit status.
+func verdict(ctx context.Context, reports []*Report, want int, seed uint64, stderr io.Writer) int {
+	var failed, envFailed []string
+	ran := 0
+	for _, r := range reports {
+		if !r.Summary {
+			ran++
+		}
+		switch {
+		case r.EnvError:
+			envFailed = append(envFailed, r.Experiment+": "+r.Error)
+		case !r.Passed:
+			failed = append(failed, r.Experiment)
+		}
+	}
+	var sig interrupted
+	switch {
+	case errors.As(context.Cause(ctx), &sig):
+		fmt.Fprintf(stderr, "%s: stopped by %s after %d of %d experiments; their captures are written\n", progName(), unix.SignalName(sig.Signal), ran, want)
+		return 128 + int(sig.Signal)
+	case len(envFailed) > 0:
+		fmt.Fprintf(stderr, "%s: this machine cannot run:\n  %s\n", progName(), strings.Join(envFailed, "\n  "))
+		return ExitUsage
+	case len(failed) > 0:
+		fmt.Fprintf(stderr, "%s: %d of %d experiments failed: %s (seed %d; rerun with --seed %d)\n",
+			progName(), len(failed), ran, strings.Join(failed, ", "), seed, seed)
+		return ExitFail
+	}
+	fmt.Fprintf(stderr, "%s: all %d experiments passed (seed %d)\n", progName(), ran, seed)
+	return ExitOK
+}
