@@ -4,11 +4,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
-	"github.com/statelab/statelab/quicconn"
-	"github.com/statelab/statelab/tcpstate"
-	"github.com/statelab/statelab/udpdns"
 )
 
 // catalogue is every experiment statelab runs, listed here and nowhere
@@ -16,13 +12,13 @@ import (
 var catalogue = sync.OnceValue(func() *lab.Catalogue {
 	return lab.MustCatalogue(
 		slices.Concat(
-			tcpstate.Experiments(),
-			udpdns.Experiments(),
-			quicconn.Experiments(),
-			httpstate.Experiments(),
+			tcpExperiments(), // each group's list is in its command file
+			dnsExperiments(),
+			quicExperiments(),
+			httpExperiments(),
 			testExperiments, // empty but in cmd/statelab's own tests
 		),
-		tcpstate.Summaries()...,
+		tcpSummaries()...,
 	)
 })
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/udpdns"
 )
@@ -272,3 +273,6 @@ func fmtRatios(rs []float64) string {
 	}
 	return out + "]"
 }
+
+// dnsExperiments are the dns/ experiments of statelab's catalogue.
+func dnsExperiments() []lab.Experiment { return udpdns.Experiments() }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/httpstate"
+	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
 )
 
@@ -222,3 +223,6 @@ func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
 	}
 	return exitOK
 }
+
+// httpExperiments are the http/ experiments of statelab's catalogue.
+func httpExperiments() []lab.Experiment { return httpstate.Experiments() }

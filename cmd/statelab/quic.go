@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/quicconn"
 )
@@ -394,3 +395,6 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 	}
 	return exitOK
 }
+
+// quicExperiments are the quic/ experiments of statelab's catalogue.
+func quicExperiments() []lab.Experiment { return quicconn.Experiments() }

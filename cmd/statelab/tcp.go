@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/tcpstate"
 )
@@ -109,3 +110,9 @@ func (s *sizeFlag) Set(v string) error {
 	*s = sizeFlag(n * mult)
 	return nil
 }
+
+// tcpExperiments are the tcp/ experiments of statelab's catalogue.
+func tcpExperiments() []lab.Experiment { return tcpstate.Experiments() }
+
+// tcpSummaries are the tcp/ group's summaries.
+func tcpSummaries() []lab.Summary { return tcpstate.Summaries() }
