@@ -36,6 +36,7 @@ const (
 // started as one of the catalogue's roles runs that role instead.
 func Main(cat *Catalogue, args []string, stdout, stderr io.Writer) int {
 	subproc.Dispatch(cat.Roles())
+	defer sandbox.RemoveTemp() // if the parent that made it was killed first
 	usage := func(w io.Writer) {
 		fmt.Fprintf(w, "Usage: %s list | run TARGET... [flags] | help\n\nrun flags:\n", progName())
 		fs := flag.NewFlagSet("run", flag.ContinueOnError)

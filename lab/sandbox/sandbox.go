@@ -42,16 +42,20 @@ const Marker = "STATELAB_SANDBOX"
 const TempEnv = "STATELAB_RUN_TMP"
 
 // RemoveTemp removes the run's temporary directory from inside the
-// namespace; the program calls it as it exits (the parent removes it too,
-// but not when it was killed first). Only the process Reexec started
-// removes anything. It removes nothing but a
-// directory its parent made for it.
+// namespace when the parent that made it is gone (killed first: it would
+// have removed the directory itself). A program calls it as it exits; it
+// is safe anywhere else, and removes nothing but a directory its parent
+// made for it.
 func RemoveTemp() {
 	dir := os.Getenv(TempEnv)
-	if dir != "" && Inside() && strings.HasPrefix(filepath.Base(dir), TempPrefix) {
-		_ = os.RemoveAll(dir)
+	if dir == "" || !Inside() || os.Getppid() == startPPID || !strings.HasPrefix(filepath.Base(dir), TempPrefix) {
+		return
 	}
+	_ = os.RemoveAll(dir)
 }
+
+// startPPID is this process's parent as it started.
+var startPPID = os.Getppid()
 
 // ErrUnavailable is wrapped by every error that means namespaces cannot be
 // created here. Callers that branch use errors.As with *UnavailableError.
