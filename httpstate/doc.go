@@ -33,4 +33,31 @@
 // Bodies may also be form-encoded (op=add&a=10&b=5). Every error is a 4xx
 // with a JSON body {"error": "...", "code": "..."} and leaves the session as
 // it was.
+//
+// The package is a library: it imports nothing of the lab, and its tests
+// need no namespace. The lab's http/ experiments, their capture analysis
+// and `statelab bench http` are in experiments/httpexp.
+//
+//	calc.go        the calculator: Op, Apply
+//	request.go     decoding a request (JSON or form), JSON errors
+//	server.go      Server in its three modes (Config, New), Session, RawSession
+//	features.go    history, undo and stats of a session
+//	mechanisms.go  the token in the URL and in the form's hidden field; the
+//	               form page (FormToken, FormResult)
+//	codec.go       the session codec
+//	store.go       --store URLs (ParseStoreURL) and OpenStore: memory,
+//	               SQLite, Redis
+//	lock.go        one request per session at a time: in-process stripes,
+//	               SQLite's lock row
+//	optimistic.go  Redis without a lock: compare-and-set writes and reruns
+//	stats.go       StoreStats: what a server asked of its store
+//	listen.go      Listen: a server on a real socket, Running.Answered
+//	serve.go       ServeSpec and ServeMode: store, server and socket in one
+//	               (statelab http serve, a server process)
+//	client.go      Client: the API over one keep-alive connection, bytes
+//	               written counted
+//	balancer.go    Balancer: round-robin and sticky over backends
+//	               (httputil.ReverseProxy)
+//	haproxy.go     StartHAProxy: the same policies in haproxy
+//	redis.go       StartRedis: a throwaway redis-server
 package httpstate

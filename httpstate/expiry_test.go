@@ -123,7 +123,7 @@ func TestFormWithAnExpiredOrUnknownTokenIsA401HTMLPage(t *testing.T) {
 		{"unknown token", func(*testing.T, *Server) string { return strings.Repeat("A", 43) }},
 		{"expired token", func(t *testing.T, srv *Server) string {
 			rec := do(srv, "GET", "/form", "", "", "")
-			tok := formToken(rec.Body.Bytes())
+			tok := FormToken(rec.Body.Bytes())
 			if rec.Code != 200 || tok == "" {
 				t.Fatalf("form page: %d %s", rec.Code, rec.Body)
 			}
@@ -146,7 +146,7 @@ func TestFormWithAnExpiredOrUnknownTokenIsA401HTMLPage(t *testing.T) {
 				rec := do(srv, "POST", "/form", "", "application/x-www-form-urlencoded", form)
 				body := rec.Body.String()
 				if rec.Code != http.StatusUnauthorized || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") ||
-					formErrorCode(rec.Body.Bytes()) != "no_session" || formToken(rec.Body.Bytes()) != "" || sessionCookieOf(rec) != "" {
+					formErrorCode(rec.Body.Bytes()) != "no_session" || FormToken(rec.Body.Bytes()) != "" || sessionCookieOf(rec) != "" {
 					t.Fatalf("%d %s\n%s", rec.Code, rec.Header().Get("Content-Type"), body)
 				}
 			})

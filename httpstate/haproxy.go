@@ -29,6 +29,9 @@ type HAProxy struct {
 // URL is the balancer's base URL.
 func (h *HAProxy) URL() string { return "http://" + h.Addr.String() }
 
+// PID is the haproxy process's ID.
+func (h *HAProxy) PID() int { return h.cmd.Process.Pid }
+
 // haproxyConfig is the configuration for a policy over backends; the
 // frontend listens on an inherited socket (fd 3), so it is bound before
 // haproxy starts and there is nothing to wait for.
@@ -127,10 +130,4 @@ func (h *HAProxy) Close() {
 		<-h.done
 	}
 	os.RemoveAll(h.dir)
-}
-
-// haproxyInstalled reports whether haproxy is on the PATH.
-func haproxyInstalled() bool {
-	_, err := exec.LookPath("haproxy")
-	return err == nil
 }

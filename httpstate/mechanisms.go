@@ -219,8 +219,9 @@ func (s *Server) formError(w http.ResponseWriter, d formData, err error) {
 	_ = formPage.Execute(w, d)
 }
 
-// formResult reads the result a form page shows.
-func formResult(body []byte) (float64, bool) {
+// FormResult reads the result the calculator's form page shows, for a
+// client of GET and POST /form.
+func FormResult(body []byte) (float64, bool) {
 	const open = `<output id="result">`
 	i := bytes.Index(body, []byte(open))
 	if i < 0 {
@@ -235,8 +236,9 @@ func formResult(body []byte) (float64, bool) {
 	return v, err == nil
 }
 
-// formToken reads the hidden session field of a form page.
-func formToken(body []byte) string { return attrAfter(body, `name="session" value="`) }
+// FormToken reads the session token in the hidden field of the
+// calculator's form page: what a client without cookies sends back.
+func FormToken(body []byte) string { return attrAfter(body, `name="session" value="`) }
 
 // formErrorCode reads the error code a form page reports, if any.
 func formErrorCode(body []byte) string { return attrAfter(body, `data-code="`) }

@@ -19,7 +19,7 @@ func TestCookielessSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := formToken(page.Body)
+	tok := FormToken(page.Body)
 	if len(tok) < 43 || page.Cookie != "" {
 		t.Fatalf("form page: token %q, Set-Cookie %q", tok, page.Cookie)
 	}
@@ -64,7 +64,7 @@ func TestStatelessFormNeedsBothOperands(t *testing.T) {
 		t.Errorf("got %d %q", rep.Status, rep.Code)
 	}
 	rep, _ = c.Do(context.Background(), "POST", "/form", url.Values{"op": {"add"}, "a": {"2"}, "b": {"1"}})
-	if v, ok := formResult(rep.Body); !ok || v != 3 {
+	if v, ok := FormResult(rep.Body); !ok || v != 3 {
 		t.Errorf("stateless form: %d %s", rep.Status, rep.Body)
 	}
 }

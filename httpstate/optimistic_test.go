@@ -15,14 +15,13 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/redis/go-redis/v9"
-	"github.com/statelab/statelab/lab/labtest"
 )
 
 // startRedis starts a redis-server for the test (or skips it as
-// labtest.NeedTool says) and stops it when the test ends.
+// needTool says) and stops it when the test ends.
 func startRedis(tb testing.TB) *RedisServer {
 	tb.Helper()
-	labtest.NeedTool(tb, "redis-server")
+	needTool(tb, "redis-server")
 	rs, err := StartRedis(context.Background())
 	if err != nil {
 		tb.Fatal(err)

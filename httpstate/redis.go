@@ -18,8 +18,9 @@ import (
 // ErrNoRedis means redis-server is not installed.
 var ErrNoRedis = errors.New("httpstate: redis-server not installed")
 
-// RedisServer is a redis-server process on the lab's loopback, with no
-// persistence: its data lives exactly as long as the process.
+// RedisServer is a redis-server process on loopback, with no persistence:
+// its data lives exactly as long as the process. It dies with the process
+// that started it.
 type RedisServer struct {
 	Addr string
 	cmd  *exec.Cmd
@@ -30,6 +31,9 @@ type RedisServer struct {
 // URL is the --store URL for the server.
 func (r *RedisServer) URL() string { return "redis://" + r.Addr + "/0" }
 
+// PID is the redis-server process's ID.
+func (r *RedisServer) PID() int { return r.cmd.Process.Pid }
+
 // StartRedis starts redis-server on a free loopback port and returns once it
 // says it accepts connections.
 func StartRedis(ctx context.Context) (*RedisServer, error) {
@@ -38,8 +42,8 @@ func StartRedis(ctx context.Context) (*RedisServer, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNoRedis, err)
 	}
 	// redis-server --port 0 disables TCP, so take a free port from the
-	// kernel and hand it over; in the lab's namespace nothing else races
-	// for it.
+	// kernel and hand it over; in a network namespace of its own (the
+	// lab's) nothing else races for it.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

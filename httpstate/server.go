@@ -47,7 +47,8 @@ type SessionState struct {
 type Config struct {
 	Mode Mode
 	// Store holds sessions for Stateful (default: in memory) and
-	// StoreBacked (required).
+	// StoreBacked (required). The server counts what it asks of a store
+	// given here (StoreStats).
 	Store scs.Store
 	// IdleTimeout and Lifetime bound a session; defaults 30 min and 12 h.
 	IdleTimeout, Lifetime time.Duration
@@ -75,6 +76,7 @@ type Server struct {
 	lockWait time.Duration
 	occ      *redisSessions // the store when it is written by compare-and-set
 	sweep    time.Duration  // the memory store's cleanup interval, 0 for none
+	counted  *countingStore // the store given in Config, counted (StoreStats)
 }
 
 // New builds a calculator server.
@@ -96,6 +98,9 @@ func New(cfg Config) (*Server, error) {
 			// (statelab http serve) ask for the cleanup and never stop it.
 			store = memstore.NewWithCleanupInterval(cfg.CleanupInterval)
 			s.sweep = cfg.CleanupInterval
+		} else {
+			s.counted = &countingStore{Store: store}
+			store = s.counted
 		}
 		sm := scs.New()
 		sm.Store = store
@@ -418,6 +423,15 @@ func (s *Server) Session(ctx context.Context, token string) (SessionState, bool,
 	return st, ok, nil
 }
 
+// RawSession returns a session as the store holds it, encoded: what a
+// token stands for on the server.
+func (s *Server) RawSession(ctx context.Context, token string) ([]byte, bool, error) {
+	if s.sessions == nil {
+		return nil, false, nil
+	}
+	return findSession(ctx, s.sessions.Store, token)
+}
+
 // SessionCount returns how many live sessions the store holds, or -1 when the
 // store cannot list them.
 func (s *Server) SessionCount() int {
@@ -426,7 +440,11 @@ func (s *Server) SessionCount() int {
 	}
 	var all map[string][]byte
 	var err error
-	switch it := s.sessions.Store.(type) {
+	store := s.sessions.Store
+	if s.counted != nil {
+		store = s.counted.Store // the wrapper lists nothing of its own
+	}
+	switch it := store.(type) {
 	case scs.IterableCtxStore:
 		all, err = it.AllCtx(context.Background())
 	case scs.IterableStore:

@@ -9,11 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/statelab/statelab/lab/labtest"
 )
-
-func TestMain(m *testing.M) { labtest.Main(m, roles) }
 
 // serve starts a calculator on a real loopback socket (port 0).
 func serve(t *testing.T, mode Mode) (*Server, *Running) {

@@ -65,12 +65,7 @@ func TestConcurrentUpdatesThroughTwoProcessesOnOneStoreLoseNothing(t *testing.T)
 			store := tt.store(t)
 			var urls []string
 			for range 2 {
-				ch, err := StartChild(context.Background(), ChildSpec{Mode: StoreBacked, Addr: "127.0.0.1:0", Store: store})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(ch.Stop)
-				urls = append(urls, ch.URL())
+				urls = append(urls, startProcess(t, ServeSpec{Mode: StoreBacked, Addr: "127.0.0.1:0", Store: store}))
 			}
 			c := NewClient(urls[0], true)
 			defer c.Close()

@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/statelab/statelab/experiments/httpexp"
 	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
@@ -110,17 +110,17 @@ func httpServeCmd(fs *flag.FlagSet, args []string) int {
 	return exitOK
 }
 
+// benchHTTP is what bench http was asked for.
+type benchHTTP struct {
+	opts   httpexp.BenchOptions
+	asJSON bool
+	// redisNote says why there are no Redis figures, if there are none.
+	redisNote string
+}
+
 func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
-	if len(args) > 0 {
-		fmt.Fprintf(stderr, "statelab bench http: takes no arguments (got %q)\n", args)
-		return exitUsage
-	}
-	dur := fs.Lookup("duration").Value.(flag.Getter).Get().(time.Duration)
-	conc := fs.Lookup("concurrency").Value.(flag.Getter).Get().(int)
-	rounds := fs.Lookup("rounds").Value.(flag.Getter).Get().(int)
-	asJSON := fs.Lookup("json").Value.String() == "true"
-	if dur <= 0 || dur > 10*time.Minute || conc < 1 || conc > 1024 || rounds < 1 || rounds > 100 {
-		fmt.Fprintf(stderr, "statelab bench http: want 0 < --duration <= 10m, 1 <= --concurrency <= 1024 and 1 <= --rounds <= 100\n")
+	b, ok := parseBenchHTTP(fs, args)
+	if !ok {
 		return exitUsage
 	}
 	if err := sandbox.Enter(); err != nil {
@@ -129,86 +129,99 @@ func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := httpstate.BenchOptions{Duration: dur, Concurrency: conc, Rounds: rounds}
-	redisNote := ""
-	rs, err := httpstate.StartRedis(ctx)
-	switch {
-	case err == nil:
-		defer rs.Close()
-		opts.Redis = rs.URL()
-	case errors.Is(err, httpstate.ErrNoRedis):
-		redisNote = "redis-server is not installed: no Redis figures (apt-get install redis-server)"
-	default:
+	stopRedis, err := b.startRedis(ctx)
+	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench http: %v\n", err)
 		return exitUsage
 	}
-	res, err := httpstate.Bench(ctx, opts)
+	defer stopRedis()
+	res, err := httpexp.Bench(ctx, b.opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench http: %v\n", err)
 		return exitFail
 	}
-	// Kinds are compared on workflows per second: the stateful and
-	// store-backed workflow has 4 requests (it starts a session), the
-	// stateless one 3. Redis against stateful is compared round by round
-	// (the two ran minutes apart at most, seconds in a round) and the
-	// verdict is the median round's ratio.
-	var stateful, redis *httpstate.BenchResult
-	for i := range res {
-		switch res[i].Kind {
-		case "stateful":
-			stateful = &res[i]
-		case "store-redis":
-			redis = &res[i]
-		}
+	if b.asJSON {
+		b.printJSON(res)
+	} else {
+		b.printText(res)
 	}
-	var roundRatios []float64
-	redisVsStateful := 0.0
-	if stateful != nil && redis != nil {
-		for i := range min(len(stateful.RoundWPS), len(redis.RoundWPS)) {
-			if stateful.RoundWPS[i] > 0 {
-				roundRatios = append(roundRatios, redis.RoundWPS[i]/stateful.RoundWPS[i])
-			}
-		}
-		if len(roundRatios) > 0 {
-			sorted := slices.Clone(roundRatios)
-			slices.Sort(sorted)
-			mid := len(sorted) / 2
-			redisVsStateful = sorted[mid]
-			if len(sorted)%2 == 0 {
-				redisVsStateful = (sorted[mid-1] + sorted[mid]) / 2
-			}
-		}
+	return exitOK
+}
+
+// parseBenchHTTP reads bench http's flags, refusing what is out of range.
+func parseBenchHTTP(fs *flag.FlagSet, args []string) (benchHTTP, bool) {
+	if len(args) > 0 {
+		fmt.Fprintf(stderr, "statelab bench http: takes no arguments (got %q)\n", args)
+		return benchHTTP{}, false
 	}
-	met := redisVsStateful >= 0.5
-	if asJSON {
-		_ = json.NewEncoder(stdout).Encode(map[string]any{
-			"duration_s": dur.Seconds(), "concurrency": conc, "results": res,
-			"redis_vs_stateful": redisVsStateful, "redis_vs_stateful_rounds": roundRatios, "rounds": rounds,
-			"target_redis_vs_stateful": 0.5, "target_met": met,
-			"ratio_basis": "workflows per second", "note": redisNote,
-		})
-		return exitOK
+	dur := fs.Lookup("duration").Value.(flag.Getter).Get().(time.Duration)
+	conc := fs.Lookup("concurrency").Value.(flag.Getter).Get().(int)
+	rounds := fs.Lookup("rounds").Value.(flag.Getter).Get().(int)
+	if dur <= 0 || dur > 10*time.Minute || conc < 1 || conc > 1024 || rounds < 1 || rounds > 100 {
+		fmt.Fprintf(stderr, "statelab bench http: want 0 < --duration <= 10m, 1 <= --concurrency <= 1024 and 1 <= --rounds <= 100\n")
+		return benchHTTP{}, false
 	}
-	fmt.Fprintf(stdout, "calculator workflow ((10 + 5) × 2) − 3, %d clients, %s per server kind in %d alternating rounds (figures: each kind's median round)\n\n", conc, dur, rounds)
+	return benchHTTP{opts: httpexp.BenchOptions{Duration: dur, Concurrency: conc, Rounds: rounds},
+		asJSON: fs.Lookup("json").Value.String() == "true"}, true
+}
+
+// startRedis starts a redis-server for the Redis kind, or notes that
+// redis-server is not installed; stop stops it.
+func (b *benchHTTP) startRedis(ctx context.Context) (stop func(), err error) {
+	rs, err := httpstate.StartRedis(ctx)
+	switch {
+	case err == nil:
+		b.opts.Redis = rs.URL()
+		return rs.Close, nil
+	case errors.Is(err, httpstate.ErrNoRedis):
+		b.redisNote = "redis-server is not installed: no Redis figures (apt-get install redis-server)"
+		return func() {}, nil
+	}
+	return nil, err
+}
+
+// redisTarget is the Redis kind's target: at least half the workflows per
+// second of in-memory stateful, the median of the rounds' ratios.
+const redisTarget = 0.5
+
+// printJSON prints the results as one JSON object.
+func (b *benchHTTP) printJSON(res []httpexp.BenchResult) {
+	redisVsStateful, roundRatios := httpexp.RedisVsStateful(res)
+	_ = json.NewEncoder(stdout).Encode(map[string]any{
+		"duration_s": b.opts.Duration.Seconds(), "concurrency": b.opts.Concurrency, "results": res,
+		"redis_vs_stateful": redisVsStateful, "redis_vs_stateful_rounds": roundRatios, "rounds": b.opts.Rounds,
+		"target_redis_vs_stateful": redisTarget, "target_met": redisVsStateful >= redisTarget,
+		"ratio_basis": "workflows per second", "note": b.redisNote,
+	})
+}
+
+// printText prints the results as a table, what a store-backed request
+// costs, and the Redis verdict. Kinds are compared on workflows per
+// second: the stateful and store-backed workflow has 4 requests (it
+// starts a session), the stateless one 3.
+func (b *benchHTTP) printText(res []httpexp.BenchResult) {
+	fmt.Fprintf(stdout, "calculator workflow ((10 + 5) × 2) − 3, %d clients, %s per server kind in %d alternating rounds (figures: each kind's median round)\n\n",
+		b.opts.Concurrency, b.opts.Duration, b.opts.Rounds)
 	fmt.Fprintf(stdout, "%-14s %9s %9s %9s %10s %9s %9s %12s\n", "kind", "req/flow", "requests", "req/s", "flows/s", "p50 ms", "p99 ms", "÷ stateless")
 	for _, r := range res {
 		fmt.Fprintf(stdout, "%-14s %9d %9d %9.0f %10.0f %9.3f %9.3f %12.2f\n", r.Kind, r.RequestsPerWorkflow, r.Requests, r.RPS, r.WPS, r.P50MS, r.P99MS, r.RatioToStateless)
 	}
 	fmt.Fprintf(stdout, "\n÷ stateless compares workflows per second of the kinds' median rounds (stateless: 3 requests a workflow; the others 4, incl. POST /session).\n")
 	for _, r := range res {
-		if r.StoreReadsPerRequest > 0 || r.StoreWritesPerRequest > 0 {
-			if r.RoundTripsPerRequest > 0 {
-				fmt.Fprintf(stdout, "%s costs, per request: %.2f round trips to Redis (session reads from the process's cache, checked by each write's compare-and-set), %.3f reruns on a changed session\n",
-					r.Kind, r.RoundTripsPerRequest, r.RerunsPerRequest)
-				continue
-			}
-			fmt.Fprintf(stdout, "%s costs, per request: %.2f store reads + %.2f store writes + %.2f lock round trips (take/release)\n",
-				r.Kind, r.StoreReadsPerRequest, r.StoreWritesPerRequest, r.LockOpsPerRequest)
+		if r.StoreReadsPerRequest == 0 && r.StoreWritesPerRequest == 0 {
+			continue
 		}
+		if r.RoundTripsPerRequest > 0 {
+			fmt.Fprintf(stdout, "%s costs, per request: %.2f round trips to Redis (session reads from the process's cache, checked by each write's compare-and-set), %.3f reruns on a changed session\n",
+				r.Kind, r.RoundTripsPerRequest, r.RerunsPerRequest)
+			continue
+		}
+		fmt.Fprintf(stdout, "%s costs, per request: %.2f store reads + %.2f store writes + %.2f lock round trips (take/release)\n",
+			r.Kind, r.StoreReadsPerRequest, r.StoreWritesPerRequest, r.LockOpsPerRequest)
 	}
-	if len(roundRatios) > 0 {
+	if redisVsStateful, roundRatios := httpexp.RedisVsStateful(res); len(roundRatios) > 0 {
 		verdict := "met"
-		if !met {
+		if redisVsStateful < redisTarget {
 			verdict = "NOT met"
 		}
 		each := make([]string, len(roundRatios))
@@ -218,11 +231,10 @@ func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stdout, "\nstore-backed on Redis runs at %.0f%% of in-memory stateful, in workflows per second, median of rounds %s (target ≥ 50%%: %s)\n",
 			100*redisVsStateful, strings.Join(each, ", "), verdict)
 	}
-	if redisNote != "" {
-		fmt.Fprintf(stdout, "\n%s\n", redisNote)
+	if b.redisNote != "" {
+		fmt.Fprintf(stdout, "\n%s\n", b.redisNote)
 	}
-	return exitOK
 }
 
 // httpExperiments are the http/ experiments of statelab's catalogue.
-func httpExperiments() []lab.Experiment { return httpstate.Experiments() }
+func httpExperiments() []lab.Experiment { return httpexp.Experiments() }

@@ -1,40 +1,51 @@
-package httpstate
+package httpexp
 
 import (
 	"context"
 	"strings"
 	"testing"
 
+	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
 )
 
-// The comparison table shows only cells measured in its own run: a cell
-// left by an earlier run in the same process (another test's experiment) is
-// "not measured", not stale text.
+// The comparison table shows only cells measured in its own run: the run's
+// state holds them, so a cell measured in another run (another test's
+// experiment, an earlier `statelab run`) is "not measured", not stale text;
+// and an experiment run again in the same run measures afresh.
 func TestEvidenceTableShowsOnlyThisRunsCells(t *testing.T) {
 	tests := []struct {
 		name      string
-		recordRun string // the run that measured the crash cell
-		tableRun  string // the run whose table is drawn
+		otherRun  bool // the table is drawn in another run than the one that measured
+		restarted bool // http/crash started again after measuring
 		want      string
+		measured  int
 	}{
-		{"cell measured in this run", "run-A", "run-A", "measured in A"},
-		{"cell of an earlier run", "run-A", "run-B", "not measured (run http/crash)"},
+		{"cell measured in this run", false, false, "measured", 1},
+		{"cell of another run", true, false, "not measured (run http/crash)", 0},
+		{"experiment started again in this run", false, true, "not measured (run http/crash)", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			startEvidenceIn(tt.recordRun, "http/crash")
-			recordEvidenceIn(tt.recordRun, "http/crash", rowCrash, Stateless, "measured in A")
-			startEvidenceIn(tt.tableRun, "http/mechanisms")
-			rows, _ := evidenceRowsIn(tt.tableRun)
+			run := &lab.RunState{}
+			ev := evidenceOf(run)
+			ev.start("http/crash")
+			ev.record("http/crash", rowCrash, httpstate.Stateless, "measured")
+			if tt.restarted {
+				ev.start("http/crash")
+			}
+			if tt.otherRun {
+				run = &lab.RunState{}
+			}
+			rows, filled := evidenceOf(run).rows()
 			var got string
 			for _, row := range rows {
 				if row[0] == rowCrash {
 					got = row[1]
 				}
 			}
-			if got != tt.want {
-				t.Fatalf("cell %q; want %q", got, tt.want)
+			if got != tt.want || filled != tt.measured {
+				t.Fatalf("cell %q, %d measured; want %q, %d", got, filled, tt.want, tt.measured)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package httpstate
+package httpexp
 
 import (
 	"fmt"
@@ -8,17 +8,6 @@ import (
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/capture"
 )
-
-// testHookStarted, when set by a test, is told each time an experiment
-// has started something that its cleanup must undo (a process, a capture),
-// so the test can cancel the run at that point.
-var testHookStarted func(what string, pid int)
-
-func started(what string, pid int) {
-	if testHookStarted != nil {
-		testHookStarted(what, pid)
-	}
-}
 
 // wanted is what an http experiment's capture should hold, counted at the
 // source: for each server address (a calculator server, a balancer, a

@@ -1,4 +1,4 @@
-package httpstate
+package httpexp
 
 import (
 	"os/exec"

@@ -1,4 +1,4 @@
-package httpstate
+package httpexp
 
 import (
 	"context"
@@ -65,6 +65,39 @@ func TestAnnotateMarksWhatIsNotInTheCapture(t *testing.T) {
 						t.Errorf("reply comment %q does not give the server's reported state", c)
 					}
 				}
+			}
+		})
+	}
+}
+
+// A captured exchange worded for its comments and the ladder: the request
+// with its cookie and body, the reply with its JSON fields, or for the
+// form page its result and hidden session field, and the cookie it sets.
+func TestExchangeLabels(t *testing.T) {
+	page := "<output id=\"result\">30</output><input type=\"hidden\" name=\"session\" value=\"" + testToken + "\">"
+	tests := []struct {
+		name      string
+		req, resp string
+		wantReq   string
+		wantReply string
+	}{
+		{"JSON with a cookie", httpRequest("POST", "/use_last", testToken, `{"op":"multiply","b":2}`), httpResponse(200, "", `{"result":30}`),
+			`POST /use_last cookie=TTTTTTTT… {"op":"multiply","b":2}`, "200 result=30"},
+		{"a session started", httpRequest("POST", "/session", "", ""), httpResponse(201, testToken, `{"session":"started"}`),
+			"POST /session", "201 session=started Set-Cookie TTTTTTTT…"},
+		{"the form page", httpRequest("POST", "/form", "", "session=x&op=multiply&b=2"),
+			strings.Replace(httpResponse(200, "", page), "application/json", "text/html; charset=utf-8", 1),
+			"POST /form session=x&op=multiply&b=2", "200 HTML page result=30 hidden session=TTTTTTTT…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pkts := conversation(t, testClient, testServer, 0, []string{tt.req}, []string{tt.resp})
+			ex := exchangesOf(t, pkts, testServer)[0]
+			if got := requestLabel(ex); got != tt.wantReq {
+				t.Errorf("request %q, want %q", got, tt.wantReq)
+			}
+			if got := replyLabel(ex); got != tt.wantReply {
+				t.Errorf("reply %q, want %q", got, tt.wantReply)
 			}
 		})
 	}

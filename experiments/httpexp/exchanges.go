@@ -1,4 +1,4 @@
-package httpstate
+package httpexp
 
 import (
 	"bufio"
@@ -77,11 +77,11 @@ func streamExchanges(s, rs *capture.Stream) ([]*Exchange, error) {
 	for off < len(s.Data) {
 		req, err := http.ReadRequest(rd.Reader)
 		if err != nil {
-			return out, fmt.Errorf("httpstate: request at byte %d of %s→%s: %w", off, s.Src, s.Dst, err)
+			return out, fmt.Errorf("httpexp: request at byte %d of %s→%s: %w", off, s.Src, s.Dst, err)
 		}
 		body, err := io.ReadAll(req.Body)
 		if err != nil {
-			return out, fmt.Errorf("httpstate: request body at byte %d of %s→%s: %w", off, s.Src, s.Dst, err)
+			return out, fmt.Errorf("httpexp: request body at byte %d of %s→%s: %w", off, s.Src, s.Dst, err)
 		}
 		end := rd.offset()
 		ex := &Exchange{Client: s.Src, Request: req, ReqBody: body, ReqBytes: end - off, ReqPacket: s.PacketAt(off)}

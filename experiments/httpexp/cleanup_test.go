@@ -1,4 +1,4 @@
-package httpstate
+package httpexp
 
 import (
 	"context"
@@ -54,11 +54,7 @@ func TestStoppedExperimentsLeaveNoTempFileOrProcess(t *testing.T) {
 				}
 			}
 			defer func() { testHookStarted = nil }()
-			e, ok := lookup(tt.exp)
-			if !ok {
-				t.Fatalf("%s not registered", tt.exp)
-			}
-			r := lab.RunOne(ctx, e, lab.Options{OutDir: out, Seed: 1, Timeout: time.Minute})
+			r := lab.RunOne(ctx, experiment(tt.exp), lab.Options{OutDir: out, Seed: 1, Timeout: time.Minute})
 			switch {
 			case tt.cancelAt == "" && !r.Passed:
 				t.Errorf("the run failed: %s %+v", r.Error, r.Failed())

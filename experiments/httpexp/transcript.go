@@ -1,4 +1,4 @@
-package httpstate
+package httpexp
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/capture"
 )
@@ -21,7 +22,7 @@ type scriptStep struct {
 // played is a step with what came of it.
 type played struct {
 	scriptStep
-	Rep Reply
+	Rep httpstate.Reply
 	Err error // no reply at all (connection refused, reset)
 	// Server is what the server side held after the step, as the
 	// transcript's says tells: read from the server itself or from its
@@ -72,7 +73,7 @@ func (t *transcript) event(format string, args ...any) {
 }
 
 // do plays a step and records it.
-func (t *transcript) do(ctx context.Context, c *Client, label, method, path string, body any) *played {
+func (t *transcript) do(ctx context.Context, c *httpstate.Client, label, method, path string, body any) *played {
 	p := &played{scriptStep: scriptStep{Label: label, Method: method, Path: path, Body: body}}
 	p.Rep, p.Err = c.Do(ctx, method, path, body)
 	t.steps = append(t.steps, p)
@@ -98,14 +99,8 @@ func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange 
 	if !env.Check(t.name+": exchanges parsed from the capture", err == nil, "%s", detail) {
 		return nil
 	}
-	var answered []*played
-	for _, p := range t.steps {
-		if p.Err == nil {
-			answered = append(answered, p)
-		}
-	}
-	if !env.Check(t.name+": every answered request is in the capture", len(exs) == len(answered),
-		"%d exchanges captured for %d answered requests", len(exs), len(answered)) {
+	if answered := t.answered(); !env.Check(t.name+": every answered request is in the capture", len(exs) == answered,
+		"%d exchanges captured for %d answered requests", len(exs), answered) {
 		return exs
 	}
 	lad := env.Ladder(fmt.Sprintf("%s (%s), as captured; server state after each step %s", t.name, t.addr, t.source()), "client", t.name)
@@ -123,82 +118,65 @@ func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange 
 			}
 			continue
 		}
-		ex := exs[i]
+		t.annotateStep(lad, n, p, exs[i])
 		i++
-		label := ex.Request.Method + " " + ex.Request.URL.RequestURI()
-		if ck, err := ex.Request.Cookie(SessionCookie); err == nil {
-			label += " cookie=" + short(ck.Value)
-		}
-		if len(ex.ReqBody) > 0 {
-			label += " " + string(trimBody(ex.ReqBody))
-		}
-		if ex.ReqPacket != nil {
-			ex.ReqPacket.Comment(fmt.Sprintf("%s step %d (%s): %s", t.name, n+1, p.Label, label))
-		}
-		lad.Send(fmt.Sprintf("%d. %s", n+1, label), "", "")
-		if ex.Response == nil {
-			lad.Reply("(no response captured)", "", p.Server)
-			continue
-		}
-		rl := fmt.Sprintf("%d %s", ex.Response.StatusCode, replySummary(ex.RespBody))
-		if strings.HasPrefix(ex.Response.Header.Get("Content-Type"), "text/html") {
-			rl = fmt.Sprintf("%d HTML page", ex.Response.StatusCode)
-			if v, ok := formResult(ex.RespBody); ok {
-				rl += fmt.Sprintf(" result=%g", v)
-			}
-			if tok := formToken(ex.RespBody); tok != "" {
-				rl += " hidden session=" + short(tok)
-			}
-		}
-		for _, c := range ex.Response.Cookies() {
-			if c.Name == SessionCookie {
-				rl += " Set-Cookie " + short(c.Value)
-			}
-		}
-		if ex.RespPacket != nil {
-			c := fmt.Sprintf("%s step %d (%s) reply: %s", t.name, n+1, p.Label, trimString(rl, 200))
-			if p.Server != "" {
-				c += fmt.Sprintf("; server state after this step, %s: %s", t.source(), p.Server)
-			}
-			ex.RespPacket.Comment(c)
-		}
-		lad.Reply(trimString(rl, 100), "", p.Server)
 	}
 	return exs
 }
 
-func trimBody(b []byte) []byte {
-	if len(b) > 0 && b[len(b)-1] == '\n' {
-		b = b[:len(b)-1]
+// annotateStep comments step n's captured exchange and draws it.
+func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchange) {
+	label := requestLabel(ex)
+	if ex.ReqPacket != nil {
+		ex.ReqPacket.Comment(fmt.Sprintf("%s step %d (%s): %s", t.name, n+1, p.Label, label))
 	}
-	if len(b) > 80 {
-		return append(append([]byte(nil), b[:80]...), "…"...)
+	lad.Send(fmt.Sprintf("%d. %s", n+1, label), "", "")
+	if ex.Response == nil {
+		lad.Reply("(no response captured)", "", p.Server)
+		return
 	}
-	return b
+	rl := replyLabel(ex)
+	if ex.RespPacket != nil {
+		c := fmt.Sprintf("%s step %d (%s) reply: %s", t.name, n+1, p.Label, trimString(rl, 200))
+		if p.Server != "" {
+			c += fmt.Sprintf("; server state after this step, %s: %s", t.source(), p.Server)
+		}
+		ex.RespPacket.Comment(c)
+	}
+	lad.Reply(trimString(rl, 100), "", p.Server)
 }
 
-func trimString(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
+// requestLabel words a captured request: its method and URI, its session
+// cookie and its body.
+func requestLabel(ex *Exchange) string {
+	label := ex.Request.Method + " " + ex.Request.URL.RequestURI()
+	if ck, err := ex.Request.Cookie(httpstate.SessionCookie); err == nil {
+		label += " cookie=" + short(ck.Value)
 	}
-	return s
+	if len(ex.ReqBody) > 0 {
+		label += " " + string(trimBody(ex.ReqBody))
+	}
+	return label
 }
 
-func shortErr(err error) string { return trimString(err.Error(), 80) }
-
-// portsFilter keeps the packets to or from any of the ports.
-func portsFilter(ports ...uint16) func(*capture.Packet) bool {
-	set := map[uint16]bool{}
-	for _, p := range ports {
-		set[p] = true
+// replyLabel words a captured response: its status and JSON fields, or for
+// the form page its result and hidden session field; and the session
+// cookie it sets.
+func replyLabel(ex *Exchange) string {
+	rl := fmt.Sprintf("%d %s", ex.Response.StatusCode, replySummary(ex.RespBody))
+	if strings.HasPrefix(ex.Response.Header.Get("Content-Type"), "text/html") {
+		rl = fmt.Sprintf("%d HTML page", ex.Response.StatusCode)
+		if v, ok := httpstate.FormResult(ex.RespBody); ok {
+			rl += fmt.Sprintf(" result=%g", v)
+		}
+		if tok := httpstate.FormToken(ex.RespBody); tok != "" {
+			rl += " hidden session=" + short(tok)
+		}
 	}
-	return func(p *capture.Packet) bool {
-		m, ok := p.Decode()
-		return ok && (set[m.Src.Port()] || set[m.Dst.Port()])
+	for _, c := range ex.Response.Cookies() {
+		if c.Name == httpstate.SessionCookie {
+			rl += " Set-Cookie " + short(c.Value)
+		}
 	}
-}
-
-// captureOpts keeps the traffic of the given server ports.
-func captureOpts(ports ...uint16) capture.Options {
-	return capture.Options{Keep: portsFilter(ports...)}
+	return rl
 }

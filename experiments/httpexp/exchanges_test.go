@@ -1,4 +1,4 @@
-package httpstate
+package httpexp
 
 import (
 	"testing"
@@ -40,6 +40,27 @@ func TestExchangesSortByTimeEvenWhenAPacketIsMissing(t *testing.T) {
 			}
 			if got != tt.want {
 				t.Fatalf("order %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNumbers(t *testing.T) {
+	tests := []struct {
+		name, ct, body string
+		want           int
+	}{
+		{"json operands", "application/json", `{"op":"add","a":10,"b":5}`, 2},
+		{"json one operand", "application/json", `{"op":"multiply","b":2}`, 1},
+		{"json nested", "application/json", `{"x":[1,2,{"y":3}],"s":"4"}`, 3},
+		{"form fields", "application/x-www-form-urlencoded", "op=add&a=10&b=5.5", 2},
+		{"no body", "application/json", ``, 0},
+		{"malformed json counts what came before", "application/json", `{"a":1,"b":`, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Numbers(tt.ct, []byte(tt.body)); len(got) != tt.want {
+				t.Errorf("Numbers(%q) = %v, want %d numbers", tt.body, got, tt.want)
 			}
 		})
 	}

@@ -1,0 +1,31 @@
+// Package httpexp is the lab's http/ group: the experiments that measure
+// what the httpstate servers keep, their capture analysis, the seed's
+// stateless-vs-stateful table, the server process http/crash kills, and
+// `statelab bench http`.
+//
+// Experiments returns the group as a list (nothing registers itself). Each
+// experiment is a short sequence of named steps: set up (setUp and the
+// rig's servers, stores and capture), drive traffic (a script played
+// through a transcript), stop the capture once it holds every exchange the
+// servers or clients counted (stopComplete: a short capture fails that
+// check alone), read the exchanges back from the capture, comment every
+// request and reply, draw the ladder as captured, check.
+//
+//	experiments.go    the list: names, summaries, what each shows
+//	setup.go          the setup every experiment shares (rig): SQLite dir,
+//	                  servers, Redis, HAProxy, server processes, the capture
+//	child.go          the server process role (Experiment.Roles) and child
+//	calculator.go     http/calculator: numbers and bytes on the wire
+//	crash.go          http/crash: kill -9 between two requests
+//	features.go       http/features: history, undo, stats
+//	loadbalancing.go  http/load-balancing: round-robin, sticky, store-backed
+//	backends.go       its balancer↔backend legs, read from the capture
+//	mechanisms.go     http/mechanisms: cookie, URL, hidden field, server side
+//	evidence.go       the comparison table, kept in the run's state
+//	                  (lab.RunState) and printed by http/mechanisms
+//	exchanges.go      HTTP/1.1 exchanges parsed out of a capture; Numbers
+//	complete.go       what the capture should hold, counted at the source
+//	transcript.go     a script played, its packets commented, its ladder
+//	format.go         how the experiments word what they saw
+//	bench.go          Bench: the calculator workflow per server kind
+package httpexp

@@ -1,0 +1,133 @@
+package httpexp
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/statelab/statelab/httpstate"
+	"github.com/statelab/statelab/lab"
+)
+
+// The seed's comparison table (crash recovery, scalability, data sent,
+// features, complexity) is filled from measurements: every http experiment
+// records the cells it measured, worded from the measured values, in the
+// run's state (lab.RunState), and the last experiment of the group in
+// catalogue order (http/mechanisms) prints the table of its run. A cell
+// whose experiment did not run in this run says so instead of guessing.
+// (Not a lab.Summary: that would add a report to every partial run, which
+// `statelab run http/calculator --json` must not.)
+
+// Evidence rows.
+const (
+	rowCrash    = "crash recovery"
+	rowScale    = "scalability"
+	rowData     = "data sent"
+	rowFeatures = "features"
+	rowComplex  = "complexity"
+)
+
+// evidenceRows are the table's rows, each with the experiment that
+// measures it.
+var evidenceRows = []struct{ row, from string }{
+	{rowCrash, "http/crash"},
+	{rowScale, "http/load-balancing"},
+	{rowData, "http/calculator"},
+	{rowFeatures, "http/features"},
+	{rowComplex, "http/load-balancing"},
+}
+
+// evidenceCols are the table's columns.
+var evidenceCols = []httpstate.Mode{httpstate.Stateless, httpstate.Stateful, httpstate.StoreBacked}
+
+// evidenceKey is the run state's key for the table.
+type evidenceKey struct{}
+
+// evidence is the table's cells measured in one run: experiment → row →
+// column.
+type evidence struct {
+	mu    sync.Mutex
+	cells map[string]map[string]map[httpstate.Mode]string
+}
+
+// newEvidence serialises the first use of a run's table.
+var newEvidence sync.Mutex
+
+// evidenceOf returns the run's table, made on first use.
+func evidenceOf(run *lab.RunState) *evidence {
+	newEvidence.Lock()
+	defer newEvidence.Unlock()
+	if v, ok := run.Load(evidenceKey{}); ok {
+		return v.(*evidence)
+	}
+	ev := &evidence{cells: map[string]map[string]map[httpstate.Mode]string{}}
+	run.Store(evidenceKey{}, ev)
+	return ev
+}
+
+// start drops the cells an experiment recorded earlier in the run, so a
+// second run of it in one run measures afresh.
+func (ev *evidence) start(exp string) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	delete(ev.cells, exp)
+}
+
+// record fills one cell for an experiment.
+func (ev *evidence) record(exp, row string, mode httpstate.Mode, cell string) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if ev.cells[exp] == nil {
+		ev.cells[exp] = map[string]map[httpstate.Mode]string{}
+	}
+	if ev.cells[exp][row] == nil {
+		ev.cells[exp][row] = map[httpstate.Mode]string{}
+	}
+	ev.cells[exp][row][mode] = cell
+}
+
+// rows returns the table, header first, and how many cells were measured.
+func (ev *evidence) rows() ([][]string, int) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	rows := [][]string{{"", "stateless", "stateful (memory)", "store-backed"}}
+	filled := 0
+	for _, r := range evidenceRows {
+		row := []string{r.row}
+		for _, m := range evidenceCols {
+			c, ok := "", false
+			for _, byRow := range ev.cells {
+				if v, has := byRow[r.row][m]; has {
+					c, ok = v, true
+				}
+			}
+			if ok {
+				filled++
+			} else {
+				c = "not measured (run " + r.from + ")"
+			}
+			row = append(row, c)
+		}
+		rows = append(rows, row)
+	}
+	return rows, filled
+}
+
+// startEvidence starts env's experiment's cells afresh in its run.
+func startEvidence(env *lab.Env) { evidenceOf(env.RunState()).start(env.Name()) }
+
+// recordEvidence fills one cell of the comparison table for env's
+// experiment, in env's run.
+func recordEvidence(env *lab.Env, row string, mode httpstate.Mode, format string, args ...any) {
+	evidenceOf(env.RunState()).record(env.Name(), row, mode, fmt.Sprintf(format, args...))
+}
+
+// evidenceTable adds the comparison table of env's run to env's report and
+// notes how many of its cells were measured.
+func evidenceTable(env *lab.Env) {
+	rows, filled := evidenceOf(env.RunState()).rows()
+	env.Table("Stateless vs stateful, measured in this run (statelab run http fills every cell)", rows)
+	env.Metric("evidence.cells_measured_count", float64(filled))
+	if all := len(evidenceRows) * len(evidenceCols); filled < all {
+		env.Note("the comparison table has %d of %d cells measured: run `statelab run http` to fill them all", filled, all)
+	}
+}

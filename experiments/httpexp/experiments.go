@@ -1,0 +1,52 @@
+package httpexp
+
+import "github.com/statelab/statelab/lab"
+
+// Experiments returns the http/ experiments, for a lab.Catalogue. Nothing
+// is registered by importing the package. http/mechanisms, last in name
+// order, prints the comparison table the others fill in the same run.
+func Experiments() []lab.Experiment {
+	return []lab.Experiment{
+		{
+			Name:    "http/calculator",
+			Summary: "((10 + 5) × 2) − 3 against a stateless, a stateful and a store-backed server: numbers and bytes on the wire",
+			Shows: "The same calculation costs the stateless client 6 numbers (it carries the running value) and the " +
+				"stateful and store-backed clients 4 (the server remembers last_result behind a session cookie, in memory or " +
+				"in SQLite), measured from the capture.",
+			Run: runCalculator,
+		},
+		{
+			Name:    "http/crash",
+			Summary: "kill -9 the server between two requests of a workflow: stateful loses the session, stateless and store-backed lose nothing",
+			Shows: "A real server process is killed with SIGKILL mid-workflow and restarted on the same address: the stateful " +
+				"server's session is gone (the next use_last is a 401), the stateless client carries on, and the store-backed " +
+				"server (SQLite, and Redis when installed) continues the workflow with its history intact.",
+			Run:   runCrash,
+			Roles: roles,
+		},
+		{
+			Name:    "http/features",
+			Summary: "history, undo and stats on a stateful and a store-backed session; the stateless server cannot offer them",
+			Shows: "A stateful session keeps history, undo and stats (operations, most used op) because the server " +
+				"remembers, and a store-backed one (SQLite) keeps the same in its store; undo with an empty history is a 409 " +
+				"that changes nothing; the stateless server answers the same requests with 404 \"stateless\".",
+			Run: runFeatures,
+		},
+		{
+			Name:    "http/load-balancing",
+			Summary: "three backends behind a balancer: round-robin breaks stateful sessions, sticky cookies keep them, a store makes stickiness unneeded",
+			Shows: "Behind a ReverseProxy balancer (and HAProxy when installed) round-robin sends a stateful session's requests " +
+				"to backends that never saw it (measured failure rate), sticky-by-cookie keeps every workflow whole until a backend " +
+				"dies and takes exactly its sessions with it, and store-backed backends need no stickiness and survive losing one.",
+			Run: runLoadBalancing,
+		},
+		{
+			Name:    "http/mechanisms",
+			Summary: "the four ways to add state to stateless HTTP: cookie, URL rewriting, hidden form field, server-side session data",
+			Shows: "The same session token rides in a Cookie header, in the URL (?session=), or in a hidden form field, each " +
+				"visible in the capture; behind all three the state itself is server-side session data the request never " +
+				"carries. As the last http experiment it ends with the stateless-vs-stateful table, filled from this run.",
+			Run: runMechanisms,
+		},
+	}
+}

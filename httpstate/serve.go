@@ -1,0 +1,55 @@
+package httpstate
+
+import (
+	"context"
+	"time"
+)
+
+// ServeSpec is what ServeMode serves: a mode, an address and, for the
+// store-backed mode, a store URL (ParseStoreURL). It is plain data (JSON),
+// so a program can hand it to a server in another process.
+type ServeSpec struct {
+	Mode  Mode   `json:"mode"`
+	Addr  string `json:"addr"`
+	Store string `json:"store,omitempty"`
+	// CleanupInterval, when set, sweeps expired sessions out of a stateful
+	// server's memory: for a long-lived server (statelab http serve), not
+	// for servers that are killed or closed anyway.
+	CleanupInterval time.Duration `json:"cleanup_interval,omitempty"`
+}
+
+// LongLived is the spec of a server that runs until stopped by hand
+// (statelab http serve): expired sessions are swept every minute.
+func LongLived(mode Mode, addr, store string) ServeSpec {
+	return ServeSpec{Mode: mode, Addr: addr, Store: store, CleanupInterval: time.Minute}
+}
+
+// ServeMode opens the spec's store, builds the server and listens. cleanup
+// stops the server and releases the store.
+func ServeMode(ctx context.Context, spec ServeSpec) (*Running, func(), error) {
+	cfg := Config{Mode: spec.Mode, CleanupInterval: spec.CleanupInterval}
+	closeStore := func() error { return nil }
+	if spec.Store != "" && spec.Mode != Stateless {
+		u, err := ParseStoreURL(spec.Store)
+		if err != nil {
+			return nil, nil, err
+		}
+		st, c, err := OpenStore(ctx, u)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Store, closeStore = st, c
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		closeStore()
+		return nil, nil, err
+	}
+	run, err := Listen(spec.Addr, srv)
+	if err != nil {
+		srv.Close()
+		closeStore()
+		return nil, nil, err
+	}
+	return run, func() { run.Close(); srv.Close(); closeStore() }, nil
+}
