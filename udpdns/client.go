@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -648,5 +647,3 @@ func (c *Call) matches(from netip.AddrPort, h *Head, exactCase bool) (Reason, bo
 	}
 	return 0, true
 }
-
-var _ = net.ErrClosed

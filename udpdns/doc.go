@@ -22,19 +22,21 @@
 // (Config.ReadBatch, Config.WriteBatch), as BenchmarkExchange and
 // BenchmarkSend measured neither faster on loopback.
 //
-// The Server (server.go, zone.go) is a stateless miekg/dns server with knobs
-// to delay, reorder, drop, duplicate, hold and answer from another address,
-// and can be stopped and started again on the same port. Its random draws
-// come from the seed and each query, not from the order queries arrive in;
-// it counts the datagrams it writes (ServerStats.Written, and a tally file
-// that outlives a killed server process).
+// The Server (server.go) serves any miekg/dns Handler on one UDP socket:
+// it starts on a given address or port 0, returns from Start once it
+// serves (Addr says where), counts what the handler wrote (ServerStats),
+// and can be stopped and started again on the same port. A handler that
+// answers later hijacks its writer and closes it when done; Stop ends
+// those answers' context and waits for them. The Zone (zone.go) is one
+// Handler: an authoritative zone in memory (the built-in lab. with the
+// NAME.synth.lab. subtree, or a master file), stateless, the same answer
+// for the same query. Faults — delay, jitter, drop, duplicate, hold, answer
+// from another address — are middleware around any Handler, in
+// udpdns/dnsfault.
 //
-// Experiments: dns/id-matching, dns/spoofing, dns/loss, dns/server-restart,
-// dns/client-gone (exp_*.go). Each first checks its capture against what
-// the sources counted — queries the client sent, datagrams the server and
-// the forger wrote, ICMP messages the kernel sent (/proc/net/snmp) — so a
-// short capture fails only that check; takes every random choice from the
-// run's seed (one stream per query, first attempts sent in index order);
-// draws its "as captured" ladders from captured packets alone; and comments
-// every packet.
+// Files: client.go (Config, Client, Call, Exchange), socket.go (one socket:
+// its table of calls, ID allocation and rest, the reply path), wire.go
+// (ParseHead), stats.go (Stats, Reason), errors.go, server.go, zone.go.
+// The lab's dns/* experiments, their capture analysis and the bench are in
+// experiments/dnsexp; this package imports nothing of the lab.
 package udpdns

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/statelab/statelab/udpdns/dnsfault"
 )
 
 // seeded is a repeatable random source, as env.Bytes gives the experiments.
@@ -25,7 +23,7 @@ func seeded(seed uint64) io.Reader {
 // sentAs records each query's ID and QNAME as sent, by its QNAME as asked.
 func sentAs(t *testing.T, cfg Config, names []string, concurrent bool, perQuery func(name string) io.Reader) map[string]string {
 	t.Helper()
-	srv := startServer(t, ServerConfig{Jitter: time.Millisecond})
+	srv := startServer(t, faulty(dnsfault.Jitter(time.Millisecond, dnsfault.NewDraws(1))))
 	var mu sync.Mutex
 	got := map[string]string{}
 	cfg.Server, cfg.Timeout = srv.Addr(), 5*time.Second
@@ -163,76 +161,17 @@ type failingReader struct{ err error }
 
 func (f *failingReader) Read([]byte) (int, error) { return 0, f.err }
 
-// The server's draws for a query depend on the seed and the query, not on
-// the order concurrent queries reach it; the same query again draws anew.
-func TestServerDrawsIndependentOfArrivalOrder(t *testing.T) {
-	queries := make([]*dns.Msg, 50)
-	for i := range queries {
-		queries[i] = new(dns.Msg)
-		queries[i].SetQuestion(fmt.Sprintf("o%d.%s", i, SynthSuffix), dns.TypeA)
-		queries[i].Id = uint16(1000 + i)
-	}
-	cfg := ServerConfig{Seed: 9, Jitter: time.Second, DropRate: 0.5, DupRate: 0.5}
-	draw := func(order []int) map[int]Action {
-		s, err := NewServer(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		out := map[int]Action{}
-		for _, i := range order {
-			out[i] = s.decide(queries[i], netip.AddrPort{})
-		}
-		return out
-	}
-	forward := make([]int, len(queries))
-	for i := range forward {
-		forward[i] = i
-	}
-	backward := make([]int, len(queries))
-	for i := range backward {
-		backward[i] = len(queries) - 1 - i
-	}
-	a, b := draw(forward), draw(backward)
-	for i := range queries {
-		if a[i].Delay != b[i].Delay || a[i].Drop != b[i].Drop || a[i].Copies != b[i].Copies {
-			t.Errorf("query %d: %+v in order, %+v in reverse", i, a[i], b[i])
-		}
-	}
-	s, err := NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	differ := false
-	first := s.decide(queries[0], netip.AddrPort{})
-	for range 10 {
-		if again := s.decide(queries[0], netip.AddrPort{}); again.Delay != first.Delay {
-			differ = true
-		}
-	}
-	if !differ {
-		t.Error("the same query drew the same delay eleven times")
-	}
-}
-
-// The server counts every datagram it writes, copies included, in Stats and
-// in its tally file, which another process can read after it is gone.
+// The server counts every datagram it writes, copies included.
 func TestServerCountsDatagramsWritten(t *testing.T) {
-	tally := filepath.Join(t.TempDir(), "tally")
-	if n, err := ReadTally(tally); n != 0 || err != nil {
-		t.Fatalf("ReadTally of a missing file = %d, %v; want 0, nil", n, err)
-	}
 	tests := []struct {
 		name     string
 		cfg      ServerConfig
-		want     uint64
-		inTally  int
-		toTally  string
+		written  uint64
 		answered uint64
+		copies   uint64
 	}{
-		{"one copy each", ServerConfig{}, 5, 0, "", 5},
-		{"duplicated: two copies each, in the tally file", ServerConfig{DupRate: 1, TallyFile: tally}, 10, 10, tally, 5},
+		{"one copy each", ServerConfig{}, 5, 5, 0},
+		{"duplicated: two copies each", faulty(dnsfault.Duplicate(1, nil)), 10, 5, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,17 +183,9 @@ func TestServerCountsDatagramsWritten(t *testing.T) {
 				}
 			}
 			srv.Close()
-			if st := srv.Stats(); st.Written != tt.want || st.Answered != tt.answered {
-				t.Errorf("stats %+v, want %d written, %d answered", st, tt.want, tt.answered)
-			}
-			if tt.toTally != "" {
-				if n, err := ReadTally(tt.toTally); n != tt.inTally || err != nil {
-					t.Errorf("tally %d, %v; want %d", n, err, tt.inTally)
-				}
+			if st := srv.Stats(); st.Written != tt.written || st.Answered != tt.answered || st.Copies != tt.copies || st.Received != 5 {
+				t.Errorf("stats %+v, want 5 received, %d written, %d answered, %d copies", st, tt.written, tt.answered, tt.copies)
 			}
 		})
-	}
-	if _, err := NewServer(ServerConfig{TallyFile: filepath.Join(t.TempDir(), "no", "such", "dir")}); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("a tally file that cannot be made: err = %v", err)
 	}
 }

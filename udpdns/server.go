@@ -1,106 +1,72 @@
 package udpdns
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
-	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/miekg/dns"
 )
 
-// ServerConfig configures a Server. The knobs shape how answers leave, for
-// experiments; the answers themselves come from the zone and depend on the
-// query alone.
+// ServerConfig configures a Server.
 type ServerConfig struct {
-	// Addr to listen on; default "127.0.0.1:0" (the kernel picks the port).
+	// Addr to listen on; default "127.0.0.1:0" (the kernel picks the port;
+	// Addr reports it once Start has returned).
 	Addr string
-	// Zone to answer from; default BuiltinZone().
-	Zone *Zone
-	// Delay holds every answer this long; Jitter adds a random [0, Jitter),
-	// so answers leave in another order than their queries came.
-	Delay, Jitter time.Duration
-	// DropRate is the fraction of queries never answered; DupRate the
-	// fraction answered twice.
-	DropRate, DupRate float64
-	// Seed seeds the server's random choices; 0 picks one. Each query's
-	// draws (drop, duplicate, jitter) come from a stream of their own,
-	// derived from the seed, the query's ID, QNAME and QTYPE, and how many
-	// times that same query came before: they do not depend on the order
-	// in which concurrent queries reach the handler.
-	Seed uint64
-	// AnswerFrom, when set, is an address (e.g. "127.0.0.2:0") of a second
-	// socket that answers instead of the one queried: a spoofed source.
-	AnswerFrom string
-	// Policy, when set, sees every query with the action the knobs chose
-	// and may change it.
-	Policy func(q *dns.Msg, from netip.AddrPort, a *Action)
-	// TallyFile, when set, names a file to which the server appends one
-	// byte for every datagram it writes (answers and their copies), right
-	// after the write: a count that survives the server's process being
-	// killed, for experiments that check their capture against it.
-	TallyFile string
+	// Handler answers every query; default the built-in zone
+	// (BuiltinZone). Wrap it in udpdns/dnsfault's middleware to delay,
+	// drop, duplicate, hold or misdirect answers.
+	Handler dns.Handler
 }
 
-// Action is what the server does with one query.
-type Action struct {
-	Drop   bool
-	Delay  time.Duration
-	Copies int // answers sent; 0 means 1
-	// Hold, when set, keeps the answer until it is closed (or the server
-	// stops).
-	Hold <-chan struct{}
-	// FromAlt answers from the AnswerFrom socket.
-	FromAlt bool
-	// Sent, when set, is called after the answer was written, with the
-	// write's error.
-	Sent func(error)
-}
-
-// ServerStats counts what the server did.
+// ServerStats counts what the server's handler did with the queries.
 type ServerStats struct {
-	Received, Answered, Dropped, Duplicated, Aborted uint64
-	// Written counts datagrams written without error: answers and their
-	// copies.
-	Written uint64
+	// Received counts queries handed to the handler.
+	Received uint64
+	// Answered counts queries that got at least one datagram back;
+	// Unanswered those whose handler finished without writing one
+	// (dropped, or abandoned when the server stopped).
+	Answered, Unanswered uint64
+	// Copies counts datagrams written for a query beyond its first: the
+	// duplicates.
+	Copies uint64
+	// Written counts datagrams written without error (answers and their
+	// copies); WriteErrors the writes that failed.
+	Written, WriteErrors uint64
 }
 
-// Server is a stateless authoritative DNS server over UDP built on
-// miekg/dns, with knobs that delay, reorder, drop and duplicate answers. It
-// can be stopped and started again on the same address.
+// Server is a stateless DNS server over UDP built on miekg/dns: it serves
+// any dns.Handler on one socket, counts what the handler wrote, and can be
+// stopped and started again on the same address.
+//
+// A handler that answers after ServeDNS returned (it defers the answer)
+// calls the ResponseWriter's Hijack before returning and Close once it is
+// done; Stop waits for that Close. The server's ResponseWriters have a
+// method Context() context.Context, whose context ends when the server
+// stops: a deferred answer still waiting should then give up (dnsfault's
+// middleware does).
 type Server struct {
-	cfg  ServerConfig
-	zone *Zone
+	cfg ServerConfig
 
-	// seen counts each query (ID, QNAME, QTYPE) that came, for its draws;
-	// it forgets everything when it grows past maxSeen.
-	seenMu sync.Mutex
-	seen   map[drawKey]uint32
-
-	tallyMu sync.Mutex
-	tally   *os.File
-
-	received, answered, dropped, duplicated, aborted, written atomic.Uint64
+	received, answered, unanswered, copies, written, writeErrors atomic.Uint64
 
 	mu   sync.Mutex
 	addr netip.AddrPort
 	gen  *generation
-	alt  *net.UDPConn
 }
 
 // generation is one run of the server between Start and Stop.
 type generation struct {
-	conn *net.UDPConn
-	srv  *dns.Server
-	quit chan struct{}
-	wg   sync.WaitGroup
-	done chan error
+	conn   *net.UDPConn
+	srv    *dns.Server
+	ctx    context.Context // ends when Stop begins
+	cancel context.CancelFunc
+	held   sync.WaitGroup // hijacked answers not yet closed
+	done   chan error
 }
 
 // ErrServerRunning / ErrServerStopped report misuse of Start and Stop.
@@ -114,32 +80,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
 	}
-	if cfg.Zone == nil {
-		cfg.Zone = BuiltinZone()
+	if cfg.Handler == nil {
+		cfg.Handler = BuiltinZone()
 	}
-	if cfg.Seed == 0 {
-		cfg.Seed = uint64(time.Now().UnixNano())
-	}
-	s := &Server{cfg: cfg, zone: cfg.Zone, seen: map[drawKey]uint32{}}
-	if cfg.TallyFile != "" {
-		f, err := os.OpenFile(cfg.TallyFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, fmt.Errorf("udpdns: TallyFile: %w", err)
-		}
-		s.tally = f
-	}
-	if cfg.AnswerFrom != "" {
-		ua, err := net.ResolveUDPAddr("udp", cfg.AnswerFrom)
-		if err != nil {
-			s.closeTally()
-			return nil, fmt.Errorf("udpdns: AnswerFrom: %w", err)
-		}
-		if s.alt, err = net.ListenUDP("udp", ua); err != nil {
-			s.closeTally()
-			return nil, fmt.Errorf("udpdns: AnswerFrom socket: %w", err)
-		}
-	}
-	return s, nil
+	return &Server{cfg: cfg}, nil
 }
 
 // StartServer is NewServer followed by Start.
@@ -149,7 +93,6 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	if err := s.Start(); err != nil {
-		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -163,14 +106,6 @@ func (s *Server) Addr() netip.AddrPort {
 	return s.addr
 }
 
-// AltAddr is the AnswerFrom socket's address, if any.
-func (s *Server) AltAddr() netip.AddrPort {
-	if s.alt == nil {
-		return netip.AddrPort{}
-	}
-	return s.alt.LocalAddr().(*net.UDPAddr).AddrPort()
-}
-
 // Running reports whether the server is listening.
 func (s *Server) Running() bool {
 	s.mu.Lock()
@@ -180,12 +115,13 @@ func (s *Server) Running() bool {
 
 // Stats returns the server's counters.
 func (s *Server) Stats() ServerStats {
-	return ServerStats{Received: s.received.Load(), Answered: s.answered.Load(), Dropped: s.dropped.Load(),
-		Duplicated: s.duplicated.Load(), Aborted: s.aborted.Load(), Written: s.written.Load()}
+	return ServerStats{Received: s.received.Load(), Answered: s.answered.Load(), Unanswered: s.unanswered.Load(),
+		Copies: s.copies.Load(), Written: s.written.Load(), WriteErrors: s.writeErrors.Load()}
 }
 
 // Start listens (on the address of the previous run after a Stop) and
-// returns once miekg/dns reports the server started.
+// returns once miekg/dns reports the server started: it is ready, and Addr
+// says where.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -205,7 +141,8 @@ func (s *Server) Start() error {
 		return fmt.Errorf("udpdns: server listen %s: %w", addr, err)
 	}
 	_ = conn.SetReadBuffer(4 << 20)
-	g := &generation{conn: conn, quit: make(chan struct{}), done: make(chan error, 1)}
+	g := &generation{conn: conn, done: make(chan error, 1)}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
 	started := make(chan struct{})
 	g.srv = &dns.Server{PacketConn: conn, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { s.serve(g, w, r) }),
 		NotifyStartedFunc: func() { close(started) }}
@@ -213,6 +150,7 @@ func (s *Server) Start() error {
 	select {
 	case <-started:
 	case err := <-g.done:
+		g.cancel()
 		conn.Close()
 		return fmt.Errorf("udpdns: server did not start: %w", err)
 	}
@@ -222,8 +160,10 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// Stop closes the socket; answers still held are abandoned (counted as
-// Aborted). The server keeps nothing else: Start picks up where it was.
+// Stop ends the generation's context (answers still deferred are
+// abandoned), shuts miekg/dns down (its handlers return, the socket
+// closes) and waits for every hijacked answer to be closed. The server
+// keeps nothing else: Start picks up where it was.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	g := s.gen
@@ -232,187 +172,121 @@ func (s *Server) Stop() error {
 	if g == nil {
 		return ErrServerStopped
 	}
-	// Shutdown returns once miekg/dns's handlers have returned, so no
-	// held answer is added after quit is closed.
+	g.cancel()
 	err := g.srv.Shutdown()
-	close(g.quit)
-	g.wg.Wait()
+	// Shutdown returned once every handler had: no answer is hijacked
+	// after this point, so the wait below cannot miss one.
+	g.held.Wait()
 	g.conn.Close()
 	<-g.done
 	return err
 }
 
-// Close stops the server if running and closes the AnswerFrom socket and
-// the tally file. Safe to call twice.
+// Close stops the server if it is running. Safe to call twice.
 func (s *Server) Close() error {
 	if s.Running() {
 		_ = s.Stop()
 	}
-	if s.alt != nil {
-		s.alt.Close()
-	}
-	s.closeTally()
 	return nil
 }
 
-func (s *Server) closeTally() {
-	s.tallyMu.Lock()
-	defer s.tallyMu.Unlock()
-	if s.tally != nil {
-		s.tally.Close()
-		s.tally = nil
-	}
-}
-
-// drawKey names a query for its random draws.
-type drawKey struct {
-	id, qtype uint16
-	name      string
-}
-
-// maxSeen bounds the memory of queries seen: past it, the count restarts.
-const maxSeen = 1 << 20
-
-// draws returns the random stream for query q: derived from the seed, the
-// query (ID, QNAME as sent, QTYPE) and how many times it came before, so
-// that it does not depend on the order concurrent queries are handled in.
-func (s *Server) draws(q *dns.Msg) *rand.Rand {
-	k := drawKey{id: q.Id}
-	if len(q.Question) > 0 {
-		k.name, k.qtype = q.Question[0].Name, q.Question[0].Qtype
-	}
-	s.seenMu.Lock()
-	if len(s.seen) >= maxSeen {
-		clear(s.seen)
-	}
-	n := s.seen[k]
-	s.seen[k] = n + 1
-	s.seenMu.Unlock()
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%d\x00%d\x00%s\x00%d", k.id, k.qtype, k.name, n)
-	return rand.New(rand.NewPCG(s.cfg.Seed, h.Sum64()))
-}
-
-func (s *Server) decide(q *dns.Msg, from netip.AddrPort) Action {
-	var a Action
-	a.Delay = s.cfg.Delay
-	if s.cfg.DropRate > 0 || s.cfg.DupRate > 0 || s.cfg.Jitter > 0 {
-		rnd := s.draws(q)
-		if s.cfg.DropRate > 0 && rnd.Float64() < s.cfg.DropRate {
-			a.Drop = true
-		}
-		if s.cfg.DupRate > 0 && rnd.Float64() < s.cfg.DupRate {
-			a.Copies = 2
-		}
-		if s.cfg.Jitter > 0 {
-			a.Delay += time.Duration(rnd.Int64N(int64(s.cfg.Jitter)))
-		}
-	}
-	a.FromAlt = s.alt != nil
-	if s.cfg.Policy != nil {
-		s.cfg.Policy(q, from, &a)
-	}
-	return a
-}
-
-// wrote counts a datagram written, in the counters and the tally file.
-func (s *Server) wrote() {
-	s.written.Add(1)
-	if s.cfg.TallyFile == "" {
-		return
-	}
-	s.tallyMu.Lock()
-	defer s.tallyMu.Unlock()
-	if s.tally != nil {
-		_, _ = s.tally.Write([]byte{'.'})
-	}
-}
-
-// ReadTally counts the datagrams a server (of this process or another,
-// alive or killed) recorded in its TallyFile; a missing file counts 0.
-func ReadTally(path string) (int, error) {
-	st, err := os.Stat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	return int(st.Size()), nil
-}
-
-func (s *Server) serve(g *generation, w dns.ResponseWriter, req *dns.Msg) {
+func (s *Server) serve(g *generation, w dns.ResponseWriter, r *dns.Msg) {
 	s.received.Add(1)
-	ua, _ := w.RemoteAddr().(*net.UDPAddr)
-	if ua == nil {
-		return
-	}
-	to := ua.AddrPort()
-	from := netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
-	a := s.decide(req, from)
-	if a.Drop {
-		s.dropped.Add(1)
-		return
-	}
-	reply := s.zone.Answer(req)
-	size := dns.MinMsgSize
-	if o := req.IsEdns0(); o != nil {
-		size = max(int(o.UDPSize()), dns.MinMsgSize)
-	}
-	reply.Truncate(size)
-	b, err := reply.Pack()
+	qw := &queryWriter{ResponseWriter: w, s: s, g: g}
+	s.cfg.Handler.ServeDNS(qw, r)
+	qw.returned()
+}
+
+// queryWriter is the ResponseWriter a handler gets for one query: it
+// counts the datagrams written, tracks a hijacked answer until its Close,
+// and carries the generation's context.
+type queryWriter struct {
+	dns.ResponseWriter
+	s *Server
+	g *generation
+
+	mu       sync.Mutex
+	hijacked bool
+	closed   bool // a hijacked answer's Close came
+	finished bool
+	writes   int
+}
+
+// Context ends when the server stops: a deferred answer gives up then.
+func (w *queryWriter) Context() context.Context { return w.g.ctx }
+
+func (w *queryWriter) WriteMsg(m *dns.Msg) error {
+	err := w.ResponseWriter.WriteMsg(m)
+	w.wrote(err)
+	return err
+}
+
+func (w *queryWriter) Write(b []byte) (int, error) {
+	n, err := w.ResponseWriter.Write(b)
+	w.wrote(err)
+	return n, err
+}
+
+func (w *queryWriter) wrote(err error) {
 	if err != nil {
-		s.dropped.Add(1)
+		w.s.writeErrors.Add(1)
 		return
 	}
-	conn := g.conn
-	if a.FromAlt && s.alt != nil {
-		conn = s.alt
-	}
-	copies := max(a.Copies, 1)
-	send := func() {
-		var err error
-		for range copies {
-			_, werr := conn.WriteToUDPAddrPort(b, to)
-			if werr == nil {
-				s.wrote()
-			} else if err == nil {
-				err = werr
-			}
-		}
-		s.answered.Add(1)
-		if copies > 1 {
-			s.duplicated.Add(uint64(copies - 1))
-		}
-		if a.Sent != nil {
-			a.Sent(err)
-		}
-	}
-	if a.Delay <= 0 && a.Hold == nil {
-		send()
+	w.s.written.Add(1)
+	w.mu.Lock()
+	w.writes++
+	w.mu.Unlock()
+}
+
+// Hijack: the handler will answer after it returns, and Close when done.
+func (w *queryWriter) Hijack() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.hijacked || w.finished {
 		return
 	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		if a.Hold != nil {
-			select {
-			case <-a.Hold:
-			case <-g.quit:
-				s.aborted.Add(1)
-				return
-			}
-		}
-		if a.Delay > 0 {
-			t := time.NewTimer(a.Delay)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-g.quit:
-				s.aborted.Add(1)
-				return
-			}
-		}
-		send()
-	}()
+	w.hijacked = true
+	w.g.held.Add(1)
+	w.ResponseWriter.Hijack()
+}
+
+// Close ends a hijacked answer.
+func (w *queryWriter) Close() error {
+	w.mu.Lock()
+	held := w.hijacked && !w.closed
+	w.closed = w.hijacked
+	w.mu.Unlock()
+	err := w.ResponseWriter.Close()
+	if held {
+		w.finish()
+		w.g.held.Done()
+	}
+	return err
+}
+
+// returned is called once the handler returned: the query is finished
+// unless the handler hijacked it.
+func (w *queryWriter) returned() {
+	w.mu.Lock()
+	h := w.hijacked
+	w.mu.Unlock()
+	if !h {
+		w.finish()
+	}
+}
+
+func (w *queryWriter) finish() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return
+	}
+	w.finished = true
+	switch {
+	case w.writes == 0:
+		w.s.unanswered.Add(1)
+	default:
+		w.s.answered.Add(1)
+		w.s.copies.Add(uint64(w.writes - 1))
+	}
 }

@@ -12,25 +12,33 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/statelab/statelab/udpdns/dnsfault"
 )
 
-// Each knob of the server, seen from a client: what arrives, from where,
-// how often and when.
-func TestServerKnobs(t *testing.T) {
+// The faults of udpdns/dnsfault around the zone, seen from a client
+// through the server: what arrives, from where, how often and when, and
+// what the server counted.
+func TestServerWithFaults(t *testing.T) {
 	release := make(chan struct{}) // holds the first answer of the reorder case
+	alt, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alt.Close() })
+	altAddr := alt.LocalAddr().(*net.UDPAddr).AddrPort()
 	tests := []struct {
 		name  string
 		srv   ServerConfig
 		check func(t *testing.T, srv *Server, c *Client, ev chan Event)
 	}{
-		{"no knobs: one answer, at once", ServerConfig{}, func(t *testing.T, srv *Server, c *Client, _ chan Event) {
+		{"no faults: one answer, at once", ServerConfig{}, func(t *testing.T, srv *Server, c *Client, _ chan Event) {
 			mustAnswer(t, c, "plain."+SynthSuffix)
 			_ = srv.Stop() // waits for the handlers: the counters are final
-			if st := srv.Stats(); st.Received != 1 || st.Answered != 1 || st.Dropped+st.Duplicated+st.Aborted != 0 {
+			if st := srv.Stats(); st.Received != 1 || st.Answered != 1 || st.Written != 1 || st.Unanswered+st.Copies+st.WriteErrors != 0 {
 				t.Errorf("server stats %+v", st)
 			}
 		}},
-		{"delay holds every answer", ServerConfig{Delay: 40 * time.Millisecond}, func(t *testing.T, _ *Server, c *Client, _ chan Event) {
+		{"delay holds every answer", faulty(dnsfault.Delay(40 * time.Millisecond)), func(t *testing.T, _ *Server, c *Client, _ chan Event) {
 			call := mustSend(t, c, "slow."+SynthSuffix)
 			if _, err := call.Wait(ctxFor(t, 5*time.Second)); err != nil {
 				t.Fatal(err)
@@ -39,38 +47,43 @@ func TestServerKnobs(t *testing.T) {
 				t.Errorf("answered after %v, want at least the 40ms delay", call.RTT())
 			}
 		}},
-		{"drop fraction 1: never answered", ServerConfig{DropRate: 1}, func(t *testing.T, _ *Server, c *Client, _ chan Event) {
+		{"drop fraction 1: never answered", faulty(dnsfault.Drop(1, nil)), func(t *testing.T, srv *Server, c *Client, _ chan Event) {
 			_, err := c.Query(ctxFor(t, 5*time.Second), "dropped."+SynthSuffix, dns.TypeA)
 			if !errors.Is(err, ErrTimeout) {
 				t.Errorf("err = %v, want a timeout", err)
 			}
+			_ = srv.Stop()
+			if st := srv.Stats(); st.Received != 1 || st.Unanswered != 1 || st.Written != 0 {
+				t.Errorf("server stats %+v, want 1 received, unanswered", st)
+			}
 		}},
-		{"duplicate fraction 1: the copy is counted, completes nothing", ServerConfig{DupRate: 1}, func(t *testing.T, srv *Server, c *Client, ev chan Event) {
+		{"duplicate fraction 1: the copy is counted, completes nothing", faulty(dnsfault.Duplicate(1, nil)), func(t *testing.T, srv *Server, c *Client, ev chan Event) {
 			mustAnswer(t, c, "twice."+SynthSuffix)
 			waitFor(t, ev, func(e Event) bool { return e.Kind == EventDuplicate })
 			if st := c.Stats(); st.Matched != 1 || st.Duplicate != 1 {
 				t.Errorf("client %s, want 1 matched, 1 duplicate", st)
 			}
 			_ = srv.Stop()
-			if st := srv.Stats(); st.Duplicated != 1 {
-				t.Errorf("server stats %+v, want 1 duplicated", st)
+			if st := srv.Stats(); st.Copies != 1 || st.Written != 2 {
+				t.Errorf("server stats %+v, want 2 written, 1 copy", st)
 			}
 		}},
-		{"answer from a different address: rejected as wrong source", ServerConfig{AnswerFrom: "127.0.0.2:0"}, func(t *testing.T, srv *Server, c *Client, ev chan Event) {
+		{"answer from a different address: rejected as wrong source", faulty(dnsfault.AnswerFrom(alt)), func(t *testing.T, srv *Server, c *Client, ev chan Event) {
 			_, err := c.Query(ctxFor(t, 5*time.Second), "spoofed."+SynthSuffix, dns.TypeA)
 			if !errors.Is(err, ErrTimeout) {
 				t.Errorf("err = %v, want a timeout", err)
 			}
 			e := waitFor(t, ev, func(e Event) bool { return e.Kind == EventRejected })
-			if e.Reason != WrongSource || e.Peer != srv.AltAddr() || e.Peer.Addr() != netip.MustParseAddr("127.0.0.2") {
-				t.Errorf("rejected %v from %v, want %v from the alternate socket %v", e.Reason, e.Peer, WrongSource, srv.AltAddr())
+			if e.Reason != WrongSource || e.Peer != altAddr || e.Peer.Addr() != netip.MustParseAddr("127.0.0.2") {
+				t.Errorf("rejected %v from %v, want %v from the other socket %v", e.Reason, e.Peer, WrongSource, altAddr)
 			}
 		}},
-		{"reorder: a held answer leaves after a later one", ServerConfig{Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
+		{"reorder: a held answer leaves after a later one", faulty(dnsfault.Hold(func(q *dns.Msg) <-chan struct{} {
 			if strings.HasPrefix(strings.ToLower(q.Question[0].Name), "first.") {
-				a.Hold = release
+				return release
 			}
-		}}, func(t *testing.T, _ *Server, c *Client, ev chan Event) {
+			return nil
+		})), func(t *testing.T, _ *Server, c *Client, ev chan Event) {
 			first := mustSend(t, c, "first."+SynthSuffix)
 			second := mustSend(t, c, "second."+SynthSuffix)
 			e := waitFor(t, ev, func(e Event) bool { return e.Kind == EventMatched })
@@ -98,43 +111,34 @@ func TestServerKnobs(t *testing.T) {
 	}
 }
 
-// The drop and duplicate fractions, drawn many times from the server's
-// seeded generator, come out near what was asked.
-func TestServerDecideFractions(t *testing.T) {
+// The server serves any handler, not only a zone: here one that answers
+// every query with REFUSED, and one that writes nothing.
+func TestServerServesAnyHandler(t *testing.T) {
 	tests := []struct {
-		name           string
-		drop, dup      float64
-		wantDrop, dup2 float64
+		name    string
+		handler dns.HandlerFunc
+		rcode   int // -1: no answer
 	}{
-		{"none", 0, 0, 0, 0},
-		{"all", 1, 1, 1, 1},
-		{"a quarter dropped", 0.25, 0, 0.25, 0},
-		{"a tenth duplicated", 0, 0.1, 0, 0.1},
+		{"refuses", func(w dns.ResponseWriter, q *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetRcode(q, dns.RcodeRefused)
+			_ = w.WriteMsg(m)
+		}, dns.RcodeRefused},
+		{"silent", func(dns.ResponseWriter, *dns.Msg) {}, -1},
 	}
-	const n = 20000
-	q := new(dns.Msg)
-	q.SetQuestion("x."+SynthSuffix, dns.TypeA)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := NewServer(ServerConfig{DropRate: tt.drop, DupRate: tt.dup, Seed: 7})
-			if err != nil {
-				t.Fatal(err)
+			srv := startServer(t, ServerConfig{Handler: tt.handler})
+			if p := srv.Addr().Port(); p == 0 {
+				t.Fatalf("listening on port %d", p)
 			}
-			drops, dups := 0, 0
-			for range n {
-				a := s.decide(q, netip.AddrPort{})
-				if a.Drop {
-					drops++
-				}
-				if a.Copies == 2 {
-					dups++
-				}
-			}
-			if d := float64(drops) / n; d < tt.wantDrop-0.02 || d > tt.wantDrop+0.02 {
-				t.Errorf("dropped %.3f, want %.2f±0.02", d, tt.wantDrop)
-			}
-			if d := float64(dups) / n; d < tt.dup2-0.02 || d > tt.dup2+0.02 {
-				t.Errorf("duplicated %.3f, want %.2f±0.02", d, tt.dup2)
+			c := newClient(t, Config{Server: srv.Addr(), Timeout: 200 * time.Millisecond, Retries: -1})
+			r, err := c.Query(ctxFor(t, 5*time.Second), "any.example.", dns.TypeA)
+			switch {
+			case tt.rcode < 0 && !errors.Is(err, ErrTimeout):
+				t.Errorf("err = %v, want a timeout", err)
+			case tt.rcode >= 0 && (err != nil || r.Rcode != tt.rcode):
+				t.Errorf("reply %v, %v; want rcode %s", r, err, dns.RcodeToString[tt.rcode])
 			}
 		})
 	}
@@ -143,12 +147,13 @@ func TestServerDecideFractions(t *testing.T) {
 func TestServerStopStart(t *testing.T) {
 	hold := make(chan struct{}) // never closed: the answer is held until Stop
 	held := make(chan struct{})
-	srv := startServer(t, ServerConfig{Policy: func(q *dns.Msg, _ netip.AddrPort, a *Action) {
+	srv := startServer(t, faulty(dnsfault.Hold(func(q *dns.Msg) <-chan struct{} {
 		if strings.HasPrefix(strings.ToLower(q.Question[0].Name), "held.") {
-			a.Hold = hold
 			close(held)
+			return hold
 		}
-	}})
+		return nil
+	})))
 	addr := srv.Addr()
 	c := newClient(t, Config{Server: addr, Timeout: 5 * time.Second})
 	mustAnswer(t, c, "up."+SynthSuffix)
@@ -173,35 +178,14 @@ func TestServerStopStart(t *testing.T) {
 			t.Errorf("after %s: running = %v", s.name, srv.Running())
 		}
 	}
-	if st := srv.Stats(); st.Aborted != 1 {
-		t.Errorf("server stats %+v: the held answer should be aborted by Stop", st)
+	if st := srv.Stats(); st.Unanswered != 1 || st.Answered != 1 {
+		t.Errorf("server stats %+v: the held answer should be abandoned by Stop", st)
 	}
 	call.Cancel()
 	if srv.Addr() != addr {
 		t.Errorf("restarted on %v, want the same address %v", srv.Addr(), addr)
 	}
 	mustAnswer(t, c, "again."+SynthSuffix)
-}
-
-// A server process, started through internal/subproc, serves and stops.
-func TestServerProcess(t *testing.T) {
-	p, addr, err := StartServerProcess(ctxFor(t, 10*time.Second), ServerConfig{Seed: 3}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Kill() })
-	c := newClient(t, Config{Server: addr, Timeout: 5 * time.Second})
-	mustAnswer(t, c, "child."+SynthSuffix)
-	if err := p.Stop(5 * time.Second); err != nil {
-		t.Errorf("stop: %v", err)
-	}
-	if _, err := parseServerArgs([]string{"-drop", "lots"}); err == nil {
-		t.Error("bad role arguments accepted")
-	}
-	cfg, err := parseServerArgs(ServerProcessArgs(ServerConfig{Addr: "127.0.0.1:9", Seed: 5, DropRate: 0.5, Delay: time.Second}, ""))
-	if err != nil || cfg.Addr != "127.0.0.1:9" || cfg.Seed != 5 || cfg.DropRate != 0.5 || cfg.Delay != time.Second {
-		t.Errorf("round trip: %+v, %v", cfg, err)
-	}
 }
 
 const testZone = `$ORIGIN example.test.
@@ -262,7 +246,7 @@ func TestZoneFileAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := startServer(t, ServerConfig{Zone: z})
+	srv := startServer(t, ServerConfig{Handler: z})
 	c := newClient(t, Config{Server: srv.Addr(), Timeout: 5 * time.Second})
 	tests := []struct {
 		name    string

@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// headerLen is the fixed size of a DNS header.
-const headerLen = 12
+// HeaderLen is the fixed size of a DNS header.
+const HeaderLen = 12
 
 // Header bits used by the reply path.
 const (
@@ -35,6 +35,15 @@ func (h *Head) Response() bool { return h.Flags&flagQR != 0 }
 // Opcode is the header's 4-bit opcode.
 func (h *Head) Opcode() uint8 { return uint8(h.Flags>>11) & opcodeMask }
 
+// Name is the question's name as text, letter case as sent ("q1.synth.lab."),
+// or "" when there is no question.
+func (h *Head) Name() string {
+	if !h.HasQuestion {
+		return ""
+	}
+	return wireName(h.QName)
+}
+
 // ParseHead decodes the header and, when QDCOUNT is 1, the question. It
 // never allocates and never panics; a truncated or malformed question is
 // ErrMalformed, fewer than 12 bytes ErrShort. Compression pointers are
@@ -42,7 +51,7 @@ func (h *Head) Opcode() uint8 { return uint8(h.Flags>>11) & opcodeMask }
 // pointer could name.
 func ParseHead(b []byte) (Head, error) {
 	var h Head
-	if len(b) < headerLen {
+	if len(b) < HeaderLen {
 		return h, ErrShort
 	}
 	h.ID = binary.BigEndian.Uint16(b[0:2])
@@ -51,7 +60,7 @@ func ParseHead(b []byte) (Head, error) {
 	if h.QDCount != 1 {
 		return h, nil
 	}
-	off := headerLen
+	off := HeaderLen
 	for {
 		if off >= len(b) {
 			return h, errMalformedName
@@ -61,7 +70,7 @@ func ParseHead(b []byte) (Head, error) {
 			return h, errMalformedLabel
 		}
 		off += 1 + l
-		if off-headerLen > 255 {
+		if off-HeaderLen > 255 {
 			return h, errMalformedLong
 		}
 		if l == 0 {
@@ -71,7 +80,7 @@ func ParseHead(b []byte) (Head, error) {
 	if off+4 > len(b) {
 		return h, errMalformedQuestion
 	}
-	h.QName = b[headerLen:off:off]
+	h.QName = b[HeaderLen:off:off]
 	h.QType = binary.BigEndian.Uint16(b[off:])
 	h.QClass = binary.BigEndian.Uint16(b[off+2:])
 	h.HasQuestion = true

@@ -69,7 +69,7 @@ func TestParseHeadCutAtEveryLength(t *testing.T) {
 	for n := 0; n <= len(b); n++ {
 		h, err := ParseHead(b[:n])
 		switch {
-		case n < headerLen:
+		case n < HeaderLen:
 			if !errors.Is(err, ErrShort) {
 				t.Errorf("len %d: err %v, want ErrShort", n, err)
 			}

@@ -48,7 +48,8 @@ type rrKey struct {
 	qtype uint16
 }
 
-// Zone is an authoritative zone held in memory, read-only once built.
+// Zone is an authoritative zone held in memory, read-only once built. It
+// is a dns.Handler: a Server serves it as it is, or wrapped in middleware.
 type Zone struct {
 	Origin string
 	rrs    map[rrKey][]dns.RR
@@ -111,6 +112,18 @@ func (z *Zone) Records() int {
 		n += len(v)
 	}
 	return n
+}
+
+// ServeDNS writes the zone's answer to req, truncated to the size the query
+// allows (512 bytes, or its EDNS0 buffer size).
+func (z *Zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	reply := z.Answer(req)
+	size := dns.MinMsgSize
+	if o := req.IsEdns0(); o != nil {
+		size = max(int(o.UDPSize()), dns.MinMsgSize)
+	}
+	reply.Truncate(size)
+	_ = w.WriteMsg(reply) // a failed write is the server's to count
 }
 
 // Answer builds the authoritative reply to req. It keeps no state: the

@@ -9,15 +9,16 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/statelab/statelab/experiments/dnsexp"
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/udpdns"
+	"github.com/statelab/statelab/udpdns/dnsfault"
 )
 
 func init() {
@@ -93,17 +94,23 @@ func dnsServe(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab dns serve: takes no arguments (got %q)\n", args)
 		return exitUsage
 	}
-	cfg := udpdns.ServerConfig{Addr: flagStr(fs, "addr"), Delay: flagGet[time.Duration](fs, "delay"),
-		Jitter: flagGet[time.Duration](fs, "jitter"), DropRate: flagGet[float64](fs, "drop"), DupRate: flagGet[float64](fs, "dup")}
+	var zone dns.Handler = udpdns.BuiltinZone()
 	if f := flagStr(fs, "zone"); f != "" {
 		z, err := udpdns.LoadZoneFile(f)
 		if err != nil {
 			fmt.Fprintf(stderr, "statelab dns serve: %v\n", err)
 			return exitUsage
 		}
-		cfg.Zone = z
+		zone = z
 	}
-	srv, err := udpdns.StartServer(cfg)
+	// The zone wrapped in the faults the flags ask for (each a no-op at 0).
+	draws := dnsfault.NewDraws(0)
+	h := dnsfault.Chain(zone,
+		dnsfault.Drop(flagGet[float64](fs, "drop"), draws),
+		dnsfault.Duplicate(flagGet[float64](fs, "dup"), draws),
+		dnsfault.Delay(flagGet[time.Duration](fs, "delay")),
+		dnsfault.Jitter(flagGet[time.Duration](fs, "jitter"), draws))
+	srv, err := udpdns.StartServer(udpdns.ServerConfig{Addr: flagStr(fs, "addr"), Handler: h})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab dns serve: %v (pick another --addr, or port 0)\n", err)
 		return exitUsage
@@ -114,8 +121,9 @@ func dnsServe(fs *flag.FlagSet, args []string) int {
 	defer stop()
 	fmt.Fprintf(stdout, "listening on %s (udp)\ntry: dig @%s -p %d example.lab A\n", a, a.Addr(), a.Port())
 	<-ctx.Done()
+	srv.Close() // answers still held are abandoned: the counts are final
 	st := srv.Stats()
-	fmt.Fprintf(stderr, "received %d, answered %d, dropped %d, duplicated %d\n", st.Received, st.Answered, st.Dropped, st.Duplicated)
+	fmt.Fprintf(stderr, "received %d, answered %d, dropped %d, duplicated %d\n", st.Received, st.Answered, st.Unanswered, st.Copies)
 	return exitOK
 }
 
@@ -194,73 +202,35 @@ func benchDNS(fs *flag.FlagSet, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	d, conc := flagGet[time.Duration](fs, "duration"), max(1, flagGet[int](fs, "c"))
-	srv, err := udpdns.StartServer(udpdns.ServerConfig{Seed: 1})
+	conc := max(1, flagGet[int](fs, "c"))
+	r, err := dnsexp.Bench(ctx, dnsexp.BenchConfig{Duration: flagGet[time.Duration](fs, "duration"), Rounds: flagGet[int](fs, "rounds"),
+		InFlight: conc, Sockets: flagGet[int](fs, "sockets")})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench dns: %v\n", err)
 		return exitUsage
 	}
-	defer srv.Close()
-	// dnsperf and the client take turns, so drifting load on the machine
-	// hits both alike; the ratio is reported per round (median, spread).
-	// Both keep conc queries in flight from one thread on one socket
-	// (dnsperf -q conc -c 1 -T 1).
-	rounds := max(1, flagGet[int](fs, "rounds"))
-	var perfs, ourss []udpdns.BenchResult
-	var ratios []float64
-	for range rounds {
-		perf, err := udpdns.BenchDnsperf(ctx, srv.Addr().Addr().String(), srv.Addr().Port(), d, conc, false)
-		if err != nil {
-			fmt.Fprintf(stderr, "statelab bench dns: %v\n", err)
-			return exitUsage
-		}
-		ours, err := udpdns.BenchClient(ctx, udpdns.Config{Server: srv.Addr(), Sockets: flagGet[int](fs, "sockets"), Timeout: 2 * time.Second}, d, conc)
-		if err != nil {
-			fmt.Fprintf(stderr, "statelab bench dns: %v\n", err)
-			return exitUsage
-		}
-		perfs, ourss, ratios = append(perfs, perf), append(ourss, ours), append(ratios, ours.QPS/perf.QPS)
-	}
-	// dnsperf's percentiles come from its per-query latencies (-v), in a
-	// run of their own: printing every query slows dnsperf down.
-	lat, err := udpdns.BenchDnsperf(ctx, srv.Addr().Addr().String(), srv.Addr().Port(), d, conc, true)
-	if err != nil {
-		fmt.Fprintf(stderr, "statelab bench dns: %v\n", err)
-		return exitUsage
-	}
-	perf, ours := medianQPS(perfs), medianQPS(ourss)
-	perf.P50MS, perf.P99MS = lat.P50MS, lat.P99MS
-	sorted := append([]float64(nil), ratios...)
-	sort.Float64s(sorted)
-	ratio, lo, hi := sorted[len(sorted)/2], sorted[0], sorted[len(sorted)-1]
+	rounds := len(r.Ratios)
 	limits := fmt.Sprintf("what limits udpdns (not profiled; measured only the per-round ratios above): the in-process "+
 		"miekg/dns server (one goroutine per packet) shares this machine's %d CPUs with both load generators and with whatever else runs, "+
 		"so rounds vary; and each udpdns query costs a goroutine, a wakeup and a channel handoff on top of the sendto/recvfrom "+
 		"that dnsperf's single C thread makes", runtime.NumCPU())
 	if flagGet[bool](fs, "json") {
-		_ = json.NewEncoder(stdout).Encode(map[string]any{"server": srv.Addr().String(), "in_flight": conc, "rounds": rounds,
-			"udpdns": ours, "dnsperf": perf, "ratio": ratio, "ratio_min": lo, "ratio_max": hi, "ratios": ratios,
-			"udpdns_rounds": ourss, "dnsperf_rounds": perfs,
+		_ = json.NewEncoder(stdout).Encode(map[string]any{"server": r.Server, "in_flight": conc, "rounds": rounds,
+			"udpdns": r.Udpdns, "dnsperf": r.Dnsperf, "ratio": r.Ratio, "ratio_min": r.RatioMin, "ratio_max": r.RatioMax, "ratios": r.Ratios,
+			"udpdns_rounds": r.UdpRounds, "dnsperf_rounds": r.DnsperfRounds,
 			"note": "median round shown; dnsperf p50/p99 from a separate dnsperf -v run of the same length (per-query latencies); " + limits})
 		return exitOK
 	}
 	fmt.Fprintf(stdout, "server %s (in-process miekg/dns), %d rounds of %v each, %d in flight (dnsperf -q %d -c 1 -T 1; udpdns %d goroutines)\n",
-		srv.Addr(), rounds, d, conc, conc, conc)
+		r.Server, rounds, flagGet[time.Duration](fs, "duration"), conc, conc, conc)
 	fmt.Fprintf(stdout, "  %-8s %10s %10s %9s %9s %9s\n", "tool", "qps", "completed", "avg ms", "p50 ms", "p99 ms")
-	for _, r := range []udpdns.BenchResult{perf, ours} {
-		fmt.Fprintf(stdout, "  %-8s %10.0f %10d %9.3f %9.3f %9.3f\n", r.Tool, r.QPS, r.Completed, r.AvgMS, r.P50MS, r.P99MS)
+	for _, b := range []dnsexp.BenchResult{r.Dnsperf, r.Udpdns} {
+		fmt.Fprintf(stdout, "  %-8s %10.0f %10d %9.3f %9.3f %9.3f\n", b.Tool, b.QPS, b.Completed, b.AvgMS, b.P50MS, b.P99MS)
 	}
-	fmt.Fprintf(stdout, "  udpdns/dnsperf qps ratio: median %.2f×, spread %.2f–%.2f× over %d rounds %s\n", ratio, lo, hi, rounds, fmtRatios(ratios))
+	fmt.Fprintf(stdout, "  udpdns/dnsperf qps ratio: median %.2f×, spread %.2f–%.2f× over %d rounds %s\n", r.Ratio, r.RatioMin, r.RatioMax, rounds, fmtRatios(r.Ratios))
 	fmt.Fprintf(stdout, "  (median round shown; dnsperf p50/p99 from a separate dnsperf -v run: printing each query slows it)\n")
 	fmt.Fprintf(stdout, "  note: %s\n", limits)
 	return exitOK
-}
-
-// medianQPS is the run with the median qps.
-func medianQPS(rs []udpdns.BenchResult) udpdns.BenchResult {
-	s := append([]udpdns.BenchResult(nil), rs...)
-	sort.Slice(s, func(i, j int) bool { return s[i].QPS < s[j].QPS })
-	return s[len(s)/2]
 }
 
 func fmtRatios(rs []float64) string {
@@ -275,4 +245,4 @@ func fmtRatios(rs []float64) string {
 }
 
 // dnsExperiments are the dns/ experiments of statelab's catalogue.
-func dnsExperiments() []lab.Experiment { return udpdns.Experiments() }
+func dnsExperiments() []lab.Experiment { return dnsexp.Experiments() }

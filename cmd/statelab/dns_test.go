@@ -14,10 +14,11 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/statelab/statelab/udpdns"
+	"github.com/statelab/statelab/udpdns/dnsfault"
 )
 
 func TestDNSCommands(t *testing.T) {
-	srv, err := udpdns.StartServer(udpdns.ServerConfig{Addr: "127.0.0.1:0", Seed: 1})
+	srv, err := udpdns.StartServer(udpdns.ServerConfig{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,8 @@ func TestDNSCommands(t *testing.T) {
 	}
 	// A server that never answers: the query fails with exit 1, counted lost.
 	t.Run("query timing out", func(t *testing.T) {
-		dead, err := udpdns.StartServer(udpdns.ServerConfig{Addr: "127.0.0.1:0", DropRate: 1, Seed: 1})
+		dead, err := udpdns.StartServer(udpdns.ServerConfig{Addr: "127.0.0.1:0",
+			Handler: dnsfault.Drop(1, nil)(udpdns.BuiltinZone())})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,24 +109,72 @@ func (s *syncBuffer) String() string {
 }
 
 // `dns serve` runs until its context ends: here a context the test cancels
-// in place of SIGINT/SIGTERM.
+// in place of SIGINT/SIGTERM. It serves the zone wrapped in the faults its
+// flags ask for, and says what it did as it stops.
 func TestDNSServeServesUntilStopped(t *testing.T) {
 	zone := filepath.Join(t.TempDir(), "db.example")
 	if err := os.WriteFile(zone, []byte("$ORIGIN example.test.\n@ IN SOA ns h 1 3600 600 86400 60\nwww IN A 198.51.100.80\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	tests := []struct {
+		name    string
+		flags   []string
+		query   string
+		answer  string // "" when no answer comes
+		dups    uint64
+		stopped string
+	}{
+		{"a zone file", []string{"--zone", zone}, "www.example.test", "198.51.100.80", 0, "received 1, answered 1, dropped 0, duplicated 0"},
+		{"the built-in zone, delayed and jittered", []string{"--delay", "20ms", "--jitter", "5ms"}, "example.lab", "192.0.2.1", 0,
+			"received 1, answered 1, dropped 0, duplicated 0"},
+		{"every answer twice", []string{"--dup", "1"}, "example.lab", "192.0.2.1", 1, "received 1, answered 1, dropped 0, duplicated 1"},
+		{"every query dropped", []string{"--drop", "1"}, "example.lab", "", 0, "received 1, answered 0, dropped 1, duplicated 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, errOut, stop := startServe(t, tt.flags...)
+			ev := make(chan udpdns.Event, 16)
+			c, err := udpdns.NewClient(udpdns.Config{Server: addr, Timeout: 300 * time.Millisecond, Retries: -1,
+				Trace: func(e udpdns.Event) {
+					select {
+					case ev <- e:
+					default:
+					}
+				}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			r, err := c.Query(context.Background(), tt.query, dns.TypeA)
+			switch {
+			case tt.answer == "" && err == nil:
+				t.Errorf("answered %v, want no answer", r)
+			case tt.answer != "" && (err != nil || len(r.Answer) == 0 || r.Answer[len(r.Answer)-1].(*dns.A).A.String() != tt.answer):
+				t.Errorf("query: %v %v, want %s", r, err, tt.answer)
+			}
+			for c.Stats().Duplicate < tt.dups {
+				<-ev // the copy is on its way
+			}
+			code := stop()
+			if code != 0 || !strings.Contains(errOut.String(), tt.stopped) {
+				t.Errorf("serve exited %d; stderr: %s; want %q", code, errOut.String(), tt.stopped)
+			}
+		})
+	}
+}
+
+// startServe runs `dns serve` on a free port with flags until stop, which
+// returns its exit code.
+func startServe(t *testing.T, flags ...string) (addr netip.AddrPort, errOut *syncBuffer, stop func() int) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	old := serveContext
 	serveContext = func() (context.Context, context.CancelFunc) { return ctx, cancel }
-	defer func() { serveContext = old }()
-
+	t.Cleanup(func() { cancel(); serveContext = old })
 	out, errOut := newSyncBuffer(), newSyncBuffer()
 	done := make(chan int, 1)
-	go func() { done <- Main([]string{"dns", "serve", "--addr", "127.0.0.1:0", "--zone", zone}, out, errOut) }()
-
+	go func() { done <- Main(append([]string{"dns", "serve", "--addr", "127.0.0.1:0"}, flags...), out, errOut) }()
 	re := regexp.MustCompile(`listening on (\S+) \(udp\)`)
-	var addr netip.AddrPort
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
 	for !addr.IsValid() {
@@ -139,22 +189,14 @@ func TestDNSServeServesUntilStopped(t *testing.T) {
 			t.Fatalf("serve never said where it listens: %q", out.String())
 		}
 	}
-	c, err := udpdns.NewClient(udpdns.Config{Server: addr, Timeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r, err := c.Query(ctx, "www.example.test", dns.TypeA)
-	if err != nil || len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "198.51.100.80" {
-		t.Fatalf("query: %v %v", r, err)
-	}
-	cancel()
-	select {
-	case code := <-done:
-		if code != 0 || !strings.Contains(errOut.String(), "received 1, answered 1") {
-			t.Errorf("serve exited %d; stderr: %s", code, errOut.String())
+	return addr, errOut, func() int {
+		cancel()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(10 * time.Second):
+			t.Fatal("serve did not stop when its context ended")
+			return -1
 		}
-	case <-deadline.C:
-		t.Fatal("serve did not stop when its context ended")
 	}
 }

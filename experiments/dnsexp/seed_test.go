@@ -1,4 +1,4 @@
-package udpdns
+package dnsexp
 
 import (
 	"fmt"
@@ -104,8 +104,8 @@ func TestSameSeedSameRun(t *testing.T) {
 	for _, name := range []string{"dns/loss", "dns/spoofing", "dns/client-gone"} {
 		t.Run(name, func(t *testing.T) {
 			const seed = 42
-			r1 := labtest.RunExperiment(t, experiment(name), seed)
-			r2 := labtest.RunExperiment(t, experiment(name), seed)
+			r1 := labtest.RunExperiment(t, experiment(t, name), seed)
+			r2 := labtest.RunExperiment(t, experiment(t, name), seed)
 			if d := firstDiff(reportText(t, r1), reportText(t, r2)); d != "" {
 				t.Errorf("two runs with seed %d report differently at %s", seed, d)
 			}

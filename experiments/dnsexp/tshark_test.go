@@ -1,4 +1,4 @@
-package udpdns
+package dnsexp
 
 import (
 	"os"

@@ -1,4 +1,4 @@
-package udpdns
+package dnsexp
 
 import (
 	"context"
@@ -7,14 +7,26 @@ import (
 
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/capture"
+	"github.com/statelab/statelab/lab/labtest"
 )
+
+func TestMain(m *testing.M) { labtest.Main(m, roles) }
+
+// experiment finds one of the package's experiments by name.
+func experiment(t testing.TB, name string) lab.Experiment {
+	t.Helper()
+	for _, e := range Experiments() {
+		if e.Name == name {
+			return e
+		}
+	}
+	t.Fatalf("no experiment %s", name)
+	return lab.Experiment{}
+}
 
 func runExperiment(t *testing.T, name string) *lab.Report {
 	t.Helper()
-	exp, ok := lookup(name)
-	if !ok {
-		t.Fatalf("%s not registered", name)
-	}
+	exp := experiment(t, name)
 	r := lab.RunOne(context.Background(), exp, lab.Options{OutDir: t.TempDir(), Seed: 1})
 	if !r.Passed {
 		for _, c := range r.Failed() {

@@ -1,4 +1,4 @@
-package udpdns
+package dnsexp
 
 import (
 	"context"
@@ -8,16 +8,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/statelab/statelab/udpdns"
 )
 
 // ErrNoDnsperf: dnsperf is not installed.
-var ErrNoDnsperf = errors.New("udpdns: dnsperf not found (apt-get install dnsperf)")
+var ErrNoDnsperf = errors.New("dnsexp: dnsperf not found (apt-get install dnsperf)")
 
 // BenchResult is one load run against a server.
 type BenchResult struct {
@@ -32,12 +34,12 @@ type BenchResult struct {
 }
 
 // benchName is the i-th name of the bench's query list (as dnsperf reads it).
-func benchName(i int) string { return fmt.Sprintf("b%d.%s", i%1000, SynthSuffix) }
+func benchName(i int) string { return fmt.Sprintf("b%d.%s", i%1000, udpdns.SynthSuffix) }
 
-// BenchClient drives this package's client against server for d with
+// benchClient drives udpdns's client (configured by server) for d with
 // concurrency goroutines, each keeping one query in flight.
-func BenchClient(ctx context.Context, server Config, d time.Duration, concurrency int) (BenchResult, error) {
-	c, err := NewClient(server)
+func benchClient(ctx context.Context, server udpdns.Config, d time.Duration, concurrency int) (BenchResult, error) {
+	c, err := udpdns.NewClient(server)
 	if err != nil {
 		return BenchResult{}, err
 	}
@@ -96,13 +98,13 @@ var (
 	rePerfRun  = regexp.MustCompile(`Run time \(s\):\s+([0-9.]+)`)
 )
 
-// BenchDnsperf runs dnsperf (Debian's) against server for d with at most
+// benchDnsperf runs dnsperf (Debian's) against server for d with at most
 // outstanding queries in flight from one socket and one thread (like the
 // udpdns client's one socket), over the same query names. With verbose,
 // dnsperf prints every query's latency (-v), from which p50 and p99 are
 // computed; that printing costs dnsperf throughput, so the qps of a verbose
 // run is not comparable: use separate runs for qps and for latency.
-func BenchDnsperf(ctx context.Context, server string, port uint16, d time.Duration, outstanding int, verbose bool) (BenchResult, error) {
+func benchDnsperf(ctx context.Context, server string, port uint16, d time.Duration, outstanding int, verbose bool) (BenchResult, error) {
 	bin, err := exec.LookPath("dnsperf")
 	if err != nil {
 		return BenchResult{}, ErrNoDnsperf
@@ -129,7 +131,7 @@ func BenchDnsperf(ctx context.Context, server string, port uint16, d time.Durati
 	cmd := exec.CommandContext(ctx, bin, args...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return BenchResult{}, fmt.Errorf("udpdns: dnsperf: %w\n%.2000s", err, out)
+		return BenchResult{}, fmt.Errorf("dnsexp: dnsperf: %w\n%.2000s", err, out)
 	}
 	num := func(re *regexp.Regexp) float64 {
 		m := re.FindSubmatch(out)
@@ -142,12 +144,12 @@ func BenchDnsperf(ctx context.Context, server string, port uint16, d time.Durati
 	r := BenchResult{Tool: "dnsperf", QPS: num(rePerfQPS), Completed: int(num(rePerfDone)), Lost: int(num(rePerfLost)),
 		AvgMS: num(rePerfAvg) * 1000, Seconds: num(rePerfRun)}
 	if r.QPS == 0 {
-		return r, fmt.Errorf("udpdns: dnsperf output not understood:\n%.2000s", out)
+		return r, fmt.Errorf("dnsexp: dnsperf output not understood:\n%.2000s", out)
 	}
 	if verbose {
 		lat := dnsperfLatencies(out)
 		if len(lat) == 0 {
-			return r, fmt.Errorf("udpdns: dnsperf -v printed no per-query latencies:\n%.2000s", out)
+			return r, fmt.Errorf("dnsexp: dnsperf -v printed no per-query latencies:\n%.2000s", out)
 		}
 		sort.Float64s(lat)
 		r.P50MS, r.P99MS = percentileMS(lat, 0.5), percentileMS(lat, 0.99)
@@ -168,4 +170,71 @@ func dnsperfLatencies(out []byte) []float64 {
 		}
 	}
 	return lat
+}
+
+// BenchConfig is one `statelab bench dns` run: rounds of dnsperf then the
+// udpdns client, each for Duration with InFlight queries in flight (the
+// client over Sockets sockets), against one in-process server.
+type BenchConfig struct {
+	Duration time.Duration
+	Rounds   int
+	InFlight int
+	Sockets  int
+}
+
+// BenchReport is what a bench run measured: each round of each tool, the
+// per-round qps ratio (udpdns/dnsperf) and its median and spread, and
+// dnsperf's latency percentiles from a verbose run of its own.
+type BenchReport struct {
+	Server                    string
+	Dnsperf, Udpdns           BenchResult // the median rounds; Dnsperf with the verbose run's p50/p99
+	DnsperfRounds, UdpRounds  []BenchResult
+	Ratios                    []float64 // per round
+	Ratio, RatioMin, RatioMax float64
+}
+
+// Bench runs the bench against an in-process server (the built-in zone)
+// that it starts on a free loopback port. dnsperf and the client take
+// turns, so drifting load on the machine hits both alike; both keep
+// InFlight queries in flight from one thread on one socket (dnsperf -q
+// InFlight -c 1 -T 1).
+func Bench(ctx context.Context, c BenchConfig) (BenchReport, error) {
+	c.Rounds, c.InFlight = max(1, c.Rounds), max(1, c.InFlight)
+	srv, err := udpdns.StartServer(udpdns.ServerConfig{})
+	if err != nil {
+		return BenchReport{}, err
+	}
+	defer srv.Close()
+	addr := srv.Addr()
+	r := BenchReport{Server: addr.String()}
+	for range c.Rounds {
+		perf, err := benchDnsperf(ctx, addr.Addr().String(), addr.Port(), c.Duration, c.InFlight, false)
+		if err != nil {
+			return r, err
+		}
+		ours, err := benchClient(ctx, udpdns.Config{Server: addr, Sockets: c.Sockets, Timeout: 2 * time.Second}, c.Duration, c.InFlight)
+		if err != nil {
+			return r, err
+		}
+		r.DnsperfRounds, r.UdpRounds, r.Ratios = append(r.DnsperfRounds, perf), append(r.UdpRounds, ours), append(r.Ratios, ours.QPS/perf.QPS)
+	}
+	// dnsperf's percentiles come from its per-query latencies (-v), in a
+	// run of their own: printing every query slows dnsperf down.
+	lat, err := benchDnsperf(ctx, addr.Addr().String(), addr.Port(), c.Duration, c.InFlight, true)
+	if err != nil {
+		return r, err
+	}
+	r.Dnsperf, r.Udpdns = medianQPS(r.DnsperfRounds), medianQPS(r.UdpRounds)
+	r.Dnsperf.P50MS, r.Dnsperf.P99MS = lat.P50MS, lat.P99MS
+	sorted := slices.Clone(r.Ratios)
+	slices.Sort(sorted)
+	r.Ratio, r.RatioMin, r.RatioMax = sorted[len(sorted)/2], sorted[0], sorted[len(sorted)-1]
+	return r, nil
+}
+
+// medianQPS is the run with the median qps.
+func medianQPS(rs []BenchResult) BenchResult {
+	s := slices.Clone(rs)
+	sort.Slice(s, func(i, j int) bool { return s[i].QPS < s[j].QPS })
+	return s[len(s)/2]
 }

@@ -1,0 +1,165 @@
+package dnsexp
+
+import (
+	"bufio"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/capture"
+)
+
+// keepPorts keeps UDP datagrams to or from any of ports, and every ICMP
+// message (the lab's namespace has no other traffic).
+func keepPorts(ports ...uint16) func(*capture.Packet) bool {
+	return func(p *capture.Packet) bool {
+		m, ok := p.Decode()
+		if !ok {
+			return false
+		}
+		if m.Proto == capture.ProtoICMP || m.Proto == capture.ProtoICMPv6 {
+			return true
+		}
+		for _, port := range ports {
+			if m.Involves(port) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// kernelICMPSent reads how many ICMP messages the kernel of the lab's
+// namespace has sent (Icmp OutMsgs in /proc/net/snmp): the source count
+// for the ICMP errors a capture should hold.
+func kernelICMPSent() (uint64, error) {
+	f, err := os.Open("/proc/net/snmp")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() { // ends: the file is a few lines
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || fields[0] != "Icmp:" {
+			continue
+		}
+		if names == nil {
+			names = fields
+			continue
+		}
+		for i, n := range names {
+			if n == "OutMsgs" && i < len(fields) {
+				return strconv.ParseUint(fields[i], 10, 64)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("no Icmp OutMsgs in /proc/net/snmp")
+}
+
+// wireWant is what a DNS capture must hold, counted at the sources (never
+// from the capture): datagrams to the server, datagrams to the client, and
+// the ICMP messages the kernel sent.
+type wireWant struct {
+	server, client netip.AddrPort
+	// queries: datagrams to the server, as the client counted its queries
+	// sent (Stats.Sent − SendFailed).
+	queries int
+	// replies: datagrams to the client socket, as repliesBy counted them
+	// (the server's datagrams written, the forger's).
+	replies   int
+	repliesBy string
+	// icmpBase is the kernel's ICMP count before the experiment's traffic;
+	// icmpAtLeast the ICMP messages the experiment's design implies (one
+	// per datagram to a port nobody listens on), only to know how long to
+	// wait: the count checked is the kernel's.
+	icmpBase    uint64
+	icmpAtLeast int
+}
+
+// startWant records the kernel's ICMP count before the traffic.
+func startWant() (wireWant, error) {
+	n, err := kernelICMPSent()
+	if err != nil {
+		return wireWant{}, fmt.Errorf("reading the kernel's ICMP count: %w", err)
+	}
+	return wireWant{icmpBase: n}, nil
+}
+
+// icmpSent is how many ICMP messages the kernel sent since startWant.
+func (x *wireWant) icmpSent() int {
+	n, err := kernelICMPSent()
+	if err != nil || n < x.icmpBase {
+		return 0
+	}
+	return int(n - x.icmpBase)
+}
+
+// wireGot is what a capture holds, in wireWant's categories.
+type wireGot struct{ queries, replies, icmp int }
+
+// add counts one captured packet in its category.
+func (x *wireWant) add(p *capture.Packet, g *wireGot) {
+	m, ok := p.Decode()
+	switch {
+	case !ok:
+	case m.Proto == capture.ProtoICMP:
+		g.icmp++
+	case m.Proto != capture.ProtoUDP:
+	case m.Dst == x.server:
+		g.queries++
+	case m.Dst == x.client:
+		g.replies++
+	}
+}
+
+// count counts a whole capture.
+func (x *wireWant) count(pkts []*capture.Packet) wireGot {
+	var g wireGot
+	for _, p := range pkts {
+		x.add(p, &g)
+	}
+	return g
+}
+
+// holds reports whether a capture holding g has everything counted, icmp
+// being the kernel's ICMP count.
+func (x *wireWant) holds(g wireGot, icmp int) bool {
+	return g.queries >= x.queries && g.replies >= x.replies && g.icmp >= max(x.icmpAtLeast, icmp)
+}
+
+// stopComplete stops the capture once it holds everything the sources
+// counted (or Options.MaxDrain passes), then records the check "capture
+// complete" before anything is judged from the packets. Call it after the
+// client and server are done, so their counters are final.
+func stopComplete(env *lab.Env, c *capture.Capture, x wireWant) ([]*capture.Packet, error) {
+	var g wireGot
+	seen := 0
+	pkts, err := c.StopWhen(func(ps []*capture.Packet) bool {
+		for _, p := range ps[seen:] {
+			x.add(p, &g)
+		}
+		seen = len(ps)
+		if g.queries < x.queries || g.replies < x.replies || g.icmp < x.icmpAtLeast {
+			return false // not yet: spare the kernel's count a read
+		}
+		return x.holds(g, x.icmpSent())
+	})
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	icmp := x.icmpSent()
+	g = x.count(pkts)
+	got := min(g.queries, x.queries) + min(g.replies, x.replies) + min(g.icmp, icmp)
+	env.CaptureComplete(c, got, x.queries+x.replies+icmp, "packets",
+		fmt.Sprintf("the client (%d queries sent), %s, the kernel (%d ICMP messages sent, /proc/net/snmp); captured %d + %d + %d",
+			x.queries, x.repliesBy, icmp, g.queries, g.replies, g.icmp))
+	return pkts, nil
+}
