@@ -249,3 +249,24 @@ func (c *Client) Download(ctx context.Context, n int64, progress func(int64)) (i
 	}
 	return got, [32]byte(h.Sum(nil)), nil
 }
+
+// Echo sends b on a new stream and reads it back: a round trip on the
+// connection's active path (after a Switch, the first packets the server
+// receives from the new path).
+func (c *Client) Echo(ctx context.Context, b []byte) ([]byte, error) {
+	st, err := c.Conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: opening a stream: %w", ErrTransfer, err)
+	}
+	stop := context.AfterFunc(ctx, func() { st.CancelRead(2); st.CancelWrite(2) })
+	defer stop()
+	if _, err := st.Write(append([]byte{OpEcho}, b...)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrTransfer, err)
+	}
+	st.Close()
+	got, err := io.ReadAll(st)
+	if err != nil {
+		return got, fmt.Errorf("%w: reading the echo: %w", ErrTransfer, err)
+	}
+	return got, nil
+}

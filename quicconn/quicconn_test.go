@@ -1,9 +1,6 @@
 package quicconn
 
-import (
-	"testing"
+import "time"
 
-	"github.com/statelab/statelab/lab/labtest"
-)
-
-func TestMain(m *testing.M) { labtest.Main(m, nil) }
+// testTimeout bounds each wait of a test.
+const testTimeout = 8 * time.Second

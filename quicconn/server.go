@@ -12,14 +12,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +32,6 @@ var (
 	ErrProtocol  = errors.New("quicconn: protocol error")
 	ErrTransfer  = errors.New("quicconn: transfer failed")
 	ErrMigration = errors.New("quicconn: migration failed")
-	ErrMiddlebox = errors.New("quicconn: middlebox")
 )
 
 // nextProtoH3 is HTTP/3's ALPN.
@@ -362,13 +359,13 @@ func (p plainConn) WriteTo(b []byte, a net.Addr) (int, error) {
 }
 
 // Write is one datagram an endpoint's socket wrote, as a capture shows
-// it: destination, size, the CRC32C of its payload and its QUIC packets'
-// cleartext headers.
+// it: destination, size, the CRC32C of its payload (as quic-go's qlog logs
+// a datagram's checksum) and its QUIC packets' cleartext headers.
 type Write struct {
-	To    netip.AddrPort
-	Size  int
-	Sum   uint32
-	Parts []Part
+	To      netip.AddrPort
+	Size    int
+	Sum     uint32
+	Headers []Header
 }
 
 // sendLog counts the datagrams an endpoint's sockets write (every path)
@@ -382,7 +379,7 @@ type sendLog struct {
 
 func (l *sendLog) add(b []byte, to net.Addr) {
 	if l.keep {
-		w := Write{Size: len(b), Sum: crc32.Checksum(b, castagnoli), Parts: parseParts(b, 8)}
+		w := Write{Size: len(b), Sum: Checksum(b), Headers: ParseHeaders(b, 8)}
 		if ua, ok := to.(*net.UDPAddr); ok {
 			w.To = ua.AddrPort()
 		}
@@ -429,24 +426,6 @@ func (g *cidGenerator) GenerateConnectionID() (quic.ConnectionID, error) {
 }
 
 func (g *cidGenerator) ConnectionIDLen() int { return g.n }
-
-// lockedBuffer is a key log many connections may write to.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return []byte(l.b.String())
-}
 
 // HTTP3Status says how the server offers HTTP/3.
 func HTTP3Status() string { return "on (ALPN h3)" }

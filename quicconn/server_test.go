@@ -73,23 +73,3 @@ func TestRawStreamOperations(t *testing.T) {
 		})
 	}
 }
-
-// The handover stall is the longest gap near the path change, not the
-// longest of the whole transfer.
-func TestHandoverStallLooksAroundTheChange(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	// A 300 ms gap at the start (slow start, not the handover), a 40 ms
-	// gap spanning the change at 2000 ms, 5 ms gaps elsewhere.
-	progress := []time.Time{at(0)}
-	for ms := 300; ms <= 1995; ms += 5 {
-		progress = append(progress, at(ms))
-	}
-	progress = append(progress, at(2035), at(2040), at(2045))
-	if got := HandoverStall(progress, at(2000)); got != 40*time.Millisecond {
-		t.Errorf("stall around 2000 ms = %v, want 40ms", got)
-	}
-	if got := HandoverStall(progress, at(300)); got != 300*time.Millisecond {
-		t.Errorf("stall around 300 ms = %v, want 300ms (the gap overlapping the window)", got)
-	}
-}

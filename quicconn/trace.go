@@ -123,6 +123,23 @@ func (c *ConnTrace) PathedPackets() []PacketEvent {
 	return ev
 }
 
+// ClaimPaths replays an endpoint's qlog in the order it was recorded and
+// fills each packet event's Local and Remote: the path the event's tuple
+// stands for (tuple "" is the active path, start until a tuple event
+// moves it; others were assigned by tuple events).
+func ClaimPaths(events []PacketEvent, tuples []TupleEvent, start TupleEvent) {
+	ti := 0
+	ids := map[string]TupleEvent{"": start}
+	for i := range events {
+		for ti < len(tuples) && tuples[ti].Seq <= events[i].Seq {
+			ids[tuples[ti].ID] = tuples[ti]
+			ti++
+		}
+		t := ids[events[i].Tuple]
+		events[i].Local, events[i].Remote = t.Local, t.Remote
+	}
+}
+
 // Tuples returns a copy of the tuple events so far.
 func (c *ConnTrace) Tuples() []TupleEvent {
 	c.mu.Lock()

@@ -85,14 +85,14 @@ func TestRemoveQlogsRemovesOnlyThisExperimentsFiles(t *testing.T) {
 func TestTracerFinishCompletesTheQlogsOfOpenConnections(t *testing.T) {
 	dir := t.TempDir()
 	tr := &Tracer{Dir: dir, Prefix: "stop"}
-	srv, err := NewServer(ServerConfig{Tracer: tr, IdleTimeout: StepTimeout})
+	srv, err := NewServer(ServerConfig{Tracer: tr, IdleTimeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), StepTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	cl, err := Dial(ctx, ClientConfig{Server: srv.Addr, Trust: srv.Cert, Tracer: tr, IdleTimeout: StepTimeout})
+	cl, err := Dial(ctx, ClientConfig{Server: srv.Addr, Trust: srv.Cert, Tracer: tr, IdleTimeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestTracerFinishCompletesTheQlogsOfOpenConnections(t *testing.T) {
 	for _, c := range tr.Conns() {
 		select {
 		case <-c.Done():
-		case <-time.After(StepTimeout):
+		case <-time.After(testTimeout):
 			t.Fatalf("the %s's trace did not end", c.Role)
 		}
 	}

@@ -19,9 +19,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/statelab/statelab/experiments/quicexp"
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/quicconn"
+	"github.com/statelab/statelab/quicconn/nat"
 )
 
 func init() {
@@ -69,9 +71,11 @@ func init() {
 		name: "bench quic",
 		args: "[--size BYTES] [--runs N] [--json]",
 		summary: "Goodput of one large QUIC download through the lab NAT with no path change, with one NAT rebinding and\n" +
-			"with three client migrations, interleaved in the same run inside the lab's namespace (median of --runs,\n" +
-			"the scenario order rotated each round, with the min/median/max of the ratio to no change), and the\n" +
-			"handover stall: the longest time without progress around a path change the NAT or the server reported.\n" +
+			"with three client migrations (at 1/4, 2/4 and 3/4 of the bytes, each complete before the next), interleaved\n" +
+			"in the same run inside the lab's namespace (median of --runs, the scenario order rotated each round, with\n" +
+			"the min/median/max of the ratio to no change), and the handover stall: the longest time without progress\n" +
+			"around a path change the NAT or the server reported. A measurement ends once the last byte has arrived and\n" +
+			"every path change armed during the download has completed.\n" +
 			"Target: goodput with a rebinding at least 90% of without, 0 bytes lost.",
 		examples: []string{"statelab bench quic", "statelab bench quic --size 100000000 --json"},
 		flags: func(fs *flag.FlagSet) {
@@ -183,167 +187,217 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
 		return exitUsage
 	}
-	insecure := quicFlag[bool](fs, "insecure")
-	migrateAfter, rebindAfter := quicFlag[time.Duration](fs, "migrate-after"), quicFlag[time.Duration](fs, "rebind-after")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, quicFlag[time.Duration](fs, "timeout"))
 	defer cancel()
-	start := time.Now()
-	var logMu sync.Mutex // path events arrive on quic-go's goroutines
-	logf := func(format string, a ...any) {
-		logMu.Lock()
-		defer logMu.Unlock()
-		fmt.Fprintf(stdout, "%8.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
-	}
-	server := target.server
-	local := "127.0.0.1:0"
-	if !server.Addr().IsLoopback() {
-		local = ":0"
-	}
-	to := server
-	var nat *quicconn.Middlebox
-	if rebindAfter > 0 {
-		nat, err = quicconn.NewMiddlebox("127.0.0.1:0", server, netip.MustParseAddr("127.0.0.1"))
-		if err != nil {
-			fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
-			return exitUsage
-		}
-		defer nat.Close()
-		to = nat.Front
-		logf("in-process NAT on %s in front of %s", nat.Front, server)
-	}
-	tr := &quicconn.Tracer{OnTuple: func(_ *quicconn.ConnTrace, t quicconn.TupleEvent) {
-		logf("path %q: %s → %s", t.ID, t.Local, t.Remote)
-	}}
-
-	// Path changes, scheduled from the moment the connection is up.
-	var timers []*time.Timer
-	var timersMu sync.Mutex
-	defer func() {
-		timersMu.Lock()
-		defer timersMu.Unlock()
-		for _, t := range timers {
-			t.Stop()
-		}
-	}()
-	// The timers start at the first response bytes, not at dial: a path may
-	// change only once the handshake is confirmed (RFC 9000 §9), and a body
-	// byte means the server has processed the request. Started earlier, a
-	// rebinding can land mid-handshake and strand the connection.
-	var dialed *quicconn.Client
-	onDial := func(cl *quicconn.Client) {
-		logf("connected from %s to %s", cl.LocalAddr(), to)
-		timersMu.Lock()
-		dialed = cl
-		timersMu.Unlock()
-	}
-	var startPaths sync.Once
-	schedule := func() {
-		timersMu.Lock()
-		defer timersMu.Unlock()
-		cl := dialed
-		if cl == nil {
-			return
-		}
-		if rebindAfter > 0 {
-			timers = append(timers, time.AfterFunc(rebindAfter, func() {
-				ch := nat.Rebind(netip.MustParseAddr("127.0.0.1"), 0)
-				logf("NAT: rebinding armed")
-				go func() {
-					select {
-					case rb := <-ch:
-						logf("NAT: binding %s → %s (the server sees a new port; same connection ID)", rb.Old, rb.New)
-					case <-ctx.Done():
-					}
-				}()
-			}))
-		}
-		if migrateAfter > 0 {
-			timers = append(timers, time.AfterFunc(migrateAfter, func() {
-				p, err := cl.NewPath(netip.AddrPortFrom(cl.LocalAddr().Addr(), 0).String())
-				if err != nil {
-					logf("migration: %v", err)
-					return
-				}
-				logf("migration: AddPath %s; Switch before Probe: %v", p.Local, p.Switch())
-				t0 := time.Now()
-				if err := p.Probe(ctx); err != nil {
-					logf("migration: probe: %v", err)
-					return
-				}
-				logf("migration: path %s validated in %v; Switch: %v", p.Local, time.Since(t0).Round(time.Microsecond), p.Switch())
-			}))
-		}
-	}
-
-	var last time.Time
-	var stall time.Duration
-	n := target.n
-	next := n / 4
-	progress := func(k int64) {
-		if k > 0 {
-			startPaths.Do(schedule)
-		}
-		now := time.Now()
-		if !last.IsZero() {
-			stall = max(stall, now.Sub(last))
-		}
-		last = now
-		if k >= next && next > 0 {
-			logf("%d of %d bytes", k, n)
-			next += n / 4
-		}
+	g := newQUICGetter(ctx, target, quicFlag[time.Duration](fs, "migrate-after"), quicFlag[time.Duration](fs, "rebind-after"))
+	defer g.close()
+	if err := g.natInFront(); err != nil {
+		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
+		return exitUsage
 	}
 	if target.h3 {
-		return quicGetH3(ctx, target, quicconn.H3Config{Server: to, Local: local, Insecure: insecure, Tracer: tr,
-			IdleTimeout: 10 * time.Second, OnDial: onDial}, progress, start, &stall, logf)
+		return g.getH3(quicFlag[bool](fs, "insecure"))
 	}
-	cl, err := quicconn.Dial(ctx, quicconn.ClientConfig{Server: to, Local: local, Tracer: tr, IdleTimeout: 10 * time.Second})
+	return g.getRaw()
+}
+
+// quicGetter is one quic get: the fetch, its path changes (scheduled from
+// the first response bytes) and its progress, logged as they happen.
+type quicGetter struct {
+	ctx                       context.Context
+	target                    quicTarget
+	migrateAfter, rebindAfter time.Duration
+	start                     time.Time
+	logMu                     sync.Mutex     // path events arrive on quic-go's goroutines
+	local                     string         // the client's address
+	to                        netip.AddrPort // the server, or the NAT in front of it
+	nat                       *nat.UDP
+	tr                        *quicconn.Tracer
+
+	mu         sync.Mutex
+	dialed     *quicconn.Client
+	timers     []*time.Timer
+	startPaths sync.Once
+
+	// progress, from the reader's goroutine
+	last  time.Time
+	stall time.Duration
+	next  int64
+}
+
+func newQUICGetter(ctx context.Context, target quicTarget, migrateAfter, rebindAfter time.Duration) *quicGetter {
+	g := &quicGetter{ctx: ctx, target: target, migrateAfter: migrateAfter, rebindAfter: rebindAfter, start: time.Now(),
+		local: "127.0.0.1:0", to: target.server, next: target.n / 4}
+	if !target.server.Addr().IsLoopback() {
+		g.local = ":0"
+	}
+	g.tr = &quicconn.Tracer{OnTuple: func(_ *quicconn.ConnTrace, t quicconn.TupleEvent) {
+		g.logf("path %q: %s → %s", t.ID, t.Local, t.Remote)
+	}}
+	return g
+}
+
+func (g *quicGetter) logf(format string, a ...any) {
+	g.logMu.Lock()
+	defer g.logMu.Unlock()
+	fmt.Fprintf(stdout, "%8.3fs  %s\n", time.Since(g.start).Seconds(), fmt.Sprintf(format, a...))
+}
+
+// natInFront puts an in-process NAT in front of the server when a
+// rebinding is asked for.
+func (g *quicGetter) natInFront() error {
+	if g.rebindAfter <= 0 {
+		return nil
+	}
+	n, err := nat.NewUDP("127.0.0.1:0", g.target.server, netip.MustParseAddr("127.0.0.1"))
+	if err != nil {
+		return err
+	}
+	g.nat, g.to = n, n.Front
+	g.logf("in-process NAT on %s in front of %s", n.Front, g.target.server)
+	return nil
+}
+
+// close stops the scheduled path changes and the NAT.
+func (g *quicGetter) close() {
+	g.mu.Lock()
+	for _, t := range g.timers {
+		t.Stop()
+	}
+	g.mu.Unlock()
+	if g.nat != nil {
+		g.nat.Close()
+	}
+}
+
+// onDial records the connection the path changes apply to.
+func (g *quicGetter) onDial(cl *quicconn.Client) {
+	g.logf("connected from %s to %s", cl.LocalAddr(), g.to)
+	g.mu.Lock()
+	g.dialed = cl
+	g.mu.Unlock()
+}
+
+// progress logs every quarter of the bytes, tracks the longest stall, and
+// at the first response bytes schedules the path changes: a path may
+// change only once the handshake is confirmed (RFC 9000 §9), and a body
+// byte means the server has processed the request. Started earlier, a
+// rebinding can land mid-handshake and strand the connection.
+func (g *quicGetter) progress(k int64) {
+	if k > 0 {
+		g.startPaths.Do(g.schedule)
+	}
+	now := time.Now()
+	if !g.last.IsZero() {
+		g.stall = max(g.stall, now.Sub(g.last))
+	}
+	g.last = now
+	if n := g.target.n; k >= g.next && g.next > 0 {
+		g.logf("%d of %d bytes", k, n)
+		g.next += n / 4
+	}
+}
+
+// schedule starts the timers of the path changes asked for.
+func (g *quicGetter) schedule() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cl := g.dialed
+	if cl == nil {
+		return
+	}
+	if g.rebindAfter > 0 {
+		g.timers = append(g.timers, time.AfterFunc(g.rebindAfter, g.rebind))
+	}
+	if g.migrateAfter > 0 {
+		g.timers = append(g.timers, time.AfterFunc(g.migrateAfter, func() { g.migrate(cl) }))
+	}
+}
+
+// rebind has the NAT move the flow to a new port and logs the move.
+func (g *quicGetter) rebind() {
+	ch := g.nat.Rebind(netip.MustParseAddr("127.0.0.1"), 0)
+	g.logf("NAT: rebinding armed")
+	go func() {
+		select {
+		case rb := <-ch:
+			g.logf("NAT: binding %s → %s (the server sees a new port; same connection ID)", rb.Old, rb.New)
+		case <-g.ctx.Done():
+		}
+	}()
+}
+
+// migrate moves cl to a new local port: Switch before Probe (refused),
+// Probe, Switch.
+func (g *quicGetter) migrate(cl *quicconn.Client) {
+	p, err := cl.NewPath(netip.AddrPortFrom(cl.LocalAddr().Addr(), 0).String())
+	if err != nil {
+		g.logf("migration: %v", err)
+		return
+	}
+	g.logf("migration: AddPath %s; Switch before Probe: %v", p.Local, p.Switch())
+	t0 := time.Now()
+	if err := p.Probe(g.ctx); err != nil {
+		g.logf("migration: probe: %v", err)
+		return
+	}
+	g.logf("migration: path %s validated in %v; Switch: %v", p.Local, time.Since(t0).Round(time.Microsecond), p.Switch())
+}
+
+// getRaw downloads quic://HOST:PORT/bytes/N over the raw stream protocol.
+func (g *quicGetter) getRaw() int {
+	cl, err := quicconn.Dial(g.ctx, quicconn.ClientConfig{Server: g.to, Local: g.local, Tracer: g.tr, IdleTimeout: 10 * time.Second})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
 		return exitUsage
 	}
 	defer cl.Close()
-	onDial(cl)
-	got, sum, err := cl.Download(ctx, n, progress)
-	secs := time.Since(start).Seconds()
+	g.onDial(cl)
+	n := g.target.n
+	got, sum, err := cl.Download(g.ctx, n, g.progress)
+	secs := time.Since(g.start).Seconds()
 	ok := err == nil && sum == quicconn.PatternSum(n)
-	logf("done: %d bytes, intact %t, %.1f MB/s, longest stall %.1f ms, err %v", got, ok, float64(got)/secs/1e6, float64(stall.Microseconds())/1000, err)
+	g.logf("done: %d bytes, intact %t, %.1f MB/s, longest stall %.1f ms, err %v", got, ok, float64(got)/secs/1e6, quicMS(g.stall), err)
 	if !ok {
 		return exitFail
 	}
 	return exitOK
 }
 
-// quicGetH3 fetches target over HTTP/3 and prints the status, the byte
-// count and the sha256.
-func quicGetH3(ctx context.Context, target quicTarget, cfg quicconn.H3Config, progress func(int64), start time.Time, stall *time.Duration, logf func(string, ...any)) int {
-	h := quicconn.NewH3Client(cfg)
+// getH3 fetches https://HOST:PORT/PATH over HTTP/3 and prints the status,
+// the byte count and the sha256.
+func (g *quicGetter) getH3(insecure bool) int {
+	h := quicconn.NewH3Client(quicconn.H3Config{Server: g.to, Local: g.local, Insecure: insecure, Tracer: g.tr,
+		IdleTimeout: 10 * time.Second, OnDial: g.onDial})
 	defer h.Close()
-	r, err := h.Get(ctx, target.url, progress)
+	r, err := h.Get(g.ctx, g.target.url, g.progress)
 	if err != nil && len(h.Conns()) == 0 {
 		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
-		if !cfg.Insecure && strings.Contains(err.Error(), "certificate") {
+		if !insecure && strings.Contains(err.Error(), "certificate") {
 			fmt.Fprintf(stderr, "statelab quic get: the server's certificate is not trusted; statelab quic serve uses a self-signed one: add --insecure to skip verification\n")
 		}
 		return exitUsage
 	}
-	secs := time.Since(start).Seconds()
+	secs := time.Since(g.start).Seconds()
 	intact := "(not checked)"
 	ok := err == nil && r.StatusCode == http.StatusOK
-	if target.n >= 0 && r.StatusCode == http.StatusOK {
-		good := r.Bytes == target.n && r.Sum == quicconn.PatternSum(target.n)
+	if g.target.n >= 0 && r.StatusCode == http.StatusOK {
+		good := r.Bytes == g.target.n && r.Sum == quicconn.PatternSum(g.target.n)
 		ok = ok && good
 		intact = strconv.FormatBool(good)
 	}
-	logf("done: %s %s, %d bytes, sha256 %x, intact %s, %.1f MB/s, longest stall %.1f ms, %d connection(s), err %v",
-		r.Proto, r.Status, r.Bytes, r.Sum, intact, float64(r.Bytes)/secs/1e6, float64(stall.Microseconds())/1000, len(h.Conns()), err)
+	g.logf("done: %s %s, %d bytes, sha256 %x, intact %s, %.1f MB/s, longest stall %.1f ms, %d connection(s), err %v",
+		r.Proto, r.Status, r.Bytes, r.Sum, intact, float64(r.Bytes)/secs/1e6, quicMS(g.stall), len(h.Conns()), err)
 	if !ok {
 		return exitFail
 	}
 	return exitOK
 }
+
+// quicMS is a duration in milliseconds, to the microsecond.
+func quicMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func benchQUIC(fs *flag.FlagSet, args []string) int {
 	if len(args) > 0 {
@@ -361,7 +415,7 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rs, err := quicconn.Bench(ctx, size, quicFlag[int](fs, "runs"))
+	rs, err := quicexp.Bench(ctx, size, quicFlag[int](fs, "runs"))
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench quic: %v\n", err)
 		if errors.Is(err, context.Canceled) {
@@ -380,12 +434,13 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 		_ = json.NewEncoder(stdout).Encode(map[string]any{"results": rs, "ratio_to_none": ratio, "ratio_spread_min_median_max": spread, "target_met": met})
 	} else {
 		fmt.Fprintf(stdout, "QUIC download of %d bytes through the lab NAT on loopback (2 shared cores), %d round(s), scenario order rotated each round\n", size, rs[0].Rounds)
-		fmt.Fprintf(stdout, "  %-9s %10s %20s %10s %6s %8s %8s\n", "scenario", "MB/s", "ratio min/med/max", "stall ms", "lost", "intact", "changes")
+		fmt.Fprintf(stdout, "  %-9s %10s %20s %10s %6s %8s %8s %10s\n", "scenario", "MB/s", "ratio min/med/max", "stall ms", "lost", "intact", "changes", "settle ms")
 		for _, r := range rs {
-			fmt.Fprintf(stdout, "  %-9s %10.1f %6.2f/%6.2f/%6.2f %10.1f %6d %8t %8d\n", r.Scenario, r.GoodputMBs, r.RatioMin, r.RatioMedian, r.RatioMax, r.StallMS, r.Lost, r.Intact, r.Changes)
+			fmt.Fprintf(stdout, "  %-9s %10.1f %6.2f/%6.2f/%6.2f %10.1f %6d %8t %8d %10.1f\n", r.Scenario, r.GoodputMBs, r.RatioMin, r.RatioMedian, r.RatioMax, r.StallMS, r.Lost, r.Intact, r.Changes, r.SettleMS)
 		}
 		fmt.Fprintf(stdout, "  stall: the longest time without progress from %v before to %v after a path change (none: around the halfway point)\n",
-			quicconn.HandoverWindow.Before, quicconn.HandoverWindow.After)
+			quicexp.HandoverBefore, quicexp.HandoverAfter)
+		fmt.Fprintf(stdout, "  changes: as the NAT or the server reported them; settle: how long after the last byte the measurement waited for the armed ones\n")
 		fmt.Fprintf(stdout, "  target (median rebind ≥ 0.90 of none, 0 bytes lost): %s\n", map[bool]string{true: "met", false: "NOT met"}[met])
 	}
 	for _, r := range rs {
@@ -397,4 +452,4 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 }
 
 // quicExperiments are the quic/ experiments of statelab's catalogue.
-func quicExperiments() []lab.Experiment { return quicconn.Experiments() }
+func quicExperiments() []lab.Experiment { return quicexp.Experiments() }

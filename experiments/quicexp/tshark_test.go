@@ -1,4 +1,4 @@
-package quicconn
+package quicexp
 
 import (
 	"net/netip"

@@ -1,4 +1,4 @@
-package quicconn
+package quicexp
 
 import (
 	"context"
@@ -21,8 +21,8 @@ func TestExperimentsPass(t *testing.T) {
 	} {
 		t.Run(strings.TrimPrefix(tc.name, "quic/"), func(t *testing.T) {
 			r := labtest.RunExperiment(t, experiment(tc.name), 1)
-			if r.Metrics[tc.metric] != float64(TransferSize) {
-				t.Errorf("%s = %v, want %d", tc.metric, r.Metrics[tc.metric], TransferSize)
+			if r.Metrics[tc.metric] != float64(transferSize) {
+				t.Errorf("%s = %v, want %d", tc.metric, r.Metrics[tc.metric], transferSize)
 			}
 			if labtest.LookTool(t, "tshark") == "" {
 				return
@@ -45,8 +45,7 @@ func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 	captureDrain, testUncounted = 300*time.Millisecond, 1
 	for _, name := range []string{"quic/rebind-port", "quic/tcp-contrast"} {
 		t.Run(strings.TrimPrefix(name, "quic/"), func(t *testing.T) {
-			e, _ := lookup(name)
-			r := lab.RunOne(context.Background(), e, lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})
+			r := lab.RunOne(context.Background(), experiment(name), lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})
 			if r.Passed || r.Error != "" || len(r.Checks) == 0 {
 				t.Fatalf("passed %t, error %q, %d checks", r.Passed, r.Error, len(r.Checks))
 			}
@@ -77,5 +76,34 @@ func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 				t.Errorf("%d of %d packets carry no comment", bare, len(f.Packets))
 			}
 		})
+	}
+}
+
+func TestMain(m *testing.M) { labtest.Main(m, nil) }
+
+// experiment is the package's experiment called name.
+func experiment(name string) lab.Experiment {
+	for _, e := range Experiments() {
+		if e.Name == name {
+			return e
+		}
+	}
+	panic("no experiment " + name)
+}
+
+// Experiments lists every quic/ experiment once, each runnable.
+func TestExperimentsAreListedOnce(t *testing.T) {
+	want := []string{"quic/rebind-port", "quic/rebind-addr", "quic/migrate", "quic/spoofed-path", "quic/tcp-contrast"}
+	c, err := lab.NewCatalogue(Experiments())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(c.All()); got != len(want) {
+		t.Fatalf("%d experiments, want %d", got, len(want))
+	}
+	for _, n := range want {
+		if e, ok := c.Lookup(n); !ok || e.Run == nil || e.Summary == "" || e.Shows == "" {
+			t.Errorf("%s: listed %t, with a body, a summary and what it shows: %+v", n, ok, e)
+		}
 	}
 }

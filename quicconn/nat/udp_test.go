@@ -1,4 +1,4 @@
-package quicconn
+package nat
 
 import (
 	"net"
@@ -38,12 +38,12 @@ func TestMiddleboxRebindMovesTheFlowAndForgetsTheOldBinding(t *testing.T) {
 		name string
 		to   netip.Addr
 	}{
-		{"new port", loopback1},
-		{"new address", loopback2},
+		{"new port", netip.MustParseAddr("127.0.0.1")},
+		{"new address", netip.MustParseAddr("127.0.0.2")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			server, from := udpEcho(t)
-			mb, err := NewMiddlebox("127.0.0.1:0", server, loopback1)
+			mb, err := NewUDP("127.0.0.1:0", server, netip.MustParseAddr("127.0.0.1"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package quicconn
+package nat
 
 import (
 	"fmt"
@@ -9,13 +9,13 @@ import (
 	"time"
 )
 
-// Middlebox is a UDP NAT inside the lab's namespace: clients send to Front,
-// and it forwards each client's datagrams to the server from an outside
+// UDP is a UDP NAT (and on-path middlebox): clients send to Front, and it
+// forwards each client's datagrams to the server from an outside
 // socket of its own (the binding), and the server's replies back. Rebind
 // moves a client's flow to a new outside port or address mid-transfer and
 // forgets the old binding, so the server's packets to it are dropped — the
 // QUIC interop runner's rebind-port and rebind-addr scenarios.
-type Middlebox struct {
+type UDP struct {
 	// Front is where clients send.
 	Front netip.AddrPort
 
@@ -30,11 +30,11 @@ type Middlebox struct {
 	spoof    *spoofReq
 	socks    []*net.UDPConn
 	closed   bool
-	stats    MiddleboxStats
+	stats    UDPStats
 }
 
-// MiddleboxStats counts what the middlebox did.
-type MiddleboxStats struct {
+// UDPStats counts what the NAT did.
+type UDPStats struct {
 	ToServer, ToClient int // datagrams forwarded
 	DroppedOld         int // server datagrams to a forgotten binding
 	Forged             int // forged copies sent
@@ -42,7 +42,7 @@ type MiddleboxStats struct {
 	ToForgedBytes      int
 }
 
-// Rebinding is a binding change the middlebox made.
+// Rebinding is a binding change the NAT made.
 type Rebinding struct {
 	Client, Old, New netip.AddrPort
 	At               time.Time
@@ -73,18 +73,18 @@ type spoofReq struct {
 	done    chan []netip.AddrPort
 }
 
-// NewMiddlebox listens on front (e.g. 127.0.0.1:0) and forwards to server,
+// NewUDP listens on front (e.g. 127.0.0.1:0) and forwards to server,
 // creating bindings on outside (e.g. 127.0.0.1).
-func NewMiddlebox(front string, server netip.AddrPort, outside netip.Addr) (*Middlebox, error) {
+func NewUDP(front string, server netip.AddrPort, outside netip.Addr) (*UDP, error) {
 	fa, err := net.ResolveUDPAddr("udp", front)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMiddlebox, err)
+		return nil, fmt.Errorf("%w: %w", ErrNAT, err)
 	}
 	fc, err := net.ListenUDP("udp", fa)
 	if err != nil {
-		return nil, fmt.Errorf("%w: listening on %s: %w", ErrMiddlebox, front, err)
+		return nil, fmt.Errorf("%w: listening on %s: %w", ErrNAT, front, err)
 	}
-	m := &Middlebox{Front: fc.LocalAddr().(*net.UDPAddr).AddrPort(), server: server, outside: outside, front: fc,
+	m := &UDP{Front: fc.LocalAddr().(*net.UDPAddr).AddrPort(), server: server, outside: outside, front: fc,
 		bindings: map[netip.AddrPort]*binding{}}
 	m.wg.Add(1)
 	go m.fromClients()
@@ -92,7 +92,7 @@ func NewMiddlebox(front string, server netip.AddrPort, outside netip.Addr) (*Mid
 }
 
 // Stats returns the counters so far.
-func (m *Middlebox) Stats() MiddleboxStats {
+func (m *UDP) Stats() UDPStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.stats
@@ -100,7 +100,7 @@ func (m *Middlebox) Stats() MiddleboxStats {
 
 // IsForged reports whether addr is one of the attacker's forged source
 // addresses (see Spoof).
-func (m *Middlebox) IsForged(addr netip.AddrPort) bool {
+func (m *UDP) IsForged(addr netip.AddrPort) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.spoof != nil && slices.Contains(m.spoof.addrs, addr)
@@ -109,7 +109,7 @@ func (m *Middlebox) IsForged(addr netip.AddrPort) bool {
 // Rebind arms a rebinding: the next client datagram of at least minSize
 // bytes gets a new outside socket on addr (port chosen by the kernel) and
 // the old binding is forgotten. The channel receives the change.
-func (m *Middlebox) Rebind(addr netip.Addr, minSize int) <-chan Rebinding {
+func (m *UDP) Rebind(addr netip.Addr, minSize int) <-chan Rebinding {
 	ch := make(chan Rebinding, 1)
 	m.mu.Lock()
 	m.rebind = &rebindReq{to: addr, minSize: minSize, done: ch}
@@ -123,7 +123,7 @@ func (m *Middlebox) Rebind(addr netip.Addr, minSize int) <-chan Rebinding {
 // so the server sees the copy first and the original as a duplicate. What the server
 // sends to the forged addresses is counted and dropped. The channel
 // receives the forged source addresses once all copies are sent.
-func (m *Middlebox) Spoof(from []netip.Addr, n, minSize int) <-chan []netip.AddrPort {
+func (m *UDP) Spoof(from []netip.Addr, n, minSize int) <-chan []netip.AddrPort {
 	ch := make(chan []netip.AddrPort, 1)
 	m.mu.Lock()
 	m.spoof = &spoofReq{from: from, minSize: minSize, left: n, done: ch}
@@ -132,7 +132,7 @@ func (m *Middlebox) Spoof(from []netip.Addr, n, minSize int) <-chan []netip.Addr
 }
 
 // Close stops forwarding and closes every socket.
-func (m *Middlebox) Close() error {
+func (m *UDP) Close() error {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -148,23 +148,23 @@ func (m *Middlebox) Close() error {
 	return nil
 }
 
-func (m *Middlebox) listen(addr netip.Addr) (*net.UDPConn, error) {
+func (m *UDP) listen(addr netip.Addr) (*net.UDPConn, error) {
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
 	if err != nil {
-		return nil, fmt.Errorf("%w: binding on %s: %w", ErrMiddlebox, addr, err)
+		return nil, fmt.Errorf("%w: binding on %s: %w", ErrNAT, addr, err)
 	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		c.Close()
-		return nil, fmt.Errorf("%w: closed", ErrMiddlebox)
+		return nil, fmt.Errorf("%w: closed", ErrNAT)
 	}
 	m.socks = append(m.socks, c)
 	m.mu.Unlock()
 	return c, nil
 }
 
-func (m *Middlebox) fromClients() {
+func (m *UDP) fromClients() {
 	defer m.wg.Done()
 	buf := make([]byte, 65536)
 	for {
@@ -188,7 +188,7 @@ func (m *Middlebox) fromClients() {
 
 // bindingFor returns the client's binding, creating it, or replacing it
 // when a rebinding is armed and this datagram is big enough.
-func (m *Middlebox) bindingFor(client netip.AddrPort, size int) (*binding, error) {
+func (m *UDP) bindingFor(client netip.AddrPort, size int) (*binding, error) {
 	m.mu.Lock()
 	b := m.bindings[client]
 	req := m.rebind
@@ -220,7 +220,7 @@ func (m *Middlebox) bindingFor(client netip.AddrPort, size int) (*binding, error
 	return nb, nil
 }
 
-func (m *Middlebox) fromServer(b *binding) {
+func (m *UDP) fromServer(b *binding) {
 	defer m.wg.Done()
 	buf := make([]byte, 65536)
 	for {
@@ -246,7 +246,7 @@ func (m *Middlebox) fromServer(b *binding) {
 }
 
 // forge sends the armed attacker's copies of pkt.
-func (m *Middlebox) forge(pkt []byte) {
+func (m *UDP) forge(pkt []byte) {
 	m.mu.Lock()
 	s := m.spoof
 	if s == nil || s.left == 0 || len(pkt) < s.minSize {
@@ -283,7 +283,7 @@ func (m *Middlebox) forge(pkt []byte) {
 	}
 }
 
-func (m *Middlebox) attackerReads(c *net.UDPConn) {
+func (m *UDP) attackerReads(c *net.UDPConn) {
 	defer m.wg.Done()
 	buf := make([]byte, 65536)
 	for {

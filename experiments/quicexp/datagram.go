@@ -1,15 +1,24 @@
-package quicconn
+package quicexp
 
 import (
 	"bytes"
-	"encoding/binary"
-	"encoding/hex"
-	"hash/crc32"
+	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/statelab/statelab/lab/capture"
+	"github.com/statelab/statelab/quicconn"
+)
+
+// The qlog records the analysis joins with the capture, as quicconn's
+// tracer keeps them, and the datagrams an endpoint's sockets wrote.
+type (
+	PacketEvent = quicconn.PacketEvent
+	TupleEvent  = quicconn.TupleEvent
+	Write       = quicconn.Write
 )
 
 // Datagram is one captured UDP datagram of a QUIC connection with what its
@@ -49,13 +58,9 @@ type Datagram struct {
 // received it (a packet_received, or a packet_dropped for one it
 // discarded), nil where none matched.
 type Part struct {
-	Type       string // qlog packet type
-	DCID, SCID string // hex; SCID for long headers only
-	Len        int    // bytes of the datagram this packet occupies
+	quicconn.Header
 	Sent, Recv *PacketEvent
 }
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Datagrams decodes the captured UDP datagrams to or from server. Short
 // header connection IDs are cidLen bytes (both sides use 8 here).
@@ -67,101 +72,27 @@ func Datagrams(pkts []*capture.Packet, server netip.AddrPort, cidLen int) []*Dat
 			continue
 		}
 		d := &Datagram{Pkt: p, Index: i, Time: p.Time, Src: m.Src, Dst: m.Dst, Size: len(m.Payload), payload: m.Payload,
-			Sum: crc32.Checksum(m.Payload, castagnoli)}
+			Sum: quicconn.Checksum(m.Payload)}
 		parseHeader(d, m.Payload, cidLen)
 		out = append(out, d)
 	}
 	return out
 }
 
+// parseHeader fills d's cleartext fields from its payload b.
 func parseHeader(d *Datagram, b []byte, cidLen int) {
-	d.Parts = parseParts(b, cidLen)
+	for _, h := range quicconn.ParseHeaders(b, cidLen) {
+		d.Parts = append(d.Parts, Part{Header: h})
+	}
 	if len(d.Parts) == 0 {
 		return
 	}
 	first := d.Parts[0]
 	d.Type, d.DCID, d.SCID = first.Type, first.DCID, first.SCID
-	d.Long = first.Type != "1RTT"
-	if last := d.Parts[len(d.Parts)-1]; len(d.Parts) > 1 && last.Type == "1RTT" {
+	d.Long = first.Long()
+	if last := d.Parts[len(d.Parts)-1]; len(d.Parts) > 1 && !last.Long() {
 		d.TailLen, d.TailDCID = last.Len, last.DCID
 	}
-}
-
-// parseParts splits a datagram into its coalesced QUIC packets (RFC 9000
-// §12.2) as far as the cleartext headers allow: long header packets carry
-// their length; a short header packet takes the rest of the datagram. A
-// header cut short still yields a part with what could be read.
-func parseParts(b []byte, cidLen int) []Part {
-	var parts []Part
-	for len(b) > 0 {
-		if b[0]&0x80 == 0 { // short header: flags, DCID, …
-			p := Part{Type: "1RTT", Len: len(b)}
-			if len(b) >= 1+cidLen {
-				p.DCID = hex.EncodeToString(b[1 : 1+cidLen])
-			}
-			return append(parts, p)
-		}
-		p := Part{Len: len(b)}
-		if len(b) < 7 {
-			return append(parts, p)
-		}
-		vn := binary.BigEndian.Uint32(b[1:5]) == 0
-		typ := (b[0] >> 4) & 3
-		if vn {
-			p.Type = "version_negotiation"
-		} else {
-			p.Type = [4]string{"initial", "0RTT", "handshake", "retry"}[typ]
-		}
-		off := 6 + int(b[5])
-		if off > len(b) {
-			return append(parts, p)
-		}
-		p.DCID = hex.EncodeToString(b[6:off])
-		if off >= len(b) {
-			return append(parts, p)
-		}
-		sl := int(b[off])
-		off++
-		if off+sl > len(b) {
-			return append(parts, p)
-		}
-		p.SCID = hex.EncodeToString(b[off : off+sl])
-		off += sl
-		if vn || typ == 3 { // version negotiation, retry: the rest of the datagram
-			return append(parts, p)
-		}
-		if typ == 0 { // initial: token
-			tl, n := varint(b[off:])
-			if n == 0 || off+n+int(tl) > len(b) {
-				return append(parts, p)
-			}
-			off += n + int(tl)
-		}
-		pl, n := varint(b[off:])
-		if n == 0 || off+n+int(pl) > len(b) {
-			return append(parts, p)
-		}
-		p.Len = off + n + int(pl)
-		parts = append(parts, p)
-		b = b[p.Len:]
-	}
-	return parts
-}
-
-// varint decodes a QUIC variable-length integer; n is 0 when b is short.
-func varint(b []byte) (v uint64, n int) {
-	if len(b) == 0 {
-		return 0, 0
-	}
-	n = 1 << (b[0] >> 6)
-	if len(b) < n {
-		return 0, 0
-	}
-	v = uint64(b[0] & 0x3f)
-	for _, c := range b[1:n] {
-		v = v<<8 | uint64(c)
-	}
-	return v, n
 }
 
 // Logs are what the two endpoints of one connection logged in qlog:
@@ -177,7 +108,7 @@ type Logs struct {
 
 // LogsOf reads the logs of the client's and the server's traces (either
 // may be nil).
-func LogsOf(client, server *ConnTrace) Logs {
+func LogsOf(client, server *quicconn.ConnTrace) Logs {
 	var l Logs
 	if client != nil {
 		l.Client, l.ClientDropped = client.PathedPackets(), client.Dropped()
@@ -323,8 +254,8 @@ func recordsOfWrites(events []PacketEvent, writes []Write) [][]*PacketEvent {
 	out := make([][]*PacketEvent, len(writes))
 	lo := 0
 	for i, w := range writes {
-		out[i] = make([]*PacketEvent, len(w.Parts))
-		for k, p := range w.Parts {
+		out[i] = make([]*PacketEvent, len(w.Headers))
+		for k, p := range w.Headers {
 			for lo < len(sent) && taken[lo] {
 				lo++
 			}
@@ -459,23 +390,6 @@ func counted(ds []*Datagram, events []PacketEvent) (matched, total int) {
 	return matched, total
 }
 
-// ClaimPaths replays an endpoint's qlog in the order it was recorded and
-// fills each packet event's Local and Remote: the path the event's tuple
-// stands for (tuple "" is the active path, start until a tuple event
-// moves it; others were assigned by tuple events).
-func ClaimPaths(events []PacketEvent, tuples []TupleEvent, start TupleEvent) {
-	ti := 0
-	ids := map[string]TupleEvent{"": start}
-	for i := range events {
-		for ti < len(tuples) && tuples[ti].Seq <= events[i].Seq {
-			ids[tuples[ti].ID] = tuples[ti]
-			ti++
-		}
-		t := ids[events[i].Tuple]
-		events[i].Local, events[i].Remote = t.Local, t.Remote
-	}
-}
-
 // InFlightAtSwitch reports whether d is a packet the server packed for one
 // path and wrote to another because it switched paths in between: quic-go
 // v0.65's send queue reads the peer address when it writes, not when it
@@ -493,3 +407,48 @@ func InFlightAtSwitch(d *Datagram, server netip.AddrPort, tuples []TupleEvent) b
 	}
 	return false
 }
+
+// firstOf is the first datagram f reports true for, nil if none.
+func firstOf(ds []*Datagram, f func(*Datagram) bool) *Datagram {
+	for _, d := range ds {
+		if f(d) {
+			return d
+		}
+	}
+	return nil
+}
+
+// peerOf is the client end of a datagram to or from server.
+func peerOf(d *Datagram, server netip.AddrPort) netip.AddrPort {
+	if d.Src == server {
+		return d.Dst
+	}
+	return d.Src
+}
+
+// describe names a datagram for a check's detail.
+func describe(d *Datagram) string {
+	if d == nil {
+		return "none"
+	}
+	if d.Event == nil {
+		return fmt.Sprintf("#%d %d bytes DCID %s, no qlog record", d.Index+1, d.Size, d.DCID)
+	}
+	return fmt.Sprintf("#%d %d bytes DCID %s [%s]", d.Index+1, d.Size, d.DCID, strings.Join(d.Event.Frames, " "))
+}
+
+func dcidOf(d *Datagram) string {
+	if d == nil {
+		return "none"
+	}
+	return d.DCID
+}
+
+// keys are a map's keys, sorted.
+func keys[V any](m map[string]V) []string {
+	out := slices.Collect(maps.Keys(m))
+	slices.Sort(out)
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

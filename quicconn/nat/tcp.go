@@ -1,4 +1,4 @@
-package quicconn
+package nat
 
 import (
 	"encoding/binary"
@@ -12,19 +12,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TCPNAT is the middlebox's TCP side, for the contrast. The UDP Middlebox
-// relays datagrams and cannot carry TCP, so TCP goes through this NAT, built
-// like it: it relays a client's connection to the server from an outside
-// port of its own and, on Rebind, does to TCP what the UDP NAT does to QUIC
-// — forgets the binding (nothing more is relayed on the old outside
-// connection) and sends the client's next bytes from a new port, as a
-// segment crafted on a raw socket with the old connection's sequence
-// numbers. The server's kernel knows no connection on the new 4-tuple and
-// answers RST: a TCP connection is its 4-tuple. Like a real NAT, which
-// translates the server's RST back to the client, it watches for that RST
-// on the new port and relays it: it resets the client's connection, so the
-// client's kernel reports ECONNRESET.
-type TCPNAT struct {
+// TCP is the UDP NAT's counterpart for TCP. UDP relays datagrams and cannot
+// carry TCP, so TCP goes through this NAT, built like it: it relays a
+// client's connection to the server from an outside port of its own and, on
+// Rebind, does to TCP what UDP.Rebind does to QUIC — forgets the binding
+// (nothing more is relayed on the old outside connection) and sends the
+// client's next bytes from a new port, as a segment crafted on a raw socket
+// with the old connection's sequence numbers. The server's kernel knows no
+// connection on the new 4-tuple and answers RST: a TCP connection is its
+// 4-tuple. Like a real NAT, which translates the server's RST back to the
+// client, it watches for that RST on the new port and relays it: it resets
+// the client's connection, so the client's kernel reports ECONNRESET.
+//
+// The raw sockets need CAP_NET_RAW (a network namespace of one's own
+// gives it); without it the NAT relays, and a rebinding reports the error.
+type TCP struct {
 	Front netip.AddrPort
 
 	server netip.AddrPort
@@ -64,22 +66,26 @@ type TCPRebinding struct {
 	Sent         int   // payload bytes sent from the new port
 	Err          error // crafting or sending the segment
 	// RSTAt is when the server's RST to the new port was seen (zero: not
-	// seen before StepTimeout); Relayed, that the client was reset then.
+	// seen within RawWait); Relayed, that the client was reset then.
 	RSTAt   time.Time
 	Relayed bool
 }
 
-// NewTCPNAT listens on front and relays to server.
-func NewTCPNAT(front string, server netip.AddrPort) (*TCPNAT, error) {
+// RawWait bounds each wait on a raw socket: for the SYN,ACK of the
+// outside connection's handshake and for the server's RST to the new port.
+const RawWait = 8 * time.Second
+
+// NewTCP listens on front and relays to server.
+func NewTCP(front string, server netip.AddrPort) (*TCP, error) {
 	la, err := net.ResolveTCPAddr("tcp", front)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMiddlebox, err)
+		return nil, fmt.Errorf("%w: %w", ErrNAT, err)
 	}
 	ln, err := net.ListenTCP("tcp", la)
 	if err != nil {
-		return nil, fmt.Errorf("%w: listening on %s: %w", ErrMiddlebox, front, err)
+		return nil, fmt.Errorf("%w: listening on %s: %w", ErrNAT, front, err)
 	}
-	n := &TCPNAT{Front: ln.Addr().(*net.TCPAddr).AddrPort(), server: server, ln: ln}
+	n := &TCP{Front: ln.Addr().(*net.TCPAddr).AddrPort(), server: server, ln: ln}
 	n.wg.Add(1)
 	go n.accept()
 	return n, nil
@@ -88,7 +94,7 @@ func NewTCPNAT(front string, server netip.AddrPort) (*TCPNAT, error) {
 // Rebind arms a rebinding: once after bytes of the client's have been
 // relayed, the next ones leave from a new port. The channel receives what
 // happened.
-func (n *TCPNAT) Rebind(after int64) <-chan TCPRebinding {
+func (n *TCP) Rebind(after int64) <-chan TCPRebinding {
 	ch := make(chan TCPRebinding, 1)
 	n.mu.Lock()
 	n.rebind, n.after = ch, after
@@ -97,7 +103,7 @@ func (n *TCPNAT) Rebind(after int64) <-chan TCPRebinding {
 }
 
 // Close stops relaying.
-func (n *TCPNAT) Close() error {
+func (n *TCP) Close() error {
 	n.mu.Lock()
 	n.closed = true
 	conns := n.conns
@@ -110,7 +116,7 @@ func (n *TCPNAT) Close() error {
 	return nil
 }
 
-func (n *TCPNAT) track(c net.Conn) bool {
+func (n *TCP) track(c net.Conn) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -121,7 +127,7 @@ func (n *TCPNAT) track(c net.Conn) bool {
 	return true
 }
 
-func (n *TCPNAT) accept() {
+func (n *TCP) accept() {
 	defer n.wg.Done()
 	for {
 		c, err := n.ln.Accept()
@@ -131,110 +137,135 @@ func (n *TCPNAT) accept() {
 		if !n.track(c) {
 			return
 		}
-		// A raw socket opened before the dial sees the handshake: the
-		// SYN,ACK carries both initial sequence numbers.
-		raw, rerr := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
-		out, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, net.TCPAddrFromAddrPort(n.server))
+		out, err := n.dialServer()
 		if err != nil {
-			if rerr == nil {
-				unix.Close(raw)
-			}
 			c.Close()
 			continue
-		}
-		outside := out.LocalAddr().(*net.TCPAddr).AddrPort()
-		if rerr == nil {
-			seg, ok := waitSegment(raw, time.Now().Add(StepTimeout), func(b []byte) bool {
-				f, ok := tcpFlags(b, n.server, outside)
-				return ok && f&0x12 == 0x12 // SYN|ACK
-			})
-			unix.Close(raw)
-			if ok {
-				ihl := int(seg[0]&0x0f) * 4
-				n.mu.Lock()
-				n.iss.server = binary.BigEndian.Uint32(seg[ihl+4:])
-				n.iss.own = binary.BigEndian.Uint32(seg[ihl+8:]) - 1
-				n.iss.ok = true
-				n.mu.Unlock()
-			}
 		}
 		if !n.track(out) {
 			return
 		}
 		n.mu.Lock()
-		n.outside = outside
+		n.outside = out.LocalAddr().(*net.TCPAddr).AddrPort()
 		n.out = out
 		n.mu.Unlock()
 		dead := make(chan struct{})
 		n.wg.Add(2)
-		go func() { // server → client, until the binding is forgotten
-			defer n.wg.Done()
-			buf := make([]byte, 32<<10)
-			for {
-				k, err := out.Read(buf)
-				select {
-				case <-dead:
-					return
-				default:
-				}
-				if k > 0 {
-					n.mu.Lock()
-					n.fromSrv += int64(k)
-					n.mu.Unlock()
-					c.Write(buf[:k])
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-		go func() { // client → server
-			defer n.wg.Done()
-			buf := make([]byte, 1000) // at most one crafted segment's payload
-			for {
-				k, err := c.Read(buf)
-				if k > 0 {
-					n.mu.Lock()
-					ch := n.rebind
-					if ch != nil && n.relayed >= n.after {
-						n.rebind = nil
-					} else {
-						ch = nil
-					}
-					n.mu.Unlock()
-					if ch != nil {
-						close(dead)
-						r := n.sendFromNewPort(buf[:k])
-						if !r.RSTAt.IsZero() {
-							// Relay the RST: the client's socket is
-							// reset (linger 0: close sends RST).
-							if tc, ok := c.(*net.TCPConn); ok && tc.SetLinger(0) == nil && tc.Close() == nil {
-								r.Relayed = true
-							}
-						}
-						ch <- r
-						io.Copy(io.Discard, c) // the rest goes nowhere
-						return
-					}
-					if _, err := out.Write(buf[:k]); err != nil {
-						return
-					}
-					n.mu.Lock()
-					n.relayed += int64(k)
-					n.mu.Unlock()
-				}
-				if err != nil {
-					out.CloseWrite()
-					return
-				}
-			}
-		}()
+		go n.serverToClient(c, out, dead)
+		go n.clientToServer(c, out, dead)
 	}
+}
+
+// dialServer opens the outside connection to the server, reading both
+// initial sequence numbers off its SYN,ACK on a raw socket opened before
+// the dial (when the NAT may open one).
+func (n *TCP) dialServer() (*net.TCPConn, error) {
+	raw, rerr := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if rerr == nil {
+		defer unix.Close(raw)
+	}
+	out, err := net.DialTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, net.TCPAddrFromAddrPort(n.server))
+	if err != nil || rerr != nil {
+		return out, err
+	}
+	outside := out.LocalAddr().(*net.TCPAddr).AddrPort()
+	seg, ok := waitSegment(raw, time.Now().Add(RawWait), func(b []byte) bool {
+		f, ok := tcpFlags(b, n.server, outside)
+		return ok && f&0x12 == 0x12 // SYN|ACK
+	})
+	if ok {
+		ihl := int(seg[0]&0x0f) * 4
+		n.mu.Lock()
+		n.iss.server = binary.BigEndian.Uint32(seg[ihl+4:])
+		n.iss.own = binary.BigEndian.Uint32(seg[ihl+8:]) - 1
+		n.iss.ok = true
+		n.mu.Unlock()
+	}
+	return out, nil
+}
+
+// serverToClient relays the server's bytes until the binding is
+// forgotten (dead closed) or the connection ends.
+func (n *TCP) serverToClient(c net.Conn, out *net.TCPConn, dead <-chan struct{}) {
+	defer n.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		k, err := out.Read(buf)
+		select {
+		case <-dead:
+			return
+		default:
+		}
+		if k > 0 {
+			n.mu.Lock()
+			n.fromSrv += int64(k)
+			n.mu.Unlock()
+			c.Write(buf[:k])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// clientToServer relays the client's bytes on the outside connection
+// until an armed rebinding is due; then it forgets the binding (closes
+// dead), sends the next bytes from a new port and relays the server's RST
+// to the client.
+func (n *TCP) clientToServer(c net.Conn, out *net.TCPConn, dead chan<- struct{}) {
+	defer n.wg.Done()
+	buf := make([]byte, 1000) // at most one crafted segment's payload
+	for {
+		k, err := c.Read(buf)
+		if k > 0 {
+			if ch := n.due(); ch != nil {
+				close(dead)
+				ch <- n.rebindNow(c, buf[:k])
+				io.Copy(io.Discard, c) // the rest goes nowhere
+				return
+			}
+			if _, err := out.Write(buf[:k]); err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.relayed += int64(k)
+			n.mu.Unlock()
+		}
+		if err != nil {
+			out.CloseWrite()
+			return
+		}
+	}
+}
+
+// due returns the armed rebinding's channel, disarming it, once enough of
+// the client's bytes were relayed; nil otherwise.
+func (n *TCP) due() chan TCPRebinding {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ch := n.rebind
+	if ch == nil || n.relayed < n.after {
+		return nil
+	}
+	n.rebind = nil
+	return ch
+}
+
+// rebindNow sends payload from a new port and, once the server's RST is
+// seen, resets the client's connection (linger 0: close sends RST).
+func (n *TCP) rebindNow(c net.Conn, payload []byte) TCPRebinding {
+	r := n.sendFromNewPort(payload)
+	if !r.RSTAt.IsZero() {
+		if tc, ok := c.(*net.TCPConn); ok && tc.SetLinger(0) == nil && tc.Close() == nil {
+			r.Relayed = true
+		}
+	}
+	return r
 }
 
 // sendFromNewPort crafts the client's bytes as a TCP segment (ACK|PSH) from
 // a new port with the old connection's sequence numbers.
-func (n *TCPNAT) sendFromNewPort(payload []byte) TCPRebinding {
+func (n *TCP) sendFromNewPort(payload []byte) TCPRebinding {
 	n.mu.Lock()
 	old := n.outside
 	r := TCPRebinding{Old: old, At: time.Now(), Sent: len(payload), RelayedBytes: n.relayed, SeqKnown: n.iss.ok}
@@ -256,14 +287,14 @@ func (n *TCPNAT) sendFromNewPort(payload []byte) TCPRebinding {
 	// Watch for the server's answer before sending, so it cannot be missed.
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
-		r.Err = fmt.Errorf("%w: raw socket (needs CAP_NET_RAW in the lab's namespace): %w", ErrMiddlebox, err)
+		r.Err = fmt.Errorf("%w: raw socket (needs CAP_NET_RAW in the lab's namespace): %w", ErrNAT, err)
 		return r
 	}
 	defer unix.Close(fd)
 	if r.Err = sendRawTCP(r.New, n.server, r.Seq, r.Ack, payload); r.Err != nil {
 		return r
 	}
-	if _, ok := waitSegment(fd, time.Now().Add(StepTimeout), func(b []byte) bool { return isRST(b, n.server, r.New) }); ok {
+	if _, ok := waitSegment(fd, time.Now().Add(RawWait), func(b []byte) bool { return isRST(b, n.server, r.New) }); ok {
 		r.RSTAt = time.Now()
 	}
 	return r
@@ -284,10 +315,10 @@ type TCPCount struct {
 	Err   error
 }
 
-// tcpCount reads a TCP socket's tcp_info.
-func tcpCount(c *net.TCPConn) TCPCount {
+// CountTCP reads what a TCP socket counted (its tcp_info).
+func CountTCP(c *net.TCPConn) TCPCount {
 	if c == nil {
-		return TCPCount{Err: fmt.Errorf("%w: no connection", ErrMiddlebox)}
+		return TCPCount{Err: fmt.Errorf("%w: no connection", ErrNAT)}
 	}
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -306,11 +337,11 @@ func tcpCount(c *net.TCPConn) TCPCount {
 
 // Outside is the NAT's outside connection to the server (zero before a
 // client connected) and what its socket counted.
-func (n *TCPNAT) Outside() (netip.AddrPort, TCPCount) {
+func (n *TCP) Outside() (netip.AddrPort, TCPCount) {
 	n.mu.Lock()
 	out, addr := n.out, n.outside
 	n.mu.Unlock()
-	return addr, tcpCount(out)
+	return addr, CountTCP(out)
 }
 
 // waitSegment reads IPv4 TCP segments from the raw socket fd until match
@@ -370,11 +401,11 @@ func isRST(b []byte, src, dst netip.AddrPort) bool {
 func sendRawTCP(src, dst netip.AddrPort, seq, ack uint32, payload []byte) error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
 	if err != nil {
-		return fmt.Errorf("%w: raw socket (needs CAP_NET_RAW in the lab's namespace): %w", ErrMiddlebox, err)
+		return fmt.Errorf("%w: raw socket (needs CAP_NET_RAW in the lab's namespace): %w", ErrNAT, err)
 	}
 	defer unix.Close(fd)
 	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src.Addr().As4()}); err != nil {
-		return fmt.Errorf("%w: binding the raw socket: %w", ErrMiddlebox, err)
+		return fmt.Errorf("%w: binding the raw socket: %w", ErrNAT, err)
 	}
 	seg := make([]byte, 20+len(payload))
 	binary.BigEndian.PutUint16(seg[0:], src.Port())
@@ -387,7 +418,7 @@ func sendRawTCP(src, dst netip.AddrPort, seq, ack uint32, payload []byte) error 
 	copy(seg[20:], payload)
 	binary.BigEndian.PutUint16(seg[16:], tcpChecksum(src.Addr(), dst.Addr(), seg))
 	if err := unix.Sendto(fd, seg, 0, &unix.SockaddrInet4{Addr: dst.Addr().As4()}); err != nil {
-		return fmt.Errorf("%w: sending the segment: %w", ErrMiddlebox, err)
+		return fmt.Errorf("%w: sending the segment: %w", ErrNAT, err)
 	}
 	return nil
 }

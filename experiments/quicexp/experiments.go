@@ -1,0 +1,103 @@
+package quicexp
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/statelab/statelab/lab"
+)
+
+// Experiments are the quic/ experiments, for a lab.Catalogue.
+func Experiments() []lab.Experiment {
+	return []lab.Experiment{
+		{
+			Name:    "quic/rebind-port",
+			Summary: "a NAT moves a QUIC upload to a new source port mid-transfer: the connection ID carries it on",
+			Shows: "A NAT rebinding moves the client to a new source port mid-upload; the server finds the connection by its " +
+				"destination connection ID, probes the new 4-tuple with PATH_CHALLENGE, switches once the client's PATH_RESPONSE " +
+				"echoes it, and the upload completes byte-exact in one handshake.",
+			Run: func(env *lab.Env) error { return runRebind(env, false) },
+		},
+		{
+			Name:    "quic/rebind-addr",
+			Summary: "a NAT moves a QUIC upload to a new source address (127.0.0.2) mid-transfer: the connection ID carries it on",
+			Shows: "A NAT rebinding moves the client to a new address mid-upload; the server finds the connection by its " +
+				"destination connection ID, validates the new path with PATH_CHALLENGE/PATH_RESPONSE before switching, and the " +
+				"upload completes byte-exact in one handshake.",
+			Run: func(env *lab.Env) error { return runRebind(env, true) },
+		},
+		{
+			Name:    "quic/migrate",
+			Summary: "active client migration over three hops and back (AddPath/Probe/Switch): a fresh connection ID per path",
+			Shows: "The client moves its connection across three new paths and back to its first address with AddPath, " +
+				"Probe and Switch; Switch before Probe is refused, nothing uses a path after leaving it, and every path " +
+				"carries connection IDs no other path carried (RFC 9000 §9.5), checked over every captured packet with no exception. " +
+				"Each hop is made at a quiescent moment: the upload is paused and nothing is in flight on either side, because " +
+				"quic-go v0.65 picks a packet's destination when it writes it, not when it builds it, so migrating mid-burst " +
+				"can send a packet built for the old path, with the old path's connection ID, to the new address.",
+			Run: runMigrate,
+		},
+		{
+			Name:    "quic/spoofed-path",
+			Summary: "an attacker replays client packets from forged addresses: the server probes but never switches",
+			Shows: "An on-path attacker races copies of the client's packets to the server from forged loopback addresses; " +
+				"the server accepts the data, probes each forged address with PATH_CHALLENGE, gets no PATH_RESPONSE and never " +
+				"moves the connection there, and the real client's upload completes untouched (RFC 9000 §9.3.2).",
+			Run: runSpoof,
+		},
+		{
+			Name:    "quic/tcp-contrast",
+			Summary: "the same NAT port rebinding breaks a kernel TCP connection (RST, ECONNRESET) and not a QUIC one",
+			Shows: "The same mid-transfer port rebinding applied to a QUIC upload and to a kernel TCP upload. The UDP middlebox " +
+				"cannot carry TCP, so TCP goes through a TCP NAT built like it (a relay from an outside port of its own that " +
+				"forgets the binding and sends the client's next bytes from a new port). QUIC carries on by connection ID after " +
+				"a short stall; the server's TCP answers the segment from the new port with RST, because a TCP connection is " +
+				"its 4-tuple, the NAT translates that RST back to the client as a real NAT would, and the client's kernel reports " +
+				"ECONNRESET: the TCP upload never completes.",
+			Run: runTCPContrast,
+		},
+	}
+}
+
+// The experiments' parameters: short, so each experiment takes well under
+// a few seconds.
+const (
+	// transferSize is what the experiments upload: enough to rebind
+	// mid-transfer, small enough for a capture well under 1 MiB.
+	transferSize = 300 << 10
+	// stepTimeout bounds each wait of an experiment.
+	stepTimeout = 8 * time.Second
+	// largeDatagram is the least size of the client datagram that creates
+	// a new NAT binding or is replayed by the attacker (see nat.UDP.Rebind).
+	largeDatagram = 1000
+	// quietTime is how long quic/migrate waits with nothing in flight and
+	// no packet on the wire before it probes or switches: longer than the
+	// default max_ack_delay (25 ms), so a pending delayed ACK has gone out.
+	quietTime = 60 * time.Millisecond
+	// spoofedPackets is how many client packets the attacker replays.
+	spoofedPackets = 4
+	// qlogFinishWait bounds how long an experiment's end waits for quic-go
+	// to close the connections' qlogs before it completes them itself.
+	qlogFinishWait = 2 * time.Second
+	// uploadChunk is the size of each write of an upload.
+	uploadChunk = 16 << 10
+)
+
+// Tests shorten or upset the capture through these.
+var (
+	// captureDrain bounds how long a capture waits to hold what its
+	// sources counted (0: the capture's default).
+	captureDrain time.Duration
+	// testUncounted is added to what the sources counted: the capture is
+	// then found short.
+	testUncounted int
+)
+
+// The lab's loopback addresses: the server and the NAT live on the first;
+// migrations, rebindings to a new address and forged sources use the others.
+var (
+	loopback1 = netip.MustParseAddr("127.0.0.1")
+	loopback2 = netip.MustParseAddr("127.0.0.2")
+	loopback3 = netip.MustParseAddr("127.0.0.3")
+	loopback4 = netip.MustParseAddr("127.0.0.4")
+)
