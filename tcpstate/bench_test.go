@@ -5,6 +5,14 @@ import (
 	"time"
 )
 
+// The ends of the benchmarks' connection.
+const (
+	localPort     = 80
+	peerPort      = 4000
+	localISS  Seq = 100
+	peerISS   Seq = 300
+)
+
 // benchEstablished returns an endpoint in ESTABLISHED with MSS 1460 and
 // large buffers, handshaked with a peer whose ISS is peerISS.
 func benchEstablished(b *testing.B) (*Endpoint, *Output) {

@@ -1,12 +1,11 @@
 // Package tcpstate is a user-space TCP (RFC 9293) endpoint written as a pure,
-// table-driven state machine, and the driver that puts it on raw sockets
-// against the Linux kernel's TCP.
+// table-driven state machine. It imports only the standard library: no
+// sockets, no goroutines, no clock.
 //
 // # The engine
 //
-// An [Endpoint] is one end of one connection. It has no sockets, goroutines
-// or clock. Each input is a method call carrying the current time as a
-// monotonic time.Duration:
+// An [Endpoint] is one end of one connection. Each input is a method call
+// carrying the current time as a monotonic time.Duration:
 //
 //   - user calls: OpenActive, OpenPassive, Send, Receive, Close, Abort
 //   - a received segment: HandleSegment
@@ -17,35 +16,34 @@
 // refused, timeout, timer armed/canceled). A driver that reuses one Output
 // and calls Reset after draining it does not allocate in steady state.
 //
+// # Around it
+//
+//	tcpstate/tcptest  a scripted peer for table-driven tests of an Endpoint:
+//	                  send a segment, want one, reach a state, advance time
+//	tcpstate/rawtcp   the engine on raw sockets against the Linux kernel's TCP:
+//	                  Stack, Conn (a net.Conn), Listener (a net.Listener),
+//	                  fault injection, probes, sock_diag lookups
+//
 // # Reading it next to the RFC
 //
 //	state.go       the 11 states and the transition table (Figure 5 + §3.10)
-//	engine.go      user calls (§3.10.1–5) and segment arrival (§3.10.7)
+//	engine.go      user calls (§3.10.1–5) and segment arrival (§3.10.7), the
+//	               latter as the RFC's steps: segOther calls checkSequence,
+//	               checkRST, checkSYN, checkACK, receiveSegmentText, receiveFIN
 //	seq.go         sequence-number arithmetic (§3.4)
 //	tcb.go         the TCB (§3.3.1)
 //	retransmit.go  sending, retransmission, zero-window probes (§3.8)
 //	rtt.go         RTO computation (RFC 6298)
 //	congestion.go  NewReno (RFC 5681, RFC 6582)
 //	reassembly.go  out-of-order data
+//	buffer.go      the send and receive rings
 //	timers.go      retransmission, persist and TIME-WAIT timers
 //	segment.go     the Segment struct and control bits
 //	wire.go        header encode/decode and checksum (§3.1)
+//	output.go      Output and Event
+//	config.go      Config and its defaults
+//	errors.go      the sentinel errors
 //	diagram.go     DiagramDOT, drawn from the transition table
-//
-// # The driver (against the Linux kernel)
-//
-//	link.go        raw IPv4 socket, BPF port filter, why not a packet socket
-//	rstfilter.go   the nftables OUTPUT rule that suppresses the kernel's RSTs
-//	stack.go       Stack: demultiplexing, Dial, Listen, the CLOSED responder
-//	conn.go        Conn: Read/Write/Close/Abort/Forget on real time, send hooks
-//	record.go      per-segment records of the lab's state, for capture comments
-//	probe.go       Probe: kernel probes as Go tables of steps (packetdrill-like)
-//	kernel.go      the kernel socket's state via sock_diag
-//	evidence.go    capture comments: records matched to packets (completeness),
-//	               relative sequence numbers, the kernel's state derived from
-//	               the segments, every transmission named
-//	bench.go       bulk-transfer benchmark (statelab bench tcp)
-//	exp_*.go       the tcp/ experiments
 //
 // RFC 5961 hardening is in the segment path: a RST exactly at RCV.NXT resets,
 // one elsewhere in the window draws a challenge ACK, one outside is dropped;
@@ -55,6 +53,7 @@
 // Every state change goes through one function that reports it as an event
 // and (in the package's tests) panics if the change is not a row of the
 // table, so the diagram, the tests and the engine share one source of truth.
+// tcptest checks every reported change against the same table ([Allowed]).
 //
 // Simplifications, documented where they apply: every segment is ACKed at
 // once (no delayed ACK), no Nagle, no SACK or timestamps in the engine (the

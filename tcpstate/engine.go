@@ -447,86 +447,148 @@ func acceptable(seq Seq, segLen Size, rcvNxt Seq, rcvWnd Size) bool {
 	return seq.InWindow(rcvNxt, rcvWnd) || seq.Add(segLen-1).InWindow(rcvNxt, rcvWnd)
 }
 
+// arrival is a segment on its way through segOther's steps: the control
+// bits, sequence number and text still to process (a step may trim them)
+// and what the steps found out on the way.
+type arrival struct {
+	seg      *Segment
+	flags    Flags
+	seq      Seq
+	payload  []byte
+	forceACK bool // the text was refused (zero window): answer with our window
+	restart  bool // new data was acknowledged: restart the retransmission timer
+	finAcked bool // our FIN is acknowledged (by this segment or before)
+}
+
 // segOther handles SYN-RECEIVED and the synchronized states, following the
-// eight steps of RFC 9293 §3.10.7.4 with RFC 5961 in steps two, four, five.
+// steps of RFC 9293 §3.10.7.4 with RFC 5961 in steps two, four and five.
+// Each step is a method, called when the segment has what it is about; a
+// step that consumes the segment (answers it or drops it) returns false
+// and the rest are skipped.
 func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
-	t := &e.tcb
-	flags, seq, payload := seg.Flags, seg.Seq, seg.Payload
-
-	if t.State == SynReceived && flags&(SYN|RST) == SYN && seq == t.IRS {
-		if flags&ACK == 0 {
-			// The peer retransmitted its SYN: our SYN,ACK was lost.
-			e.sendSYN(now, out, true, true)
-			return
-		}
-		// Simultaneous open: the peer's SYN,ACK repeats its SYN, which we
-		// already hold; process the rest as an ACK.
-		flags &^= SYN
-		seq++
+	a := arrival{seg: seg, flags: seg.Flags, seq: seg.Seq, payload: seg.Payload}
+	if e.tcb.State == SynReceived && a.flags&SYN != 0 && !e.repeatedSYN(now, &a, out) {
+		return // the peer's SYN again
 	}
+	if !e.checkSequence(now, &a, out) { // first: the sequence number
+		return
+	}
+	switch {
+	case a.flags&RST != 0: // second: RST (RFC 5961 §3.2)
+		e.handleRST(now, &a, out)
+		return
+	case a.flags&SYN != 0: // fourth: SYN (RFC 5961 §4.2)
+		e.handleSYN(now, out)
+		return
+	case a.flags&ACK == 0: // fifth: no ACK, drop
+		return
+	}
+	if !e.handleACK(now, &a, out) { // fifth: the ACK
+		return
+	}
+	if len(a.payload) > 0 || a.flags&FIN != 0 {
+		e.receiveSegmentText(&a, out) // seventh: text
+	}
+	if e.rcvFinPending {
+		e.receiveFIN(now, &a, out) // eighth: FIN
+	}
+	if e.tcb.State == FinWait1 && a.finAcked {
+		e.setState(out, FinWait2, CauseRcvACKOfFIN)
+	}
+	if a.forceACK {
+		e.sendACK(out)
+	}
+	e.trySend(now, out)
+	e.rearmTimers(now, out, a.restart)
+}
 
-	// First: sequence number check.
-	segLen := Size(len(payload))
-	if flags&SYN != 0 {
+// repeatedSYN handles a SYN in SYN-RECEIVED that repeats the peer's SYN
+// (SEG.SEQ = IRS): without ACK the peer retransmitted it, so our SYN,ACK
+// was lost and goes again; with ACK it is the peer's SYN,ACK of a
+// simultaneous open, whose SYN we already hold, and the rest of it is
+// processed as an ACK.
+func (e *Endpoint) repeatedSYN(now time.Duration, a *arrival, out *Output) bool {
+	if a.flags&RST != 0 || a.seq != e.tcb.IRS {
+		return true
+	}
+	if a.flags&ACK == 0 {
+		e.sendSYN(now, out, true, true)
+		return false
+	}
+	a.flags &^= SYN
+	a.seq++
+	return true
+}
+
+// checkSequence is the first step: the acceptability test. An
+// unacceptable segment is answered with an ACK (a RST with nothing, a SYN
+// on a synchronized connection with a rate-limited challenge ACK, a
+// retransmitted FIN in TIME-WAIT also restarts 2MSL), except that in a zero
+// window a segment at RCV.NXT still has its ACK processed (RFC 9293's
+// "special allowance"): its text is dropped and our window sent.
+func (e *Endpoint) checkSequence(now time.Duration, a *arrival, out *Output) bool {
+	t := &e.tcb
+	segLen := Size(len(a.payload))
+	if a.flags&SYN != 0 {
 		segLen++
 	}
-	if flags&FIN != 0 {
+	if a.flags&FIN != 0 {
 		segLen++
 	}
 	rcvWnd := Size(e.rcv.free())
-	forceACK := false
-	if !acceptable(seq, segLen, t.RcvNxt, rcvWnd) {
-		if flags&RST != 0 {
-			return
-		}
-		if rcvWnd == 0 && seq == t.RcvNxt && flags&SYN == 0 {
-			// Zero window: still process the ACK (RFC 9293 "special
-			// allowance"), drop the text, answer with our window.
-			payload, flags, forceACK = nil, flags&^FIN, true
-		} else {
-			if flags&SYN != 0 && t.State.Synchronized() {
-				// RFC 5961 §4.2: a SYN gets the rate-limited challenge
-				// ACK irrespective of its sequence number.
-				e.challengeACK(now, out)
-				return
-			}
-			if t.State == TimeWait && flags&FIN != 0 && seq.Add(Size(len(payload))+1) == t.RcvNxt {
-				// Retransmitted FIN: acknowledge and restart 2MSL.
-				e.armTimer(out, TimerTimeWait, now, 2*e.cfg.MSL)
-			}
-			e.sendACK(out)
-			return
-		}
-	}
-
-	// Second: RST (RFC 5961 §3.2).
-	if flags&RST != 0 {
-		if seq == t.RcvNxt {
-			e.onRST(out)
-		} else {
-			e.challengeACK(now, out)
-		}
-		return
-	}
-
-	// Fourth: SYN (RFC 5961 §4.2; SYN-RECEIVED from LISTEN goes back).
-	if flags&SYN != 0 {
-		if t.State == SynReceived && e.passive {
-			e.returnToListen(out, CauseRcvSYN)
-			return
-		}
+	switch {
+	case acceptable(a.seq, segLen, t.RcvNxt, rcvWnd):
+		return true
+	case a.flags&RST != 0:
+		return false
+	case rcvWnd == 0 && a.seq == t.RcvNxt && a.flags&SYN == 0:
+		a.payload, a.flags, a.forceACK = nil, a.flags&^FIN, true
+		return true
+	case a.flags&SYN != 0 && t.State.Synchronized():
+		// RFC 5961 §4.2: a SYN gets the rate-limited challenge ACK
+		// irrespective of its sequence number.
 		e.challengeACK(now, out)
-		return
+		return false
+	case t.State == TimeWait && a.flags&FIN != 0 && a.seq.Add(Size(len(a.payload))+1) == t.RcvNxt:
+		// Retransmitted FIN: acknowledge and restart 2MSL.
+		e.armTimer(out, TimerTimeWait, now, 2*e.cfg.MSL)
 	}
+	e.sendACK(out)
+	return false
+}
 
-	// Fifth: ACK.
-	if flags&ACK == 0 {
-		return
+// handleRST is the second step (RFC 5961 §3.2): a RST exactly at RCV.NXT
+// resets the connection, one elsewhere in the window draws a challenge ACK.
+func (e *Endpoint) handleRST(now time.Duration, a *arrival, out *Output) {
+	if a.seq == e.tcb.RcvNxt {
+		e.onRST(out)
+	} else {
+		e.challengeACK(now, out)
 	}
+}
+
+// handleSYN is the fourth step (RFC 5961 §4.2): a SYN in the window takes
+// a SYN-RECEIVED that came from LISTEN back there, and otherwise draws a
+// challenge ACK.
+func (e *Endpoint) handleSYN(now time.Duration, out *Output) {
+	if e.tcb.State == SynReceived && e.passive {
+		e.returnToListen(out, CauseRcvSYN)
+	} else {
+		e.challengeACK(now, out)
+	}
+}
+
+// handleACK is the fifth step for a segment with ACK: in SYN-RECEIVED an
+// ACK of our SYN establishes the connection (any other is answered with a
+// RST); then the ACK is processed, and one that acknowledges our FIN ends
+// CLOSING (TIME-WAIT) and LAST-ACK (CLOSED).
+func (e *Endpoint) handleACK(now time.Duration, a *arrival, out *Output) bool {
+	t := &e.tcb
+	seg := a.seg
 	if t.State == SynReceived {
 		if !t.SndUna.LessThan(seg.Ack) || t.SndNxt.LessThan(seg.Ack) {
 			e.replyRST(seg, out)
-			return
+			return false
 		}
 		t.SndWnd = segWindow(seg, t.SndWScale)
 		t.SndWL1, t.SndWL2 = seg.Seq, seg.Ack
@@ -534,53 +596,58 @@ func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 		e.setState(out, Established, CauseRcvACKOfSYN)
 	}
 	finWasAcked := e.ourFINAcked()
-	restart, ok := e.processACK(now, seg, flags, out)
+	restart, ok := e.processACK(now, seg, a.flags, out)
 	if !ok {
-		return
+		return false
 	}
-	finAcked := e.ourFINAcked()
-	if finAcked && !finWasAcked {
+	a.restart, a.finAcked = restart, e.ourFINAcked()
+	if a.finAcked && !finWasAcked {
 		switch t.State {
 		case Closing:
 			e.enterTimeWait(now, out, CauseRcvACKOfFIN)
-			return
+			return false
 		case LastAck:
 			e.enterClosed(out, CauseRcvACKOfFIN, nil)
-			return
+			return false
 		}
 	}
+	return true
+}
 
-	// Seventh: segment text; eighth: FIN.
-	needACK := forceACK
-	if t.State.AcceptsData() && (len(payload) > 0 || flags&FIN != 0) {
-		needACK = true
-		e.receiveText(seq, payload, flags&FIN != 0, out)
+// receiveSegmentText is the seventh step, for a segment with text or FIN:
+// the text (and the FIN's place) is taken in the states that accept data,
+// and acknowledged.
+func (e *Endpoint) receiveSegmentText(a *arrival, out *Output) {
+	if e.tcb.State.AcceptsData() {
+		a.forceACK = true
+		e.receiveText(a.seq, a.payload, a.flags&FIN != 0, out)
 	}
-	if e.rcvFinPending && t.RcvNxt == e.rcvFinSeq {
-		e.rcvFinPending, e.rcvFin = false, true
-		t.RcvNxt++
-		out.Events = append(out.Events, Event{Kind: EventReadable})
-		switch t.State {
-		case Established:
-			e.setState(out, CloseWait, CauseRcvFIN)
-		case FinWait1:
-			if finAcked {
-				e.enterTimeWait(now, out, CauseRcvFINACK)
-			} else {
-				e.setState(out, Closing, CauseRcvFIN)
-			}
-		case FinWait2:
-			e.enterTimeWait(now, out, CauseRcvFIN)
+}
+
+// receiveFIN is the eighth step, with the peer's FIN received: once it is
+// reached in order, it is consumed and the connection moves (ESTABLISHED
+// → CLOSE-WAIT, FIN-WAIT-1 → CLOSING or, with our FIN acknowledged,
+// TIME-WAIT, FIN-WAIT-2 → TIME-WAIT).
+func (e *Endpoint) receiveFIN(now time.Duration, a *arrival, out *Output) {
+	t := &e.tcb
+	if t.RcvNxt != e.rcvFinSeq {
+		return
+	}
+	e.rcvFinPending, e.rcvFin = false, true
+	t.RcvNxt++
+	out.Events = append(out.Events, Event{Kind: EventReadable})
+	switch t.State {
+	case Established:
+		e.setState(out, CloseWait, CauseRcvFIN)
+	case FinWait1:
+		if a.finAcked {
+			e.enterTimeWait(now, out, CauseRcvFINACK)
+		} else {
+			e.setState(out, Closing, CauseRcvFIN)
 		}
+	case FinWait2:
+		e.enterTimeWait(now, out, CauseRcvFIN)
 	}
-	if t.State == FinWait1 && finAcked {
-		e.setState(out, FinWait2, CauseRcvACKOfFIN)
-	}
-	if needACK {
-		e.sendACK(out)
-	}
-	e.trySend(now, out)
-	e.rearmTimers(now, out, restart)
 }
 
 // synLossRTO applies RFC 6298 (5.7) as data transfer begins: if the SYN

@@ -1,10 +1,7 @@
 package tcpstate_test
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -66,61 +63,4 @@ func ExampleSeq() {
 	a, b := tcpstate.Seq(0xfffffff0), tcpstate.Seq(0x10)
 	fmt.Println(a.LessThan(b), a.Size(b), a.Add(0x20) == b)
 	// Output: true 32 true
-}
-
-// A kernel probe as a Go table: connect to a kernel listener, inject a RST
-// inside the kernel's window but not at its RCV.NXT, and expect RFC 5961's
-// challenge ACK (an ACK of SND.NXT) instead of an abort. It runs inside the
-// lab's network namespace (the package's tests enter it).
-func ExampleProbe() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	stack, err := tcpstate.NewStack(tcpstate.StackConfig{})
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer stack.Close()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	defer ln.Close()
-	kernel := netip.MustParseAddrPort(ln.Addr().String())
-
-	probe := tcpstate.Probe{
-		{Name: "connect", Call: func(r *tcpstate.ProbeRun) (err error) {
-			r.Conn, err = r.Stack.Dial(r.Ctx, kernel, &tcpstate.ConnOptions{Observe: true})
-			return err
-		}},
-		{Name: "RST in window, not at RCV.NXT", Inject: func(t *tcpstate.TCB) tcpstate.Segment {
-			return tcpstate.Segment{Seq: t.SndNxt.Add(1000), Flags: tcpstate.RST}
-		}},
-		{Name: "challenge ACK", Expect: &tcpstate.Expect{Flags: tcpstate.ACK,
-			Check: func(s *tcpstate.Segment, t *tcpstate.TCB) error {
-				if s.Ack != t.SndNxt {
-					return fmt.Errorf("ack %d, want SND.NXT %d", s.Ack, t.SndNxt)
-				}
-				return nil
-			}}},
-		{Name: "still connected", Call: func(r *tcpstate.ProbeRun) error {
-			if st := r.Conn.State(); st != tcpstate.Established {
-				return fmt.Errorf("lab in %v", st)
-			}
-			return nil
-		}},
-	}
-	run := &tcpstate.ProbeRun{Ctx: ctx, Stack: stack}
-	err = probe.Run(run)
-	for _, res := range run.Log {
-		fmt.Printf("%-30s ok=%v\n", res.Step, res.OK)
-	}
-	fmt.Println("error:", err)
-	// Output:
-	// connect                        ok=true
-	// RST in window, not at RCV.NXT  ok=true
-	// challenge ACK                  ok=true
-	// still connected                ok=true
-	// error: <nil>
 }

@@ -1,8 +1,12 @@
-package tcpstate
+package tcpstate_test
 
 import (
 	"testing"
 	"time"
+
+	. "github.com/statelab/statelab/tcpstate"
+
+	"github.com/statelab/statelab/tcpstate/tcptest"
 )
 
 // FuzzEngine feeds an endpoint, started in any of the 11 states, a sequence
@@ -15,7 +19,7 @@ func FuzzEngine(f *testing.F) {
 	for _, b := range engineRegressions {
 		f.Add(b)
 	}
-	for st := range numStates {
+	for st := range NumStates {
 		// A few plain segments at RCV.NXT acknowledging SND.NXT, some data,
 		// a close and timers, from each starting state.
 		f.Add([]byte{0, byte(st),
@@ -50,7 +54,7 @@ func TestEngineFuzzRegressions(t *testing.T) {
 
 type engineFuzzer struct {
 	t   *testing.T
-	h   *harness
+	h   *tcptest.Peer
 	cfg Config
 	b   []byte
 }
@@ -85,14 +89,14 @@ func runEngineFuzz(t *testing.T, data []byte) {
 	case 3:
 		cfg.DisableWindowScale, cfg.InitialWindow = true, 1
 	}
-	start := State(data[1] % byte(numStates))
-	f := &engineFuzzer{t: t, cfg: cfg.withDefaults(), b: data[2:], h: newHarness(t, cfg)}
-	f.h.reach(start)
+	start := State(data[1] % byte(NumStates))
+	f := &engineFuzzer{t: t, cfg: WithDefaults(cfg), b: data[2:], h: tcptest.New(t, cfg)}
+	f.h.Reach(start)
 	for steps := 0; len(f.b) > 0 && steps < 256; steps++ {
-		before := f.h.tcb()
-		beforeNxt := f.h.e.tcb.SndNxt
-		evStart := len(f.h.events)
-		f.h.segs = f.h.segs[:0]
+		before := f.h.TCB()
+		beforeNxt := before.SndNxt
+		evStart := len(f.h.Events())
+		f.h.Discard()
 		f.step()
 		f.check(before, beforeNxt, evStart)
 	}
@@ -108,40 +112,48 @@ func (f *engineFuzzer) step() {
 		f.segment()
 	case op <= 10:
 		n := int(f.next()) * 8
-		h.e.Send(h.now, fuzzPayload[:n], &h.out)
+		h.Call("SEND", func(e *Endpoint, now time.Duration, out *Output) error {
+			_, err := e.Send(now, fuzzPayload[:n], out)
+			return err
+		})
 	case op == 11:
 		var buf [512]byte
-		h.e.Receive(h.now, buf[:int(f.next())*2], &h.out)
+		n := int(f.next()) * 2
+		h.Call("RECEIVE", func(e *Endpoint, now time.Duration, out *Output) error {
+			_, err := e.Receive(now, buf[:n], out)
+			return err
+		})
 	case op == 12:
-		h.e.Close(h.now, &h.out)
+		h.Call("CLOSE", func(e *Endpoint, now time.Duration, out *Output) error { return e.Close(now, out) })
 	case op == 13:
 		if f.next()&3 == 0 {
-			h.e.Abort(h.now, &h.out)
+			h.Call("ABORT", func(e *Endpoint, now time.Duration, out *Output) error { return e.Abort(now, out) })
 		}
 	case op == 14:
-		if at, ok := h.e.NextTimer(); ok {
-			h.now = max(h.now, at)
-			h.e.HandleTimer(h.now, &h.out)
+		if _, ok := h.Endpoint().NextTimer(); ok {
+			h.Fire()
 		}
 	case op == 15:
 		d := f.next()
-		if h.e.State() == Closed && d&0x80 != 0 {
+		if h.State() == Closed && d&0x80 != 0 {
 			if d&1 == 0 {
-				h.e.OpenActive(h.now, localPort, peerPort, &h.out)
+				h.Call("OPEN (active)", func(e *Endpoint, now time.Duration, out *Output) error {
+					return e.OpenActive(now, localPort, peerPort, out)
+				})
 			} else {
-				h.e.OpenPassive(h.now, localPort, &h.out)
+				h.Call("OPEN (passive)", func(e *Endpoint, now time.Duration, out *Output) error {
+					return e.OpenPassive(now, localPort, out)
+				})
 			}
 			break
 		}
-		h.collect()
-		h.advance(time.Duration(d) * 10 * time.Millisecond)
+		h.Advance(time.Duration(d) * 10 * time.Millisecond)
 	}
-	h.collect()
 }
 
 func (f *engineFuzzer) segment() {
 	h := f.h
-	tc := h.tcb()
+	tc := h.TCB()
 	fb, sb, so, ab, ao, wb, pb := f.next(), f.next(), int8(f.next()), f.next(), int8(f.next()), f.next(), f.next()
 	flags := Flags(fb) & (FIN | SYN | RST | PSH | ACK | URG)
 	if fb&0xc0 != 0 {
@@ -191,7 +203,7 @@ func (f *engineFuzzer) segment() {
 	if fb&0x20 != 0 && so == -128 {
 		s.DstPort++ // another connection's segment
 	}
-	h.e.HandleSegment(h.now, &s, &h.out)
+	h.SendSegment(s)
 }
 
 // check verifies the invariants after one step: the state is one of the 11;
@@ -203,12 +215,12 @@ func (f *engineFuzzer) segment() {
 func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 	t, h := f.t, f.h
 	t.Helper()
-	st := h.e.State()
-	if int(st) >= numStates {
+	st := h.Endpoint().State()
+	if int(st) >= NumStates {
 		t.Fatalf("state %d is not one of the 11", st)
 	}
 	cur, restarted := before.State, false
-	for _, ev := range h.events[evStart:] {
+	for _, ev := range h.Events()[evStart:] {
 		if ev.Kind != EventStateChanged {
 			continue
 		}
@@ -223,7 +235,7 @@ func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 	if cur != st {
 		t.Fatalf("transitions end in %v, state is %v", cur, st)
 	}
-	tc := h.tcb()
+	tc := h.TCB()
 	if st == Closed || st == Listen {
 		return
 	}
@@ -233,11 +245,11 @@ func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 	if fl := int(tc.SndUna.Size(tc.SndNxt)); fl > f.cfg.SendBufferSize+2 {
 		t.Fatalf("%d octets in flight, send buffer %d", fl, f.cfg.SendBufferSize)
 	}
-	if h.e.Readable() > f.cfg.RecvBufferSize || h.e.Unacked() > f.cfg.SendBufferSize {
-		t.Fatalf("buffers: readable %d unacked %d", h.e.Readable(), h.e.Unacked())
+	if h.Endpoint().Readable() > f.cfg.RecvBufferSize || h.Endpoint().Unacked() > f.cfg.SendBufferSize {
+		t.Fatalf("buffers: readable %d unacked %d", h.Endpoint().Readable(), h.Endpoint().Unacked())
 	}
-	if int(tc.RcvWnd) != h.e.rcv.free() {
-		t.Fatalf("RCV.WND %d, free buffer %d", tc.RcvWnd, h.e.rcv.free())
+	if int(tc.RcvWnd) != RecvFree(h.Endpoint()) {
+		t.Fatalf("RCV.WND %d, free buffer %d", tc.RcvWnd, RecvFree(h.Endpoint()))
 	}
 	if !restarted && before.State != Closed && before.State != Listen && before.State != SynSent {
 		if tc.RcvNxt.LessThan(before.RcvNxt) {
@@ -248,8 +260,8 @@ func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 		}
 	}
 	edge := tc.SndUna.Add(Size(tc.SndWnd))
-	for i := range h.segs {
-		s := &h.segs[i]
+	for i := range h.Pending() {
+		s := &h.Pending()[i]
 		end := s.Seq.Add(Size(len(s.Payload)))
 		if s.Flags&(SYN|RST) != 0 || len(s.Payload) <= 1 || !beforeNxt.LessThan(end) {
 			continue

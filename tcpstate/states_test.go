@@ -1,10 +1,16 @@
-package tcpstate
+package tcpstate_test
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
+	"time"
+
+	. "github.com/statelab/statelab/tcpstate"
+
+	"github.com/statelab/statelab/tcpstate/tcptest"
 )
 
 // Expected segments, in the compact form fmtSeg prints.
@@ -19,8 +25,8 @@ func pshSeg(seq, ack Seq, n int) string {
 
 // rn and sn are RCV.NXT and SND.NXT, or the values they will have once the
 // handshake is done when the state has none yet.
-func rnsn(h *harness) (rn, sn, una Seq) {
-	t := h.tcb()
+func rnsn(h *tcptest.Peer) (rn, sn, una Seq) {
+	t := h.TCB()
 	rn, sn, una = t.RcvNxt, t.SndNxt, t.SndUna
 	if rn == 0 {
 		rn = peerISS + 1
@@ -40,97 +46,98 @@ type userResult struct {
 // stateInputs are the kinds of input every state is tested with, in order.
 var stateInputs = []struct {
 	name string
-	do   func(h *harness) userResult
+	do   func(h *tcptest.Peer) userResult
 }{
-	{"rcv SYN (peer ISS)", func(h *harness) userResult { h.send(SYN, peerISS, 0); return userResult{} }},
-	{"rcv SYN in window", func(h *harness) userResult {
+	{"rcv SYN (peer ISS)", func(h *tcptest.Peer) userResult { h.Send(SYN, peerISS, 0); return userResult{} }},
+	{"rcv SYN in window", func(h *tcptest.Peer) userResult {
 		rn, _, _ := rnsn(h)
-		h.send(SYN, rn, 0)
+		h.Send(SYN, rn, 0)
 		return userResult{}
 	}},
-	{"rcv SYN,ACK", func(h *harness) userResult { h.send(SYN|ACK, peerISS, localISS+1); return userResult{} }},
-	{"rcv ACK acceptable", func(h *harness) userResult {
+	{"rcv SYN,ACK", func(h *tcptest.Peer) userResult { h.Send(SYN|ACK, peerISS, localISS+1); return userResult{} }},
+	{"rcv ACK acceptable", func(h *tcptest.Peer) userResult {
 		rn, sn, _ := rnsn(h)
-		h.send(ACK, rn, sn)
+		h.Send(ACK, rn, sn)
 		return userResult{}
 	}},
-	{"rcv ACK of unsent data", func(h *harness) userResult {
+	{"rcv ACK of unsent data", func(h *tcptest.Peer) userResult {
 		rn, sn, _ := rnsn(h)
-		h.send(ACK, rn, sn+1000)
+		h.Send(ACK, rn, sn+1000)
 		return userResult{}
 	}},
-	{"rcv ACK too old", func(h *harness) userResult {
+	{"rcv ACK too old", func(h *tcptest.Peer) userResult {
 		rn, _, una := rnsn(h)
-		h.send(ACK, rn, una-100000)
+		h.Send(ACK, rn, una-100000)
 		return userResult{}
 	}},
-	{"rcv data in window", func(h *harness) userResult {
+	{"rcv data in window", func(h *tcptest.Peer) userResult {
 		rn, sn, _ := rnsn(h)
-		h.send(PSH|ACK, rn, sn, text("0123456789"))
+		h.Send(PSH|ACK, rn, sn, tcptest.Text("0123456789"))
 		return userResult{}
 	}},
-	{"rcv data out of order", func(h *harness) userResult {
+	{"rcv data out of order", func(h *tcptest.Peer) userResult {
 		rn, sn, _ := rnsn(h)
-		h.send(PSH|ACK, rn+100, sn, text("0123456789"))
+		h.Send(PSH|ACK, rn+100, sn, tcptest.Text("0123456789"))
 		return userResult{}
 	}},
-	{"rcv data old (below RCV.NXT)", func(h *harness) userResult {
+	{"rcv data old (below RCV.NXT)", func(h *tcptest.Peer) userResult {
 		rn, sn, _ := rnsn(h)
-		h.send(PSH|ACK, rn-1000, sn, text("0123456789"))
+		h.Send(PSH|ACK, rn-1000, sn, tcptest.Text("0123456789"))
 		return userResult{}
 	}},
-	{"rcv data beyond window", func(h *harness) userResult {
+	{"rcv data beyond window", func(h *tcptest.Peer) userResult {
 		rn, sn, _ := rnsn(h)
-		h.send(PSH|ACK, rn+testRcvBuf+10, sn, text("0123456789"))
+		h.Send(PSH|ACK, rn+testRcvBuf+10, sn, tcptest.Text("0123456789"))
 		return userResult{}
 	}},
-	{"rcv FIN", func(h *harness) userResult {
+	{"rcv FIN", func(h *tcptest.Peer) userResult {
 		rn, sn, _ := rnsn(h)
-		h.send(FIN|ACK, rn, sn)
+		h.Send(FIN|ACK, rn, sn)
 		return userResult{}
 	}},
-	{"rcv RST at RCV.NXT", func(h *harness) userResult {
+	{"rcv RST at RCV.NXT", func(h *tcptest.Peer) userResult {
 		rn, _, _ := rnsn(h)
-		h.send(RST, rn, 0)
+		h.Send(RST, rn, 0)
 		return userResult{}
 	}},
-	{"rcv RST in window", func(h *harness) userResult {
+	{"rcv RST in window", func(h *tcptest.Peer) userResult {
 		rn, _, _ := rnsn(h)
-		h.send(RST, rn+100, 0)
+		h.Send(RST, rn+100, 0)
 		return userResult{}
 	}},
-	{"rcv RST out of window", func(h *harness) userResult {
+	{"rcv RST out of window", func(h *tcptest.Peer) userResult {
 		rn, _, _ := rnsn(h)
-		h.send(RST, rn+100000, 0)
+		h.Send(RST, rn+100000, 0)
 		return userResult{}
 	}},
-	{"rcv RST,ACK", func(h *harness) userResult {
+	{"rcv RST,ACK", func(h *tcptest.Peer) userResult {
 		rn, sn, _ := rnsn(h)
-		h.send(RST|ACK, rn, sn)
+		h.Send(RST|ACK, rn, sn)
 		return userResult{}
 	}},
-	{"user SEND", func(h *harness) userResult {
-		n, err := h.e.Send(h.now, []byte("hello"), &h.out)
-		h.collect()
+	{"user SEND", func(h *tcptest.Peer) userResult {
+		var n int
+		err := h.Call("SEND", func(e *Endpoint, now time.Duration, out *Output) (err error) {
+			n, err = e.Send(now, []byte("hello"), out)
+			return err
+		})
 		return userResult{n, err}
 	}},
-	{"user RECEIVE", func(h *harness) userResult {
-		s, err := h.read()
+	{"user RECEIVE", func(h *tcptest.Peer) userResult {
+		s, err := h.Read()
 		return userResult{len(s), err}
 	}},
-	{"user CLOSE", func(h *harness) userResult {
-		err := h.e.Close(h.now, &h.out)
-		h.collect()
+	{"user CLOSE", func(h *tcptest.Peer) userResult {
+		err := h.Call("CLOSE", func(e *Endpoint, now time.Duration, out *Output) error { return e.Close(now, out) })
 		return userResult{0, err}
 	}},
-	{"user ABORT", func(h *harness) userResult {
-		err := h.e.Abort(h.now, &h.out)
-		h.collect()
+	{"user ABORT", func(h *tcptest.Peer) userResult {
+		err := h.Call("ABORT", func(e *Endpoint, now time.Duration, out *Output) error { return e.Abort(now, out) })
 		return userResult{0, err}
 	}},
-	{"timer expiry", func(h *harness) userResult {
-		if _, ok := h.e.NextTimer(); ok {
-			h.fire()
+	{"timer expiry", func(h *tcptest.Peer) userResult {
+		if _, ok := h.Endpoint().NextTimer(); ok {
+			h.Fire()
 		}
 		return userResult{}
 	}},
@@ -428,12 +435,12 @@ func TestStateInputs(t *testing.T) {
 				continue
 			}
 			t.Run(st.String()+"/"+in.name, func(t *testing.T) {
-				h := newHarness(t, testConfig())
-				h.reach(st)
-				before := h.tcb()
+				h := tcptest.New(t, testConfig())
+				h.Reach(st)
+				before := h.TCB()
 				res := in.do(h)
-				h.wantSegs(splitSegs(want.segs)...)
-				h.wantState(want.next)
+				wantSegs(t, h, splitSegs(want.segs)...)
+				h.WantState(want.next)
 				if res.n != want.n {
 					t.Errorf("call returned n=%d, want %d", res.n, want.n)
 				}
@@ -441,7 +448,7 @@ func TestStateInputs(t *testing.T) {
 				// connection leaves it in Err.
 				got := res.err
 				if got == nil && want.next == Closed {
-					got = h.e.Err()
+					got = h.Endpoint().Err()
 					if errors.Is(got, ErrConnectionAborted) {
 						got = nil
 					}
@@ -459,36 +466,39 @@ func TestStateInputs(t *testing.T) {
 	}
 }
 
+// fmtSeg is a segment in the compact form of the table.
+func fmtSeg(s *Segment) string {
+	str := s.Flags.String() + fmt.Sprintf(" seq=%d", s.Seq)
+	if s.Flags&ACK != 0 {
+		str += fmt.Sprintf(" ack=%d", s.Ack)
+	}
+	return str + fmt.Sprintf(" len=%d", len(s.Payload))
+}
+
+// wantSegs checks every pending segment against the table's compact
+// strings.
+func wantSegs(t *testing.T, h *tcptest.Peer, want ...string) {
+	t.Helper()
+	var got []string
+	for _, s := range h.Discard() {
+		got = append(got, fmtSeg(&s))
+	}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("segments:\n got  %q\n want %q\nladder:\n%s", got, want, h.Ladder())
+	}
+}
+
 func splitSegs(s string) []string {
 	if s == "" {
 		return nil
 	}
-	var out []string
-	for len(s) > 0 {
-		i := indexOf(s, "; ")
-		if i < 0 {
-			out = append(out, s)
-			break
-		}
-		out = append(out, s[:i])
-		s = s[i+2:]
-	}
-	return out
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
+	return strings.Split(s, "; ")
 }
 
 // checkTCB checks invariants that hold after any input.
-func checkTCB(t *testing.T, h *harness, before TCB) {
+func checkTCB(t *testing.T, h *tcptest.Peer, before TCB) {
 	t.Helper()
-	tc := h.tcb()
+	tc := h.TCB()
 	if tc.State == Closed || tc.State == Listen {
 		return
 	}
@@ -501,8 +511,8 @@ func checkTCB(t *testing.T, h *harness, before TCB) {
 	if tc.RcvNxt.LessThan(before.RcvNxt) && before.RcvNxt != 0 {
 		t.Errorf("RCV.NXT went back from %d to %d", before.RcvNxt, tc.RcvNxt)
 	}
-	if int(tc.RcvWnd) != h.e.rcv.free() {
-		t.Errorf("RCV.WND %d, free buffer %d", tc.RcvWnd, h.e.rcv.free())
+	if int(tc.RcvWnd) != RecvFree(h.Endpoint()) {
+		t.Errorf("RCV.WND %d, free buffer %d", tc.RcvWnd, RecvFree(h.Endpoint()))
 	}
 	if tc.State.Synchronized() && tc.SndUna != tc.ISS && tc.Cwnd == 0 {
 		t.Errorf("cwnd is zero in %v", tc.State)

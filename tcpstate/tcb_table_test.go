@@ -1,6 +1,12 @@
-package tcpstate
+package tcpstate_test
 
-import "testing"
+import (
+	"testing"
+
+	. "github.com/statelab/statelab/tcpstate"
+
+	"github.com/statelab/statelab/tcpstate/tcptest"
+)
 
 // tcbWant is what a state-table case expects of the TCB afterwards: SND.UNA,
 // SND.NXT, RCV.NXT and SND.WND (in octets). Zero values are expected
@@ -17,9 +23,9 @@ func (x outcome) withTCB(una, nxt, rcvNxt Seq, wnd uint32) outcome {
 
 // checkTCBWant compares the TCB with the case's expectation. Every case
 // that does not end in CLOSED must have one.
-func checkTCBWant(t *testing.T, h *harness, want outcome) {
+func checkTCBWant(t *testing.T, h *tcptest.Peer, want outcome) {
 	t.Helper()
-	tc := h.tcb()
+	tc := h.TCB()
 	if want.tcb == nil {
 		if tc.State != Closed {
 			t.Errorf("no TCB expectation for a case ending in %v", tc.State)

@@ -1,9 +1,13 @@
-package tcpstate
+package tcpstate_test
 
 import (
 	"fmt"
 	"strings"
 	"testing"
+
+	. "github.com/statelab/statelab/tcpstate"
+
+	"github.com/statelab/statelab/tcpstate/tcptest"
 )
 
 type rowKey struct {
@@ -12,88 +16,92 @@ type rowKey struct {
 }
 
 // exhaust fires the retransmission timer until the connection gives up.
-func exhaust(h *harness) {
-	for i := 0; i < 2*testMaxRetry+2 && h.e.State() != Closed; i++ {
-		h.fire()
+func exhaust(h *tcptest.Peer) {
+	for i := 0; i < 2*testMaxRetry+2 && h.Endpoint().State() != Closed; i++ {
+		h.Fire()
 	}
-	h.segs = nil
+	h.Discard()
 }
 
-func abort(h *harness) { h.e.Abort(h.now, &h.out); h.collect() }
+func abort(h *tcptest.Peer) { h.Abort() }
 
 // rowDrivers apply, in state From, the cause of one row of the table.
-var rowDrivers = map[rowKey]func(h *harness){
-	{Closed, Listen, CausePassiveOpen}: func(h *harness) { h.openPassive() },
-	{Closed, SynSent, CauseActiveOpen}: func(h *harness) { h.openActive() },
+var rowDrivers = map[rowKey]func(h *tcptest.Peer){
+	{Closed, Listen, CausePassiveOpen}: func(h *tcptest.Peer) { h.OpenPassive() },
+	{Closed, SynSent, CauseActiveOpen}: func(h *tcptest.Peer) { h.OpenActive() },
 
-	{Listen, SynReceived, CauseRcvSYN}: func(h *harness) { h.send(SYN, peerISS, 0) },
-	{Listen, Closed, CauseClose}:       func(h *harness) { h.userClose() },
+	{Listen, SynReceived, CauseRcvSYN}: func(h *tcptest.Peer) { h.Send(SYN, peerISS, 0) },
+	{Listen, Closed, CauseClose}:       func(h *tcptest.Peer) { h.Close() },
 	{Listen, Closed, CauseAbort}:       abort,
 
-	{SynSent, SynReceived, CauseRcvSYN}:       func(h *harness) { h.send(SYN, peerISS, 0) },
-	{SynSent, Established, CauseRcvSYNACK}:    func(h *harness) { h.send(SYN|ACK, peerISS, localISS+1) },
-	{SynSent, Closed, CauseRcvRST}:            func(h *harness) { h.send(RST|ACK, 0, localISS+1) },
-	{SynSent, Closed, CauseClose}:             func(h *harness) { h.userClose() },
+	{SynSent, SynReceived, CauseRcvSYN}:       func(h *tcptest.Peer) { h.Send(SYN, peerISS, 0) },
+	{SynSent, Established, CauseRcvSYNACK}:    func(h *tcptest.Peer) { h.Send(SYN|ACK, peerISS, localISS+1) },
+	{SynSent, Closed, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST|ACK, 0, localISS+1) },
+	{SynSent, Closed, CauseClose}:             func(h *tcptest.Peer) { h.Close() },
 	{SynSent, Closed, CauseAbort}:             abort,
 	{SynSent, Closed, CauseRetransmitTimeout}: exhaust,
 
-	{SynReceived, Established, CauseRcvACKOfSYN}: func(h *harness) { h.send(ACK, 301, 101) },
-	{SynReceived, FinWait1, CauseClose}:          func(h *harness) { h.userClose() },
-	{SynReceived, Listen, CauseRcvRST}:           func(h *harness) { h.send(RST, 301, 0) },
-	{SynReceived, Listen, CauseRcvSYN}:           func(h *harness) { h.send(SYN, 400, 0) },
-	{SynReceived, Closed, CauseRcvRST}: func(h *harness) {
-		// Reached by simultaneous open, so there is no LISTEN to go back to.
-		h.e = NewEndpoint(testConfig())
-		h.openActive()
-		h.send(SYN, peerISS, 0)
-		h.wantState(SynReceived)
-		h.newEvents()
-		h.send(RST, 301, 0)
-	},
+	{SynReceived, Established, CauseRcvACKOfSYN}:  func(h *tcptest.Peer) { h.Send(ACK, 301, 101) },
+	{SynReceived, FinWait1, CauseClose}:           func(h *tcptest.Peer) { h.Close() },
+	{SynReceived, Listen, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST, 301, 0) },
+	{SynReceived, Listen, CauseRcvSYN}:            func(h *tcptest.Peer) { h.Send(SYN, 400, 0) },
+	{SynReceived, Closed, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST, 301, 0) },
 	{SynReceived, Closed, CauseAbort}:             abort,
 	{SynReceived, Closed, CauseRetransmitTimeout}: exhaust,
 
-	{Established, FinWait1, CauseClose}:   func(h *harness) { h.userClose() },
-	{Established, CloseWait, CauseRcvFIN}: func(h *harness) { h.send(FIN|ACK, 301, 101) },
-	{Established, Closed, CauseRcvRST}:    func(h *harness) { h.send(RST, 301, 0) },
+	{Established, FinWait1, CauseClose}:   func(h *tcptest.Peer) { h.Close() },
+	{Established, CloseWait, CauseRcvFIN}: func(h *tcptest.Peer) { h.Send(FIN|ACK, 301, 101) },
+	{Established, Closed, CauseRcvRST}:    func(h *tcptest.Peer) { h.Send(RST, 301, 0) },
 	{Established, Closed, CauseAbort}:     abort,
-	{Established, Closed, CauseRetransmitTimeout}: func(h *harness) {
-		h.userSend("data")
+	{Established, Closed, CauseRetransmitTimeout}: func(h *tcptest.Peer) {
+		h.Write("data")
 		exhaust(h)
 	},
 
-	{FinWait1, FinWait2, CauseRcvACKOfFIN}:     func(h *harness) { h.send(ACK, 301, 102) },
-	{FinWait1, Closing, CauseRcvFIN}:           func(h *harness) { h.send(FIN|ACK, 301, 101) },
-	{FinWait1, TimeWait, CauseRcvFINACK}:       func(h *harness) { h.send(FIN|ACK, 301, 102) },
-	{FinWait1, Closed, CauseRcvRST}:            func(h *harness) { h.send(RST, 301, 0) },
+	{FinWait1, FinWait2, CauseRcvACKOfFIN}:     func(h *tcptest.Peer) { h.Send(ACK, 301, 102) },
+	{FinWait1, Closing, CauseRcvFIN}:           func(h *tcptest.Peer) { h.Send(FIN|ACK, 301, 101) },
+	{FinWait1, TimeWait, CauseRcvFINACK}:       func(h *tcptest.Peer) { h.Send(FIN|ACK, 301, 102) },
+	{FinWait1, Closed, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST, 301, 0) },
 	{FinWait1, Closed, CauseAbort}:             abort,
 	{FinWait1, Closed, CauseRetransmitTimeout}: exhaust,
 
-	{FinWait2, TimeWait, CauseRcvFIN}: func(h *harness) { h.send(FIN|ACK, 301, 102) },
-	{FinWait2, Closed, CauseRcvRST}:   func(h *harness) { h.send(RST, 301, 0) },
+	{FinWait2, TimeWait, CauseRcvFIN}: func(h *tcptest.Peer) { h.Send(FIN|ACK, 301, 102) },
+	{FinWait2, Closed, CauseRcvRST}:   func(h *tcptest.Peer) { h.Send(RST, 301, 0) },
 	{FinWait2, Closed, CauseAbort}:    abort,
 
-	{CloseWait, LastAck, CauseClose}: func(h *harness) { h.userClose() },
-	{CloseWait, Closed, CauseRcvRST}: func(h *harness) { h.send(RST, 302, 0) },
+	{CloseWait, LastAck, CauseClose}: func(h *tcptest.Peer) { h.Close() },
+	{CloseWait, Closed, CauseRcvRST}: func(h *tcptest.Peer) { h.Send(RST, 302, 0) },
 	{CloseWait, Closed, CauseAbort}:  abort,
-	{CloseWait, Closed, CauseRetransmitTimeout}: func(h *harness) {
-		h.userSend("data")
+	{CloseWait, Closed, CauseRetransmitTimeout}: func(h *tcptest.Peer) {
+		h.Write("data")
 		exhaust(h)
 	},
 
-	{Closing, TimeWait, CauseRcvACKOfFIN}:     func(h *harness) { h.send(ACK, 302, 102) },
-	{Closing, Closed, CauseRcvRST}:            func(h *harness) { h.send(RST, 302, 0) },
+	{Closing, TimeWait, CauseRcvACKOfFIN}:     func(h *tcptest.Peer) { h.Send(ACK, 302, 102) },
+	{Closing, Closed, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST, 302, 0) },
 	{Closing, Closed, CauseAbort}:             abort,
 	{Closing, Closed, CauseRetransmitTimeout}: exhaust,
 
-	{LastAck, Closed, CauseRcvACKOfFIN}:       func(h *harness) { h.send(ACK, 302, 102) },
-	{LastAck, Closed, CauseRcvRST}:            func(h *harness) { h.send(RST, 302, 0) },
+	{LastAck, Closed, CauseRcvACKOfFIN}:       func(h *tcptest.Peer) { h.Send(ACK, 302, 102) },
+	{LastAck, Closed, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST, 302, 0) },
 	{LastAck, Closed, CauseAbort}:             abort,
 	{LastAck, Closed, CauseRetransmitTimeout}: exhaust,
 
-	{TimeWait, Closed, CauseTimeWaitTimeout}: func(h *harness) { h.fire() },
-	{TimeWait, Closed, CauseRcvRST}:          func(h *harness) { h.send(RST, 302, 0) },
+	{TimeWait, Closed, CauseTimeWaitTimeout}: func(h *tcptest.Peer) { h.Fire() },
+	{TimeWait, Closed, CauseRcvRST}:          func(h *tcptest.Peer) { h.Send(RST, 302, 0) },
 	{TimeWait, Closed, CauseAbort}:           abort,
+}
+
+// rowStarts reach the From state of a row another way than Reach's.
+var rowStarts = map[rowKey]func(h *tcptest.Peer){
+	// SYN-RECEIVED by simultaneous open: there is no LISTEN to go back to.
+	{SynReceived, Closed, CauseRcvRST}: func(h *tcptest.Peer) {
+		h.OpenActive()
+		h.Send(SYN, peerISS, 0)
+		h.WantState(SynReceived)
+		h.Discard()
+		h.NewEvents()
+	},
 }
 
 // TestEveryTransitionRowIsTaken reaches From, applies the cause and checks
@@ -105,12 +113,16 @@ func TestEveryTransitionRowIsTaken(t *testing.T) {
 			if !ok {
 				t.Fatal("no test drives this row")
 			}
-			h := newHarness(t, testConfig())
-			h.reach(row.From)
+			h := tcptest.New(t, testConfig())
+			if start, ok := rowStarts[rowKey{row.From, row.To, row.Cause}]; ok {
+				start(h)
+			} else {
+				h.Reach(row.From)
+			}
 			drive(h)
-			h.wantState(row.To)
+			h.WantState(row.To)
 			found := false
-			for _, ev := range h.newEvents() {
+			for _, ev := range h.NewEvents() {
 				if ev.Kind == EventStateChanged && ev.From == row.From && ev.To == row.To && ev.Cause == row.Cause {
 					found = true
 				}
@@ -147,18 +159,6 @@ func TestEveryStateHasAWayOut(t *testing.T) {
 			t.Errorf("%v: in=%v out=%v", s, in[s], out[s])
 		}
 	}
-}
-
-func TestTransitionNotInTablePanicsInTests(t *testing.T) {
-	defer func() {
-		r := recover()
-		if r == nil || !strings.Contains(r.(string), "not in the table") {
-			t.Fatalf("recover() = %v", r)
-		}
-	}()
-	e := NewEndpoint(testConfig())
-	var out Output
-	e.setState(&out, TimeWait, CauseRcvSYN) // CLOSED -> TIME-WAIT is no row
 }
 
 func TestStateStringsAndPredicates(t *testing.T) {

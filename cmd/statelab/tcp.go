@@ -12,9 +12,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/statelab/statelab/experiments/tcpexp"
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
-	"github.com/statelab/statelab/tcpstate"
 )
 
 func init() {
@@ -49,8 +49,8 @@ func benchTCP(fs *flag.FlagSet, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// Bench bounds itself (tcpstate.BenchTimeout) as well as the signals.
-	res, err := tcpstate.Bench(ctx, size)
+	// Bench bounds itself (tcpexp.BenchTimeout) as well as the signals.
+	res, err := tcpexp.Bench(ctx, size)
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench tcp: %v\n", err)
 		return exitFail
@@ -112,7 +112,7 @@ func (s *sizeFlag) Set(v string) error {
 }
 
 // tcpExperiments are the tcp/ experiments of statelab's catalogue.
-func tcpExperiments() []lab.Experiment { return tcpstate.Experiments() }
+func tcpExperiments() []lab.Experiment { return tcpexp.Experiments() }
 
 // tcpSummaries are the tcp/ group's summaries.
-func tcpSummaries() []lab.Summary { return tcpstate.Summaries() }
+func tcpSummaries() []lab.Summary { return tcpexp.Summaries() }

@@ -1,0 +1,92 @@
+package tcpexp
+
+import "github.com/statelab/statelab/lab"
+
+// Experiments returns the tcp/ experiments, for a lab.Catalogue.
+func Experiments() []lab.Experiment {
+	return []lab.Experiment{
+		{
+			Name:    "tcp/close",
+			Summary: "active close (FIN-WAIT-1, FIN-WAIT-2, TIME-WAIT) and passive close (CLOSE-WAIT, LAST-ACK) against the kernel",
+			Shows: "The lab's engine closes a connection with the kernel first (FIN-WAIT-1 → FIN-WAIT-2 → TIME-WAIT → CLOSED " +
+				"after 2×MSL) and second (CLOSE-WAIT → LAST-ACK → CLOSED), the kernel's state beside each segment as the segments show it.",
+			Run: runClose,
+		},
+		{
+			Name:    "tcp/handshake",
+			Summary: "the user-space engine opens connections with the Linux kernel: active (SYN-SENT) and passive (LISTEN, SYN-RECEIVED)",
+			Shows: "The lab's RFC 9293 engine, on raw sockets, completes the three-way handshake with the kernel's TCP in both " +
+				"directions: it connects to a kernel listener (SYN-SENT → ESTABLISHED) and accepts a kernel connect() " +
+				"(LISTEN → SYN-RECEIVED → ESTABLISHED), every segment commented with the lab's TCB.",
+			Run: runHandshake,
+		},
+		{
+			Name:    "tcp/reset",
+			Summary: "RSTs between the engine and the kernel: connection refused, and RFC 5961 on an exact, an in-window and an out-of-window RST",
+			Shows: "A SYN to a closed kernel port is refused with RST (SYN-SENT → CLOSED); a RST exactly at the kernel's " +
+				"RCV.NXT aborts its connection (ECONNRESET), one elsewhere in the window draws an RFC 5961 challenge ACK, " +
+				"and one outside the window is dropped without a word — written as Go probe tables.",
+			Run: runReset,
+		},
+		{
+			Name:    "tcp/retransmit",
+			Summary: "lost and reordered segments between the engine and the kernel: RTO with backoff, the kernel's retransmission, fast retransmit",
+			Shows: "The link drops a lab segment twice and the engine retransmits it after one RTO and then after twice that " +
+				"(RFC 6298 backoff); a withheld lab ACK makes the kernel retransmit; a segment held back on the link " +
+				"reaches the kernel out of order, the kernel answers with duplicate ACKs and the third triggers the " +
+				"engine's fast retransmit (RFC 5681).",
+			Run: runRetransmit,
+		},
+		{
+			Name:    "tcp/simultaneous",
+			Summary: "simultaneous open (SYN-SENT → SYN-RECEIVED) and simultaneous close (CLOSING) with a kernel socket",
+			Shows: "Both SYNs cross: the lab's SYN is held on the link until the kernel's connect() SYN has arrived, so the " +
+				"lab goes SYN-SENT → SYN-RECEIVED → ESTABLISHED; then both FINs cross and the lab goes FIN-WAIT-1 → " +
+				"CLOSING → TIME-WAIT.",
+			Run: runSimultaneous,
+		},
+		{
+			Name:    "tcp/state-loss",
+			Summary: "one side forgets the connection: the lab crashes (kernel gets ECONNRESET), the kernel aborts (lab goes CLOSED)",
+			Shows: "TCP state lives only in the two endpoints: when the lab forgets its TCB (a crash and restart), the " +
+				"kernel's next segment meets a CLOSED endpoint, is answered with RST and the kernel socket reports " +
+				"ECONNRESET; when the kernel aborts (SO_LINGER 0) its RST takes the lab from ESTABLISHED to CLOSED.",
+			Run: runStateLoss,
+		},
+		{
+			Name:    "tcp/transfer",
+			Summary: "200 KiB each way between the engine and the kernel, the lab's sequence numbers wrapping past 2^32",
+			Shows: "Data flows both ways between the lab's engine and the kernel with SEQ and ACK tracked on every segment; " +
+				"the lab's ISN sits just below 2^32 so its sequence numbers wrap mid-transfer, and both sides (and the " +
+				"capture) hold the same bytes by SHA-256.",
+			Run: runTransfer,
+		},
+		{
+			Name:    "tcp/window",
+			Summary: "a kernel receiver with a small buffer stops reading: zero window, the engine's persist probes, the window reopening",
+			Shows: "A kernel socket with a small receive buffer that stops reading closes its window to zero; the lab's " +
+				"engine stops sending and probes the window on its persist timer with backoff, and resumes when the " +
+				"kernel reads and reopens the window; every byte arrives.",
+			Run: runWindow,
+		},
+	}
+}
+
+// Summaries returns the tcp group's summaries, for a lab.Catalogue.
+func Summaries() []lab.Summary {
+	return []lab.Summary{{
+		Group: "tcp",
+		Shows: "Across the tcp experiments the lab's engine, talking to the kernel's TCP, goes through all 11 states of RFC 9293; the table says which experiment reached which.",
+		Build: statesAcrossCatalogue,
+	}}
+}
+
+// experiment finds one of the package's experiments by name (tests).
+func experiment(name string) (lab.Experiment, bool) {
+	for _, e := range Experiments() {
+		if e.Name == name {
+			return e, true
+		}
+	}
+	return lab.Experiment{}, false
+}

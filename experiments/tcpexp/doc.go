@@ -1,0 +1,34 @@
+// Package tcpexp is statelab's tcp/ group: experiments in which the
+// tcpstate engine, on raw sockets (tcpstate/rawtcp), talks to the Linux
+// kernel's TCP in the lab's network namespace; the analysis that comments
+// every packet of their captures; the group's summary; and the bulk
+// transfer benchmark (statelab bench tcp).
+//
+// [Experiments] and [Summaries] list them explicitly; a program builds its
+// lab.Catalogue from them. Each experiment body reads as its steps: set up
+// (newLabRun: the stack, the capture), drive traffic, stop (the capture
+// completed by the driver's records and commented), check, draw.
+//
+//	catalogue.go      Experiments, Summaries: the group, listed
+//	setup.go          what every experiment shares: the engine's configuration, the
+//	                  seeded ISSs and ports, labRun (stack, capture, tracked
+//	                  connections), stop, the states table, paths
+//	kernelpeer.go     the kernel's side: a listener whose sockets arrive on a channel
+//	exp_*.go          the experiments, one per file, each a sequence of named steps
+//	summary.go        the tcp/* summary: which experiment reached which of the 11 states
+//	bench.go          Bench: lab→kernel, kernel→lab and kernel→kernel bulk transfer
+//
+// The capture analysis, pure functions of the driver's records and the
+// captured packets, tested on small inputs:
+//
+//	match.go          recMatcher: packets paired with the records; the capture's
+//	                  completeness counted at the source
+//	conversation.go   the capture's connections and Wireshark's relative sequence numbers
+//	kernelstate.go    inferKernel: the kernel's state beside each segment, derived
+//	                  from the segments in capture order
+//	transmissions.go  every transmission of a stretch of sequence space named,
+//	                  the lab's (dropped and held copies too) and the kernel's
+//	comments.go       the comments on every packet: the lab's state, the kernel's,
+//	                  the ISSs, the transmissions, what the lab's link lost
+//	ladder.go         a connection's ladder, as captured
+package tcpexp

@@ -1,0 +1,34 @@
+// Package rawtcp puts the tcpstate engine on raw sockets against the
+// Linux kernel's TCP, over loopback, in a network namespace the caller
+// names: a [Stack] demultiplexes segments to connections and runs their
+// timers on real time; a [Conn] is a net.Conn and a [Listener] a
+// net.Listener, so standard library code (net/http, io.Copy) runs on the
+// lab's engine unchanged.
+//
+// The link installs an nftables rule and sends raw segments, so it runs
+// only in the network namespace LinkConfig.NetNS names — the caller's own,
+// made for it (unshare -rn, ip netns exec, a container, statelab's
+// sandbox) — and refuses any other, PID 1's (the host's) above all, with
+// ErrNamespace:
+//
+//	ns, _ := rawtcp.CurrentNetNS() // in a namespace of the program's own
+//	st, err := rawtcp.NewStack(rawtcp.StackConfig{Link: rawtcp.LinkConfig{NetNS: ns}})
+//
+// Fault injection is apart from the I/O, on [Conn.Faults]: hooks that drop,
+// hold back or reorder a connection's segments on the link, a crash that
+// forgets its TCB, hand-made segments. Every segment the stack sends or
+// receives is recorded ([Record]) with the lab's state beside it, which is
+// how captures get commented; [Probe] writes a kernel probe as a Go table
+// of steps, packetdrill-like.
+//
+//	link.go        Link: the raw IPv4 socket, its BPF port filter, why not a packet socket
+//	netns.go       the namespace guard: LinkConfig.NetNS, CurrentNetNS, ErrNamespace
+//	rstfilter.go   the nftables OUTPUT rule that suppresses the kernel's RSTs
+//	stack.go       Stack: demultiplexing, Dial, the CLOSED responder, records
+//	conn.go        Conn: net.Conn on real time, CloseWrite, Abort, waiting on states
+//	listener.go    Listener: passive OPEN, a net.Listener
+//	faults.go      Faults: send and receive hooks (drop, hold, park), Release, Crash, Inject
+//	record.go      Record: one segment with the lab's state, for capture comments
+//	probe.go       Probe: kernel probes as Go tables of steps
+//	kernel.go      the kernel socket's state via sock_diag (or /proc/net/tcp)
+package rawtcp

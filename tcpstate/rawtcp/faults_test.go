@@ -1,0 +1,89 @@
+package rawtcp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/statelab/statelab/tcpstate"
+)
+
+// The faults act on the connection's segments and the records say so: a
+// dropped segment is retransmitted, a crashed connection's port answers as
+// CLOSED, with a RST the kernel reports as ECONNRESET.
+func TestFaults(t *testing.T) {
+	s := testStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() { k, _ := ln.Accept(); acc <- k }()
+	dropped := false
+	c, err := s.Dial(ctx, netip.MustParseAddrPort(ln.Addr().String()), &ConnOptions{
+		SendHook: func(seg *tcpstate.Segment, _ *tcpstate.TCB) Verdict {
+			if len(seg.Payload) > 0 && !dropped {
+				dropped = true
+				return Drop
+			}
+			return Pass
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := <-acc
+	defer k.Close()
+	_ = k.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 5)
+	if _, err := io.ReadFull(k, b); err != nil || string(b) != "hello" {
+		t.Fatalf("kernel read %q, %v", b, err)
+	}
+	// The stack records a segment just after sending it: wait for the
+	// record of the copy the kernel read.
+	var notes []string
+	err = s.WaitRecords(ctx, func(recs []Record) bool {
+		notes = notes[:0]
+		for _, r := range recs {
+			if r.Sent && r.Seg.Len == 5 {
+				notes = append(notes, r.Note)
+			}
+		}
+		return len(notes) >= 2
+	})
+	if err != nil || len(notes) != 2 || notes[0] != "dropped by the link" || notes[1] != "" {
+		t.Errorf("the data segment's records say %q (%v), want the dropped copy, then the retransmission", notes, err)
+	}
+
+	c.Faults().Crash()
+	if _, err := c.Write([]byte("x")); !errors.Is(err, tcpstate.ErrConnectionAborted) {
+		t.Errorf("Write after a crash: %v, want ErrConnectionAborted", err)
+	}
+	if _, err := k.Write([]byte("are you there?")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Read(b); !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("kernel read after the lab's crash: %v, want ECONNRESET", err)
+	}
+	err = s.WaitRecords(ctx, func(recs []Record) bool {
+		for _, r := range recs {
+			if r.Conn == 0 && r.Sent && r.Seg.Flags&tcpstate.RST != 0 {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Errorf("no RST from the stack's CLOSED responder: %v", err)
+	}
+}
