@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/statelab/statelab/lab"
@@ -161,66 +163,109 @@ func (x *transfer) checkCapture() {
 		"capture: %d bytes up (sha256 %s…), %d bytes down (sha256 %s…)", len(capUp), sha8(capUp), len(capDown), sha8(capDown))
 }
 
-// checkSequence checks SEQ and ACK on every segment of the driver's
-// records: the wrap, continuity both ways, monotone ACKs.
+// checkSequence checks SEQ and ACK on every captured segment of the
+// connection, in the order the kernel stamped them on the loopback: the
+// wrap, continuity both ways, monotone ACKs. The order in which the lab's
+// raw socket received them is not used: on two CPUs two kernel segments
+// can reach it in the other order, which is the path's doing, not the
+// kernel's.
 func (x *transfer) checkSequence() {
-	s := seqContinuity(x.st.Records(), x.c.ID())
+	s := seqContinuity(wireSegments(x.pkts, x.c.Local(), x.c.Remote()))
 	x.env.Check("the lab's sequence numbers wrap past 2^32 mid-transfer", s.wraps == 1 && s.wrapAt > 1 && s.wrapAt < s.dataSegs,
 		"ISS %d (2^32 - %d); the wrap falls in data segment %d of %d", x.iss, uint32(-x.iss), s.wrapAt, s.dataSegs)
 	x.env.Check("every data segment continues the one before in sequence space (both directions)", s.gaps == 0, "%d gaps or repeats%s", s.gaps, listSuffix(s.gapInfo))
-	x.env.Check("every kernel ACK is monotone and within the lab's SND.NXT", s.badAcks == 0, "%d ACKs out of order or beyond SND.NXT", s.badAcks)
+	x.env.Check("every kernel ACK is monotone and acknowledges only what the lab had put on the wire", s.badAcks == 0,
+		"%d ACKs below an earlier one or beyond the lab's last byte captured before them%s", s.badAcks, listSuffix(s.ackInfo))
 	x.env.Metric("lab_data_segments_count", float64(s.dataSegs))
 	x.env.Metric("lab_iss", float64(x.iss))
 }
 
-// seqReport is what a connection's records say of its sequence numbers.
+// wireSeg is one captured segment of a connection, as checkSequence reads it.
+type wireSeg struct {
+	fromLab  bool
+	seq, ack tcpstate.Seq
+	len      int
+	flags    uint8 // capture.Flag* bits
+}
+
+// wireSegments picks the connection's segments (lab at local, kernel at
+// remote) out of the capture, ordered by the kernel's timestamps.
+func wireSegments(pkts []*capture.Packet, local, remote netip.AddrPort) []wireSeg {
+	sorted := slices.Clone(pkts)
+	slices.SortStableFunc(sorted, func(a, b *capture.Packet) int { return a.Time.Compare(b.Time) })
+	var out []wireSeg
+	for _, p := range sorted {
+		m, ok := p.Decode()
+		if !ok || m.Proto != capture.ProtoTCP {
+			continue
+		}
+		switch {
+		case m.Src == local && m.Dst == remote:
+			out = append(out, wireSeg{true, tcpstate.Seq(m.Seq), tcpstate.Seq(m.Ack), len(m.Payload), m.Flags})
+		case m.Src == remote && m.Dst == local:
+			out = append(out, wireSeg{false, tcpstate.Seq(m.Seq), tcpstate.Seq(m.Ack), len(m.Payload), m.Flags})
+		}
+	}
+	return out
+}
+
+// seqReport is what a connection's segments say of its sequence numbers.
 type seqReport struct {
 	dataSegs int      // the lab's data segments
 	wraps    int      // how many of them cross 2^32
 	wrapAt   int      // the one that does (1-based)
 	gaps     int      // data segments that do not continue the one before, either way
 	gapInfo  []string // what each gap was
-	badAcks  int      // kernel ACKs below an earlier one or beyond the lab's SND.NXT
+	badAcks  int      // kernel ACKs below an earlier one or beyond what the lab had sent
+	ackInfo  []string // what each bad ACK was
 }
 
-// seqContinuity walks connection id's records: each lab data segment must
-// start where the one before ended (a retransmission would repeat), each
-// kernel data segment likewise, and each kernel ACK must be monotone and
-// within the SND.NXT the lab had when it arrived.
-func seqContinuity(recs []rawtcp.Record, id int) seqReport {
+// seqContinuity walks a connection's segments in wire order: each lab
+// data segment must start where the one before ended (a retransmission
+// would repeat), each kernel data segment likewise, and each kernel ACK
+// must not go back and must not pass the end of what the lab had sent
+// before it (SYN and FIN count one each).
+func seqContinuity(segs []wireSeg) seqReport {
 	var s seqReport
-	var nextSeq, lastAck, kernelSeq tcpstate.Seq
-	haveSeq, haveAck, haveK := false, false, false
-	for _, rec := range recs {
-		if rec.Conn != id {
-			continue
+	var nextSeq, lastAck, kernelSeq, labEnd tcpstate.Seq
+	haveSeq, haveAck, haveK, haveLab := false, false, false, false
+	for _, g := range segs {
+		if g.fromLab {
+			end := g.seq.Add(tcpstate.Size(g.len))
+			if g.flags&(capture.FlagSYN|capture.FlagFIN) != 0 {
+				end = end.Add(1)
+			}
+			if !haveLab || labEnd.LessThan(end) {
+				labEnd, haveLab = end, true
+			}
 		}
 		switch {
-		case rec.Sent && rec.Seg.Len > 0:
+		case g.fromLab && g.len > 0:
 			s.dataSegs++
-			if haveSeq && rec.Seg.Seq != nextSeq {
+			if haveSeq && g.seq != nextSeq {
 				s.gaps++
-				s.gapInfo = append(s.gapInfo, fmt.Sprintf("lab seq %d after %d (%s) at %v", rec.Seg.Seq, nextSeq, rec.Note, rec.At))
+				s.gapInfo = append(s.gapInfo, fmt.Sprintf("lab seq %d after %d", g.seq, nextSeq))
 			}
-			end := rec.Seg.Seq.Add(tcpstate.Size(rec.Seg.Len))
-			if end < rec.Seg.Seq { // numerically smaller: crossed 2^32
+			end := g.seq.Add(tcpstate.Size(g.len))
+			if end < g.seq { // numerically smaller: crossed 2^32
 				s.wraps++
 				s.wrapAt = s.dataSegs
 			}
 			nextSeq, haveSeq = end, true
-		case !rec.Sent:
-			if rec.Seg.Len > 0 {
-				if haveK && rec.Seg.Seq != kernelSeq {
+		case !g.fromLab:
+			if g.len > 0 {
+				if haveK && g.seq != kernelSeq {
 					s.gaps++
-					s.gapInfo = append(s.gapInfo, fmt.Sprintf("kernel seq %d after %d", rec.Seg.Seq, kernelSeq))
+					s.gapInfo = append(s.gapInfo, fmt.Sprintf("kernel seq %d after %d", g.seq, kernelSeq))
 				}
-				kernelSeq, haveK = rec.Seg.Seq.Add(tcpstate.Size(rec.Seg.Len)), true
+				kernelSeq, haveK = g.seq.Add(tcpstate.Size(g.len)), true
 			}
-			if rec.Seg.Flags&tcpstate.ACK != 0 {
-				if (haveAck && rec.Seg.Ack.LessThan(lastAck)) || rec.TCB.SndNxt.LessThan(rec.Seg.Ack) {
+			if g.flags&capture.FlagACK != 0 {
+				if (haveAck && g.ack.LessThan(lastAck)) || !haveLab || labEnd.LessThan(g.ack) {
 					s.badAcks++
+					s.ackInfo = append(s.ackInfo, fmt.Sprintf("ack %d after %d, the lab's end %d", g.ack, lastAck, labEnd))
 				}
-				lastAck, haveAck = rec.Seg.Ack, true
+				lastAck, haveAck = g.ack, true
 			}
 		}
 	}
