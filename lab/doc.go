@@ -1,8 +1,23 @@
-// Package lab is statelab's experiment runner: the registry every experiment
-// plugs into, the Env an experiment runs with (captures, checks, metrics, a
-// ladder diagram), and the reports it produces, for people (text) and for
-// programs (JSON Lines).
+// Package lab is statelab's public experiment API: the Experiment a lab
+// runs, the Env it runs with (captures with comments and secrets, checks,
+// metrics, ladder diagrams, tables, seeded random streams, state shared by
+// one run), the Catalogue a program lists explicitly, the reports it
+// produces for people (text) and programs (JSON Lines), and Main, which gives
+// any program statelab's command line inside its rootless namespace.
 //
 // An experiment is evidence, not a demo: it ends with checks that pass or
-// fail, and its report says what was measured rather than what was expected.
+// fail, its report says what was measured rather than what was expected,
+// and a capture known to be short fails its own check instead of any
+// protocol's (Env.CaptureComplete).
+//
+//	experiment.go  Experiment, Catalogue (Select with nearest-name suggestions), EnvError
+//	env.go         Env: captures, checks, CaptureComplete, metrics, ladders, Stream/Bytes, RunState
+//	runner.go      Options, RunOne, Catalogue.Run, RunState, seeds
+//	summary.go     Summary: a group's conclusion across its experiments
+//	report.go      Report, Check, text and JSON forms
+//	ladder.go      Ladder: the sequence diagram, ◇ for rows an endpoint reported
+//	main.go        Main, RunFlags, RunTargets: the command line, signals, exit statuses
+//
+// Subpackages: capture (packet capture and pcapng), sandbox (the rootless
+// namespace), subproc (servers as separate processes), labtest (tests).
 package lab
