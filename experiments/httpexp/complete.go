@@ -87,5 +87,8 @@ func stopComplete(env *lab.Env, cp *capture.Capture, w *wanted) ([]*capture.Pack
 	if !env.CaptureComplete(cp, got, want, "HTTP exchanges", w.source) && len(short) > 0 {
 		env.Note("the capture lacks exchanges at %s", strings.Join(short, ", "))
 	}
+	// Whatever the analysis leaves bare gets a comment saying what it is,
+	// just before the capture is written.
+	env.Cleanup(func() { commentSegments(pkts, w.names) })
 	return pkts, nil
 }
