@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/lab/subproc"
 )
@@ -80,7 +81,7 @@ func Main(args []string, out, errOut io.Writer) int {
 	if c.flags != nil {
 		c.flags(fs)
 	}
-	pos, err := parseInterleaved(fs, rest)
+	pos, err := lab.ParseInterleaved(fs, rest)
 	if errors.Is(err, flag.ErrHelp) {
 		c.usage(stdout)
 		return exitOK
@@ -103,26 +104,6 @@ func resolve(args []string) (*command, []string, bool) {
 }
 
 func lookup(name string) (*command, bool) { c, ok := commands[name]; return c, ok }
-
-// parseInterleaved accepts flags before, between and after positional
-// arguments, so `statelab run http --json` works as users type it.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
 
 func (c *command) usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: statelab %s %s\n\n%s\n", c.name, c.args, c.summary)

@@ -14,15 +14,10 @@ import (
 // tcp/close: the lab closes a connection with the kernel first (active
 // close), then the kernel closes one first (passive close).
 func runClose(env *lab.Env) error {
-	r, err := newLabRun(env, labConfig(env))
+	r, kp, err := newKernelRun(env, labConfig(env), 0)
 	if err != nil {
 		return err
 	}
-	kp, err := listenKernel(env.Ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer kp.Close()
 	active, err := activeClose(r, kp)
 	if err != nil {
 		return err

@@ -19,15 +19,10 @@ func runRetransmit(env *lab.Env) error {
 	cfg := labConfig(env)
 	cfg.MSS = 1000
 	cfg.InitialWindow = 10
-	r, err := newLabRun(env, cfg)
+	r, kp, err := newKernelRun(env, cfg, 0)
 	if err != nil {
 		return err
 	}
-	kp, err := listenKernel(env.Ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer kp.Close()
 	x := &retransmits{labRun: r, kp: kp}
 	// The RTO connection alone runs with a 50 ms MinRTO, so the backoff
 	// shows in well under a second; the others keep the 200 ms of every

@@ -17,15 +17,10 @@ import (
 // tcp/state-loss: two probes in which one end forgets the connection —
 // the lab crashes and restarts, then the kernel aborts.
 func runStateLoss(env *lab.Env) error {
-	r, err := newLabRun(env, labConfig(env))
+	r, kp, err := newKernelRun(env, labConfig(env), 0)
 	if err != nil {
 		return err
 	}
-	kp, err := listenKernel(env.Ctx, 0)
-	if err != nil {
-		return err
-	}
-	defer kp.Close()
 	x := &stateLoss{labRun: r, kp: kp}
 	crash := x.labCrash()
 	abort := x.kernelAbort()

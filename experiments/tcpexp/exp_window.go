@@ -23,15 +23,10 @@ const wantProbes = 3
 // while the lab writes 64 KiB; its window shuts, the lab probes it on the
 // persist timer, then the kernel reads everything.
 func runWindow(env *lab.Env) error {
-	r, err := newLabRun(env, labConfig(env))
+	r, kp, err := newKernelRun(env, labConfig(env), 8192)
 	if err != nil {
 		return err
 	}
-	kp, err := listenKernel(env.Ctx, 8192)
-	if err != nil {
-		return err
-	}
-	defer kp.Close()
 	x := &window{labRun: r, probes: make(chan time.Duration, 64), data: make([]byte, windowBytes)}
 	c, k, err := r.connectKernel(env.Ctx, kp, "zero window", &rawtcp.ConnOptions{SendHook: x.probeHook, Events: x.persistArmed}, 10*time.Second)
 	if err != nil {

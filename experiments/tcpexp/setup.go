@@ -359,3 +359,19 @@ func listSuffix(s []string) string {
 	}
 	return "; unmatched: " + strings.Join(s, "; ")
 }
+
+// newKernelRun is the opening of the experiments that talk to a kernel
+// listener: the lab's run, and a kernel socket listening with receive
+// buffer rcvbuf (0: the kernel's default), closed when the experiment ends.
+func newKernelRun(env *lab.Env, cfg tcpstate.Config, rcvbuf int) (*labRun, *kernelPeer, error) {
+	r, err := newLabRun(env, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	kp, err := listenKernel(env.Ctx, rcvbuf)
+	if err != nil {
+		return nil, nil, err
+	}
+	env.Cleanup(func() { kp.Close() })
+	return r, kp, nil
+}

@@ -101,25 +101,7 @@ func TestCloseWithoutStopWritesValidFile(t *testing.T) {
 // rootless lab cannot raise) is captured whole: the ring is not capped by
 // net.core.rmem_max.
 func TestCaptureKeepsABurstWhole(t *testing.T) {
-	srv, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	port := uint16(srv.LocalAddr().(*net.UDPAddr).Port)
-	c, err := Start(filepath.Join(t.TempDir(), "burst.pcapng"), Options{Keep: func(p *Packet) bool {
-		m, ok := p.Decode()
-		return ok && m.Involves(port)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl, err := net.Dial("udp4", srv.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, cl := udpCapture(t, Options{})
 	payload := make([]byte, 1200)
 	const n = 3000 // 3.6 MB: 17 times the 208 KiB default buffer
 	for range n {
@@ -142,25 +124,7 @@ func TestCaptureKeepsABurstWhole(t *testing.T) {
 // not only in bytes. The stall is made by holding the lock the reader takes
 // after each packet; the old ring (32 blocks, 1 ms) dropped most of this.
 func TestCaptureOutlastsAStarvedReader(t *testing.T) {
-	srv, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	port := uint16(srv.LocalAddr().(*net.UDPAddr).Port)
-	c, err := Start(filepath.Join(t.TempDir(), "trickle.pcapng"), Options{Keep: func(p *Packet) bool {
-		m, ok := p.Decode()
-		return ok && m.Involves(port)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl, err := net.Dial("udp4", srv.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, cl := udpCapture(t, Options{})
 	const n = 150 // 150 × 2 ms: 300 ms of trickle, a block or more every 8 ms
 	c.mu.Lock()   // the reader stalls at its next packet, as if descheduled
 	for range n {
@@ -183,25 +147,7 @@ func TestCaptureOutlastsAStarvedReader(t *testing.T) {
 // Stop reads the ring to its end: every packet sent before Stop is in the
 // result, even the ones in the block the kernel had not yet handed over.
 func TestStopReadsTheRingToItsEnd(t *testing.T) {
-	srv, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	port := uint16(srv.LocalAddr().(*net.UDPAddr).Port)
-	c, err := Start(filepath.Join(t.TempDir(), "end.pcapng"), Options{Quiet: time.Nanosecond, Keep: func(p *Packet) bool {
-		m, ok := p.Decode()
-		return ok && m.Involves(port)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	cl, err := net.Dial("udp4", srv.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	c, cl := udpCapture(t, Options{Quiet: time.Nanosecond})
 	const n = 500
 	for range n {
 		if _, err := cl.Write([]byte("burst")); err != nil {
@@ -215,4 +161,31 @@ func TestStopReadsTheRingToItsEnd(t *testing.T) {
 	if len(pkts) != n {
 		t.Errorf("captured %d of %d datagrams sent before Stop", len(pkts), n)
 	}
+}
+
+// udpCapture starts a capture of one UDP flow on loopback, and the client
+// socket of that flow; both end with the test.
+func udpCapture(t *testing.T, opts Options) (*Capture, net.Conn) {
+	t.Helper()
+	srv, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	port := uint16(srv.LocalAddr().(*net.UDPAddr).Port)
+	opts.Keep = func(p *Packet) bool {
+		m, ok := p.Decode()
+		return ok && m.Involves(port)
+	}
+	c, err := Start(filepath.Join(t.TempDir(), "udp.pcapng"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	cl, err := net.Dial("udp4", srv.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return c, cl
 }
