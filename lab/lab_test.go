@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 var testExperiments = []Experiment{
@@ -333,5 +336,118 @@ func TestNewSeedSurvivesJSON(t *testing.T) {
 		if s == 0 || s > MaxSeed || float64(s) != float64(int64(s)) || uint64(float64(s)) != s {
 			t.Fatalf("seed %d does not survive a float64 JSON reader", s)
 		}
+	}
+}
+
+func TestRunFlagsDefaultsAndRanges(t *testing.T) {
+	var f RunFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	f.Declare(fs)
+	if f.Out != DefaultOut || f.Out == "captures" || f.Timeout != 2*time.Minute {
+		t.Errorf("defaults: --out %q --timeout %v, want %q and 2m", f.Out, f.Timeout, DefaultOut)
+	}
+	tests := []struct {
+		name, value string
+		want        time.Duration // 0: rejected
+		msg         string
+	}{
+		{"a minute", "1m", time.Minute, ""},
+		{"the longest", "1h", time.Hour, ""},
+		{"negative", "-1s", 0, "positive time"},
+		{"zero", "0s", 0, "positive time"},
+		{"over an hour", "1h0m1s", 0, "up to 1h"},
+		{"not a duration", "soon", 0, "want a duration"},
+		{"a bare number", "5", 0, "want a duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := fs.Set("timeout", tt.value)
+			switch {
+			case tt.want == 0 && (err == nil || !strings.Contains(err.Error(), tt.msg)):
+				t.Errorf("--timeout %s: %v, want an error saying %q", tt.value, err, tt.msg)
+			case tt.want != 0 && (err != nil || f.Timeout != tt.want):
+				t.Errorf("--timeout %s: %v, timeout %v, want %v", tt.value, err, f.Timeout, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckOutDir(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dir, msg string // msg "": accepted
+	}{
+		{"an existing directory", dir, ""},
+		{"a directory to create", filepath.Join(dir, "a", "b"), ""},
+		{"empty", "", "--out is empty"},
+		{"a file", file, "not a directory"},
+		{"under a file", filepath.Join(file, "x"), "cannot write captures"},
+		{"where nothing can be made", "/proc/nope", "name a directory you can write"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckOutDir(tt.dir)
+			switch {
+			case tt.msg == "" && err != nil:
+				t.Errorf("CheckOutDir(%q) = %v, want nil", tt.dir, err)
+			case tt.msg != "" && (err == nil || !strings.Contains(err.Error(), tt.msg)):
+				t.Errorf("CheckOutDir(%q) = %v, want an error saying %q", tt.dir, err, tt.msg)
+			}
+			if tt.msg == "" {
+				if left, _ := os.ReadDir(tt.dir); len(left) != 0 && tt.dir != dir {
+					t.Errorf("probe left behind: %v", left)
+				}
+			}
+		})
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 2 { // file and a
+		t.Errorf("%s holds %d entries after the checks, want 2 (no probe left)", dir, len(left))
+	}
+}
+
+func TestMainRunUsageErrorsComeBeforeAnythingRuns(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		msg  string
+	}{
+		{"negative timeout", []string{"run", "--timeout", "-1s", "test/pass"}, "positive time"},
+		{"timeout over an hour", []string{"run", "--timeout", "2h", "test/pass"}, "up to 1h"},
+		{"unwritable out", []string{"run", "--out", "/proc/nope", "test/pass"}, "cannot write captures"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := Main(testCat, tt.args, &out, &errOut)
+			if code != ExitUsage || !strings.Contains(errOut.String(), tt.msg) || out.Len() != 0 {
+				t.Errorf("Main(%q) = %d\nstdout: %s\nstderr: %s\nwant 2 and %q, nothing run", tt.args, code, out.String(), errOut.String(), tt.msg)
+			}
+		})
+	}
+}
+
+func TestVerdictCountsExperimentsNotSummaries(t *testing.T) {
+	pass := &Report{Experiment: "test/pass", Passed: true}
+	summary := &Report{Experiment: "test/*", Passed: true, Summary: true}
+	tests := []struct {
+		name    string
+		reports []*Report
+		want    string
+	}{
+		{"one experiment and its group's summary", []*Report{pass, summary}, "the experiment passed (seed 7)"},
+		{"two experiments", []*Report{pass, pass, summary}, "all 2 experiments passed (seed 7)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if code := verdict(context.Background(), tt.reports, len(tt.reports), 7, &b); code != ExitOK || !strings.Contains(b.String(), tt.want) {
+				t.Errorf("verdict = %d, %q; want 0 and %q", code, b.String(), tt.want)
+			}
+		})
 	}
 }

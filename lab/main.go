@@ -98,6 +98,15 @@ func (c *Catalogue) List(w io.Writer) {
 	}
 }
 
+// DefaultOut is where `run` writes its captures unless told otherwise: a
+// directory of the user's own in the current directory, never the
+// repository's reference captures (scripts/regenerate-captures rewrites
+// those, explicitly).
+const DefaultOut = "statelab-captures"
+
+// MaxTimeout is the longest --timeout `run` accepts for one experiment.
+const MaxTimeout = time.Hour
+
 // RunFlags are the flags of `run`.
 type RunFlags struct {
 	Out     string
@@ -109,11 +118,69 @@ type RunFlags struct {
 
 // Declare declares the run flags on fs, with their defaults.
 func (f *RunFlags) Declare(fs *flag.FlagSet) {
-	fs.StringVar(&f.Out, "out", "captures", "write captures under `DIR`")
+	fs.StringVar(&f.Out, "out", DefaultOut, "write captures under `DIR` (created if missing)")
 	fs.BoolVar(&f.JSON, "json", false, "print one JSON object per experiment (JSON Lines) instead of the human report")
 	fs.Uint64Var(&f.Seed, "seed", 0, "seed for the experiments' random choices (0: pick one and report it)")
-	fs.DurationVar(&f.Timeout, "timeout", 2*time.Minute, "give up on an experiment after this long")
+	f.Timeout = 2 * time.Minute
+	fs.Var((*timeoutValue)(&f.Timeout), "timeout", fmt.Sprintf("give up on an experiment after this long (more than 0s, up to %v)", MaxTimeout))
 	fs.BoolVar(&f.Verbose, "v", false, "print progress lines")
+}
+
+// timeoutValue is --timeout: a duration in (0, MaxTimeout].
+type timeoutValue time.Duration
+
+func (t *timeoutValue) String() string {
+	if t == nil {
+		return "0s"
+	}
+	return time.Duration(*t).String()
+}
+
+func (t *timeoutValue) Set(s string) error {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("want a duration such as 30s or 2m")
+	}
+	if err := checkTimeout(d); err != nil {
+		return err
+	}
+	*t = timeoutValue(d)
+	return nil
+}
+
+func (t *timeoutValue) Get() any { return time.Duration(*t) }
+
+func checkTimeout(d time.Duration) error {
+	if d <= 0 || d > MaxTimeout {
+		return fmt.Errorf("give each experiment a positive time up to %v, such as 2m", MaxTimeout)
+	}
+	return nil
+}
+
+// CheckOutDir makes sure captures can be written under dir before anything
+// runs: it creates dir if missing, then writes and removes a probe file.
+// Its error says what to do.
+func CheckOutDir(dir string) error {
+	if dir == "" {
+		return fmt.Errorf("--out is empty: name a directory for the captures, such as --out %s", DefaultOut)
+	}
+	fail := func(err error) error {
+		return fmt.Errorf("--out %s: cannot write captures there (%v); name a directory you can write (it is created if missing), such as --out /tmp/%s", dir, err, DefaultOut)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	probe, err := os.CreateTemp(dir, ".statelab-probe-*")
+	if err != nil {
+		return fail(err)
+	}
+	_, werr := probe.WriteString("probe\n")
+	cerr := probe.Close()
+	rerr := os.Remove(probe.Name())
+	if err := errors.Join(werr, cerr, rerr); err != nil {
+		return fail(err)
+	}
+	return nil
 }
 
 // ParseInterleaved accepts flags before, between and after positional
@@ -156,8 +223,12 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 		fmt.Fprintf(stderr, "%s: --seed %d is too large: seeds go up to %d (2^53−1), so that every JSON reader keeps them exact\n", prog, f.Seed, uint64(MaxSeed))
 		return ExitUsage
 	}
-	if f.Timeout <= 0 {
-		fmt.Fprintf(stderr, "%s: --timeout %v: give each experiment a positive time, such as 2m\n", prog, f.Timeout)
+	if err := checkTimeout(f.Timeout); err != nil {
+		fmt.Fprintf(stderr, "%s: --timeout %v: %v\n", prog, f.Timeout, err)
+		return ExitUsage
+	}
+	if err := CheckOutDir(f.Out); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitUsage
 	}
 	opts := Options{OutDir: f.Out, Seed: f.Seed, Timeout: f.Timeout}
@@ -225,6 +296,10 @@ func verdict(ctx context.Context, reports []*Report, want int, seed uint64, stde
 		fmt.Fprintf(stderr, "%s: %d of %d experiments failed: %s (seed %d; rerun with --seed %d)\n",
 			progName(), len(failed), ran, strings.Join(failed, ", "), seed, seed)
 		return ExitFail
+	}
+	if ran == 1 {
+		fmt.Fprintf(stderr, "%s: the experiment passed (seed %d)\n", progName(), seed)
+		return ExitOK
 	}
 	fmt.Fprintf(stderr, "%s: all %d experiments passed (seed %d)\n", progName(), ran, seed)
 	return ExitOK

@@ -13,7 +13,7 @@ import (
 
 // Options configure a run.
 type Options struct {
-	// OutDir receives captures as OutDir/<group>/<name>.pcapng; default "captures".
+	// OutDir receives captures as OutDir/<group>/<name>.pcapng; default DefaultOut.
 	OutDir string
 	// Seed makes random choices repeatable; 0 picks one and reports it so
 	// a run can be repeated. At most MaxSeed.
@@ -66,7 +66,7 @@ func NewSeed() uint64 { return 1 + rand.Uint64N(1<<32-1) }
 // a panic inside the experiment is recorded as its error.
 func RunOne(ctx context.Context, exp Experiment, opts Options) *Report {
 	if opts.OutDir == "" {
-		opts.OutDir = "captures"
+		opts.OutDir = DefaultOut
 	}
 	if opts.Timeout == 0 {
 		opts.Timeout = defaultTimeout

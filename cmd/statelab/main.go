@@ -16,6 +16,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/sandbox"
@@ -62,18 +63,32 @@ func Main(args []string, out, errOut io.Writer) int {
 	name := args[0]
 	switch name {
 	case "help", "-h", "-help", "--help":
-		if len(args) > 1 {
-			if c, ok := lookup(strings.Join(args[1:], " ")); ok {
-				c.usage(stdout)
-				return exitOK
-			}
+		if len(args) == 1 {
+			usage(stdout)
+			return exitOK
 		}
-		usage(stdout)
-		return exitOK
+		want := strings.Join(args[1:], " ")
+		if c, ok := lookup(want); ok {
+			c.usage(stdout)
+			return exitOK
+		}
+		if len(args) == 2 && isGroup(args[1]) {
+			groupUsage(stdout, args[1])
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "statelab help: no command %q%s\nRun `statelab help` for the list.\n", want, suggest(args[1:]))
+		return exitUsage
 	}
 	c, rest, ok := resolve(args)
 	if !ok {
-		fmt.Fprintf(stderr, "statelab: unknown command %q; run `statelab help` for the list\n", strings.Join(args[:min(2, len(args))], " "))
+		if isGroup(name) {
+			if len(args) > 1 {
+				fmt.Fprintf(stderr, "statelab: %q is not a %s command%s\n\n", strings.Join(args[:2], " "), name, suggest(args))
+			}
+			groupUsage(stderr, name)
+			return exitUsage
+		}
+		fmt.Fprintf(stderr, "statelab: unknown command %q%s\nRun `statelab help` for the list.\n", name, suggest(args))
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("statelab "+c.name, flag.ContinueOnError)
@@ -104,6 +119,98 @@ func resolve(args []string) (*command, []string, bool) {
 }
 
 func lookup(name string) (*command, bool) { c, ok := commands[name]; return c, ok }
+
+// isGroup reports whether word begins commands of more than one word
+// (bench, dns, http, quic): typed alone, it lists them.
+func isGroup(word string) bool {
+	for n := range commands {
+		if g, _, ok := strings.Cut(n, " "); ok && g == word {
+			return true
+		}
+	}
+	return false
+}
+
+// groupUsage lists the commands of a group, as git does for a group word.
+func groupUsage(w io.Writer, group string) {
+	fmt.Fprintf(w, "Usage: statelab %s COMMAND [flags]\n\n%s commands:\n", group, group)
+	var names []string
+	for n := range commands {
+		if strings.HasPrefix(n, group+" ") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	writeSummaries(w, names)
+	fmt.Fprintf(w, "\nRun `statelab help %s COMMAND` for a command's flags.\n", group)
+}
+
+// suggest names the commands closest to a mistyped one (Levenshtein
+// distance under 3, as the catalogue suggests experiments), or the `run`
+// that a typed experiment or group name means; "" when nothing is close.
+func suggest(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	first := strings.ToLower(args[0])
+	if _, err := catalogue().Select([]string{first}); err == nil && !isGroup(first) {
+		return fmt.Sprintf("; did you mean `statelab run %s`?", first)
+	}
+	type candidate struct{ match, show string }
+	candidates := []candidate{{"help", "help"}}
+	groups := map[string]bool{}
+	for n := range commands {
+		candidates = append(candidates, candidate{n, n})
+		if g, _, ok := strings.Cut(n, " "); ok && !groups[g] {
+			groups[g] = true
+			candidates = append(candidates, candidate{g, g})
+		}
+	}
+	for _, e := range catalogue().All() {
+		candidates = append(candidates, candidate{e.Name, "`statelab run " + e.Name + "`"})
+	}
+	sort.Slice(candidates, func(i, j int) bool { return candidates[i].match < candidates[j].match })
+	var best []string
+	bestD := 3
+	for _, cand := range candidates {
+		k := strings.Count(cand.match, " ") + 1
+		if k > len(args) || (len(args) > 1 && cand.match == first && isGroup(cand.match)) {
+			continue // "bench tpc" is nearer bench tcp than bench
+		}
+		d := distance(strings.ToLower(strings.Join(args[:k], " ")), cand.match)
+		switch {
+		case d < bestD:
+			best, bestD = []string{cand.show}, d
+		case d == bestD && len(best) < 3:
+			best = append(best, cand.show)
+		}
+	}
+	if len(best) == 0 {
+		return ""
+	}
+	return "; did you mean " + strings.Join(best, " or ") + "?"
+}
+
+// distance is the Levenshtein distance between a and b.
+func distance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev, cur := make([]int, len(rb)+1), make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
 
 func (c *command) usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: statelab %s %s\n\n%s\n", c.name, c.args, c.summary)
@@ -141,9 +248,7 @@ Commands:
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", n, firstLine(commands[n].summary))
-	}
+	writeSummaries(w, names)
 	fmt.Fprintf(w, `
 Examples:
   statelab list
@@ -154,4 +259,39 @@ Run `+"`statelab help COMMAND`"+` or `+"`statelab COMMAND --help`"+` for a comma
 `)
 }
 
-func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+// writeSummaries writes each command's name and the whole first sentence of
+// its summary, wrapped to fit 80 columns.
+func writeSummaries(w io.Writer, names []string) {
+	const indent, width = 17, 80
+	for _, n := range names {
+		line := fmt.Sprintf("  %-14s", n)
+		for _, word := range strings.Fields(firstSentence(commands[n].summary)) {
+			if len(line)+1+len(word) > width && len(line) > indent {
+				fmt.Fprintln(w, line)
+				line = strings.Repeat(" ", indent-1)
+			}
+			line += " " + word
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// firstSentence is s up to the first period that ends a sentence: outside
+// parentheses and followed by white space and a capital letter, or the end.
+func firstSentence(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	depth := 0
+	for i, r := range s {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth = max(0, depth-1)
+		case '.':
+			if depth == 0 && i+2 < len(s) && s[i+1] == ' ' && unicode.IsUpper(rune(s[i+2])) {
+				return s[:i+1]
+			}
+		}
+	}
+	return s
+}

@@ -17,10 +17,14 @@ func TestBenchTCPUsage(t *testing.T) {
 		{"--help", []string{"bench", "tcp", "--help"}, 0, "Usage: statelab bench tcp", ""},
 		{"help shows the examples", []string{"bench", "tcp", "-h"}, 0, "statelab bench tcp --size 1GiB --json", ""},
 		{"unknown flag", []string{"bench", "tcp", "--frob"}, 2, "", "flag provided but not defined: -frob"},
-		{"size not a number", []string{"bench", "tcp", "--size", "lots"}, 2, "", "positive size"},
-		{"size zero", []string{"bench", "tcp", "--size", "0"}, 2, "", "positive size"},
-		{"size negative", []string{"bench", "tcp", "--size", "-4MiB"}, 2, "", "positive size"},
-		{"unknown unit", []string{"bench", "tcp", "--size", "4MB"}, 2, "", "positive size"},
+		{"size not a number", []string{"bench", "tcp", "--size", "lots"}, 2, "", "want a size such as"},
+		{"size zero", []string{"bench", "tcp", "--size", "0"}, 2, "", "want a size from 64KiB to 4GiB"},
+		{"size below the range", []string{"bench", "tcp", "--size", "1KiB"}, 2, "", "want a size from 64KiB to 4GiB"},
+		{"size above the range", []string{"bench", "tcp", "--size", "5GiB"}, 2, "", "want a size from 64KiB to 4GiB"},
+		{"size negative", []string{"bench", "tcp", "--size", "-4MiB"}, 2, "", "want a size such as"},
+		{"size NaN", []string{"bench", "tcp", "--size", "NaN"}, 2, "", "want a size such as"},
+		{"unknown unit", []string{"bench", "tcp", "--size", "4furlongs"}, 2, "", "want a size such as"},
+		{"help shows the range", []string{"bench", "tcp", "--help"}, 0, "(64KiB to 4GiB)", ""},
 		{"positional argument", []string{"bench", "tcp", "now"}, 2, "", "takes no arguments"},
 	}
 	for _, tt := range tests {
