@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -21,7 +22,26 @@ type ServerConfig struct {
 	// (BuiltinZone). Wrap it in udpdns/dnsfault's middleware to delay,
 	// drop, duplicate, hold or misdirect answers.
 	Handler dns.Handler
+	// TCP also serves DNS over TCP on the same address and port.
+	TCP bool
+	// TCP limits, each defaulted when zero: how long a connection may sit
+	// idle between queries (10s), how many connections may be open at
+	// once in total (256) and from one client address (16), and the
+	// largest query accepted (4096 bytes; a longer one closes the
+	// connection). Connections over a limit are closed on accept.
+	TCPIdleTimeout     time.Duration
+	MaxConns           int
+	MaxConnsPerClient  int
+	MaxTCPMessageBytes int
 }
+
+// Defaults of the TCP limits.
+const (
+	DefaultTCPIdleTimeout     = 10 * time.Second
+	DefaultMaxConns           = 256
+	DefaultMaxConnsPerClient  = 16
+	DefaultMaxTCPMessageBytes = 4096
+)
 
 // ServerStats counts what the server's handler did with the queries.
 type ServerStats struct {
@@ -37,11 +57,16 @@ type ServerStats struct {
 	// Written counts datagrams written without error (answers and their
 	// copies); WriteErrors the writes that failed.
 	Written, WriteErrors uint64
+	// ConnsRefused counts TCP connections closed on accept for being over
+	// a limit.
+	ConnsRefused uint64
 }
 
 // Server is a stateless DNS server over UDP built on miekg/dns: it serves
-// any dns.Handler on one socket, counts what the handler wrote, and can be
-// stopped and started again on the same address.
+// any dns.Handler on one socket (and, with ServerConfig.TCP, over TCP on
+// the same port, within connection and message-size limits), counts what
+// the handler wrote, and can be stopped and started again on the same
+// address.
 //
 // A handler that answers after ServeDNS returned (it defers the answer)
 // calls the ResponseWriter's Hijack before returning and Close once it is
@@ -52,7 +77,7 @@ type ServerStats struct {
 type Server struct {
 	cfg ServerConfig
 
-	received, answered, unanswered, copies, written, writeErrors atomic.Uint64
+	received, answered, unanswered, copies, written, writeErrors, connsRefused atomic.Uint64
 
 	mu   sync.Mutex
 	addr netip.AddrPort
@@ -67,6 +92,8 @@ type generation struct {
 	cancel context.CancelFunc
 	held   sync.WaitGroup // hijacked answers not yet closed
 	done   chan error
+	tcp    *dns.Server // nil without TCP
+	tdone  chan error
 }
 
 // ErrServerRunning / ErrServerStopped report misuse of Start and Stop.
@@ -82,6 +109,18 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.Handler == nil {
 		cfg.Handler = BuiltinZone()
+	}
+	if cfg.TCPIdleTimeout <= 0 {
+		cfg.TCPIdleTimeout = DefaultTCPIdleTimeout
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MaxConnsPerClient <= 0 {
+		cfg.MaxConnsPerClient = DefaultMaxConnsPerClient
+	}
+	if cfg.MaxTCPMessageBytes <= 0 {
+		cfg.MaxTCPMessageBytes = DefaultMaxTCPMessageBytes
 	}
 	return &Server{cfg: cfg}, nil
 }
@@ -116,7 +155,7 @@ func (s *Server) Running() bool {
 // Stats returns the server's counters.
 func (s *Server) Stats() ServerStats {
 	return ServerStats{Received: s.received.Load(), Answered: s.answered.Load(), Unanswered: s.unanswered.Load(),
-		Copies: s.copies.Load(), Written: s.written.Load(), WriteErrors: s.writeErrors.Load()}
+		Copies: s.copies.Load(), Written: s.written.Load(), WriteErrors: s.writeErrors.Load(), ConnsRefused: s.connsRefused.Load()}
 }
 
 // Start listens (on the address of the previous run after a Stop) and
@@ -155,9 +194,116 @@ func (s *Server) Start() error {
 		return fmt.Errorf("udpdns: server did not start: %w", err)
 	}
 	lap := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	if s.cfg.TCP {
+		if err := s.startTCP(g, conn.LocalAddr().(*net.UDPAddr)); err != nil {
+			g.cancel()
+			_ = g.srv.Shutdown()
+			conn.Close()
+			<-g.done
+			return err
+		}
+	}
 	s.addr = netip.AddrPortFrom(lap.Addr().Unmap(), lap.Port())
 	s.gen = g
 	return nil
+}
+
+// startTCP listens on the UDP socket's address and port over TCP, behind
+// the connection limits.
+func (s *Server) startTCP(g *generation, ua *net.UDPAddr) error {
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ua.IP, Port: ua.Port, Zone: ua.Zone})
+	if err != nil {
+		return fmt.Errorf("udpdns: server listen tcp %s: %w", ua, err)
+	}
+	started := make(chan struct{})
+	g.tdone = make(chan error, 1)
+	idle := s.cfg.TCPIdleTimeout
+	g.tcp = &dns.Server{Listener: &limitListener{Listener: ln, s: s, perClient: map[netip.Addr]int{}},
+		Handler:           dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) { s.serve(g, w, r) }),
+		IdleTimeout:       func() time.Duration { return idle },
+		ReadTimeout:       idle,
+		WriteTimeout:      idle,
+		DecorateReader:    func(r dns.Reader) dns.Reader { return sizeReader{r, s.cfg.MaxTCPMessageBytes} },
+		NotifyStartedFunc: func() { close(started) }}
+	go func() { g.tdone <- g.tcp.ActivateAndServe() }()
+	select {
+	case <-started:
+		return nil
+	case err := <-g.tdone:
+		ln.Close()
+		return fmt.Errorf("udpdns: tcp server did not start: %w", err)
+	}
+}
+
+// sizeReader refuses TCP messages longer than max: the connection closes.
+type sizeReader struct {
+	dns.Reader
+	max int
+}
+
+func (r sizeReader) ReadTCP(conn net.Conn, timeout time.Duration) ([]byte, error) {
+	b, err := r.Reader.ReadTCP(conn, timeout)
+	if err == nil && len(b) > r.max {
+		return nil, fmt.Errorf("udpdns: tcp message of %d bytes over the limit of %d", len(b), r.max)
+	}
+	return b, err
+}
+
+// limitListener closes, as soon as they are accepted, connections beyond
+// the server's total and per-client limits.
+type limitListener struct {
+	net.Listener
+	s *Server
+
+	mu        sync.Mutex
+	total     int
+	perClient map[netip.Addr]int
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		var client netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			client = ta.AddrPort().Addr().Unmap()
+		}
+		l.mu.Lock()
+		ok := l.total < l.s.cfg.MaxConns && l.perClient[client] < l.s.cfg.MaxConnsPerClient
+		if ok {
+			l.total++
+			l.perClient[client]++
+		}
+		l.mu.Unlock()
+		if !ok {
+			l.s.connsRefused.Add(1)
+			c.Close()
+			continue
+		}
+		return &limitConn{Conn: c, l: l, client: client}, nil
+	}
+}
+
+// limitConn gives its place back when closed.
+type limitConn struct {
+	net.Conn
+	l      *limitListener
+	client netip.Addr
+	once   sync.Once
+}
+
+func (c *limitConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.l.total--
+		if c.l.perClient[c.client]--; c.l.perClient[c.client] <= 0 {
+			delete(c.l.perClient, c.client)
+		}
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // Stop ends the generation's context (answers still deferred are
@@ -174,6 +320,10 @@ func (s *Server) Stop() error {
 	}
 	g.cancel()
 	err := g.srv.Shutdown()
+	if g.tcp != nil {
+		_ = g.tcp.Shutdown()
+		<-g.tdone
+	}
 	// Shutdown returned once every handler had: no answer is hijacked
 	// after this point, so the wait below cannot miss one.
 	g.held.Wait()

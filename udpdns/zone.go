@@ -1,6 +1,7 @@
 package udpdns
 
 import (
+	"bytes"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -68,15 +69,44 @@ func BuiltinZone() *Zone {
 	return z
 }
 
-// LoadZoneFile reads a master file; origin defaults to the file's $ORIGIN
-// or SOA owner.
+// MaxZoneFileBytes is the largest zone file LoadZoneFile reads.
+const MaxZoneFileBytes = 1 << 20
+
+// LoadZoneFile reads a master file of at most MaxZoneFileBytes (a longer
+// one, or an endless one such as /dev/zero, is refused after reading that
+// much); origin defaults to the file's $ORIGIN or SOA owner.
 func LoadZoneFile(path string) (*Zone, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("udpdns: zone file: %w", err)
 	}
 	defer f.Close()
-	return ParseZone(f, "", path)
+	b, err := io.ReadAll(io.LimitReader(f, MaxZoneFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("udpdns: zone file: %w", err)
+	}
+	if len(b) > MaxZoneFileBytes {
+		return nil, fmt.Errorf("udpdns: zone file %s is larger than %d bytes (1 MiB), the most this server reads", path, MaxZoneFileBytes)
+	}
+	return ParseZone(bytes.NewReader(b), "", path)
+}
+
+// Example is a name and type the zone answers, for a suggestion to try:
+// the first name (in sorted order) with an A record, else one with AAAA,
+// else the origin's SOA.
+func (z *Zone) Example() (name string, qtype uint16) {
+	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		best := ""
+		for k := range z.rrs {
+			if k.qtype == t && (best == "" || k.name < best) {
+				best = k.name
+			}
+		}
+		if best != "" {
+			return best, t
+		}
+	}
+	return z.Origin, dns.TypeSOA
 }
 
 // ParseZone reads a zone in master-file format.

@@ -3,13 +3,22 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,40 +33,47 @@ import (
 func init() {
 	register(&command{
 		name:    "dns serve",
-		args:    "[--addr ADDR] [--zone FILE] [--delay D] [--jitter D] [--drop F] [--dup F]",
-		summary: "Serve DNS over UDP from the built-in zone (lab., with NAME.synth.lab. for any NAME) or a zone file,\nin this shell's own network namespace, until interrupted. Prints the address when ready.",
+		args:    "[--addr ADDR] [--zone FILE] [--delay D] [--jitter D] [--drop F] [--dup F] [--max-held N] [--quiet]",
+		summary: "Serve DNS over UDP and TCP from the built-in zone (lab., with NAME.synth.lab. for any NAME) or a zone file,\nin this shell's own network namespace, until interrupted. Prints the address when ready and logs each query on stderr.",
 		examples: []string{
 			"statelab dns serve --addr 127.0.0.1:5300",
 			"dig @127.0.0.1 -p 5300 example.lab A",
+			"dig @127.0.0.1 -p 5300 +tcp example.lab A",
 			"statelab dns serve --zone db.example --jitter 5ms --drop 0.1",
 		},
 		flags: func(fs *flag.FlagSet) {
-			fs.String("addr", "127.0.0.1:5300", "listen on `ADDR` (port 0: any free port; not 5353, mDNS's)")
-			fs.String("zone", "", "answer from the zone in master-file `FILE` instead of the built-in one")
-			fs.Duration("delay", 0, "hold every answer this long")
-			fs.Duration("jitter", 0, "add a random delay up to this long (reorders answers)")
-			fs.Float64("drop", 0, "fraction of queries never answered")
-			fs.Float64("dup", 0, "fraction of answers sent twice")
+			f := &dnsServeFlags
+			fs.StringVar(&f.addr, "addr", "127.0.0.1:5300", "listen on `ADDR`, UDP and TCP (port 0: any free port; not 5353, mDNS's)")
+			fs.StringVar(&f.zone, "zone", "", "answer from the zone in master-file `FILE` (at most 1 MiB) instead of the built-in one")
+			durationVar(fs, &f.delay, "delay", 0, 0, time.Minute, "hold every answer this long")
+			durationVar(fs, &f.jitter, "jitter", 0, 0, time.Minute, "add a random delay up to this long (reorders answers)")
+			floatVar(fs, &f.drop, "drop", 0, 0, 1, "fraction of queries never answered")
+			floatVar(fs, &f.dup, "dup", 0, 0, 1, "fraction of answers sent twice")
+			intVar(fs, &f.maxHeld, "max-held", 4096, 1, 100000, "answers held (delayed) at once; queries beyond are dropped and counted")
+			fs.BoolVar(&f.quiet, "quiet", false, "do not log each query on stderr")
 		},
 		run: dnsServe,
 	})
 	register(&command{
 		name:    "dns query",
-		args:    "--server ADDR [-n N] [-c CONCURRENCY] [--type T] NAME...",
-		summary: "Resolve NAMEs through the multiplexing client (one socket, many queries in flight), print the answers and the counters.",
+		args:    "--server HOST[:PORT] [-n N] [-c CONCURRENCY] [--type T] NAME...",
+		summary: "Resolve NAMEs through the multiplexing client (one socket, many queries in flight) and print the answers\nas dig does; with -n, a summary with the rate and latency percentiles.",
 		examples: []string{
 			"statelab dns query --server 127.0.0.1:5300 example.lab www.example.lab",
+			"statelab dns query --server localhost:5300 --type AAAA example.lab",
 			"statelab dns query --server 127.0.0.1:5300 -n 1000 -c 100 x.synth.lab",
 		},
 		flags: func(fs *flag.FlagSet) {
-			fs.String("server", "", "the server's `ADDR` (host:port)")
-			fs.Int("n", 1, "ask each name `N` times")
-			fs.Int("c", 16, "queries in flight at once")
-			fs.String("type", "A", "query `TYPE`")
-			fs.Duration("timeout", 2*time.Second, "per-attempt timeout")
-			fs.Int("retries", 2, "retries after a timeout")
-			fs.Bool("0x20", false, "randomise QNAME case (DNS 0x20)")
-			fs.Bool("q", false, "print only the counters")
+			f := &dnsQueryFlags
+			fs.StringVar(&f.server, "server", "", "the server, `HOST[:PORT]` (a name or an address; port 53 when left out)")
+			intVar(fs, &f.n, "n", 1, 1, maxQueryRepeats, "ask each name `N` times")
+			intVar(fs, &f.c, "c", 16, 1, 10000, "queries in flight at once")
+			intVar(fs, &f.c, "concurrency", 16, 1, 10000, "the same as -c")
+			fs.StringVar(&f.qtype, "type", "A", "query `TYPE`")
+			durationVar(fs, &f.timeout, "timeout", 2*time.Second, time.Millisecond, time.Minute, "per-attempt timeout")
+			intVar(fs, &f.retries, "retries", 2, 0, 10, "retries after a timeout")
+			fs.BoolVar(&f.case0x20, "0x20", false, "randomise QNAME case (DNS 0x20)")
+			fs.BoolVar(&f.quiet, "q", false, "print only the summary and counters")
 		},
 		run: dnsQuery,
 	})
@@ -67,20 +83,43 @@ func init() {
 		summary:  "Queries per second and latency of the udpdns client and of dnsperf against the same in-process server,\nin the same run, inside the lab's namespace, alternating for several rounds; prints both, the median\nratio and its spread. Needs dnsperf (apt-get install dnsperf).",
 		examples: []string{"statelab bench dns", "statelab bench dns --duration 2s --rounds 5 -c 200 --json"},
 		flags: func(fs *flag.FlagSet) {
-			fs.Duration("duration", 2*time.Second, "length of each run")
-			fs.Int("rounds", 3, "rounds of dnsperf then udpdns")
-			fs.Int("c", 100, "queries in flight (udpdns goroutines; dnsperf -q)")
-			fs.Int("sockets", 1, "udpdns client sockets")
-			fs.Bool("json", false, "print JSON")
+			f := &benchDNSFlags
+			durationVar(fs, &f.duration, "duration", 2*time.Second, 100*time.Millisecond, 10*time.Minute, "length of each run")
+			intVar(fs, &f.rounds, "rounds", 3, 1, 100, "rounds of dnsperf then udpdns")
+			intVar(fs, &f.c, "c", 100, 1, 10000, "queries in flight (udpdns goroutines; dnsperf -q)")
+			intVar(fs, &f.c, "concurrency", 100, 1, 10000, "the same as -c")
+			intVar(fs, &f.sockets, "sockets", 1, 1, 64, "udpdns client sockets")
+			fs.BoolVar(&f.json, "json", false, "print JSON")
 		},
 		run: benchDNS,
 	})
 }
 
-func flagStr(fs *flag.FlagSet, n string) string { return fs.Lookup(n).Value.String() }
-func flagGet[T any](fs *flag.FlagSet, n string) T {
-	return fs.Lookup(n).Value.(flag.Getter).Get().(T)
-}
+// maxQueryRepeats bounds `dns query -n`.
+const maxQueryRepeats = 10_000_000
+
+// The dns commands' flags, declared in their flags funcs (flags.go).
+var (
+	dnsServeFlags struct {
+		addr, zone    string
+		delay, jitter time.Duration
+		drop, dup     float64
+		maxHeld       int
+		quiet         bool
+	}
+	dnsQueryFlags struct {
+		server, qtype   string
+		n, c, retries   int
+		timeout         time.Duration
+		case0x20, quiet bool
+	}
+	benchDNSFlags struct {
+		duration  time.Duration
+		rounds, c int
+		sockets   int
+		json      bool
+	}
+)
 
 // serveContext ends `dns serve`: on SIGINT or SIGTERM (tests substitute a
 // context they cancel).
@@ -88,29 +127,48 @@ var serveContext = func() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-func dnsServe(fs *flag.FlagSet, args []string) int {
+func dnsServe(_ *flag.FlagSet, args []string) int {
 	stdout, stderr := stdout, stderr // this command outlives its caller's view of the globals in tests
+	f := dnsServeFlags
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "statelab dns serve: takes no arguments (got %q)\n", args)
 		return exitUsage
 	}
-	var zone dns.Handler = udpdns.BuiltinZone()
-	if f := flagStr(fs, "zone"); f != "" {
-		z, err := udpdns.LoadZoneFile(f)
+	if _, port, err := net.SplitHostPort(f.addr); err != nil {
+		fmt.Fprintf(stderr, "statelab dns serve: --addr %q: want HOST:PORT, such as 127.0.0.1:5300 (port 0: any free port)\n", f.addr)
+		return exitUsage
+	} else if port == "5353" {
+		fmt.Fprintf(stderr, "statelab dns serve: --addr %q: port 5353 is mDNS's; pick another port, such as 5300, or 0 for any free one\n", f.addr)
+		return exitUsage
+	}
+	zone := udpdns.BuiltinZone()
+	if f.zone != "" {
+		z, err := udpdns.LoadZoneFile(f.zone)
 		if err != nil {
 			fmt.Fprintf(stderr, "statelab dns serve: %v\n", err)
 			return exitUsage
 		}
 		zone = z
 	}
-	// The zone wrapped in the faults the flags ask for (each a no-op at 0).
+	// The zone, logged, wrapped in the faults the flags ask for (each a
+	// no-op at 0), beneath a cap on the answers held.
+	var inner dns.Handler = zone
 	draws := dnsfault.NewDraws(0)
-	h := dnsfault.Chain(zone,
-		dnsfault.Drop(flagGet[float64](fs, "drop"), draws),
-		dnsfault.Duplicate(flagGet[float64](fs, "dup"), draws),
-		dnsfault.Delay(flagGet[time.Duration](fs, "delay")),
-		dnsfault.Jitter(flagGet[time.Duration](fs, "jitter"), draws))
-	srv, err := udpdns.StartServer(udpdns.ServerConfig{Addr: flagStr(fs, "addr"), Handler: h})
+	held := dnsfault.NewHeldLimit(f.maxHeld)
+	if !f.quiet {
+		var mu sync.Mutex
+		inner = queryLog(inner, stderr, &mu)
+		held.OnRefused = func(w dns.ResponseWriter, q *dns.Msg) {
+			logQuery(stderr, &mu, w, q, fmt.Sprintf("dropped: %d answers held already (--max-held)", f.maxHeld))
+		}
+	}
+	h := dnsfault.Chain(inner,
+		dnsfault.Limit(held),
+		dnsfault.Drop(f.drop, draws),
+		dnsfault.Duplicate(f.dup, draws),
+		dnsfault.Delay(f.delay),
+		dnsfault.Jitter(f.jitter, draws))
+	srv, err := udpdns.StartServer(udpdns.ServerConfig{Addr: f.addr, Handler: h, TCP: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab dns serve: %v (pick another --addr, or port 0)\n", err)
 		return exitUsage
@@ -119,79 +177,338 @@ func dnsServe(fs *flag.FlagSet, args []string) int {
 	a := srv.Addr()
 	ctx, stop := serveContext()
 	defer stop()
-	fmt.Fprintf(stdout, "listening on %s (udp)\ntry: dig @%s -p %d example.lab A\n", a, a.Addr(), a.Port())
+	name, qtype := zone.Example()
+	fmt.Fprintf(stdout, "listening on %s (udp and tcp)\ntry: dig @%s -p %d %s %s\n", a, a.Addr(), a.Port(),
+		strings.TrimSuffix(name, "."), dns.TypeToString[qtype])
 	<-ctx.Done()
 	srv.Close() // answers still held are abandoned: the counts are final
 	st := srv.Stats()
-	fmt.Fprintf(stderr, "received %d, answered %d, dropped %d, duplicated %d\n", st.Received, st.Answered, st.Unanswered, st.Copies)
+	fmt.Fprintf(stderr, "received %d, answered %d, dropped %d, duplicated %d; over the held-answers cap %d, tcp connections refused %d\n",
+		st.Received, st.Answered, st.Unanswered, st.Copies, held.Refused(), st.ConnsRefused)
 	return exitOK
 }
 
-func dnsQuery(fs *flag.FlagSet, names []string) int {
-	server, err := netip.ParseAddrPort(flagStr(fs, "server"))
-	if err != nil || len(names) == 0 {
-		fmt.Fprintf(stderr, "statelab dns query: need --server HOST:PORT and at least one NAME (%v)\n", err)
+// queryLog logs every answer h writes, one line on w: time, client
+// (protocol and address), ID, name, type and rcode.
+func queryLog(h dns.Handler, w io.Writer, mu *sync.Mutex) dns.Handler {
+	return dns.HandlerFunc(func(rw dns.ResponseWriter, q *dns.Msg) {
+		h.ServeDNS(&logWriter{ResponseWriter: rw, log: func(m *dns.Msg) {
+			logQuery(w, mu, rw, q, dns.RcodeToString[m.Rcode])
+		}}, q)
+	})
+}
+
+// logQuery writes one line about q: time, protocol and client, ID, name,
+// type and what became of it.
+func logQuery(w io.Writer, mu *sync.Mutex, rw dns.ResponseWriter, q *dns.Msg, outcome string) {
+	name, qtype := "?", "?"
+	if len(q.Question) > 0 {
+		name, qtype = q.Question[0].Name, dns.TypeToString[q.Question[0].Qtype]
+	}
+	proto := "udp"
+	if _, ok := rw.RemoteAddr().(*net.TCPAddr); ok {
+		proto = "tcp"
+	}
+	line := fmt.Sprintf("%s %s %s id=%d %q %s %s\n", time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		proto, rw.RemoteAddr(), q.Id, name, qtype, outcome)
+	mu.Lock()
+	_, _ = io.WriteString(w, line)
+	mu.Unlock()
+}
+
+// logWriter calls log with each message written.
+type logWriter struct {
+	dns.ResponseWriter
+	log func(*dns.Msg)
+}
+
+func (w *logWriter) Context() context.Context { return dnsfault.Context(w.ResponseWriter) }
+
+func (w *logWriter) WriteMsg(m *dns.Msg) error {
+	w.log(m)
+	return w.ResponseWriter.WriteMsg(m)
+}
+
+// parseServer splits `dns query --server` into a host and a port: an
+// address (192.0.2.1, ::1, [::1]:5300) or a host name (localhost:5300),
+// with port 53 when none is given.
+func parseServer(s string) (host string, port uint16, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", 0, errors.New("--server is required: give the server as HOST[:PORT], such as 127.0.0.1:5300 or localhost:5300")
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil && ap.Port() != 0 {
+		return ap.Addr().String(), ap.Port(), nil
+	}
+	bare := s
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		bare = s[1 : len(s)-1]
+	}
+	if a, err := netip.ParseAddr(bare); err == nil {
+		return a.String(), 53, nil
+	}
+	h, p, err := net.SplitHostPort(s)
+	if err != nil {
+		h, p = s, "53" // no port
+	}
+	v, err := strconv.ParseUint(p, 10, 16)
+	if err != nil || v == 0 {
+		return "", 0, fmt.Errorf("--server %q: the port must be a number from 1 to 65535", s)
+	}
+	if !validHostName(h) {
+		return "", 0, fmt.Errorf("--server %q: want HOST[:PORT], HOST an address or a host name", s)
+	}
+	return h, uint16(v), nil
+}
+
+// validHostName accepts letters, digits, '-', '_' and '.', up to 253
+// characters, no empty label.
+func validHostName(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if l == "" || len(l) > 63 {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// resolveServer is parseServer followed by a look-up of a host name (its
+// IPv4 address first).
+func resolveServer(ctx context.Context, s string) (netip.AddrPort, error) {
+	host, port, err := parseServer(s)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), port), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil || len(addrs) == 0 {
+		return netip.AddrPort{}, fmt.Errorf("--server %q: cannot resolve %q: %v", s, host, err)
+	}
+	best := addrs[0].Unmap()
+	for _, a := range addrs {
+		if a.Unmap().Is4() {
+			best = a.Unmap()
+			break
+		}
+	}
+	return netip.AddrPortFrom(best, port), nil
+}
+
+// querySignals delivers SIGINT and SIGTERM to `dns query` (tests
+// substitute a channel they send on).
+var querySignals = func() (<-chan os.Signal, func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	return c, func() { signal.Stop(c) }
+}
+
+// maxErrorLines is how many failed queries `dns query` describes.
+const maxErrorLines = 10
+
+func dnsQuery(_ *flag.FlagSet, names []string) int {
+	f := dnsQueryFlags
+	if len(names) == 0 {
+		fmt.Fprintf(stderr, "statelab dns query: name at least one NAME to resolve, such as example.lab\n")
 		return exitUsage
 	}
-	qtype, ok := dns.StringToType[flagStr(fs, "type")]
+	qtype, ok := dns.StringToType[strings.ToUpper(f.qtype)]
 	if !ok {
-		fmt.Fprintf(stderr, "statelab dns query: unknown --type %q\n", flagStr(fs, "type"))
+		fmt.Fprintf(stderr, "statelab dns query: unknown --type %q (A, AAAA, TXT, SOA, NS, CNAME, MX, ...)\n", f.qtype)
 		return exitUsage
 	}
-	n, conc := max(1, flagGet[int](fs, "n")), max(1, flagGet[int](fs, "c"))
-	quiet := flagGet[bool](fs, "q")
-	cl, err := udpdns.NewClient(udpdns.Config{Server: server, Timeout: flagGet[time.Duration](fs, "timeout"),
-		Retries: flagGet[int](fs, "retries"), Case0x20: flagGet[bool](fs, "0x20")})
+	// SIGINT or SIGTERM cancels everything from here on (the look-up of
+	// the server too); the signal is kept for the exit status.
+	sigs, stopSigs := querySignals()
+	defer stopSigs()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var sig atomic.Value
+	go func() {
+		select {
+		case s := <-sigs:
+			sig.Store(s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	server, err := resolveServer(ctx, f.server)
+	if code := stoppedBy(sig.Load(), "while looking up --server"); code != 0 {
+		return code
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "statelab dns query: %v\n", err)
+		return exitUsage
+	}
+	retries := f.retries
+	if retries == 0 {
+		retries = -1 // the client's "exactly none"
+	}
+	cl, err := udpdns.NewClient(udpdns.Config{Server: server, Timeout: f.timeout, Retries: retries, Case0x20: f.case0x20})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab dns query: %v\n", err)
 		return exitUsage
 	}
 	defer cl.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	jobs := make(chan string)
-	var mu sync.Mutex
-	failed := 0
-	var wg sync.WaitGroup
-	for range conc {
+
+	total := int64(f.n) * int64(len(names))
+	workers := int(min(int64(f.c), total)) // never more goroutines than queries
+	full := !f.quiet && f.n == 1           // dig's full answer per query; with -n the summary only
+	var (
+		next     atomic.Int64
+		mu       sync.Mutex
+		answered int64
+		failed   int64
+		errLines int
+		lat      = newLatencies(100_000)
+		wg       sync.WaitGroup
+	)
+	started := time.Now()
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for name := range jobs {
+			for ctx.Err() == nil {
+				i := next.Add(1) - 1
+				if i >= total {
+					return
+				}
+				name := names[i%int64(len(names))]
+				t0 := time.Now()
 				r, err := cl.Query(ctx, name, qtype)
+				rtt := time.Since(t0)
+				if ctx.Err() != nil {
+					return // stopped: this query's outcome is not counted
+				}
 				mu.Lock()
 				if err != nil {
 					failed++
-					fmt.Fprintf(stderr, "%s: %v\n", name, err)
-				} else if !quiet {
-					fmt.Fprintf(stdout, ";; %s %s id=%#04x\n", dns.RcodeToString[r.Rcode], name, r.Id)
-					for _, rr := range r.Answer {
-						fmt.Fprintln(stdout, rr.String())
+					if errLines++; errLines <= maxErrorLines {
+						fmt.Fprintf(stderr, "%s: %v\n", name, err)
+					} else if errLines == maxErrorLines+1 {
+						fmt.Fprintf(stderr, "(further failed queries counted, not described)\n")
+					}
+				} else {
+					answered++
+					lat.add(rtt)
+					if full {
+						printAnswer(stdout, r, rtt, server)
 					}
 				}
 				mu.Unlock()
 			}
 		}()
 	}
-	for range n {
-		for _, name := range names {
-			select {
-			case jobs <- name:
-			case <-ctx.Done():
-			}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		select { // a bounded drain: the queries in flight end with the context
+		case <-done:
+		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	close(jobs)
-	wg.Wait()
-	st := cl.Stats()
-	fmt.Fprintf(stdout, ";; client %v: %s\n", cl.LocalAddrs(), st)
+	elapsed := time.Since(started)
+	mu.Lock()
+	defer mu.Unlock()
+	if code := stoppedBy(sig.Load(), fmt.Sprintf("after %d answered and %d failed of %d queries", answered, failed, total)); code != 0 {
+		return code
+	}
+	if !f.quiet && f.n == 1 {
+		fmt.Fprintf(stdout, ";; client %v: %s\n", cl.LocalAddrs(), cl.Stats())
+	} else {
+		fmt.Fprintf(stdout, ";; %d queries in %.3f s: %.0f queries/s; %d answered, %d failed\n",
+			answered+failed, elapsed.Seconds(), float64(answered+failed)/max(elapsed.Seconds(), 1e-9), answered, failed)
+		if answered > 0 {
+			fmt.Fprintf(stdout, ";; latency p50 %s, p90 %s, p99 %s, max %s\n", msec(lat.quantile(0.5)), msec(lat.quantile(0.9)),
+				msec(lat.quantile(0.99)), msec(lat.max))
+		}
+		fmt.Fprintf(stdout, ";; SERVER: %s#%d\n;; client %v: %s\n", server.Addr(), server.Port(), cl.LocalAddrs(), cl.Stats())
+	}
 	if failed > 0 {
 		return exitFail
 	}
 	return exitOK
 }
 
-func benchDNS(fs *flag.FlagSet, args []string) int {
+// stoppedBy says, in one line, that `dns query` was stopped by sig (a
+// value of an atomic.Value: nil when no signal came) and returns 130 for
+// SIGINT, 143 for SIGTERM; 0 without a signal.
+func stoppedBy(sig any, when string) int {
+	s, ok := sig.(os.Signal)
+	if !ok {
+		return 0
+	}
+	code, name := 130, "SIGINT"
+	if s == syscall.SIGTERM {
+		code, name = 143, "SIGTERM"
+	}
+	fmt.Fprintf(stderr, "statelab dns query: stopped by %s %s\n", name, when)
+	return code
+}
+
+// printAnswer prints r as dig does: the header, the question, the answer,
+// authority and additional sections (miekg/dns's Msg.String, dig's layout),
+// the query time and the server.
+func printAnswer(w io.Writer, r *dns.Msg, rtt time.Duration, server netip.AddrPort) {
+	fmt.Fprintf(w, "%s\n\n;; Query time: %d msec\n;; SERVER: %s#%d(%s) (UDP)\n;; MSG SIZE  rcvd: %d\n\n",
+		strings.TrimRight(r.String(), "\n"), rtt.Milliseconds(), server.Addr(), server.Port(), server.Addr(), r.Len())
+}
+
+func msec(d time.Duration) string {
+	return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond))
+}
+
+// latencies keeps a uniform sample (reservoir) of at most cap durations,
+// so -n of any size costs bounded memory, and the largest seen.
+type latencies struct {
+	sample []time.Duration
+	cap    int
+	seen   int64
+	max    time.Duration
+	rnd    *rand.Rand
+}
+
+func newLatencies(n int) *latencies {
+	return &latencies{cap: n, rnd: rand.New(rand.NewPCG(1, 2))}
+}
+
+func (l *latencies) add(d time.Duration) {
+	l.seen++
+	l.max = max(l.max, d)
+	if len(l.sample) < l.cap {
+		l.sample = append(l.sample, d)
+		return
+	}
+	if j := l.rnd.Int64N(l.seen); j < int64(l.cap) {
+		l.sample[j] = d
+	}
+}
+
+// quantile is the q-quantile (0..1) of the sample, nearest rank.
+func (l *latencies) quantile(q float64) time.Duration {
+	if len(l.sample) == 0 {
+		return 0
+	}
+	s := slices.Clone(l.sample)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func benchDNS(_ *flag.FlagSet, args []string) int {
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "statelab bench dns: takes no arguments (got %q)\n", args)
 		return exitUsage
@@ -202,9 +519,10 @@ func benchDNS(fs *flag.FlagSet, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	conc := max(1, flagGet[int](fs, "c"))
-	r, err := dnsexp.Bench(ctx, dnsexp.BenchConfig{Duration: flagGet[time.Duration](fs, "duration"), Rounds: flagGet[int](fs, "rounds"),
-		InFlight: conc, Sockets: flagGet[int](fs, "sockets")})
+	f := benchDNSFlags
+	conc := f.c
+	r, err := dnsexp.Bench(ctx, dnsexp.BenchConfig{Duration: f.duration, Rounds: f.rounds,
+		InFlight: conc, Sockets: f.sockets})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench dns: %v\n", err)
 		return exitUsage
@@ -214,15 +532,15 @@ func benchDNS(fs *flag.FlagSet, args []string) int {
 		"miekg/dns server (one goroutine per packet) shares this machine's %d CPUs with both load generators and with whatever else runs, "+
 		"so rounds vary; and each udpdns query costs a goroutine, a wakeup and a channel handoff on top of the sendto/recvfrom "+
 		"that dnsperf's single C thread makes", runtime.NumCPU())
-	if flagGet[bool](fs, "json") {
-		_ = json.NewEncoder(stdout).Encode(map[string]any{"server": r.Server, "in_flight": conc, "rounds": rounds,
+	if f.json {
+		_ = json.NewEncoder(stdout).Encode(map[string]any{"server": r.Server, "concurrency": conc, "rounds": rounds,
 			"udpdns": r.Udpdns, "dnsperf": r.Dnsperf, "ratio": r.Ratio, "ratio_min": r.RatioMin, "ratio_max": r.RatioMax, "ratios": r.Ratios,
 			"udpdns_rounds": r.UdpRounds, "dnsperf_rounds": r.DnsperfRounds,
 			"note": "median round shown; dnsperf p50/p99 from a separate dnsperf -v run of the same length (per-query latencies); " + limits})
 		return exitOK
 	}
 	fmt.Fprintf(stdout, "server %s (in-process miekg/dns), %d rounds of %v each, %d in flight (dnsperf -q %d -c 1 -T 1; udpdns %d goroutines)\n",
-		r.Server, rounds, flagGet[time.Duration](fs, "duration"), conc, conc, conc)
+		r.Server, rounds, f.duration, conc, conc, conc)
 	fmt.Fprintf(stdout, "  %-8s %10s %10s %9s %9s %9s\n", "tool", "qps", "completed", "avg ms", "p50 ms", "p99 ms")
 	for _, b := range []dnsexp.BenchResult{r.Dnsperf, r.Udpdns} {
 		fmt.Fprintf(stdout, "  %-8s %10.0f %10d %9.3f %9.3f %9.3f\n", b.Tool, b.QPS, b.Completed, b.AvgMS, b.P50MS, b.P99MS)

@@ -3,6 +3,7 @@ package dnsfault
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -74,9 +75,18 @@ func serve(next dns.Handler, w dns.ResponseWriter, q *dns.Msg, a Action) {
 		return
 	}
 	// The answer is written after ServeDNS returns: take the writer over
-	// now, close it when the answer is done or abandoned.
+	// now, close it when the answer is done or abandoned — unless a
+	// HeldLimit above is full, and the query is dropped.
+	l, _ := Context(w).Value(heldKey{}).(*HeldLimit)
+	if !l.acquire() {
+		if l.OnRefused != nil {
+			l.OnRefused(w, q)
+		}
+		return
+	}
 	w.Hijack()
 	go func() {
+		defer l.release()
 		if !wait(Context(w), a.Hold, a.Delay) {
 			_ = w.Close() // abandoned: the server stopped
 			return
@@ -185,3 +195,67 @@ func Context(w dns.ResponseWriter) context.Context {
 	}
 	return context.Background()
 }
+
+// HeldLimit caps how many answers wait at once (held by Delay, Jitter,
+// Hold or any deferring Act beneath Limit): a query whose answer would wait
+// beyond the cap is dropped instead, and counted in Refused.
+type HeldLimit struct {
+	// OnRefused, when set before use, is called with each query dropped
+	// for the cap (from the server's goroutine; it must be quick).
+	OnRefused func(w dns.ResponseWriter, q *dns.Msg)
+
+	max     int64
+	held    atomic.Int64
+	refused atomic.Uint64
+}
+
+// NewHeldLimit is a cap of n waiting answers (at least 1).
+func NewHeldLimit(n int) *HeldLimit { return &HeldLimit{max: int64(max(1, n))} }
+
+// Held is how many answers wait now.
+func (l *HeldLimit) Held() int64 { return l.held.Load() }
+
+// Refused counts queries dropped because the cap was reached.
+func (l *HeldLimit) Refused() uint64 { return l.refused.Load() }
+
+// acquire takes a place; a nil limit always has one.
+func (l *HeldLimit) acquire() bool {
+	if l == nil {
+		return true
+	}
+	if l.held.Add(1) > l.max {
+		l.held.Add(-1)
+		l.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+func (l *HeldLimit) release() {
+	if l != nil {
+		l.held.Add(-1)
+	}
+}
+
+type heldKey struct{}
+
+// Limit makes the answers deferred by the middleware beneath it count
+// against l; put it outermost: Chain(zone, Limit(l), Delay(d), ...).
+func Limit(l *HeldLimit) Middleware {
+	if l == nil {
+		return none
+	}
+	return func(next dns.Handler) dns.Handler {
+		return dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+			next.ServeDNS(&limitWriter{ResponseWriter: w, ctx: context.WithValue(Context(w), heldKey{}, l)}, q)
+		})
+	}
+}
+
+// limitWriter carries the HeldLimit in its Context.
+type limitWriter struct {
+	dns.ResponseWriter
+	ctx context.Context
+}
+
+func (w *limitWriter) Context() context.Context { return w.ctx }
