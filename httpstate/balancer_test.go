@@ -93,7 +93,7 @@ func TestBalancerRefusesAnOversizedBodyWith413(t *testing.T) {
 	}{
 		{"at the limit passes through", maxBody, http.StatusBadRequest, "malformed"},
 		{"one byte over is a 413", maxBody + 1, http.StatusRequestEntityTooLarge, "body_too_large"},
-		{"far over is a 413", 64 << 10, http.StatusRequestEntityTooLarge, "body_too_large"},
+		{"far over is a 413", 1 << 20, http.StatusRequestEntityTooLarge, "body_too_large"},
 	}
 	_, run := serve(t, Stateless)
 	lb, err := NewBalancer(RoundRobin, run.URL())

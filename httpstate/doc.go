@@ -30,16 +30,36 @@
 // each session, so a request on a session it served last costs one Redis
 // round trip, the write.
 //
-// Bodies may also be form-encoded (op=add&a=10&b=5). Every error is a 4xx
-// with a JSON body {"error": "...", "code": "..."} and leaves the session as
-// it was.
+// Bodies may also be form-encoded (op=add&a=10&b=5). Every error the API
+// sends is JSON, {"error": "...", "code": "..."}, worded in the client's
+// terms (the field and what it should be, never a Go type), and leaves the
+// session as it was: 400 for a malformed body, 404 not_found for an
+// unknown path (GET / lists the API and the form), 405 method with Allow,
+// 413 body_too_large for a body over MaxBody (64 KiB), 415 content_type
+// for anything but application/json (or no Content-Type) and
+// form-encoding, 503 with Retry-After when the store or a session is busy
+// or full. The form page reports its errors on the page, with the same
+// status and code.
+//
+// A session is stored only by a request that stores something: POST
+// /session, or the first POST /form that computes. An anonymous GET /form
+// stores nothing; its page carries a signed pending token (pending.go)
+// under which that first POST stores the session. Config.MaxSessions caps
+// the live sessions (statelab http serve: --max-sessions, default 10000)
+// by refusing: a request that would start one more gets 503
+// session_limit, no session is evicted, and room comes back as sessions
+// expire. An SQLite store's file is created mode 0600 (its -wal and -shm
+// follow it), since it holds live tokens; StoreFileWarnings names those
+// other users can read. AccessLog writes one line per request.
 //
 // The package is a library: it imports nothing of the lab, and its tests
 // need no namespace. The lab's http/ experiments, their capture analysis
 // and `statelab bench http` are in experiments/httpexp.
 //
 //	calc.go        the calculator: Op, Apply
-//	request.go     decoding a request (JSON or form), JSON errors
+//	request.go     decoding a request (JSON or form), JSON errors, MaxBody
+//	pending.go     the form page's pending token: no session until one is stored
+//	accesslog.go   AccessLog: one line per request
 //	server.go      Server in its three modes (Config, New), Session, RawSession
 //	features.go    history, undo and stats of a session
 //	mechanisms.go  the token in the URL and in the form's hidden field; the

@@ -84,7 +84,7 @@ func TestFeatureEndpoints(t *testing.T) {
 		{"history without a session", "GET", "/history", false, http.StatusUnauthorized, "no_session"},
 		{"stats without a session", "GET", "/stats", false, http.StatusUnauthorized, "no_session"},
 		{"history of a new session", "GET", "/history", true, http.StatusOK, ""},
-		{"undo with GET", "GET", "/undo", true, http.StatusMethodNotAllowed, ""},
+		{"undo with GET", "GET", "/undo", true, http.StatusMethodNotAllowed, "method"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

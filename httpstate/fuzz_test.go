@@ -9,10 +9,11 @@ import (
 )
 
 // Any body, any content type: the server answers with a status below 500
-// and a JSON body, and never panics. (The handler is called directly: the
+// and a JSON body whose message names no Go type, and never panics. (The handler is called directly: the
 // subject here is the request parser, not the socket.)
 func FuzzCalculateRequest(f *testing.F) {
-	for _, s := range []string{`{"op":"add","a":10,"b":5}`, `op=add&a=1&b=2`, `{"op":"divide","a":1,"b":0}`, `{"a":1e400}`, `[]`, `null`, ``} {
+	for _, s := range []string{`{"op":"add","a":10,"b":5}`, `op=add&a=1&b=2`, `{"op":"divide","a":1,"b":0}`, `{"a":1e400}`, `[]`, `null`, ``,
+		`[1,2]`, `{"op":[1],"a":1,"b":2}`, `{"op":"add","a":{"x":1},"b":2}`, `{"op":"add","a":1,"b":2,"c":3}`, `{"op":`, `{op}`, `op=add&a=%zz`} {
 		f.Add("application/json", s)
 		f.Add("application/x-www-form-urlencoded", s)
 	}
@@ -36,6 +37,9 @@ func FuzzCalculateRequest(f *testing.F) {
 			}
 			if w.Code != http.StatusOK && m["code"] == nil {
 				t.Fatalf("%s: error reply without a code: %v", path, m)
+			}
+			if goTypeName.MatchString(w.Body.String()) {
+				t.Fatalf("%s %q (%s): a Go type name in %s", path, body, ctype, w.Body)
 			}
 		}
 	})

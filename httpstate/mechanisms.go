@@ -141,27 +141,47 @@ type formData struct {
 func (s *Server) form(w http.ResponseWriter, r *http.Request) {
 	d := formData{Mode: s.mode, Stateful: s.sessions != nil}
 	var st SessionState
+	pending := "" // a token issued by a form page, its session not stored yet
 	if d.Stateful {
-		if !s.sessions.Exists(r.Context(), "state") {
-			// A token that names no live session (expired, or made up) is
-			// an error, not a silent new session that drops the user's work;
-			// only a GET with no token (or a stale cookie) starts one.
-			if tok, via := tokenOf(r); tok != "" && (r.Method == http.MethodPost || via == viaURL) {
+		if s.sessions.Exists(r.Context(), "state") {
+			st = s.sessions.Get(r.Context(), "state").(SessionState)
+			d.Token = s.sessions.Token(r.Context())
+		} else {
+			// Nothing is stored until a calculation stores something: the
+			// page carries a signed token (pendingToken), and the first
+			// POST that computes stores the session under it. A token that
+			// names no live session and is no such token (expired, or
+			// made up) is an error, not a silent new session that drops
+			// the user's work; a GET with no token (or a stale cookie)
+			// gets a new pending one.
+			tok, via := tokenOf(r)
+			if via == viaCookie && r.Method == http.MethodPost {
+				r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+				_ = r.ParseForm() // a malformed form is reported below
+			}
+			if via == viaCookie && r.Method == http.MethodPost && s.validPending(r.PostForm.Get(SessionParam)) {
+				tok, via = r.PostForm.Get(SessionParam), viaForm // a stale cookie beside a page's token
+			}
+			switch {
+			case tok != "" && via != viaCookie && s.validPending(tok):
+				pending = tok
+			case tok != "" && (r.Method == http.MethodPost || via == viaURL):
 				d.Expired = true
 				s.formError(w, d, &apiError{status: http.StatusUnauthorized, code: "no_session",
 					msg: "this form's session has expired or does not exist: start a new session"})
 				return
+			default:
+				pending = s.pendingToken()
 			}
-			if err := s.sessions.RenewToken(r.Context()); err != nil {
-				s.sessions.ErrorFunc(w, r, err) // the store failed: one 503 (serveOnce)
+			if err := s.roomForSession(r); err != nil && r.Method == http.MethodPost {
+				s.formError(w, d, err) // at --max-sessions: no new session
 				return
 			}
-			s.sessions.Put(r.Context(), "state", SessionState{})
+			d.Token = pending
 		}
-		st = s.sessions.Get(r.Context(), "state").(SessionState)
 	}
 	if d.Stateful {
-		d.HasLast, d.Last, d.Token = st.HasLast, st.LastResult, s.sessions.Token(r.Context())
+		d.HasLast, d.Last = st.HasLast, st.LastResult
 	}
 	if r.Method == http.MethodPost {
 		req, err := decodeCalc(r)
@@ -194,7 +214,14 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request) {
 		d.HasResult, d.Result = true, res
 		if d.Stateful {
 			st.record(req.Op, a, *req.B, res)
-			s.sessions.Put(r.Context(), "state", st)
+			if pending == "" {
+				s.sessions.Put(r.Context(), "state", st)
+			} else if err := s.storePending(r.Context(), pending, st); err != nil {
+				s.sessions.ErrorFunc(w, r, err) // the store failed: one 503 (serveOnce)
+				return
+			} else if _, via := tokenOf(r); via == viaCookie {
+				http.SetCookie(w, s.sessionCookie(pending)) // replaces the stale one
+			}
 		}
 	}
 	if d.Stateful {
@@ -213,6 +240,9 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request) {
 func (s *Server) formError(w http.ResponseWriter, d formData, err error) {
 	ae := toAPIError(err)
 	d.Error, d.Code, d.HasResult = ae.msg, ae.code, false
+	if ae.status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(ae.status)

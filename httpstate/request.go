@@ -9,10 +9,18 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
-// maxBody bounds a request body; the calculator's are a few dozen bytes.
-const maxBody = 4 << 10
+// MaxBody bounds a request body (64 KiB); the calculator's are a few dozen
+// bytes. A longer body is refused with 413 and code "body_too_large".
+const MaxBody = 64 << 10
+
+const maxBody = MaxBody
+
+// errTooLarge answers a body over MaxBody.
+var errTooLarge = &apiError{status: http.StatusRequestEntityTooLarge, code: "body_too_large",
+	msg: fmt.Sprintf("request body over %d bytes (64 KiB)", MaxBody)}
 
 // CalcRequest is the body of /calculate (A and B) and /use_last (B only).
 type CalcRequest struct {
@@ -40,11 +48,18 @@ func decodeCalc(r *http.Request) (CalcRequest, error) {
 	if r.Method != http.MethodPost {
 		return req, &apiError{status: http.StatusMethodNotAllowed, code: "method", msg: "use POST"}
 	}
+	if r.ContentLength > maxBody {
+		return req, errTooLarge // said before a byte is read
+	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
 	case "application/x-www-form-urlencoded":
 		r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
 		if err := r.ParseForm(); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return req, errTooLarge
+			}
 			return req, badRequest("malformed", "cannot read the form: %v", err)
 		}
 		req.Op = Op(r.PostForm.Get("op"))
@@ -63,18 +78,10 @@ func decodeCalc(r *http.Request) (CalcRequest, error) {
 			*f.dst = &v
 		}
 	case "application/json", "":
-		dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+		dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			var typ *json.UnmarshalTypeError
-			switch {
-			case errors.Is(err, io.EOF):
-				return req, badRequest("malformed", `empty body: send {"op":"add","a":10,"b":5}`)
-			case errors.As(err, &typ) && typ.Field != "op":
-				return req, badRequest("not_a_number", "%s: %s is not a finite number", typ.Field, typ.Value)
-			default:
-				return req, badRequest("malformed", "cannot read the JSON body: %v", err)
-			}
+			return req, jsonError(err)
 		}
 		if dec.More() {
 			return req, badRequest("malformed", "one JSON object per request")
@@ -89,7 +96,42 @@ func decodeCalc(r *http.Request) (CalcRequest, error) {
 	return req, nil
 }
 
+// example is a well-formed request, for error messages.
+const example = `{"op":"add","a":10,"b":5}`
+
+// jsonError says what is wrong with a JSON body in the client's terms: the
+// field and what it should be, never a Go type.
+func jsonError(err error) *apiError {
+	var (
+		typ      *json.UnmarshalTypeError
+		syn      *json.SyntaxError
+		tooLarge *http.MaxBytesError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return errTooLarge
+	case errors.Is(err, io.EOF):
+		return badRequest("malformed", "empty body: send %s", example)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("malformed", "the JSON body ends too soon: send %s", example)
+	case errors.As(err, &syn):
+		return badRequest("malformed", "malformed JSON at byte %d: %s", syn.Offset, syn.Error())
+	case errors.As(err, &typ) && typ.Field == "op":
+		return badRequest("bad_op", "op must be a string: add, subtract, multiply or divide (got %s)", typ.Value)
+	case errors.As(err, &typ) && (typ.Field == "a" || typ.Field == "b"):
+		return badRequest("not_a_number", "operand %s must be a finite number (got %s)", typ.Field, typ.Value)
+	case errors.As(err, &typ):
+		return badRequest("malformed", "the body must be one JSON object such as %s (got %s)", example, typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return badRequest("malformed", "%s: the fields are op, a and b", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	return badRequest("malformed", "cannot read the JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "1")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

@@ -2,6 +2,8 @@ package httpstate
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"time"
 )
 
@@ -16,6 +18,11 @@ type ServeSpec struct {
 	// server's memory: for a long-lived server (statelab http serve), not
 	// for servers that are killed or closed anyway.
 	CleanupInterval time.Duration `json:"cleanup_interval,omitempty"`
+	// MaxSessions caps the sessions a stateful or store-backed server
+	// keeps (Config.MaxSessions); 0 for no cap.
+	MaxSessions int `json:"max_sessions,omitempty"`
+	// AccessLog, when set, gets one line per request (AccessLog).
+	AccessLog io.Writer `json:"-"`
 }
 
 // LongLived is the spec of a server that runs until stopped by hand
@@ -27,7 +34,7 @@ func LongLived(mode Mode, addr, store string) ServeSpec {
 // ServeMode opens the spec's store, builds the server and listens. cleanup
 // stops the server and releases the store.
 func ServeMode(ctx context.Context, spec ServeSpec) (*Running, func(), error) {
-	cfg := Config{Mode: spec.Mode, CleanupInterval: spec.CleanupInterval}
+	cfg := Config{Mode: spec.Mode, CleanupInterval: spec.CleanupInterval, MaxSessions: spec.MaxSessions}
 	closeStore := func() error { return nil }
 	if spec.Store != "" && spec.Mode != Stateless {
 		u, err := ParseStoreURL(spec.Store)
@@ -45,7 +52,11 @@ func ServeMode(ctx context.Context, spec ServeSpec) (*Running, func(), error) {
 		closeStore()
 		return nil, nil, err
 	}
-	run, err := Listen(spec.Addr, srv)
+	var h http.Handler = srv
+	if spec.AccessLog != nil {
+		h = AccessLog(srv, spec.AccessLog)
+	}
+	run, err := Listen(spec.Addr, h)
 	if err != nil {
 		srv.Close()
 		closeStore()

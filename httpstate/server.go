@@ -3,9 +3,12 @@ package httpstate
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -64,6 +67,17 @@ type Config struct {
 	// LockWait bounds how long a request waits for its session's lock when
 	// its context has no earlier deadline (default 5 s); then it is a 503.
 	LockWait time.Duration
+	// MaxSessions caps the live sessions the store holds; 0 for no cap.
+	// The policy is to refuse: while the store holds MaxSessions live
+	// sessions, a request that would start one more (POST /session, a
+	// first POST /form) gets 503 with code "session_limit" and
+	// Retry-After, and the sessions already there are untouched (none is
+	// evicted: a client's work is never dropped to make room for a
+	// stranger's). Room comes back as sessions expire (IdleTimeout). The
+	// cap is checked before each new session, so concurrent starts can
+	// pass it by the number of requests in flight. A store that cannot
+	// count its sessions is not capped.
+	MaxSessions int
 }
 
 // Server is the calculator over HTTP in one of the three modes.
@@ -71,17 +85,23 @@ type Server struct {
 	mode     Mode
 	sessions *scs.SessionManager
 	mux      *http.ServeMux
+	allowed  map[string][]string // path → methods, for 405's Allow
 
 	locker   SessionLocker // one request per session at a time
 	lockWait time.Duration
 	occ      *redisSessions // the store when it is written by compare-and-set
 	sweep    time.Duration  // the memory store's cleanup interval, 0 for none
 	counted  *countingStore // the store given in Config, counted (StoreStats)
+	maxSess  int            // Config.MaxSessions
+	// pendingKey signs the tokens of form pages served without a
+	// session (pending.go).
+	pendingKey []byte
 }
 
 // New builds a calculator server.
 func New(cfg Config) (*Server, error) {
-	s := &Server{mode: cfg.Mode, mux: http.NewServeMux()}
+	s := &Server{mode: cfg.Mode, mux: http.NewServeMux(), maxSess: cfg.MaxSessions, pendingKey: make([]byte, 32)}
+	_, _ = rand.Read(s.pendingKey)
 	switch cfg.Mode {
 	case Stateless:
 	case Stateful, StoreBacked:
@@ -158,29 +178,63 @@ func (s *Server) Mode() Mode { return s.mode }
 func (s *Server) Close() {}
 
 func (s *Server) routes() {
-	s.mux.HandleFunc("POST /calculate", s.calculate)
-	s.mux.HandleFunc("GET /form", s.form)
-	s.mux.HandleFunc("POST /form", s.form)
+	s.allowed = map[string][]string{}
+	s.handle("POST", "/calculate", s.calculate)
+	s.handle("GET", "/form", s.form)
+	s.handle("POST", "/form", s.form)
 	if s.sessions == nil {
 		stateless := func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusNotFound, map[string]string{
 				"error": "this server is stateless: it keeps no session and no last result; send both operands to /calculate",
 				"code":  "stateless"})
 		}
-		s.mux.HandleFunc("/session", stateless)
-		s.mux.HandleFunc("/use_last", stateless)
-		s.mux.HandleFunc("/state", stateless)
-		s.mux.HandleFunc("/history", stateless)
-		s.mux.HandleFunc("/undo", stateless)
-		s.mux.HandleFunc("/stats", stateless)
+		for _, p := range []string{"/session", "/use_last", "/state", "/history", "/undo", "/stats"} {
+			s.mux.HandleFunc(p, stateless)
+		}
+	} else {
+		s.handle("POST", "/session", s.startSession)
+		s.handle("POST", "/use_last", s.useLast)
+		s.handle("GET", "/state", s.state)
+		s.handle("GET", "/history", s.history)
+		s.handle("POST", "/undo", s.undoLast)
+		s.handle("GET", "/stats", s.stats)
+	}
+	// Everything else: the index at /, a JSON 405 on a known path, a JSON
+	// 404 elsewhere (the mux's own are plain text).
+	s.mux.HandleFunc("/", s.fallback)
+}
+
+// handle routes method and path to h and remembers the method for 405s.
+func (s *Server) handle(method, path string, h http.HandlerFunc) {
+	s.mux.HandleFunc(method+" "+path, h)
+	s.allowed[path] = append(s.allowed[path], method)
+}
+
+// fallback answers what no route takes, in JSON.
+func (s *Server) fallback(w http.ResponseWriter, r *http.Request) {
+	if methods, ok := s.allowed[r.URL.Path]; ok {
+		allow := strings.Join(methods, ", ")
+		if slices.Contains(methods, "GET") {
+			allow += ", HEAD"
+		}
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{
+			"error": fmt.Sprintf("%s takes %s, not %s", r.URL.Path, allow, r.Method), "code": "method"})
 		return
 	}
-	s.mux.HandleFunc("POST /session", s.startSession)
-	s.mux.HandleFunc("POST /use_last", s.useLast)
-	s.mux.HandleFunc("GET /state", s.state)
-	s.mux.HandleFunc("GET /history", s.history)
-	s.mux.HandleFunc("POST /undo", s.undoLast)
-	s.mux.HandleFunc("GET /stats", s.stats)
+	if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		paths := make([]string, 0, len(s.allowed))
+		for p, methods := range s.allowed {
+			paths = append(paths, strings.Join(methods, ",")+" "+p)
+		}
+		slices.Sort(paths)
+		writeJSON(w, http.StatusOK, map[string]any{
+			"calculator": string(s.mode), "form": "/form", "api": paths,
+			"example": "curl --json '" + example + "' " + "http://" + r.Host + "/calculate"})
+		return
+	}
+	writeJSON(w, http.StatusNotFound, map[string]string{
+		"error": "no such path: " + r.URL.Path + " (GET / lists the API; the form is at /form)", "code": "not_found"})
 }
 
 // ServeHTTP serves the calculator API. On a stateful server requests of one
@@ -346,6 +400,10 @@ func (s *Server) calculate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
+	if err := s.roomForSession(r); err != nil {
+		writeError(w, err)
+		return
+	}
 	// A new token whenever a session starts, against session fixation.
 	if err := s.sessions.RenewToken(r.Context()); err != nil {
 		s.sessions.ErrorFunc(w, r, err) // the store failed: one 503 (serveOnce)
@@ -357,6 +415,22 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request) {
 		reply[k] = v
 	}
 	writeJSON(w, http.StatusCreated, reply)
+}
+
+// errSessionLimit answers a new session when the store is full.
+var errSessionLimit = &apiError{status: http.StatusServiceUnavailable, code: "session_limit",
+	msg: "the server holds as many sessions as it may (--max-sessions); retry later, when some have expired"}
+
+// roomForSession refuses a new session (errSessionLimit) when the request
+// has none and the store already holds MaxSessions live sessions.
+func (s *Server) roomForSession(r *http.Request) error {
+	if s.maxSess <= 0 || s.sessions.Exists(r.Context(), "state") {
+		return nil
+	}
+	if n := s.SessionCount(); n >= s.maxSess {
+		return errSessionLimit
+	}
+	return nil
 }
 
 func (s *Server) current(r *http.Request) (SessionState, error) {

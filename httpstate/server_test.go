@@ -88,7 +88,7 @@ func TestBadInputIsA4xxAndLeavesTheSessionAlone(t *testing.T) {
 		{"two JSON objects", "POST", "/calculate", "application/json", `{"op":"add","a":1,"b":2}{}`, 400, "malformed"},
 		{"empty body", "POST", "/calculate", "application/json", ``, 400, "malformed"},
 		{"wrong content type", "POST", "/calculate", "text/plain", `add 1 2`, 415, "content_type"},
-		{"oversized body", "POST", "/calculate", "application/json", `{"op":"add","a":1,"b":2,"pad":"` + strings.Repeat("x", 5000) + `"}`, 400, "malformed"},
+		{"oversized body", "POST", "/calculate", "application/json", `{"op":"add","a":1,"b":2,"pad":"` + strings.Repeat("x", MaxBody) + `"}`, 413, "body_too_large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,6 +141,14 @@ func OpenStore(ctx context.Context, u StoreURL) (scs.Store, func() error, error)
 		ms := memstore.NewWithCleanupInterval(time.Minute)
 		return ms, func() error { ms.StopCleanup(); return nil }, nil
 	case StoreSQLite:
+		// Create the file 0600 before SQLite does (it would use 0644
+		// less the umask): it holds live session tokens. SQLite gives its
+		// -wal and -shm files the database file's mode.
+		f, err := os.OpenFile(u.Path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, nil, fmt.Errorf("httpstate: opening %s: %w", u, err)
+		}
+		f.Close()
 		dsn := "file:" + u.Path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 		db, err := sql.Open("sqlite", dsn)
 		if err != nil {
@@ -182,6 +191,25 @@ CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions(expiry);
 		return rs, c.Close, nil
 	}
 	return nil, nil, fmt.Errorf("%w: unknown kind %q", ErrStoreURL, u.Kind)
+}
+
+// StoreFileWarnings says which of an SQLite store's files (the database,
+// its -wal and -shm) other local users may read or write: they hold live
+// session tokens, which anyone who reads them can use. Nothing for other
+// stores or files that do not exist.
+func StoreFileWarnings(u StoreURL) []string {
+	if u.Kind != StoreSQLite {
+		return nil
+	}
+	var out []string
+	for _, p := range []string{u.Path, u.Path + "-wal", u.Path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s is mode %04o: other local users can read its session tokens (chmod 600 %s)", p, fi.Mode().Perm(), p))
+	}
+	return out
 }
 
 // sqliteSessions is the scs SQLite store with the cross-process lock that

@@ -35,40 +35,60 @@ func init() {
 			"statelab http serve --mode store --store redis://127.0.0.1:6379",
 		},
 		flags: func(fs *flag.FlagSet) {
-			fs.String("mode", "stateless", "how the server keeps state: `stateless`, stateful or store")
-			fs.String("store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db or redis://host:port[/db] (default sqlite:statelab-sessions.db)")
-			fs.String("addr", "127.0.0.1:8080", "listen on `ADDR` (port 0 picks a free one)")
+			f := &httpServeFlags
+			fs.StringVar(&f.mode, "mode", "stateless", "how the server keeps state: `stateless`, stateful or store")
+			fs.StringVar(&f.store, "store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db or redis://host:port[/db] (default sqlite:statelab-sessions.db, created mode 0600)")
+			fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on `ADDR` (port 0 picks a free one)")
+			fs.BoolVar(&f.quiet, "quiet", false, "no access log (by default one line per request on stderr: time, client, request, status, bytes, duration)")
+			intVar(fs, &f.maxSessions, "max-sessions", 10000, 1, 10_000_000, "keep at most `N` live sessions; then a new session is refused with 503 session_limit "+
+				"(none is evicted) until some expire (30 min idle)")
 		},
 		run: httpServeCmd,
 	})
 	register(&command{
 		name: "bench http",
-		args: "[--duration D] [--rounds R] [--concurrency N] [--json]",
+		args: "[--duration D] [--rounds R] [-c N] [--json]",
 		summary: "Requests and workflows per second and p99 latency of the same calculator workflow against a stateless, a stateful,\n" +
 			"a store-backed (SQLite) and, when redis-server is installed, a store-backed (Redis) server in the same\n" +
 			"run, with each one's ratio to stateless: the measured price of a store access on every request.",
 		examples: []string{
 			"statelab bench http",
-			"statelab bench http --duration 9s --rounds 9 --concurrency 16 --json",
+			"statelab bench http --duration 9s --rounds 9 -c 16 --json",
 		},
 		flags: func(fs *flag.FlagSet) {
-			fs.Duration("duration", 3*time.Second, "measure each server kind for `D` in all")
-			fs.Int("rounds", 3, "split each kind's time into `R` rounds, the kinds alternating in a rotated order")
-			fs.Int("concurrency", 8, "`N` clients in parallel")
-			fs.Bool("json", false, "print the results as one JSON object")
+			f := &benchHTTPFlags
+			durationVar(fs, &f.duration, "duration", 3*time.Second, time.Millisecond, 10*time.Minute, "measure each server kind for `D` in all")
+			intVar(fs, &f.rounds, "rounds", 3, 1, 100, "split each kind's time into `R` rounds, the kinds alternating in a rotated order")
+			intVar(fs, &f.concurrency, "c", 8, 1, 1024, "`N` requests in flight (clients in parallel)")
+			intVar(fs, &f.concurrency, "concurrency", 8, 1, 1024, "`N` requests in flight; same as -c")
+			fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
 		},
 		run: benchHTTPCmd,
 	})
 }
 
-func httpServeCmd(fs *flag.FlagSet, args []string) int {
+// httpServeFlags are http serve's flags.
+var httpServeFlags struct {
+	mode, store, addr string
+	quiet             bool
+	maxSessions       int
+}
+
+// benchHTTPFlags are bench http's flags.
+var benchHTTPFlags struct {
+	duration    time.Duration
+	rounds      int
+	concurrency int
+	json        bool
+}
+
+func httpServeCmd(_ *flag.FlagSet, args []string) int {
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "statelab http serve: takes no arguments (got %q)\n", args)
 		return exitUsage
 	}
-	mode := httpstate.Mode(fs.Lookup("mode").Value.String())
-	store := fs.Lookup("store").Value.String()
-	addr := fs.Lookup("addr").Value.String()
+	f := httpServeFlags
+	mode, store, addr := httpstate.Mode(f.mode), f.store, f.addr
 	switch mode {
 	case httpstate.Stateless, httpstate.Stateful:
 		if store != "" {
@@ -79,9 +99,13 @@ func httpServeCmd(fs *flag.FlagSet, args []string) int {
 		if store == "" {
 			store = "sqlite:statelab-sessions.db"
 		}
-		if _, err := httpstate.ParseStoreURL(store); err != nil {
+		u, err := httpstate.ParseStoreURL(store)
+		if err != nil {
 			fmt.Fprintf(stderr, "statelab http serve: --store: %v\n", err)
 			return exitUsage
+		}
+		for _, w := range httpstate.StoreFileWarnings(u) {
+			fmt.Fprintf(stderr, "statelab http serve: warning: %s\n", w)
 		}
 	default:
 		fmt.Fprintf(stderr, "statelab http serve: --mode %q: want stateless, stateful or store\n", mode)
@@ -90,7 +114,12 @@ func httpServeCmd(fs *flag.FlagSet, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	run, cleanup, err := httpstate.ServeMode(octx, httpstate.LongLived(mode, addr, store))
+	spec := httpstate.LongLived(mode, addr, store)
+	spec.MaxSessions = f.maxSessions
+	if !f.quiet {
+		spec.AccessLog = stderr
+	}
+	run, cleanup, err := httpstate.ServeMode(octx, spec)
 	cancel()
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab http serve: %v\n", err)
@@ -149,20 +178,15 @@ func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
 }
 
 // parseBenchHTTP reads bench http's flags, refusing what is out of range.
-func parseBenchHTTP(fs *flag.FlagSet, args []string) (benchHTTP, bool) {
+// The flags' ranges are checked as they are parsed (flags.go).
+func parseBenchHTTP(_ *flag.FlagSet, args []string) (benchHTTP, bool) {
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "statelab bench http: takes no arguments (got %q)\n", args)
 		return benchHTTP{}, false
 	}
-	dur := fs.Lookup("duration").Value.(flag.Getter).Get().(time.Duration)
-	conc := fs.Lookup("concurrency").Value.(flag.Getter).Get().(int)
-	rounds := fs.Lookup("rounds").Value.(flag.Getter).Get().(int)
-	if dur <= 0 || dur > 10*time.Minute || conc < 1 || conc > 1024 || rounds < 1 || rounds > 100 {
-		fmt.Fprintf(stderr, "statelab bench http: want 0 < --duration <= 10m, 1 <= --concurrency <= 1024 and 1 <= --rounds <= 100\n")
-		return benchHTTP{}, false
-	}
-	return benchHTTP{opts: httpexp.BenchOptions{Duration: dur, Concurrency: conc, Rounds: rounds},
-		asJSON: fs.Lookup("json").Value.String() == "true"}, true
+	f := benchHTTPFlags
+	return benchHTTP{opts: httpexp.BenchOptions{Duration: f.duration, Concurrency: f.concurrency, Rounds: f.rounds},
+		asJSON: f.json}, true
 }
 
 // startRedis starts a redis-server for the Redis kind, or notes that

@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -21,8 +23,21 @@ func TestHTTPCommandsRefuseBadUsage(t *testing.T) {
 		{"serve stray argument", []string{"http", "serve", "now"}, 2, "", "takes no arguments"},
 		{"serve address already taken or invalid", []string{"http", "serve", "--addr", "127.0.0.1:99999"}, 2, "", "statelab http serve:"},
 		{"bench --help", []string{"bench", "http", "--help"}, 0, "Examples:", ""},
-		{"bench zero duration", []string{"bench", "http", "--duration", "0s"}, 2, "", "--duration"},
-		{"bench too many clients", []string{"bench", "http", "--concurrency", "5000"}, 2, "", "--concurrency"},
+		{"bench zero duration", []string{"bench", "http", "--duration", "0s"}, 2, "", "-duration: want a duration from 1ms"},
+		{"bench too many clients", []string{"bench", "http", "--concurrency", "5000"}, 2, "", "-concurrency: want a whole number from 1 to 1024"},
+		{"bench -c zero", []string{"bench", "http", "-c", "0"}, 2, "", "-c: want a whole number from 1 to 1024"},
+		{"bench -c not a number", []string{"bench", "http", "-c", "many"}, 2, "", "want a whole number"},
+		{"bench negative duration", []string{"bench", "http", "--duration", "-1s"}, 2, "", "want a duration from"},
+		{"bench duration too long", []string{"bench", "http", "--duration", "11m"}, 2, "", "want a duration from"},
+		{"bench duration without a unit", []string{"bench", "http", "--duration", "5"}, 2, "", "want a duration such as"},
+		{"bench zero rounds", []string{"bench", "http", "--rounds", "0"}, 2, "", "-rounds: want a whole number from 1 to 100"},
+		{"bench too many rounds", []string{"bench", "http", "--rounds", "101"}, 2, "", "-rounds"},
+		{"bench --runs is not a flag", []string{"bench", "http", "--runs", "3"}, 2, "", "runs"},
+		{"bench help names -c and --concurrency", []string{"bench", "http", "--help"}, 0, "-concurrency N", ""},
+		{"serve zero max sessions", []string{"http", "serve", "--max-sessions", "0"}, 2, "", "-max-sessions: want a whole number from 1"},
+		{"serve negative max sessions", []string{"http", "serve", "--max-sessions", "-5"}, 2, "", "-max-sessions"},
+		{"serve help documents the session policy", []string{"http", "serve", "--help"}, 0, "session_limit", ""},
+		{"serve help documents --quiet", []string{"http", "serve", "--help"}, 0, "-quiet", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,5 +90,21 @@ func TestBenchHTTPReportsWorkflowsAndStoreCost(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// http serve warns when an existing SQLite store is readable by others (it
+// holds live tokens); here the listen fails afterwards, so the command ends.
+func TestHTTPServeWarnsAboutAStoreOthersCanRead(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "s.db")
+	if err := os.WriteFile(db, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(db, 0o644); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	code, out, errOut := run("http", "serve", "--mode", "store", "--store", "sqlite://"+db, "--addr", "127.0.0.1:99999")
+	if code != 2 || !strings.Contains(errOut, "warning: "+db+" is mode 0644") || !strings.Contains(errOut, "chmod 600") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
