@@ -219,6 +219,12 @@ func (c *Client) Upload(ctx context.Context, data []byte, chunk int, progress fu
 // Download asks for n pattern bytes and reads them, calling progress after
 // every read. It returns the sha256 of what arrived.
 func (c *Client) Download(ctx context.Context, n int64, progress func(int64)) (int64, [32]byte, error) {
+	return c.DownloadTo(ctx, n, nil, progress)
+}
+
+// DownloadTo is Download that also writes the bytes to w, when not nil; a
+// write error ends the transfer.
+func (c *Client) DownloadTo(ctx context.Context, n int64, w io.Writer, progress func(int64)) (int64, [32]byte, error) {
 	st, err := c.Conn.OpenStreamSync(ctx)
 	if err != nil {
 		return 0, [32]byte{}, fmt.Errorf("%w: opening a stream: %w", ErrTransfer, err)
@@ -236,6 +242,12 @@ func (c *Client) Download(ctx context.Context, n int64, progress func(int64)) (i
 	for {
 		k, err := st.Read(buf)
 		h.Write(buf[:k])
+		if w != nil && k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				st.CancelRead(2)
+				return got, [32]byte(h.Sum(nil)), fmt.Errorf("%w: writing the bytes after %d: %w", ErrTransfer, got, werr)
+			}
+		}
 		got += int64(k)
 		if k > 0 && progress != nil {
 			progress(got)

@@ -152,14 +152,21 @@ type H3Result struct {
 	Status        string // e.g. "200 OK"
 	StatusCode    int
 	Proto         string
-	ContentLength int64 // as the response announced; -1 when unknown
-	Bytes         int64 // body bytes received
+	ContentLength int64  // as the response announced; -1 when unknown
+	ContentType   string // as the response announced
+	Bytes         int64  // body bytes received
 	Sum           [32]byte
 }
 
 // Get fetches url (https://HOST:PORT/PATH) over HTTP/3, reading the body
 // and calling progress after every read with the bytes so far.
 func (h *H3Client) Get(ctx context.Context, url string, progress func(int64)) (H3Result, error) {
+	return h.Fetch(ctx, url, nil, progress)
+}
+
+// Fetch is Get that also writes the body to body, when not nil; a write
+// error ends the transfer.
+func (h *H3Client) Fetch(ctx context.Context, url string, body io.Writer, progress func(int64)) (H3Result, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return H3Result{}, fmt.Errorf("%w: %w", ErrProtocol, err)
@@ -169,12 +176,19 @@ func (h *H3Client) Get(ctx context.Context, url string, progress func(int64)) (H
 		return H3Result{}, fmt.Errorf("%w: GET %s: %w", ErrTransfer, url, err)
 	}
 	defer resp.Body.Close()
-	r := H3Result{Status: resp.Status, StatusCode: resp.StatusCode, Proto: resp.Proto, ContentLength: resp.ContentLength}
+	r := H3Result{Status: resp.Status, StatusCode: resp.StatusCode, Proto: resp.Proto, ContentLength: resp.ContentLength,
+		ContentType: resp.Header.Get("Content-Type")}
 	hash := sha256.New()
 	buf := make([]byte, 32<<10)
 	for {
 		k, err := resp.Body.Read(buf)
 		hash.Write(buf[:k])
+		if body != nil && k > 0 {
+			if _, werr := body.Write(buf[:k]); werr != nil {
+				r.Sum = [32]byte(hash.Sum(nil))
+				return r, fmt.Errorf("%w: writing the body after %d bytes: %w", ErrTransfer, r.Bytes, werr)
+			}
+		}
 		r.Bytes += int64(k)
 		if k > 0 && progress != nil {
 			progress(r.Bytes)

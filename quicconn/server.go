@@ -53,6 +53,12 @@ const (
 // MaxDownload bounds what one stream may ask for.
 const MaxDownload = 1 << 30
 
+// Flood defaults of ServerConfig.
+const (
+	DefaultHandshakeRate = 200
+	DefaultMaxHandshakes = 1000
+)
+
 // ServerConfig configures a Server. Zero values pick lab defaults.
 type ServerConfig struct {
 	// Addr to listen on; default 127.0.0.1:0.
@@ -71,6 +77,23 @@ type ServerConfig struct {
 	// RecordWrites keeps a record of every datagram the server writes
 	// (Server.Writes), for a lab that matches them with a capture.
 	RecordWrites bool
+
+	// Retry validates every client's address with a Retry before the
+	// server keeps any state for it (RFC 9000 §8.1.2).
+	Retry bool
+	// HandshakeRate is how many new handshakes a second (with a burst of
+	// as many) the server starts without a Retry; beyond it, a client must
+	// first prove its address by echoing a Retry token, which a flood of
+	// Initials from spoofed addresses cannot. Default
+	// DefaultHandshakeRate.
+	HandshakeRate int
+	// MaxHandshakes caps the handshakes in progress; a new connection
+	// beyond it is refused (CONNECTION_REFUSED). Default
+	// DefaultMaxHandshakes.
+	MaxHandshakes int
+	// HandshakeTimeout abandons a handshake the client went silent in;
+	// default 5s.
+	HandshakeTimeout time.Duration
 
 	// onWrite, for tests, sees every datagram as the socket writes it.
 	onWrite func(b []byte, to net.Addr)
@@ -91,6 +114,8 @@ type Server struct {
 	ln      *quic.Listener
 	h3      *h3Server
 	logf    func(string, ...any)
+	gate    *handshakeGate
+	open    atomic.Int64 // accepted connections not yet closed
 	wg      sync.WaitGroup
 	once    sync.Once
 }
@@ -102,6 +127,15 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 5 * time.Second
+	}
+	if cfg.HandshakeTimeout == 0 {
+		cfg.HandshakeTimeout = 5 * time.Second
+	}
+	if cfg.HandshakeRate <= 0 {
+		cfg.HandshakeRate = DefaultHandshakeRate
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
 	}
 	logf := cfg.Logf
 	if logf == nil {
@@ -120,7 +154,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("%w on %s: %w", ErrListen, cfg.Addr, err)
 	}
 	s := &Server{Addr: udp.LocalAddr().(*net.UDPAddr).AddrPort(), Cert: leaf, udp: udp, logf: logf, written: &sendLog{keep: cfg.RecordWrites}}
-	s.tr = &quic.Transport{Conn: plainConn{c: udp, onWrite: cfg.onWrite, written: s.written}, ConnectionIDLength: 8}
+	s.gate = newHandshakeGate(cfg.Retry, cfg.HandshakeRate, cfg.MaxHandshakes, logf)
+	s.tr = &quic.Transport{Conn: plainConn{c: udp, onWrite: cfg.onWrite, written: s.written}, ConnectionIDLength: 8,
+		VerifySourceAddress: s.gate.verify, ConnContext: s.gate.connContext}
 	if cfg.Rand != nil {
 		s.tr.ConnectionIDGenerator = &cidGenerator{r: cfg.Rand, n: 8}
 		var key quic.TokenGeneratorKey
@@ -136,7 +172,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		KeyLogWriter: cfg.KeyLog,
 		MinVersion:   tls.VersionTLS13,
 	}
-	qconf := &quic.Config{MaxIdleTimeout: cfg.IdleTimeout}
+	qconf := &quic.Config{MaxIdleTimeout: cfg.IdleTimeout, HandshakeIdleTimeout: cfg.HandshakeTimeout}
 	if cfg.Tracer != nil {
 		qconf.Tracer = cfg.Tracer.Hook
 	}
@@ -149,6 +185,22 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
+}
+
+// ServerStats are a server's handshake and connection counts.
+type ServerStats struct {
+	Handshaking int   // handshakes in progress
+	Open        int   // connections past their handshake, not yet closed
+	Retried     int64 // Initials answered with a Retry (address not yet validated)
+	Refused     int64 // connections refused: MaxHandshakes in progress
+}
+
+// Stats returns the server's handshake and connection counts.
+func (s *Server) Stats() ServerStats {
+	g := s.gate
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return ServerStats{Handshaking: g.inProgress, Open: int(s.open.Load()), Retried: g.retried, Refused: g.refused}
 }
 
 // Written is how many datagrams the server's socket has written: what a
@@ -178,11 +230,14 @@ func (s *Server) accept() {
 		if err != nil {
 			return
 		}
+		handshakeDone(conn.Context())
 		proto := conn.ConnectionState().TLS.NegotiatedProtocol
 		s.logf("connection from %s (%s)", conn.RemoteAddr(), proto)
+		s.open.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.open.Add(-1)
 			if proto == nextProtoH3 {
 				if err := s.h3.serve(conn); err != nil {
 					s.logf("HTTP/3 connection from %s: %v", conn.RemoteAddr(), err)
@@ -429,3 +484,120 @@ func (g *cidGenerator) ConnectionIDLen() int { return g.n }
 
 // HTTP3Status says how the server offers HTTP/3.
 func HTTP3Status() string { return "on (ALPN h3)" }
+
+// handshakeGate is the server's defence against a flood of Initials: a
+// token bucket of handshakes a second, beyond which (or always, with
+// retry) a client must first validate its address with a Retry, and a cap
+// on the handshakes in progress. quic-go calls verify for every Initial
+// without a valid token and connContext for every connection it is about
+// to create; a connection's slot is freed when its handshake completes
+// (handshakeDone) or it ends, whichever comes first.
+type handshakeGate struct {
+	retry bool
+	rate  float64 // tokens a second; the bucket holds as many
+	max   int
+	logf  func(string, ...any)
+
+	mu         sync.Mutex
+	tokens     float64
+	last       time.Time
+	inProgress int
+	retried    int64
+	refused    int64
+	flooded    bool      // requiring Retry for the limits (logged on change)
+	lastNeed   time.Time // when a Retry was last required
+	full       bool      // refusing for the cap (logged on change)
+	lastFull   time.Time // when a connection was last refused
+}
+
+func newHandshakeGate(retry bool, rate, max int, logf func(string, ...any)) *handshakeGate {
+	return &handshakeGate{retry: retry, rate: float64(rate), max: max, logf: logf, tokens: float64(rate), last: time.Now()}
+}
+
+// verify is quic.Transport.VerifySourceAddress: true sends a Retry.
+func (g *handshakeGate) verify(from net.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := time.Now()
+	g.tokens = min(g.rate, g.tokens+now.Sub(g.last).Seconds()*g.rate)
+	g.last = now
+	need := g.retry || g.tokens < 1 || g.inProgress >= g.max
+	if !need {
+		g.tokens--
+	}
+	if need {
+		g.retried++
+	}
+	switch {
+	case g.retry:
+	case need:
+		g.lastNeed = now
+		if !g.flooded {
+			g.flooded = true
+			g.logf("more than %.0f new handshakes a second (or %d in progress): clients must validate their address with a Retry first", g.rate, g.max)
+		}
+	case g.flooded && now.Sub(g.lastNeed) >= gateQuiet:
+		g.flooded = false
+		g.logf("no Retry needed for %v: handshakes back under the limits (%d Retry packets sent so far)", gateQuiet, g.retried)
+	}
+	return need
+}
+
+// gateQuiet is how long the limits must hold before the gate logs that a
+// flood has ended (one line per flood, not one per token).
+const gateQuiet = 5 * time.Second
+
+type gateSlotKey struct{}
+
+// gateSlot is one connection's place among the handshakes in progress.
+type gateSlot struct {
+	g    *handshakeGate
+	once sync.Once
+}
+
+func (s *gateSlot) release() {
+	s.once.Do(func() {
+		s.g.mu.Lock()
+		s.g.inProgress--
+		s.g.mu.Unlock()
+	})
+}
+
+// connContext is quic.Transport.ConnContext: it takes a slot for the
+// handshake, or refuses the connection when every slot is taken.
+func (g *handshakeGate) connContext(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+	g.mu.Lock()
+	full := g.inProgress >= g.max
+	if full {
+		g.refused++
+	} else {
+		g.inProgress++
+	}
+	now := time.Now()
+	switch {
+	case full:
+		g.lastFull = now
+		if !g.full {
+			g.full = true
+			g.logf("%d handshakes in progress: refusing new connections", g.max)
+		}
+	case g.full && now.Sub(g.lastFull) >= gateQuiet:
+		g.full = false
+		g.logf("handshakes in progress under %d for %v: accepting new connections (%d refused so far)", g.max, gateQuiet, g.refused)
+	}
+	g.mu.Unlock()
+	if full {
+		return nil, fmt.Errorf("%w: %d handshakes in progress", ErrListen, g.max)
+	}
+	slot := &gateSlot{g: g}
+	ctx = context.WithValue(ctx, gateSlotKey{}, slot)
+	context.AfterFunc(ctx, slot.release)
+	return ctx, nil
+}
+
+// handshakeDone frees the slot of a connection whose handshake completed.
+func handshakeDone(ctx context.Context) {
+	if s, ok := ctx.Value(gateSlotKey{}).(*gateSlot); ok {
+		s.release()
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -186,6 +187,9 @@ func (r *recorder) Close() error {
 		last := r.c.producers == 0
 		r.c.mu.Unlock()
 		if last {
+			if r.c.tracer.Forget {
+				r.c.tracer.forget(r.c)
+			}
 			close(r.c.done)
 		}
 	})
@@ -395,6 +399,10 @@ type Tracer struct {
 	// TuplesOnly keeps the tuple events and drops the packet events (a
 	// benchmark's path changes without a per-packet record).
 	TuplesOnly bool
+	// Forget drops a connection's trace once the connection has ended (a
+	// long-running server, which would otherwise keep one per connection
+	// it ever had); Conns then holds the live connections only.
+	Forget bool
 
 	mu     sync.Mutex
 	conns  []*ConnTrace
@@ -461,6 +469,18 @@ func (t *Tracer) WaitQuiet(ctx context.Context, quiet time.Duration) error {
 		}
 	}
 	return fmt.Errorf("%w: not quiescent", ErrMigration)
+}
+
+// forget drops c from the traces kept.
+func (t *Tracer) forget(c *ConnTrace) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i, k := range t.conns {
+		if k == c {
+			t.conns = slices.Delete(t.conns, i, i+1)
+			return
+		}
+	}
 }
 
 // Conns returns the traces so far, in creation order.

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,65 +30,102 @@ import (
 func init() {
 	register(&command{
 		name: "quic serve",
-		args: "[--addr ADDR]",
+		args: "[--addr ADDR] [--retry] [--handshake-rate N] [--max-handshakes N]",
 		summary: "Serve QUIC in this shell's own network namespace until interrupted: raw streams (ALPN statelab-quic:\n" +
 			"upload → sha256, download N bytes, echo) and HTTP/3 (ALPN h3: an index at /, /bytes/N, POST /echo).\n" +
-			"Logs every connection and each change of its path (NAT rebinding, client migration).",
+			"Logs every connection and each change of its path (NAT rebinding, client migration). Holds a flood of\n" +
+			"Initials from spoofed addresses: past --handshake-rate new handshakes a second (always, with --retry) a\n" +
+			"client must first prove its address with a Retry, at most --max-handshakes are in progress, and a\n" +
+			"connection's trace is dropped when it ends.",
 		examples: []string{
 			"statelab quic serve --addr 127.0.0.1:4433",
+			"statelab quic serve --addr 127.0.0.1:0 --retry",
 			"statelab quic get https://127.0.0.1:4433/bytes/50000000 --insecure --rebind-after 200ms",
 			"curl --http3-only -k https://127.0.0.1:4433/",
 		},
 		flags: func(fs *flag.FlagSet) {
-			fs.String("addr", "127.0.0.1:4433", "listen on `ADDR` (port 0: any free port)")
+			f := &quicServeFlags
+			fs.StringVar(&f.addr, "addr", "127.0.0.1:4433", "listen on `ADDR` (port 0: any free port)")
+			fs.BoolVar(&f.retry, "retry", false, "validate every client's address with a Retry first (one more round trip)")
+			intVar(fs, &f.rate, "handshake-rate", quicconn.DefaultHandshakeRate, 1, 1_000_000,
+				"new handshakes a second (`N`) above which clients must first prove their address with a Retry")
+			intVar(fs, &f.maxHandshakes, "max-handshakes", quicconn.DefaultMaxHandshakes, 1, 100_000,
+				"handshakes in progress (`N`) beyond which new connections are refused")
 		},
 		run: quicServe,
 	})
 	register(&command{
 		name: "quic get",
-		args: "URL [--migrate-after D] [--rebind-after D] [--insecure]",
+		args: "URL [-o FILE] [--migrate-after D] [--rebind-after D] [--insecure] [--timeout D]",
 		summary: "Fetch https://HOST:PORT/PATH over HTTP/3, or quic://HOST:PORT/bytes/N over the raw stream protocol of\n" +
 			"statelab quic serve, with a client whose connection IDs are 8 bytes, printing its path changes as they\n" +
 			"happen: --rebind-after puts an in-process NAT in front and moves the flow to a new port after D;\n" +
 			"--migrate-after migrates actively (AddPath, Probe, Switch) after D. Both count from the handshake.\n" +
-			"Ends with the status, the bytes received and their sha256 (checked against the pattern for /bytes/N).\n" +
+			"Writes the body to stdout (or to -o FILE, replaced only once the whole body has arrived; a binary\n" +
+			"/bytes/N body is not written to a terminal) and the log to stderr, ending with the status, the bytes\n" +
+			"received and their sha256 (checked against the pattern for /bytes/N).\n" +
 			"https:// verifies the server's certificate against the system's roots unless --insecure is given\n" +
 			"(statelab quic serve's certificate is self-signed); quic:// always trusts its lab server.",
 		examples: []string{
 			"statelab quic get https://127.0.0.1:4433/bytes/20000000 --insecure --migrate-after 100ms",
 			"statelab quic get https://127.0.0.1:4433/bytes/20000000 --insecure --rebind-after 100ms",
 			"statelab quic get https://127.0.0.1:4433/ --insecure",
+			"statelab quic get https://127.0.0.1:4433/bytes/1000000 --insecure -o /tmp/bytes",
 			"statelab quic get quic://127.0.0.1:4433/bytes/20000000 --rebind-after 100ms",
 		},
 		flags: func(fs *flag.FlagSet) {
-			fs.Bool("insecure", false, "https://: do not verify the server's certificate (needed for statelab quic serve's self-signed one)")
-			fs.Duration("migrate-after", 0, "migrate to a new local port `D` after the first response bytes (0: never)")
-			fs.Duration("rebind-after", 0, "have the in-process NAT move the flow to a new port `D` after the first response bytes (0: no NAT)")
-			fs.Duration("timeout", 30*time.Second, "give up after this long")
+			f := &quicGetFlags
+			fs.BoolVar(&f.insecure, "insecure", false, "https://: do not verify the server's certificate (needed for statelab quic serve's self-signed one)")
+			fs.StringVar(&f.output, "o", "", "write the body to `FILE` (replaced only once the whole body has arrived; - for stdout)")
+			fs.StringVar(&f.output, "output", "", "write the body to `FILE`; same as -o")
+			durationVar(fs, &f.migrateAfter, "migrate-after", 0, 0, time.Hour, "migrate to a new local port `D` after the first response bytes (0: never)")
+			durationVar(fs, &f.rebindAfter, "rebind-after", 0, 0, time.Hour, "have the in-process NAT move the flow to a new port `D` after the first response bytes (0: no NAT)")
+			durationVar(fs, &f.timeout, "timeout", 30*time.Second, time.Millisecond, 24*time.Hour, "give up after `D`")
 		},
 		run: quicGet,
 	})
 	register(&command{
 		name: "bench quic",
-		args: "[--size BYTES] [--runs N] [--json]",
+		args: "[--size BYTES] [--rounds R] [--json]",
 		summary: "Goodput of one large QUIC download through the lab NAT with no path change, with one NAT rebinding and\n" +
 			"with three client migrations (at 1/4, 2/4 and 3/4 of the bytes, each complete before the next), interleaved\n" +
-			"in the same run inside the lab's namespace (median of --runs, the scenario order rotated each round, with\n" +
+			"in the same run inside the lab's namespace (median of --rounds, the scenario order rotated each round, with\n" +
 			"the min/median/max of the ratio to no change), and the handover stall: the longest time without progress\n" +
 			"around a path change the NAT or the server reported. A measurement ends once the last byte has arrived and\n" +
 			"every path change armed during the download has completed.\n" +
 			"Target: goodput with a rebinding at least 90% of without, 0 bytes lost.",
-		examples: []string{"statelab bench quic", "statelab bench quic --size 100000000 --json"},
+		examples: []string{"statelab bench quic", "statelab bench quic --size 100MiB --rounds 5 --json"},
 		flags: func(fs *flag.FlagSet) {
-			fs.Int64("size", 32<<20, "bytes per download")
-			fs.Int("runs", 3, "runs per scenario, interleaved; the median-goodput run is reported")
-			fs.Bool("json", false, "print JSON")
+			f := &benchQUICFlags
+			sizeVar(fs, &f.size, "size", 32<<20, 1, quicconn.MaxDownload, "bytes per download, e.g. 32MiB")
+			intVar(fs, &f.rounds, "rounds", 3, 1, 100, "`R` rounds of every scenario, interleaved; the median-goodput one is reported")
+			intVar(fs, &f.rounds, "runs", 3, 1, 100, "deprecated: same as --rounds")
+			fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
 		},
 		run: benchQUIC,
 	})
 }
 
-func quicFlag[T any](fs *flag.FlagSet, n string) T { return fs.Lookup(n).Value.(flag.Getter).Get().(T) }
+// quicServeFlags are quic serve's flags.
+var quicServeFlags struct {
+	addr                string
+	retry               bool
+	rate, maxHandshakes int
+}
+
+// quicGetFlags are quic get's flags.
+var quicGetFlags struct {
+	insecure                           bool
+	output                             string
+	migrateAfter, rebindAfter, timeout time.Duration
+}
+
+// benchQUICFlags are bench quic's flags.
+var benchQUICFlags struct {
+	size   int64
+	rounds int
+	json   bool
+}
 
 func quicServe(fs *flag.FlagSet, args []string) int {
 	if len(args) > 0 {
@@ -96,16 +134,20 @@ func quicServe(fs *flag.FlagSet, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serveQUIC(ctx, quicFlag[string](fs, "addr"), stdout, nil); err != nil {
+	f := quicServeFlags
+	cfg := quicconn.ServerConfig{Addr: f.addr, Retry: f.retry, HandshakeRate: f.rate, MaxHandshakes: f.maxHandshakes}
+	if err := serveQUIC(ctx, cfg, stdout, nil); err != nil {
 		fmt.Fprintf(stderr, "statelab quic serve: %v\n", err)
 		return exitUsage
 	}
 	return exitOK
 }
 
-// serveQUIC is quic serve: it listens on addr, logs to out, calls ready
-// with the address once listening, and serves until ctx ends.
-func serveQUIC(ctx context.Context, addr string, out io.Writer, ready func(netip.AddrPort)) error {
+// serveQUIC is quic serve: it listens on cfg.Addr, logs to out, calls
+// ready with the address once listening, and serves until ctx ends. Its
+// tracer forgets each connection when it ends, and cfg's handshake limits
+// (Retry above a rate, a cap in progress) hold a flood of Initials.
+func serveQUIC(ctx context.Context, cfg quicconn.ServerConfig, out io.Writer, ready func(netip.AddrPort)) error {
 	start := time.Now()
 	var mu sync.Mutex
 	logf := func(format string, a ...any) {
@@ -113,20 +155,31 @@ func serveQUIC(ctx context.Context, addr string, out io.Writer, ready func(netip
 		defer mu.Unlock()
 		fmt.Fprintf(out, "%8.3fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
 	}
-	tr := &quicconn.Tracer{TuplesOnly: true, OnTuple: func(c *quicconn.ConnTrace, t quicconn.TupleEvent) {
+	tr := &quicconn.Tracer{TuplesOnly: true, Forget: true, OnTuple: func(c *quicconn.ConnTrace, t quicconn.TupleEvent) {
 		if t.ID == "" {
 			logf("conn %s: active path now %s", c.ODCID, t.Remote)
 		} else {
 			logf("conn %s: new path %s from %s (probing)", c.ODCID, t.ID, t.Remote)
 		}
 	}}
-	srv, err := quicconn.NewServer(quicconn.ServerConfig{Addr: addr, Tracer: tr, Logf: logf, IdleTimeout: 30 * time.Second})
+	cfg.Tracer, cfg.Logf, cfg.IdleTimeout = tr, logf, 30*time.Second
+	if cfg.HandshakeRate <= 0 {
+		cfg.HandshakeRate = quicconn.DefaultHandshakeRate
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = quicconn.DefaultMaxHandshakes
+	}
+	srv, err := quicconn.NewServer(cfg)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	logf("listening on udp %s (ALPN %q; HTTP/3: %s); try: statelab quic get https://%s/bytes/20000000 --insecure --migrate-after 50ms",
-		srv.Addr, quicconn.ALPN, quicconn.HTTP3Status(), srv.Addr)
+	retry := fmt.Sprintf("Retry above %d new handshakes/s", cfg.HandshakeRate)
+	if cfg.Retry {
+		retry = "Retry for every client"
+	}
+	logf("listening on udp %s (ALPN %q; HTTP/3: %s; %s; at most %d handshakes in progress); try: statelab quic get https://%s/ --insecure",
+		srv.Addr, quicconn.ALPN, quicconn.HTTP3Status(), retry, cfg.MaxHandshakes, srv.Addr)
 	if ready != nil {
 		ready(srv.Addr)
 	}
@@ -187,20 +240,136 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
 		return exitUsage
 	}
+	f := quicGetFlags
+	if f.output == "" && target.n > 0 && isTerminal(stdout) {
+		fmt.Fprintf(stderr, "statelab quic get: the body of /bytes/N is binary; not writing it to a terminal: give -o FILE (or -o - to write it anyway)\n")
+		return exitUsage
+	}
+	body, err := openBody(f.output)
+	if err != nil {
+		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
+		return exitUsage
+	}
+	defer body.discard()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, quicFlag[time.Duration](fs, "timeout"))
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	g := newQUICGetter(ctx, target, quicFlag[time.Duration](fs, "migrate-after"), quicFlag[time.Duration](fs, "rebind-after"))
+	g := newQUICGetter(ctx, target, f.migrateAfter, f.rebindAfter)
+	g.body = body
 	defer g.close()
 	if err := g.natInFront(); err != nil {
 		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
 		return exitUsage
 	}
+	var code int
 	if target.h3 {
-		return g.getH3(quicFlag[bool](fs, "insecure"))
+		code = g.getH3(f.insecure)
+	} else {
+		code = g.getRaw()
 	}
-	return g.getRaw()
+	if code != exitOK {
+		return code
+	}
+	if err := body.commit(); err != nil {
+		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
+		return exitFail
+	}
+	if body.name != "" {
+		g.logf("wrote %d bytes to %s", body.n, body.name)
+	}
+	return exitOK
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// quicBody is where quic get writes the body: stdout, or a temporary file
+// beside -o FILE that replaces FILE only once the whole body has arrived,
+// so a failed fetch leaves an existing FILE as it was.
+type quicBody struct {
+	name string   // -o FILE; "" for stdout
+	tmp  *os.File // the file being written
+	mode os.FileMode
+	w    io.Writer
+	n    int64
+}
+
+func openBody(name string) (*quicBody, error) {
+	if name == "" || name == "-" {
+		return &quicBody{w: stdout}, nil
+	}
+	mode := os.FileMode(0o644) // as curl -o would create it (before the umask)
+	if fi, err := os.Stat(name); err == nil {
+		if fi.IsDir() {
+			return nil, fmt.Errorf("-o %s: is a directory; give a file name", name)
+		}
+		mode = fi.Mode().Perm() // a replaced file keeps its mode
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".part-*")
+	if err != nil {
+		return nil, fmt.Errorf("-o %s: cannot write there: %w", name, err)
+	}
+	return &quicBody{name: name, tmp: tmp, w: tmp, mode: mode &^ umask()}, nil
+}
+
+// umask is the process's file mode creation mask, as /proc reports it
+// (setting it to read it would race with files other goroutines create);
+// 022 where /proc does not say.
+func umask() os.FileMode {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for l := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(l, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return os.FileMode(m)
+				}
+			}
+		}
+	}
+	return 0o022
+}
+
+func (b *quicBody) Write(p []byte) (int, error) {
+	n, err := b.w.Write(p)
+	b.n += int64(n)
+	return n, err
+}
+
+// commit puts the complete body in place.
+func (b *quicBody) commit() error {
+	if b.tmp == nil {
+		return nil
+	}
+	tmp := b.tmp
+	b.tmp = nil
+	err := tmp.Chmod(b.mode)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), b.name)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("-o %s: %w", b.name, err)
+	}
+	return nil
+}
+
+// discard removes the temporary file of a body that was not committed.
+func (b *quicBody) discard() {
+	if b.tmp != nil {
+		b.tmp.Close()
+		os.Remove(b.tmp.Name())
+		b.tmp = nil
+	}
 }
 
 // quicGetter is one quic get: the fetch, its path changes (scheduled from
@@ -215,6 +384,7 @@ type quicGetter struct {
 	to                        netip.AddrPort // the server, or the NAT in front of it
 	nat                       *nat.UDP
 	tr                        *quicconn.Tracer
+	body                      io.Writer // where the body goes
 
 	mu         sync.Mutex
 	dialed     *quicconn.Client
@@ -233,8 +403,12 @@ func newQUICGetter(ctx context.Context, target quicTarget, migrateAfter, rebindA
 	if !target.server.Addr().IsLoopback() {
 		g.local = ":0"
 	}
-	g.tr = &quicconn.Tracer{OnTuple: func(_ *quicconn.ConnTrace, t quicconn.TupleEvent) {
-		g.logf("path %q: %s → %s", t.ID, t.Local, t.Remote)
+	g.tr = &quicconn.Tracer{TuplesOnly: true, Forget: true, OnTuple: func(_ *quicconn.ConnTrace, t quicconn.TupleEvent) {
+		if t.ID == "" {
+			g.logf("now sending from %s to %s", t.Local, t.Remote)
+		} else {
+			g.logf("new path from %s to %s", t.Local, t.Remote)
+		}
 	}}
 	return g
 }
@@ -242,7 +416,7 @@ func newQUICGetter(ctx context.Context, target quicTarget, migrateAfter, rebindA
 func (g *quicGetter) logf(format string, a ...any) {
 	g.logMu.Lock()
 	defer g.logMu.Unlock()
-	fmt.Fprintf(stdout, "%8.3fs  %s\n", time.Since(g.start).Seconds(), fmt.Sprintf(format, a...))
+	fmt.Fprintf(stderr, "%8.3fs  %s\n", time.Since(g.start).Seconds(), fmt.Sprintf(format, a...))
 }
 
 // natInFront puts an in-process NAT in front of the server when a
@@ -337,13 +511,21 @@ func (g *quicGetter) migrate(cl *quicconn.Client) {
 		g.logf("migration: %v", err)
 		return
 	}
-	g.logf("migration: AddPath %s; Switch before Probe: %v", p.Local, p.Switch())
+	early := "accepted (unexpected)"
+	if err := p.Switch(); err != nil {
+		early = "refused: " + err.Error()
+	}
+	g.logf("migration: new path from %s; switching before probing it: %s", p.Local, early)
 	t0 := time.Now()
 	if err := p.Probe(g.ctx); err != nil {
-		g.logf("migration: probe: %v", err)
+		g.logf("migration: probing %s failed: %v", p.Local, err)
 		return
 	}
-	g.logf("migration: path %s validated in %v; Switch: %v", p.Local, time.Since(t0).Round(time.Microsecond), p.Switch())
+	if err := p.Switch(); err != nil {
+		g.logf("migration: path %s validated in %v; switching to it failed: %v", p.Local, time.Since(t0).Round(time.Microsecond), err)
+		return
+	}
+	g.logf("migration: path %s validated in %v; switched to it", p.Local, time.Since(t0).Round(time.Microsecond))
 }
 
 // getRaw downloads quic://HOST:PORT/bytes/N over the raw stream protocol.
@@ -356,11 +538,16 @@ func (g *quicGetter) getRaw() int {
 	defer cl.Close()
 	g.onDial(cl)
 	n := g.target.n
-	got, sum, err := cl.Download(g.ctx, n, g.progress)
+	got, sum, err := cl.DownloadTo(g.ctx, n, g.body, g.progress)
 	secs := time.Since(g.start).Seconds()
-	ok := err == nil && sum == quicconn.PatternSum(n)
-	g.logf("done: %d bytes, intact %t, %.1f MB/s, longest stall %.1f ms, err %v", got, ok, float64(got)/secs/1e6, quicMS(g.stall), err)
-	if !ok {
+	if err != nil {
+		g.logf("failed after %d of %d bytes (%.1f s): %v", got, n, secs, err)
+		return exitFail
+	}
+	intact := sum == quicconn.PatternSum(n)
+	g.logf("done: %d bytes in %.2f s (%.1f MB/s), sha256 %x, %s; longest stall %.1f ms",
+		got, secs, float64(got)/secs/1e6, sum, map[bool]string{true: "intact (the /bytes/N pattern)", false: "NOT the /bytes/N pattern"}[intact], quicMS(g.stall))
+	if !intact {
 		return exitFail
 	}
 	return exitOK
@@ -372,7 +559,7 @@ func (g *quicGetter) getH3(insecure bool) int {
 	h := quicconn.NewH3Client(quicconn.H3Config{Server: g.to, Local: g.local, Insecure: insecure, Tracer: g.tr,
 		IdleTimeout: 10 * time.Second, OnDial: g.onDial})
 	defer h.Close()
-	r, err := h.Get(g.ctx, g.target.url, g.progress)
+	r, err := h.Fetch(g.ctx, g.target.url, g.body, g.progress)
 	if err != nil && len(h.Conns()) == 0 {
 		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
 		if !insecure && strings.Contains(err.Error(), "certificate") {
@@ -381,15 +568,22 @@ func (g *quicGetter) getH3(insecure bool) int {
 		return exitUsage
 	}
 	secs := time.Since(g.start).Seconds()
-	intact := "(not checked)"
-	ok := err == nil && r.StatusCode == http.StatusOK
-	if g.target.n >= 0 && r.StatusCode == http.StatusOK {
-		good := r.Bytes == g.target.n && r.Sum == quicconn.PatternSum(g.target.n)
-		ok = ok && good
-		intact = strconv.FormatBool(good)
+	conns := ""
+	if k := len(h.Conns()); k > 1 {
+		conns = fmt.Sprintf(" over %d connections", k)
 	}
-	g.logf("done: %s %s, %d bytes, sha256 %x, intact %s, %.1f MB/s, longest stall %.1f ms, %d connection(s), err %v",
-		r.Proto, r.Status, r.Bytes, r.Sum, intact, float64(r.Bytes)/secs/1e6, quicMS(g.stall), len(h.Conns()), err)
+	if err != nil {
+		g.logf("failed after %d bytes (%.1f s)%s: %v", r.Bytes, secs, conns, err)
+		return exitFail
+	}
+	check := ""
+	ok := r.StatusCode == http.StatusOK
+	if g.target.n >= 0 && ok {
+		ok = r.Bytes == g.target.n && r.Sum == quicconn.PatternSum(g.target.n)
+		check = map[bool]string{true: ", intact (the /bytes/N pattern)", false: ", NOT the /bytes/N pattern"}[ok]
+	}
+	g.logf("done: %s %s, %d bytes in %.2f s (%.1f MB/s)%s, sha256 %x%s; longest stall %.1f ms",
+		r.Proto, r.Status, r.Bytes, secs, float64(r.Bytes)/secs/1e6, conns, r.Sum, check, quicMS(g.stall))
 	if !ok {
 		return exitFail
 	}
@@ -404,18 +598,15 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab bench quic: takes no arguments (got %q)\n", args)
 		return exitUsage
 	}
-	size := quicFlag[int64](fs, "size")
-	if size <= 0 || size > quicconn.MaxDownload {
-		fmt.Fprintf(stderr, "statelab bench quic: --size must be 1…%d\n", quicconn.MaxDownload)
-		return exitUsage
-	}
+	f := benchQUICFlags
+	size := f.size
 	if err := sandbox.Enter(); err != nil {
 		fmt.Fprintf(stderr, "statelab bench quic: %v\n", err)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rs, err := quicexp.Bench(ctx, size, quicFlag[int](fs, "runs"))
+	rs, err := quicexp.Bench(ctx, size, f.rounds)
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench quic: %v\n", err)
 		if errors.Is(err, context.Canceled) {
@@ -430,7 +621,7 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 		spread[r.Scenario] = [3]float64{r.RatioMin, r.RatioMedian, r.RatioMax}
 	}
 	met := len(rs) == 3 && ratio["rebind"] >= 0.9 && rs[1].Lost == 0 && rs[1].Intact
-	if quicFlag[bool](fs, "json") {
+	if f.json {
 		_ = json.NewEncoder(stdout).Encode(map[string]any{"results": rs, "ratio_to_none": ratio, "ratio_spread_min_median_max": spread, "target_met": met})
 	} else {
 		fmt.Fprintf(stdout, "QUIC download of %d bytes through the lab NAT on loopback (2 shared cores), %d round(s), scenario order rotated each round\n", size, rs[0].Rounds)

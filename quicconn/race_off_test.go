@@ -1,0 +1,5 @@
+//go:build !race
+
+package quicconn
+
+const raceEnabled = false
