@@ -143,7 +143,7 @@ func (c *Catalogue) nearest(t string) string {
 	}
 	best, bestD := []string(nil), 3
 	for _, n := range names {
-		d := distance(strings.ToLower(t), strings.ToLower(n))
+		d := Distance(strings.ToLower(t), strings.ToLower(n))
 		switch {
 		case d < bestD:
 			best, bestD = []string{n}, d
@@ -154,8 +154,9 @@ func (c *Catalogue) nearest(t string) string {
 	return strings.Join(best, " or ")
 }
 
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
+// Distance is the Levenshtein distance between a and b: how programs
+// built on the lab suggest the nearest of their names for a typo.
+func Distance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
 	prev := make([]int, len(rb)+1)
 	cur := make([]int, len(rb)+1)

@@ -146,7 +146,7 @@ func groupUsage(w io.Writer, group string) {
 }
 
 // suggest names the commands closest to a mistyped one (Levenshtein
-// distance under 3, as the catalogue suggests experiments), or the `run`
+// distance under 3, lab.Distance, as the catalogue suggests experiments), or the `run`
 // that a typed experiment or group name means; "" when nothing is close.
 func suggest(args []string) string {
 	if len(args) == 0 {
@@ -177,7 +177,7 @@ func suggest(args []string) string {
 		if k > len(args) || (len(args) > 1 && cand.match == first && isGroup(cand.match)) {
 			continue // "bench tpc" is nearer bench tcp than bench
 		}
-		d := distance(strings.ToLower(strings.Join(args[:k], " ")), cand.match)
+		d := lab.Distance(strings.ToLower(strings.Join(args[:k], " ")), cand.match)
 		switch {
 		case d < bestD:
 			best, bestD = []string{cand.show}, d
@@ -189,27 +189,6 @@ func suggest(args []string) string {
 		return ""
 	}
 	return "; did you mean " + strings.Join(best, " or ") + "?"
-}
-
-// distance is the Levenshtein distance between a and b.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev, cur := make([]int, len(rb)+1), make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }
 
 func (c *command) usage(w io.Writer) {

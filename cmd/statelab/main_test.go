@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/labtest"
 )
 
@@ -191,8 +192,8 @@ func TestDistance(t *testing.T) {
 		want int
 	}{{"", "", 0}, {"http", "http", 0}, {"htpp", "http", 1}, {"lsit", "list", 2}, {"dns", "", 3}, {"bench tpc", "bench tcp", 2}}
 	for _, tt := range tests {
-		if got := distance(tt.a, tt.b); got != tt.want {
-			t.Errorf("distance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		if got := lab.Distance(tt.a, tt.b); got != tt.want {
+			t.Errorf("Distance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
 		}
 	}
 }
