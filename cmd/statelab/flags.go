@@ -17,134 +17,82 @@ import (
 
 // intVar declares an integer flag that must lie in [lo, hi].
 func intVar(fs *flag.FlagSet, p *int, name string, def, lo, hi int, usage string) {
-	*p = def
-	fs.Var(&rangedInt{p, lo, hi}, name, fmt.Sprintf("%s (%d to %d)", usage, lo, hi))
+	rangedVar(fs, p, name, def, lo, hi, usage, strconv.Itoa, func(s string) (int, error) {
+		v, err := strconv.Atoi(s)
+		if err != nil {
+			return 0, fmt.Errorf("want a whole number")
+		}
+		return v, nil
+	}, "a whole number")
 }
-
-type rangedInt struct {
-	p      *int
-	lo, hi int
-}
-
-func (r *rangedInt) String() string {
-	if r.p == nil {
-		return "0"
-	}
-	return strconv.Itoa(*r.p)
-}
-
-func (r *rangedInt) Set(s string) error {
-	v, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil {
-		return fmt.Errorf("want a whole number")
-	}
-	if v < r.lo || v > r.hi {
-		return fmt.Errorf("want a whole number from %d to %d", r.lo, r.hi)
-	}
-	*r.p = v
-	return nil
-}
-
-func (r *rangedInt) Get() any { return *r.p }
 
 // floatVar declares a number flag that must lie in [lo, hi]; NaN and the
 // infinities are refused.
 func floatVar(fs *flag.FlagSet, p *float64, name string, def, lo, hi float64, usage string) {
-	*p = def
-	fs.Var(&rangedFloat{p, lo, hi}, name, fmt.Sprintf("%s (%g to %g)", usage, lo, hi))
+	format := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	rangedVar(fs, p, name, def, lo, hi, usage, format, func(s string) (float64, error) {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, fmt.Errorf("want a number from %g to %g", lo, hi)
+		}
+		return v, nil
+	}, "a number")
 }
-
-type rangedFloat struct {
-	p      *float64
-	lo, hi float64
-}
-
-func (r *rangedFloat) String() string {
-	if r.p == nil {
-		return "0"
-	}
-	return strconv.FormatFloat(*r.p, 'g', -1, 64)
-}
-
-func (r *rangedFloat) Set(s string) error {
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return fmt.Errorf("want a number from %g to %g", r.lo, r.hi)
-	}
-	if v < r.lo || v > r.hi {
-		return fmt.Errorf("want a number from %g to %g", r.lo, r.hi)
-	}
-	*r.p = v
-	return nil
-}
-
-func (r *rangedFloat) Get() any { return *r.p }
 
 // durationVar declares a duration flag (250ms, 2s, 1m) that must lie in
 // [lo, hi].
 func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def, lo, hi time.Duration, usage string) {
-	*p = def
-	fs.Var(&rangedDuration{p, lo, hi}, name, fmt.Sprintf("%s (%v to %v)", usage, lo, hi))
+	rangedVar(fs, p, name, def, lo, hi, usage, time.Duration.String, func(s string) (time.Duration, error) {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("want a duration such as 250ms, 2s or 1m")
+		}
+		return v, nil
+	}, "a duration")
 }
-
-type rangedDuration struct {
-	p      *time.Duration
-	lo, hi time.Duration
-}
-
-func (r *rangedDuration) String() string {
-	if r.p == nil {
-		return "0s"
-	}
-	return r.p.String()
-}
-
-func (r *rangedDuration) Set(s string) error {
-	v, err := time.ParseDuration(strings.TrimSpace(s))
-	if err != nil {
-		return fmt.Errorf("want a duration such as 250ms, 2s or 1m")
-	}
-	if v < r.lo || v > r.hi {
-		return fmt.Errorf("want a duration from %v to %v", r.lo, r.hi)
-	}
-	*r.p = v
-	return nil
-}
-
-func (r *rangedDuration) Get() any { return *r.p }
 
 // sizeVar declares a byte-count flag: a plain number of bytes, or one with
 // a unit (1KiB, 4MiB, 1GiB; 1kB, 4MB, 1GB), that must lie in [lo, hi].
 func sizeVar(fs *flag.FlagSet, p *int64, name string, def, lo, hi int64, usage string) {
+	rangedVar(fs, p, name, def, lo, hi, usage, formatSize, parseSize, "a size")
+}
+
+// rangedVar declares a flag whose value is parsed by parse, shown by
+// format and must lie in [lo, hi]; kind names it in the error ("a size").
+func rangedVar[T int | int64 | float64 | time.Duration](fs *flag.FlagSet, p *T, name string, def, lo, hi T, usage string,
+	format func(T) string, parse func(string) (T, error), kind string) {
 	*p = def
-	fs.Var(&rangedSize{p, lo, hi}, name, fmt.Sprintf("%s (%s to %s)", usage, formatSize(lo), formatSize(hi)))
+	fs.Var(&ranged[T]{p, lo, hi, format, parse, kind}, name, fmt.Sprintf("%s (%s to %s)", usage, format(lo), format(hi)))
 }
 
-type rangedSize struct {
-	p      *int64
-	lo, hi int64
+type ranged[T int | int64 | float64 | time.Duration] struct {
+	p      *T
+	lo, hi T
+	format func(T) string
+	parse  func(string) (T, error)
+	kind   string
 }
 
-func (r *rangedSize) String() string {
-	if r.p == nil {
-		return "0"
+func (r *ranged[T]) String() string {
+	if r.p == nil { // the flag package's zero-value probe
+		return ""
 	}
-	return formatSize(*r.p)
+	return r.format(*r.p)
 }
 
-func (r *rangedSize) Set(s string) error {
-	v, err := parseSize(s)
+func (r *ranged[T]) Set(s string) error {
+	v, err := r.parse(strings.TrimSpace(s))
 	if err != nil {
 		return err
 	}
 	if v < r.lo || v > r.hi {
-		return fmt.Errorf("want a size from %s to %s", formatSize(r.lo), formatSize(r.hi))
+		return fmt.Errorf("want %s from %s to %s", r.kind, r.format(r.lo), r.format(r.hi))
 	}
 	*r.p = v
 	return nil
 }
 
-func (r *rangedSize) Get() any { return *r.p }
+func (r *ranged[T]) Get() any { return *r.p }
 
 var sizeUnits = []struct {
 	suffix string

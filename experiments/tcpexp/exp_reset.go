@@ -181,16 +181,10 @@ func (x *resets) report() {
 // kernel's socket (p.Vars["kernel"]).
 func (x *resets) open(label string) rawtcp.Step {
 	return rawtcp.Step{Name: "connect (" + label + ")", Call: func(p *rawtcp.ProbeRun) error {
-		c, err := p.Stack.Dial(p.Ctx, x.kp.addr, &rawtcp.ConnOptions{Observe: true})
-		x.track(c, label)
+		c, k, err := x.connectKernel(p.Ctx, x.kp, label, &rawtcp.ConnOptions{Observe: true}, 30*time.Second)
 		if err != nil {
 			return err
 		}
-		k, err := x.kp.accept(p.Ctx)
-		if err != nil {
-			return err
-		}
-		x.env.Cleanup(func() { k.Close() })
 		p.Conn, p.Vars["kernel"] = c, k
 		x.conns = append(x.conns, c)
 		return nil

@@ -49,19 +49,11 @@ type stateLoss struct {
 // kernel's socket and drains the handshake from what the probe observed.
 func (x *stateLoss) connect(label string) rawtcp.Step {
 	return rawtcp.Step{Name: "connect (" + label + ")", Call: func(p *rawtcp.ProbeRun) error {
-		c, err := p.Stack.Dial(p.Ctx, x.kp.addr, &rawtcp.ConnOptions{Observe: true})
-		x.track(c, label)
+		c, k, err := x.connectKernel(p.Ctx, x.kp, label, &rawtcp.ConnOptions{Observe: true}, 5*time.Second)
 		if err != nil {
 			return err
 		}
-		k, err := x.kp.accept(p.Ctx)
-		if err != nil {
-			return err
-		}
-		x.k = k
-		x.env.Cleanup(func() { k.Close() })
-		_ = k.SetDeadline(deadline(p.Ctx, 5*time.Second))
-		p.Conn = c
+		x.k, p.Conn = k, c
 		p.Drain() // the handshake
 		return nil
 	}}
