@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -175,9 +176,9 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("udpdns: server address %q: %w", addr, err)
 	}
-	conn, err := net.ListenUDP("udp", ua)
+	conn, ln, err := s.listen(ua)
 	if err != nil {
-		return fmt.Errorf("udpdns: server listen %s: %w", addr, err)
+		return err
 	}
 	_ = conn.SetReadBuffer(4 << 20)
 	g := &generation{conn: conn, done: make(chan error, 1)}
@@ -191,11 +192,14 @@ func (s *Server) Start() error {
 	case err := <-g.done:
 		g.cancel()
 		conn.Close()
+		if ln != nil {
+			ln.Close()
+		}
 		return fmt.Errorf("udpdns: server did not start: %w", err)
 	}
 	lap := conn.LocalAddr().(*net.UDPAddr).AddrPort()
-	if s.cfg.TCP {
-		if err := s.startTCP(g, conn.LocalAddr().(*net.UDPAddr)); err != nil {
+	if ln != nil {
+		if err := s.startTCP(g, ln); err != nil {
 			g.cancel()
 			_ = g.srv.Shutdown()
 			conn.Close()
@@ -208,13 +212,49 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// startTCP listens on the UDP socket's address and port over TCP, behind
-// the connection limits.
-func (s *Server) startTCP(g *generation, ua *net.UDPAddr) error {
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ua.IP, Port: ua.Port, Zone: ua.Zone})
-	if err != nil {
-		return fmt.Errorf("udpdns: server listen tcp %s: %w", ua, err)
+// listenAttempts bounds the search for a port free for both UDP and TCP
+// when the server is asked for port 0.
+const listenAttempts = 32
+
+// listenTCP is net.ListenTCP; tests replace it to make a port collide.
+var listenTCP = net.ListenTCP
+
+// listen opens the UDP socket and, with TCP set, a TCP listener on the same
+// address and port. Port 0 lets the kernel pick the UDP port, which may be
+// taken for TCP: then both close and the kernel picks again, at most
+// listenAttempts times. A port asked for is tried once.
+func (s *Server) listen(ua *net.UDPAddr) (*net.UDPConn, *net.TCPListener, error) {
+	attempts := 1
+	if ua.Port == 0 && s.cfg.TCP {
+		attempts = listenAttempts
 	}
+	var err error
+	for range attempts {
+		var conn *net.UDPConn
+		conn, err = net.ListenUDP("udp", ua)
+		if err != nil {
+			return nil, nil, fmt.Errorf("udpdns: server listen %s: %w", ua, err)
+		}
+		if !s.cfg.TCP {
+			return conn, nil, nil
+		}
+		la := conn.LocalAddr().(*net.UDPAddr)
+		var ln *net.TCPListener
+		ln, err = listenTCP("tcp", &net.TCPAddr{IP: la.IP, Port: la.Port, Zone: la.Zone})
+		if err == nil {
+			return conn, ln, nil
+		}
+		conn.Close()
+		err = fmt.Errorf("udpdns: server listen tcp %s: %w", la, err)
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return nil, nil, err
+}
+
+// startTCP serves DNS over TCP on ln, behind the connection limits.
+func (s *Server) startTCP(g *generation, ln *net.TCPListener) error {
 	started := make(chan struct{})
 	g.tdone = make(chan error, 1)
 	idle := s.cfg.TCPIdleTimeout

@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,4 +191,62 @@ func TestZoneExample(t *testing.T) {
 	if name, qtype := BuiltinZone().Example(); name != "example.lab." || qtype != dns.TypeA {
 		t.Errorf("built-in Example() = %s %d, want example.lab. A", name, qtype)
 	}
+}
+
+// Port 0 gives a free UDP port that may already be taken for TCP: the
+// server picks again rather than failing (seen in CI: "bind: address
+// already in use"), and a port asked for is not silently changed.
+func TestServerPicksAPortFreeForBothUDPAndTCP(t *testing.T) {
+	inUse := func(collisions int) func(string, *net.TCPAddr) (*net.TCPListener, error) {
+		return func(network string, a *net.TCPAddr) (*net.TCPListener, error) {
+			if collisions > 0 {
+				collisions--
+				return nil, &net.OpError{Op: "listen", Net: network, Addr: a, Err: os.NewSyscallError("bind", syscall.EADDRINUSE)}
+			}
+			return net.ListenTCP(network, a)
+		}
+	}
+	for _, tc := range []struct {
+		name       string
+		addr       string
+		collisions int
+		wantErr    bool
+	}{
+		{"port 0 retries past three collisions", "127.0.0.1:0", 3, false},
+		{"port 0 gives up after listenAttempts", "127.0.0.1:0", listenAttempts, true},
+		{"a port asked for is tried once", "127.0.0.1:" + freeUDPPort(t), 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			listenTCP = inUse(tc.collisions)
+			t.Cleanup(func() { listenTCP = net.ListenTCP })
+			s, err := StartServer(ServerConfig{Addr: tc.addr, TCP: true})
+			if tc.wantErr {
+				if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+					s.Close()
+					t.Fatalf("StartServer = %v, want EADDRINUSE", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("StartServer: %v", err)
+			}
+			defer s.Close()
+			q := new(dns.Msg)
+			q.SetQuestion("example.lab.", dns.TypeA)
+			c := &dns.Client{Net: "tcp", Timeout: 5 * time.Second}
+			if _, _, err := c.Exchange(q, s.Addr().String()); err != nil {
+				t.Fatalf("tcp query: %v", err)
+			}
+		})
+	}
+}
+
+// freeUDPPort returns a UDP port the kernel just had free.
+func freeUDPPort(t *testing.T) string {
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port)
 }
