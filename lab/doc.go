@@ -14,6 +14,7 @@
 //	env.go         Env: captures, checks, CaptureComplete, metrics, ladders, Stream/Bytes, RunState
 //	runner.go      Options, RunOne, Catalogue.Run, RunState, seeds
 //	summary.go     Summary: a group's conclusion across its experiments
+//	holding.go     Holding: an experiment's row of "who holds the state", across protocols
 //	report.go      Report, Check, text and JSON forms
 //	ladder.go      Ladder: the sequence diagram, ◇ for rows an endpoint reported
 //	main.go        Main, RunFlags, RunTargets: the command line, signals, exit statuses

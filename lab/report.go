@@ -41,6 +41,8 @@ type Report struct {
 	// Summary marks a group's summary report (Experiment "<group>/*"),
 	// drawn from the group's experiments rather than run itself.
 	Summary bool `json:"summary,omitempty"`
+	// Holding is the experiment's row of "who holds the state", if any.
+	Holding *Holding `json:"holding,omitempty"`
 }
 
 // Table is a titled grid of cells; the first row is the header.

@@ -121,7 +121,9 @@ func runProtected(exp Experiment, env *Env) (err error) {
 
 // Run runs experiments in order, calling report after each, and stops early
 // when ctx is cancelled (the reports so far are returned). After the last
-// experiment of a group that has a Summary, the summary's report follows.
+// experiment of a group that has a Summary, the summary's report follows;
+// after the last experiment, "who holds the state" when two or more
+// experiments recorded a Holding.
 func (c *Catalogue) Run(ctx context.Context, exps []Experiment, opts Options, report func(*Report)) []*Report {
 	if opts.State == nil {
 		opts.State = &RunState{}
@@ -148,6 +150,10 @@ func (c *Catalogue) Run(ctx context.Context, exps []Experiment, opts Options, re
 			}
 			group = nil
 		}
+	}
+	if s := holdingSummary(out); s != nil && ctx.Err() == nil {
+		s.Seed = out[0].Seed
+		emit(s)
 	}
 	return out
 }
