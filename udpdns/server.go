@@ -41,6 +41,10 @@ type ServerConfig struct {
 	// keeps nothing per client: one secret, drawn when the server is
 	// built unless given, kept across Stop and Start.
 	Cookies *CookieConfig
+	// OnTCPClose, when set, is called as each TCP connection the server
+	// accepted closes, with the client's address and how long the
+	// connection was held (from accept). It must be quick.
+	OnTCPClose func(client netip.AddrPort, held time.Duration)
 }
 
 // ServerUDPSize is the EDNS0 buffer size the server advertises in the
@@ -66,9 +70,10 @@ type ServerStats struct {
 	// Copies counts datagrams written for a query beyond its first: the
 	// duplicates.
 	Copies uint64
-	// Written counts datagrams written without error (answers and their
-	// copies); WriteErrors the writes that failed.
-	Written, WriteErrors uint64
+	// Written counts messages written without error (answers and their
+	// copies, UDP datagrams and TCP messages); WrittenTCP those written
+	// over TCP; WriteErrors the writes that failed.
+	Written, WrittenTCP, WriteErrors uint64
 	// ConnsRefused counts TCP connections closed on accept for being over
 	// a limit.
 	ConnsRefused uint64
@@ -101,7 +106,7 @@ type Server struct {
 	cfg ServerConfig
 
 	received, answered, unanswered, copies, written, writeErrors, connsRefused atomic.Uint64
-	tcpConns, tcpClosed, tcpHeldNS                                             atomic.Uint64
+	tcpConns, tcpClosed, tcpHeldNS, writtenTCP                                 atomic.Uint64
 	cookieVerdicts                                                             [numCookieVerdicts]atomic.Uint64
 	cookies                                                                    *Cookies // nil: no cookies
 
@@ -190,7 +195,7 @@ func (s *Server) Running() bool {
 func (s *Server) Stats() ServerStats {
 	st := ServerStats{Received: s.received.Load(), Answered: s.answered.Load(), Unanswered: s.unanswered.Load(),
 		Copies: s.copies.Load(), Written: s.written.Load(), WriteErrors: s.writeErrors.Load(), ConnsRefused: s.connsRefused.Load(),
-		TCPClosed: s.tcpClosed.Load(), TCPHeld: time.Duration(s.tcpHeldNS.Load())}
+		TCPClosed: s.tcpClosed.Load(), TCPHeld: time.Duration(s.tcpHeldNS.Load()), WrittenTCP: s.writtenTCP.Load()}
 	st.TCPConns = s.tcpConns.Load() // after TCPClosed: never fewer than closed
 	for i := range st.Cookies {
 		st.Cookies[i] = s.cookieVerdicts[i].Load()
@@ -380,8 +385,12 @@ type limitConn struct {
 }
 
 func (c *limitConn) Close() error {
+	first := false
+	var held time.Duration
 	c.once.Do(func() {
-		c.l.s.tcpHeldNS.Add(uint64(time.Since(c.opened)))
+		first = true
+		held = time.Since(c.opened)
+		c.l.s.tcpHeldNS.Add(uint64(held))
 		c.l.s.tcpClosed.Add(1)
 		c.l.mu.Lock()
 		c.l.total--
@@ -390,7 +399,15 @@ func (c *limitConn) Close() error {
 		}
 		c.l.mu.Unlock()
 	})
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	if f := c.l.s.cfg.OnTCPClose; first && f != nil { // after the close: its FIN is on its way
+		var ap netip.AddrPort
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			ap = ta.AddrPort()
+		}
+		f(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), held)
+	}
+	return err
 }
 
 // Stop ends the generation's context (answers still deferred are
@@ -534,6 +551,9 @@ func (w *queryWriter) wrote(err error) {
 		return
 	}
 	w.s.written.Add(1)
+	if _, tcp := w.RemoteAddr().(*net.TCPAddr); tcp {
+		w.s.writtenTCP.Add(1)
+	}
 	w.mu.Lock()
 	w.writes++
 	w.mu.Unlock()
