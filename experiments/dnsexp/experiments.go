@@ -37,6 +37,13 @@ func Experiments() []lab.Experiment {
 			Roles: roles,
 		},
 		{
+			Name:    "dns/truncation",
+			Summary: "an answer too big for the client's EDNS buffer comes back truncated (TC) over UDP; the client asks again over TCP",
+			Shows: "UDP keeps the server stateless only while the answer fits: one too big for the client's advertised buffer comes back " +
+				"with TC set, and the client retries over TCP — a handshake, the query, the answer, FIN each way: the stateless exchange becomes a connection the server holds, measured against a UDP-only answer.",
+			Run: runTruncation,
+		},
+		{
 			Name:    "dns/client-gone",
 			Summary: "the client socket closes before its answer arrives: the kernel answers the server with ICMP port unreachable",
 			Shows: "The server keeps no connection, so it cannot know the client left: its answer goes out, the write succeeds, " +
