@@ -61,12 +61,14 @@ func init() {
 	})
 	register(&command{
 		name:    "dns query",
-		args:    "--server HOST[:PORT] [-n N] [-c CONCURRENCY] [--type T] NAME...",
+		args:    "--server HOST[:PORT] [-n N] [-c CONCURRENCY] [--type T] [--cookie] [--bufsize N] NAME...",
 		summary: "Resolve NAMEs through the multiplexing client (one socket, many queries in flight) and print the answers\nas dig does; with -n, a summary with the rate and latency percentiles.",
 		examples: []string{
 			"statelab dns query --server 127.0.0.1:5300 example.lab www.example.lab",
 			"statelab dns query --server localhost:5300 --type AAAA example.lab",
 			"statelab dns query --server 127.0.0.1:5300 -n 1000 -c 100 x.synth.lab",
+			"statelab dns query --server 127.0.0.1:5300 --bufsize 512 --type TXT big.lab   # TC over UDP, then TCP",
+			"statelab dns query --server 127.0.0.1:5300 --cookie example.lab",
 		},
 		flags: func(fs *flag.FlagSet) {
 			f := &dnsQueryFlags
@@ -78,6 +80,8 @@ func init() {
 			durationVar(fs, &f.timeout, "timeout", 2*time.Second, time.Millisecond, time.Minute, "per-attempt timeout")
 			intVar(fs, &f.retries, "retries", 2, 0, 10, "retries after a timeout")
 			fs.BoolVar(&f.case0x20, "0x20", false, "randomise QNAME case (DNS 0x20)")
+			fs.BoolVar(&f.cookie, "cookie", false, "send DNS cookies (RFC 7873): refuse answers without the server's cookie once it gave one")
+			intVar(fs, &f.bufsize, "bufsize", 0, 0, 65535, "advertise an EDNS0 buffer of `N` bytes (0: no EDNS0, or 1232 with --cookie); a truncated answer is asked again over TCP")
 			fs.BoolVar(&f.quiet, "q", false, "print only the summary and counters")
 		},
 		run: dnsQuery,
@@ -118,6 +122,8 @@ var (
 		n, c, retries   int
 		timeout         time.Duration
 		case0x20, quiet bool
+		cookie          bool
+		bufsize         int
 	}
 	benchDNSFlags struct {
 		duration  time.Duration
@@ -357,6 +363,10 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 		fmt.Fprintf(stderr, "statelab dns query: unknown --type %q (A, AAAA, TXT, SOA, NS, CNAME, MX, ...)\n", f.qtype)
 		return exitUsage
 	}
+	if f.bufsize > 0 && f.bufsize < dns.MinMsgSize {
+		fmt.Fprintf(stderr, "statelab dns query: --bufsize %d: want 0 (no EDNS0) or %d to 65535 bytes (RFC 6891: smaller counts as %d)\n", f.bufsize, dns.MinMsgSize, dns.MinMsgSize)
+		return exitUsage
+	}
 	// SIGINT or SIGTERM cancels everything from here on (the look-up of
 	// the server too); the signal is kept for the exit status.
 	sigs, stopSigs := querySignals()
@@ -384,7 +394,8 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 	if retries == 0 {
 		retries = -1 // the client's "exactly none"
 	}
-	cl, err := udpdns.NewClient(udpdns.Config{Server: server, Timeout: f.timeout, Retries: retries, Case0x20: f.case0x20})
+	cl, err := udpdns.NewClient(udpdns.Config{Server: server, Timeout: f.timeout, Retries: retries, Case0x20: f.case0x20,
+		Cookies: f.cookie, UDPSize: uint16(f.bufsize), TCPFallback: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab dns query: %v\n", err)
 		return exitUsage

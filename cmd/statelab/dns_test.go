@@ -254,6 +254,8 @@ func TestDNSFlagsRefuseBadValues(t *testing.T) {
 		{"query --concurrency a million", []string{"dns", "query", "--concurrency", "1000000", "--server", "127.0.0.1", "x.lab"}, "-concurrency: want a whole number from 1 to 10000"},
 		{"query -n zero", []string{"dns", "query", "-n", "0", "--server", "127.0.0.1", "x.lab"}, "-n: want a whole number from 1 to 10000000"},
 		{"query -n a trillion", []string{"dns", "query", "-n", "1000000000000", "--server", "127.0.0.1", "x.lab"}, "-n: want a whole number from 1 to 10000000"},
+		{"query --bufsize below 512", []string{"dns", "query", "--bufsize", "100", "--server", "127.0.0.1", "x.lab"}, "--bufsize 100: want 0 (no EDNS0) or 512 to 65535 bytes"},
+		{"query --bufsize above 65535", []string{"dns", "query", "--bufsize", "70000", "--server", "127.0.0.1", "x.lab"}, "-bufsize: want a whole number from 0 to 65535"},
 		{"query a port out of range", []string{"dns", "query", "--server", "127.0.0.1:70000", "x.lab"}, "the port must be a number from 1 to 65535"},
 		{"bench --duration negative", []string{"bench", "dns", "--duration", "-1s"}, "-duration: want a duration from 100ms to 10m0s"},
 		{"bench --rounds zero", []string{"bench", "dns", "--rounds", "0"}, "-rounds: want a whole number from 1 to 100"},
@@ -524,4 +526,31 @@ func TestDNSServeWithDig(t *testing.T) {
 			t.Errorf("dig +tcp big.lab TXT:\n%s", out)
 		}
 	})
+}
+
+// `dns query` against `dns serve`: --bufsize 512 gets big.lab's answer
+// truncated over UDP and asks again over TCP (all 16 records); --cookie
+// learns the server's cookie and counts no rejection.
+func TestDNSQueryBufsizeAndCookie(t *testing.T) {
+	addr, _, stop := startServe(t, "--quiet")
+	defer stop()
+	tests := []struct {
+		name  string
+		args  []string
+		wants []string
+	}{
+		{"--bufsize 512: TC, then TCP", []string{"--bufsize", "512", "--type", "TXT", "big.lab"}, []string{"ANSWER: 16", "truncated=1 tcp=1/1"}},
+		{"--bufsize 4096: fits over UDP", []string{"--bufsize", "4096", "--type", "TXT", "big.lab"}, []string{"ANSWER: 16", "truncated=0 tcp=0/0"}},
+		{"--cookie", []string{"--cookie", "example.lab", "x.synth.lab"}, []string{"192.0.2.1", "missing-cookie=0 wrong-cookie=0", "badcookie=0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(append([]string{"dns", "query", "--server", addr.String()}, tt.args...)...)
+			for _, w := range tt.wants {
+				if code != 0 || !strings.Contains(out, w) {
+					t.Errorf("exit %d, stdout lacks %q:\n%s\nstderr: %s", code, w, out, errOut)
+				}
+			}
+		})
+	}
 }
