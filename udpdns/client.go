@@ -67,6 +67,24 @@ type Config struct {
 	WriteBatch int
 	// MaxReply is the largest reply accepted in bytes; default 4096.
 	MaxReply int
+	// UDPSize, when set, is the EDNS0 buffer size every query advertises
+	// in an OPT record (the largest UDP answer the server may send; a
+	// larger one comes back truncated, TC set). Zero: no OPT record unless
+	// Cookies is set, which advertises DefaultUDPSize.
+	UDPSize uint16
+	// Cookies sends a DNS cookie (RFC 7873) in every query: an 8-byte
+	// client cookie drawn from Config.Rand when the client is made, and
+	// the server's cookie once an answer brought one. From then on an
+	// answer without a cookie, or with another client cookie, is rejected
+	// (MissingCookie, WrongCookie: a forgery from someone who never saw
+	// the query); an answer with another client cookie is rejected even
+	// before. A BADCOOKIE answer (its server cookie fresh) makes the query
+	// go once more, with the new cookie.
+	Cookies bool
+	// TCPFallback retries a query whose UDP answer came back truncated
+	// (TC set) over TCP to the same server: one connection per query,
+	// closed by the client once the answer is read.
+	TCPFallback bool
 	// Trace, when set, is called for every event, from the goroutine where
 	// it happened, outside any lock. It must be quick.
 	Trace func(Event)
@@ -84,9 +102,20 @@ const (
 	EventLate
 	EventDuplicate
 	EventRejected
+	// EventBadCookie: a matched answer said BADCOOKIE; the query goes
+	// again with the server cookie it brought.
+	EventBadCookie
+	// EventTruncated: a matched UDP answer had TC set.
+	EventTruncated
+	// EventTCPSent and EventTCPAnswered: the query retried over TCP was
+	// written, and its answer read (Local is the TCP connection's
+	// address).
+	EventTCPSent
+	EventTCPAnswered
 )
 
-var eventNames = [...]string{"sent", "matched", "timed out", "cancelled", "late", "duplicate", "rejected"}
+var eventNames = [...]string{"sent", "matched", "timed out", "cancelled", "late", "duplicate", "rejected",
+	"bad cookie", "truncated", "tcp sent", "tcp answered"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -124,8 +153,18 @@ type Client struct {
 	rnd   [256]byte
 	rndN  int
 
+	cookieMu     sync.Mutex
+	clientCookie [ClientCookieLen]byte
+	serverCookie []byte // learned from the server; nil until then
+
+	badCookies, truncated, tcpSent, tcpAnswered atomic.Uint64
+
 	closed atomic.Bool
 }
+
+// DefaultUDPSize is the EDNS0 buffer size queries advertise when Cookies
+// needs an OPT record and Config.UDPSize is zero.
+const DefaultUDPSize = 1232
 
 // NewClient opens the client's sockets and starts reading them.
 func NewClient(cfg Config) (*Client, error) {
@@ -160,7 +199,15 @@ func NewClient(cfg Config) (*Client, error) {
 	if !cfg.Local.IsValid() {
 		cfg.Local = localFor(cfg.Server.Addr())
 	}
+	if cfg.Cookies && cfg.UDPSize == 0 {
+		cfg.UDPSize = DefaultUDPSize
+	}
 	c := &Client{cfg: cfg, epoch: time.Now()}
+	if cfg.Cookies {
+		if err := c.randBytes(c.clientCookie[:]); err != nil {
+			return nil, err
+		}
+	}
 	for range cfg.Sockets {
 		s, err := openSock(c)
 		if err != nil {
@@ -210,6 +257,8 @@ func (c *Client) Stats() Stats {
 		o.InFlight = uint64(s.n)
 		st.add(&o)
 	}
+	st.BadCookie, st.Truncated = c.badCookies.Load(), c.truncated.Load()
+	st.TCPSent, st.TCPAnswered = c.tcpSent.Load(), c.tcpAnswered.Load()
 	for i := len(c.socks) - 1; i >= 0; i-- {
 		c.socks[i].mu.Unlock()
 	}
@@ -258,13 +307,14 @@ func (c *Client) ExchangeRand(ctx context.Context, m *dns.Msg, rnd io.Reader) (*
 
 func (c *Client) exchange(ctx context.Context, m *dns.Msg, rnd io.Reader) (*dns.Msg, error) {
 	attempts := c.cfg.Retries + 1
+	badCookie := false // one more attempt after a BADCOOKIE, once
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
-	for a := range attempts {
+	for a := 0; a < attempts; a++ { // ends: attempts grows once at most
 		call, err := c.send(ctx, m, a, rnd)
 		if err != nil {
 			return nil, c.queryErr(m, a+1, err)
@@ -274,19 +324,40 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, rnd io.Reader) (*dns.
 		} else {
 			timer.Reset(c.cfg.Timeout)
 		}
+		answered := false
 		select {
 		case <-call.done:
-			return c.result(m, call, a+1)
+			answered = true
 		case <-timer.C:
-			if !call.s.end(call, EventTimedOut, ErrTimeout) {
-				return c.result(m, call, a+1) // answered meanwhile
-			}
+			answered = !call.s.end(call, EventTimedOut, ErrTimeout) // answered meanwhile
 		case <-ctx.Done():
-			if !call.s.end(call, EventCancelled, ctx.Err()) {
-				return c.result(m, call, a+1)
+			if call.s.end(call, EventCancelled, ctx.Err()) {
+				return nil, c.queryErr(m, a+1, context.Cause(ctx))
 			}
-			return nil, c.queryErr(m, a+1, context.Cause(ctx))
+			answered = true
 		}
+		if !answered {
+			continue
+		}
+		r, err := c.result(m, call, a+1)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case c.cfg.Cookies && r.Rcode == dns.RcodeBadCookie && !badCookie:
+			badCookie = true
+			attempts++
+			c.badCookies.Add(1)
+			call.s.trace(Event{Kind: EventBadCookie, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: call.server})
+			continue
+		case r.Truncated:
+			c.truncated.Add(1)
+			call.s.trace(Event{Kind: EventTruncated, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: call.server})
+			if c.cfg.TCPFallback {
+				return c.exchangeTCP(ctx, m, rnd)
+			}
+		}
+		return r, nil
 	}
 	return nil, c.queryErr(m, attempts, ErrTimeout)
 }
@@ -492,6 +563,7 @@ func (c *Client) prepare(m *dns.Msg, attempt int, rnd io.Reader) (*Call, error) 
 		}
 	}
 	q.Question = []dns.Question{{Name: name, Qtype: m.Question[0].Qtype, Qclass: m.Question[0].Qclass}}
+	c.addEDNS(&q)
 	packed, err := q.PackBuffer(make([]byte, 128))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadQuery, err)

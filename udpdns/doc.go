@@ -34,9 +34,21 @@
 // from another address — are middleware around any Handler, in
 // udpdns/dnsfault.
 //
+// DNS cookies (RFC 7873) are opt-in on both sides: the client
+// (Config.Cookies) sends an 8-byte client cookie and, once learned, the
+// server's; from then on it rejects answers without its cookie
+// (MissingCookie, WrongCookie) and retries once after BADCOOKIE. The
+// server (ServerConfig.Cookies) makes RFC 9018 server cookies — SipHash-2-4
+// keyed by one secret over the client cookie, version, timestamp and the
+// client's address — and checks them by recomputing: no table per client.
+// A UDP answer larger than the query's EDNS0 buffer goes out truncated
+// with TC set; the client's Config.TCPFallback asks again over TCP.
+//
 // Files: client.go (Config, Client, Call, Exchange), socket.go (one socket:
 // its table of calls, ID allocation and rest, the reply path), wire.go
-// (ParseHead), stats.go (Stats, Reason), errors.go, server.go, zone.go.
+// (ParseHead), stats.go (Stats, Reason), errors.go, server.go, zone.go,
+// cookie.go (ParseCookie, Cookies: making and checking), siphash.go,
+// clientcookie.go (the client's cookie), clienttcp.go (the TCP fallback).
 // The lab's dns/* experiments, their capture analysis and the bench are in
 // experiments/dnsexp; this package imports nothing of the lab.
 package udpdns

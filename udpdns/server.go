@@ -34,7 +34,22 @@ type ServerConfig struct {
 	MaxConns           int
 	MaxConnsPerClient  int
 	MaxTCPMessageBytes int
+	// Cookies, when set, makes the server answer DNS cookies (RFC 7873,
+	// with RFC 9018 server cookies): a query with a client cookie gets a
+	// server cookie back, a server cookie that fails the check gets
+	// BADCOOKIE and a fresh one, a malformed cookie FORMERR. The server
+	// keeps nothing per client: one secret, drawn when the server is
+	// built unless given, kept across Stop and Start.
+	Cookies *CookieConfig
+	// OnTCPClose, when set, is called as each TCP connection the server
+	// accepted closes, with the client's address and how long the
+	// connection was held (from accept). It must be quick.
+	OnTCPClose func(client netip.AddrPort, held time.Duration)
 }
+
+// ServerUDPSize is the EDNS0 buffer size the server advertises in the
+// OPT record it adds to its answers (the DNS Flag Day 2020 value).
+const ServerUDPSize = 1232
 
 // Defaults of the TCP limits.
 const (
@@ -55,13 +70,25 @@ type ServerStats struct {
 	// Copies counts datagrams written for a query beyond its first: the
 	// duplicates.
 	Copies uint64
-	// Written counts datagrams written without error (answers and their
-	// copies); WriteErrors the writes that failed.
-	Written, WriteErrors uint64
+	// Written counts messages written without error (answers and their
+	// copies, UDP datagrams and TCP messages); WrittenTCP those written
+	// over TCP; WriteErrors the writes that failed.
+	Written, WrittenTCP, WriteErrors uint64
 	// ConnsRefused counts TCP connections closed on accept for being over
 	// a limit.
 	ConnsRefused uint64
+	// TCPConns counts TCP connections accepted, TCPClosed those closed
+	// since; TCPHeld is how long the closed ones were held open, in
+	// total, from accept to close.
+	TCPConns, TCPClosed uint64
+	TCPHeld             time.Duration
+	// Cookies counts queries by what the server made of their cookie
+	// (with ServerConfig.Cookies), indexed by CookieVerdict.
+	Cookies [numCookieVerdicts]uint64
 }
+
+// TCPOpen is how many TCP connections were open when the stats were read.
+func (st ServerStats) TCPOpen() uint64 { return st.TCPConns - st.TCPClosed }
 
 // Server is a stateless DNS server over UDP built on miekg/dns: it serves
 // any dns.Handler on one socket (and, with ServerConfig.TCP, over TCP on
@@ -79,6 +106,9 @@ type Server struct {
 	cfg ServerConfig
 
 	received, answered, unanswered, copies, written, writeErrors, connsRefused atomic.Uint64
+	tcpConns, tcpClosed, tcpHeldNS, writtenTCP                                 atomic.Uint64
+	cookieVerdicts                                                             [numCookieVerdicts]atomic.Uint64
+	cookies                                                                    *Cookies // nil: no cookies
 
 	mu   sync.Mutex
 	addr netip.AddrPort
@@ -123,7 +153,15 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxTCPMessageBytes <= 0 {
 		cfg.MaxTCPMessageBytes = DefaultMaxTCPMessageBytes
 	}
-	return &Server{cfg: cfg}, nil
+	s := &Server{cfg: cfg}
+	if cfg.Cookies != nil {
+		c, err := NewCookies(*cfg.Cookies)
+		if err != nil {
+			return nil, err
+		}
+		s.cookies = c
+	}
+	return s, nil
 }
 
 // StartServer is NewServer followed by Start.
@@ -155,9 +193,19 @@ func (s *Server) Running() bool {
 
 // Stats returns the server's counters.
 func (s *Server) Stats() ServerStats {
-	return ServerStats{Received: s.received.Load(), Answered: s.answered.Load(), Unanswered: s.unanswered.Load(),
-		Copies: s.copies.Load(), Written: s.written.Load(), WriteErrors: s.writeErrors.Load(), ConnsRefused: s.connsRefused.Load()}
+	st := ServerStats{Received: s.received.Load(), Answered: s.answered.Load(), Unanswered: s.unanswered.Load(),
+		Copies: s.copies.Load(), Written: s.written.Load(), WriteErrors: s.writeErrors.Load(), ConnsRefused: s.connsRefused.Load(),
+		TCPClosed: s.tcpClosed.Load(), TCPHeld: time.Duration(s.tcpHeldNS.Load()), WrittenTCP: s.writtenTCP.Load()}
+	st.TCPConns = s.tcpConns.Load() // after TCPClosed: never fewer than closed
+	for i := range st.Cookies {
+		st.Cookies[i] = s.cookieVerdicts[i].Load()
+	}
+	return st
 }
+
+// Cookies is the server's cookie maker and checker, nil without
+// ServerConfig.Cookies.
+func (s *Server) Cookies() *Cookies { return s.cookies }
 
 // Start listens (on the address of the previous run after a Stop) and
 // returns once miekg/dns reports the server started: it is ready, and Addr
@@ -322,7 +370,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &limitConn{Conn: c, l: l, client: client}, nil
+		l.s.tcpConns.Add(1)
+		return &limitConn{Conn: c, l: l, client: client, opened: time.Now()}, nil
 	}
 }
 
@@ -331,11 +380,18 @@ type limitConn struct {
 	net.Conn
 	l      *limitListener
 	client netip.Addr
+	opened time.Time
 	once   sync.Once
 }
 
 func (c *limitConn) Close() error {
+	first := false
+	var held time.Duration
 	c.once.Do(func() {
+		first = true
+		held = time.Since(c.opened)
+		c.l.s.tcpHeldNS.Add(uint64(held))
+		c.l.s.tcpClosed.Add(1)
 		c.l.mu.Lock()
 		c.l.total--
 		if c.l.perClient[c.client]--; c.l.perClient[c.client] <= 0 {
@@ -343,7 +399,15 @@ func (c *limitConn) Close() error {
 		}
 		c.l.mu.Unlock()
 	})
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	if f := c.l.s.cfg.OnTCPClose; first && f != nil { // after the close: its FIN is on its way
+		var ap netip.AddrPort
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			ap = ta.AddrPort()
+		}
+		f(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), held)
+	}
+	return err
 }
 
 // Stop ends the generation's context (answers still deferred are
@@ -383,8 +447,61 @@ func (s *Server) Close() error {
 func (s *Server) serve(g *generation, w dns.ResponseWriter, r *dns.Msg) {
 	s.received.Add(1)
 	qw := &queryWriter{ResponseWriter: w, s: s, g: g}
+	if s.cookies != nil && !s.judgeCookie(qw, r) {
+		qw.returned()
+		return
+	}
 	s.cfg.Handler.ServeDNS(qw, r)
 	qw.returned()
+}
+
+// judgeCookie checks r's cookie from the client's address. A malformed
+// cookie is answered FORMERR, an invalid server cookie BADCOOKIE with a
+// fresh one, both without the handler (false); otherwise the handler's
+// answer will carry the cookie (true).
+func (s *Server) judgeCookie(qw *queryWriter, r *dns.Msg) bool {
+	ip, udp := remoteIP(qw.ResponseWriter)
+	v, cookie := s.cookies.Judge(r, ip)
+	s.cookieVerdicts[v].Add(1)
+	switch {
+	case v == CookieMalformed:
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeFormatError)
+		m.SetEdns0(ServerUDPSize, false)
+		_ = qw.WriteMsg(m)
+		return false
+	case v.Bad():
+		m := new(dns.Msg)
+		m.SetRcode(r, dns.RcodeBadCookie)
+		setCookie(m, cookie, ServerUDPSize)
+		_ = qw.WriteMsg(m)
+		return false
+	}
+	qw.cookie = cookie
+	if udp {
+		qw.udpSize = ClientUDPSize(r)
+	}
+	return true
+}
+
+// remoteIP is the client's address and whether it came over UDP.
+func remoteIP(w dns.ResponseWriter) (netip.Addr, bool) {
+	switch a := w.RemoteAddr().(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap(), true
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap(), false
+	}
+	return netip.Addr{}, false
+}
+
+// ClientUDPSize is the largest UDP answer the query allows: its EDNS0
+// buffer size, never below 512; 512 without EDNS0.
+func ClientUDPSize(req *dns.Msg) int {
+	if o := req.IsEdns0(); o != nil {
+		return max(int(o.UDPSize()), dns.MinMsgSize)
+	}
+	return dns.MinMsgSize
 }
 
 // queryWriter is the ResponseWriter a handler gets for one query: it
@@ -394,6 +511,11 @@ type queryWriter struct {
 	dns.ResponseWriter
 	s *Server
 	g *generation
+
+	// cookie, when set, goes into every answer written (RFC 7873), which
+	// is then truncated again to udpSize (0: over TCP, no limit).
+	cookie  []byte
+	udpSize int
 
 	mu       sync.Mutex
 	hijacked bool
@@ -406,6 +528,12 @@ type queryWriter struct {
 func (w *queryWriter) Context() context.Context { return w.g.ctx }
 
 func (w *queryWriter) WriteMsg(m *dns.Msg) error {
+	if w.cookie != nil {
+		setCookie(m, w.cookie, ServerUDPSize)
+		if w.udpSize > 0 {
+			m.Truncate(w.udpSize)
+		}
+	}
 	err := w.ResponseWriter.WriteMsg(m)
 	w.wrote(err)
 	return err
@@ -423,6 +551,9 @@ func (w *queryWriter) wrote(err error) {
 		return
 	}
 	w.s.written.Add(1)
+	if _, tcp := w.RemoteAddr().(*net.TCPAddr); tcp {
+		w.s.writtenTCP.Add(1)
+	}
 	w.mu.Lock()
 	w.writes++
 	w.mu.Unlock()

@@ -526,6 +526,11 @@ func (s *sock) handle(from netip.AddrPort, b []byte) {
 		s.rejectLocked(Malformed, &h, from, true)
 		return
 	}
+	if why, ok := s.c.checkCookie(msg); !ok {
+		s.mu.Lock()
+		s.rejectLocked(why, &h, from, true)
+		return
+	}
 	s.mu.Lock()
 	if call.state != EventSent { // timed out or cancelled while unpacking
 		s.st.Late++

@@ -21,10 +21,16 @@ const (
 	// WrongQuestion: ID and source match but QNAME, QTYPE or QCLASS do
 	// not (with DNS 0x20, QNAME must match letter case too).
 	WrongQuestion
+	// MissingCookie: everything above matches, but the answer carries no
+	// DNS cookie although the server has given the client one (Config.Cookies).
+	MissingCookie
+	// WrongCookie: the answer's cookie is not the client's own, or is
+	// malformed (Config.Cookies).
+	WrongCookie
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"malformed", "not a response", "wrong ID", "wrong source", "wrong question"}
+var reasonNames = [numReasons]string{"malformed", "not a response", "wrong ID", "wrong source", "wrong question", "missing cookie", "wrong cookie"}
 
 func (r Reason) String() string {
 	if r < numReasons {
@@ -61,6 +67,10 @@ type Stats struct {
 	IDOnly uint64
 	// Retries counts attempts after the first.
 	Retries uint64
+	// BadCookie counts answers that said BADCOOKIE (the query went
+	// again); Truncated matched UDP answers with TC set; TCPSent queries
+	// retried over TCP and TCPAnswered those answered there.
+	BadCookie, Truncated, TCPSent, TCPAnswered uint64
 }
 
 // Consistent reports the counters' invariant.
@@ -90,12 +100,18 @@ func (s *Stats) add(o *Stats) {
 	}
 	s.IDOnly += o.IDOnly
 	s.Retries += o.Retries
+	s.BadCookie += o.BadCookie
+	s.Truncated += o.Truncated
+	s.TCPSent += o.TCPSent
+	s.TCPAnswered += o.TCPAnswered
 }
 
 // String is a one-line summary.
 func (s Stats) String() string {
 	return fmt.Sprintf("sent=%d matched=%d lost=%d (timeout=%d cancelled=%d sendfail=%d) inflight=%d late=%d duplicate=%d "+
-		"rejected: malformed=%d not-response=%d wrong-id=%d wrong-source=%d wrong-question=%d retries=%d",
+		"rejected: malformed=%d not-response=%d wrong-id=%d wrong-source=%d wrong-question=%d missing-cookie=%d wrong-cookie=%d retries=%d "+
+		"badcookie=%d truncated=%d tcp=%d/%d",
 		s.Sent, s.Matched, s.Lost, s.TimedOut, s.Cancelled, s.SendFailed, s.InFlight, s.Late, s.Duplicate,
-		s.Rejected[Malformed], s.Rejected[NotResponse], s.Rejected[WrongID], s.Rejected[WrongSource], s.Rejected[WrongQuestion], s.Retries)
+		s.Rejected[Malformed], s.Rejected[NotResponse], s.Rejected[WrongID], s.Rejected[WrongSource], s.Rejected[WrongQuestion],
+		s.Rejected[MissingCookie], s.Rejected[WrongCookie], s.Retries, s.BadCookie, s.Truncated, s.TCPAnswered, s.TCPSent)
 }

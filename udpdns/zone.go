@@ -28,7 +28,31 @@ example         IN A     192.0.2.1
 example         IN AAAA  2001:db8::1
 example         IN TXT   "statelab: one question, one answer"
 www.example     IN CNAME example.lab.
+big             IN TXT   "statelab big answer 01: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 02: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 03: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 04: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 05: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 06: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 07: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 08: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 09: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 10: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 11: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 12: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 13: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 14: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 15: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
+big             IN TXT   "statelab big answer 16: more than a small EDNS buffer holds, so UDP carries it truncated (TC) and TCP whole"
 `
+
+// BigName is the built-in zone's name whose TXT answer (BigTXTRecords
+// records, about 2 KB) is larger than any small EDNS0 buffer: over UDP it
+// comes back truncated with TC set, over TCP whole.
+const BigName = "big.lab."
+
+// BigTXTRecords is how many TXT records BigName has.
+const BigTXTRecords = 16
 
 // SynthA is the address the built-in zone gives a name under SynthSuffix:
 // 127.x.y.z in 127.128.0.0/9, from 23 bits of a hash of the lower-cased
@@ -144,15 +168,14 @@ func (z *Zone) Records() int {
 	return n
 }
 
-// ServeDNS writes the zone's answer to req, truncated to the size the query
-// allows (512 bytes, or its EDNS0 buffer size).
+// ServeDNS writes the zone's answer to req: over UDP truncated (TC set) to
+// the size the query allows (512 bytes, or its EDNS0 buffer size), over TCP
+// whole.
 func (z *Zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	reply := z.Answer(req)
-	size := dns.MinMsgSize
-	if o := req.IsEdns0(); o != nil {
-		size = max(int(o.UDPSize()), dns.MinMsgSize)
+	if _, tcp := w.RemoteAddr().(*net.TCPAddr); !tcp {
+		reply.Truncate(ClientUDPSize(req))
 	}
-	reply.Truncate(size)
 	_ = w.WriteMsg(reply) // a failed write is the server's to count
 }
 

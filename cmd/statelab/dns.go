@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -33,18 +34,22 @@ import (
 func init() {
 	register(&command{
 		name:    "dns serve",
-		args:    "[--addr ADDR] [--zone FILE] [--delay D] [--jitter D] [--drop F] [--dup F] [--max-held N] [--quiet]",
-		summary: "Serve DNS over UDP and TCP from the built-in zone (lab., with NAME.synth.lab. for any NAME) or a zone file,\nin this shell's own network namespace, until interrupted. Prints the address when ready and logs each query on stderr.",
+		args:    "[--addr ADDR] [--zone FILE] [--cookie-secret HEX] [--delay D] [--jitter D] [--drop F] [--dup F] [--max-held N] [--quiet]",
+		summary: "Serve DNS over UDP and TCP from the built-in zone (lab., with NAME.synth.lab. for any NAME) or a zone file,\nin this shell's own network namespace, until interrupted. Prints the address when ready and logs each query on stderr.\nAnswers DNS cookies (RFC 7873, RFC 9018 server cookies) with a random secret, or --cookie-secret's;\nanswers too big for the client's EDNS buffer come back truncated (TC) over UDP, whole over TCP.",
 		examples: []string{
 			"statelab dns serve --addr 127.0.0.1:5300",
 			"dig @127.0.0.1 -p 5300 example.lab A",
 			"dig @127.0.0.1 -p 5300 +tcp example.lab A",
+			"dig @127.0.0.1 -p 5300 +cookie example.lab A",
+			"dig @127.0.0.1 -p 5300 +bufsize=512 big.lab TXT    # TC over UDP, then dig retries over TCP",
+			"statelab dns serve --cookie-secret e5e973e5a6b2a43f48e7dc849e37bfcf",
 			"statelab dns serve --zone db.example --jitter 5ms --drop 0.1",
 		},
 		flags: func(fs *flag.FlagSet) {
 			f := &dnsServeFlags
 			fs.StringVar(&f.addr, "addr", "127.0.0.1:5300", "listen on `ADDR`, UDP and TCP (port 0: any free port; not 5353, mDNS's)")
 			fs.StringVar(&f.zone, "zone", "", "answer from the zone in master-file `FILE` (at most 1 MiB) instead of the built-in one")
+			fs.StringVar(&f.cookieSecret, "cookie-secret", "", "the server cookies' secret, `HEX`: 32 hex digits (16 bytes); default random at each start (clients then pay one BADCOOKIE round trip)")
 			durationVar(fs, &f.delay, "delay", 0, 0, time.Minute, "hold every answer this long")
 			durationVar(fs, &f.jitter, "jitter", 0, 0, time.Minute, "add a random delay up to this long (reorders answers)")
 			floatVar(fs, &f.drop, "drop", 0, 0, 1, "fraction of queries never answered")
@@ -56,12 +61,14 @@ func init() {
 	})
 	register(&command{
 		name:    "dns query",
-		args:    "--server HOST[:PORT] [-n N] [-c CONCURRENCY] [--type T] NAME...",
+		args:    "--server HOST[:PORT] [-n N] [-c CONCURRENCY] [--type T] [--cookie] [--bufsize N] NAME...",
 		summary: "Resolve NAMEs through the multiplexing client (one socket, many queries in flight) and print the answers\nas dig does; with -n, a summary with the rate and latency percentiles.",
 		examples: []string{
 			"statelab dns query --server 127.0.0.1:5300 example.lab www.example.lab",
 			"statelab dns query --server localhost:5300 --type AAAA example.lab",
 			"statelab dns query --server 127.0.0.1:5300 -n 1000 -c 100 x.synth.lab",
+			"statelab dns query --server 127.0.0.1:5300 --bufsize 512 --type TXT big.lab   # TC over UDP, then TCP",
+			"statelab dns query --server 127.0.0.1:5300 --cookie example.lab",
 		},
 		flags: func(fs *flag.FlagSet) {
 			f := &dnsQueryFlags
@@ -73,6 +80,8 @@ func init() {
 			durationVar(fs, &f.timeout, "timeout", 2*time.Second, time.Millisecond, time.Minute, "per-attempt timeout")
 			intVar(fs, &f.retries, "retries", 2, 0, 10, "retries after a timeout")
 			fs.BoolVar(&f.case0x20, "0x20", false, "randomise QNAME case (DNS 0x20)")
+			fs.BoolVar(&f.cookie, "cookie", false, "send DNS cookies (RFC 7873): refuse answers without the server's cookie once it gave one")
+			intVar(fs, &f.bufsize, "bufsize", 0, 0, 65535, "advertise an EDNS0 buffer of `N` bytes (0: no EDNS0, or 1232 with --cookie); a truncated answer is asked again over TCP")
 			fs.BoolVar(&f.quiet, "q", false, "print only the summary and counters")
 		},
 		run: dnsQuery,
@@ -102,6 +111,7 @@ const maxQueryRepeats = 10_000_000
 var (
 	dnsServeFlags struct {
 		addr, zone    string
+		cookieSecret  string
 		delay, jitter time.Duration
 		drop, dup     float64
 		maxHeld       int
@@ -112,6 +122,8 @@ var (
 		n, c, retries   int
 		timeout         time.Duration
 		case0x20, quiet bool
+		cookie          bool
+		bufsize         int
 	}
 	benchDNSFlags struct {
 		duration  time.Duration
@@ -141,6 +153,11 @@ func dnsServe(_ *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab dns serve: --addr %q: port 5353 is mDNS's; pick another port, such as 5300, or 0 for any free one\n", f.addr)
 		return exitUsage
 	}
+	secret, err := parseCookieSecret(f.cookieSecret)
+	if err != nil {
+		fmt.Fprintf(stderr, "statelab dns serve: %v\n", err)
+		return exitUsage
+	}
 	zone := udpdns.BuiltinZone()
 	if f.zone != "" {
 		z, err := udpdns.LoadZoneFile(f.zone)
@@ -168,7 +185,7 @@ func dnsServe(_ *flag.FlagSet, args []string) int {
 		dnsfault.Duplicate(f.dup, draws),
 		dnsfault.Delay(f.delay),
 		dnsfault.Jitter(f.jitter, draws))
-	srv, err := udpdns.StartServer(udpdns.ServerConfig{Addr: f.addr, Handler: h, TCP: true})
+	srv, err := udpdns.StartServer(udpdns.ServerConfig{Addr: f.addr, Handler: h, TCP: true, Cookies: &udpdns.CookieConfig{Secret: secret}})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab dns serve: %v (pick another --addr, or port 0)\n", err)
 		return exitUsage
@@ -186,6 +203,24 @@ func dnsServe(_ *flag.FlagSet, args []string) int {
 	fmt.Fprintf(stderr, "received %d, answered %d, dropped %d, duplicated %d; over the held-answers cap %d, tcp connections refused %d\n",
 		st.Received, st.Answered, st.Unanswered, st.Copies, held.Refused(), st.ConnsRefused)
 	return exitOK
+}
+
+// parseCookieSecret reads --cookie-secret: empty (a random secret), or
+// exactly 32 hex digits.
+func parseCookieSecret(s string) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	want := fmt.Sprintf("want %d hex digits (%d bytes), such as e5e973e5a6b2a43f48e7dc849e37bfcf, or leave it out for a random secret",
+		2*udpdns.CookieSecretLen, udpdns.CookieSecretLen)
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("--cookie-secret %q is not hex: %s", s, want)
+	}
+	if len(b) != udpdns.CookieSecretLen {
+		return nil, fmt.Errorf("--cookie-secret is %d bytes: %s", len(b), want)
+	}
+	return b, nil
 }
 
 // queryLog logs every answer h writes, one line on w: time, client
@@ -328,6 +363,10 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 		fmt.Fprintf(stderr, "statelab dns query: unknown --type %q (A, AAAA, TXT, SOA, NS, CNAME, MX, ...)\n", f.qtype)
 		return exitUsage
 	}
+	if f.bufsize > 0 && f.bufsize < dns.MinMsgSize {
+		fmt.Fprintf(stderr, "statelab dns query: --bufsize %d: want 0 (no EDNS0) or %d to 65535 bytes (RFC 6891: smaller counts as %d)\n", f.bufsize, dns.MinMsgSize, dns.MinMsgSize)
+		return exitUsage
+	}
 	// SIGINT or SIGTERM cancels everything from here on (the look-up of
 	// the server too); the signal is kept for the exit status.
 	sigs, stopSigs := querySignals()
@@ -355,7 +394,8 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 	if retries == 0 {
 		retries = -1 // the client's "exactly none"
 	}
-	cl, err := udpdns.NewClient(udpdns.Config{Server: server, Timeout: f.timeout, Retries: retries, Case0x20: f.case0x20})
+	cl, err := udpdns.NewClient(udpdns.Config{Server: server, Timeout: f.timeout, Retries: retries, Case0x20: f.case0x20,
+		Cookies: f.cookie, UDPSize: uint16(f.bufsize), TCPFallback: true})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab dns query: %v\n", err)
 		return exitUsage

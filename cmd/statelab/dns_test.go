@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/statelab/statelab/lab/labtest"
 	"github.com/statelab/statelab/udpdns"
 	"github.com/statelab/statelab/udpdns/dnsfault"
 )
@@ -240,6 +243,9 @@ func TestDNSFlagsRefuseBadValues(t *testing.T) {
 		{"serve --max-held zero", []string{"dns", "serve", "--max-held", "0"}, "-max-held: want a whole number from 1 to 100000"},
 		{"serve on mDNS's port", []string{"dns", "serve", "--addr", "127.0.0.1:5353"}, "port 5353 is mDNS's"},
 		{"serve --addr without a port", []string{"dns", "serve", "--addr", "127.0.0.1"}, "want HOST:PORT"},
+		{"serve --cookie-secret not hex", []string{"dns", "serve", "--addr", "127.0.0.1:0", "--cookie-secret", "not-hex"}, `--cookie-secret "not-hex" is not hex: want 32 hex digits (16 bytes)`},
+		{"serve --cookie-secret too short", []string{"dns", "serve", "--addr", "127.0.0.1:0", "--cookie-secret", "abcd"}, "--cookie-secret is 2 bytes: want 32 hex digits (16 bytes)"},
+		{"serve --cookie-secret too long", []string{"dns", "serve", "--addr", "127.0.0.1:0", "--cookie-secret", strings.Repeat("ab", 17)}, "--cookie-secret is 17 bytes"},
 		{"serve a zone file over 1 MiB", []string{"dns", "serve", "--addr", "127.0.0.1:0", "--zone", "/dev/zero"}, "larger than 1048576 bytes"},
 		{"query --timeout negative", []string{"dns", "query", "--timeout", "-1s", "--server", "127.0.0.1", "x.lab"}, "-timeout: want a duration from 1ms to 1m0s"},
 		{"query --retries negative", []string{"dns", "query", "--retries", "-1", "--server", "127.0.0.1", "x.lab"}, "-retries: want a whole number from 0 to 10"},
@@ -248,6 +254,8 @@ func TestDNSFlagsRefuseBadValues(t *testing.T) {
 		{"query --concurrency a million", []string{"dns", "query", "--concurrency", "1000000", "--server", "127.0.0.1", "x.lab"}, "-concurrency: want a whole number from 1 to 10000"},
 		{"query -n zero", []string{"dns", "query", "-n", "0", "--server", "127.0.0.1", "x.lab"}, "-n: want a whole number from 1 to 10000000"},
 		{"query -n a trillion", []string{"dns", "query", "-n", "1000000000000", "--server", "127.0.0.1", "x.lab"}, "-n: want a whole number from 1 to 10000000"},
+		{"query --bufsize below 512", []string{"dns", "query", "--bufsize", "100", "--server", "127.0.0.1", "x.lab"}, "--bufsize 100: want 0 (no EDNS0) or 512 to 65535 bytes"},
+		{"query --bufsize above 65535", []string{"dns", "query", "--bufsize", "70000", "--server", "127.0.0.1", "x.lab"}, "-bufsize: want a whole number from 0 to 65535"},
 		{"query a port out of range", []string{"dns", "query", "--server", "127.0.0.1:70000", "x.lab"}, "the port must be a number from 1 to 65535"},
 		{"bench --duration negative", []string{"bench", "dns", "--duration", "-1s"}, "-duration: want a duration from 100ms to 10m0s"},
 		{"bench --rounds zero", []string{"bench", "dns", "--rounds", "0"}, "-rounds: want a whole number from 1 to 100"},
@@ -468,5 +476,81 @@ func TestDNSServeCapsHeldAnswers(t *testing.T) {
 	_ = stop()
 	if s := errOut.String(); !strings.Contains(s, "received 5, answered 0, dropped 5") || !strings.Contains(s, "over the held-answers cap 3") {
 		t.Errorf("stderr %q, want 5 received, 3 over the held-answers cap", s)
+	}
+}
+
+// `dns serve` as dig sees it: +cookie gets a valid RFC 9018 server cookie
+// (made with --cookie-secret, for dig's address and client cookie); a
+// small +bufsize gets big.lab's answer truncated over UDP and dig retries
+// over TCP; +tcp works.
+func TestDNSServeWithDig(t *testing.T) {
+	dig := labtest.NeedTool(t, "dig")
+	const secretHex = "e5e973e5a6b2a43f48e7dc849e37bfcf"
+	addr, _, stop := startServe(t, "--cookie-secret", secretHex, "--quiet")
+	defer stop()
+	run := func(args ...string) string {
+		t.Helper()
+		base := []string{"@" + addr.Addr().String(), "-p", strconv.Itoa(int(addr.Port())), "+time=5", "+tries=1"}
+		out, err := exec.Command(dig, append(base, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("dig %q: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	t.Run("+cookie gets a valid server cookie", func(t *testing.T) {
+		out := run("+cookie", "example.lab", "A")
+		m := regexp.MustCompile(`; COOKIE: ([0-9a-f]{16})([0-9a-f]{32}) \(good\)`).FindStringSubmatch(out)
+		if m == nil || !strings.Contains(out, "192.0.2.1") {
+			t.Fatalf("dig +cookie output lacks a good 24-byte cookie and the answer:\n%s", out)
+		}
+		secret, _ := hex.DecodeString(secretHex)
+		c, err := udpdns.NewCookies(udpdns.CookieConfig{Secret: secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, _ := hex.DecodeString(m[1])
+		server, _ := hex.DecodeString(m[2])
+		if v := c.Check([8]byte(client), server, netip.MustParseAddr("127.0.0.1")); v != udpdns.CookieValid {
+			t.Errorf("the server cookie dig got is %v, want valid", v)
+		}
+	})
+	t.Run("+bufsize=512 truncates over UDP, dig retries over TCP", func(t *testing.T) {
+		out := run("+bufsize=512", "big.lab", "TXT")
+		if !strings.Contains(out, "Truncated, retrying in TCP mode") || !strings.Contains(out, "ANSWER: 16") {
+			t.Errorf("dig +bufsize=512 big.lab TXT:\n%s", out)
+		}
+	})
+	t.Run("+tcp", func(t *testing.T) {
+		out := run("+tcp", "big.lab", "TXT")
+		if !strings.Contains(out, "ANSWER: 16") || strings.Contains(out, "Truncated") {
+			t.Errorf("dig +tcp big.lab TXT:\n%s", out)
+		}
+	})
+}
+
+// `dns query` against `dns serve`: --bufsize 512 gets big.lab's answer
+// truncated over UDP and asks again over TCP (all 16 records); --cookie
+// learns the server's cookie and counts no rejection.
+func TestDNSQueryBufsizeAndCookie(t *testing.T) {
+	addr, _, stop := startServe(t, "--quiet")
+	defer stop()
+	tests := []struct {
+		name  string
+		args  []string
+		wants []string
+	}{
+		{"--bufsize 512: TC, then TCP", []string{"--bufsize", "512", "--type", "TXT", "big.lab"}, []string{"ANSWER: 16", "truncated=1 tcp=1/1"}},
+		{"--bufsize 4096: fits over UDP", []string{"--bufsize", "4096", "--type", "TXT", "big.lab"}, []string{"ANSWER: 16", "truncated=0 tcp=0/0"}},
+		{"--cookie", []string{"--cookie", "example.lab", "x.synth.lab"}, []string{"192.0.2.1", "missing-cookie=0 wrong-cookie=0", "badcookie=0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := run(append([]string{"dns", "query", "--server", addr.String()}, tt.args...)...)
+			for _, w := range tt.wants {
+				if code != 0 || !strings.Contains(out, w) {
+					t.Errorf("exit %d, stdout lacks %q:\n%s\nstderr: %s", code, w, out, errOut)
+				}
+			}
+		})
 	}
 }

@@ -35,7 +35,15 @@ func keepPorts(ports ...uint16) func(*capture.Packet) bool {
 // kernelICMPSent reads how many ICMP messages the kernel of the lab's
 // namespace has sent (Icmp OutMsgs in /proc/net/snmp): the source count
 // for the ICMP errors a capture should hold.
-func kernelICMPSent() (uint64, error) {
+func kernelICMPSent() (uint64, error) { return kernelSNMP("Icmp:", "OutMsgs") }
+
+// kernelTCPSent reads how many TCP segments the kernel of the lab's
+// namespace has sent (Tcp OutSegs): both ends of a loopback connection
+// are this kernel's, so it counts every segment a capture should hold.
+func kernelTCPSent() (uint64, error) { return kernelSNMP("Tcp:", "OutSegs") }
+
+// kernelSNMP reads one counter of /proc/net/snmp.
+func kernelSNMP(section, field string) (uint64, error) {
 	f, err := os.Open("/proc/net/snmp")
 	if err != nil {
 		return 0, err
@@ -45,7 +53,7 @@ func kernelICMPSent() (uint64, error) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() { // ends: the file is a few lines
 		fields := strings.Fields(sc.Text())
-		if len(fields) == 0 || fields[0] != "Icmp:" {
+		if len(fields) == 0 || fields[0] != section {
 			continue
 		}
 		if names == nil {
@@ -53,7 +61,7 @@ func kernelICMPSent() (uint64, error) {
 			continue
 		}
 		for i, n := range names {
-			if n == "OutMsgs" && i < len(fields) {
+			if n == field && i < len(fields) {
 				return strconv.ParseUint(fields[i], 10, 64)
 			}
 		}
@@ -61,7 +69,7 @@ func kernelICMPSent() (uint64, error) {
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("no Icmp OutMsgs in /proc/net/snmp")
+	return 0, fmt.Errorf("no %s %s in /proc/net/snmp", section, field)
 }
 
 // wireWant is what a DNS capture must hold, counted at the sources (never
@@ -82,6 +90,13 @@ type wireWant struct {
 	// wait: the count checked is the kernel's.
 	icmpBase    uint64
 	icmpAtLeast int
+	// repliesFromServer counts every UDP datagram from the server as a
+	// reply, whoever it goes to (probes from other sockets too).
+	repliesFromServer bool
+	// tcp: the capture must also hold every TCP segment the kernel sent
+	// since tcpBase (Tcp OutSegs).
+	tcp     bool
+	tcpBase uint64
 }
 
 // startWant records the kernel's ICMP count before the traffic.
@@ -102,8 +117,21 @@ func (x *wireWant) icmpSent() int {
 	return int(n - x.icmpBase)
 }
 
+// tcpSent is how many TCP segments the kernel sent since tcpBase (0
+// unless tcp).
+func (x *wireWant) tcpSent() int {
+	if !x.tcp {
+		return 0
+	}
+	n, err := kernelTCPSent()
+	if err != nil || n < x.tcpBase {
+		return 0
+	}
+	return int(n - x.tcpBase)
+}
+
 // wireGot is what a capture holds, in wireWant's categories.
-type wireGot struct{ queries, replies, icmp int }
+type wireGot struct{ queries, replies, icmp, tcp int }
 
 // add counts one captured packet in its category.
 func (x *wireWant) add(p *capture.Packet, g *wireGot) {
@@ -112,10 +140,12 @@ func (x *wireWant) add(p *capture.Packet, g *wireGot) {
 	case !ok:
 	case m.Proto == capture.ProtoICMP:
 		g.icmp++
+	case m.Proto == capture.ProtoTCP:
+		g.tcp++
 	case m.Proto != capture.ProtoUDP:
 	case m.Dst == x.server:
 		g.queries++
-	case m.Dst == x.client:
+	case m.Dst == x.client, x.repliesFromServer && m.Src == x.server:
 		g.replies++
 	}
 }
@@ -150,16 +180,20 @@ func stopComplete(env *lab.Env, c *capture.Capture, x wireWant) ([]*capture.Pack
 		if g.queries < x.queries || g.replies < x.replies || g.icmp < x.icmpAtLeast {
 			return false // not yet: spare the kernel's count a read
 		}
-		return x.holds(g, x.icmpSent())
+		return x.holds(g, x.icmpSent()) && g.tcp >= x.tcpSent()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
-	icmp := x.icmpSent()
+	icmp, tcp := x.icmpSent(), x.tcpSent()
 	g = x.count(pkts)
-	got := min(g.queries, x.queries) + min(g.replies, x.replies) + min(g.icmp, icmp)
-	env.CaptureComplete(c, got, x.queries+x.replies+icmp, "packets",
-		fmt.Sprintf("the client (%d queries sent), %s, the kernel (%d ICMP messages sent, /proc/net/snmp); captured %d + %d + %d",
-			x.queries, x.repliesBy, icmp, g.queries, g.replies, g.icmp))
+	got := min(g.queries, x.queries) + min(g.replies, x.replies) + min(g.icmp, icmp) + min(g.tcp, tcp)
+	source := fmt.Sprintf("the client (%d queries sent), %s, the kernel (%d ICMP messages sent, /proc/net/snmp); captured %d + %d + %d",
+		x.queries, x.repliesBy, icmp, g.queries, g.replies, g.icmp)
+	if x.tcp {
+		source = fmt.Sprintf("the client (%d queries sent), %s, the kernel (%d ICMP messages, %d TCP segments sent, /proc/net/snmp); captured %d + %d + %d + %d",
+			x.queries, x.repliesBy, icmp, tcp, g.queries, g.replies, g.icmp, g.tcp)
+	}
+	env.CaptureComplete(c, got, x.queries+x.replies+icmp+tcp, "packets", source)
 	return pkts, nil
 }

@@ -34,10 +34,16 @@
 //	loss.go         dns/loss: the server's plan (drop, hold) as dnsfault.Act
 //	restart.go      dns/server-restart
 //	clientgone.go   dns/client-gone
+//	cookies.go      dns/cookies: the forger of cookie-less answers, the
+//	                probes with bad cookies, the restarts, the judging
+//	cookiewire.go   dns/cookies' capture: each cookie described, the
+//	                ladder, the holding row
+//	truncation.go   dns/truncation: TC over UDP, the TCP retry segment by
+//	                segment, the costs and the holding row
 //	role.go         the server process role (zone, faults, tally file)
 //	bench.go        statelab bench dns: the client against dnsperf
 //
 // Each read* step (readIDMatching, readSpoofing, readLoss, readRestart,
-// readClientGone) is a function of the packets and has table-driven tests
+// readClientGone, readCookies, readTruncation) is a function of the packets and has table-driven tests
 // on small captures built in the test (frames_test.go).
 package dnsexp

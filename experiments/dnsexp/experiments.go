@@ -37,6 +37,21 @@ func Experiments() []lab.Experiment {
 			Roles: roles,
 		},
 		{
+			Name:    "dns/cookies",
+			Summary: "DNS cookies (RFC 7873, RFC 9018): the server signs, the client carries 24 bytes, forgeries without them are refused",
+			Shows: "The server keeps nothing per client — one secret — yet recognises its clients: it hands each a cookie hashed from the client's " +
+				"cookie, a timestamp and its address, the client carries it in every query, answers without it are refused, bad cookies get BADCOOKIE, " +
+				"and a restart loses nothing with the same secret and costs one BADCOOKIE round trip with a new one.",
+			Run: runCookies,
+		},
+		{
+			Name:    "dns/truncation",
+			Summary: "an answer too big for the client's EDNS buffer comes back truncated (TC) over UDP; the client asks again over TCP",
+			Shows: "UDP keeps the server stateless only while the answer fits: one too big for the client's advertised buffer comes back " +
+				"with TC set, and the client retries over TCP — a handshake, the query, the answer, FIN each way: the stateless exchange becomes a connection the server holds, measured against a UDP-only answer.",
+			Run: runTruncation,
+		},
+		{
 			Name:    "dns/client-gone",
 			Summary: "the client socket closes before its answer arrives: the kernel answers the server with ICMP port unreachable",
 			Shows: "The server keeps no connection, so it cannot know the client left: its answer goes out, the write succeeds, " +

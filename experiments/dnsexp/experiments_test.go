@@ -43,7 +43,7 @@ func runExperiment(t *testing.T, name string) *lab.Report {
 // Every experiment passes, judges its capture complete against the
 // sources' counts before anything else, and comments every packet of it.
 func TestExperimentsPass(t *testing.T) {
-	for _, name := range []string{"dns/id-matching", "dns/spoofing", "dns/loss", "dns/server-restart", "dns/client-gone"} {
+	for _, name := range []string{"dns/id-matching", "dns/spoofing", "dns/loss", "dns/server-restart", "dns/client-gone", "dns/cookies", "dns/truncation"} {
 		t.Run(name, func(t *testing.T) {
 			r := runExperiment(t, name)
 			if len(r.Checks) == 0 || !strings.HasPrefix(r.Checks[0].Name, "capture complete") {

@@ -82,9 +82,9 @@ func TestWireWantCounts(t *testing.T) {
 		want wireGot
 		ok   bool
 	}{
-		{"everything", full, 1, wireGot{1, 1, 1}, true},
-		{"the ICMP error missing", full[:2], 1, wireGot{1, 1, 0}, false},
-		{"the answer missing", []*capture.Packet{full[0], full[2]}, 1, wireGot{1, 0, 1}, false},
+		{"everything", full, 1, wireGot{queries: 1, replies: 1, icmp: 1}, true},
+		{"the ICMP error missing", full[:2], 1, wireGot{queries: 1, replies: 1}, false},
+		{"the answer missing", []*capture.Packet{full[0], full[2]}, 1, wireGot{queries: 1, icmp: 1}, false},
 		{"nothing", nil, 0, wireGot{}, false},
 	}
 	for _, tt := range tests {

@@ -62,7 +62,39 @@ func runRestart(env *lab.Env) error {
 	w := readRestart(pkts, x.addr, r.client, x.pid1, x.pid2, &r.said)
 	commentRest(pkts)
 	x.report(w)
+	x.holding(w, st)
 	return nil
+}
+
+// holding is dns/server-restart's row of "who holds the state", from what
+// this run measured: the queries answered across the restart, the retries
+// the query sent while down needed, the bytes of ID and question the
+// client sent in each query (from the capture).
+func (x *restartRun) holding(w restartWire, st udpdns.Stats) {
+	good := 0
+	for _, s := range x.steps {
+		if s.ok {
+			good++
+		}
+	}
+	lost := fmt.Sprintf("nothing: %d of %d queries answered across the restart; the one sent while down was retried %d time(s) and answered %v after it",
+		good, len(x.steps), st.Retries, x.gapWait.Round(time.Millisecond))
+	if good != len(x.steps) {
+		lost = fmt.Sprintf("%d of %d queries unanswered across the restart", len(x.steps)-good, len(x.steps))
+	}
+	per := 0
+	if w.queries > 0 {
+		per = w.idQuestionBytes / w.queries
+	}
+	x.env.Holding(lab.Holding{
+		ServerKeeps: fmt.Sprintf("nothing between queries: only the query being answered (%d processes answered %d queries, neither needing the other's memory)",
+			2, good),
+		ClientCarries: fmt.Sprintf("the query ID and question in each of its %d queries (%d bytes on average, the rest of its state — what it asked, when to retry — stays with it)",
+			w.queries, per),
+		RestartLoses: lost,
+		CarriedBytes: per,
+		CarriedPer:   "per query (ID + question, from the capture)",
+	})
 }
 
 // restartRun is one run of dns/server-restart.
@@ -203,6 +235,9 @@ type restartWire struct {
 	icmpForGap bool            // one of them quotes the gap query
 	gapFirstID uint16          // the gap query's first ID, as quoted
 	ladder     []lab.Rung
+	// queries captured, and the bytes of ID and question they carried
+	// (2 + QNAME + QTYPE + QCLASS each).
+	queries, idQuestionBytes int
 }
 
 // readRestart comments every query, answer and ICMP error with the
@@ -234,6 +269,8 @@ func readRestart(pkts []*capture.Packet, addr, client netip.AddrPort, pid1, pid2
 		switch {
 		case d.meta.Dst == addr && !d.head.Response():
 			w.ports[d.meta.Src.Port()] = true
+			w.queries++
+			w.idQuestionBytes += 2 + len(d.head.QName) + 4
 			if _, ok := order[n]; !ok {
 				order[n] = len(order)
 			}

@@ -54,3 +54,14 @@ func TestReadRestart(t *testing.T) {
 		t.Errorf("answers credited to %q and %q", pkts[1].Comments[0], pkts[5].Comments[0])
 	}
 }
+
+// The Holding row's bytes: ID (2) + QNAME in wire form + QTYPE and QCLASS
+// (4) of every captured query, answers not counted.
+func TestReadRestartCountsIDAndQuestionBytes(t *testing.T) {
+	before := synthName("before", 0) // 1+7 +1+5 +1+3 +1 = 19 bytes of QNAME
+	pkts := []*capture.Packet{q(t, 1, before), a(t, 1, before), q(t, 2, gapName)}
+	w := readRestart(pkts, srvAP, cliAP, 100, 200, saidOf())
+	if want := (2 + 19 + 4) + (2 + 26 + 4); w.queries != 2 || w.idQuestionBytes != want {
+		t.Errorf("%d queries, %d bytes; want 2, %d", w.queries, w.idQuestionBytes, want)
+	}
+}

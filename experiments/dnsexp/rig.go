@@ -59,6 +59,14 @@ type rigConfig struct {
 	// clientPort captures the client's port as well as the server's (for
 	// datagrams forged from other ports).
 	clientPort bool
+	// udpSize, cookies and tcpFallback are the client's Config.UDPSize,
+	// Cookies and TCPFallback.
+	udpSize     uint16
+	cookies     bool
+	tcpFallback bool
+	// tcp: the capture must hold every TCP segment the kernel sends from
+	// now on (the server serves TCP too).
+	tcp bool
 }
 
 // newRig sets up the rig for a server listening at server.
@@ -67,6 +75,12 @@ func newRig(env *lab.Env, server netip.AddrPort, c rigConfig) (*rig, error) {
 	var err error
 	if r.want, err = startWant(); err != nil {
 		return nil, err
+	}
+	if c.tcp {
+		r.want.tcp = true
+		if r.want.tcpBase, err = kernelTCPSent(); err != nil {
+			return nil, fmt.Errorf("reading the kernel's TCP segment count: %w", err)
+		}
 	}
 	var clientPort atomic.Uint32 // known once the client exists
 	keepSrv := keepPorts(server.Port())
@@ -82,6 +96,7 @@ func newRig(env *lab.Env, server netip.AddrPort, c rigConfig) (*rig, error) {
 		return nil, err
 	}
 	r.cl, err = udpdns.NewClient(udpdns.Config{Server: server, Timeout: c.timeout, Retries: c.retries, Rand: env.Bytes("client"),
+		UDPSize: c.udpSize, Cookies: c.cookies, TCPFallback: c.tcpFallback,
 		Trace: func(e udpdns.Event) {
 			r.first.trace(e)
 			r.said.trace(e)

@@ -59,3 +59,45 @@ func TestTsharkPairsEveryAnsweredQuery(t *testing.T) {
 		})
 	}
 }
+
+// Wireshark reads the cookies as the lab does: the client's first query
+// carries a client cookie only, its later ones a 16-byte server cookie
+// too; and dns/truncation's big answer is truncated over UDP (TC) and
+// whole over TCP.
+func TestTsharkReadsCookiesAndTruncation(t *testing.T) {
+	labtest.NeedTool(t, "tshark")
+	t.Run("dns/cookies", func(t *testing.T) {
+		r := runExperiment(t, "dns/cookies")
+		out := labtest.Tshark(t, r.Captures[0], "-Y", "dns.flags.response == 0 && udp.dstport == 53 && dns.qry.name matches \"^(learn|forged|restart)\"",
+			"-T", "fields", "-E", "separator=|", "-e", "dns.opt.cookie.client", "-e", "dns.opt.cookie.server")
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) < 3 {
+			t.Fatalf("tshark found %d client queries:\n%s", len(lines), out)
+		}
+		for i, line := range lines {
+			f := strings.Split(line, "|")
+			client, server := f[0], ""
+			if len(f) > 1 {
+				server = f[1]
+			}
+			server = strings.ReplaceAll(strings.TrimPrefix(server, "<MISSING>"), ":", "")
+			client = strings.ReplaceAll(client, ":", "")
+			wantServer := 32
+			if i == 0 {
+				wantServer = 0
+			}
+			if len(client) != 16 || len(server) != wantServer {
+				t.Errorf("query %d: client cookie %q, server cookie %q (want %d hex digits)", i, client, server, wantServer)
+			}
+		}
+	})
+	t.Run("dns/truncation", func(t *testing.T) {
+		r := runExperiment(t, "dns/truncation")
+		out := labtest.Tshark(t, r.Captures[0], "-Y", "dns.flags.response == 1 && dns.qry.name == \"big.lab\"",
+			"-T", "fields", "-E", "separator=|", "-e", "udp.srcport", "-e", "tcp.srcport", "-e", "dns.flags.truncated", "-e", "dns.count.answers")
+		got := strings.Fields(strings.TrimSpace(out))
+		if len(got) != 2 || !strings.HasPrefix(got[0], "53||1|") || !strings.HasPrefix(got[1], "|53|0|16") {
+			t.Errorf("tshark's answers to big.lab (udp port|tcp port|TC|answers): %q", got)
+		}
+	})
+}
