@@ -96,7 +96,7 @@ func (s *TokenServer) fallback(w http.ResponseWriter, r *http.Request) {
 		}
 		slices.Sort(paths)
 		writeJSON(w, http.StatusOK, map[string]any{"calculator": string(Token), "api": paths,
-			"session": "POST /session sets the session cookie (a signed token holding the whole state) and the sid cookie",
+			"session":  "POST /session sets the session cookie (a signed token holding the whole state) and the sid cookie",
 			"denylist": s.deny != nil, "token_lifetime": s.codec.lifetime.String(), "max_token_bytes": MaxTokenBytes})
 		return
 	}
