@@ -48,5 +48,16 @@ func Experiments() []lab.Experiment {
 				"carries. As the last http experiment it ends with the stateless-vs-stateful table, filled from this run.",
 			Run: runMechanisms,
 		},
+		{
+			Name:    "http/signed-token",
+			Summary: "the session in an HMAC-signed token the client carries: survives kill -9 of every backend and round-robin with no store; bad tokens refused; the costs measured",
+			Shows: "The calculator's session (last result, history) rides in a JWT the client carries (HS256, a secret shared by three " +
+				"backend processes): the workflow survives kill -9 of every backend and round-robin with no store and no stickiness; " +
+				"tampered, forged, expired and transplanted tokens get 401 and change nothing; and the costs, measured from the " +
+				"capture: bytes per request against a cookie id, the token growing with the history, and a logged-out token that " +
+				"still works unless a denylist — state again — refuses it.",
+			Run:   runSignedToken,
+			Roles: roles,
+		},
 	}
 }
