@@ -12,7 +12,7 @@ import (
 )
 
 // tokenServer is a token server on a clock the test moves.
-func tokenServer(t *testing.T, deny bool) (*TokenServer, *time.Time) {
+func tokenServer(t testing.TB, deny bool) (*TokenServer, *time.Time) {
 	t.Helper()
 	now := testNow
 	cfg := TokenConfig{Secret: testSecret, Lifetime: 10 * time.Minute, Now: func() time.Time { return now }}
@@ -203,4 +203,28 @@ func TestTokenServerWithoutToken(t *testing.T) {
 			t.Errorf("%s %s set a session cookie", tc.method, tc.path)
 		}
 	}
+}
+
+// Any session and sid cookie: the token server answers below 500 with a
+// JSON body, sets no cookie unless the token was its own, and reads a
+// state only from a token it issued.
+func FuzzTokenServerCookies(f *testing.F) {
+	s, _ := tokenServer(f, true)
+	good, _ := s.Codec().Issue("sid-1", SessionState{HasLast: true, LastResult: 30})
+	for _, c := range []struct{ tok, sid string }{{good, "sid-1"}, {good, "sid-2"}, {good + "x", "sid-1"}, {"", ""}, {"a.b.c", "x"}, {strings.Repeat("A", MaxTokenBytes+1), "sid-1"}} {
+		f.Add(c.tok, c.sid)
+	}
+	f.Fuzz(func(t *testing.T, tok, sid string) {
+		w := tokenReq(s, "POST", "/use_last", `{"op":"add","b":1}`, tok, sid)
+		var m map[string]any
+		if w.Code >= 500 || json.Unmarshal(w.Body.Bytes(), &m) != nil {
+			t.Fatalf("%d %q", w.Code, w.Body)
+		}
+		if w.Code == http.StatusOK && (tok != good || sid != "sid-1") {
+			t.Fatalf("accepted token %q with sid %q", tok, sid)
+		}
+		if _, set := cookieOf(w, SessionCookie); set != (w.Code == http.StatusOK) {
+			t.Fatalf("%d with a cookie set: %v", w.Code, set)
+		}
+	})
 }
