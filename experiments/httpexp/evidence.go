@@ -11,8 +11,10 @@ import (
 // The seed's comparison table (crash recovery, scalability, data sent,
 // features, complexity) is filled from measurements: every http experiment
 // records the cells it measured, worded from the measured values, in the
-// run's state (lab.RunState), and the last experiment of the group in
-// catalogue order (http/mechanisms) prints the table of its run. A cell
+// run's state (lab.RunState), and http/mechanisms prints the table of its
+// run; http/signed-token, which fills a column of its own and runs after it
+// in name order, prints it again, so the last table of `statelab run http`
+// has every cell. A cell
 // whose experiment did not run in this run says so instead of guessing.
 // (Not a lab.Summary: that would add a report to every partial run, which
 // `statelab run http/calculator --json` must not.)

@@ -3,8 +3,9 @@ package httpexp
 import "github.com/statelab/statelab/lab"
 
 // Experiments returns the http/ experiments, for a lab.Catalogue. Nothing
-// is registered by importing the package. http/mechanisms, last in name
-// order, prints the comparison table the others fill in the same run.
+// is registered by importing the package. http/mechanisms prints the
+// comparison table the others fill in the same run, and http/signed-token,
+// after it in name order, prints it again with its own column filled.
 func Experiments() []lab.Experiment {
 	return []lab.Experiment{
 		{
@@ -45,7 +46,8 @@ func Experiments() []lab.Experiment {
 			Summary: "the four ways to add state to stateless HTTP: cookie, URL rewriting, hidden form field, server-side session data",
 			Shows: "The same session token rides in a Cookie header, in the URL (?session=), or in a hidden form field, each " +
 				"visible in the capture; behind all three the state itself is server-side session data the request never " +
-				"carries. As the last http experiment it ends with the stateless-vs-stateful table, filled from this run.",
+				"carries. It ends with the stateless-vs-stateful table, filled from this run (http/signed-token, after it in name order, " +
+				"prints it again with the signed token's column).",
 			Run: runMechanisms,
 		},
 		{
