@@ -107,14 +107,13 @@ func (ev *evidence) rows() ([][]string, int) {
 					c, ok = v, true
 				}
 			}
-			from := r.from
-			if f, has := evidenceColFrom[m]; has {
-				from = f
-			}
-			if ok {
+			switch f, byCol := evidenceColFrom[m]; {
+			case ok:
 				filled++
-			} else {
-				c = "not measured (run " + from + ")"
+			case byCol:
+				c = "not measured yet: " + f + " fills this column, and its report repeats this table"
+			default:
+				c = "not measured (run " + r.from + ")"
 			}
 			row = append(row, c)
 		}
