@@ -52,6 +52,14 @@
 // follow it), since it holds live tokens; StoreFileWarnings names those
 // other users can read. AccessLog writes one line per request.
 //
+// A fourth mode, Token (TokenServer), keeps nothing on the server: the
+// session (last result, history, counts) rides in an HMAC-signed JWT the
+// client carries in the session cookie, bound to a session id in the sid
+// cookie, checked on every request and reissued by each one that changes
+// it. Any process with the same secret serves any request; a token that
+// was changed, signed with another key, expired, is another session's, or
+// was logged out while a Denylist is kept gets 401 and changes nothing.
+//
 // The package is a library: it imports nothing of the lab, and its tests
 // need no namespace. The lab's http/ experiments, their capture analysis
 // and `statelab bench http` are in experiments/httpexp.
@@ -65,6 +73,12 @@
 //	mechanisms.go  the token in the URL and in the form's hidden field; the
 //	               form page (FormToken, FormResult)
 //	codec.go       the session codec
+//	token.go       the token mode's codec: the session signed into a JWT
+//	               (HS256), verified, capped at MaxTokenBytes
+//	token_server.go TokenServer: the API with the session in the client's
+//	               token, bound to its sid cookie; 401 for every bad token
+//	token_denylist.go Denylist: logged-out sessions, per-client state again
+//	token_serve.go ServeMode for the token mode
 //	store.go       --store URLs (ParseStoreURL) and OpenStore: memory,
 //	               SQLite, Redis
 //	lock.go        one request per session at a time: in-process stripes,

@@ -23,6 +23,12 @@ type ServeSpec struct {
 	MaxSessions int `json:"max_sessions,omitempty"`
 	// AccessLog, when set, gets one line per request (AccessLog).
 	AccessLog io.Writer `json:"-"`
+	// TokenSecret (hex), TokenLifetime and TokenDenylist configure the
+	// token mode (TokenConfig); an empty secret is a random one, good for
+	// this process only.
+	TokenSecret   string        `json:"token_secret,omitempty"`
+	TokenLifetime time.Duration `json:"token_lifetime,omitempty"`
+	TokenDenylist bool          `json:"token_denylist,omitempty"`
 }
 
 // LongLived is the spec of a server that runs until stopped by hand
@@ -34,6 +40,9 @@ func LongLived(mode Mode, addr, store string) ServeSpec {
 // ServeMode opens the spec's store, builds the server and listens. cleanup
 // stops the server and releases the store.
 func ServeMode(ctx context.Context, spec ServeSpec) (*Running, func(), error) {
+	if spec.Mode == Token {
+		return serveToken(spec)
+	}
 	cfg := Config{Mode: spec.Mode, CleanupInterval: spec.CleanupInterval, MaxSessions: spec.MaxSessions}
 	closeStore := func() error { return nil }
 	if spec.Store != "" && spec.Mode != Stateless {

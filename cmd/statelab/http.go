@@ -21,9 +21,11 @@ import (
 func init() {
 	register(&command{
 		name: "http serve",
-		args: "[--mode stateless|stateful|store] [--store URL] [--addr ADDR]",
+		args: "[--mode stateless|stateful|store|token] [--store URL] [--token-secret HEX] [--addr ADDR]",
 		summary: "Serve the calculator for curl, a browser or wrk, in your own network namespace (loopback by default).\n" +
-			"Stateless keeps nothing; stateful keeps sessions in memory; store keeps them in SQLite or Redis.\n" +
+			"Stateless keeps nothing; stateful keeps sessions in memory; store keeps them in SQLite or Redis;\n" +
+			"token keeps nothing: the session rides in a signed token (JWT, HS256) the client carries, so every\n" +
+			"backend given the same --token-secret serves any request (tokens over 4096 bytes are refused).\n" +
 			"Open http://ADDR/form in a browser for the HTML form (its session rides in a hidden field).",
 		examples: []string{
 			"statelab http serve --mode stateful",
@@ -33,13 +35,21 @@ func init() {
 			"curl -b jar localhost:8080/history; curl -b jar localhost:8080/stats; curl -b jar -X POST localhost:8080/undo",
 			"statelab http serve --mode store --store sqlite:///tmp/sessions.db",
 			"statelab http serve --mode store --store redis://127.0.0.1:6379",
+			"statelab http serve --mode token --token-secret $(openssl rand -hex 32) --token-lifetime 10m",
+			"statelab http serve --mode token --token-denylist    # POST /logout then revokes the session (state again)",
 		},
 		flags: func(fs *flag.FlagSet) {
 			f := &httpServeFlags
-			fs.StringVar(&f.mode, "mode", "stateless", "how the server keeps state: `stateless`, stateful or store")
+			fs.StringVar(&f.mode, "mode", "stateless", "how the server keeps state: `stateless`, stateful, store or token")
 			fs.StringVar(&f.store, "store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db or redis://host:port[/db] (default sqlite:statelab-sessions.db, created mode 0600)")
 			fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on `ADDR` (port 0 picks a free one)")
 			fs.BoolVar(&f.quiet, "quiet", false, "no access log (by default one line per request on stderr: time, client, request, status, bytes, duration)")
+			fs.StringVar(&f.tokenSecret, "token-secret", "", "for --mode token: the HMAC secret as `HEX`, at least 32 bytes (64 hex digits); every backend of one service "+
+				"needs the same (default: a random one, good for this process only)")
+			durationVar(fs, &f.tokenLifetime, "token-lifetime", 30*time.Minute, time.Second, 24*time.Hour, "for --mode token: a token is good for `D` after it was issued "+
+				"(each request that changes the session issues a new one)")
+			fs.BoolVar(&f.tokenDenylist, "token-denylist", false, "for --mode token: keep logged-out sessions in a denylist in memory, so POST /logout revokes "+
+				"their tokens (per-client state again, lost when the process stops)")
 			intVar(fs, &f.maxSessions, "max-sessions", 10000, 1, 10_000_000, "keep at most `N` live sessions; then a new session is refused with 503 session_limit "+
 				"(none is evicted) until some expire (30 min idle)")
 		},
@@ -72,6 +82,9 @@ var httpServeFlags struct {
 	mode, store, addr string
 	quiet             bool
 	maxSessions       int
+	tokenSecret       string
+	tokenLifetime     time.Duration
+	tokenDenylist     bool
 }
 
 // benchHTTPFlags are bench http's flags.
@@ -82,14 +95,37 @@ var benchHTTPFlags struct {
 	json        bool
 }
 
-func httpServeCmd(_ *flag.FlagSet, args []string) int {
+func httpServeCmd(fs *flag.FlagSet, args []string) int {
 	if len(args) > 0 {
 		fmt.Fprintf(stderr, "statelab http serve: takes no arguments (got %q)\n", args)
 		return exitUsage
 	}
 	f := httpServeFlags
 	mode, store, addr := httpstate.Mode(f.mode), f.store, f.addr
+	if mode != httpstate.Token {
+		bad := ""
+		fs.Visit(func(fl *flag.Flag) {
+			if strings.HasPrefix(fl.Name, "token-") && bad == "" {
+				bad = fl.Name
+			}
+		})
+		if bad != "" {
+			fmt.Fprintf(stderr, "statelab http serve: --%s is for --mode token\n", bad)
+			return exitUsage
+		}
+	}
 	switch mode {
+	case httpstate.Token:
+		if store != "" {
+			fmt.Fprintf(stderr, "statelab http serve: --store is for --mode store (a token server keeps no store: the client carries the session)\n")
+			return exitUsage
+		}
+		if f.tokenSecret == "" {
+			fmt.Fprintf(stderr, "statelab http serve: warning: no --token-secret: a random one, so only this process can verify its tokens (a restart or another backend cannot)\n")
+		} else if _, err := httpstate.ParseTokenSecret(f.tokenSecret); err != nil {
+			fmt.Fprintf(stderr, "statelab http serve: --token-secret: %v\n", err)
+			return exitUsage
+		}
 	case httpstate.Stateless, httpstate.Stateful:
 		if store != "" {
 			fmt.Fprintf(stderr, "statelab http serve: --store is for --mode store (a %s server keeps no store)\n", mode)
@@ -108,7 +144,7 @@ func httpServeCmd(_ *flag.FlagSet, args []string) int {
 			fmt.Fprintf(stderr, "statelab http serve: warning: %s\n", w)
 		}
 	default:
-		fmt.Fprintf(stderr, "statelab http serve: --mode %q: want stateless, stateful or store\n", mode)
+		fmt.Fprintf(stderr, "statelab http serve: --mode %q: want stateless, stateful, store or token\n", mode)
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -116,6 +152,7 @@ func httpServeCmd(_ *flag.FlagSet, args []string) int {
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	spec := httpstate.LongLived(mode, addr, store)
 	spec.MaxSessions = f.maxSessions
+	spec.TokenSecret, spec.TokenLifetime, spec.TokenDenylist = f.tokenSecret, f.tokenLifetime, f.tokenDenylist
 	if !f.quiet {
 		spec.AccessLog = stderr
 	}
@@ -130,8 +167,15 @@ func httpServeCmd(_ *flag.FlagSet, args []string) int {
 	if store != "" {
 		where = " (sessions in " + store + ")"
 	}
+	if mode == httpstate.Token {
+		where = fmt.Sprintf(" (sessions in signed tokens the clients carry, good for %s; denylist: %t)", f.tokenLifetime, f.tokenDenylist)
+	}
 	fmt.Fprintf(stdout, "serving a %s calculator on %s%s; Ctrl-C stops\n", mode, run.URL(), where)
-	fmt.Fprintf(stdout, "  curl %s/calculate --json '{\"op\":\"add\",\"a\":10,\"b\":5}'\n  browser: %s/form\n", run.URL(), run.URL())
+	if mode == httpstate.Token {
+		fmt.Fprintf(stdout, "  curl -c jar -b jar -X POST %s/session; curl -c jar -b jar %s/calculate --json '{\"op\":\"add\",\"a\":10,\"b\":5}'\n", run.URL(), run.URL())
+	} else {
+		fmt.Fprintf(stdout, "  curl %s/calculate --json '{\"op\":\"add\",\"a\":10,\"b\":5}'\n  browser: %s/form\n", run.URL(), run.URL())
+	}
 	<-ctx.Done()
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()

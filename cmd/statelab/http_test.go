@@ -17,7 +17,7 @@ func TestHTTPCommandsRefuseBadUsage(t *testing.T) {
 		stderr string
 	}{
 		{"serve --help shows examples", []string{"http", "serve", "--help"}, 0, "Examples:", ""},
-		{"serve unknown mode", []string{"http", "serve", "--mode", "sometimes"}, 2, "", `want stateless, stateful or store`},
+		{"serve unknown mode", []string{"http", "serve", "--mode", "sometimes"}, 2, "", `want stateless, stateful, store or token`},
 		{"serve store URL for a stateless server", []string{"http", "serve", "--mode", "stateless", "--store", "redis://127.0.0.1:1"}, 2, "", "--store is for --mode store"},
 		{"serve bad store URL", []string{"http", "serve", "--mode", "store", "--store", "ftp://x"}, 2, "", "--store"},
 		{"serve stray argument", []string{"http", "serve", "now"}, 2, "", "takes no arguments"},
@@ -38,6 +38,13 @@ func TestHTTPCommandsRefuseBadUsage(t *testing.T) {
 		{"serve negative max sessions", []string{"http", "serve", "--max-sessions", "-5"}, 2, "", "-max-sessions"},
 		{"serve help documents the session policy", []string{"http", "serve", "--help"}, 0, "session_limit", ""},
 		{"serve help documents --quiet", []string{"http", "serve", "--help"}, 0, "-quiet", ""},
+		{"serve token secret not hex", []string{"http", "serve", "--mode", "token", "--token-secret", "zz"}, 2, "", "--token-secret: httpstate: token secret: not hex"},
+		{"serve token secret too short", []string{"http", "serve", "--mode", "token", "--token-secret", strings.Repeat("ab", 16)}, 2, "", "16 bytes (32 hex digits), want at least 32 bytes (64 hex digits)"},
+		{"serve token secret for another mode", []string{"http", "serve", "--mode", "stateful", "--token-secret", strings.Repeat("ab", 32)}, 2, "", "--token-secret is for --mode token"},
+		{"serve token lifetime for another mode", []string{"http", "serve", "--token-lifetime", "1m"}, 2, "", "--token-lifetime is for --mode token"},
+		{"serve token lifetime zero", []string{"http", "serve", "--mode", "token", "--token-lifetime", "0s"}, 2, "", "-token-lifetime: want a duration from 1s"},
+		{"serve token with a store", []string{"http", "serve", "--mode", "token", "--store", "sqlite:x.db"}, 2, "", "a token server keeps no store"},
+		{"serve help documents the token cap", []string{"http", "serve", "--help"}, 0, "4096 bytes", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

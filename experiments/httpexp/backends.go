@@ -89,7 +89,7 @@ func readBackendLegs(t *transcript, streams []*capture.Stream, front []*Exchange
 func commentLeg(name string, n int, p *played, b backendLeg, ex, fx *Exchange) string {
 	label := ex.Request.Method + " " + ex.Request.URL.RequestURI()
 	if ck, err := ex.Request.Cookie(httpstate.SessionCookie); err == nil {
-		label += " cookie=" + short(ck.Value)
+		label += " cookie=" + sessionLabel(ck.Value)
 	}
 	if ex.ReqPacket != nil {
 		ex.ReqPacket.Comment(fmt.Sprintf("%s step %d (%s), backend leg: balancer → %s (%s): %s", name, n+1, p.Label, b.name, b.addr, label))

@@ -36,10 +36,16 @@ func runCrash(env *lab.Env) error {
 	if err != nil {
 		return err
 	}
+	carried, carrying := 0, 0 // session cookie bytes in the captured requests, and requests with one
 	for _, c := range cases {
-		c.t.annotate(env, pkts)
+		for _, ex := range c.t.annotate(env, pkts) {
+			if v := requestCookie(ex, httpstate.SessionCookie); v != "" {
+				carried, carrying = carried+len(v), carrying+1
+			}
+		}
 	}
 	recordCrashEvidence(env, cases)
+	recordCrashHolding(env, cases, carried, carrying)
 	return nil
 }
 
@@ -278,4 +284,40 @@ func recordCrashEvidence(env *lab.Env, cases []*crashCase) {
 		}
 	}
 	recordEvidence(env, rowCrash, httpstate.StoreBacked, "%s", strings.Join(cells, "; "))
+}
+
+// recordCrashHolding records the experiment's row of "who holds the
+// state": what each kind kept, and what the kill -9 was seen to lose;
+// the carried bytes are the session cookies' in the captured requests.
+func recordCrashHolding(env *lab.Env, cases []*crashCase, carried, carrying int) {
+	var keeps, loses []string
+	for _, c := range cases {
+		switch {
+		case c.mode == httpstate.Stateless:
+			keeps = append(keeps, "stateless: nothing")
+		case c.mode == httpstate.Stateful:
+			keeps = append(keeps, "stateful: the session in process memory")
+		default:
+			keeps = append(keeps, c.name+": nothing in the process, the session in "+storeWhere(c.store))
+		}
+		switch {
+		case c.ok:
+			loses = append(loses, fmt.Sprintf("%s nothing (%g reached)", c.name, c.result))
+		case c.status == http.StatusUnauthorized:
+			loses = append(loses, fmt.Sprintf("%s the session (use_last → %d %s)", c.name, c.status, c.code))
+		default:
+			loses = append(loses, fmt.Sprintf("%s the workflow (%d %s)", c.name, c.status, c.code))
+		}
+	}
+	mean := 0
+	if carrying > 0 {
+		mean = (carried + carrying/2) / carrying
+	}
+	env.Holding(lab.Holding{
+		ServerKeeps:   strings.Join(keeps, "; "),
+		ClientCarries: fmt.Sprintf("stateless: the running value in each request; the others: a %d-byte session cookie (mean of %d captured requests)", mean, carrying),
+		RestartLoses:  "kill -9 lost: " + strings.Join(loses, "; "),
+		CarriedBytes:  mean,
+		CarriedPer:    "per request with a session",
+	})
 }

@@ -16,6 +16,9 @@ func TestCrashExperiment(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err == nil && r.Metrics["store-redis.session_lost"] != 0 {
 		t.Errorf("redis case did not continue: %v", r.Metrics)
 	}
+	if h := r.Holding; h == nil || !strings.Contains(h.RestartLoses, "stateful the session") || !strings.Contains(h.RestartLoses, "store-sqlite nothing") || h.CarriedBytes < 43 {
+		t.Errorf("holding %+v", h)
+	}
 }
 
 // With redis-server installed the crash experiment covers Redis too; CI

@@ -21,6 +21,12 @@
 //	loadbalancing.go  http/load-balancing: round-robin, sticky, store-backed
 //	backends.go       its balancer↔backend legs, read from the capture
 //	mechanisms.go     http/mechanisms: cookie, URL, hidden field, server side
+//	exp_token.go      http/signed-token: the session in a signed token, its
+//	                  backends, balancer and clients
+//	exp_token_play.go its plays: kill -9 mid-workflow, bad tokens, logout
+//	                  without and with a denylist, the cookie-id baseline
+//	exp_token_wire.go its capture analysis: checks, the token's growth,
+//	                  bytes against a cookie id, its column and holding row
 //	evidence.go       the comparison table, kept in the run's state
 //	                  (lab.RunState) and printed by http/mechanisms
 //	exchanges.go      HTTP/1.1 exchanges parsed out of a capture; Numbers

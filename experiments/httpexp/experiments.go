@@ -3,8 +3,9 @@ package httpexp
 import "github.com/statelab/statelab/lab"
 
 // Experiments returns the http/ experiments, for a lab.Catalogue. Nothing
-// is registered by importing the package. http/mechanisms, last in name
-// order, prints the comparison table the others fill in the same run.
+// is registered by importing the package. http/mechanisms prints the
+// comparison table the others fill in the same run, and http/signed-token,
+// after it in name order, prints it again with its own column filled.
 func Experiments() []lab.Experiment {
 	return []lab.Experiment{
 		{
@@ -45,8 +46,20 @@ func Experiments() []lab.Experiment {
 			Summary: "the four ways to add state to stateless HTTP: cookie, URL rewriting, hidden form field, server-side session data",
 			Shows: "The same session token rides in a Cookie header, in the URL (?session=), or in a hidden form field, each " +
 				"visible in the capture; behind all three the state itself is server-side session data the request never " +
-				"carries. As the last http experiment it ends with the stateless-vs-stateful table, filled from this run.",
+				"carries. It ends with the stateless-vs-stateful table, filled from this run (http/signed-token, after it in name order, " +
+				"prints it again with the signed token's column).",
 			Run: runMechanisms,
+		},
+		{
+			Name:    "http/signed-token",
+			Summary: "the session in an HMAC-signed token the client carries: survives kill -9 of every backend and round-robin with no store; bad tokens refused; the costs measured",
+			Shows: "The calculator's session (last result, history) rides in a JWT the client carries (HS256, a secret shared by three " +
+				"backend processes): the workflow survives kill -9 of every backend and round-robin with no store and no stickiness; " +
+				"tampered, forged, expired and transplanted tokens get 401 and change nothing; and the costs, measured from the " +
+				"capture: bytes per request against a cookie id, the token growing with the history, and a logged-out token that " +
+				"still works unless a denylist — state again — refuses it.",
+			Run:   runSignedToken,
+			Roles: roles,
 		},
 	}
 }

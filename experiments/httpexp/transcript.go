@@ -151,7 +151,7 @@ func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchang
 func requestLabel(ex *Exchange) string {
 	label := ex.Request.Method + " " + ex.Request.URL.RequestURI()
 	if ck, err := ex.Request.Cookie(httpstate.SessionCookie); err == nil {
-		label += " cookie=" + short(ck.Value)
+		label += " cookie=" + sessionLabel(ck.Value)
 	}
 	if len(ex.ReqBody) > 0 {
 		label += " " + string(trimBody(ex.ReqBody))
@@ -175,7 +175,7 @@ func replyLabel(ex *Exchange) string {
 	}
 	for _, c := range ex.Response.Cookies() {
 		if c.Name == httpstate.SessionCookie {
-			rl += " Set-Cookie " + short(c.Value)
+			rl += " Set-Cookie " + sessionLabel(c.Value)
 		}
 	}
 	return rl
