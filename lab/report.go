@@ -113,7 +113,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	for _, n := range r.Notes {
 		fmt.Fprintf(&b, "\nNote: %s\n", n)
 	}
-	b.WriteString("\nChecks:\n")
+	if len(r.Checks) == 0 && r.Summary {
+		b.WriteString("\nChecks: none (a summary of this run's reports; it informs, it judges nothing)\n")
+	} else {
+		b.WriteString("\nChecks:\n")
+	}
 	for _, c := range r.Checks {
 		verdict := "PASS"
 		switch {
