@@ -79,6 +79,8 @@ type synCookies struct {
 	forgedDiag            string // sock_diag after the forged ACK
 	forgedRecv            uint64 // SyncookiesRecv across the true ACK after it
 	fullRequestsAfterFill int    // request sockets on the listener after the fill
+	retransmitErr         error  // waiting for the request sockets' retransmissions
+	retransmitWait        time.Duration
 
 	// tcp_syncookies = 2.
 	alwaysLeg     cookieLeg
@@ -125,8 +127,11 @@ type cookieConn struct {
 	sent   uint64 // SyncookiesSent across its SYN
 	cookie bool   // SyncookiesSent rose by one and sock_diag found no socket
 
-	diagSynAck string // sock_diag for its 4-tuple after its SYN-ACK ("none" or a state)
-	requests   int    // request sockets on the listener then
+	diagSynAck string        // sock_diag for its 4-tuple after its SYN-ACK ("none" or a state)
+	synAcks    int           // SYN-ACKs the lab received for it, retransmissions included
+	rto        time.Duration // from its SYN-ACK to the first retransmission
+	watched    time.Duration // from its SYN-ACK to the end of the watch for retransmissions
+	requests   int           // request sockets on the listener then
 
 	// After its final ACK (completed connections).
 	accepted  bool
@@ -273,7 +278,75 @@ func (x *synCookies) queueFull() {
 	if x.forged.err == nil {
 		x.forge(x.forged)
 	}
+	x.awaitRetransmissions()
 }
+
+// awaitRetransmissions waits until every request socket of the fill has
+// retransmitted its SYN-ACK (the kernel's SYN-ACK timer, about 1 s: it
+// remembers those SYNs) and counts the SYN-ACKs of the cookie'd SYNs,
+// which nothing is left to retransmit.
+func (x *synCookies) awaitRetransmissions() {
+	synAcks := func(recs []rawtcp.Record, c *rawtcp.Conn) []rawtcp.Record {
+		var out []rawtcp.Record
+		for _, rec := range recs {
+			if rec.Conn == c.ID() && !rec.Sent && rec.Seg.Flags&(tcpstate.SYN|tcpstate.ACK) == tcpstate.SYN|tcpstate.ACK {
+				out = append(out, rec)
+			}
+		}
+		return out
+	}
+	ctx, cancel := context.WithTimeout(x.env.Ctx, cookieDialTimeout)
+	defer cancel()
+	start := x.st.Now()
+	x.retransmitErr = x.st.WaitRecords(ctx, func(recs []rawtcp.Record) bool {
+		for _, f := range x.fillers {
+			if f.err == nil && !f.cookie && len(synAcks(recs, f.c)) < 2 {
+				return false
+			}
+		}
+		return true
+	})
+	x.retransmitWait = x.st.Now() - start
+	// Absence takes a window: watch each cookie'd SYN for longer after its
+	// SYN-ACK than the request sockets took to retransmit theirs.
+	recs := x.st.Records()
+	var rto, lastCookie time.Duration
+	for _, f := range x.fillers {
+		if f.err != nil {
+			continue
+		}
+		if sa := synAcks(recs, f.c); len(sa) >= 2 && !f.cookie {
+			rto = max(rto, sa[1].At-sa[0].At)
+		} else if len(sa) >= 1 && f.cookie {
+			lastCookie = max(lastCookie, sa[0].At)
+		}
+	}
+	if x.retransmitErr == nil {
+		select {
+		case <-time.After(lastCookie + rto + quietMargin - x.st.Now()):
+		case <-x.env.Ctx.Done():
+		}
+	}
+	now := x.st.Now()
+	recs = x.st.Records()
+	for _, f := range x.fillers {
+		if f.err != nil {
+			continue
+		}
+		sa := synAcks(recs, f.c)
+		f.synAcks = len(sa)
+		if len(sa) >= 2 {
+			f.rto = sa[1].At - sa[0].At
+		}
+		if len(sa) >= 1 {
+			f.watched = now - sa[0].At
+		}
+	}
+}
+
+// quietMargin is how much longer than the request sockets' retransmission
+// time each cookie'd SYN is watched for a retransmission of its SYN-ACK.
+const quietMargin = 200 * time.Millisecond
 
 // always: tcp_syncookies = 2, every SYN cookie'd. Without timestamps the
 // cookie cannot carry window scale and SACK; with them it can. Then the

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/capture"
@@ -60,6 +61,23 @@ func (x *synCookies) checkQueueFull() {
 		err == nil && len(normal) >= 1 && len(cookied) >= 1 && normalOK && cookieOK && x.fullRequestsAfterFill == len(normal),
 		"%s%d SYN(s) drew a SYN-ACK from a request socket (%s), then %d a cookie (%s); request sockets on the listener after them (sock_diag dump): %d",
 		errPrefix(err), len(normal), fillerDiag(normal), len(cookied), fillerDiag(cookied), x.fullRequestsAfterFill)
+
+	var retx, once []string
+	retxOK := x.retransmitErr == nil && len(normal) >= 1 && len(cookied) >= 1
+	for _, f := range normal {
+		retxOK = retxOK && f.synAcks >= 2
+		retx = append(retx, fmt.Sprintf("%d SYN-ACKs, the 2nd after %s", f.synAcks, fmtMs(f.rto)))
+	}
+	for _, f := range cookied {
+		rto := time.Duration(0)
+		for _, n := range normal {
+			rto = max(rto, n.rto)
+		}
+		retxOK = retxOK && f.synAcks == 1 && f.watched > rto
+		once = append(once, fmt.Sprintf("%d SYN-ACK in the %s after it", f.synAcks, fmtMs(f.watched)))
+	}
+	env.Check("the kernel remembers the SYNs it queued (each request socket retransmits its SYN-ACK) and nothing of the cookie'd ones (no SYN-ACK of theirs is retransmitted, watched for longer)",
+		retxOK, "%srequest sockets: %s; cookie'd SYNs: %s", errPrefix(x.retransmitErr), strings.Join(retx, "; "), strings.Join(once, "; "))
 
 	p := x.probe
 	err = legErr(&x.fullLeg, p)
