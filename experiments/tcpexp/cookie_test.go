@@ -90,3 +90,27 @@ func TestTCPIOptions(t *testing.T) {
 		}
 	}
 }
+
+// Whatever the clock bits, the low 6 bits decode to options that encode
+// back to them.
+func FuzzDecodeTSCookie(f *testing.F) {
+	for _, v := range []uint32{0, 0xf, 0x17, 0x3f, 0xffffffc3} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, tsval uint32) {
+		o := decodeTSCookie(tsval)
+		enc := uint32(0xf)
+		if o.HasWScale {
+			enc = uint32(o.WScale)
+		}
+		if o.SACK {
+			enc |= 1 << 4
+		}
+		if o.ECN {
+			enc |= 1 << 5
+		}
+		if enc != tsval&(1<<tsCookieBits-1) {
+			t.Fatalf("decodeTSCookie(%#x) = %+v, which encodes to %#x", tsval, o, enc)
+		}
+	})
+}

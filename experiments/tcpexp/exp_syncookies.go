@@ -103,6 +103,7 @@ type mssCookie struct {
 	iss    uint32 // the SYN's sequence number
 	cookie uint32
 	sent   uint64 // SyncookiesSent across it
+	socket bool   // sock_diag found a socket for the 4-tuple after its SYN-ACK
 }
 
 // sampleKey names one captured segment of a lab port: what the sock_diag
@@ -511,7 +512,7 @@ func (x *synCookies) decodeMSS(cc *cookieConn) {
 		x.decodeRounds = round + 1
 		var got []mssCookie
 		if round == 0 {
-			got = append(got, mssCookie{mss: first, iss: cc.iss, cookie: cc.irs, sent: cc.sent})
+			got = append(got, mssCookie{mss: first, iss: cc.iss, cookie: cc.irs, sent: cc.sent, socket: cc.diagSynAck != "no socket"})
 		} else {
 			mssList = append([]uint16{first}, mssList...)
 		}
@@ -559,6 +560,7 @@ func (x *synCookies) synFrom(cc *cookieConn, iss uint32, mss uint16) (mssCookie,
 			after, _ := readCookieCounters()
 			mc := mssCookie{mss: mss, iss: iss, cookie: uint32(s.Seq), sent: after.since(before).SyncookiesSent}
 			_, found := rawtcp.KernelState(x.kp.addr, cc.c.Local())
+			mc.socket = found
 			x.cookieISN[mc.cookie] = mc.sent == 1 && !found
 			x.sample(sampleKey{port, false, uint8(tcpstate.SYN | tcpstate.ACK), mc.cookie, iss + 1},
 				"answers the SYN with MSS %d: TcpExt SyncookiesSent +%d, sock_diag: %s for this connection",

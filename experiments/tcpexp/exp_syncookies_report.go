@@ -271,6 +271,15 @@ func (x *synCookies) draw() {
 		}
 		rows = append(rows, []string{c.label, strconv.FormatBool(c.cookie), "+" + strconv.FormatUint(c.sent, 10), c.diagSynAck, strconv.Itoa(c.requests), after, info})
 	}
+	// The MSS probe's further SYNs, each a cookie'd SYN of its own.
+	for _, mc := range x.decodeCookies[min(1, len(x.decodeCookies)):] {
+		if x.cookieISN[mc.cookie] {
+			cookied++
+			if mc.socket {
+				reqForCookied++
+			}
+		}
+	}
 	env.Table("the lab's connections to the listener (backlog "+strconv.Itoa(synCookieBacklog)+")", rows)
 	if len(x.decodeCookies) > 0 {
 		first := x.decodeCookies[0]
