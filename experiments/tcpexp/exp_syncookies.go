@@ -433,7 +433,13 @@ func (x *synCookies) complete(cc *cookieConn, release func()) {
 		cc.acceptErr = err
 		return
 	}
-	x.env.Cleanup(func() { k.Close() })
+	// Aborted (RST) when the experiment ends, while the lab's stack is still
+	// open: a FIN the lab's link withholds the ACK of would be retransmitted
+	// into the next experiment's capture.
+	x.env.Cleanup(func() {
+		_ = k.SetLinger(0)
+		k.Close()
+	})
 	if rp := netipPort(k.RemoteAddr()); rp != cc.c.Local().Port() {
 		cc.acceptErr = fmt.Errorf("accept() returned the connection from port %d, not %d", rp, cc.c.Local().Port())
 		return
