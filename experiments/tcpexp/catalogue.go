@@ -54,6 +54,16 @@ func Experiments() []lab.Experiment {
 			Run: runStateLoss,
 		},
 		{
+			Name:    "tcp/syn-cookies",
+			Summary: "a stateless server inside TCP: a full SYN queue, SYN cookies, no SYN-RECEIVED socket until the final ACK; what the cookie forgets",
+			Shows: "A kernel listener with backlog 1 answers the SYNs it has no room for with SYN cookies (tcp_syncookies=1), " +
+				"or every SYN (=2): the SYN-ACK's ISN encodes the connection and sock_diag finds no request socket until the " +
+				"lab's final ACK brings the cookie back and the socket is built ESTABLISHED; an ACK one off is refused " +
+				"(SyncookiesFailed); without timestamps the kernel forgets window scale and SACK and rounds the MSS down, with " +
+				"them TSval's low bits carry both.",
+			Run: runSynCookies,
+		},
+		{
 			Name:    "tcp/transfer",
 			Summary: "200 KiB each way between the engine and the kernel, the lab's sequence numbers wrapping past 2^32",
 			Shows: "Data flows both ways between the lab's engine and the kernel with SEQ and ACK tracked on every segment; " +

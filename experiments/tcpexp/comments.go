@@ -124,11 +124,14 @@ func (r *labRun) commentSegment(i int, c *conv, j int, told map[[2]int]bool, n *
 	p := r.pkts[i]
 	s, kv := c.segs[j], c.kernel[j]
 	if j == 0 {
-		p.Comment(fmt.Sprintf("connection lab %v ↔ kernel %v: sequence numbers in these comments are relative, as Wireshark shows them; "+
-			"the kernel's state is derived from the segments in capture order (on a kernel segment, the state it sent it in; on a lab segment, "+
-			"the state it left the kernel in), not sampled, so a close() whose FIN is still queued shows only when that FIN is sent; "+
+		how := "the kernel's state is derived from the segments in capture order (on a kernel segment, the state it sent it in; on a lab segment, " +
+			"the state it left the kernel in), not sampled, so a close() whose FIN is still queued shows only when that FIN is sent"
+		if r.kernelHow != "" {
+			how = r.kernelHow
+		}
+		p.Comment(fmt.Sprintf("connection lab %v ↔ kernel %v: sequence numbers in these comments are relative, as Wireshark shows them; %s; "+
 			"the lab's state is its own record: on a lab segment, the state it sent it in; on a kernel segment, the state after it processed it, "+
-			"which can come after the lab's next segment left", c.lab, c.peer))
+			"which can come after the lab's next segment left", c.lab, c.peer, how))
 	}
 	// The ISS, once per side and connection: on the side's first segment,
 	// which is its SYN when the capture holds it.

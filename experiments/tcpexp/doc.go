@@ -14,7 +14,13 @@
 //	                  seeded ISSs and ports, labRun (stack, capture, tracked
 //	                  connections), stop, the states table, paths
 //	kernelpeer.go     the kernel's side: a listener whose sockets arrive on a channel
+//	                  (listenKernelBacklog: one with a listen() backlog of its own)
 //	exp_*.go          the experiments, one per file, each a sequence of named steps
+//	                  (tcp/syn-cookies: exp_syncookies.go, its verdicts in
+//	                  exp_syncookies_report.go)
+//	cookie.go         what a Linux SYN cookie shows from outside: the MSS table and
+//	                  index, the index difference of two cookies, TSval's option bits
+//	netstat.go        /proc/net/netstat: the TcpExt counters of the lab's namespace
 //	summary.go        the tcp/* summary: which experiment reached which of the 11 states
 //	bench.go          Bench: lab→kernel, kernel→lab and kernel→kernel bulk transfer
 //
@@ -26,6 +32,8 @@
 //	conversation.go   the capture's connections and Wireshark's relative sequence numbers
 //	kernelstate.go    inferKernel: the kernel's state beside each segment, derived
 //	                  from the segments in capture order
+//	cookiekernel.go   cookieKernel: the same for a listener that answers with SYN
+//	                  cookies, where a SYN leaves no socket behind
 //	transmissions.go  every transmission of a stretch of sequence space named,
 //	                  the lab's (dropped and held copies too) and the kernel's
 //	comments.go       the comments on every packet: the lab's state, the kernel's,

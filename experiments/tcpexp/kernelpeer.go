@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 
@@ -46,7 +47,36 @@ func listenKernel(ctx context.Context, rcvbuf int) (*kernelPeer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tcpstate: kernel listener: %w", err)
 	}
-	k := &kernelPeer{ln: l.(*net.TCPListener), acc: make(chan *net.TCPConn, 8)}
+	return startKernelPeer(l.(*net.TCPListener)), nil
+}
+
+// listenKernelBacklog opens a kernel listener on 127.0.0.1 with listen()'s
+// backlog argument set to backlog (the standard library always asks for
+// net.core.somaxconn): the listener's SYN and accept queues are that
+// short.
+func listenKernelBacklog(backlog int) (*kernelPeer, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("tcpstate: kernel listener: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "kernel listener")
+	defer f.Close() // net.FileListener keeps a duplicate
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return nil, fmt.Errorf("tcpstate: kernel listener: bind: %w", err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		return nil, fmt.Errorf("tcpstate: kernel listener: listen(%d): %w", backlog, err)
+	}
+	l, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("tcpstate: kernel listener: %w", err)
+	}
+	return startKernelPeer(l.(*net.TCPListener)), nil
+}
+
+// startKernelPeer accepts l's connections onto the peer's channel.
+func startKernelPeer(l *net.TCPListener) *kernelPeer {
+	k := &kernelPeer{ln: l, acc: make(chan *net.TCPConn, 8)}
 	k.addr = netip.MustParseAddrPort(l.Addr().String())
 	go func() {
 		defer close(k.acc)
@@ -58,7 +88,7 @@ func listenKernel(ctx context.Context, rcvbuf int) (*kernelPeer, error) {
 			k.acc <- c
 		}
 	}()
-	return k, nil
+	return k
 }
 
 // accept waits for the kernel's next accepted socket.

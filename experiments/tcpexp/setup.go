@@ -92,6 +92,15 @@ type labRun struct {
 	recPkt map[int]int     // record index → packet index
 	convs  []*conv         // the capture's connections
 	convOf []int           // packet → conversation, -1 for none
+
+	// kernelViews, when set, gives the kernel's state beside each segment
+	// of a conversation in place of inferKernel's, for an experiment whose
+	// kernel does what the segments alone cannot show (a listener that
+	// answers with SYN cookies keeps no SYN-RECEIVED socket).
+	kernelViews func(c *conv) []kview
+	// kernelHow, with kernelViews, says on each connection's first packet
+	// how its kernel states were found, in place of inferKernel's account.
+	kernelHow string
 }
 
 // newLabRun opens the lab's stack with engine configuration cfg and
@@ -182,6 +191,11 @@ func (r *labRun) stop() {
 	m := r.matchRecords()
 	r.recs, r.pktRec, r.recPkt = m.recs, m.rec, m.recPkt
 	r.convs, r.convOf = conversations(pkts, m.fromLab)
+	if r.kernelViews != nil {
+		for _, c := range r.convs {
+			c.kernel = r.kernelViews(c)
+		}
+	}
 	commented := r.comment()
 	r.env.Check("every captured segment matches the driver's records and carries a comment", m.extra == 0 && commented == len(pkts),
 		"%d of %d packets matched to the driver's records; %d commented%s", len(pkts)-m.extra, len(pkts), commented, listSuffix(m.missing))

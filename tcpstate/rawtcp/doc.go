@@ -31,4 +31,6 @@
 //	record.go      Record: one segment with the lab's state, for capture comments
 //	probe.go       Probe: kernel probes as Go tables of steps
 //	kernel.go      the kernel socket's state via sock_diag (or /proc/net/tcp)
+//	kerneldump.go  KernelSockets: a sock_diag dump of one port's sockets,
+//	               request sockets (SYN-RECEIVED) and a listener's backlog
 package rawtcp

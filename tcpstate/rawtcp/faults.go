@@ -25,6 +25,12 @@ const (
 // the connection's TCB after the call that emitted the segment, or before
 // the received one is processed. Hooks run under the connection's lock:
 // they must not block or call the connection.
+//
+// A send hook may also rewrite seg's Options before it goes out (or is
+// held): the segment sent and recorded is the rewritten one. This is how
+// an experiment offers options the engine does not implement, such as
+// SACK-permitted or timestamps on the lab's SYN, without the engine
+// acting on them.
 type Hook func(seg *tcpstate.Segment, tcb *tcpstate.TCB) Verdict
 
 // Faults is a connection's fault injection, apart from its I/O: the lab's

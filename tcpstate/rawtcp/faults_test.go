@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/statelab/statelab/tcpstate"
 )
 
@@ -85,5 +87,64 @@ func TestFaults(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("no RST from the stack's CLOSED responder: %v", err)
+	}
+}
+
+// A send hook that adds SACK-permitted and timestamps to the lab's SYN
+// and a timestamp to its ACK puts them on the wire: the kernel's socket
+// reports both options negotiated (TCP_INFO), though the engine knows
+// neither.
+func TestSendHookRewritesOptions(t *testing.T) {
+	s := testStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	acc := make(chan net.Conn, 1)
+	go func() { k, _ := ln.Accept(); acc <- k }()
+	var peerTS uint32
+	c, err := s.Dial(ctx, netip.MustParseAddrPort(ln.Addr().String()), &ConnOptions{
+		RecvHook: func(seg *tcpstate.Segment, _ *tcpstate.TCB) Verdict {
+			peerTS = seg.Options.TSVal
+			return Pass
+		},
+		SendHook: func(seg *tcpstate.Segment, _ *tcpstate.TCB) Verdict {
+			seg.Options.SACKPermitted = seg.Flags&tcpstate.SYN != 0
+			seg.Options.HasTimestamps, seg.Options.TSVal, seg.Options.TSEcr = true, 1000, peerTS
+			return Pass
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	var k net.Conn
+	select {
+	case k = <-acc:
+	case <-ctx.Done():
+		t.Fatal("no accept")
+	}
+	defer k.Close()
+	raw, err := k.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts uint8
+	var serr error
+	_ = raw.Control(func(fd uintptr) {
+		var info *unix.TCPInfo
+		info, serr = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if info != nil {
+			opts = info.Options
+		}
+	})
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	const want = 1 | 2 // TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK (linux/tcp.h)
+	if opts&want != want {
+		t.Errorf("kernel tcpi_options %#x, want timestamps and SACK (%#x) from the rewritten SYN", opts, want)
 	}
 }
