@@ -93,7 +93,7 @@ func experiment(name string) lab.Experiment {
 
 // Experiments lists every quic/ experiment once, each runnable.
 func TestExperimentsAreListedOnce(t *testing.T) {
-	want := []string{"quic/rebind-port", "quic/rebind-addr", "quic/migrate", "quic/spoofed-path", "quic/tcp-contrast"}
+	want := []string{"quic/rebind-port", "quic/rebind-addr", "quic/migrate", "quic/spoofed-path", "quic/tcp-contrast", "quic/retry"}
 	c, err := lab.NewCatalogue(Experiments())
 	if err != nil {
 		t.Fatal(err)

@@ -56,6 +56,15 @@ func Experiments() []lab.Experiment {
 				"ECONNRESET: the TCP upload never completes.",
 			Run: runTCPContrast,
 		},
+		{
+			Name:    "quic/retry",
+			Summary: "address validation: a Retry token instead of server state, refused forged, moved and expired, NEW_TOKEN to skip it",
+			Shows: "With address validation on, the server answers a client's first Initial with a Retry and creates nothing — no " +
+				"connection, not one more goroutine — until the client's second Initial echoes the token; the client carries the state. " +
+				"A forged token gets a new Retry, the token from another address and the token past its lifetime get INVALID_TOKEN, " +
+				"none creates a connection; the NEW_TOKEN a connection receives lets the next one skip the Retry until that token expires.",
+			Run: runRetry,
+		},
 	}
 }
 
