@@ -133,10 +133,10 @@ type retryConn struct {
 	// before and after are the server's counts before the dial and once
 	// the handshake completed.
 	before, after quicconn.ServerStats
-	retries   int
-	start     time.Time
-	handshake time.Duration
-	err       error
+	retries       int
+	start         time.Time
+	handshake     time.Duration
+	err           error
 }
 
 // runRetry is quic/retry.
@@ -369,7 +369,7 @@ func (l *retryLab) finish() ([]*capture.Packet, bool, error) {
 		written += rc.cl.Written()
 	}
 	e := expect{what: "QUIC datagrams", units: udpTo(l.srv.Addr.Port()),
-		want: l.srv.Written() + written + l.probeWrites + testUncounted,
+		want:   l.srv.Written() + written + l.probeWrites + testUncounted,
 		source: fmt.Sprintf("the server's socket: %d written; the clients' sockets: %d; the prober's sockets: %d", l.srv.Written(), written, l.probeWrites)}
 	comp := newCompleteness(e)
 	pkts, err := l.cap.StopWhen(comp.add)
