@@ -79,7 +79,7 @@ func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { labtest.Main(m, nil) }
+func TestMain(m *testing.M) { labtest.Main(m, resetRoles) }
 
 // experiment is the package's experiment called name.
 func experiment(name string) lab.Experiment {
@@ -93,7 +93,7 @@ func experiment(name string) lab.Experiment {
 
 // Experiments lists every quic/ experiment once, each runnable.
 func TestExperimentsAreListedOnce(t *testing.T) {
-	want := []string{"quic/rebind-port", "quic/rebind-addr", "quic/migrate", "quic/spoofed-path", "quic/tcp-contrast", "quic/retry"}
+	want := []string{"quic/rebind-port", "quic/rebind-addr", "quic/migrate", "quic/spoofed-path", "quic/tcp-contrast", "quic/retry", "quic/stateless-reset"}
 	c, err := lab.NewCatalogue(Experiments())
 	if err != nil {
 		t.Fatal(err)

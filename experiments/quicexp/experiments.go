@@ -65,6 +65,18 @@ func Experiments() []lab.Experiment {
 				"none creates a connection; the NEW_TOKEN a connection receives lets the next one skip the Retry until that token expires.",
 			Run: runRetry,
 		},
+		{
+			Name:    "quic/stateless-reset",
+			Summary: "the server process is killed and restarted mid-connection: with the same reset key the client learns at once, without it at its idle timeout",
+			Shows: "The server process holding a QUIC connection is killed (SIGKILL) and a new one started on its address. The new " +
+				"process knows no connection, but with the same stateless reset key it answers the client's next packet with a stateless " +
+				"reset — a packet that looks like any short header packet and ends in HMAC(key, connection ID), the token the client got " +
+				"with that connection ID — and the client ends the connection at once; with a fresh key per process the reset's token is " +
+				"one the client never got, it drops it, and only its idle timeout ends the connection. QUIC's counterpart of " +
+				"tcp/state-loss's RST: the state a restart loses is the same, the token lets a server that forgot it say so.",
+			Run:   runReset,
+			Roles: resetRoles,
+		},
 	}
 }
 
