@@ -117,3 +117,30 @@ func TestStatelessResetExperiment(t *testing.T) {
 		t.Errorf("%d packets without a comment", bare)
 	}
 }
+
+// Without the sender's qlog, the client's packet_received records join
+// the server's captured packets in order, each to the next one with the
+// same type, destination connection ID and length; a packet the client
+// did not log (a stateless reset it dropped) takes none.
+func TestJoinReceivedInOrder(t *testing.T) {
+	dcid := "0102030405060708"
+	p1, reset, p2 := shortPacket(dcid, 100, 1), shortPacket(dcid, 42, 2), shortPacket(dcid, 100, 3)
+	ds := Datagrams([]*capture.Packet{udpPacket(tServer, tClient, p1), udpPacket(tServer, tClient, reset), udpPacket(tServer, tClient, p2)}, tServer, 8)
+	events := []PacketEvent{
+		{Sent: true, Type: "1RTT", DCID: "aaaaaaaaaaaaaaaa", Length: 100, PN: 9},
+		{Type: "1RTT", DCID: dcid, Length: 100, PN: 1},
+		{Type: "1RTT", DCID: dcid, Length: 100, PN: 2},
+	}
+	joinReceivedInOrder(ds, events, func(d *Datagram) bool { return d.Src == tServer })
+	var got []int64
+	for _, d := range ds {
+		if r := d.Parts[0].Recv; r != nil {
+			got = append(got, r.PN)
+		} else {
+			got = append(got, -1)
+		}
+	}
+	if len(got) != 3 || got[0] != 1 || got[1] != -1 || got[2] != 2 {
+		t.Errorf("received packet numbers per datagram %v, want [1 -1 2]", got)
+	}
+}
