@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -704,6 +705,9 @@ func connComment(v connView, k int, server netip.AddrPort) string {
 	return head + "the server holds this connection; " + DatagramComment(d, server)
 }
 
+// errProbeNotRun is a prober step's error when the run ended before it.
+var errProbeNotRun = errors.New("quicexp: the prober's step did not run")
+
 // probe returns the prober's step called label (an empty one if it did
 // not run).
 func (l *retryLab) probe(label string) *probe {
@@ -712,7 +716,7 @@ func (l *retryLab) probe(label string) *probe {
 			return p
 		}
 	}
-	return &probe{label: label, err: fmt.Errorf("not run")}
+	return &probe{label: label, err: errProbeNotRun}
 }
 
 // The prober's steps.
@@ -796,7 +800,7 @@ func (l *retryLab) report(views []connView) {
 	if len(views) < 3 {
 		return
 	}
-	v1, v2, v3 := views[0], views[1], views[2]
+	v1, v2 := views[0], views[1]
 	retryBytes, newBytes := len(v1.tokenOf()), len(v2.tokenOf())
 	// The token rides in every Initial the client sends after the Retry.
 	carried, carriers := 0, 0
@@ -843,7 +847,6 @@ func (l *retryLab) report(views []connView) {
 		CarriedPer:   "per new connection, in its Initials after the Retry",
 	})
 	env.Metric("retries_to_connection_1_count", float64(len(v1.retries)))
-	_ = v3
 }
 
 // retryLadder draws the prober's steps and the three connections, every
