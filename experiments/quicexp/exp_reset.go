@@ -292,12 +292,10 @@ func (l *resetLab) run(r *resetRun) error {
 	}
 	l.env.Cleanup(func() { cl.Close() })
 	r.cl = cl
-	var endMu sync.Mutex
-	context.AfterFunc(cl.Conn.Context(), func() {
-		endMu.Lock()
-		r.endAt = time.Now()
-		endMu.Unlock()
-	})
+	// The moment the connection ends, taken as quic-go cancels its
+	// context.
+	ended := make(chan time.Time, 1)
+	context.AfterFunc(cl.Conn.Context(), func() { ended <- time.Now() })
 	msg := bytes.Repeat([]byte("state"), 40)
 	got, err := cl.Echo(ctx, msg)
 	r.echoed = err == nil && bytes.Equal(got, msg)
@@ -314,16 +312,11 @@ func (l *resetLab) run(r *resetRun) error {
 	l.env.Logf("%s: server process %d killed, %d serves %s", r.label, r.pids[0], r.pids[1], r.addr)
 	go cl.Echo(ctx, msg) // the first packet after the restart; it fails when the connection ends
 	select {
-	case <-cl.Conn.Context().Done():
+	case r.endAt = <-ended:
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %s: the connection did not end: %w", quicconn.ErrProtocol, r.label, context.Cause(ctx))
 	}
 	r.cause = context.Cause(cl.Conn.Context())
-	endMu.Lock()
-	if r.endAt.IsZero() {
-		r.endAt = time.Now()
-	}
-	endMu.Unlock()
 	cl.Close()
 	p2.Stop(2 * time.Second)
 	return nil

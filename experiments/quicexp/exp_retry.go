@@ -129,7 +129,10 @@ type retryConn struct {
 	cl    *quicconn.Client
 	local netip.AddrPort
 	// atRetry is the server's counts when a Retry reached the client,
-	// before quic-go read it (nil: no Retry arrived).
+	// before quic-go read it (nil: no Retry arrived); retries counts the
+	// Retries that reached it. Both are written by the client's socket
+	// reader, under mu.
+	mu      sync.Mutex
 	atRetry *quicconn.ServerStats
 	// before and after are the server's counts before the dial and once
 	// the handshake completed.
@@ -138,6 +141,14 @@ type retryConn struct {
 	start         time.Time
 	handshake     time.Duration
 	err           error
+}
+
+// seenRetries is what the client's socket saw of Retries: the server's
+// counts at the first, and how many arrived.
+func (rc *retryConn) seenRetries() (*quicconn.ServerStats, int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.atRetry, rc.retries
 }
 
 // runRetry is quic/retry.
@@ -288,14 +299,13 @@ func (l *retryLab) refuseTokens(token []byte) error {
 func (l *retryLab) connect(n int) error {
 	rc := &retryConn{n: n, before: l.srv.Stats()}
 	l.conns = append(l.conns, rc)
-	var mu sync.Mutex
 	onReceive := func(b []byte, _ net.Addr) {
 		if len(b) == 0 || b[0]&0xf0 != 0xf0 {
 			return
 		}
 		st := l.srv.Stats()
-		mu.Lock()
-		defer mu.Unlock()
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
 		rc.retries++
 		if rc.atRetry == nil {
 			rc.atRetry = &st
@@ -742,7 +752,7 @@ func (l *retryLab) check(views []connView) {
 		return
 	}
 	v1, v2, v3 := views[0], views[1], views[2]
-	at := v1.rc.atRetry
+	at, _ := v1.rc.seenRetries()
 	env.Check("connection 1's Retry arrives before the server creates anything", at != nil && at.Created == v1.rc.before.Created &&
 		at.Handshaking == v1.rc.before.Handshaking,
 		"server before the dial: %d created, %d handshakes in progress (the prober's); when the first Retry reached the client: %s",
@@ -765,10 +775,11 @@ func (l *retryLab) check(views []connView) {
 	env.Check("the token past its lifetime is refused with INVALID_TOKEN, no connection", expired.invalidToken() && expired.created() == 0,
 		"%d ms after the Retry (lifetime %d ms): %s; connections created %+d", expired.sentAt.Sub(first.sentAt).Milliseconds(),
 		(2 * retryHandshakeTimeout).Milliseconds(), expired.answer(), expired.created())
-	skip := v1.newToken != nil && len(v2.retries) == 0 && v2.rc.retries == 0 && len(v2.tokens) > 0 && len(v2.tokens[0]) > 0 && v2.accepted >= 0
+	_, got2 := v2.rc.seenRetries()
+	skip := v1.newToken != nil && len(v2.retries) == 0 && got2 == 0 && len(v2.tokens) > 0 && len(v2.tokens[0]) > 0 && v2.accepted >= 0
 	env.Check("a NEW_TOKEN lets connection 2 skip the Retry", skip,
 		"NEW_TOKEN to connection 1 captured: %t; connection 2: first Initial's token %s B, Retries captured %d, received %d",
-		v1.newToken != nil, tokenLens(v2.tokens[:min(1, len(v2.tokens))]), len(v2.retries), v2.rc.retries)
+		v1.newToken != nil, tokenLens(v2.tokens[:min(1, len(v2.tokens))]), len(v2.retries), got2)
 	env.Check("a NEW_TOKEN token past its lifetime is ignored: connection 3 gets a Retry", len(v3.tokens) > 0 && len(v3.tokens[0]) > 0 &&
 		len(v3.retries) >= 1 && v3.accepted >= 0 && v3.used >= 0,
 		"lifetime %d ms, connection 3 dialled %d ms after the NEW_TOKEN arrived; client Initial tokens %s B, Retries %d, one echoed %t",
