@@ -94,6 +94,11 @@ type ServerConfig struct {
 	// HandshakeTimeout abandons a handshake the client went silent in;
 	// default 5s. quic-go accepts a Retry token for twice this long.
 	HandshakeTimeout time.Duration
+	// TokenKey, when set, is the key the server seals its Retry and
+	// NEW_TOKEN tokens with: servers (or a restarted server) sharing it
+	// accept each other's tokens. Default: drawn from Rand when set,
+	// otherwise quic-go's random key.
+	TokenKey *quic.TokenGeneratorKey
 	// MaxTokenAge is how long a token the server gave in a NEW_TOKEN
 	// frame lets a later connection skip the Retry; default quic-go's
 	// (24 hours).
@@ -178,6 +183,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("%w: token key: %w", ErrListen, err)
 		}
 		s.tr.TokenGeneratorKey = &key
+	}
+	if cfg.TokenKey != nil {
+		s.tr.TokenGeneratorKey = cfg.TokenKey
 	}
 	tlsConf := &tls.Config{
 		Certificates: []tls.Certificate{cert},

@@ -20,8 +20,9 @@
 //   - exp_tcpcontrast.go: quic/tcp-contrast; tcpsink.go its TCP endpoints.
 //   - exp_retry.go: quic/retry — a server that validates every address
 //     with a Retry, a prober of hand-built Initials (quicconn.BuildInitial)
-//     presenting its token forged, moved, from another port and expired,
-//     and three quic-go connections sharing a token store (NEW_TOKEN).
+//     presenting its token forged, moved, from another port, to a
+//     restarted server with the same token key and expired, and three
+//     quic-go connections sharing a token store (NEW_TOKEN).
 //   - exp_reset.go: quic/stateless-reset — the server as a process of its
 //     own (role quic-reset-server, counting its writes in a tally file
 //     that survives SIGKILL), killed and restarted on its address, with

@@ -440,6 +440,17 @@ func (v resetView) count(k resetVerdict) int {
 	return n
 }
 
+// resetDelay is from the client's first datagram after the restart to
+// the first reset the client recognises, as captured (0: none).
+func (v resetView) resetDelay() time.Duration {
+	for _, p := range v.resets {
+		if p.verdict == resetHeld && v.firstAfter != nil {
+			return p.d.Time.Sub(v.firstAfter.Time)
+		}
+	}
+	return 0
+}
+
 // elapsed is from the client's first datagram after the restart to the
 // connection's end.
 func (v resetView) elapsed(end time.Time) time.Duration {
@@ -545,8 +556,12 @@ func (l *resetLab) check(views []resetView) {
 		len(vb.resets), vb.count(resetForeign), vb.count(resetHeld))
 	env.Check(`run "fresh key": the connection ends by its idle timeout`, b.byIdle() && tb >= resetIdleTimeout*9/10,
 		"quic-go reported: %s, %.0f ms after the client's first packet after the restart (idle timeout %d ms)", b.ended(), ms(tb), resetIdleTimeout.Milliseconds())
-	env.Check("the shared key tells the client far sooner than its idle timeout", ta > 0 && tb > 0 && 10*ta < tb,
-		"%.1f ms with the same key, %.0f ms with a fresh key (%.0f×)", ms(ta), ms(tb), float64(tb)/float64(max(ta, 1)))
+	// Unloaded, the reset comes back in well under a millisecond; on a
+	// machine busy enough to starve the new process for a few hundred
+	// milliseconds it still comes back long before half the idle timeout.
+	env.Check("the shared key tells the client far sooner than its idle timeout", ta > 0 && tb > 0 && 2*ta < resetIdleTimeout && 2*ta < tb,
+		"%.1f ms with the same key (the reset on the wire %.1f ms after the client's packet), %.0f ms with a fresh key (%.0f×); idle timeout %d ms",
+		ms(ta), ms(va.resetDelay()), ms(tb), float64(tb)/float64(max(ta, 1)), resetIdleTimeout.Milliseconds())
 }
 
 // report adds the table, metrics, ladders and the Holding row.
@@ -572,6 +587,7 @@ func (l *resetLab) report(views []resetView) {
 	env.Metric("fresh_key_end_ms", ms(tb))
 	env.Metric("idle_timeout_ms", ms(resetIdleTimeout))
 	env.Metric("same_key_resets_count", float64(views[0].count(resetHeld)))
+	env.Metric("same_key_reset_on_wire_ms", ms(views[0].resetDelay()))
 	env.Metric("fresh_key_foreign_resets_count", float64(views[1].count(resetForeign)))
 	env.Metric("fresh_key_client_datagrams_after_restart_count", float64(views[1].clientAfter))
 	size := 0

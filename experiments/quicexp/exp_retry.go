@@ -56,11 +56,18 @@ type retryLab struct {
 	conns  []*retryConn
 	// probeWrites counts the datagrams the prober's sockets wrote.
 	probeWrites int
+	// tokenKey seals the server's tokens, kept across its restart; old
+	// are the servers closed by a restart, lost what the last one held
+	// when it was closed.
+	tokenKey quic.TokenGeneratorKey
+	old      []*quicconn.Server
+	lost     quicconn.ServerStats
 }
 
 // probe is one hand-built Initial the lab sent and what came back.
 type probe struct {
 	label       string
+	gen         int // which server answered: 1, or 2 after the restart
 	from        netip.AddrPort
 	dcid, token []byte
 	sent        []byte
@@ -208,12 +215,11 @@ func newRetryLab(env *lab.Env) (*retryLab, error) {
 	l := &retryLab{env: env, keylog: &lockedBuffer{}, tokens: newTokenStore(), cids: env.Bytes("hand-built connection IDs")}
 	l.tracer = &quicconn.Tracer{Dir: dir, Prefix: short}
 	env.Cleanup(func() { l.tracer.Finish(qlogFinishWait) })
-	srv, err := quicconn.NewServer(quicconn.ServerConfig{Tracer: l.tracer, IdleTimeout: stepTimeout, Retry: true,
-		HandshakeTimeout: retryHandshakeTimeout, MaxTokenAge: newTokenAge, Rand: env.Bytes("server connection IDs"), RecordWrites: true})
+	io.ReadFull(env.Bytes("token key"), l.tokenKey[:])
+	srv, err := l.newServer("127.0.0.1:0", "server connection IDs")
 	if err != nil {
 		return nil, err
 	}
-	env.Cleanup(func() { srv.Close() })
 	l.srv = srv
 	if l.cap, err = env.Capture(captureOptions(srv.Addr.Port(), nil)); err != nil {
 		return nil, err
@@ -222,6 +228,34 @@ func newRetryLab(env *lab.Env) (*retryLab, error) {
 	env.Cleanup(cancel)
 	l.ctx = ctx
 	return l, nil
+}
+
+// newServer starts a server on addr that sends every client a Retry,
+// sealing its tokens with the lab's token key; its connection IDs come
+// from the stream called stream.
+func (l *retryLab) newServer(addr, stream string) (*quicconn.Server, error) {
+	srv, err := quicconn.NewServer(quicconn.ServerConfig{Addr: addr, Tracer: l.tracer, IdleTimeout: stepTimeout, Retry: true,
+		HandshakeTimeout: retryHandshakeTimeout, MaxTokenAge: newTokenAge, Rand: l.env.Bytes(stream), TokenKey: &l.tokenKey, RecordWrites: true})
+	if err != nil {
+		return nil, err
+	}
+	l.env.Cleanup(func() { srv.Close() })
+	return srv, nil
+}
+
+// restart closes the server — every connection it held is gone — and
+// starts another on its address with the same token key.
+func (l *retryLab) restart() error {
+	old := l.srv
+	l.lost = old.Stats()
+	old.Close()
+	srv, err := l.newServer(old.Addr.String(), "server connection IDs after the restart")
+	if err != nil {
+		return err
+	}
+	l.old, l.srv = append(l.old, old), srv
+	l.env.Logf("server restarted on %s (it held %d handshakes in progress)", srv.Addr, l.lost.Handshaking)
+	return nil
 }
 
 // socket opens one of the prober's plain UDP sockets.
@@ -240,7 +274,7 @@ func (l *retryLab) socket(addr string) (*net.UDPConn, error) {
 // answer, with the server's counts and the process's goroutines before
 // and after.
 func (l *retryLab) send(c *net.UDPConn, label string, token []byte) *probe {
-	p := &probe{label: label, from: c.LocalAddr().(*net.UDPAddr).AddrPort(), token: token, dcid: make([]byte, 8)}
+	p := &probe{label: label, gen: len(l.old) + 1, from: c.LocalAddr().(*net.UDPAddr).AddrPort(), token: token, dcid: make([]byte, 8)}
 	l.probes = append(l.probes, p)
 	scid := make([]byte, 8)
 	io.ReadFull(l.cids, p.dcid)
@@ -290,6 +324,14 @@ func (l *retryLab) refuseTokens(token []byte) error {
 		return err
 	}
 	l.send(sibling, "the token from another port of its address", token)
+	if err := l.restart(); err != nil {
+		return err
+	}
+	later, err := l.socket("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	l.send(later, stepAfterRestart, token)
 	return nil
 }
 
@@ -379,13 +421,16 @@ func (l *retryLab) finish() ([]*capture.Packet, bool, error) {
 	for _, s := range l.socks {
 		s.Close()
 	}
-	written := 0
+	written, servers := 0, l.srv.Written()
 	for _, rc := range l.conns {
 		written += rc.cl.Written()
 	}
+	for _, o := range l.old {
+		servers += o.Written()
+	}
 	e := expect{what: "QUIC datagrams", units: udpTo(l.srv.Addr.Port()),
-		want:   l.srv.Written() + written + l.probeWrites + testUncounted,
-		source: fmt.Sprintf("the server's socket: %d written; the clients' sockets: %d; the prober's sockets: %d", l.srv.Written(), written, l.probeWrites)}
+		want:   servers + written + l.probeWrites + testUncounted,
+		source: fmt.Sprintf("the servers' sockets (before and after the restart): %d written; the clients' sockets: %d; the prober's sockets: %d", servers, written, l.probeWrites)}
 	comp := newCompleteness(e)
 	pkts, err := l.cap.StopWhen(comp.add)
 	if err != nil {
@@ -660,8 +705,8 @@ func probeSentComment(p *probe) string {
 	if len(p.token) > 0 {
 		tok = fmt.Sprintf("a %d-byte token", len(p.token))
 	}
-	return fmt.Sprintf("lab prober %s → server: hand-built Initial (%s), DCID %x, %s, %d B; the server had created %d connection(s), %d handshake(s) in progress",
-		p.from, p.label, p.dcid, tok, len(p.sent), p.before.Created, p.before.Handshaking)
+	return fmt.Sprintf("lab prober %s → server #%d: hand-built Initial (%s), DCID %x, %s, %d B; server #%d had created %d connection(s), %d handshake(s) in progress",
+		p.from, p.gen, p.label, p.dcid, tok, len(p.sent), p.gen, p.before.Created, p.before.Handshaking)
 }
 
 // probeReplyComment is the comment of the server's answer to a probe.
@@ -675,8 +720,8 @@ func probeReplyComment(p *probe) string {
 	default:
 		what = fmt.Sprintf("%d B the prober could not read", len(p.reply))
 	}
-	return fmt.Sprintf("server → lab prober %s: %s, answering the %s; when it arrived the server had created %d connection(s) (%+d), %d handshake(s) in progress, the process ran %+d goroutines",
-		p.from, what, p.label, p.after.Created, p.created(), p.after.Handshaking, p.gAfter-p.gBefore)
+	return fmt.Sprintf("server #%d → lab prober %s: %s, answering the %s; when it arrived server #%d had created %d connection(s) (%+d), %d handshake(s) in progress, the process ran %+d goroutines",
+		p.gen, p.from, what, p.label, p.gen, p.after.Created, p.created(), p.after.Handshaking, p.gAfter-p.gBefore)
 }
 
 // connComment is the comment of datagram k of connection v: the server's
@@ -736,6 +781,9 @@ const (
 	stepStranger = "the token from another address"
 	stepSibling  = "the token from another port of its address"
 	stepExpired  = "the token after its lifetime"
+	// stepAfterRestart is the first Retry's token shown to the server
+	// that replaced the one that issued it.
+	stepAfterRestart = "the token after a server restart (same token key)"
 )
 
 // check judges the run: a Retry that creates nothing, the token echoed,
@@ -771,6 +819,10 @@ func (l *retryLab) check(views []connView) {
 	sibling := l.probe(stepSibling)
 	env.Check("the same token from its own address opens a connection", sibling.created() == 1 && sibling.opened != nil,
 		"from %s (the Retry went to %s): %s; connections created %+d", sibling.from, first.from, sibling.answer(), sibling.created())
+	restarted := l.probe(stepAfterRestart)
+	env.Check("the token outlives a server restart with the same token key", restarted.gen == 2 && restarted.created() == 1 && restarted.opened != nil,
+		"server #1 closed with %d handshake(s) in progress; server #%d, started on its address with the same token key, answered the token server #1 issued with %s; connections created %+d",
+		l.lost.Handshaking, restarted.gen, restarted.answer(), restarted.created())
 	expired := l.probe(stepExpired)
 	env.Check("the token past its lifetime is refused with INVALID_TOKEN, no connection", expired.invalidToken() && expired.created() == 0,
 		"%d ms after the Retry (lifetime %d ms): %s; connections created %+d", expired.sentAt.Sub(first.sentAt).Milliseconds(),
@@ -784,6 +836,16 @@ func (l *retryLab) check(views []connView) {
 		len(v3.retries) >= 1 && v3.accepted >= 0 && v3.used >= 0,
 		"lifetime %d ms, connection 3 dialled %d ms after the NEW_TOKEN arrived; client Initial tokens %s B, Retries %d, one echoed %t",
 		newTokenAge.Milliseconds(), v3.rc.start.Sub(l.tokens.putAt(1)).Milliseconds(), tokenLens(v3.tokens), len(v3.retries), v3.used >= 0)
+}
+
+// restartLoses is quic/retry's Holding cell for a restart: what the
+// closed server held, and whether its token still opened a connection.
+func restartLoses(lost quicconn.ServerStats, p *probe) string {
+	kept := fmt.Sprintf("the token it issued got %s from the restarted server", p.answer())
+	if p.created() == 1 {
+		kept = "nothing a token carries: its Retry token opened a connection on the restarted server (same token key)"
+	}
+	return fmt.Sprintf("%s; the %d handshake(s) in progress it held", kept, lost.Handshaking)
 }
 
 // statsText describes the server's counts, "none" for nil.
@@ -832,16 +894,16 @@ func (l *retryLab) report(views []connView) {
 	env.Metric("handshake_with_new_token_ms", ms(v2.rc.handshake))
 	env.Metric("retry_token_lifetime_ms", ms(2*retryHandshakeTimeout))
 	env.Metric("new_token_lifetime_ms", ms(newTokenAge))
-	rows := [][]string{{"token shown", "from", "bytes", "the server answered", "connections created"}}
+	rows := [][]string{{"token shown", "from", "bytes", "server #: its answer", "connections created (by that server)"}}
 	for _, p := range l.probes {
-		rows = append(rows, []string{p.label, p.from.String(), fmt.Sprint(len(p.token)), p.answer(), fmt.Sprintf("%d → %d", p.before.Created, p.after.Created)})
+		rows = append(rows, []string{p.label, p.from.String(), fmt.Sprint(len(p.token)), fmt.Sprintf("#%d: %s", p.gen, p.answer()), fmt.Sprintf("%d → %d", p.before.Created, p.after.Created)})
 	}
 	for _, v := range views {
 		answer := "handshake at once"
 		if len(v.retries) > 0 {
 			answer = fmt.Sprintf("%d Retry (one per Initial of the flight; token %d B echoed), then the handshake", len(v.retries), len(v.usedToken()))
 		}
-		rows = append(rows, []string{fmt.Sprintf("connection %d's first Initial", v.rc.n), v.rc.local.String(), fmt.Sprint(len(v.tokens[0])), answer,
+		rows = append(rows, []string{fmt.Sprintf("connection %d's first Initial", v.rc.n), v.rc.local.String(), fmt.Sprint(len(v.tokens[0])), fmt.Sprintf("#%d: %s", len(l.old)+1, answer),
 			fmt.Sprintf("%d → %d", v.rc.before.Created, v.rc.after.Created)})
 	}
 	env.Table("Tokens the server was shown (prober: hand-built Initials; connections: quic-go with a token store)", rows)
@@ -853,7 +915,7 @@ func (l *retryLab) report(views []connView) {
 			first.created(), first.gAfter-first.gBefore, sibling.gAfter-sibling.gBefore),
 		ClientCarries: fmt.Sprintf("a %d-byte Retry token in its second Initial (in each of the %d Initials after the Retry); a %d-byte NEW_TOKEN token for its next connection",
 			retryBytes, carriers, newBytes),
-		RestartLoses: "not restarted",
+		RestartLoses: restartLoses(l.lost, l.probe(stepAfterRestart)),
 		CarriedBytes: carried,
 		CarriedPer:   "per new connection, in its Initials after the Retry",
 	})

@@ -62,7 +62,9 @@ func Experiments() []lab.Experiment {
 			Shows: "With address validation on, the server answers a client's first Initial with a Retry and creates nothing — no " +
 				"connection, not one more goroutine — until the client's second Initial echoes the token; the client carries the state. " +
 				"A forged token gets a new Retry, the token from another address and the token past its lifetime get INVALID_TOKEN, " +
-				"none creates a connection; the NEW_TOKEN a connection receives lets the next one skip the Retry until that token expires.",
+				"none creates a connection; a server restarted with the same token key accepts a token its predecessor issued — the " +
+				"restart lost nothing the token carried; the NEW_TOKEN a connection receives lets the next one skip the Retry until " +
+				"that token expires.",
 			Run: runRetry,
 		},
 		{
