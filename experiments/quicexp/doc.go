@@ -25,9 +25,10 @@
 //     quic-go connections sharing a token store (NEW_TOKEN).
 //   - exp_reset.go: quic/stateless-reset — the server as a process of its
 //     own (role quic-reset-server, counting its writes in a tally file
-//     that survives SIGKILL), killed and restarted on its address, with
-//     the same or a fresh stateless reset key; each reset told by its
-//     token, HMAC-SHA256(key, DCID)[:16].
+//     that survives SIGKILL), killed and replaced on its address by a
+//     process started ahead on standby (it binds on SIGUSR1 and says so
+//     on a FIFO), with the same or a fresh stateless reset key; each
+//     reset told by its token, HMAC-SHA256(key, DCID)[:16].
 //   - datagram.go: captured datagrams with their cleartext headers (every
 //     coalesced packet), joined with the records both endpoints logged
 //     (Correlate).

@@ -1,6 +1,7 @@
 package quicexp
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/hmac"
@@ -14,9 +15,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -52,10 +55,20 @@ type resetServerSpec struct {
 	key   []byte // the stateless reset key, 32 bytes
 	seed  []byte // its connection IDs' and token key's random stream, 32 bytes
 	tally string // a file the process appends a byte to per datagram written
+	// standby, when set, names a FIFO: the process says it is ready at
+	// once, waits for SIGUSR1 before it binds addr, then writes its
+	// address to the FIFO. A process started ahead takes over an address
+	// the moment its predecessor dies, however long starting a process
+	// takes on a busy machine.
+	standby string
 }
 
 func (s resetServerSpec) args() []string {
-	return []string{"-addr", s.addr, "-key", hex.EncodeToString(s.key), "-seed", hex.EncodeToString(s.seed), "-tally", s.tally}
+	a := []string{"-addr", s.addr, "-key", hex.EncodeToString(s.key), "-seed", hex.EncodeToString(s.seed), "-tally", s.tally}
+	if s.standby != "" {
+		a = append(a, "-standby", s.standby)
+	}
+	return a
 }
 
 // errResetServer wraps the errors of the server process and its
@@ -72,6 +85,7 @@ func parseResetServer(args []string) (resetServerSpec, error) {
 	fs.StringVar(&key, "key", "", "stateless reset key, 32 bytes in hex")
 	fs.StringVar(&seed, "seed", "", "random seed, 32 bytes in hex")
 	fs.StringVar(&s.tally, "tally", "", "file to append a byte to per datagram written")
+	fs.StringVar(&s.standby, "standby", "", "FIFO: bind only on SIGUSR1, then write the address to it")
 	if err := fs.Parse(args); err != nil {
 		return s, fmt.Errorf("%w: arguments: %w", errResetServer, err)
 	}
@@ -101,6 +115,16 @@ func runResetServer(ctx context.Context, args []string, ready func(string)) erro
 		return fmt.Errorf("%w: tally: %w", errResetServer, err)
 	}
 	defer f.Close()
+	if s.standby != "" {
+		wake := make(chan os.Signal, 1)
+		signal.Notify(wake, syscall.SIGUSR1)
+		ready("standby")
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil
+		}
+	}
 	var mu sync.Mutex
 	key := quic.StatelessResetKey(s.key)
 	srv, err := quicconn.NewServer(quicconn.ServerConfig{Addr: s.addr, IdleTimeout: stepTimeout, StatelessResetKey: &key,
@@ -113,9 +137,24 @@ func runResetServer(ctx context.Context, args []string, ready func(string)) erro
 		return err
 	}
 	defer srv.Close()
-	ready(srv.Addr.String())
+	if s.standby == "" {
+		ready(srv.Addr.String())
+	} else if err := tell(s.standby, srv.Addr.String()); err != nil {
+		return err
+	}
 	<-ctx.Done()
 	return nil
+}
+
+// tell writes line to the FIFO at path (its reader holds it open).
+func tell(path, line string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("%w: standby FIFO: %w", errResetServer, err)
+	}
+	defer f.Close()
+	_, err = fmt.Fprintln(f, line)
+	return err
 }
 
 // resetToken is the stateless reset token quic-go derives for a
@@ -255,13 +294,10 @@ func newResetLab(env *lab.Env) (*resetLab, error) {
 
 // start runs server process i of r on addr.
 func (l *resetLab) start(ctx context.Context, r *resetRun, i int, addr string) (*subproc.Proc, error) {
-	r.tallies[i] = filepath.Join(l.dir, fmt.Sprintf("%s-%d.tally", strings.ReplaceAll(r.label, " ", "-"), i+1))
-	spec := resetServerSpec{addr: addr, key: r.keys[i], seed: readKey(l.env.Bytes(fmt.Sprintf("%s process %d", r.label, i+1))), tally: r.tallies[i]}
-	p, err := subproc.Start(ctx, resetServerRole, spec.args()...)
+	p, err := l.spawn(ctx, r, i, addr, "")
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errResetServer, err)
+		return nil, err
 	}
-	l.env.Cleanup(func() { p.Kill() })
 	ap, err := netip.ParseAddrPort(p.Ready)
 	if err != nil {
 		p.Kill()
@@ -274,6 +310,58 @@ func (l *resetLab) start(ctx context.Context, r *resetRun, i int, addr string) (
 	return p, nil
 }
 
+// spawn starts server process i of r (on standby when fifo is set).
+func (l *resetLab) spawn(ctx context.Context, r *resetRun, i int, addr, fifo string) (*subproc.Proc, error) {
+	r.tallies[i] = filepath.Join(l.dir, fmt.Sprintf("%s-%d.tally", strings.ReplaceAll(r.label, " ", "-"), i+1))
+	spec := resetServerSpec{addr: addr, key: r.keys[i], seed: readKey(l.env.Bytes(fmt.Sprintf("%s process %d", r.label, i+1))),
+		tally: r.tallies[i], standby: fifo}
+	p, err := subproc.Start(ctx, resetServerRole, spec.args()...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errResetServer, err)
+	}
+	l.env.Cleanup(func() { p.Kill() })
+	return p, nil
+}
+
+// standby starts server process 2 of r ahead, waiting to bind r's
+// address; takeOver wakes it.
+func (l *resetLab) standby(ctx context.Context, r *resetRun) (*subproc.Proc, *os.File, error) {
+	fifo := filepath.Join(l.dir, strings.ReplaceAll(r.label, " ", "-")+".fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		return nil, nil, &lab.EnvError{What: "making the standby server's FIFO", Err: err, Remedy: "check TMPDIR"}
+	}
+	// Opened for reading and writing, so neither side's open blocks.
+	f, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: standby FIFO: %w", errResetServer, err)
+	}
+	l.env.Cleanup(func() { f.Close() })
+	p, err := l.spawn(ctx, r, 1, r.addr.String(), fifo)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.pids[1] = p.PID()
+	return p, f, nil
+}
+
+// takeOver wakes the standby process and waits until it serves r's
+// address.
+func (l *resetLab) takeOver(ctx context.Context, r *resetRun, p *subproc.Proc, f *os.File) error {
+	if err := p.Cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		return fmt.Errorf("%w: waking the standby process: %w", errResetServer, err)
+	}
+	dl, _ := ctx.Deadline()
+	f.SetReadDeadline(dl)
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("%w: the standby process did not bind %s: %w", errResetServer, r.addr, err)
+	}
+	if got := strings.TrimSpace(line); got != r.addr.String() {
+		return fmt.Errorf("%w: the standby process serves %q, not %s", errResetServer, got, r.addr)
+	}
+	return nil
+}
+
 // run is one run: connect and echo, wait until nothing is in flight,
 // kill the server process, start another on its address, send on the
 // connection and wait for the connection to end.
@@ -282,6 +370,10 @@ func (l *resetLab) run(r *resetRun) error {
 	ctx, cancel := context.WithTimeout(l.env.Ctx, stepTimeout)
 	defer cancel()
 	p1, err := l.start(ctx, r, 0, "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	p2, fifo, err := l.standby(ctx, r)
 	if err != nil {
 		return err
 	}
@@ -304,12 +396,14 @@ func (l *resetLab) run(r *resetRun) error {
 	}
 	p1.Kill()
 	r.killAt = time.Now()
-	p2, err := l.start(ctx, r, 1, r.addr.String())
-	if err != nil {
+	if err := l.takeOver(ctx, r, p2, fifo); err != nil {
 		return err
 	}
 	r.readyAt = time.Now()
-	l.env.Logf("%s: server process %d killed, %d serves %s", r.label, r.pids[0], r.pids[1], r.addr)
+	l.env.Logf("%s: server process %d killed, %d serves %s %.1f ms later", r.label, r.pids[0], r.pids[1], r.addr, ms(r.readyAt.Sub(r.killAt)))
+	if cl.Conn.Context().Err() != nil {
+		return fmt.Errorf("%w: %s: the connection ended before the new process served (%v)", quicconn.ErrProtocol, r.label, context.Cause(cl.Conn.Context()))
+	}
 	go cl.Echo(ctx, msg) // the first packet after the restart; it fails when the connection ends
 	select {
 	case r.endAt = <-ended:
@@ -586,6 +680,8 @@ func (l *resetLab) report(views []resetView) {
 	env.Metric("same_key_end_ms", ms(ta))
 	env.Metric("fresh_key_end_ms", ms(tb))
 	env.Metric("idle_timeout_ms", ms(resetIdleTimeout))
+	env.Metric("same_key_takeover_ms", ms(a.readyAt.Sub(a.killAt)))
+	env.Metric("fresh_key_takeover_ms", ms(b.readyAt.Sub(b.killAt)))
 	env.Metric("same_key_resets_count", float64(views[0].count(resetHeld)))
 	env.Metric("same_key_reset_on_wire_ms", ms(views[0].resetDelay()))
 	env.Metric("fresh_key_foreign_resets_count", float64(views[1].count(resetForeign)))
@@ -625,7 +721,7 @@ func resetLadder(env *lab.Env, r *resetRun, v resetView) {
 		d := v.before[0]
 		rw.send(d.Index, "Initial (handshake)", "connecting", fmt.Sprintf("process 1 (pid %d)", r.pids[0]))
 		last := v.before[len(v.before)-1]
-		rw.state(last.Index+1, "connection open", fmt.Sprintf("process 1 killed (SIGKILL); process 2 (pid %d) on the same address", r.pids[1]))
+		rw.state(last.Index+1, "connection open", fmt.Sprintf("process 1 killed (SIGKILL); process 2 (pid %d) binds the address %.1f ms later", r.pids[1], ms(r.readyAt.Sub(r.killAt))))
 	}
 	shown := 0
 	for _, d := range v.after {

@@ -14,10 +14,12 @@ import (
 // The server process's arguments: what args writes parse reads back;
 // anything else is refused with errResetServer.
 func TestParseResetServer(t *testing.T) {
-	spec := resetServerSpec{addr: "127.0.0.1:4433", key: bytes.Repeat([]byte{1}, 32), seed: bytes.Repeat([]byte{2}, 32), tally: "/tmp/t"}
-	got, err := parseResetServer(spec.args())
-	if err != nil || got.addr != spec.addr || !bytes.Equal(got.key, spec.key) || !bytes.Equal(got.seed, spec.seed) || got.tally != spec.tally {
-		t.Fatalf("round trip: %+v, %v", got, err)
+	for _, fifo := range []string{"", "/tmp/standby.fifo"} {
+		spec := resetServerSpec{addr: "127.0.0.1:4433", key: bytes.Repeat([]byte{1}, 32), seed: bytes.Repeat([]byte{2}, 32), tally: "/tmp/t", standby: fifo}
+		got, err := parseResetServer(spec.args())
+		if err != nil || got.addr != spec.addr || !bytes.Equal(got.key, spec.key) || !bytes.Equal(got.seed, spec.seed) || got.tally != spec.tally || got.standby != fifo {
+			t.Fatalf("round trip: %+v, %v", got, err)
+		}
 	}
 	for _, tc := range []struct {
 		name string

@@ -70,7 +70,8 @@ func Experiments() []lab.Experiment {
 		{
 			Name:    "quic/stateless-reset",
 			Summary: "the server process is killed and restarted mid-connection: with the same reset key the client learns at once, without it at its idle timeout",
-			Shows: "The server process holding a QUIC connection is killed (SIGKILL) and a new one started on its address. The new " +
+			Shows: "The server process holding a QUIC connection is killed (SIGKILL) and a new one, started beforehand and waiting, " +
+				"binds its address the moment it is dead (however slowly a busy machine starts processes, the client never idles out in between). The new " +
 				"process knows no connection, but with the same stateless reset key it answers the client's next packet with a stateless " +
 				"reset — a packet that looks like any short header packet and ends in HMAC(key, connection ID), the token the client got " +
 				"with that connection ID — and the client ends the connection at once; with a fresh key per process the reset's token is " +
