@@ -209,14 +209,22 @@ func runRetry(env *lab.Env) error {
 func newRetryLab(env *lab.Env) (*retryLab, error) {
 	short := strings.TrimPrefix(env.Name(), "quic/")
 	dir := filepath.Dir(env.CapturePath(short))
-	if _, err := quicconn.RemoveQlogs(dir, short); err != nil {
-		return nil, &lab.EnvError{What: "removing an earlier run's qlog files", Err: err, Remedy: "check the permissions of " + dir}
+	// The first server's qlogs go under a prefix of their own: the
+	// prober's connections to both servers carry the first Retry's
+	// original connection ID, which names a qlog file.
+	first := short + "-before-restart"
+	for _, prefix := range []string{short, first} {
+		if _, err := quicconn.RemoveQlogs(dir, prefix); err != nil {
+			return nil, &lab.EnvError{What: "removing an earlier run's qlog files", Err: err, Remedy: "check the permissions of " + dir}
+		}
 	}
 	l := &retryLab{env: env, keylog: &lockedBuffer{}, tokens: newTokenStore(), cids: env.Bytes("hand-built connection IDs")}
 	l.tracer = &quicconn.Tracer{Dir: dir, Prefix: short}
 	env.Cleanup(func() { l.tracer.Finish(qlogFinishWait) })
+	firstTracer := &quicconn.Tracer{Dir: dir, Prefix: first}
+	env.Cleanup(func() { firstTracer.Finish(qlogFinishWait) })
 	io.ReadFull(env.Bytes("token key"), l.tokenKey[:])
-	srv, err := l.newServer("127.0.0.1:0", "server connection IDs")
+	srv, err := l.newServer("127.0.0.1:0", "server connection IDs", firstTracer)
 	if err != nil {
 		return nil, err
 	}
@@ -232,9 +240,9 @@ func newRetryLab(env *lab.Env) (*retryLab, error) {
 
 // newServer starts a server on addr that sends every client a Retry,
 // sealing its tokens with the lab's token key; its connection IDs come
-// from the stream called stream.
-func (l *retryLab) newServer(addr, stream string) (*quicconn.Server, error) {
-	srv, err := quicconn.NewServer(quicconn.ServerConfig{Addr: addr, Tracer: l.tracer, IdleTimeout: stepTimeout, Retry: true,
+// from the stream called stream, its qlogs go to tr.
+func (l *retryLab) newServer(addr, stream string, tr *quicconn.Tracer) (*quicconn.Server, error) {
+	srv, err := quicconn.NewServer(quicconn.ServerConfig{Addr: addr, Tracer: tr, IdleTimeout: stepTimeout, Retry: true,
 		HandshakeTimeout: retryHandshakeTimeout, MaxTokenAge: newTokenAge, Rand: l.env.Bytes(stream), TokenKey: &l.tokenKey, RecordWrites: true})
 	if err != nil {
 		return nil, err
@@ -249,7 +257,7 @@ func (l *retryLab) restart() error {
 	old := l.srv
 	l.lost = old.Stats()
 	old.Close()
-	srv, err := l.newServer(old.Addr.String(), "server connection IDs after the restart")
+	srv, err := l.newServer(old.Addr.String(), "server connection IDs after the restart", l.tracer)
 	if err != nil {
 		return err
 	}
