@@ -41,6 +41,12 @@ type ClientConfig struct {
 	// RecordWrites keeps a record of every datagram the client writes
 	// (Client.Writes), for a lab that matches them with a capture.
 	RecordWrites bool
+	// TokenStore keeps the tokens servers give in NEW_TOKEN frames, so a
+	// later connection to the same server can skip its Retry; nil: none.
+	TokenStore quic.TokenStore
+	// OnReceive, when set, sees every datagram the client's first socket
+	// reads, before quic-go does.
+	OnReceive func(b []byte, from net.Addr)
 }
 
 // Client is one QUIC connection from a quic.Transport whose connection IDs
@@ -51,6 +57,7 @@ type Client struct {
 
 	cids    quic.ConnectionIDGenerator // nil: quic-go's, 8 bytes
 	written sendLog                    // datagrams written, every path
+	onRead  func([]byte, net.Addr)     // the first socket's reads (ClientConfig.OnReceive)
 
 	mu    sync.Mutex
 	trs   []*quic.Transport
@@ -77,7 +84,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if cfg.ALPN == "" {
 		cfg.ALPN = ALPN
 	}
-	c := &Client{}
+	c := &Client{onRead: cfg.OnReceive}
 	c.written.keep = cfg.RecordWrites
 	if cfg.Rand != nil {
 		c.cids = &cidGenerator{r: cfg.Rand, n: 8}
@@ -94,7 +101,7 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	} else {
 		tlsConf.InsecureSkipVerify = true
 	}
-	qconf := &quic.Config{MaxIdleTimeout: cfg.IdleTimeout, HandshakeIdleTimeout: cfg.IdleTimeout}
+	qconf := &quic.Config{MaxIdleTimeout: cfg.IdleTimeout, HandshakeIdleTimeout: cfg.IdleTimeout, TokenStore: cfg.TokenStore}
 	if cfg.Tracer != nil {
 		qconf.Tracer = cfg.Tracer.Hook
 	}
@@ -118,7 +125,13 @@ func (c *Client) transport(local string) (*quic.Transport, netip.AddrPort, error
 	if err != nil {
 		return nil, netip.AddrPort{}, fmt.Errorf("%w: binding %s: %w", ErrDial, local, err)
 	}
-	tr := &quic.Transport{Conn: plain(udp, &c.written), ConnectionIDLength: 8, ConnectionIDGenerator: c.cids}
+	pc := plainConn{c: udp, written: &c.written}
+	c.mu.Lock()
+	if len(c.trs) == 0 {
+		pc.onRead = c.onRead
+	}
+	c.mu.Unlock()
+	tr := &quic.Transport{Conn: pc, ConnectionIDLength: 8, ConnectionIDGenerator: c.cids}
 	c.mu.Lock()
 	c.trs = append(c.trs, tr)
 	c.socks = append(c.socks, udp)

@@ -27,6 +27,12 @@
 //   - header.go: a datagram's QUIC packets as their cleartext headers show
 //     them (ParseHeaders: type, connection IDs, length) and the datagram
 //     checksum quic-go's qlog logs (Checksum).
+//   - initial.go: Initial and Retry packets by hand (RFC 9001 §5): a
+//     client Initial with any token (BuildInitial), a Retry read and its
+//     integrity tag verified (ParseRetry), the server's Initial answer
+//     opened and its frames read, CONNECTION_CLOSE INVALID_TOKEN among
+//     them (OpenServerInitial): a lab presents forged and moved tokens
+//     from a plain UDP socket.
 //
 // The middleboxes that move a connection's path (a UDP NAT that rebinds
 // and forges, a TCP NAT) are package quicconn/nat. The lab's quic/*

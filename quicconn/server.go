@@ -92,8 +92,25 @@ type ServerConfig struct {
 	// DefaultMaxHandshakes.
 	MaxHandshakes int
 	// HandshakeTimeout abandons a handshake the client went silent in;
-	// default 5s.
+	// default 5s. quic-go accepts a Retry token for twice this long.
 	HandshakeTimeout time.Duration
+	// TokenKey, when set, is the key the server seals its Retry and
+	// NEW_TOKEN tokens with: servers (or a restarted server) sharing it
+	// accept each other's tokens. Default: drawn from Rand when set,
+	// otherwise quic-go's random key.
+	TokenKey *quic.TokenGeneratorKey
+	// MaxTokenAge is how long a token the server gave in a NEW_TOKEN
+	// frame lets a later connection skip the Retry; default quic-go's
+	// (24 hours).
+	MaxTokenAge time.Duration
+	// StatelessResetKey, when set, is the key the server derives its
+	// stateless reset tokens from (RFC 9000 §10.3): a server restarted
+	// with the same key answers a packet of a connection it forgot with a
+	// stateless reset the client recognises. Nil: quic-go sends none.
+	StatelessResetKey *quic.StatelessResetKey
+	// OnWrite, when set, sees every datagram after the socket wrote it
+	// (a count that must survive the server's process being killed).
+	OnWrite func(b []byte, to net.Addr)
 
 	// onWrite, for tests, sees every datagram as the socket writes it.
 	onWrite func(b []byte, to net.Addr)
@@ -155,8 +172,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	s := &Server{Addr: udp.LocalAddr().(*net.UDPAddr).AddrPort(), Cert: leaf, udp: udp, logf: logf, written: &sendLog{keep: cfg.RecordWrites}}
 	s.gate = newHandshakeGate(cfg.Retry, cfg.HandshakeRate, cfg.MaxHandshakes, logf)
-	s.tr = &quic.Transport{Conn: plainConn{c: udp, onWrite: cfg.onWrite, written: s.written}, ConnectionIDLength: 8,
-		VerifySourceAddress: s.gate.verify, ConnContext: s.gate.connContext}
+	s.tr = &quic.Transport{Conn: plainConn{c: udp, onWrite: cfg.onWrite, afterWrite: cfg.OnWrite, written: s.written}, ConnectionIDLength: 8,
+		VerifySourceAddress: s.gate.verify, ConnContext: s.gate.connContext,
+		MaxTokenAge: cfg.MaxTokenAge, StatelessResetKey: cfg.StatelessResetKey}
 	if cfg.Rand != nil {
 		s.tr.ConnectionIDGenerator = &cidGenerator{r: cfg.Rand, n: 8}
 		var key quic.TokenGeneratorKey
@@ -165,6 +183,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("%w: token key: %w", ErrListen, err)
 		}
 		s.tr.TokenGeneratorKey = &key
+	}
+	if cfg.TokenKey != nil {
+		s.tr.TokenGeneratorKey = cfg.TokenKey
 	}
 	tlsConf := &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -193,6 +214,7 @@ type ServerStats struct {
 	Open        int   // connections past their handshake, not yet closed
 	Retried     int64 // Initials answered with a Retry (address not yet validated)
 	Refused     int64 // connections refused: MaxHandshakes in progress
+	Created     int64 // connections quic-go created (each holds state until it ends)
 }
 
 // Stats returns the server's handshake and connection counts.
@@ -200,7 +222,7 @@ func (s *Server) Stats() ServerStats {
 	g := s.gate
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return ServerStats{Handshaking: g.inProgress, Open: int(s.open.Load()), Retried: g.retried, Refused: g.refused}
+	return ServerStats{Handshaking: g.inProgress, Open: int(s.open.Load()), Retried: g.retried, Refused: g.refused, Created: g.created}
 }
 
 // Written is how many datagrams the server's socket has written: what a
@@ -392,16 +414,21 @@ func selfSigned() (tls.Certificate, *x509.Certificate, error) {
 // It also counts the datagrams the socket wrote (written, when set): the
 // source's count a capture is checked against, and its record.
 type plainConn struct {
-	c       *net.UDPConn
-	onWrite func([]byte, net.Addr)
-	written *sendLog
+	c          *net.UDPConn
+	onWrite    func([]byte, net.Addr)
+	afterWrite func([]byte, net.Addr)
+	onRead     func([]byte, net.Addr)
+	written    *sendLog
 }
 
-func plain(c *net.UDPConn, written *sendLog) net.PacketConn {
-	return plainConn{c: c, written: written}
+func (p plainConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := p.c.ReadFrom(b)
+	if err == nil && p.onRead != nil {
+		p.onRead(b[:n], a)
+	}
+	return n, a, err
 }
 
-func (p plainConn) ReadFrom(b []byte) (int, net.Addr, error) { return p.c.ReadFrom(b) }
 func (p plainConn) WriteTo(b []byte, a net.Addr) (int, error) {
 	if p.onWrite != nil {
 		p.onWrite(b, a)
@@ -409,6 +436,9 @@ func (p plainConn) WriteTo(b []byte, a net.Addr) (int, error) {
 	n, err := p.c.WriteTo(b, a)
 	if err == nil && p.written != nil {
 		p.written.add(b, a)
+	}
+	if err == nil && p.afterWrite != nil {
+		p.afterWrite(b, a)
 	}
 	return n, err
 }
@@ -504,6 +534,7 @@ type handshakeGate struct {
 	inProgress int
 	retried    int64
 	refused    int64
+	created    int64
 	flooded    bool      // requiring Retry for the limits (logged on change)
 	lastNeed   time.Time // when a Retry was last required
 	full       bool      // refusing for the cap (logged on change)
@@ -572,6 +603,7 @@ func (g *handshakeGate) connContext(ctx context.Context, _ *quic.ClientInfo) (co
 		g.refused++
 	} else {
 		g.inProgress++
+		g.created++
 	}
 	now := time.Now()
 	switch {

@@ -10,12 +10,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/lab/labtest"
 	"github.com/statelab/statelab/quicconn"
 )
 
@@ -269,4 +272,29 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// A standard QUIC client of another implementation completes through
+// quic serve --retry: ngtcp2's gtlsclient (Debian's ngtcp2-client) gets
+// a Retry, echoes its token and downloads its bytes over HTTP/3.
+func TestQUICServeRetryNgtcp2(t *testing.T) {
+	bin := labtest.NeedTool(t, "gtlsclient")
+	addr, stop := startQUICServe(t, quicconn.ServerConfig{Retry: true})
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	port := strconv.Itoa(int(addr.Port()))
+	out, err := exec.CommandContext(ctx, bin, "--no-quic-dump", "--exit-on-all-streams-close", "--timeout=5s", "--download="+dir,
+		addr.Addr().String(), port, "https://"+addr.String()+"/bytes/5000").CombinedOutput()
+	stop()
+	if err != nil {
+		t.Fatalf("gtlsclient: %v\n%s", err, out)
+	}
+	if !bytes.Contains(out, []byte("type=Retry")) {
+		t.Errorf("gtlsclient logged no Retry:\n%s", out)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "5000"))
+	if err != nil || sha256.Sum256(b) != quicconn.PatternSum(5000) {
+		t.Errorf("downloaded %d bytes (%v), want the 5000 pattern bytes", len(b), err)
+	}
 }

@@ -18,6 +18,17 @@
 //   - exp_migrate.go: quic/migrate.
 //   - exp_spoof.go: quic/spoofed-path.
 //   - exp_tcpcontrast.go: quic/tcp-contrast; tcpsink.go its TCP endpoints.
+//   - exp_retry.go: quic/retry — a server that validates every address
+//     with a Retry, a prober of hand-built Initials (quicconn.BuildInitial)
+//     presenting its token forged, moved, from another port, to a
+//     restarted server with the same token key and expired, and three
+//     quic-go connections sharing a token store (NEW_TOKEN).
+//   - exp_reset.go: quic/stateless-reset — the server as a process of its
+//     own (role quic-reset-server, counting its writes in a tally file
+//     that survives SIGKILL), killed and replaced on its address by a
+//     process started ahead on standby (it binds on SIGUSR1 and says so
+//     on a FIFO), with the same or a fresh stateless reset key; each
+//     reset told by its token, HMAC-SHA256(key, DCID)[:16].
 //   - datagram.go: captured datagrams with their cleartext headers (every
 //     coalesced packet), joined with the records both endpoints logged
 //     (Correlate).

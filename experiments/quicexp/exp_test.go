@@ -43,7 +43,7 @@ func TestExperimentsPass(t *testing.T) {
 func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 	defer func(d time.Duration, n int) { captureDrain, testUncounted = d, n }(captureDrain, testUncounted)
 	captureDrain, testUncounted = 300*time.Millisecond, 1
-	for _, name := range []string{"quic/rebind-port", "quic/tcp-contrast"} {
+	for _, name := range []string{"quic/rebind-port", "quic/tcp-contrast", "quic/retry", "quic/stateless-reset"} {
 		t.Run(strings.TrimPrefix(name, "quic/"), func(t *testing.T) {
 			r := lab.RunOne(context.Background(), experiment(name), lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})
 			if r.Passed || r.Error != "" || len(r.Checks) == 0 {
@@ -79,7 +79,7 @@ func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 	}
 }
 
-func TestMain(m *testing.M) { labtest.Main(m, nil) }
+func TestMain(m *testing.M) { labtest.Main(m, resetRoles) }
 
 // experiment is the package's experiment called name.
 func experiment(name string) lab.Experiment {
@@ -93,7 +93,7 @@ func experiment(name string) lab.Experiment {
 
 // Experiments lists every quic/ experiment once, each runnable.
 func TestExperimentsAreListedOnce(t *testing.T) {
-	want := []string{"quic/rebind-port", "quic/rebind-addr", "quic/migrate", "quic/spoofed-path", "quic/tcp-contrast"}
+	want := []string{"quic/rebind-port", "quic/rebind-addr", "quic/migrate", "quic/spoofed-path", "quic/tcp-contrast", "quic/retry", "quic/stateless-reset"}
 	c, err := lab.NewCatalogue(Experiments())
 	if err != nil {
 		t.Fatal(err)

@@ -56,6 +56,30 @@ func Experiments() []lab.Experiment {
 				"ECONNRESET: the TCP upload never completes.",
 			Run: runTCPContrast,
 		},
+		{
+			Name:    "quic/retry",
+			Summary: "address validation: a Retry token instead of server state, refused forged, moved and expired, NEW_TOKEN to skip it",
+			Shows: "With address validation on, the server answers a client's first Initial with a Retry and creates nothing — no " +
+				"connection, not one more goroutine — until the client's second Initial echoes the token; the client carries the state. " +
+				"A forged token gets a new Retry, the token from another address and the token past its lifetime get INVALID_TOKEN, " +
+				"none creates a connection; a server restarted with the same token key accepts a token its predecessor issued — the " +
+				"restart lost nothing the token carried; the NEW_TOKEN a connection receives lets the next one skip the Retry until " +
+				"that token expires.",
+			Run: runRetry,
+		},
+		{
+			Name:    "quic/stateless-reset",
+			Summary: "the server process is killed and restarted mid-connection: with the same reset key the client learns at once, without it at its idle timeout",
+			Shows: "The server process holding a QUIC connection is killed (SIGKILL) and a new one, started beforehand and waiting, " +
+				"binds its address the moment it is dead (however slowly a busy machine starts processes, the client never idles out in between). The new " +
+				"process knows no connection, but with the same stateless reset key it answers the client's next packet with a stateless " +
+				"reset — a packet that looks like any short header packet and ends in HMAC(key, connection ID), the token the client got " +
+				"with that connection ID — and the client ends the connection at once; with a fresh key per process the reset's token is " +
+				"one the client never got, it drops it, and only its idle timeout ends the connection. QUIC's counterpart of " +
+				"tcp/state-loss's RST: the state a restart loses is the same, the token lets a server that forgot it say so.",
+			Run:   runReset,
+			Roles: resetRoles,
+		},
 	}
 }
 
