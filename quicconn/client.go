@@ -51,6 +51,7 @@ type Client struct {
 
 	cids    quic.ConnectionIDGenerator // nil: quic-go's, 8 bytes
 	written sendLog                    // datagrams written, every path
+	first   *firstFlight               // the first flight's bytes (DialEarly), nil: not kept
 
 	mu    sync.Mutex
 	trs   []*quic.Transport
