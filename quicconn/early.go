@@ -121,10 +121,11 @@ type EarlyServer struct {
 	wg      sync.WaitGroup
 	once    sync.Once
 
-	mu    sync.Mutex
-	store map[string]string
-	reqs  []Request
-	conns []*quic.Conn
+	mu      sync.Mutex
+	store   map[string]string
+	reqs    []Request
+	conns   []*quic.Conn
+	changed chan struct{} // closed and replaced at every request handled
 }
 
 // NewEarlyServer listens and serves until Close.
@@ -138,7 +139,7 @@ func NewEarlyServer(cfg EarlyServerConfig) (*EarlyServer, error) {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 5 * time.Second
 	}
-	s := &EarlyServer{store: map[string]string{}, written: &sendLog{keep: cfg.RecordWrites}}
+	s := &EarlyServer{store: map[string]string{}, written: &sendLog{keep: cfg.RecordWrites}, changed: make(chan struct{})}
 	if cfg.Cert != nil {
 		s.Certificate = *cfg.Cert
 	} else {
@@ -323,7 +324,28 @@ func (s *EarlyServer) record(req Request, conn *quic.Conn) {
 	}
 	s.mu.Lock()
 	s.reqs = append(s.reqs, req)
+	close(s.changed)
+	s.changed = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// WaitRequests waits until done reports true for the requests handled
+// so far.
+func (s *EarlyServer) WaitRequests(ctx context.Context, done func([]Request) bool) error {
+	for range 1 << 10 { // bounded: each round waits for a request
+		s.mu.Lock()
+		reqs, ch := append([]Request(nil), s.reqs...), s.changed
+		s.mu.Unlock()
+		if done(reqs) {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for the server's requests (%d so far): %w", ErrTransfer, len(reqs), context.Cause(ctx))
+		}
+	}
+	return fmt.Errorf("%w: waiting for the server's requests", ErrTransfer)
 }
 
 // TicketCache is a tls.ClientSessionCache that remembers what passed
@@ -347,13 +369,13 @@ func NewTicketCache() *TicketCache {
 // Get implements tls.ClientSessionCache.
 func (c *TicketCache) Get(key string) (*tls.ClientSessionState, bool) {
 	cs, ok := c.inner.Get(key)
+	var st *tls.SessionState
 	if ok && cs != nil {
-		if _, st, err := cs.ResumptionState(); err == nil {
-			c.mu.Lock()
-			c.offered = st
-			c.mu.Unlock()
-		}
+		_, st, _ = cs.ResumptionState()
 	}
+	c.mu.Lock()
+	c.offered = st
+	c.mu.Unlock()
 	return cs, ok
 }
 
@@ -381,7 +403,8 @@ func (c *TicketCache) Tickets() [][]byte {
 	return append([][]byte(nil), c.tickets...)
 }
 
-// Offered is the session the client last took from the cache to resume.
+// Offered is the session the client took from the cache to resume on its
+// last Get; nil when it found none.
 func (c *TicketCache) Offered() *tls.SessionState {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -420,9 +443,9 @@ type EarlyClientConfig struct {
 	Rand        io.Reader
 	// RecordWrites keeps a record of every datagram written.
 	RecordWrites bool
-	// KeepFirst keeps the bytes of the first KeepFirst long-header
-	// datagrams written (the first flight: Initial and 0-RTT), for
-	// Client.FirstFlight.
+	// KeepFirst keeps the bytes of at most KeepFirst datagrams of the
+	// client's first flight (Initial and 0-RTT packets only, until it
+	// sends anything else), for Client.FirstFlight.
 	KeepFirst int
 }
 
@@ -484,25 +507,44 @@ func DialEarly(ctx context.Context, cfg EarlyClientConfig) (*Client, error) {
 // On a connection still in its handshake the request goes out as 0-RTT
 // data.
 func (c *Client) Request(ctx context.Context, req string) (string, error) {
-	st, err := c.Conn.OpenStreamSync(ctx)
-	if err != nil {
-		return "", fmt.Errorf("%w: opening a stream: %w", ErrTransfer, err)
+	out, err := c.Requests(ctx, req)
+	if len(out) == 0 {
+		return "", err
 	}
-	stop := context.AfterFunc(ctx, func() { st.CancelRead(2); st.CancelWrite(2) })
-	defer stop()
-	if _, err := io.WriteString(st, req); err != nil {
-		return "", fmt.Errorf("%w: %w", ErrTransfer, err)
-	}
-	st.Close()
-	b, err := io.ReadAll(io.LimitReader(st, MaxRequest))
-	if err != nil {
-		return string(b), fmt.Errorf("%w: reading the answer to %q: %w", ErrTransfer, req, err)
-	}
-	return string(b), nil
+	return out[0], err
 }
 
-// FirstFlight returns the bytes of the long-header datagrams the client
-// wrote first (see EarlyClientConfig.KeepFirst), in order.
+// Requests sends each request on a stream of its own, all written before
+// any answer is read (on a connection in its handshake, all in 0-RTT),
+// and returns the answers in order.
+func (c *Client) Requests(ctx context.Context, reqs ...string) ([]string, error) {
+	sts := make([]*quic.Stream, len(reqs))
+	for i, req := range reqs {
+		st, err := c.Conn.OpenStreamSync(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: opening a stream: %w", ErrTransfer, err)
+		}
+		stop := context.AfterFunc(ctx, func() { st.CancelRead(2); st.CancelWrite(2) })
+		defer stop()
+		if _, err := io.WriteString(st, req); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrTransfer, err)
+		}
+		st.Close()
+		sts[i] = st
+	}
+	out := make([]string, len(reqs))
+	for i, st := range sts {
+		b, err := io.ReadAll(io.LimitReader(st, MaxRequest))
+		out[i] = string(b)
+		if err != nil {
+			return out, fmt.Errorf("%w: reading the answer to %q: %w", ErrTransfer, reqs[i], err)
+		}
+	}
+	return out, nil
+}
+
+// FirstFlight returns the bytes of the client's first flight (see
+// EarlyClientConfig.KeepFirst), in order.
 func (c *Client) FirstFlight() [][]byte {
 	if c.first == nil {
 		return nil
@@ -512,20 +554,27 @@ func (c *Client) FirstFlight() [][]byte {
 
 // firstFlight keeps copies of the first n long-header datagrams written.
 type firstFlight struct {
-	n  int
-	mu sync.Mutex
-	d  [][]byte
+	n    int
+	mu   sync.Mutex
+	d    [][]byte
+	done bool
 }
 
 func (f *firstFlight) add(b []byte, _ net.Addr) {
-	if len(b) == 0 || b[0]&0x80 == 0 {
-		return
-	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.d) < f.n {
-		f.d = append(f.d, bytes.Clone(b))
+	if f.done || len(f.d) >= f.n {
+		return
 	}
+	for _, h := range ParseHeaders(b, 8) {
+		if h.Type != "initial" && h.Type != "0RTT" {
+			// A Handshake or 1-RTT packet: the client has heard from the
+			// server, its first flight is over.
+			f.done = true
+			return
+		}
+	}
+	f.d = append(f.d, bytes.Clone(b))
 }
 
 func (f *firstFlight) get() [][]byte {

@@ -56,6 +56,16 @@ func Experiments() []lab.Experiment {
 				"ECONNRESET: the TCP upload never completes.",
 			Run: runTCPContrast,
 		},
+		{
+			Name:    "quic/resumption",
+			Summary: "a session ticket from a first connection resumes the second with 0-RTT: fewer handshake bytes, no round trip; a replay of it, and restarts",
+			Shows: "A first connection does a full handshake and takes a session ticket; the second resumes with it and sends its " +
+				"requests in 0-RTT, in its first flight, with fewer handshake bytes, both measured from the capture. The server " +
+				"answers the read-only GET at once and holds the state-changing PUT until the handshake completes; an attacker " +
+				"replaying that first flight gets the GET processed again, never the PUT. A restart that keeps the ticket key still " +
+				"resumes; one with a fresh key falls back to a full handshake: the server kept nothing per client, the ticket carried it.",
+			Run: runResumption,
+		},
 	}
 }
 
