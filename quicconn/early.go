@@ -124,8 +124,9 @@ type EarlyServer struct {
 	mu      sync.Mutex
 	store   map[string]string
 	reqs    []Request
+	read    map[netip.AddrPort]int // requests read, by client address
 	conns   []*quic.Conn
-	changed chan struct{} // closed and replaced at every request handled
+	changed chan struct{} // closed and replaced at every request read or handled
 }
 
 // NewEarlyServer listens and serves until Close.
@@ -139,7 +140,7 @@ func NewEarlyServer(cfg EarlyServerConfig) (*EarlyServer, error) {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 5 * time.Second
 	}
-	s := &EarlyServer{store: map[string]string{}, written: &sendLog{keep: cfg.RecordWrites}, changed: make(chan struct{})}
+	s := &EarlyServer{store: map[string]string{}, read: map[netip.AddrPort]int{}, written: &sendLog{keep: cfg.RecordWrites}, changed: make(chan struct{})}
 	if cfg.Cert != nil {
 		s.Certificate = *cfg.Cert
 	} else {
@@ -279,15 +280,19 @@ func (s *EarlyServer) handle(conn *quic.Conn, st *quic.Stream) {
 		req.Early = true
 	}
 	var reply string
-	switch {
-	case req.Method == "GET":
-		s.mu.Lock()
+	s.mu.Lock()
+	if req.Method == "GET" {
 		v, ok := s.store[req.Key]
-		s.mu.Unlock()
 		reply = "OK " + v + "\n"
 		if !ok {
 			reply = "NONE\n"
 		}
+	}
+	s.read[req.Remote]++
+	s.notifyLocked()
+	s.mu.Unlock()
+	switch {
+	case req.Method == "GET":
 		req.Done = true
 	case req.Early:
 		// A state-changing request in 0-RTT: not before the handshake
@@ -324,9 +329,32 @@ func (s *EarlyServer) record(req Request, conn *quic.Conn) {
 	}
 	s.mu.Lock()
 	s.reqs = append(s.reqs, req)
+	s.notifyLocked()
+	s.mu.Unlock()
+}
+
+func (s *EarlyServer) notifyLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-	s.mu.Unlock()
+}
+
+// WaitRead waits until the server has read n requests from the client
+// at from (whether or not it has answered them yet).
+func (s *EarlyServer) WaitRead(ctx context.Context, from netip.AddrPort, n int) error {
+	for range 1 << 10 { // bounded: each round waits for a request
+		s.mu.Lock()
+		have, ch := s.read[from], s.changed
+		s.mu.Unlock()
+		if have >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %d of %d requests from %s read: %w", ErrTransfer, have, n, from, context.Cause(ctx))
+		}
+	}
+	return fmt.Errorf("%w: waiting for requests from %s", ErrTransfer, from)
 }
 
 // WaitRequests waits until done reports true for the requests handled
@@ -444,9 +472,21 @@ type EarlyClientConfig struct {
 	// RecordWrites keeps a record of every datagram written.
 	RecordWrites bool
 	// KeepFirst keeps the bytes of at most KeepFirst datagrams of the
-	// client's first flight (Initial and 0-RTT packets only, until it
-	// sends anything else), for Client.FirstFlight.
+	// client's first flight, for Client.FirstFlight and InitialFlight.
 	KeepFirst int
+	// HoldReplies, when set and the client offers a ticket (Sessions is
+	// a TicketCache that had one), holds what the server sends back
+	// until the client's requests (Client.Requests) have left in 0-RTT
+	// packets, by its qlog (Tracer needed), or HoldReplies has passed. On loopback
+	// the server's first flight can come back before the client's own
+	// goroutine writes its request, which would then go out as 1-RTT; a
+	// held reply is what any path longer than a scheduling delay gives.
+	HoldReplies time.Duration
+	// ReleaseWhen, when set with HoldReplies, is waited for too before
+	// the replies are released (a lab's server having read the 0-RTT
+	// requests, as it would have long before the client's Finished on
+	// any real path); local is the client's address.
+	ReleaseWhen func(ctx context.Context, local netip.AddrPort) error
 }
 
 // DialEarly opens a connection that sends 0-RTT when Sessions holds a
@@ -472,11 +512,11 @@ func DialEarly(ctx context.Context, cfg EarlyClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: binding %s: %w", ErrDial, cfg.Local, err)
 	}
-	pc := plainConn{c: udp, written: &c.written}
-	if cfg.KeepFirst > 0 {
-		c.first = &firstFlight{n: cfg.KeepFirst}
-		pc.onWrite = c.first.add
+	c.first = &firstFlight{n: cfg.KeepFirst, hold: cfg.HoldReplies, releaseWhen: cfg.ReleaseWhen, released: make(chan struct{})}
+	if tc, ok := cfg.Sessions.(*TicketCache); cfg.HoldReplies <= 0 || !ok || len(tc.Tickets()) == 0 {
+		c.first.release() // no ticket to offer: no 0-RTT to wait for
 	}
+	pc := flightConn{plainConn: plainConn{c: udp, written: &c.written}, f: c.first}
 	tr := &quic.Transport{Conn: pc, ConnectionIDLength: 8, ConnectionIDGenerator: c.cids}
 	c.mu.Lock()
 	c.trs, c.socks = append(c.trs, tr), append(c.socks, udp)
@@ -500,6 +540,9 @@ func DialEarly(ctx context.Context, cfg EarlyClientConfig) (*Client, error) {
 		return nil, fmt.Errorf("%w %s: %w", ErrDial, cfg.Server, err)
 	}
 	c.Conn = conn
+	if tc, ok := cfg.Sessions.(*TicketCache); !ok || tc.Offered() == nil {
+		c.first.release() // no ticket offered after all
+	}
 	return c, nil
 }
 
@@ -516,9 +559,11 @@ func (c *Client) Request(ctx context.Context, req string) (string, error) {
 
 // Requests sends each request on a stream of its own, all written before
 // any answer is read (on a connection in its handshake, all in 0-RTT),
-// and returns the answers in order.
+// and returns the answers in order. With EarlyClientConfig.HoldReplies
+// it releases the server's replies once the requests have left.
 func (c *Client) Requests(ctx context.Context, reqs ...string) ([]string, error) {
 	sts := make([]*quic.Stream, len(reqs))
+	total := 0
 	for i, req := range reqs {
 		st, err := c.Conn.OpenStreamSync(ctx)
 		if err != nil {
@@ -531,6 +576,14 @@ func (c *Client) Requests(ctx context.Context, reqs ...string) ([]string, error)
 		}
 		st.Close()
 		sts[i] = st
+		total += len(req)
+	}
+	if c.first != nil && c.first.holding() {
+		err := c.awaitEarly(ctx, int64(total))
+		c.first.release()
+		if err != nil {
+			return nil, err
+		}
 	}
 	out := make([]string, len(reqs))
 	for i, st := range sts {
@@ -543,42 +596,158 @@ func (c *Client) Requests(ctx context.Context, reqs ...string) ([]string, error)
 	return out, nil
 }
 
-// FirstFlight returns the bytes of the client's first flight (see
-// EarlyClientConfig.KeepFirst), in order.
+// awaitEarly waits until the connection's qlog shows n bytes of STREAM
+// data sent in 0-RTT packets and ReleaseWhen returns, at most the hold's
+// time.
+func (c *Client) awaitEarly(ctx context.Context, n int64) error {
+	ct, ok := c.Conn.QlogTrace().(*ConnTrace)
+	if !ok {
+		return fmt.Errorf("%w: holding replies needs the client's qlog (a Tracer)", ErrDial)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.first.hold)
+	defer cancel()
+	if err := c.awaitSent(ctx, ct, n); err != nil {
+		return err
+	}
+	if c.first.releaseWhen != nil {
+		return c.first.releaseWhen(ctx, c.LocalAddr())
+	}
+	return nil
+}
+
+// awaitSent waits until the trace shows n bytes of STREAM data sent in
+// 0-RTT packets.
+func (c *Client) awaitSent(ctx context.Context, ct *ConnTrace, n int64) error {
+	t := ct.tracer
+	for range 1 << 16 { // bounded: each round waits for a qlog event
+		t.mu.Lock()
+		if t.notify == nil {
+			t.notify = make(chan struct{})
+		}
+		ch := t.notify
+		t.mu.Unlock()
+		var sent int64
+		for _, e := range ct.Packets() {
+			if e.Sent && e.Type == "0RTT" {
+				sent += e.Stream
+			}
+		}
+		if sent >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %d of %d request bytes sent in 0-RTT: %w", ErrTransfer, sent, n, context.Cause(ctx))
+		}
+	}
+	return fmt.Errorf("%w: waiting for the 0-RTT requests", ErrTransfer)
+}
+
+// FirstFlight returns the datagrams the client wrote before it read
+// anything from the server, in order (at most KeepFirst): what it sends
+// unprompted, and what an attacker can replay as a whole.
 func (c *Client) FirstFlight() [][]byte {
 	if c.first == nil {
 		return nil
 	}
-	return c.first.get()
+	d, before := c.first.get()
+	return d[:before]
 }
 
-// firstFlight keeps copies of the first n long-header datagrams written.
+// InitialFlight returns every datagram the client wrote before its first
+// Handshake or 1-RTT packet (at most KeepFirst): its Initials, ClientHello
+// whole, and 0-RTT packets, for EarlySecretLog.
+func (c *Client) InitialFlight() [][]byte {
+	if c.first == nil {
+		return nil
+	}
+	d, _ := c.first.get()
+	return d
+}
+
+// firstFlight keeps copies of the first n datagrams written before the
+// first Handshake or 1-RTT packet, notes how many came before the first
+// datagram read, and holds what is read until released (see
+// EarlyClientConfig.HoldReplies).
 type firstFlight struct {
-	n    int
-	mu   sync.Mutex
-	d    [][]byte
-	done bool
+	n           int
+	hold        time.Duration
+	releaseWhen func(context.Context, netip.AddrPort) error
+	released    chan struct{}
+	once        sync.Once
+
+	mu     sync.Mutex
+	d      [][]byte
+	read   bool // a datagram was read
+	before int  // datagrams kept before the first read
+	over   bool // a Handshake or 1-RTT packet was written
 }
 
-func (f *firstFlight) add(b []byte, _ net.Addr) {
+func (f *firstFlight) add(b []byte) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done || len(f.d) >= f.n {
-		return
-	}
 	for _, h := range ParseHeaders(b, 8) {
 		if h.Type != "initial" && h.Type != "0RTT" {
-			// A Handshake or 1-RTT packet: the client has heard from the
-			// server, its first flight is over.
-			f.done = true
-			return
+			f.over = true
 		}
 	}
+	if f.over || len(f.d) >= f.n {
+		return
+	}
 	f.d = append(f.d, bytes.Clone(b))
+	if !f.read {
+		f.before = len(f.d)
+	}
 }
 
-func (f *firstFlight) get() [][]byte {
+func (f *firstFlight) get() ([][]byte, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([][]byte(nil), f.d...)
+	return append([][]byte(nil), f.d...), f.before
+}
+
+func (f *firstFlight) release() { f.once.Do(func() { close(f.released) }) }
+
+func (f *firstFlight) holding() bool {
+	select {
+	case <-f.released:
+		return false
+	default:
+		return true
+	}
+}
+
+// flightConn is the client's socket with its first flight recorded and
+// the server's replies held (see firstFlight).
+type flightConn struct {
+	plainConn
+	f *firstFlight
+}
+
+func (p flightConn) WriteTo(b []byte, a net.Addr) (int, error) {
+	p.f.add(b)
+	return p.plainConn.WriteTo(b, a)
+}
+
+// ReadFrom delivers a datagram once the replies are released, or the
+// hold's time has passed since it arrived.
+func (p flightConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := p.plainConn.ReadFrom(b)
+	if err != nil {
+		return n, a, err
+	}
+	if p.f.holding() {
+		t := time.NewTimer(p.f.hold)
+		select {
+		case <-p.f.released:
+		case <-t.C:
+			p.f.release()
+		}
+		t.Stop()
+	}
+	p.f.mu.Lock()
+	p.f.read = true
+	p.f.mu.Unlock()
+	return n, a, err
 }

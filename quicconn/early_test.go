@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -90,7 +93,10 @@ func TestEarlyServerResumesWithZeroRTT(t *testing.T) {
 	defer srv.Close()
 	cache := NewTicketCache()
 	dial := func() *Client {
-		c, err := DialEarly(ctx, EarlyClientConfig{Server: srv.Addr, Trust: srv.Cert, Sessions: cache, KeepFirst: 4})
+		c, err := DialEarly(ctx, EarlyClientConfig{Server: srv.Addr, Trust: srv.Cert, Sessions: cache, KeepFirst: 8,
+			Tracer: &Tracer{}, HoldReplies: testTimeout / 2, ReleaseWhen: func(ctx context.Context, local netip.AddrPort) error {
+				return srv.WaitRead(ctx, local, 2)
+			}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,13 +112,16 @@ func TestEarlyServerResumesWithZeroRTT(t *testing.T) {
 	}
 	first.Close()
 	second := dial()
-	for req, want := range map[string]string{"GET k": "OK 1\n", "PUT k 2": "APPLIED\n"} {
-		if got, err := second.Request(ctx, req); err != nil || got != want {
-			t.Fatalf("%s: %q, %v; want %q", req, got, err, want)
-		}
+	if got, err := second.Requests(ctx, "GET k", "PUT k 2"); err != nil || !slices.Equal(got, []string{"OK 1\n", "APPLIED\n"}) {
+		t.Fatalf("GET and PUT in 0-RTT: %q, %v", got, err)
 	}
 	if !second.Conn.ConnectionState().Used0RTT {
 		t.Fatal("the second connection did not use 0-RTT")
+	}
+	for _, r := range srv.Requests() {
+		if r.Remote == second.LocalAddr() && !r.Early {
+			t.Errorf("the resumed connection's %s was not read in 0-RTT", r.Method)
+		}
 	}
 	for _, r := range srv.Requests() {
 		if r.Method == "PUT" && (!r.Confirmed || !r.Done) {
@@ -122,11 +131,35 @@ func TestEarlyServerResumesWithZeroRTT(t *testing.T) {
 	if v, _ := srv.Value("k"); v != "2" {
 		t.Errorf("store holds %q, want 2", v)
 	}
-	line, err := EarlySecretLog(second.FirstFlight(), cache.Offered())
+	// A replay of the first flight to a server with the same ticket key
+	// gets its GET processed again; its PUT is never applied.
+	other, err := NewEarlyServer(EarlyServerConfig{Cert: &srv.Certificate, TicketKey: &srv.TicketKey, HandshakeTimeout: testTimeout / 16})
 	if err != nil {
 		t.Fatal(err)
 	}
-	opened := openZeroRTT(t, second.FirstFlight(), line)
+	defer other.Close()
+	replay := second.FirstFlight()
+	sock, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	for _, d := range replay {
+		sock.WriteToUDPAddrPort(d, other.Addr)
+	}
+	if err := other.WaitRequests(ctx, func(r []Request) bool { return len(r) == 2 }); err != nil {
+		t.Fatalf("%v (replayed %d datagrams)", err, len(replay))
+	}
+	for _, r := range other.Requests() {
+		if r.Done != (r.Method == "GET") || !r.Early {
+			t.Errorf("replayed %s: early %t, done %t", r.Method, r.Early, r.Done)
+		}
+	}
+	line, err := EarlySecretLog(second.InitialFlight(), cache.Offered())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := openZeroRTT(t, second.InitialFlight(), line)
 	if opened == 0 {
 		t.Fatalf("no 0-RTT packet in the first flight opened with %q", line)
 	}

@@ -330,3 +330,4 @@ func cryptoFrames(b []byte, out map[uint64][]byte) error {
 	}
 	return nil
 }
+
