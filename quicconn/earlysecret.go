@@ -330,4 +330,3 @@ func cryptoFrames(b []byte, out map[uint64][]byte) error {
 	}
 	return nil
 }
-

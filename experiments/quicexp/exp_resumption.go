@@ -41,11 +41,11 @@ func resumeRequests(s resumeStep) []string {
 type resumeStep int
 
 const (
-	stepFirst    resumeStep = iota // no ticket: a full handshake, takes a ticket
-	stepResumed                    // resumes with the ticket, requests in 0-RTT
-	stepReplay                     // the attacker replays stepResumed's first flight
-	stepKeyKept                    // after a restart keeping the ticket key
-	stepKeyLost                    // after a restart with a fresh ticket key
+	stepFirst   resumeStep = iota // no ticket: a full handshake, takes a ticket
+	stepResumed                   // resumes with the ticket, requests in 0-RTT
+	stepReplay                    // the attacker replays stepResumed's first flight
+	stepKeyKept                   // after a restart keeping the ticket key
+	stepKeyLost                   // after a restart with a fresh ticket key
 	resumeSteps
 )
 
@@ -79,13 +79,13 @@ type resumeLab struct {
 	keylog *lockedBuffer // the clients' TLS secrets
 	// srvKeylog is the servers': see addEarlySecrets.
 	srvKeylog *lockedBuffer
-	tracer  *quicconn.Tracer
-	srvs    []*quicconn.EarlyServer // every instance, in order; the last is running
-	cache   *quicconn.TicketCache
-	cap     *capture.Capture
-	conns   [resumeSteps]*resumeConn
-	replay  *net.UDPConn
-	attackN int
+	tracer    *quicconn.Tracer
+	srvs      []*quicconn.EarlyServer // every instance, in order; the last is running
+	cache     *quicconn.TicketCache
+	cap       *capture.Capture
+	conns     [resumeSteps]*resumeConn
+	replay    *net.UDPConn
+	attackN   int
 }
 
 // resumeHandshakeTimeout abandons a handshake the peer went silent in:
