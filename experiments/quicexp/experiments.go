@@ -66,6 +66,16 @@ func Experiments() []lab.Experiment {
 				"resumes; one with a fresh key falls back to a full handshake: the server kept nothing per client, the ticket carried it.",
 			Run: runResumption,
 		},
+		{
+			Name:    "quic/load-balancer",
+			Summary: "three backends behind a UDP balancer: a 4-tuple hash loses a moving client, the server ID in the connection ID keeps it",
+			Shows: "Three QUIC backends behind a UDP balancer that keeps no table. Hashing the client's 4-tuple, a NAT rebinding " +
+				"and then an active migration send the client's packets to a backend that never saw the connection: it answers " +
+				"with a stateless reset and the connection is lost. Routing by connection ID — every CID a backend issues carries " +
+				"its server ID (QUIC-LB plaintext) — the same rebinding and migration stay on the connection's backend and the " +
+				"upload completes byte-exact; each route is recomputed from the captured datagram alone.",
+			Run: runLoadBalancer,
+		},
 	}
 }
 

@@ -131,5 +131,11 @@ func (b *BackendConn) SetDeadline(t time.Time) error { return b.c.SetDeadline(t)
 // SetReadDeadline implements net.PacketConn.
 func (b *BackendConn) SetReadDeadline(t time.Time) error { return b.c.SetReadDeadline(t) }
 
+// SetReadBuffer sets the socket's receive buffer (quic-go asks).
+func (b *BackendConn) SetReadBuffer(n int) error { return b.c.SetReadBuffer(n) }
+
+// SetWriteBuffer sets the socket's send buffer (quic-go asks).
+func (b *BackendConn) SetWriteBuffer(n int) error { return b.c.SetWriteBuffer(n) }
+
 // SetWriteDeadline implements net.PacketConn.
 func (b *BackendConn) SetWriteDeadline(t time.Time) error { return b.c.SetWriteDeadline(t) }
