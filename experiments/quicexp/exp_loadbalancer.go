@@ -53,19 +53,19 @@ type lbPhase struct {
 	home        int // the backend that holds the connection, -1 unknown
 
 	// What happened, as the client and the lab saw it.
-	res    quicconn.UploadResult
-	err    error            // the transfer's or the path change's
+	res quicconn.UploadResult
+	err error // the transfer's or the path change's
 	// oldPath is an echo on the old path after a failed migration.
 	oldPath error
-	cause  error            // why the client's connection ended, nil: it did not
-	moves  []lbMove         // path changes, in order
-	hops   []*hop           // active migrations (a *hop per move by migration)
-	rebind []nat.Rebinding  // NAT rebindings
-	ds     []*Datagram      // client-leg datagrams, correlated
-	legs   []*backendLeg    // balancer↔backend datagrams
-	corr   Correlation      // the client leg against the qlogs
-	resets []*backendLeg    // stateless resets captured
-	routes []routeAgreement // every client datagram's route, recomputed
+	cause   error            // why the client's connection ended, nil: it did not
+	moves   []lbMove         // path changes, in order
+	hops    []*hop           // active migrations (a *hop per move by migration)
+	rebind  []nat.Rebinding  // NAT rebindings
+	ds      []*Datagram      // client-leg datagrams, correlated
+	legs    []*backendLeg    // balancer↔backend datagrams
+	corr    Correlation      // the client leg against the qlogs
+	resets  []*backendLeg    // stateless resets captured
+	routes  []routeAgreement // every client datagram's route, recomputed
 }
 
 // lbMove is one change of the client's address as the balancer sees it.
