@@ -774,8 +774,8 @@ func (r *resumeLab) judge(ev *resumeEvidence) {
 	r.ladders(ev)
 	env.Holding(lab.Holding{
 		ServerKeeps: fmt.Sprintf("nothing per client between connections: the ticket is sealed with the server's ticket key (a new server instance given that key resumed the client, %d-byte ticket)", tlen),
-		ClientCarries: fmt.Sprintf("a %d-byte session ticket, sent back in the ClientHello of a %d-byte Initial (the first connection's Initials: %d bytes)",
-			tlen, initialBytes(res), initialBytes(first)),
+		ClientCarries: fmt.Sprintf("a %d-byte session ticket, sent back inside its %d-byte ClientHello (the first connection's, without one: %d bytes)",
+			tlen, clientHelloLen(c2), clientHelloLen(c1)),
 		RestartLoses: fmt.Sprintf("tickets when the ticket key is not kept: with a fresh key the client fell back to a full handshake (%d TLS handshake bytes, against %d resumed); with the key kept it resumed with 0-RTT",
 			lost.tlsBytes(), res.tlsBytes()),
 		CarriedBytes: tlen,
@@ -853,19 +853,14 @@ func msPair(f *connFacts) string {
 	return fmt.Sprintf("%.2f / %.2f", f.since(f.firstData), f.since(f.answer))
 }
 
-// initialBytes are the client's Initial packets' bytes.
-func initialBytes(f *connFacts) int {
-	n := 0
-	for _, d := range f.ds {
-		if d.Src == f.peer {
-			for _, p := range d.Parts {
-				if p.Type == "initial" {
-					n += p.Len
-				}
-			}
-		}
+// clientHelloLen is the length of the ClientHello a connection sent, as
+// its Initials carried it; 0 when it cannot be read.
+func clientHelloLen(c *resumeConn) int {
+	ch, err := quicconn.ClientHello(c.cl.InitialFlight())
+	if err != nil {
+		return 0
 	}
-	return n
+	return len(ch)
 }
 
 // ladders draws the first connection, the resumed one and the replay,
