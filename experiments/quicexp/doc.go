@@ -29,7 +29,8 @@
 //   - exp_loadbalancer.go: quic/load-balancer — three phases, each a
 //     balancer (quicconn/lb) with three backends: 4-tuple hash with a NAT
 //     rebinding, 4-tuple hash with an active migration, and connection-ID
-//     routing through both; the client leg correlated with the qlogs, the
+//     routing through both and a restart of the balancer (at a quiescent
+//     moment); the client leg correlated with the qlogs, the
 //     backend legs decapsulated, every route recomputed from its datagram.
 //   - datagram.go: captured datagrams with their cleartext headers (every
 //     coalesced packet), joined with the records both endpoints logged

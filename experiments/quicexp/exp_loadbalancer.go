@@ -44,7 +44,9 @@ const lbMaxMoves = 8
 type lbPhase struct {
 	name, title string
 	mode        lb.Mode
-	bal         *lb.Balancer
+	bal         *lb.Balancer   // the running balancer
+	retired     []*lb.Balancer // earlier instances, restarted away
+	addrs       []netip.AddrPort
 	socks       []*lb.BackendConn
 	backs       []*quicconn.Backend
 	tracer      *quicconn.Tracer
@@ -66,6 +68,10 @@ type lbPhase struct {
 	corr    Correlation      // the client leg against the qlogs
 	resets  []*backendLeg    // stateless resets captured
 	routes  []routeAgreement // every client datagram's route, recomputed
+	// restartedAfter is how many datagrams the first balancer instance
+	// routed before its restart; restartErr what the restart reported.
+	restartedAfter int
+	restartErr     error
 }
 
 // lbMove is one change of the client's address as the balancer sees it.
@@ -173,7 +179,7 @@ func (l *lbLab) startPhase(ph *lbPhase, cert tls.Certificate, withNAT bool) erro
 		return err
 	}
 	l.env.Cleanup(func() { bal.Close() })
-	ph.bal = bal
+	ph.bal, ph.addrs = bal, addrs
 	for i, u := range udps {
 		sock := lb.NewBackendConn(u, bal.Front)
 		ph.socks = append(ph.socks, sock)
@@ -208,6 +214,43 @@ func (l *lbLab) captureOptions() capture.Options {
 		m, ok := p.Decode()
 		return ok && m.Proto == capture.ProtoUDP && (ports[m.Src.Port()] || ports[m.Dst.Port()])
 	}, MaxDrain: captureDrain}
+}
+
+// stats adds up the counters of every balancer instance of the phase.
+func (ph *lbPhase) stats() lb.Stats {
+	st := ph.bal.Stats()
+	for _, b := range ph.retired {
+		o := b.Stats()
+		for i, n := range o.ToBackend {
+			st.ToBackend[i] += n
+		}
+		st.TupleHash += o.TupleHash
+		st.ServerID += o.ServerID
+		st.DCIDHash += o.DCIDHash
+		st.ToClient += o.ToClient
+		st.Dropped += o.Dropped
+	}
+	return st
+}
+
+// restartBalancer replaces the phase's balancer with a new instance on
+// the same address, at a quiescent moment (nothing in flight, nothing on
+// the wire for quietTime), so no datagram arrives while neither listens.
+func (l *lbLab) restartBalancer(ph *lbPhase) error {
+	if err := quiesce(l.ctx, ph.tracer)(); err != nil {
+		return err
+	}
+	old := ph.bal
+	old.Close()
+	nb, err := lb.New(old.Front.String(), ph.addrs, ph.mode, lbConfig)
+	if err != nil {
+		return err
+	}
+	l.env.Cleanup(func() { nb.Close() })
+	ph.retired, ph.bal = append(ph.retired, old), nb
+	ph.restartedAfter = sumInts(old.Stats().ToBackend)
+	l.env.Logf("%s: balancer restarted on %s after routing %d datagrams", ph.name, old.Front, ph.restartedAfter)
+	return nil
 }
 
 // dial connects the phase's client, through its NAT when it has one.
@@ -250,9 +293,10 @@ func (l *lbLab) homeOf(ph *lbPhase) int {
 }
 
 // hashRebind is the first phase: an upload through the NAT with the
-// balancer hashing the 4-tuple. The NAT rebinds the client mid-upload;
-// a rebinding that hashes to the same backend changes nothing, so the NAT
-// rebinds again until one lands elsewhere (at most lbMaxMoves times).
+// balancer hashing the 4-tuple. The NAT rebinds the client from an eighth
+// of the upload on; a rebinding that hashes to the same backend changes
+// nothing, so the NAT rebinds again until one lands elsewhere (at most
+// lbMaxMoves times: all on the same backend, one time in 3^8).
 func (l *lbLab) hashRebind(ph *lbPhase) error {
 	if err := l.dial(ph); err != nil {
 		return err
@@ -272,7 +316,7 @@ func (l *lbLab) hashRebind(ph *lbPhase) error {
 		}
 	}
 	ph.res, ph.err = ph.cl.Upload(l.ctx, (&labSetup{env: l.env}).data(), uploadChunk, func(n int64) {
-		if armed == nil && n >= transferSize/3 {
+		if armed == nil && n >= transferSize/8 {
 			armed = ph.mb.Rebind(loopback2, largeDatagram)
 			return
 		}
@@ -338,14 +382,19 @@ func (l *lbLab) hashMigrate(ph *lbPhase) error {
 }
 
 // cidMoves is the third phase: the balancer routes by connection ID; the
-// client's upload goes through a NAT rebinding at a third and an active
-// migration at two thirds, and completes.
+// client's upload goes through a restart of the balancer at an eighth, a
+// NAT rebinding from a quarter and an active migration past two thirds,
+// and completes.
 func (l *lbLab) cidMoves(ph *lbPhase) error {
 	if err := l.dial(ph); err != nil {
 		return err
 	}
 	var armed <-chan nat.Rebinding
 	ph.res, ph.err = ph.cl.Upload(l.ctx, (&labSetup{env: l.env}).data(), uploadChunk, func(n int64) {
+		if len(ph.retired) == 0 && ph.restartErr == nil && n >= transferSize/8 {
+			ph.restartErr = l.restartBalancer(ph)
+			return
+		}
 		if armed == nil && n >= transferSize/4 {
 			armed = ph.mb.Rebind(loopback2, largeDatagram)
 			return
@@ -409,7 +458,7 @@ func (l *lbLab) finish() (ok bool, err error) {
 		for _, b := range ph.backs {
 			b.Close()
 		}
-		st := ph.bal.Stats()
+		st := ph.stats()
 		in := 0
 		if ph.mb != nil {
 			in = ph.mb.Stats().ToServer
@@ -674,10 +723,11 @@ func (l *lbLab) judge() {
 	l.ladder(c)
 	env.Holding(lab.Holding{
 		ServerKeeps: fmt.Sprintf("a connection per client on one backend (backend %d of %d took all %d of its datagrams through a rebinding and a migration); the balancer keeps nothing: no map, %d routes recomputed from the datagrams alone",
-			c.home+1, lbBackends, sumInts(c.bal.Stats().ToBackend), total),
+			c.home+1, lbBackends, sumInts(c.stats().ToBackend), total),
 		ClientCarries: fmt.Sprintf("its server's ID inside every connection ID (%d bytes of the %d-byte CID, %d short-header datagrams decoded)",
-			lbConfig.ServerIDLen, lbConfig.Len(), c.bal.Stats().ServerID),
-		RestartLoses: "not restarted",
+			lbConfig.ServerIDLen, lbConfig.Len(), c.stats().ServerID),
+		RestartLoses: fmt.Sprintf("nothing when the balancer restarts: a new instance took over after %d datagrams and routed the next %d to the same backend; a backend restart would lose its connections",
+			c.restartedAfter, sumInts(c.stats().ToBackend)-c.restartedAfter),
 		CarriedBytes: lbConfig.ServerIDLen,
 		CarriedPer:   "per datagram (the server ID in the destination connection ID)",
 	})
@@ -692,7 +742,7 @@ func (l *lbLab) judgeLoss(ph *lbPhase) {
 	if len(ph.moves) > 0 {
 		last = ph.moves[len(ph.moves)-1]
 	}
-	st := ph.bal.Stats()
+	st := ph.stats()
 	var reset, trig = (*backendLeg)(nil), (*Datagram)(nil)
 	for _, g := range ph.resets {
 		if t := ph.triggerOf(g, l.resetKey); t != nil {
@@ -734,7 +784,12 @@ func (l *lbLab) judgeLoss(ph *lbPhase) {
 // backend through the rebinding and the migration and completes.
 func (l *lbLab) judgeCID(ph *lbPhase) {
 	env := l.env
-	st := ph.bal.Stats()
+	st := ph.stats()
+	after := sumInts(st.ToBackend) - ph.restartedAfter
+	env.Check("cid: a restart of the balancer mid-upload loses nothing",
+		ph.restartErr == nil && len(ph.retired) == 1 && ph.restartedAfter > 0 && after > 0 && ph.err == nil && ph.res.Match,
+		"the first instance routed %d datagrams, the new one on the same address %d more, all to backend %d: %t; restart %v; the upload completed byte-exact: %t",
+		ph.restartedAfter, after, ph.home+1, st.ToBackend[max(ph.home, 0)] == sumInts(st.ToBackend), ph.restartErr, ph.err == nil && ph.res.Match)
 	others := 0
 	for i, n := range st.ToBackend {
 		if i != ph.home {

@@ -72,8 +72,8 @@ func Experiments() []lab.Experiment {
 			Shows: "Three QUIC backends behind a UDP balancer that keeps no table. Hashing the client's 4-tuple, a NAT rebinding " +
 				"and then an active migration send the client's packets to a backend that never saw the connection: it answers " +
 				"with a stateless reset and the connection is lost. Routing by connection ID — every CID a backend issues carries " +
-				"its server ID (QUIC-LB plaintext) — the same rebinding and migration stay on the connection's backend and the " +
-				"upload completes byte-exact; each route is recomputed from the captured datagram alone.",
+				"its server ID (QUIC-LB plaintext) — the same rebinding and migration, and a restart of the balancer, leave the " +
+				"connection on its backend and the upload completes byte-exact; each route is recomputed from the captured datagram alone.",
 			Run: runLoadBalancer,
 		},
 	}
