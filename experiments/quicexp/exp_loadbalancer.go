@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/statelab/statelab/lab"
@@ -72,6 +73,7 @@ type lbPhase struct {
 	// routed before its restart; restartErr what the restart reported.
 	restartedAfter int
 	restartErr     error
+	restartAt      time.Time
 }
 
 // lbMove is one change of the client's address as the balancer sees it.
@@ -247,7 +249,7 @@ func (l *lbLab) restartBalancer(ph *lbPhase) error {
 		return err
 	}
 	l.env.Cleanup(func() { nb.Close() })
-	ph.retired, ph.bal = append(ph.retired, old), nb
+	ph.retired, ph.bal, ph.restartAt = append(ph.retired, old), nb, time.Now()
 	ph.restartedAfter = sumInts(old.Stats().ToBackend)
 	l.env.Logf("%s: balancer restarted on %s after routing %d datagrams", ph.name, old.Front, ph.restartedAfter)
 	return nil
@@ -292,38 +294,38 @@ func (l *lbLab) homeOf(ph *lbPhase) int {
 	return -1
 }
 
-// hashRebind is the first phase: an upload through the NAT with the
-// balancer hashing the 4-tuple. The NAT rebinds the client from an eighth
-// of the upload on; a rebinding that hashes to the same backend changes
-// nothing, so the NAT rebinds again until one lands elsewhere (at most
-// lbMaxMoves times: all on the same backend, one time in 3^8).
+// hashRebind is the first phase: a client talks through the NAT to the
+// balancer hashing the 4-tuple, and the NAT rebinds it at its next large
+// datagram (an echo). A rebinding that hashes to the connection's own
+// backend changes nothing, so the NAT rebinds again, echo after echo,
+// until one lands elsewhere (at most lbMaxMoves times: all on the same
+// backend, one time in 3^8).
 func (l *lbLab) hashRebind(ph *lbPhase) error {
 	if err := l.dial(ph); err != nil {
 		return err
 	}
-	var armed <-chan nat.Rebinding
-	took := func() {
-		select {
-		case rb := <-armed:
-			ph.rebind = append(ph.rebind, rb)
-			mv := lbMove{how: "NAT rebinding", from: rb.Old, to: rb.New, backend: ph.bal.Route(rb.New, nil).Backend}
-			ph.moves = append(ph.moves, mv)
-			l.env.Logf("%s: NAT rebinding %s → %s hashes to backend %d (home %d)", ph.name, rb.Old, rb.New, mv.backend+1, ph.home+1)
-			if mv.backend == ph.home && len(ph.moves) < lbMaxMoves {
-				armed = ph.mb.Rebind(loopback2, largeDatagram)
-			}
-		default:
-		}
+	// A first round trip, so the handshake's last (padded) datagrams are
+	// behind it and the rebinding falls on an echo.
+	if _, err := ph.cl.Echo(l.ctx, []byte("before the rebinding")); err != nil {
+		return err
 	}
-	ph.res, ph.err = ph.cl.Upload(l.ctx, (&labSetup{env: l.env}).data(), uploadChunk, func(n int64) {
-		if armed == nil && n >= transferSize/8 {
-			armed = ph.mb.Rebind(loopback2, largeDatagram)
-			return
+	msg := make([]byte, largeDatagram+100)
+	for range lbMaxMoves {
+		armed := ph.mb.Rebind(loopback2, largeDatagram)
+		_, ph.err = ph.cl.Echo(l.ctx, msg)
+		var rb nat.Rebinding
+		select {
+		case rb = <-armed:
+		case <-l.ctx.Done():
+			return fmt.Errorf("%w: %s: no rebinding (echo: %v): %w", quicconn.ErrTransfer, ph.name, ph.err, context.Cause(l.ctx))
 		}
-		took()
-	})
-	if armed != nil {
-		took() // the rebinding that ended the upload
+		ph.rebind = append(ph.rebind, rb)
+		mv := lbMove{how: "NAT rebinding", from: rb.Old, to: rb.New, backend: ph.bal.Route(rb.New, nil).Backend}
+		ph.moves = append(ph.moves, mv)
+		l.env.Logf("%s: NAT rebinding %s → %s hashes to backend %d (home %d), echo: %v", ph.name, rb.Old, rb.New, mv.backend+1, ph.home+1, ph.err)
+		if mv.backend != ph.home || ph.err != nil {
+			break
+		}
 	}
 	return l.ended(ph)
 }
@@ -630,14 +632,22 @@ func (l *lbLab) commentPhase(ph *lbPhase) {
 			}
 		}
 	}
-	state := func(index int) string {
+	state := func(index int, at time.Time) string {
+		s := "no connection yet"
 		switch {
 		case firstMove >= 0 && index >= firstMove:
-			return fmt.Sprintf("after the client's %s to %s", ph.moves[0].how, ph.moves[0].to)
+			s = fmt.Sprintf("after the client's %s to %s", ph.moves[0].how, ph.moves[0].to)
 		case ph.home >= 0:
-			return fmt.Sprintf("the connection lives on backend %d", ph.home+1)
+			s = fmt.Sprintf("the connection lives on backend %d", ph.home+1)
 		}
-		return "no connection yet"
+		if !ph.restartAt.IsZero() {
+			if at.After(ph.restartAt) {
+				s += "; the balancer's second instance (restarted, it kept nothing)"
+			} else {
+				s += "; the balancer's first instance"
+			}
+		}
+		return s
 	}
 	for _, a := range ph.routes {
 		r := a.route
@@ -648,7 +658,7 @@ func (l *lbLab) commentPhase(ph *lbPhase) {
 		case lb.ByDCIDHash:
 			how = fmt.Sprintf("hash of the client-chosen DCID %x (%s)", r.DCID, r.Why)
 		}
-		a.d.Pkt.Comment(fmt.Sprintf("%s balancer routes it to backend %d by %s; %s", tag, r.Backend+1, how, state(a.d.Index)))
+		a.d.Pkt.Comment(fmt.Sprintf("%s balancer routes it to backend %d by %s; %s", tag, r.Backend+1, how, state(a.d.Index, a.d.Time)))
 	}
 	for _, d := range ph.ds {
 		if d.Src != ph.bal.Front {
@@ -660,7 +670,7 @@ func (l *lbLab) commentPhase(ph *lbPhase) {
 				from = fmt.Sprintf("backend %d's reply (frame %d), decapsulated", g.backend+1, g.index+1)
 			}
 		}
-		d.Pkt.Comment(fmt.Sprintf("%s balancer → client %s: %s; %s", tag, d.Dst, from, state(d.Index)))
+		d.Pkt.Comment(fmt.Sprintf("%s balancer → client %s: %s; %s", tag, d.Dst, from, state(d.Index, d.Time)))
 	}
 	for _, g := range ph.legs {
 		var s string
@@ -681,7 +691,7 @@ func (l *lbLab) commentPhase(ph *lbPhase) {
 		if hs := quicconn.ParseHeaders(g.payload, 8); len(hs) > 0 {
 			s += fmt.Sprintf("; inside: %s DCID %s", packetTypeName(hs[0].Type), hs[0].DCID)
 		}
-		g.pkt.Comment(s + "; " + state(g.index))
+		g.pkt.Comment(s + "; " + state(g.index, g.pkt.Time))
 	}
 }
 
@@ -874,6 +884,12 @@ func (l *lbLab) ladder(ph *lbPhase) {
 		seen = append(seen, d.Src)
 		if k := len(seen) - 2; k >= 0 && k < len(ph.moves) {
 			r.state(d.Index, fmt.Sprintf("%s: now %s", ph.moves[k].how, d.Src), "")
+			r.send(d.Index, fmt.Sprintf("%s DCID %s", packetTypeName(d.Type), cidShort(d.DCID)), "", routeOf(d))
+		}
+	}
+	if !ph.restartAt.IsZero() {
+		if d := firstOf(ph.ds, func(d *Datagram) bool { return d.Dst == front && d.Time.After(ph.restartAt) }); d != nil {
+			r.state(d.Index, "", "balancer restarted: a new instance")
 			r.send(d.Index, fmt.Sprintf("%s DCID %s", packetTypeName(d.Type), cidShort(d.DCID)), "", routeOf(d))
 		}
 	}
