@@ -113,6 +113,12 @@ func TestConnFactsMeasure(t *testing.T) {
 			receivedLate(ds[1])
 			return ds
 		}(), 2400, 590, 70, "0RTT", 0, 2, -1, -1, 0},
+		{"a retransmitted flight counts its packets twice, its TLS bytes once", numbered(
+			rDgram(true, rPart("initial", 1200, "CRYPTO off 0 len 300")),
+			rDgram(false, rPart("initial", 1200, "CRYPTO off 0 len 90")),
+			rDgram(false, rPart("initial", 1200, "CRYPTO off 0 len 90")),
+			rDgram(true, rPart("1RTT", 60, "STREAM 0 off 0 len 11 FIN")),
+		), 3600, 390, 0, "1RTT", 1, 3, -1, -1, 0},
 		{"packets without a qlog record count their bytes, not their frames", numbered(
 			rDgram(true, rPart("initial", 1200)),
 			rDgram(false, rPart("initial", 1200)),
