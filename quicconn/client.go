@@ -58,6 +58,7 @@ type Client struct {
 	cids    quic.ConnectionIDGenerator // nil: quic-go's, 8 bytes
 	written sendLog                    // datagrams written, every path
 	onRead  func([]byte, net.Addr)     // the first socket's reads (ClientConfig.OnReceive)
+	first   *firstFlight               // the first flight's bytes (DialEarly), nil: not kept
 
 	mu    sync.Mutex
 	trs   []*quic.Transport

@@ -24,6 +24,14 @@
 //     stops early; RemoveQlogs clears an earlier run's) and kept in memory
 //     as the per-packet record, each packet with the path it was logged on
 //     (ClaimPaths); Tracer.WaitQuiet waits until nothing is in flight.
+//   - early.go: EarlyServer, a server that accepts 0-RTT and answers a
+//     GET at once but holds a PUT until the handshake completes;
+//     DialEarly, TicketCache, and the client's first flight.
+//   - earlysecret.go: EarlySecretLog, the CLIENT_EARLY_TRAFFIC_SECRET Go's
+//     crypto/tls does not log, from the offered session and the
+//     ClientHello in the client's Initials.
+//   - backend.go: Backend, a server on a socket it is given (behind
+//     quicconn/lb).
 //   - header.go: a datagram's QUIC packets as their cleartext headers show
 //     them (ParseHeaders: type, connection IDs, length) and the datagram
 //     checksum quic-go's qlog logs (Checksum).
@@ -35,7 +43,8 @@
 //     from a plain UDP socket.
 //
 // The middleboxes that move a connection's path (a UDP NAT that rebinds
-// and forges, a TCP NAT) are package quicconn/nat. The lab's quic/*
+// and forges, a TCP NAT) are package quicconn/nat; the load balancer is
+// package quicconn/lb. The lab's quic/*
 // experiments, their capture analysis and the benchmark are package
 // experiments/quicexp.
 //

@@ -35,55 +35,26 @@ const quicV1 = 0x00000001
 const MinInitialSize = 1200
 
 var (
-	initialSaltV1 = []byte{0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a}
-	retryKeyV1    = []byte{0xbe, 0x0c, 0x69, 0x0b, 0x9f, 0x66, 0x57, 0x5a, 0x1d, 0x76, 0x6b, 0x54, 0xe3, 0x68, 0xc8, 0x4e}
-	retryNonceV1  = []byte{0x46, 0x15, 0x99, 0xd3, 0x5d, 0x63, 0x2b, 0xf2, 0x23, 0x98, 0x25, 0xbb}
+	retryKeyV1   = []byte{0xbe, 0x0c, 0x69, 0x0b, 0x9f, 0x66, 0x57, 0x5a, 0x1d, 0x76, 0x6b, 0x54, 0xe3, 0x68, 0xc8, 0x4e}
+	retryNonceV1 = []byte{0x46, 0x15, 0x99, 0xd3, 0x5d, 0x63, 0x2b, 0xf2, 0x23, 0x98, 0x25, 0xbb}
 )
-
-// initialProtection are one direction's Initial packet protection keys.
-type initialProtection struct {
-	aead cipher.AEAD
-	iv   []byte
-	hp   cipher.Block
-}
 
 // newInitialKeys derives the Initial keys of the client ("client in") or
 // the server ("server in") from the client's first destination
 // connection ID (RFC 9001 §5.2).
-func newInitialKeys(dcid []byte, label string) (*initialProtection, error) {
+func newInitialKeys(dcid []byte, label string) (*packetKeys, error) {
 	initial, err := hkdf.Extract(sha256.New, dcid, initialSaltV1)
 	if err != nil {
 		return nil, err
 	}
-	secret := hkdfExpandLabel(initial, label, 32)
-	block, err := aes.NewCipher(hkdfExpandLabel(secret, "quic key", 16))
+	secret, err := hkdfExpandLabel(sha256.New, initial, label, nil, 32)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	hp, err := aes.NewCipher(hkdfExpandLabel(secret, "quic hp", 16))
-	if err != nil {
-		return nil, err
-	}
-	return &initialProtection{aead: aead, iv: hkdfExpandLabel(secret, "quic iv", 12), hp: hp}, nil
+	return keysFrom(sha256.New, secret, 16)
 }
 
-// hkdfExpandLabel is TLS 1.3's HKDF-Expand-Label with an empty context.
-func hkdfExpandLabel(secret []byte, label string, n int) []byte {
-	full := "tls13 " + label
-	info := []byte{byte(n >> 8), byte(n), byte(len(full))}
-	info = append(append(info, full...), 0)
-	b, err := hkdf.Expand(sha256.New, secret, string(info), n)
-	if err != nil {
-		panic(err) // n is a constant well within HKDF's limit
-	}
-	return b
-}
-
-func (k *initialProtection) nonce(pn uint32) []byte {
+func (k *packetKeys) nonce(pn uint32) []byte {
 	n := bytes.Clone(k.iv)
 	for i := 0; i < 4; i++ {
 		n[len(n)-1-i] ^= byte(pn >> (8 * i))
@@ -93,7 +64,7 @@ func (k *initialProtection) nonce(pn uint32) []byte {
 
 // mask is the header protection mask for a packet whose packet number
 // starts at pnOff.
-func (k *initialProtection) mask(pkt []byte, pnOff int) ([]byte, bool) {
+func (k *packetKeys) mask(pkt []byte, pnOff int) ([]byte, bool) {
 	if pnOff+4+16 > len(pkt) {
 		return nil, false
 	}

@@ -1,7 +1,8 @@
 // Package quicexp holds statelab's quic/ experiments — QUIC connection IDs
 // keeping a connection alive across a NAT rebinding and an active
-// migration, an attacker's forged paths, and the same rebinding breaking
-// kernel TCP — with captures Wireshark decrypts unaided, their analysis
+// migration, an attacker's forged paths, the same rebinding breaking
+// kernel TCP, session resumption with 0-RTT, and a load balancer that
+// routes by connection ID — with captures Wireshark decrypts unaided, their analysis
 // and `statelab bench quic`. It is the lab layer over quicconn and
 // quicconn/nat: Experiments lists the experiments for a lab.Catalogue.
 //
@@ -29,6 +30,19 @@
 //     process started ahead on standby (it binds on SIGUSR1 and says so
 //     on a FIFO), with the same or a fresh stateless reset key; each
 //     reset told by its token, HMAC-SHA256(key, DCID)[:16].
+//   - exp_resumption.go: quic/resumption — a first connection, a resumed
+//     one with its requests in 0-RTT (the server's replies held until its
+//     requests left and were read, as any path longer than loopback's
+//     scheduling delay gives), the attacker's replay of that first flight
+//     to the server restarted with its ticket key, and restarts with and
+//     without the key; the key log completed with each 0-RTT connection's
+//     early traffic secret (quicconn.EarlySecretLog).
+//   - exp_loadbalancer.go: quic/load-balancer — three phases, each a
+//     balancer (quicconn/lb) with three backends: 4-tuple hash with a NAT
+//     rebinding, 4-tuple hash with an active migration, and connection-ID
+//     routing through both and a restart of the balancer (at a quiescent
+//     moment); the client leg correlated with the qlogs, the
+//     backend legs decapsulated, every route recomputed from its datagram.
 //   - datagram.go: captured datagrams with their cleartext headers (every
 //     coalesced packet), joined with the records both endpoints logged
 //     (Correlate).

@@ -784,7 +784,7 @@ func (l *retryLab) probe(label string) *probe {
 
 // The prober's steps.
 const (
-	stepFirst    = "first Initial, no token"
+	stepNoToken  = "first Initial, no token"
 	stepForged   = "forged token (a byte flipped)"
 	stepStranger = "the token from another address"
 	stepSibling  = "the token from another port of its address"
@@ -798,7 +798,7 @@ const (
 // every bad token refused, NEW_TOKEN skipping the Retry until it expires.
 func (l *retryLab) check(views []connView) {
 	env := l.env
-	first := l.probe(stepFirst)
+	first := l.probe(stepNoToken)
 	env.Check("the first Initial gets a Retry and the server creates nothing", first.retry != nil && first.created() == 0 &&
 		first.after.Handshaking == 0 && first.gAfter-first.gBefore <= 0,
 		"answer: %s; connections created %d → %d, handshakes in progress %d, goroutines %d → %d (%+d)",
@@ -877,7 +877,7 @@ func tokenLens(ts [][]byte) string {
 // Holding row.
 func (l *retryLab) report(views []connView) {
 	env := l.env
-	first := l.probe(stepFirst)
+	first := l.probe(stepNoToken)
 	if len(views) < 3 {
 		return
 	}

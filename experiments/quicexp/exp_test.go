@@ -93,7 +93,8 @@ func experiment(name string) lab.Experiment {
 
 // Experiments lists every quic/ experiment once, each runnable.
 func TestExperimentsAreListedOnce(t *testing.T) {
-	want := []string{"quic/rebind-port", "quic/rebind-addr", "quic/migrate", "quic/spoofed-path", "quic/tcp-contrast", "quic/retry", "quic/stateless-reset"}
+	want := []string{"quic/rebind-port", "quic/rebind-addr", "quic/migrate", "quic/spoofed-path", "quic/tcp-contrast",
+		"quic/retry", "quic/stateless-reset", "quic/resumption", "quic/load-balancer"}
 	c, err := lab.NewCatalogue(Experiments())
 	if err != nil {
 		t.Fatal(err)

@@ -80,6 +80,26 @@ func Experiments() []lab.Experiment {
 			Run:   runReset,
 			Roles: resetRoles,
 		},
+		{
+			Name:    "quic/resumption",
+			Summary: "a session ticket from a first connection resumes the second with 0-RTT: fewer handshake bytes, no round trip; a replay of it, and restarts",
+			Shows: "A first connection does a full handshake and takes a session ticket; the second resumes with it and sends its " +
+				"requests in 0-RTT, in its first flight, with fewer handshake bytes, both measured from the capture. The server " +
+				"answers the read-only GET at once and holds the state-changing PUT until the handshake completes; an attacker " +
+				"replaying that first flight gets the GET processed again, never the PUT. A restart that keeps the ticket key still " +
+				"resumes; one with a fresh key falls back to a full handshake: the server kept nothing per client, the ticket carried it.",
+			Run: runResumption,
+		},
+		{
+			Name:    "quic/load-balancer",
+			Summary: "three backends behind a UDP balancer: a 4-tuple hash loses a moving client, the server ID in the connection ID keeps it",
+			Shows: "Three QUIC backends behind a UDP balancer that keeps no table. Hashing the client's 4-tuple, a NAT rebinding " +
+				"and then an active migration send the client's packets to a backend that never saw the connection: it answers " +
+				"with a stateless reset and the connection is lost. Routing by connection ID — every CID a backend issues carries " +
+				"its server ID (QUIC-LB plaintext) — the same rebinding and migration, and a restart of the balancer, leave the " +
+				"connection on its backend and the upload completes byte-exact; each route is recomputed from the captured datagram alone.",
+			Run: runLoadBalancer,
+		},
 	}
 }
 
