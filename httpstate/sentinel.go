@@ -77,11 +77,11 @@ func parseSentinelURL(s string) (StoreURL, error) {
 	if !ok || master == "" {
 		return bad("no master name: redis-sentinel://127.0.0.1:26379/mymaster")
 	}
-	out := StoreURL{Kind: StoreRedisSentinel}
-	if m, err := url.PathUnescape(master); err != nil || strings.ContainsAny(m, "/ ") || m == "" {
-		return bad("master name %q is not one word", master)
-	} else {
-		out.Master = m
+	out := StoreURL{Kind: StoreRedisSentinel, Master: master}
+	if strings.IndexFunc(master, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) >= 0 {
+		return bad("master name %q: letters, digits, '.', '_' and '-' only", master)
 	}
 	if user, h, ok := strings.Cut(hosts, "@"); ok {
 		pw, hasPW := strings.CutPrefix(user, ":")

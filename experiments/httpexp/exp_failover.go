@@ -25,6 +25,7 @@ import (
 
 func runStoreFailover(env *lab.Env) error {
 	rig := setUp(env)
+	quietRedis()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		env.Note("redis-server is not installed: http/store-failover did not run (apt-get install redis-server)")
 		return nil
@@ -360,9 +361,6 @@ func (c *failoverCase) splitBrain(env *lab.Env, rig *rig) error {
 	} else {
 		c.refusedInFault++
 	}
-	if c.oldHeld, err = g.session(ctx, c.old, f.token); err != nil {
-		return err
-	}
 	cut2, err := dropBetween("the primary cut off from the Sentinels", both(c.old.host, sents...))
 	if err != nil {
 		return err
@@ -376,11 +374,22 @@ func (c *failoverCase) splitBrain(env *lab.Env, rig *rig) error {
 		return fmt.Errorf("httpexp: no +switch-master within 30s of cutting %s off", c.old.name)
 	}
 	c.switchAt, c.newPrimary = ev.At, c.promoted(ev)
+	// The client goes on once every Sentinel has announced the new
+	// primary, so each backend's failover client (subscribed to one of
+	// them) has heard it; a backend that has not yet still writes to the
+	// old primary, which is reachable from it: those writes are counted
+	// below like the first.
+	g.waitHeard(ctx, ev, len(g.sentinels), 10*time.Second)
 	f.phase = "after failover"
 	if c.firstOK, err = f.until(ctx); err != nil {
 		return err
 	}
 	if err := f.run(ctx, 2); err != nil {
+		return err
+	}
+	// What the old primary holds just before it rejoins: everything it
+	// accepted while cut off.
+	if c.oldHeld, err = g.session(ctx, c.old, f.token); err != nil {
 		return err
 	}
 	g.waitReconfigured(ctx, c.old.name, c.newPrimary, 30*time.Second)

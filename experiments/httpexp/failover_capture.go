@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -76,33 +77,39 @@ func (g *redisGroup) endpoint(a netip.AddrPort, p *capture.Packet) string {
 	return fmt.Sprintf("a backend %s", a)
 }
 
-// leg says what kind of connection a packet is on.
+// leg says what kind of connection a packet is on, by what its two ends
+// are: servers (127.0.K.2-4), Sentinels (127.0.K.5-7; every node's own
+// connections leave from its address), or the backends and the lab's
+// observer on 127.0.0.1.
 func (g *redisGroup) leg(src, dst netip.AddrPort) string {
-	in := func(a netip.AddrPort) bool { return groupOf(a.Addr()) == byte(g.k) }
-	sentinel := func(a netip.AddrPort) bool { return in(a) && a.Port() == 26379 }
-	switch {
-	case in(src) && in(dst) && (sentinel(src) || sentinel(dst)) && !(sentinel(src) && sentinel(dst)):
-		// A Sentinel's own connection to a server: the server's port is
-		// 6379 on one end.
-		if src.Port() == 6379 || dst.Port() == 6379 {
-			return "a Sentinel watching a server (PING, INFO, hello messages, failover commands)"
+	kind := func(a netip.AddrPort) string {
+		switch {
+		case g.node(a.Addr()) != nil:
+			return "server"
+		case slices.Contains(g.sentHosts, a.Addr()):
+			return "sentinel"
+		case g.isObserver(a.Port()):
+			return "observer"
 		}
-		return "Sentinel ↔ Sentinel (PING, votes for a leader)"
-	case in(src) && in(dst) && src.Port() != 26379 && dst.Port() != 26379:
-		if src.Port() == 6379 && dst.Port() == 6379 {
-			return "server ↔ server"
-		}
-		return "a replication link (the replica's connection to its primary)"
-	case in(src) && in(dst):
-		return "Sentinel ↔ Sentinel (PING, votes for a leader)"
-	case sentinel(src) || sentinel(dst):
-		if g.isObserver(src.Port()) || g.isObserver(dst.Port()) {
-			return "the lab's observer subscribed to the Sentinel's events"
-		}
-		return "a backend's failover client asking the Sentinel for the primary, or hearing +switch-master"
+		return "backend"
 	}
-	if g.isObserver(src.Port()) || g.isObserver(dst.Port()) {
-		return "the lab's observer reading a server (INFO, GET)"
+	a, b := kind(src), kind(dst)
+	if a > b {
+		a, b = b, a
+	}
+	switch a + "/" + b {
+	case "sentinel/server":
+		return "a Sentinel watching a server (PING, INFO, hello messages, failover commands)"
+	case "sentinel/sentinel":
+		return "Sentinel ↔ Sentinel (PING, votes for a leader)"
+	case "server/server":
+		return "a replication link (the replica's connection to its primary)"
+	case "backend/sentinel":
+		return "a backend's failover client asking the Sentinel for the primary, or hearing +switch-master"
+	case "observer/sentinel":
+		return "the lab's observer: Sentinel events, SENTINEL queries"
+	case "observer/server":
+		return "the lab's observer reading a server (INFO, GET, CONFIG SET)"
 	}
 	return "a backend's session read or write (compare-and-set)"
 }

@@ -93,7 +93,7 @@ func (f *flow) do(ctx context.Context, label, method, path string, body any) (*p
 	case p.Err != nil:
 		f.t.note("%sno reply: %s", via, shortErr(p.Err))
 	case p.Rep.Status == http.StatusOK || p.Rep.Status == http.StatusCreated:
-		f.t.note("%ssession written to the primary the Sentinels name; %s", via, f.g.rolesNow())
+		f.t.note("%ssession written to %s", via, f.g.primaryWord())
 	default:
 		f.t.note("%s%d %s: %s; nothing acknowledged", via, p.Rep.Status, p.Rep.Code, trimString(p.Rep.Error, 90))
 	}

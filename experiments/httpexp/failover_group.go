@@ -95,6 +95,9 @@ type redisGroup struct {
 	ps      []*redis.PubSub
 	obs     []*redis.Client
 	closed  bool
+	// heard counts the Sentinels that published each event (channel and
+	// payload).
+	heard map[string]int
 	// obsPorts are the local ports of the lab's own connections (the
 	// observer's), so the capture's comments tell them from the backends'.
 	obsPorts map[uint16]bool
@@ -140,7 +143,7 @@ func startGroup(env *lab.Env, label string, timing failoverTiming) (*redisGroup,
 	}
 	env.Cleanup(func() { os.RemoveAll(dir) })
 	g := &redisGroup{label: label, k: 20 + int(groupNet.Add(1)%200), dir: dir, timing: timing,
-		changed: make(chan struct{}), roles: map[netip.Addr][]roleChange{}, started: time.Now(), obsPorts: map[uint16]bool{}}
+		changed: make(chan struct{}), roles: map[netip.Addr][]roleChange{}, started: time.Now(), obsPorts: map[uint16]bool{}, heard: map[string]int{}}
 	env.Cleanup(g.close)
 	ctx := env.Ctx
 	for i := range 3 {
@@ -295,17 +298,40 @@ func (g *redisGroup) listen(ps *redis.PubSub) {
 func (g *redisGroup) record(ev groupEvent) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	defer func() {
+		close(g.changed)
+		g.changed = make(chan struct{})
+	}()
 	if ev.Channel != "lab" {
-		for _, e := range g.events {
-			if e.Channel == ev.Channel && e.Payload == ev.Payload {
-				return false
-			}
+		g.heard[ev.Channel+" "+ev.Payload]++
+		if g.heard[ev.Channel+" "+ev.Payload] > 1 {
+			return false
 		}
 	}
 	g.events = append(g.events, ev)
-	close(g.changed)
-	g.changed = make(chan struct{})
 	return true
+}
+
+// waitHeard waits up to d until n Sentinels have published ev.
+func (g *redisGroup) waitHeard(ctx context.Context, ev groupEvent, n int, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for range 10000 {
+		g.mu.Lock()
+		got, ch := g.heard[ev.Channel+" "+ev.Payload], g.changed
+		g.mu.Unlock()
+		if got >= n {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return false
 }
 
 // act records something the experiment did, as an event.
@@ -572,14 +598,16 @@ func (g *redisGroup) restart(ctx context.Context, n *redisNode) error {
 	return nil
 }
 
-// rolesNow words who is what now, as the experiment knows it.
-func (g *redisGroup) rolesNow() string {
+// primaryWord names the primary now, as the experiment knows it (the
+// first primary until a +switch-master names another).
+func (g *redisGroup) primaryWord() string {
 	now := time.Now()
-	var parts []string
 	for _, n := range g.nodes {
-		parts = append(parts, n.name+": "+g.roleAt(n.host, now))
+		if r := g.roleAt(n.host, now); strings.HasPrefix(r, "primary") {
+			return n.name + ", " + r
+		}
 	}
-	return strings.Join(parts, "; ")
+	return "the primary the Sentinels name"
 }
 
 // eventDigest lists the events with their times, for the log.
@@ -615,3 +643,15 @@ func (g *redisGroup) waitReconfigured(ctx context.Context, old, promoted string,
 	}
 	return true
 }
+
+// quietLogger drops go-redis's own log lines (its failover client logs
+// every Sentinel it selects and every dial that fails, on stderr): what
+// happened is reported by the experiment's checks, ladders and capture.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
+
+// quietRedis silences go-redis's log in this process.
+func quietRedis() { quietOnce.Do(func() { redis.SetLogger(quietLogger{}) }) }
