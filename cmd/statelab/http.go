@@ -23,7 +23,7 @@ func init() {
 		name: "http serve",
 		args: "[--mode stateless|stateful|store] [--store URL] [--addr ADDR]",
 		summary: "Serve the calculator for curl, a browser or wrk, in your own network namespace (loopback by default).\n" +
-			"Stateless keeps nothing; stateful keeps sessions in memory; store keeps them in SQLite or Redis.\n" +
+			"Stateless keeps nothing; stateful keeps sessions in memory; store keeps them in SQLite, Redis or a Redis group behind Sentinel.\n" +
 			"Open http://ADDR/form in a browser for the HTML form (its session rides in a hidden field).",
 		examples: []string{
 			"statelab http serve --mode stateful",
@@ -33,11 +33,14 @@ func init() {
 			"curl -b jar localhost:8080/history; curl -b jar localhost:8080/stats; curl -b jar -X POST localhost:8080/undo",
 			"statelab http serve --mode store --store sqlite:///tmp/sessions.db",
 			"statelab http serve --mode store --store redis://127.0.0.1:6379",
+			"statelab http serve --mode store --store redis-sentinel://127.0.0.1:26379,127.0.0.2:26379/mymaster?wait=1",
 		},
 		flags: func(fs *flag.FlagSet) {
 			f := &httpServeFlags
 			fs.StringVar(&f.mode, "mode", "stateless", "how the server keeps state: `stateless`, stateful or store")
-			fs.StringVar(&f.store, "store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db or redis://host:port[/db] (default sqlite:statelab-sessions.db, created mode 0600)")
+			fs.StringVar(&f.store, "store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db, redis://host:port[/db] or "+
+				"redis-sentinel://host:port[,host:port…]/master[?wait=N&wait_timeout=D] (the primary the Sentinels name; wait=N: each write confirmed by N replicas) "+
+				"(default sqlite:statelab-sessions.db, created mode 0600)")
 			fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on `ADDR` (port 0 picks a free one)")
 			fs.BoolVar(&f.quiet, "quiet", false, "no access log (by default one line per request on stderr: time, client, request, status, bytes, duration)")
 			intVar(fs, &f.maxSessions, "max-sessions", 10000, 1, 10_000_000, "keep at most `N` live sessions; then a new session is refused with 503 session_limit "+
@@ -127,8 +130,8 @@ func httpServeCmd(_ *flag.FlagSet, args []string) int {
 	}
 	defer cleanup()
 	where := ""
-	if store != "" {
-		where = " (sessions in " + store + ")"
+	if u, err := httpstate.ParseStoreURL(store); err == nil && store != "" {
+		where = " (sessions in " + u.String() + ")" // without a password
 	}
 	fmt.Fprintf(stdout, "serving a %s calculator on %s%s; Ctrl-C stops\n", mode, run.URL(), where)
 	fmt.Fprintf(stdout, "  curl %s/calculate --json '{\"op\":\"add\",\"a\":10,\"b\":5}'\n  browser: %s/form\n", run.URL(), run.URL())
