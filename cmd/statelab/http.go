@@ -52,7 +52,8 @@ func init() {
 		name: "bench http",
 		args: "[--duration D] [--rounds R] [-c N] [--json]",
 		summary: "Requests and workflows per second and p99 latency of the same calculator workflow against a stateless, a stateful,\n" +
-			"a store-backed (SQLite) and, when redis-server is installed, a store-backed (Redis) server in the same\n" +
+			"a store-backed (SQLite) and, when redis-server is installed, a store-backed (Redis) server and two backed by a\n" +
+			"Redis group behind Sentinel (writes replicated asynchronously, and confirmed by a replica: WAIT 1) in the same\n" +
 			"run, with each one's ratio to stateless: the measured price of a store access on every request.",
 		examples: []string{
 			"statelab bench http",
@@ -199,7 +200,14 @@ func (b *benchHTTP) startRedis(ctx context.Context) (stop func(), err error) {
 	switch {
 	case err == nil:
 		b.opts.Redis = rs.URL()
-		return rs.Close, nil
+		// And a replicated group: a primary, two replicas, three Sentinels.
+		g, err := httpexp.StartSentinelGroup(ctx)
+		if err != nil {
+			rs.Close()
+			return nil, err
+		}
+		b.opts.Sentinel = g.URL(0)
+		return func() { g.Close(); rs.Close() }, nil
 	case errors.Is(err, httpstate.ErrNoRedis):
 		b.redisNote = "redis-server is not installed: no Redis figures (apt-get install redis-server)"
 		return func() {}, nil
@@ -229,9 +237,9 @@ func (b *benchHTTP) printJSON(res []httpexp.BenchResult) {
 func (b *benchHTTP) printText(res []httpexp.BenchResult) {
 	fmt.Fprintf(stdout, "calculator workflow ((10 + 5) × 2) − 3, %d clients, %s per server kind in %d alternating rounds (figures: each kind's median round)\n\n",
 		b.opts.Concurrency, b.opts.Duration, b.opts.Rounds)
-	fmt.Fprintf(stdout, "%-14s %9s %9s %9s %10s %9s %9s %12s\n", "kind", "req/flow", "requests", "req/s", "flows/s", "p50 ms", "p99 ms", "÷ stateless")
+	fmt.Fprintf(stdout, "%-20s %9s %9s %9s %10s %9s %9s %12s\n", "kind", "req/flow", "requests", "req/s", "flows/s", "p50 ms", "p99 ms", "÷ stateless")
 	for _, r := range res {
-		fmt.Fprintf(stdout, "%-14s %9d %9d %9.0f %10.0f %9.3f %9.3f %12.2f\n", r.Kind, r.RequestsPerWorkflow, r.Requests, r.RPS, r.WPS, r.P50MS, r.P99MS, r.RatioToStateless)
+		fmt.Fprintf(stdout, "%-20s %9d %9d %9.0f %10.0f %9.3f %9.3f %12.2f\n", r.Kind, r.RequestsPerWorkflow, r.Requests, r.RPS, r.WPS, r.P50MS, r.P99MS, r.RatioToStateless)
 	}
 	fmt.Fprintf(stdout, "\n÷ stateless compares workflows per second of the kinds' median rounds (stateless: 3 requests a workflow; the others 4, incl. POST /session).\n")
 	for _, r := range res {

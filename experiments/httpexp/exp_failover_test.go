@@ -1,8 +1,10 @@
 package httpexp
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab/labtest"
@@ -137,4 +139,29 @@ func FuzzRespSummary(f *testing.F) {
 			t.Fatalf("respOne(%q) consumed %d of %d bytes", b, n, len(b))
 		}
 	})
+}
+
+// bench http measures the Sentinel-backed store with asynchronous and with
+// replica-confirmed writes, without an error.
+func TestBenchSentinelKinds(t *testing.T) {
+	labtest.NeedTool(t, "redis-server")
+	ctx := context.Background()
+	g, err := StartSentinelGroup(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	res, err := Bench(ctx, BenchOptions{Duration: 300 * time.Millisecond, Rounds: 1, Concurrency: 2, Sentinel: g.URL(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]BenchResult{}
+	for _, r := range res {
+		got[r.Kind] = r
+	}
+	for _, k := range []string{"store-sentinel", "store-sentinel-wait1"} {
+		if r, ok := got[k]; !ok || r.Requests == 0 || r.Errors != 0 {
+			t.Errorf("%s: %+v (present %t)", k, r, ok)
+		}
+	}
 }

@@ -98,6 +98,7 @@ type redisGroup struct {
 	// heard counts the Sentinels that published each event (channel and
 	// payload).
 	heard map[string]int
+	closeAll func() // a group of StartSentinelGroup: its cleanups
 	// obsPorts are the local ports of the lab's own connections (the
 	// observer's), so the capture's comments tell them from the backends'.
 	obsPorts map[uint16]bool
@@ -137,15 +138,51 @@ func (g *redisGroup) host(i int) netip.Addr {
 // once every Sentinel knows both replicas and the two other Sentinels. All
 // of it stops when the experiment ends.
 func startGroup(env *lab.Env, label string, timing failoverTiming) (*redisGroup, error) {
+	return startGroupWith(env.Ctx, env.Cleanup, label, timing)
+}
+
+// SentinelGroup is a Redis group of one primary, two replicas and three
+// Sentinels on loopback addresses of its own, as http/store-failover runs
+// it (for `statelab bench http`).
+type SentinelGroup struct{ g *redisGroup }
+
+// StartSentinelGroup starts a group; Close stops it.
+func StartSentinelGroup(ctx context.Context) (*SentinelGroup, error) {
+	quietRedis()
+	var cleanups []func()
+	g, err := startGroupWith(ctx, func(f func()) { cleanups = append(cleanups, f) }, "bench", failoverTimings)
+	sg := &SentinelGroup{g: g}
+	closeAll := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	g.closeAll = closeAll
+	return sg, nil
+}
+
+// URL is the group's redis-sentinel store URL; wait > 0 asks for writes
+// confirmed by that many replicas.
+func (s *SentinelGroup) URL(wait int) string { return s.g.url(wait) }
+
+// Close stops the group's processes.
+func (s *SentinelGroup) Close() { s.g.closeAll() }
+
+// startGroupWith is startGroup for a context and a cleanup registry of the
+// caller's.
+func startGroupWith(ctx context.Context, cleanup func(func()), label string, timing failoverTiming) (*redisGroup, error) {
 	dir, err := os.MkdirTemp("", "statelab-failover-")
 	if err != nil {
 		return nil, err
 	}
-	env.Cleanup(func() { os.RemoveAll(dir) })
+	cleanup(func() { os.RemoveAll(dir) })
 	g := &redisGroup{label: label, k: 20 + int(groupNet.Add(1)%200), dir: dir, timing: timing,
 		changed: make(chan struct{}), roles: map[netip.Addr][]roleChange{}, started: time.Now(), obsPorts: map[uint16]bool{}, heard: map[string]int{}}
-	env.Cleanup(g.close)
-	ctx := env.Ctx
+	cleanup(g.close)
 	for i := range 3 {
 		spec := httpstate.RedisProcSpec{Host: g.host(2 + i).String(), Port: 6379, Dir: dir, Config: serverConfig}
 		role := "primary"
