@@ -97,7 +97,7 @@ type redisGroup struct {
 	closed  bool
 	// heard counts the Sentinels that published each event (channel and
 	// payload).
-	heard map[string]int
+	heard    map[string]int
 	closeAll func() // a group of StartSentinelGroup: its cleanups
 	// obsPorts are the local ports of the lab's own connections (the
 	// observer's), so the capture's comments tell them from the backends'.
