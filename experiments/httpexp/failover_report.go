@@ -232,7 +232,7 @@ func holdsOp(s storedSession, op flowOp) bool {
 }
 
 func metricName(c, m string) string {
-	return strings.NewReplacer(" ", "_", ",", "", "-", "_").Replace(c) + "." + m
+	return strings.NewReplacer(" ", "_", ",", "", "-", "_", ":", "").Replace(c) + "." + m
 }
 
 func stamp(t, base time.Time) string {
@@ -296,33 +296,39 @@ type failoverFigures struct {
 
 type failoverKey struct{}
 
+// figuresOf are the figures of the two kill cases and the split-brain
+// cases among cases (ok false when one is missing).
+func figuresOf(cases []*failoverCase) (fig failoverFigures, ok bool) {
+	a, w := caseNamed(cases, false, 0), caseNamed(cases, false, 1)
+	if a == nil || w == nil {
+		return fig, false
+	}
+	fig = failoverFigures{asyncLost: len(a.v.lost), asyncAcked: a.acked, waitLost: len(w.v.lost),
+		asyncLat: median(a.f.lat), waitLat: median(w.f.lat), splitLost: -1, guardLost: -1, measured: true}
+	for _, c := range cases {
+		switch {
+		case c.partition && c.f != nil && c.guard:
+			fig.guardLost = len(c.v.lost)
+		case c.partition && c.f != nil:
+			fig.splitLost = len(c.v.lost)
+		}
+	}
+	return fig, true
+}
+
 // recordFailover fills the comparison table's cells and the "who holds
 // the state" row from the cases.
 func recordFailover(env *lab.Env, cases []*failoverCase) {
-	a, w := caseNamed(cases, false, 0), caseNamed(cases, false, 1)
-	var sb, gd *failoverCase
-	for _, c := range cases {
-		if c.partition && c.f != nil {
-			if c.guard {
-				gd = c
-			} else {
-				sb = c
-			}
-		}
-	}
-	if a == nil || w == nil || sb == nil || gd == nil {
+	fig, ok := figuresOf(cases)
+	w := caseNamed(cases, false, 1)
+	if !ok {
 		return
 	}
-	fig := failoverFigures{asyncLost: len(a.v.lost), asyncAcked: a.acked, waitLost: len(w.v.lost),
-		asyncLat: median(a.f.lat), waitLat: median(w.f.lat), splitLost: len(sb.v.lost), guardLost: len(gd.v.lost), measured: true}
 	env.RunState().Store(failoverKey{}, fig)
-	recordEvidence(env, rowStoreFailure, httpstate.Stateless, "no store to fail: nothing to lose")
-	recordEvidence(env, rowStoreFailure, httpstate.Stateful, "no store: the process is the store (see crash recovery)")
-	recordEvidence(env, rowStoreFailure, httpstate.StoreBacked, "%s", fig.cell())
-	keys := w.keys
+	recordStoreFailure(env, fig.cell())
 	var kk []string
 	for _, n := range w.g.nodes {
-		if v, ok := keys[n.name]; ok {
+		if v, ok := w.keys[n.name]; ok {
 			kk = append(kk, fmt.Sprintf("%s %d", n.name, v))
 		}
 	}
@@ -336,8 +342,19 @@ func recordFailover(env *lab.Env, cases []*failoverCase) {
 	})
 }
 
+// recordStoreFailure fills the "store failure" row.
+func recordStoreFailure(env *lab.Env, storeBacked string) {
+	recordEvidence(env, rowStoreFailure, httpstate.Stateless, "no store to fail: nothing to lose")
+	recordEvidence(env, rowStoreFailure, httpstate.Stateful, "no store: the process is the store (see crash recovery)")
+	recordEvidence(env, rowStoreFailure, httpstate.StoreBacked, "%s", storeBacked)
+}
+
 // cell words the figures for the comparison table.
 func (f failoverFigures) cell() string {
-	return fmt.Sprintf("Redis + Sentinel, primary kill -9: async lost %d of %d acknowledged writes; WAIT 1 lost %d (median write %s vs %s); split brain: %d discarded, %d with min-replicas-to-write",
-		f.asyncLost, f.asyncAcked, f.waitLost, f.waitLat.Round(10*time.Microsecond), f.asyncLat.Round(10*time.Microsecond), f.splitLost, f.guardLost)
+	s := fmt.Sprintf("Redis + Sentinel, primary kill -9 with the replicas' link held: async lost %d of %d acknowledged writes; WAIT 1 lost %d (median write %s vs %s async)",
+		f.asyncLost, f.asyncAcked, f.waitLost, f.waitLat.Round(10*time.Microsecond), f.asyncLat.Round(10*time.Microsecond))
+	if f.splitLost >= 0 && f.guardLost >= 0 {
+		s += fmt.Sprintf("; split brain: %d discarded, %d with min-replicas-to-write", f.splitLost, f.guardLost)
+	}
+	return s
 }
