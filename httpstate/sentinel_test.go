@@ -160,7 +160,7 @@ func TestSentinelStoreStartUpErrors(t *testing.T) {
 func TestReplicaConfirmedWritesNeedAReplica(t *testing.T) {
 	primary, sentinel := startSentinelGroup(t)
 	ctx := context.Background()
-	base := startServing(t, "redis-sentinel://"+sentinel+"/statelab?wait=1&wait_timeout=100ms")
+	base := startServing(t, "redis-sentinel://"+sentinel+"/statelab?wait=1&wait_timeout=1s")
 	c := NewClient(base, true)
 	defer c.Close()
 	rep, err := c.Post(ctx, "/session", nil)

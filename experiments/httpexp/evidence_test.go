@@ -70,7 +70,7 @@ func TestRunHTTPFillsEveryEvidenceCellFromItsMeasurements(t *testing.T) {
 			last = r
 		}
 	}
-	if last == nil || last.Metrics["evidence.cells_measured_count"] != 15 || len(last.Tables) == 0 {
+	if last == nil || last.Metrics["evidence.cells_measured_count"] != 18 || len(last.Tables) == 0 {
 		t.Fatalf("mechanisms report: %+v", last)
 	}
 	table := last.Tables[len(last.Tables)-1]

@@ -24,7 +24,7 @@ func measureStoreFailure(env *lab.Env, rig *rig) error {
 		return nil
 	}
 	if _, err := exec.LookPath("redis-server"); err != nil {
-		recordStoreFailure(env, "not measured: redis-server is not installed")
+		recordStoreFailure(env, "no replicated store in this run: redis-server is not installed")
 		return nil
 	}
 	quietRedis()
