@@ -198,7 +198,7 @@ func startGroupWith(ctx context.Context, cleanup func(func()), label string, tim
 		n.cli = redis.NewClient(g.opts(n.addr()))
 		g.nodes = append(g.nodes, n)
 		g.setRole(n.host, g.started, role)
-		started("redis-server", p.PID())
+		startedLocked("redis-server", p.PID())
 	}
 	if err := g.waitReplicas(ctx, g.nodes[0], 2); err != nil {
 		return nil, err
@@ -218,7 +218,7 @@ func startGroupWith(ctx context.Context, cleanup func(func()), label string, tim
 		}
 		g.sentinels, g.sentHosts = append(g.sentinels, p), append(g.sentHosts, h)
 		g.setRole(h, g.started, "Sentinel")
-		started("redis-sentinel", p.PID())
+		startedLocked("redis-sentinel", p.PID())
 	}
 	if err := g.waitSentinels(ctx); err != nil {
 		return nil, err
@@ -631,7 +631,7 @@ func (g *redisGroup) restart(ctx context.Context, n *redisNode) error {
 	n.proc = p
 	at := g.act("%s restarted (pid %d), as a primary with no data", n.name, p.PID())
 	g.setRole(n.host, at, "restarted: a primary with no data, in its own eyes")
-	started("redis-server", p.PID())
+	startedLocked("redis-server", p.PID())
 	return nil
 }
 
@@ -692,3 +692,11 @@ var quietOnce sync.Once
 
 // quietRedis silences go-redis's log in this process.
 func quietRedis() { quietOnce.Do(func() { redis.SetLogger(quietLogger{}) }) }
+
+// startedLocked is started for the cases that run side by side: the
+// test hook sees one call at a time.
+func startedLocked(what string, pid int) {
+	rigMu.Lock()
+	defer rigMu.Unlock()
+	started(what, pid)
+}
