@@ -651,7 +651,7 @@ func (g *redisGroup) primaryWord() string {
 func (g *redisGroup) eventDigest() string {
 	var out []string
 	for _, ev := range g.eventList() {
-		if ev.Channel == "lab" || ladderEvent(ev.Channel) || ev.Channel == "+try-failover" || ev.Channel == "+elected-leader" || ev.Channel == "+slave-reconf-done" {
+		if ev.Channel != "__sentinel__:hello" {
 			out = append(out, fmt.Sprintf("+%dms %s %s", ev.At.Sub(g.started).Milliseconds(), ev.Channel, trimString(ev.Payload, 50)))
 		}
 	}

@@ -1,8 +1,10 @@
 package httpexp
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,14 +33,44 @@ func (c *failoverCase) annotate(env *lab.Env, pkts []*capture.Packet, streams []
 	commentBackendPackets(pkts, c.name, legs, r.conns, "")
 	env.Check(c.name+": every request's backend leg is in the capture, at the backend that counted it",
 		r.matched == r.served && len(r.bad) == 0, "%d of %d requests served by a backend%s", r.matched, r.served, problems(r.bad))
-	c.actorTable(env)
+	c.actorTable(env, c.writesByStep(pkts))
+}
+
+// writesByStep reads from the capture which server each step's session
+// writes went to: the compare-and-sets (EVALSHA or EVAL) a backend sent
+// to a server of the group between the step's request and the next one.
+func (c *failoverCase) writesByStep(pkts []*capture.Packet) map[int][]string {
+	out := map[int][]string{}
+	for _, p := range pkts {
+		m, ok := p.Decode()
+		if !ok || m.Proto != capture.ProtoTCP || m.Dst.Port() != 6379 || len(m.Payload) == 0 {
+			continue
+		}
+		n := c.g.node(m.Dst.Addr())
+		if n == nil || groupOf(m.Src.Addr()) == byte(c.g.k) || c.g.isObserver(m.Src.Port()) {
+			continue
+		}
+		if !bytes.Contains(bytes.ToLower(m.Payload[:min(len(m.Payload), 32)]), []byte("eval")) {
+			continue
+		}
+		step := -1
+		for i, at := range c.f.sent {
+			if !p.Time.Before(at) {
+				step = i
+			}
+		}
+		if step >= 0 && !slices.Contains(out[step], n.name) {
+			out[step] = append(out[step], n.name)
+		}
+	}
+	return out
 }
 
 // actorTable is the case's ladder with every actor as a column: the
 // client, the backend that served each request, each server with its
 // role, the Sentinels; one row per request (a run of identical refusals
 // as one) or event, in time order.
-func (c *failoverCase) actorTable(env *lab.Env) {
+func (c *failoverCase) actorTable(env *lab.Env, writes map[int][]string) {
 	g := c.g
 	head := []string{"t (ms)", "client", "backend"}
 	for _, n := range g.nodes {
@@ -68,11 +100,9 @@ func (c *failoverCase) actorTable(env *lab.Env) {
 		r.rep = 1
 		r.cells[1] = fmt.Sprintf("%d. %s %s → %s", i+1, p.Method, p.Label, replyWord(p))
 		r.cells[2] = p.Backend
-		if p.Err == nil && p.Rep.Status < 300 {
-			for k, n := range g.nodes {
-				if strings.HasPrefix(g.roleAt(n.host, r.at), "primary") {
-					r.cells[3+k] = "◀ session written"
-				}
+		for k, n := range g.nodes {
+			if slices.Contains(writes[i], n.name) {
+				r.cells[3+k] = "◀ compare-and-set (captured)"
 			}
 		}
 		rows = append(rows, r)
@@ -101,7 +131,7 @@ func (c *failoverCase) actorTable(env *lab.Env) {
 		r.cells[0] = fmt.Sprint(r.at.Sub(g.started).Milliseconds())
 		out = append(out, r.cells)
 	}
-	env.Table(c.name+": client, backends, servers and Sentinels as columns (roles as the Sentinels announced them and the lab's actions made them)", out)
+	env.Table(c.name+": client, backends, servers and Sentinels as columns (which server each request's compare-and-set reached, from the capture; roles as the Sentinels announced them and the lab's actions made them)", out)
 }
 
 // replyWord is a step's reply in a few words.
@@ -152,8 +182,13 @@ func (c *failoverCase) check(env *lab.Env) {
 	resumed := c.flowErr == nil && !c.firstOK.IsZero()
 	env.Check(name+": the workflow resumed on the new primary", resumed,
 		"first operation answered 200 after the fault at %s; promoted: %s; error: %v", stamp(c.firstOK, c.g.started), orNone(c.newPrimary), c.flowErr)
-	env.Check(name+": Sentinel promoted a replica (+switch-master)", !c.switchAt.IsZero() && c.newPrimary != "" && c.newPrimary != c.old.name,
-		"+switch-master at %s: %s → %s", stamp(c.switchAt, c.g.started), c.old.name, orNone(c.newPrimary))
+	promoted := !c.switchAt.IsZero() && c.newPrimary != "" && c.newPrimary != c.old.name
+	events := ""
+	if !promoted {
+		events = "; the Sentinels' events: " + orNone(c.g.eventDigest())
+	}
+	env.Check(name+": Sentinel promoted a replica (+switch-master)", promoted,
+		"+switch-master at %s: %s → %s%s", stamp(c.switchAt, c.g.started), c.old.name, orNone(c.newPrimary), events)
 	n, clean := c.refused()
 	env.Check(name+": every refused request was a clean 503 and was sent again", clean && (n == 0 || resumed),
 		"%d requests answered 503 \"store\" (nothing acknowledged), each sent again until answered 200", n)
