@@ -247,6 +247,9 @@ func (c *failoverCase) killPrimary(env *lab.Env, rig *rig) error {
 	if err := f.run(ctx, 3); err != nil {
 		return err
 	}
+	if err := g.stillFirst(ctx); err != nil {
+		return err
+	}
 	// Hold the replication link: nothing more from the primary reaches
 	// the replicas.
 	fault, err := dropBetween("the replication link held", from(c.old.host, g.nodes[1].host, g.nodes[2].host))
@@ -329,6 +332,9 @@ func (c *failoverCase) restartBackend(env *lab.Env, rig *rig) error {
 func (c *failoverCase) splitBrain(env *lab.Env, rig *rig) error {
 	ctx, g, f := env.Ctx, c.g, c.f
 	if err := f.run(ctx, 3); err != nil {
+		return err
+	}
+	if err := g.stillFirst(ctx); err != nil {
 		return err
 	}
 	reps, sents := []netip.Addr{g.nodes[1].host, g.nodes[2].host}, g.sentHosts
