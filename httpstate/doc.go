@@ -80,7 +80,13 @@
 //	token_denylist.go Denylist: logged-out sessions, per-client state again
 //	token_serve.go ServeMode for the token mode
 //	store.go       --store URLs (ParseStoreURL) and OpenStore: memory,
-//	               SQLite, Redis
+//	               SQLite, Redis, Redis behind Sentinel
+//	sentinel.go    redis-sentinel:// URLs, the start-up check of the
+//	               Sentinels, go-redis's failover client as the store
+//	sentinel_confirm.go replica-confirmed writes: compare-and-set and WAIT
+//	               in one round trip (ErrUnconfirmed)
+//	sentinel_proc.go StartRedisProc: a server, replica or Sentinel on an
+//	               address of the caller's
 //	lock.go        one request per session at a time: in-process stripes,
 //	               SQLite's lock row
 //	optimistic.go  Redis without a lock: compare-and-set writes and reruns

@@ -214,7 +214,13 @@ func (s *redisSessions) runCompareAndSet(ctx context.Context, token, want, act, 
 	if newToken != "" {
 		keys = append(keys, redisSessionPrefix+newToken)
 	}
-	res, err := redisCompareAndSet.Run(ctx, s.writer, keys, want, act, max(1, ttl.Milliseconds()), b, randomID(), writeIDLife.Milliseconds(), recentWrites-1).Slice()
+	args := []any{want, act, max(1, ttl.Milliseconds()), b, randomID(), writeIDLife.Milliseconds(), recentWrites - 1}
+	var res []any
+	if s.confirm > 0 {
+		res, err = s.runConfirmed(ctx, keys, args) // sentinel_confirm.go
+	} else {
+		res, err = redisCompareAndSet.Run(ctx, s.writer, keys, args...).Slice()
+	}
 	if err != nil {
 		return false, nil, false, err
 	}

@@ -41,12 +41,21 @@ const (
 //	sqlite:///var/tmp/sessions.db  an SQLite file (absolute path)
 //	sqlite:sessions.db             an SQLite file (relative path)
 //	redis://127.0.0.1:6379/0       a Redis server, optional database number
+//	redis-sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster[?wait=1]
+//	                               a Redis primary the Sentinels name (sentinel.go)
 type StoreURL struct {
 	Kind     StoreKind
 	Path     string // sqlite
 	Addr     string // redis host:port
 	DB       int    // redis database
 	Password string // redis, from the URL's user info
+	// Sentinels (host:port, comma-separated: SentinelAddrs) and Master
+	// name a redis-sentinel store; Confirm > 0 makes its writes wait for
+	// that many replicas, up to ConfirmTimeout.
+	Sentinels      string
+	Master         string
+	Confirm        int
+	ConfirmTimeout time.Duration
 }
 
 // String gives the URL back, without the password.
@@ -59,6 +68,8 @@ func (u StoreURL) String() string {
 		return "sqlite:" + u.Path
 	case StoreRedis:
 		return fmt.Sprintf("redis://%s/%d", u.Addr, u.DB)
+	case StoreRedisSentinel:
+		return u.sentinelString()
 	}
 	return string(u.Kind)
 }
@@ -70,6 +81,9 @@ func ParseStoreURL(s string) (StoreURL, error) {
 	}
 	if strings.ContainsAny(s, "\x00\r\n\t ") {
 		return StoreURL{}, fmt.Errorf("%w %q: no spaces or control characters", ErrStoreURL, s)
+	}
+	if strings.HasPrefix(s, "redis-sentinel:") {
+		return parseSentinelURL(s)
 	}
 	u, err := url.Parse(s)
 	if err != nil {
@@ -124,9 +138,9 @@ func ParseStoreURL(s string) (StoreURL, error) {
 		}
 		return out, nil
 	case "":
-		return StoreURL{}, fmt.Errorf("%w %q: want memory, sqlite:///path or redis://host:port", ErrStoreURL, s)
+		return StoreURL{}, fmt.Errorf("%w %q: want memory, sqlite:///path, redis://host:port or redis-sentinel://host:port/master", ErrStoreURL, s)
 	}
-	return StoreURL{}, fmt.Errorf("%w %q: unknown scheme %q (want memory, sqlite or redis)", ErrStoreURL, s, u.Scheme)
+	return StoreURL{}, fmt.Errorf("%w %q: unknown scheme %q (want memory, sqlite, redis or redis-sentinel)", ErrStoreURL, s, u.Scheme)
 }
 
 // OpenStore connects to the store a URL names and returns it with the
@@ -170,27 +184,39 @@ CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions(expiry);
 			c.Close()
 			return nil, nil, fmt.Errorf("httpstate: redis at %s: %w", u.Addr, err)
 		}
-		// Load the compare-and-set script now, so that requests send only
-		// its SHA (go-redis sends the script again if Redis restarted).
-		if err := redisCompareAndSet.Load(ctx, c).Err(); err != nil {
-			c.Close()
-			return nil, nil, fmt.Errorf("httpstate: redis at %s: loading the compare-and-set script: %w", u.Addr, err)
-		}
-		// Compare-and-sets go through go-redis's full-duplex autopipeliner:
-		// one held connection, written and read at once, so that the
-		// concurrent requests' writes share system calls and wake-ups of
-		// redis-server (measured: +10% requests/s, p99 4.3 → 1.4 ms).
-		writer, err := c.AutoPipelineWithOptions(&redis.AutoPipelineOptions{FullDuplex: true})
+		rs, err := newRedisSessions(ctx, c, u.Addr)
 		if err != nil {
 			c.Close()
-			return nil, nil, fmt.Errorf("httpstate: redis at %s: %w", u.Addr, err)
+			return nil, nil, err
 		}
-		rs := &redisSessions{RedisStore: goredisstore.NewWithPrefix(c, redisSessionPrefix), client: c, writer: writer,
-			cache: newSessionCache(sessionCacheEntries, sessionCacheBytes)}
-		c.AddHook(countingHook{&rs.trips})
 		return rs, c.Close, nil
+	case StoreRedisSentinel:
+		return openSentinelStore(ctx, u)
 	}
 	return nil, nil, fmt.Errorf("%w: unknown kind %q", ErrStoreURL, u.Kind)
+}
+
+// newRedisSessions builds the session store on a go-redis client (one
+// server's, or the Sentinel-aware failover client) that answered PING;
+// where names the server for errors.
+func newRedisSessions(ctx context.Context, c *redis.Client, where string) (*redisSessions, error) {
+	// Load the compare-and-set script now, so that requests send only
+	// its SHA (go-redis sends the script again if Redis restarted).
+	if err := redisCompareAndSet.Load(ctx, c).Err(); err != nil {
+		return nil, fmt.Errorf("httpstate: redis at %s: loading the compare-and-set script: %w", where, err)
+	}
+	// Compare-and-sets go through go-redis's full-duplex autopipeliner:
+	// one held connection, written and read at once, so that the
+	// concurrent requests' writes share system calls and wake-ups of
+	// redis-server (measured: +10% requests/s, p99 4.3 → 1.4 ms).
+	writer, err := c.AutoPipelineWithOptions(&redis.AutoPipelineOptions{FullDuplex: true})
+	if err != nil {
+		return nil, fmt.Errorf("httpstate: redis at %s: %w", where, err)
+	}
+	rs := &redisSessions{RedisStore: goredisstore.NewWithPrefix(c, redisSessionPrefix), client: c, writer: writer,
+		cache: newSessionCache(sessionCacheEntries, sessionCacheBytes)}
+	c.AddHook(countingHook{&rs.trips})
+	return rs, nil
 }
 
 // StoreFileWarnings says which of an SQLite store's files (the database,
@@ -231,6 +257,11 @@ type redisSessions struct {
 	cache     *sessionCache
 	trips     atomic.Int64 // commands sent to Redis: one round trip each
 	conflicts atomic.Int64 // compare-and-sets refused: requests run again
+	// confirm > 0: each write waits for that many replicas, up to
+	// confirmTimeout (sentinel_confirm.go).
+	confirm        int
+	confirmTimeout time.Duration
+	unconfirmed    atomic.Int64 // writes no replicas confirmed in time: answered 503
 }
 
 func (s *redisSessions) roundTrips() int64 { return s.trips.Load() }

@@ -23,7 +23,7 @@ func init() {
 		name: "http serve",
 		args: "[--mode stateless|stateful|store|token] [--store URL] [--token-secret HEX] [--addr ADDR]",
 		summary: "Serve the calculator for curl, a browser or wrk, in your own network namespace (loopback by default).\n" +
-			"Stateless keeps nothing; stateful keeps sessions in memory; store keeps them in SQLite or Redis;\n" +
+			"Stateless keeps nothing; stateful keeps sessions in memory; store keeps them in SQLite, Redis or a Redis group behind Sentinel;\n" +
 			"token keeps nothing: the session rides in a signed token (JWT, HS256) the client carries, so every\n" +
 			"backend given the same --token-secret serves any request (tokens over 4096 bytes are refused).\n" +
 			"Open http://ADDR/form in a browser for the HTML form (its session rides in a hidden field).",
@@ -37,11 +37,14 @@ func init() {
 			"statelab http serve --mode store --store redis://127.0.0.1:6379",
 			"statelab http serve --mode token --token-secret $(openssl rand -hex 32) --token-lifetime 10m",
 			"statelab http serve --mode token --token-denylist    # POST /logout then revokes the session (state again)",
+			"statelab http serve --mode store --store redis-sentinel://127.0.0.1:26379,127.0.0.2:26379/mymaster?wait=1",
 		},
 		flags: func(fs *flag.FlagSet) {
 			f := &httpServeFlags
 			fs.StringVar(&f.mode, "mode", "stateless", "how the server keeps state: `stateless`, stateful, store or token")
-			fs.StringVar(&f.store, "store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db or redis://host:port[/db] (default sqlite:statelab-sessions.db, created mode 0600)")
+			fs.StringVar(&f.store, "store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db, redis://host:port[/db] or "+
+				"redis-sentinel://host:port[,host:port…]/master[?wait=N&wait_timeout=D] (the primary the Sentinels name; wait=N: each write confirmed by N replicas) "+
+				"(default sqlite:statelab-sessions.db, created mode 0600)")
 			fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on `ADDR` (port 0 picks a free one)")
 			fs.BoolVar(&f.quiet, "quiet", false, "no access log (by default one line per request on stderr: time, client, request, status, bytes, duration)")
 			fs.StringVar(&f.tokenSecret, "token-secret", "", "for --mode token: the HMAC secret as `HEX`, at least 32 bytes (64 hex digits); every backend of one service "+
@@ -59,7 +62,8 @@ func init() {
 		name: "bench http",
 		args: "[--duration D] [--rounds R] [-c N] [--json]",
 		summary: "Requests and workflows per second and p99 latency of the same calculator workflow against a stateless, a stateful,\n" +
-			"a store-backed (SQLite) and, when redis-server is installed, a store-backed (Redis) server in the same\n" +
+			"a store-backed (SQLite) and, when redis-server is installed, a store-backed (Redis) server and two backed by a\n" +
+			"Redis group behind Sentinel (writes replicated asynchronously, and confirmed by a replica: WAIT 1) in the same\n" +
 			"run, with each one's ratio to stateless: the measured price of a store access on every request.",
 		examples: []string{
 			"statelab bench http",
@@ -164,8 +168,8 @@ func httpServeCmd(fs *flag.FlagSet, args []string) int {
 	}
 	defer cleanup()
 	where := ""
-	if store != "" {
-		where = " (sessions in " + store + ")"
+	if u, err := httpstate.ParseStoreURL(store); err == nil && store != "" {
+		where = " (sessions in " + u.String() + ")" // without a password
 	}
 	if mode == httpstate.Token {
 		where = fmt.Sprintf(" (sessions in signed tokens the clients carry, good for %s; denylist: %t)", f.tokenLifetime, f.tokenDenylist)
@@ -240,7 +244,14 @@ func (b *benchHTTP) startRedis(ctx context.Context) (stop func(), err error) {
 	switch {
 	case err == nil:
 		b.opts.Redis = rs.URL()
-		return rs.Close, nil
+		// And a replicated group: a primary, two replicas, three Sentinels.
+		g, err := httpexp.StartSentinelGroup(ctx)
+		if err != nil {
+			rs.Close()
+			return nil, err
+		}
+		b.opts.Sentinel = g.URL(0)
+		return func() { g.Close(); rs.Close() }, nil
 	case errors.Is(err, httpstate.ErrNoRedis):
 		b.redisNote = "redis-server is not installed: no Redis figures (apt-get install redis-server)"
 		return func() {}, nil
@@ -270,9 +281,9 @@ func (b *benchHTTP) printJSON(res []httpexp.BenchResult) {
 func (b *benchHTTP) printText(res []httpexp.BenchResult) {
 	fmt.Fprintf(stdout, "calculator workflow ((10 + 5) × 2) − 3, %d clients, %s per server kind in %d alternating rounds (figures: each kind's median round)\n\n",
 		b.opts.Concurrency, b.opts.Duration, b.opts.Rounds)
-	fmt.Fprintf(stdout, "%-14s %9s %9s %9s %10s %9s %9s %12s\n", "kind", "req/flow", "requests", "req/s", "flows/s", "p50 ms", "p99 ms", "÷ stateless")
+	fmt.Fprintf(stdout, "%-20s %9s %9s %9s %10s %9s %9s %12s\n", "kind", "req/flow", "requests", "req/s", "flows/s", "p50 ms", "p99 ms", "÷ stateless")
 	for _, r := range res {
-		fmt.Fprintf(stdout, "%-14s %9d %9d %9.0f %10.0f %9.3f %9.3f %12.2f\n", r.Kind, r.RequestsPerWorkflow, r.Requests, r.RPS, r.WPS, r.P50MS, r.P99MS, r.RatioToStateless)
+		fmt.Fprintf(stdout, "%-20s %9d %9d %9.0f %10.0f %9.3f %9.3f %12.2f\n", r.Kind, r.RequestsPerWorkflow, r.Requests, r.RPS, r.WPS, r.P50MS, r.P99MS, r.RatioToStateless)
 	}
 	fmt.Fprintf(stdout, "\n÷ stateless compares workflows per second of the kinds' median rounds (stateless: 3 requests a workflow; the others 4, incl. POST /session).\n")
 	for _, r := range res {

@@ -21,6 +21,8 @@ func TestHTTPCommandsRefuseBadUsage(t *testing.T) {
 		{"serve store URL for a stateless server", []string{"http", "serve", "--mode", "stateless", "--store", "redis://127.0.0.1:1"}, 2, "", "--store is for --mode store"},
 		{"serve bad store URL", []string{"http", "serve", "--mode", "store", "--store", "ftp://x"}, 2, "", "--store"},
 		{"serve stray argument", []string{"http", "serve", "now"}, 2, "", "takes no arguments"},
+		{"serve Sentinel URL without a master", []string{"http", "serve", "--mode", "store", "--store", "redis-sentinel://127.0.0.1:26379"}, 2, "", "no master name"},
+		{"serve unreachable Sentinel", []string{"http", "serve", "--mode", "store", "--store", "redis-sentinel://127.0.0.1:1/mymaster"}, 2, "", "no Sentinel answered"},
 		{"serve address already taken or invalid", []string{"http", "serve", "--addr", "127.0.0.1:99999"}, 2, "", "statelab http serve:"},
 		{"bench --help", []string{"bench", "http", "--help"}, 0, "Examples:", ""},
 		{"bench zero duration", []string{"bench", "http", "--duration", "0s"}, 2, "", "-duration: want a duration from 1ms"},

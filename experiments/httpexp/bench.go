@@ -28,6 +28,10 @@ type BenchOptions struct {
 	MaxRequests int // per kind in all rounds, a bound whatever the duration; default 1e6
 	// Redis, when set, adds the store-backed kind on that Redis URL.
 	Redis string
+	// Sentinel, when set, adds the store-backed kinds on that
+	// redis-sentinel URL (a primary with replicas): writes replicated
+	// asynchronously, and writes each confirmed by a replica (wait=1).
+	Sentinel string
 	// Dir holds the SQLite file; default a temporary directory.
 	Dir string
 }
@@ -68,7 +72,9 @@ type BenchResult struct {
 
 // Bench runs the same calculator workflow ((10 + 5) × 2) − 3 against a
 // stateless, a stateful, a store-backed (SQLite) and, with opts.Redis, a
-// store-backed (Redis) server, each on a loopback socket, and reports
+// store-backed (Redis) server, and with opts.Sentinel two backed by a
+// replicated Redis group (writes asynchronous, and confirmed by a replica),
+// each on a loopback socket, and reports
 // requests and workflows per second and latency. It measures the price of
 // "a store read and write on every request" (and the cross-process lock or
 // compare-and-set that keeps concurrent requests from losing updates).
@@ -101,6 +107,11 @@ func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 	}
 	if opts.Redis != "" {
 		kinds = append(kinds, benchKindSpec{"store-redis", httpstate.ServeSpec{Mode: httpstate.StoreBacked, Store: opts.Redis}})
+	}
+	if opts.Sentinel != "" {
+		kinds = append(kinds,
+			benchKindSpec{"store-sentinel", httpstate.ServeSpec{Mode: httpstate.StoreBacked, Store: opts.Sentinel}},
+			benchKindSpec{"store-sentinel-wait1", httpstate.ServeSpec{Mode: httpstate.StoreBacked, Store: opts.Sentinel + "?wait=1"}})
 	}
 	round := opts
 	round.Duration = max(opts.Duration/time.Duration(opts.Rounds), time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,9 @@ func serveChild(ctx context.Context, args []string, ready func(string)) error {
 	var spec httpstate.ServeSpec
 	if err := json.Unmarshal([]byte(args[0]), &spec); err != nil {
 		return fmt.Errorf("%w: spec %q: %v", errChild, args[0], err)
+	}
+	if strings.HasPrefix(spec.Store, "redis-sentinel:") {
+		quietRedis() // http/store-failover's backends (failover_group.go)
 	}
 	run, cleanup, err := httpstate.ServeMode(ctx, spec)
 	if err != nil {

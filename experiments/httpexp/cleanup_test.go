@@ -33,6 +33,8 @@ func TestStoppedExperimentsLeaveNoTempFileOrProcess(t *testing.T) {
 		{"crash cancelled mid-traffic", "http/crash", "capture", 1},
 		{"calculator cancelled mid-traffic", "http/calculator", "capture", 1},
 		{"features cancelled mid-traffic", "http/features", "capture", 1},
+		{"store-failover cancelled once the second group's Sentinels run", "http/store-failover", "redis-sentinel", 4},
+		{"store-failover cancelled once a backend runs", "http/store-failover", "server process", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,11 +27,24 @@
 //	                  without and with a denylist, the cookie-id baseline
 //	exp_token_wire.go its capture analysis: checks, the token's growth,
 //	                  bytes against a cookie id, its column and holding row
+//	exp_failover.go   http/store-failover: a Redis group behind Sentinel, its
+//	                  primary killed (link held) or cut off; the four cases
+//	failover_group.go the group's processes (127.0.K.2-7), the observer of
+//	                  the Sentinels' events, each node's role over time
+//	failover_fault.go held links and partitions: nftables drop rules
+//	failover_flow.go  the client's workflow, 503s sent again, the final
+//	                  session matched against the committed operations
+//	failover_capture.go the Redis legs' comments: roles, RESP summaries
+//	failover_report.go its checks, tables (actors as columns), the
+//	                  "who holds the state" row and the table's cells
+//	failover_evidence.go the comparison table's "store failure" row, which
+//	                  http/mechanisms measures (it runs first)
 //	evidence.go       the comparison table, kept in the run's state
 //	                  (lab.RunState) and printed by http/mechanisms
 //	exchanges.go      HTTP/1.1 exchanges parsed out of a capture; Numbers
 //	complete.go       what the capture should hold, counted at the source
 //	transcript.go     a script played, its packets commented, its ladder
 //	format.go         how the experiments word what they saw
-//	bench.go          Bench: the calculator workflow per server kind
+//	bench.go          Bench: the calculator workflow per server kind (and
+//	                  StartSentinelGroup for the Sentinel-backed kinds)
 package httpexp

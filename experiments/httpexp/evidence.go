@@ -26,6 +26,9 @@ const (
 	rowData     = "data sent"
 	rowFeatures = "features"
 	rowComplex  = "complexity"
+	// rowStoreFailure: what a failure of the store itself loses, under
+	// each replication choice (http/store-failover, failover_report.go).
+	rowStoreFailure = "store failure"
 )
 
 // evidenceRows are the table's rows, each with the experiment that
@@ -36,6 +39,7 @@ var evidenceRows = []struct{ row, from string }{
 	{rowData, "http/calculator"},
 	{rowFeatures, "http/features"},
 	{rowComplex, "http/load-balancing"},
+	{rowStoreFailure, "http/mechanisms"},
 }
 
 // evidenceCols are the table's columns.

@@ -324,6 +324,7 @@ func (x *tokenExp) record(crashOK, balanced bool, refused int, g tokenGrowth, c 
 	if x.logout.replayAccepted {
 		replay = "accepted"
 	}
+	recordEvidence(env, rowStoreFailure, tok, "no store to fail: the %d backends ran with none, the session rode in its token (%d operations whole)", tokenBackends, len(x.ops))
 	recordEvidence(env, rowComplex, tok, "one secret for every backend; %d of 4 bad tokens refused; logout revokes nothing (replay %s) unless a denylist, which is state again", refused, replay)
 	lost := "something (see the checks)"
 	if crashOK {

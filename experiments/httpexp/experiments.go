@@ -58,7 +58,17 @@ func Experiments() []lab.Experiment {
 				"tampered, forged, expired and transplanted tokens get 401 and change nothing; and the costs, measured from the " +
 				"capture: bytes per request against a cookie id, the token growing with the history, and a logged-out token that " +
 				"still works unless a denylist — state again — refuses it.",
-			Run:   runSignedToken,
+			Run: runSignedToken,
+		},
+		{
+			Name:    "http/store-failover",
+			Summary: "the store fails too: a Redis primary with two replicas and three Sentinels, killed or cut off mid-workflow; what async, WAIT and min-replicas-to-write lose",
+			Shows: "Three stateless backends keep sessions in a Redis group they reach through go-redis's Sentinel client. The " +
+				"primary is killed with its replication link held: asynchronous replication loses the writes it acknowledged, " +
+				"replica-confirmed writes (WAIT 1) refuse them instead and lose none, at a measured latency; cut off from the " +
+				"Sentinels, the old primary acknowledges a write that is discarded when it returns as a replica, unless " +
+				"min-replicas-to-write refuses it. Every committed operation is checked against the final session.",
+			Run:   runStoreFailover,
 			Roles: roles,
 		},
 	}

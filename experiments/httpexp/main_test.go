@@ -28,7 +28,7 @@ func experiment(name string) lab.Experiment {
 // what it shows; http/crash and http/signed-token, which start server
 // processes, name their role.
 func TestExperimentsAreListed(t *testing.T) {
-	want := []string{"http/calculator", "http/crash", "http/features", "http/load-balancing", "http/mechanisms", "http/signed-token"}
+	want := []string{"http/calculator", "http/crash", "http/features", "http/load-balancing", "http/mechanisms", "http/signed-token", "http/store-failover"}
 	exps := Experiments()
 	if _, err := lab.NewCatalogue(exps); err != nil {
 		t.Fatal(err)
@@ -40,7 +40,7 @@ func TestExperimentsAreListed(t *testing.T) {
 		if e.Name != want[i] || e.Summary == "" || e.Shows == "" {
 			t.Errorf("experiment %d: %q summary %q shows %q", i, e.Name, e.Summary, e.Shows)
 		}
-		if _, ok := e.Roles[childRole]; ok != (e.Name == "http/crash" || e.Name == "http/signed-token") {
+		if _, ok := e.Roles[childRole]; ok != (e.Name == "http/crash" || e.Name == "http/signed-token" || e.Name == "http/store-failover") {
 			t.Errorf("%s: server process role listed %v", e.Name, ok)
 		}
 	}

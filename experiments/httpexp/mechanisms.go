@@ -44,6 +44,9 @@ func runMechanisms(env *lab.Env) error {
 	}
 	checkMechanisms(env, m.mechs, exs, m.results)
 	checkServerSide(env, m.mechs[3], exs, m.stored)
+	if err := measureStoreFailure(env, rig); err != nil { // failover_evidence.go
+		return err
+	}
 	evidenceTable(env)
 	return nil
 }
