@@ -28,8 +28,8 @@ func (e *Endpoint) swsThreshold() int {
 // RCV.BUFF - RCV.USER - RCV.WND >= min(Fr * RCV.BUFF, Eff.snd.MSS)).
 func (e *Endpoint) swsHeldWindow(free, wnd uint32) (held uint32, ok bool) {
 	t := &e.tcb
-	if e.cfg.DisableReceiverSWS || !t.State.Synchronized() {
-		return 0, false
+	if e.cfg.DisableReceiverSWS || !t.State.Synchronized() || e.rcvFin {
+		return 0, false // off, or no more data will come: nothing to avoid
 	}
 	if !e.advRight.LessThan(t.RcvNxt.Add(Size(wnd))) {
 		return 0, false
