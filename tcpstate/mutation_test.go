@@ -36,7 +36,7 @@ func TestKarnNoSampleFromFastRetransmit(t *testing.T) {
 		h.Send(ACK, 301, 101)
 	}
 	h.Want(ACK, 101, 301, tcptest.Len(testMSS))
-	h.Advance(testMinRTO / 2) // within the RTO: no timeout clears the timing
+	h.Advance(testMinRTO / 2)       // within the RTO: no timeout clears the timing
 	h.Send(ACK, 301, 101+4*testMSS) // ambiguous: original or retransmission?
 	if tc := h.TCB(); tc.SRTT != srtt {
 		t.Fatalf("SRTT %v after the ACK of a retransmitted segment, want %v (no sample)", tc.SRTT, srtt)

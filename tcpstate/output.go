@@ -21,7 +21,8 @@ const (
 	// EventRefused: the peer refused the connection (Err =
 	// ErrConnectionRefused).
 	EventRefused
-	// EventTimeout: retransmissions were exhausted (Err = ErrTimeout).
+	// EventTimeout: retransmissions were exhausted, the user timeout
+	// passed or keep-alive probes went unanswered (Err = ErrTimeout).
 	EventTimeout
 	// EventTimerArmed: Timer must fire at At (replacing any earlier
 	// deadline of the same timer).
