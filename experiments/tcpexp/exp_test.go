@@ -51,11 +51,13 @@ var intendedFlags = map[string][]string{
 	// SYN-ACKs, sends new SYNs from one port (each draws a cookie of its
 	// own) and an ACK one past the cookie.
 	"syn-cookies": {"retransmission", "reused_ports", "ack_lost_segment"},
+	// tcp/keepalive's probes both ways, and their answers.
+	"keepalive": {"keep_alive", "keep_alive_ack"},
 }
 
 var analysisFlags = []string{"retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack",
 	"out_of_order", "lost_segment", "ack_lost_segment", "zero_window", "zero_window_probe", "zero_window_probe_ack",
-	"window_full", "keep_alive", "reused_ports"}
+	"window_full", "keep_alive", "keep_alive_ack", "reused_ports"}
 
 func checkCapture(t *testing.T, short, path string) {
 	t.Helper()
