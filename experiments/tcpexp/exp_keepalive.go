@@ -416,7 +416,7 @@ func (x *keepAlive) check() {
 	env.Check("silenced by the link, the kernel's answers never reach the lab and the lab's probes go unanswered", v.unanswered >= 1 && dropped >= 1,
 		"%d probes unanswered; %d kernel segments dropped by the lab's link (the kernel still answers on the wire)", v.unanswered, dropped)
 	ok, why := judgeUserTimeout(v, tm.UserTimeout)
-	env.Check("the user timeout ends the connection: keep-alive gives up exactly the user timeout after the kernel was last heard", ok, "%s", why)
+	env.Check("the user timeout ends the connection: keep-alive gives up at the user timeout after the kernel was last heard, not before, with no probe scheduled past it", ok, "%s", why)
 	env.Check("the lab resets the dead connection and the kernel's read fails with ECONNRESET", v.rstSent && errors.Is(x.kaErr, syscall.ECONNRESET),
 		"lab sent RST: %v; kernel read: %v", v.rstSent, x.kaErr)
 	x.mu.Lock()
