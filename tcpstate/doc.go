@@ -13,7 +13,7 @@
 //
 // Outputs are appended to a caller-owned [Output]: segments to transmit and
 // [Event]s (state changes with their cause, data readable/writable, reset,
-// refused, timeout, timer armed/canceled). A driver that reuses one Output
+// refused, timeout, timer armed/canceled, urgent data). A driver that reuses one Output
 // and calls Reset after draining it does not allocate in steady state.
 //
 // # Around it
