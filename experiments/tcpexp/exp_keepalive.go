@@ -28,6 +28,9 @@ import (
 // kernel was last heard, ends the connection: the lab resets it and its
 // user gets ETIMEDOUT; the kernel's read fails with ECONNRESET.
 //
+// The user timeout with data: the lab writes to a kernel the link has
+// silenced and the user timeout ends it (exp_keepalive_usertimeout.go).
+//
 // The kernel's keep-alive: SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL
 // and TCP_KEEPCNT set by setsockopt on the kernel's socket; its probes
 // reach the lab, the lab's engine answers each with an ACK, the
@@ -45,11 +48,17 @@ func runKeepAlive(env *lab.Env) error {
 	if err := x.kernelProbesLab(); err != nil {
 		return err
 	}
+	if err := x.userTimeoutWithData(); err != nil {
+		return err
+	}
 	r.stop()
 	x.annotate()
+	x.annotateUserTimeout()
 	x.check()
+	x.checkUserTimeout()
 	r.ladder("the lab's keep-alive, then the kernel silenced by the link", x.a)
 	r.ladder("the kernel's keep-alive (SO_KEEPALIVE) probing the lab", x.b)
+	r.ladder("the user timeout with data outstanding, the kernel silenced by the link", x.ut.c)
 	r.states(tcpstate.Established, tcpstate.Closed)
 	return nil
 }
@@ -64,12 +73,14 @@ type keepAliveTimers struct {
 	KernelIdle, KernelInterval  time.Duration // TCP_KEEPIDLE, TCP_KEEPINTVL
 	KernelCount                 int           // TCP_KEEPCNT
 	KernelProbes                int           // the kernel probes the lab answers before it is done
+	DataUserTimeout             time.Duration // the user timeout of the leg with data outstanding
 }
 
 func defaultKeepAliveTimers() keepAliveTimers {
 	return keepAliveTimers{
 		Idle: 300 * time.Millisecond, Interval: 600 * time.Millisecond, UserTimeout: 2 * time.Second,
 		KernelIdle: time.Second, KernelInterval: time.Second, KernelCount: 3, KernelProbes: 2,
+		DataUserTimeout: 1500 * time.Millisecond,
 	}
 }
 
@@ -114,6 +125,8 @@ type keepAlive struct {
 
 	counter  [2]uint64 // TcpExt.TCPKeepAlive before and after the kernel's probes
 	kernelOK bool      // b: data still flows after the probes
+
+	ut *userTimeoutData // the leg with data outstanding (exp_keepalive_usertimeout.go)
 }
 
 // isLabProbe: an empty ACK one below SND.UNA with nothing outstanding.
@@ -435,6 +448,14 @@ func (x *keepAlive) check() {
 			fmt.Sprintf("%s after the kernel was last heard: %v", fmtMs(v.closedAt-v.heardAt), v.cause)},
 		{"kernel → lab (TCP_KEEPIDLE " + tm.KernelIdle.String() + ")", fmt.Sprint(kprobes), fmt.Sprint(kanswered), "no: closed by its users"},
 	})
+	if x.ut != nil && x.ut.c != nil {
+		uv := x.ut.verdict(x.st.Records())
+		env.Table("the user timeout, with data outstanding", [][]string{
+			{"user timeout", "transmissions of the data", "kernel ACKs dropped by the link", "ended"},
+			{tm.DataUserTimeout.String(), fmt.Sprint(uv.transmissions), fmt.Sprint(uv.dropped),
+				fmt.Sprintf("%s after the write: %v, no RST (the kernel's socket is left ESTABLISHED)", fmtMs(uv.closedAt-uv.writeAt), uv.cause)},
+		})
+	}
 	env.Metric("lab_keepalive_probes_count", float64(v.probes))
 	env.Metric("lab_keepalive_unanswered_count", float64(v.unanswered))
 	env.Metric("kernel_dropped_by_link_count", float64(dropped))

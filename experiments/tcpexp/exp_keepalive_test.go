@@ -60,3 +60,31 @@ func TestProbeShapes(t *testing.T) {
 		})
 	}
 }
+
+func TestJudgeDataUserTimeout(t *testing.T) {
+	ms := time.Millisecond
+	ut := 1500 * ms
+	good := userTimeoutVerdict{writeAt: 100 * ms, firstRec: 101 * ms, lastArm: 1600*ms + 300*time.Microsecond, closedAt: 1601 * ms,
+		transmissions: 4, cause: tcpstate.CauseUserTimeout, err: tcpstate.ErrTimeout}
+	tests := []struct {
+		name string
+		edit func(v *userTimeoutVerdict)
+		ok   bool
+	}{
+		{"at the user timeout", func(*userTimeoutVerdict) {}, true},
+		{"early", func(v *userTimeoutVerdict) { v.closedAt = 1599 * ms }, false},
+		{"a retransmission scheduled past it", func(v *userTimeoutVerdict) { v.lastArm, v.closedAt = 1700*ms, 1700*ms }, false},
+		{"ended by MaxRetries", func(v *userTimeoutVerdict) { v.cause = tcpstate.CauseRetransmitTimeout }, false},
+		{"with a RST", func(v *userTimeoutVerdict) { v.rstSent = true }, false},
+		{"never retransmitted", func(v *userTimeoutVerdict) { v.transmissions = 1 }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := good
+			tt.edit(&v)
+			if ok, why := judgeDataUserTimeout(v, ut); ok != tt.ok {
+				t.Errorf("judgeDataUserTimeout = %v (%s), want %v", ok, why, tt.ok)
+			}
+		})
+	}
+}

@@ -51,8 +51,10 @@ var intendedFlags = map[string][]string{
 	// SYN-ACKs, sends new SYNs from one port (each draws a cookie of its
 	// own) and an ACK one past the cookie.
 	"syn-cookies": {"retransmission", "reused_ports", "ack_lost_segment"},
-	// tcp/keepalive's probes both ways, and their answers.
-	"keepalive": {"keep_alive", "keep_alive_ack"},
+	// tcp/keepalive's probes both ways, and their answers; its user-timeout
+	// leg retransmits data the kernel has (its ACKs dropped by the link),
+	// and the kernel answers each copy with a duplicate ACK.
+	"keepalive": {"keep_alive", "keep_alive_ack", "retransmission", "spurious_retransmission", "duplicate_ack"},
 }
 
 var analysisFlags = []string{"retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack",
