@@ -51,6 +51,54 @@ type Config struct {
 	// MaxOutOfOrder bounds the out-of-order ranges remembered (default 64).
 	MaxOutOfOrder int
 
+	// DisableReceiverSWS turns off receiver-side silly window syndrome
+	// avoidance (RFC 9293 §3.8.6.2.2, MUST-39; on by default, as in Linux):
+	// the right edge of the advertised window only moves on when it can
+	// move by at least min(half the receive buffer, MSS), in every segment
+	// sent (window updates after reads and the ACKs of window probes).
+	DisableReceiverSWS bool
+
+	// UnthrottledUnsentACKs answers every segment acknowledging data not
+	// yet sent (SEG.ACK > SND.NXT) with an ACK, as RFC 9293 §3.10.7.4
+	// reads alone. By default those ACKs go through the challenge-ACK rate
+	// limit (RFC 5961 §5.2 and §7, as Linux and smoltcp do), so two
+	// desynchronised peers cannot ACK-loop.
+	UnthrottledUnsentACKs bool
+
+	// DisableSlowStartAfterIdle turns off the restart window (RFC 5681
+	// §4.1; on by default, Linux's net.ipv4.tcp_slow_start_after_idle=1):
+	// after no data was sent for more than one RTO, cwnd is reduced to
+	// min(IW, cwnd) before sending again.
+	DisableSlowStartAfterIdle bool
+
+	// SlowButSteady restarts the retransmission timer on every partial
+	// ACK of fast recovery (RFC 6582 §4's "Slow-but-Steady" variant). By
+	// default the timer is restarted only on the first partial ACK, as
+	// RFC 6582 §3.2 step 5 states ("Impatient").
+	SlowButSteady bool
+
+	// KeepAlive sends keep-alive probes on an idle connection (RFC 1122
+	// §4.2.3.6; off by default, as in Linux without SO_KEEPALIVE). After
+	// KeepAliveIdle without a segment from the peer (default 2h) a probe
+	// <SEQ=SND.UNA-1><ACK=RCV.NXT> goes out every KeepAliveInterval
+	// (default 75s); after KeepAliveCount unanswered probes (default 9) —
+	// or, with UserTimeout set, once UserTimeout has passed with a probe
+	// unanswered — the connection is reset and fails with ErrTimeout.
+	// Linux's TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT.
+	KeepAlive         bool
+	KeepAliveIdle     time.Duration
+	KeepAliveInterval time.Duration
+	KeepAliveCount    int
+
+	// UserTimeout is how long transmitted data may stay unacknowledged,
+	// or the peer's window stay shut under zero-window probes, before the
+	// connection is aborted with ErrTimeout (RFC 9293's USER TIMEOUT,
+	// RFC 5482; Linux's TCP_USER_TIMEOUT). 0 (the default, as in Linux)
+	// leaves it to MaxRetries, and the persist timer probes a shut window
+	// for as long as the peer answers (RFC 9293 §3.8.6.1). When set, it
+	// replaces MaxRetries.
+	UserTimeout time.Duration
+
 	// ISS chooses the initial send sequence number. Nil picks one from
 	// crypto/rand. Tests pass a constant for deterministic ladders.
 	ISS func() Seq
@@ -81,6 +129,12 @@ func (c Config) withDefaults() Config {
 	def(&c.ChallengeACKLimit, 10)
 	defD(&c.ChallengeACKInterval, time.Second)
 	def(&c.MaxOutOfOrder, 64)
+	defD(&c.KeepAliveIdle, 2*time.Hour)
+	defD(&c.KeepAliveInterval, 75*time.Second)
+	def(&c.KeepAliveCount, 9)
+	if c.UserTimeout < 0 {
+		c.UserTimeout = 0
+	}
 	if c.ISS == nil {
 		c.ISS = RandomISS
 	}

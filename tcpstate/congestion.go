@@ -11,16 +11,21 @@ func (e *Endpoint) smss() uint32 { return uint32(e.tcb.SndMSS) }
 // initCongestion sets the initial window (RFC 5681 §3.1, or one segment if
 // the SYN had to be retransmitted) and an arbitrarily high ssthresh.
 func (e *Endpoint) initCongestion(synRetransmitted bool) {
-	m := e.smss()
-	iw := min(4*m, max(2*m, 4380))
-	if e.cfg.InitialWindow > 0 {
-		iw = uint32(e.cfg.InitialWindow) * m
-	}
+	iw := e.initialWindow()
 	if synRetransmitted {
-		iw = m
+		iw = e.smss()
 	}
 	e.tcb.Cwnd = iw
 	e.tcb.Ssthresh = maxWindow
+}
+
+// initialWindow is IW of RFC 5681 §3.1, or Config.InitialWindow segments.
+func (e *Endpoint) initialWindow() uint32 {
+	m := e.smss()
+	if e.cfg.InitialWindow > 0 {
+		return uint32(e.cfg.InitialWindow) * m
+	}
+	return min(4*m, max(2*m, 4380))
 }
 
 func (e *Endpoint) flightSize() uint32 { return uint32(e.tcb.SndUna.Size(e.tcb.SndNxt)) }
@@ -82,6 +87,7 @@ func (e *Endpoint) ccOnDupACK() (retransmit bool) {
 	t.Ssthresh = max(e.flightSize()/2, 2*m)
 	e.recover, e.recoverValid = t.SndNxt, true
 	e.inRecovery = true
+	e.partialACKs = 0
 	t.Cwnd = t.Ssthresh + 3*m
 	return true
 }

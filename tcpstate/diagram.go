@@ -60,7 +60,7 @@ const TornDown = "CLOSED (torn down)"
 type DiagramEdge struct {
 	From, To string
 	Labels   []string
-	Teardown bool // rcv RST, ABORT or retransmissions exhausted, to TornDown
+	Teardown bool // rcv RST, ABORT or a timeout (retransmit, user, keep-alive), to TornDown
 }
 
 // DiagramEdges groups the transition table into the diagram's arrows, in
@@ -71,7 +71,7 @@ func DiagramEdges() []DiagramEdge {
 	index := map[key]int{}
 	for _, t := range transitions {
 		e := DiagramEdge{From: t.From.String(), To: t.To.String()}
-		if t.To == Closed && t.From != Listen && (t.Cause == CauseRcvRST || t.Cause == CauseAbort || t.Cause == CauseRetransmitTimeout) {
+		if t.To == Closed && t.From != Listen && t.Cause.tearsDown() {
 			e.To, e.Teardown = TornDown, true
 		}
 		label := t.Cause.String()
@@ -88,4 +88,14 @@ func DiagramEdges() []DiagramEdge {
 		out[i].Labels = append(out[i].Labels, label)
 	}
 	return out
+}
+
+// tearsDown reports whether a move to CLOSED on this cause is a teardown
+// (drawn to TornDown): a RST, ABORT or one of the timeouts.
+func (c Cause) tearsDown() bool {
+	switch c {
+	case CauseRcvRST, CauseAbort, CauseRetransmitTimeout, CauseUserTimeout, CauseKeepAliveTimeout:
+		return true
+	}
+	return false
 }

@@ -13,7 +13,7 @@
 //
 // Outputs are appended to a caller-owned [Output]: segments to transmit and
 // [Event]s (state changes with their cause, data readable/writable, reset,
-// refused, timeout, timer armed/canceled). A driver that reuses one Output
+// refused, timeout, timer armed/canceled, urgent data). A driver that reuses one Output
 // and calls Reset after draining it does not allocate in steady state.
 //
 // # Around it
@@ -37,7 +37,12 @@
 //	congestion.go  NewReno (RFC 5681, RFC 6582)
 //	reassembly.go  out-of-order data
 //	buffer.go      the send and receive rings
-//	timers.go      retransmission, persist and TIME-WAIT timers
+//	timers.go      retransmission, persist, TIME-WAIT and keep-alive timers
+//	sws.go         receiver SWS avoidance in every segment (§3.8.6.2.2, MUST-39)
+//	idle.go        the restart window after idle (RFC 5681 §4.1)
+//	keepalive.go   keep-alive probes (RFC 1122 §4.2.3.6), off by default
+//	usertimeout.go the user timeout (RFC 5482, §3.10.8): data, persist, keep-alive
+//	urgent.go      the urgent pointer reported as EventUrgent (§3.10.7.4 sixth step)
 //	segment.go     the Segment struct and control bits
 //	wire.go        header encode/decode and checksum (§3.1)
 //	output.go      Output and Event
@@ -47,8 +52,23 @@
 //
 // RFC 5961 hardening is in the segment path: a RST exactly at RCV.NXT resets,
 // one elsewhere in the window draws a challenge ACK, one outside is dropped;
-// a SYN on a synchronized connection draws a challenge ACK; challenge ACKs
-// are rate-limited (Config.ChallengeACKLimit per ChallengeACKInterval).
+// a SYN on a synchronized connection draws a challenge ACK; an ACK of data
+// never sent (SEG.ACK > SND.NXT, §5.2) is answered at the same rate;
+// challenge ACKs are rate-limited (Config.ChallengeACKLimit per
+// ChallengeACKInterval).
+//
+// Config knobs, each with its RFC and default (Linux's where it has one):
+//
+//	DisableReceiverSWS         RFC 9293 §3.8.6.2.2 (MUST-39)   on
+//	UnthrottledUnsentACKs      RFC 5961 §5.2, §7               throttled
+//	DisableSlowStartAfterIdle  RFC 5681 §4.1 restart window    on
+//	SlowButSteady              RFC 6582 §4 timer variant       off (Impatient, §3.2 step 5)
+//	KeepAlive, KeepAlive*      RFC 1122 §4.2.3.6               off; 2h, 75s, 9
+//	UserTimeout                RFC 5482, RFC 9293 §3.10.8      0 (off)
+//
+// RFC 9293 §3.10 as written: an active OPEN on a LISTEN endpoint turns it
+// active (§3.10.1), and CLOSE in SYN-RECEIVED sends the FIN at once when
+// nothing is queued (§3.10.4).
 //
 // Every state change goes through one function that reports it as an event
 // and (in the package's tests) panics if the change is not a row of the
@@ -57,6 +77,8 @@
 //
 // Simplifications, documented where they apply: every segment is ACKed at
 // once (no delayed ACK), no Nagle, no SACK or timestamps in the engine (the
-// wire codec parses them), data on a SYN is not accepted, and a LISTEN
-// endpoint serves one connection (SEND in LISTEN is not supported).
+// wire codec parses them), data on a SYN is not accepted, urgent text is
+// delivered inline (signalled by EventUrgent, never taken out of band), and
+// a LISTEN endpoint serves one connection (SEND in LISTEN is not
+// supported).
 package tcpstate

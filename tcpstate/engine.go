@@ -65,6 +65,21 @@ type conn struct {
 	chStart   time.Duration
 	chCount   int
 
+	partialACKs int // partial ACKs in this fast recovery (RFC 6582 timer rule)
+
+	sentData     bool          // data or FIN was sent (restart window after idle)
+	lastDataSend time.Duration // when data or FIN was last sent
+
+	progressAt     time.Duration // SND.UNA last advanced, or data left with none outstanding (user timeout)
+	persistProbing bool          // zero-window probes unanswered by an opening window
+	persistSince   time.Duration // when the first of them went out
+
+	lastRecv   time.Duration // a segment of this connection last arrived (keep-alive)
+	keepProbes int           // keep-alive probes sent since
+
+	rcvUp      Seq  // RCV.UP, the urgent pointer (RFC 9293 §3.10.7.4 sixth step)
+	rcvUpValid bool // an urgent pointer was received
+
 	err error // why the connection ended, if not gracefully
 }
 
@@ -169,6 +184,7 @@ func (e *Endpoint) enterTimeWait(now time.Duration, out *Output, cause Cause) {
 	e.setState(out, TimeWait, cause)
 	e.cancelTimer(out, TimerRetransmit)
 	e.cancelTimer(out, TimerPersist)
+	e.cancelTimer(out, TimerKeepAlive)
 	e.armTimer(out, TimerTimeWait, now, 2*e.cfg.MSL)
 }
 
@@ -183,10 +199,12 @@ func (e *Endpoint) returnToListen(out *Output, cause Cause) {
 
 // ---- user calls (RFC 9293 §3.10.1–§3.10.5) ----
 
-// OpenActive sends a SYN from localPort to remotePort: CLOSED -> SYN-SENT.
+// OpenActive sends a SYN from localPort to remotePort: CLOSED -> SYN-SENT,
+// or LISTEN -> SYN-SENT (RFC 9293 §3.10.1: an active OPEN on a listening
+// connection turns it active).
 func (e *Endpoint) OpenActive(now time.Duration, localPort, remotePort uint16, out *Output) error {
 	out = e.output(out)
-	if e.tcb.State != Closed {
+	if e.tcb.State != Closed && e.tcb.State != Listen {
 		return fmt.Errorf("%w (state %v)", ErrConnectionExists, e.tcb.State)
 	}
 	e.resetConn()
@@ -195,7 +213,7 @@ func (e *Endpoint) OpenActive(now time.Duration, localPort, remotePort uint16, o
 	e.initSend(e.cfg.ISS())
 	e.setState(out, SynSent, CauseActiveOpen)
 	e.sendSYN(now, out, false, false)
-	e.armTimer(out, TimerRetransmit, now, t.RTO)
+	e.armTimer(out, TimerRetransmit, now, e.retransmitIn(now))
 	return nil
 }
 
@@ -278,7 +296,16 @@ func (e *Endpoint) Close(now time.Duration, out *Output) error {
 	case Listen, SynSent:
 		e.enterClosed(out, CauseClose, nil)
 		return nil
-	case SynReceived, Established:
+	case SynReceived:
+		// §3.10.4: with nothing queued the FIN goes now; otherwise it
+		// follows the data once the SYN is acknowledged.
+		e.finQueued = true
+		e.setState(out, FinWait1, CauseClose)
+		if e.snd.len() == 0 {
+			e.sendDataAt(now, e.sndBase, 0, out)
+			e.rtxNxt = e.tcb.SndNxt
+		}
+	case Established:
 		e.finQueued = true
 		e.setState(out, FinWait1, CauseClose)
 	case CloseWait:
@@ -362,7 +389,7 @@ func (e *Endpoint) segListen(now time.Duration, seg *Segment, out *Output) {
 	e.acceptSYN(seg)
 	e.setState(out, SynReceived, CauseRcvSYN)
 	e.sendSYN(now, out, true, false)
-	e.armTimer(out, TimerRetransmit, now, t.RTO)
+	e.armTimer(out, TimerRetransmit, now, e.retransmitIn(now))
 }
 
 // acceptSYN records the peer's SYN: IRS, RCV.NXT, MSS and window scale
@@ -422,6 +449,7 @@ func (e *Endpoint) segSynSent(now time.Duration, seg *Segment, out *Output) {
 	e.retries = 0
 	e.synLossRTO()
 	e.setState(out, Established, CauseRcvSYNACK)
+	e.startKeepAlive(now, out)
 	e.sendACK(out)
 	e.trySend(now, out)
 	e.rearmTimers(now, out, true)
@@ -467,7 +495,9 @@ type arrival struct {
 // and the rest are skipped.
 func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 	a := arrival{seg: seg, flags: seg.Flags, seq: seg.Seq, payload: seg.Payload}
-	if e.tcb.State == SynReceived && a.flags&SYN != 0 && !e.repeatedSYN(now, &a, out) {
+	e.lastRecv, e.keepProbes = now, 0
+	synUnacked := e.tcb.State == SynReceived || (e.tcb.State == FinWait1 && e.tcb.SndUna == e.tcb.ISS)
+	if synUnacked && a.flags&SYN != 0 && !e.repeatedSYN(now, &a, out) {
 		return // the peer's SYN again
 	}
 	if !e.checkSequence(now, &a, out) { // first: the sequence number
@@ -485,6 +515,9 @@ func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 	}
 	if !e.handleACK(now, &a, out) { // fifth: the ACK
 		return
+	}
+	if a.flags&URG != 0 {
+		e.receiveUrgent(&a, out) // sixth: URG
 	}
 	if len(a.payload) > 0 || a.flags&FIN != 0 {
 		e.receiveSegmentText(&a, out) // seventh: text
@@ -594,6 +627,7 @@ func (e *Endpoint) handleACK(now time.Duration, a *arrival, out *Output) bool {
 		t.SndWL1, t.SndWL2 = seg.Seq, seg.Ack
 		e.synLossRTO()
 		e.setState(out, Established, CauseRcvACKOfSYN)
+		e.startKeepAlive(now, out)
 	}
 	finWasAcked := e.ourFINAcked()
 	restart, ok := e.processACK(now, seg, a.flags, out)
@@ -707,8 +741,14 @@ func (e *Endpoint) processACK(now time.Duration, seg *Segment, flags Flags, out 
 	t := &e.tcb
 	ack := seg.Ack
 	if t.SndNxt.LessThan(ack) {
-		// Acknowledges something not yet sent.
-		e.sendACK(out)
+		// Acknowledges something not yet sent: answered with an ACK, at
+		// the challenge-ACK rate (RFC 5961 §5.2, §7) unless configured
+		// otherwise.
+		if e.cfg.UnthrottledUnsentACKs {
+			e.sendACK(out)
+		} else {
+			e.challengeACK(now, out)
+		}
 		return false, false
 	}
 	if ack.LessThan(t.SndUna.Sub(Size(e.maxSndWnd))) {
@@ -718,8 +758,7 @@ func (e *Endpoint) processACK(now time.Duration, seg *Segment, flags Flags, out 
 	}
 	wnd := segWindow(seg, t.SndWScale)
 	if t.SndUna.LessThan(ack) {
-		e.onNewACK(now, ack, out)
-		restart = true
+		restart = e.onNewACK(now, ack, out)
 	} else if ack == t.SndUna && len(seg.Payload) == 0 && flags&(SYN|FIN) == 0 &&
 		t.SndNxt != t.SndUna && wnd == t.SndWnd && wnd != 0 && !e.timers[TimerPersist].armed {
 		// Duplicate ACK (RFC 5681 §2). Not while the window is shut: the
@@ -727,7 +766,7 @@ func (e *Endpoint) processACK(now time.Duration, seg *Segment, flags Flags, out 
 		// and a "fast retransmit" then would send beyond the window (seen
 		// against Linux).
 		if e.ccOnDupACK() {
-			e.rttTiming = false
+			// Karn: sendDataAt stops timing the segment it resends.
 			e.sendDataAt(now, t.SndUna, e.smss(), out)
 		}
 	}
@@ -748,12 +787,17 @@ func (e *Endpoint) processACK(now time.Duration, seg *Segment, flags Flags, out 
 		e.maxSndWnd = max(e.maxSndWnd, wnd)
 		if wnd > 0 {
 			e.persistBackoff = 0
+			e.persistProbing = false
 		}
 	}
 	return restart, true
 }
 
-func (e *Endpoint) onNewACK(now time.Duration, ack Seq, out *Output) {
+// onNewACK takes an ACK of new data (SND.UNA < SEG.ACK =< SND.NXT). It
+// reports whether the retransmission timer restarts: always, except on a
+// partial ACK of fast recovery after the first (RFC 6582 §3.2 step 5)
+// unless Config.SlowButSteady.
+func (e *Endpoint) onNewACK(now time.Duration, ack Seq, out *Output) (restart bool) {
 	t := &e.tcb
 	acked := uint32(t.SndUna.Size(ack))
 	if t.SndUna == t.ISS {
@@ -761,7 +805,9 @@ func (e *Endpoint) onNewACK(now time.Duration, ack Seq, out *Output) {
 		t.SndUna++
 		acked--
 		e.initCongestion(e.synRetransmitted)
+		e.synLossRTO()
 	}
+	e.progressAt = now
 	if n := min(int(acked), e.snd.len()); n > 0 {
 		e.snd.discard(n)
 		e.sndBase = e.sndBase.Add(Size(n))
@@ -773,12 +819,16 @@ func (e *Endpoint) onNewACK(now time.Duration, ack Seq, out *Output) {
 	}
 	e.ackTiming(now, ack)
 	e.retries = 0
+	restart = true
 	if e.ccOnACK(acked) {
 		e.sendDataAt(now, ack, e.smss(), out)
+		e.partialACKs++
+		restart = e.partialACKs == 1 || e.cfg.SlowButSteady
 	}
 	if !e.inRecovery && e.recoverValid && e.recover.LessThan(ack) {
 		e.recoverValid = false
 	}
+	return restart
 }
 
 // receiveText trims the text to the window, stores it (in order, or out of
@@ -829,7 +879,7 @@ func (e *Endpoint) maybeWindowUpdate(out *Output) {
 	}
 	w := min(uint32(e.rcv.free())>>t.RcvWScale, 65535) << t.RcvWScale
 	right := t.RcvNxt.Add(Size(w))
-	if e.advRight.LessThan(right) && int(e.advRight.Size(right)) >= min(len(e.rcv.buf)/2, e.cfg.MSS) {
+	if e.advRight.LessThan(right) && int(e.advRight.Size(right)) >= e.swsThreshold() {
 		e.sendACK(out)
 	}
 }

@@ -14,7 +14,8 @@ var (
 	ErrConnectionAborted = errors.New("tcpstate: connection aborted")
 	// ErrClosing: the user already closed its sending side.
 	ErrClosing = errors.New("tcpstate: connection closing")
-	// ErrTimeout: retransmissions were exhausted (the "user timeout").
+	// ErrTimeout: retransmissions were exhausted, the user timeout passed
+	// (Config.UserTimeout) or keep-alive probes went unanswered.
 	ErrTimeout = errors.New("tcpstate: connection timed out")
 	// ErrNotConnected: the call needs a connection and there is none
 	// (RFC 9293: "connection does not exist").

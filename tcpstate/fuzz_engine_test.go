@@ -29,6 +29,16 @@ func FuzzEngine(f *testing.F) {
 			0, 0x51, 0, 0, 1, 0, 0, 0, // FIN,ACK
 			12, 15, 3, 14, 14})
 	}
+	for mode := byte(4); mode < 8; mode++ {
+		// The core features' configurations (keep-alive, user timeout,
+		// switches off) from ESTABLISHED: data, a zero window, silence.
+		f.Add([]byte{mode, byte(Established),
+			9, 50, // send 400 octets
+			0, 0x50, 0, 0, 1, 0, 0, 0, // ACK ack=SND.UNA win=0
+			14, 14, 15, 200, 15, 200, 14,
+			0, 0x70, 0, 0, 0, 0, 200, 9, // URG data
+			11, 4, 15, 255, 15, 255, 14, 14, 14})
+	}
 	f.Fuzz(runEngineFuzz)
 }
 
@@ -57,6 +67,11 @@ type engineFuzzer struct {
 	h   *tcptest.Peer
 	cfg Config
 	b   []byte
+
+	right     Seq           // the right edge of the window last advertised
+	haveRight bool          // right is known (reset when the connection restarts)
+	progress  time.Duration // SND.UNA last advanced, or data left with none outstanding
+	lastRecv  time.Duration // the peer last sent a segment
 }
 
 func (f *engineFuzzer) next() byte {
@@ -81,17 +96,28 @@ func runEngineFuzz(t *testing.T, data []byte) {
 		return
 	}
 	cfg := testConfig()
-	switch data[0] % 4 {
+	switch data[0] % 8 {
 	case 1: // small buffers: zero windows both ways
 		cfg.RecvBufferSize, cfg.SendBufferSize = 2000, 3000
 	case 2: // large receive buffer: window scaling
 		cfg.RecvBufferSize = 1 << 20
 	case 3:
 		cfg.DisableWindowScale, cfg.InitialWindow = true, 1
+	case 4: // keep-alive
+		cfg.KeepAlive, cfg.KeepAliveIdle, cfg.KeepAliveInterval, cfg.KeepAliveCount = true, 3*time.Second, 500*time.Millisecond, 3
+	case 5: // user timeout, small buffers
+		cfg.UserTimeout, cfg.RecvBufferSize, cfg.SendBufferSize = 4*time.Second, 2000, 3000
+	case 6: // keep-alive ended by the user timeout
+		cfg.KeepAlive, cfg.KeepAliveIdle, cfg.KeepAliveInterval, cfg.KeepAliveCount = true, 2*time.Second, 700*time.Millisecond, 50
+		cfg.UserTimeout = 5 * time.Second
+	case 7: // the switches off
+		cfg.DisableReceiverSWS, cfg.DisableSlowStartAfterIdle, cfg.UnthrottledUnsentACKs, cfg.SlowButSteady = true, true, true, true
+		cfg.RecvBufferSize = 3000
 	}
 	start := State(data[1] % byte(NumStates))
 	f := &engineFuzzer{t: t, cfg: WithDefaults(cfg), b: data[2:], h: tcptest.New(t, cfg)}
 	f.h.Reach(start)
+	f.progress, f.lastRecv = f.h.Now(), f.h.Now()
 	for steps := 0; len(f.b) > 0 && steps < 256; steps++ {
 		before := f.h.TCB()
 		beforeNxt := before.SndNxt
@@ -99,6 +125,7 @@ func runEngineFuzz(t *testing.T, data []byte) {
 		f.h.Discard()
 		f.step()
 		f.check(before, beforeNxt, evStart)
+		f.checkCore(before, evStart)
 	}
 }
 
@@ -202,6 +229,11 @@ func (f *engineFuzzer) segment() {
 	}
 	if fb&0x20 != 0 && so == -128 {
 		s.DstPort++ // another connection's segment
+	} else if flags&URG != 0 {
+		s.Urgent = uint16(wb) << 3
+	}
+	if s.DstPort == localPort {
+		f.lastRecv = h.Now()
 	}
 	h.SendSegment(s)
 }
@@ -268,6 +300,84 @@ func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 		}
 		if edge.LessThan(end) {
 			t.Fatalf("new data %d..%d beyond the window edge %d (%v)", s.Seq, end, edge, &tc)
+		}
+	}
+}
+
+// checkCore verifies the invariants of issue 13's core features after one
+// step:
+//
+//   - receiver SWS avoidance: the right edge of the advertised window moves
+//     right by less than min(half the buffer, MSS) only when the buffer has
+//     at least that much room beyond the window offered (the 16-bit field
+//     caps it), or after the peer's FIN;
+//   - keep-alive: probes (<SEQ=SND.UNA-1>, no text) only with KeepAlive
+//     set, in ESTABLISHED or CLOSE-WAIT; a keep-alive timeout no earlier
+//     than the peer's silence allows;
+//   - user timeout: a connection with data in flight and an open window
+//     never waits longer than UserTimeout without SND.UNA advancing;
+//   - every reported transition is a table row (check) and urgent events
+//     move RCV.UP forward.
+func (f *engineFuzzer) checkCore(before TCB, evStart int) {
+	t, h := f.t, f.h
+	t.Helper()
+	now := h.Now()
+	tc := h.TCB()
+	restarted := false
+	var lastUp Seq
+	haveUp := false
+	for _, ev := range h.Events()[evStart:] {
+		switch {
+		case ev.Kind == EventStateChanged && (ev.To == Closed || ev.To == Listen || ev.To == SynSent):
+			restarted = true
+		case ev.Kind == EventStateChanged && ev.Cause == CauseKeepAliveTimeout:
+			silent := now - f.lastRecv
+			min := f.cfg.KeepAliveIdle + time.Duration(f.cfg.KeepAliveCount)*f.cfg.KeepAliveInterval
+			if f.cfg.UserTimeout > 0 {
+				min = max(f.cfg.KeepAliveIdle, f.cfg.UserTimeout)
+			}
+			if !f.cfg.KeepAlive || silent < min {
+				t.Fatalf("keep-alive timeout after %v of silence, want at least %v (keep-alive %v)", silent, min, f.cfg.KeepAlive)
+			}
+		case ev.Kind == EventUrgent:
+			if haveUp && !lastUp.LessThan(ev.Urgent) {
+				t.Fatalf("urgent pointer %d after %d: not forward", ev.Urgent, lastUp)
+			}
+			lastUp, haveUp = ev.Urgent, true
+		}
+	}
+	if restarted || !tc.State.Synchronized() {
+		f.haveRight = false
+		f.progress = now
+		return
+	}
+	for i := range h.Pending() {
+		s := &h.Pending()[i]
+		if s.Flags&(SYN|RST) != 0 {
+			continue
+		}
+		if s.Flags == ACK && len(s.Payload) == 0 && s.Seq == tc.SndUna-1 && tc.SndUna == tc.SndNxt {
+			if !f.cfg.KeepAlive || (before.State != Established && before.State != CloseWait) {
+				t.Fatalf("keep-alive probe %v (keep-alive %v, in %v)", s, f.cfg.KeepAlive, before.State)
+			}
+		}
+		wnd := uint32(s.Window) << tc.RcvWScale
+		right := s.Ack.Add(Size(wnd))
+		if f.haveRight && f.right.LessThan(right) && !f.cfg.DisableReceiverSWS && !tc.State.ReceiveClosed() {
+			thr := min(f.cfg.RecvBufferSize/2, f.cfg.MSS)
+			d := int(f.right.Size(right))
+			if d < thr && d >= 1<<tc.RcvWScale && int(tc.RcvWnd)-int(wnd) < thr {
+				t.Fatalf("right edge moved by %d < %d with %d free and a %d-octet window (SWS)", d, thr, tc.RcvWnd, wnd)
+			}
+		}
+		f.right, f.haveRight = right, true
+	}
+	if tc.SndUna != before.SndUna || before.SndUna == before.SndNxt {
+		f.progress = now
+	}
+	if ut := f.cfg.UserTimeout; ut > 0 && tc.SndUna != tc.SndNxt && tc.SndWnd > 0 && tc.SndUna != tc.ISS {
+		if now-f.progress > ut {
+			t.Fatalf("data unacknowledged for %v, user timeout %v (%v)", now-f.progress, ut, &tc)
 		}
 	}
 }

@@ -21,16 +21,20 @@ const (
 	// EventRefused: the peer refused the connection (Err =
 	// ErrConnectionRefused).
 	EventRefused
-	// EventTimeout: retransmissions were exhausted (Err = ErrTimeout).
+	// EventTimeout: retransmissions were exhausted, the user timeout
+	// passed or keep-alive probes went unanswered (Err = ErrTimeout).
 	EventTimeout
 	// EventTimerArmed: Timer must fire at At (replacing any earlier
 	// deadline of the same timer).
 	EventTimerArmed
 	// EventTimerCanceled: Timer no longer needs to fire.
 	EventTimerCanceled
+	// EventUrgent: a segment with URG moved the urgent pointer forward
+	// (Urgent); the urgent text is delivered in order with the rest.
+	EventUrgent
 )
 
-var eventNames = [...]string{"state", "readable", "writable", "reset", "refused", "timeout", "timer-armed", "timer-canceled"}
+var eventNames = [...]string{"state", "readable", "writable", "reset", "refused", "timeout", "timer-armed", "timer-canceled", "urgent"}
 
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) {
@@ -48,6 +52,7 @@ type Event struct {
 	At       time.Duration // EventTimerArmed
 	In       time.Duration // EventTimerArmed: At less the time of the call that armed it
 	Err      error         // EventReset, EventRefused, EventTimeout
+	Urgent   Seq           // EventUrgent: RCV.UP, the octet following the urgent data
 }
 
 // String describes the event, e.g. "state SYN-SENT -> ESTABLISHED (rcv SYN,ACK)".
@@ -60,6 +65,8 @@ func (e Event) String() string {
 		s += " " + e.Timer.String() + " at " + e.At.String()
 	case EventTimerCanceled:
 		s += " " + e.Timer.String()
+	case EventUrgent:
+		s += " up=" + strconv.FormatUint(uint64(e.Urgent), 10)
 	case EventReset, EventRefused, EventTimeout:
 		if e.Err != nil {
 			s += ": " + e.Err.Error()

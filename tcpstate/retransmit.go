@@ -31,6 +31,9 @@ func (e *Endpoint) windowField() uint16 {
 	free := uint32(e.rcv.free())
 	t.RcvWnd = free
 	w := min(free>>t.RcvWScale, 65535)
+	if held, ok := e.swsHeldWindow(free, w<<t.RcvWScale); ok {
+		w = held >> t.RcvWScale
+	}
 	e.advRight = t.RcvNxt.Add(Size(w << t.RcvWScale))
 	return uint16(w)
 }
@@ -63,6 +66,7 @@ func (e *Endpoint) sendSYN(now time.Duration, out *Output, withACK, retransmit b
 		e.rttTiming = false
 	} else {
 		e.startTiming(now, t.ISS+1)
+		e.progressAt = now
 	}
 }
 
@@ -89,6 +93,7 @@ func (e *Endpoint) trySend(now time.Duration, out *Output) {
 		return
 	}
 	t := &e.tcb
+	e.restartAfterIdle(now)
 	mss := e.smss()
 	for {
 		seq := e.rtxNxt
@@ -129,6 +134,10 @@ func (e *Endpoint) sendDataAt(now time.Duration, seq Seq, maxLen uint32, out *Ou
 	if n > 0 && end == dataEnd {
 		flags |= PSH
 	}
+	if t.SndNxt == t.SndUna {
+		e.progressAt = now // the first octet outstanding: the user timeout counts from here
+	}
+	e.sentData, e.lastDataSend = true, now
 	if fin {
 		flags |= FIN
 		end++
@@ -162,7 +171,11 @@ func (e *Endpoint) onRetransmitTimeout(now time.Duration, out *Output) {
 		return
 	}
 	e.retries++
-	if e.retries > e.cfg.MaxRetries {
+	if e.userTimedOut(now) {
+		e.enterClosed(out, CauseUserTimeout, ErrTimeout)
+		return
+	}
+	if e.cfg.UserTimeout == 0 && e.retries > e.cfg.MaxRetries {
 		e.enterClosed(out, CauseRetransmitTimeout, ErrTimeout)
 		return
 	}
@@ -176,7 +189,7 @@ func (e *Endpoint) onRetransmitTimeout(now time.Duration, out *Output) {
 		n := e.sendDataAt(now, t.SndUna, e.smss(), out)
 		e.rtxNxt = t.SndUna.Add(n)
 	}
-	e.armTimer(out, TimerRetransmit, now, t.RTO)
+	e.armTimer(out, TimerRetransmit, now, e.retransmitIn(now))
 }
 
 // onPersistTimeout sends a zero-window probe: one octet beyond the window
@@ -192,6 +205,10 @@ func (e *Endpoint) onPersistTimeout(now time.Duration, out *Output) {
 		e.rearmTimers(now, out, true)
 		return
 	}
+	if e.persistGivesUp(now) {
+		e.enterClosed(out, CauseUserTimeout, ErrTimeout)
+		return
+	}
 	e.persistBackoff++
 	if t.SndNxt == t.SndUna {
 		if n := e.sendDataAt(now, t.SndNxt, 1, out); n > 0 {
@@ -201,5 +218,5 @@ func (e *Endpoint) onPersistTimeout(now time.Duration, out *Output) {
 		e.sendDataAt(now, t.SndUna, 1, out)
 	}
 	e.rttTiming = false
-	e.armTimer(out, TimerPersist, now, e.persistTimeout())
+	e.armTimer(out, TimerPersist, now, e.persistIn(now))
 }

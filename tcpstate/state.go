@@ -11,8 +11,8 @@ const (
 	// Closed: no connection. Leaves by passive OPEN (to LISTEN) or active
 	// OPEN (to SYN-SENT).
 	Closed State = iota
-	// Listen: waiting for a SYN. Goes to SYN-RECEIVED on rcv SYN, to CLOSED
-	// on CLOSE or ABORT.
+	// Listen: waiting for a SYN. Goes to SYN-RECEIVED on rcv SYN, to
+	// SYN-SENT on active OPEN (§3.10.1), to CLOSED on CLOSE or ABORT.
 	Listen
 	// SynSent: our SYN is out. Goes to ESTABLISHED on rcv SYN,ACK, to
 	// SYN-RECEIVED on rcv SYN (simultaneous open), to CLOSED on an acceptable
@@ -119,14 +119,16 @@ const (
 	CauseRcvRST                         // segment: acceptable RST
 	CauseTimeWaitTimeout                // timer: 2×MSL expired
 	CauseRetransmitTimeout              // timer: retransmissions exhausted
+	CauseUserTimeout                    // timer: data or probes unanswered for the user timeout (RFC 5482)
+	CauseKeepAliveTimeout               // timer: keep-alive probes unanswered (RFC 1122 §4.2.3.6)
 
-	numCauses = int(CauseRetransmitTimeout) + 1
+	numCauses = int(CauseKeepAliveTimeout) + 1
 )
 
 var causeNames = [numCauses]string{
 	"passive OPEN", "active OPEN", "CLOSE", "ABORT", "rcv SYN", "rcv SYN,ACK",
 	"rcv ACK of SYN", "rcv FIN", "rcv ACK of FIN", "rcv FIN,ACK", "rcv RST",
-	"timeout=2MSL", "retransmit timeout",
+	"timeout=2MSL", "retransmit timeout", "user timeout", "keep-alive timeout",
 }
 
 // String returns the label used in the state diagram, e.g. "rcv SYN".
@@ -163,6 +165,7 @@ var transitions = []Transition{
 	{Closed, SynSent, CauseActiveOpen, "snd SYN"},
 
 	{Listen, SynReceived, CauseRcvSYN, "snd SYN,ACK"},
+	{Listen, SynSent, CauseActiveOpen, "snd SYN"}, // §3.10.1: LISTEN turned active
 	{Listen, Closed, CauseClose, "delete TCB"},
 	{Listen, Closed, CauseAbort, "delete TCB"},
 
@@ -172,6 +175,7 @@ var transitions = []Transition{
 	{SynSent, Closed, CauseClose, "delete TCB"},
 	{SynSent, Closed, CauseAbort, "delete TCB"},
 	{SynSent, Closed, CauseRetransmitTimeout, "signal timeout"},
+	{SynSent, Closed, CauseUserTimeout, "signal timeout"},
 
 	{SynReceived, Established, CauseRcvACKOfSYN, ""},
 	{SynReceived, FinWait1, CauseClose, "snd FIN"},
@@ -180,12 +184,15 @@ var transitions = []Transition{
 	{SynReceived, Closed, CauseRcvRST, "signal refused"},
 	{SynReceived, Closed, CauseAbort, "snd RST"},
 	{SynReceived, Closed, CauseRetransmitTimeout, "signal timeout"},
+	{SynReceived, Closed, CauseUserTimeout, "signal timeout"},
 
 	{Established, FinWait1, CauseClose, "snd FIN"},
 	{Established, CloseWait, CauseRcvFIN, "snd ACK"},
 	{Established, Closed, CauseRcvRST, "signal reset"},
 	{Established, Closed, CauseAbort, "snd RST"},
 	{Established, Closed, CauseRetransmitTimeout, "signal timeout"},
+	{Established, Closed, CauseUserTimeout, "signal timeout"},
+	{Established, Closed, CauseKeepAliveTimeout, "snd RST, signal timeout"},
 
 	{FinWait1, FinWait2, CauseRcvACKOfFIN, ""},
 	{FinWait1, Closing, CauseRcvFIN, "snd ACK"},
@@ -193,6 +200,7 @@ var transitions = []Transition{
 	{FinWait1, Closed, CauseRcvRST, "signal reset"},
 	{FinWait1, Closed, CauseAbort, "snd RST"},
 	{FinWait1, Closed, CauseRetransmitTimeout, "signal timeout"},
+	{FinWait1, Closed, CauseUserTimeout, "signal timeout"},
 
 	{FinWait2, TimeWait, CauseRcvFIN, "snd ACK"},
 	{FinWait2, Closed, CauseRcvRST, "signal reset"},
@@ -202,16 +210,20 @@ var transitions = []Transition{
 	{CloseWait, Closed, CauseRcvRST, "signal reset"},
 	{CloseWait, Closed, CauseAbort, "snd RST"},
 	{CloseWait, Closed, CauseRetransmitTimeout, "signal timeout"},
+	{CloseWait, Closed, CauseUserTimeout, "signal timeout"},
+	{CloseWait, Closed, CauseKeepAliveTimeout, "snd RST, signal timeout"},
 
 	{Closing, TimeWait, CauseRcvACKOfFIN, ""},
 	{Closing, Closed, CauseRcvRST, "delete TCB"},
 	{Closing, Closed, CauseAbort, "delete TCB"},
 	{Closing, Closed, CauseRetransmitTimeout, "signal timeout"},
+	{Closing, Closed, CauseUserTimeout, "signal timeout"},
 
 	{LastAck, Closed, CauseRcvACKOfFIN, "delete TCB"},
 	{LastAck, Closed, CauseRcvRST, "delete TCB"},
 	{LastAck, Closed, CauseAbort, "delete TCB"},
 	{LastAck, Closed, CauseRetransmitTimeout, "signal timeout"},
+	{LastAck, Closed, CauseUserTimeout, "signal timeout"},
 
 	{TimeWait, Closed, CauseTimeWaitTimeout, "delete TCB"},
 	{TimeWait, Closed, CauseRcvRST, "delete TCB"},

@@ -135,6 +135,12 @@ var stateInputs = []struct {
 		err := h.Call("ABORT", func(e *Endpoint, now time.Duration, out *Output) error { return e.Abort(now, out) })
 		return userResult{0, err}
 	}},
+	{"user OPEN (active)", func(h *tcptest.Peer) userResult {
+		err := h.Call("OPEN (active)", func(e *Endpoint, now time.Duration, out *Output) error {
+			return e.OpenActive(now, localPort, peerPort, out)
+		})
+		return userResult{0, err}
+	}},
 	{"timer expiry", func(h *tcptest.Peer) userResult {
 		if _, ok := h.Endpoint().NextTimer(); ok {
 			h.Fire()
@@ -193,6 +199,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(Closed).withErr(ErrNotConnected),
 		"user CLOSE":                   o(Closed).withErr(ErrNotConnected),
 		"user ABORT":                   o(Closed).withErr(ErrNotConnected),
+		"user OPEN (active)":           o(SynSent, "SYN seq=100 len=0").withTCB(100, 101, 0, 0),
 		"timer expiry":                 o(Closed),
 	},
 	Listen: {
@@ -215,6 +222,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(Listen).withTCB(0, 0, 0, 0),
 		"user CLOSE":                   o(Closed),
 		"user ABORT":                   o(Closed),
+		"user OPEN (active)":           o(SynSent, "SYN seq=100 len=0").withTCB(100, 101, 0, 0),
 		"timer expiry":                 o(Listen).withTCB(0, 0, 0, 0),
 	},
 	SynSent: {
@@ -237,6 +245,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(SynSent).withTCB(100, 101, 0, 0),
 		"user CLOSE":                   o(Closed),
 		"user ABORT":                   o(Closed),
+		"user OPEN (active)":           o(SynSent).withErr(ErrConnectionExists).withTCB(100, 101, 0, 0),
 		"timer expiry":                 o(SynSent, "SYN seq=100 len=0").withTCB(100, 101, 0, 0),
 	},
 	SynReceived: {
@@ -257,8 +266,9 @@ var stateTable = map[State]map[string]outcome{
 		"rcv RST,ACK":                  o(Listen).withTCB(0, 0, 0, 0),
 		"user SEND":                    o(SynReceived).withN(5).withTCB(100, 101, 301, 64000),
 		"user RECEIVE":                 o(SynReceived).withTCB(100, 101, 301, 64000),
-		"user CLOSE":                   o(FinWait1).withTCB(100, 101, 301, 64000),
+		"user CLOSE":                   o(FinWait1, finSeg(101, 301)).withTCB(100, 102, 301, 64000),
 		"user ABORT":                   o(Closed, rstSeg(101)),
+		"user OPEN (active)":           o(SynReceived).withErr(ErrConnectionExists).withTCB(100, 101, 301, 64000),
 		"timer expiry":                 o(SynReceived, synAckSeg(301)).withTCB(100, 101, 301, 64000),
 	},
 	Established: {
@@ -281,6 +291,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(Established).withTCB(101, 101, 301, 64000),
 		"user CLOSE":                   o(FinWait1, finSeg(101, 301)).withTCB(101, 102, 301, 64000),
 		"user ABORT":                   o(Closed, rstSeg(101)),
+		"user OPEN (active)":           o(Established).withErr(ErrConnectionExists).withTCB(101, 101, 301, 64000),
 		"timer expiry":                 o(Established).withTCB(101, 101, 301, 64000),
 	},
 	FinWait1: {
@@ -303,6 +314,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(FinWait1).withTCB(101, 102, 301, 64000),
 		"user CLOSE":                   o(FinWait1).withErr(ErrClosing).withTCB(101, 102, 301, 64000),
 		"user ABORT":                   o(Closed, rstSeg(102)),
+		"user OPEN (active)":           o(FinWait1).withErr(ErrConnectionExists).withTCB(101, 102, 301, 64000),
 		"timer expiry":                 o(FinWait1, finSeg(101, 301)).withTCB(101, 102, 301, 64000),
 	},
 	FinWait2: {
@@ -325,6 +337,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(FinWait2).withTCB(102, 102, 301, 64000),
 		"user CLOSE":                   o(FinWait2).withErr(ErrClosing).withTCB(102, 102, 301, 64000),
 		"user ABORT":                   o(Closed, rstSeg(102)),
+		"user OPEN (active)":           o(FinWait2).withErr(ErrConnectionExists).withTCB(102, 102, 301, 64000),
 		"timer expiry":                 o(FinWait2).withTCB(102, 102, 301, 64000),
 	},
 	CloseWait: {
@@ -347,6 +360,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(CloseWait).withErr(io.EOF).withTCB(101, 101, 302, 64000),
 		"user CLOSE":                   o(LastAck, finSeg(101, 302)).withTCB(101, 102, 302, 64000),
 		"user ABORT":                   o(Closed, rstSeg(101)),
+		"user OPEN (active)":           o(CloseWait).withErr(ErrConnectionExists).withTCB(101, 101, 302, 64000),
 		"timer expiry":                 o(CloseWait).withTCB(101, 101, 302, 64000),
 	},
 	Closing: {
@@ -369,6 +383,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(Closing).withErr(io.EOF).withTCB(101, 102, 302, 64000),
 		"user CLOSE":                   o(Closing).withErr(ErrClosing).withTCB(101, 102, 302, 64000),
 		"user ABORT":                   o(Closed),
+		"user OPEN (active)":           o(Closing).withErr(ErrConnectionExists).withTCB(101, 102, 302, 64000),
 		"timer expiry":                 o(Closing, finSeg(101, 302)).withTCB(101, 102, 302, 64000),
 	},
 	LastAck: {
@@ -391,6 +406,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(LastAck).withErr(io.EOF).withTCB(101, 102, 302, 64000),
 		"user CLOSE":                   o(LastAck).withErr(ErrClosing).withTCB(101, 102, 302, 64000),
 		"user ABORT":                   o(Closed),
+		"user OPEN (active)":           o(LastAck).withErr(ErrConnectionExists).withTCB(101, 102, 302, 64000),
 		"timer expiry":                 o(LastAck, finSeg(101, 302)).withTCB(101, 102, 302, 64000),
 	},
 	TimeWait: {
@@ -413,6 +429,7 @@ var stateTable = map[State]map[string]outcome{
 		"user RECEIVE":                 o(TimeWait).withErr(io.EOF).withTCB(102, 102, 302, 64000),
 		"user CLOSE":                   o(TimeWait).withErr(ErrClosing).withTCB(102, 102, 302, 64000),
 		"user ABORT":                   o(Closed),
+		"user OPEN (active)":           o(TimeWait).withErr(ErrConnectionExists).withTCB(102, 102, 302, 64000),
 		"timer expiry":                 o(Closed),
 	},
 }

@@ -15,11 +15,14 @@ const (
 	TimerPersist
 	// TimerTimeWait ends TIME-WAIT after 2×MSL.
 	TimerTimeWait
+	// TimerKeepAlive sends keep-alive probes on an idle connection (RFC
+	// 1122 §4.2.3.6), when Config.KeepAlive is set.
+	TimerKeepAlive
 
-	numTimers = int(TimerTimeWait) + 1
+	numTimers = int(TimerKeepAlive) + 1
 )
 
-var timerNames = [numTimers]string{"retransmit", "persist", "time-wait"}
+var timerNames = [numTimers]string{"retransmit", "persist", "time-wait", "keep-alive"}
 
 func (t Timer) String() string {
 	if int(t) < numTimers {
@@ -92,6 +95,8 @@ func (e *Endpoint) HandleTimer(now time.Duration, out *Output) {
 			e.onRetransmitTimeout(now, out)
 		case TimerPersist:
 			e.onPersistTimeout(now, out)
+		case TimerKeepAlive:
+			e.onKeepAliveTimeout(now, out)
 		}
 	}
 }
@@ -113,7 +118,7 @@ func (e *Endpoint) rearmTimers(now time.Duration, out *Output, restart bool) {
 	if synAcked && t.SndWnd == 0 && (outstanding || e.unsent()) {
 		e.cancelTimer(out, TimerRetransmit)
 		if !e.timers[TimerPersist].armed {
-			e.armTimer(out, TimerPersist, now, e.persistTimeout())
+			e.armTimer(out, TimerPersist, now, e.persistIn(now))
 		}
 		return
 	}
@@ -123,7 +128,7 @@ func (e *Endpoint) rearmTimers(now time.Duration, out *Output, restart bool) {
 		return
 	}
 	if restart || !e.timers[TimerRetransmit].armed {
-		e.armTimer(out, TimerRetransmit, now, t.RTO)
+		e.armTimer(out, TimerRetransmit, now, e.retransmitIn(now))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/statelab/statelab/tcpstate"
 
@@ -31,6 +32,7 @@ var rowDrivers = map[rowKey]func(h *tcptest.Peer){
 	{Closed, SynSent, CauseActiveOpen}: func(h *tcptest.Peer) { h.OpenActive() },
 
 	{Listen, SynReceived, CauseRcvSYN}: func(h *tcptest.Peer) { h.Send(SYN, peerISS, 0) },
+	{Listen, SynSent, CauseActiveOpen}: func(h *tcptest.Peer) { h.OpenActive() },
 	{Listen, Closed, CauseClose}:       func(h *tcptest.Peer) { h.Close() },
 	{Listen, Closed, CauseAbort}:       abort,
 
@@ -40,6 +42,7 @@ var rowDrivers = map[rowKey]func(h *tcptest.Peer){
 	{SynSent, Closed, CauseClose}:             func(h *tcptest.Peer) { h.Close() },
 	{SynSent, Closed, CauseAbort}:             abort,
 	{SynSent, Closed, CauseRetransmitTimeout}: exhaust,
+	{SynSent, Closed, CauseUserTimeout}:       exhaust,
 
 	{SynReceived, Established, CauseRcvACKOfSYN}:  func(h *tcptest.Peer) { h.Send(ACK, 301, 101) },
 	{SynReceived, FinWait1, CauseClose}:           func(h *tcptest.Peer) { h.Close() },
@@ -48,6 +51,7 @@ var rowDrivers = map[rowKey]func(h *tcptest.Peer){
 	{SynReceived, Closed, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST, 301, 0) },
 	{SynReceived, Closed, CauseAbort}:             abort,
 	{SynReceived, Closed, CauseRetransmitTimeout}: exhaust,
+	{SynReceived, Closed, CauseUserTimeout}:       exhaust,
 
 	{Established, FinWait1, CauseClose}:   func(h *tcptest.Peer) { h.Close() },
 	{Established, CloseWait, CauseRcvFIN}: func(h *tcptest.Peer) { h.Send(FIN|ACK, 301, 101) },
@@ -57,6 +61,11 @@ var rowDrivers = map[rowKey]func(h *tcptest.Peer){
 		h.Write("data")
 		exhaust(h)
 	},
+	{Established, Closed, CauseUserTimeout}: func(h *tcptest.Peer) {
+		h.Write("data")
+		exhaust(h)
+	},
+	{Established, Closed, CauseKeepAliveTimeout}: exhaust,
 
 	{FinWait1, FinWait2, CauseRcvACKOfFIN}:     func(h *tcptest.Peer) { h.Send(ACK, 301, 102) },
 	{FinWait1, Closing, CauseRcvFIN}:           func(h *tcptest.Peer) { h.Send(FIN|ACK, 301, 101) },
@@ -64,6 +73,7 @@ var rowDrivers = map[rowKey]func(h *tcptest.Peer){
 	{FinWait1, Closed, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST, 301, 0) },
 	{FinWait1, Closed, CauseAbort}:             abort,
 	{FinWait1, Closed, CauseRetransmitTimeout}: exhaust,
+	{FinWait1, Closed, CauseUserTimeout}:       exhaust,
 
 	{FinWait2, TimeWait, CauseRcvFIN}: func(h *tcptest.Peer) { h.Send(FIN|ACK, 301, 102) },
 	{FinWait2, Closed, CauseRcvRST}:   func(h *tcptest.Peer) { h.Send(RST, 301, 0) },
@@ -76,20 +86,35 @@ var rowDrivers = map[rowKey]func(h *tcptest.Peer){
 		h.Write("data")
 		exhaust(h)
 	},
+	{CloseWait, Closed, CauseUserTimeout}: func(h *tcptest.Peer) {
+		h.Write("data")
+		exhaust(h)
+	},
+	{CloseWait, Closed, CauseKeepAliveTimeout}: exhaust,
 
 	{Closing, TimeWait, CauseRcvACKOfFIN}:     func(h *tcptest.Peer) { h.Send(ACK, 302, 102) },
 	{Closing, Closed, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST, 302, 0) },
 	{Closing, Closed, CauseAbort}:             abort,
 	{Closing, Closed, CauseRetransmitTimeout}: exhaust,
+	{Closing, Closed, CauseUserTimeout}:       exhaust,
 
 	{LastAck, Closed, CauseRcvACKOfFIN}:       func(h *tcptest.Peer) { h.Send(ACK, 302, 102) },
 	{LastAck, Closed, CauseRcvRST}:            func(h *tcptest.Peer) { h.Send(RST, 302, 0) },
 	{LastAck, Closed, CauseAbort}:             abort,
 	{LastAck, Closed, CauseRetransmitTimeout}: exhaust,
+	{LastAck, Closed, CauseUserTimeout}:       exhaust,
 
 	{TimeWait, Closed, CauseTimeWaitTimeout}: func(h *tcptest.Peer) { h.Fire() },
 	{TimeWait, Closed, CauseRcvRST}:          func(h *tcptest.Peer) { h.Send(RST, 302, 0) },
 	{TimeWait, Closed, CauseAbort}:           abort,
+}
+
+// rowConfigs change the configuration of a row's endpoint.
+var rowConfigs = map[Cause]func(c *Config){
+	CauseUserTimeout: func(c *Config) { c.UserTimeout = 3 * time.Second },
+	CauseKeepAliveTimeout: func(c *Config) {
+		c.KeepAlive, c.KeepAliveIdle, c.KeepAliveInterval, c.KeepAliveCount = true, 10*time.Second, time.Second, 3
+	},
 }
 
 // rowStarts reach the From state of a row another way than Reach's.
@@ -113,7 +138,11 @@ func TestEveryTransitionRowIsTaken(t *testing.T) {
 			if !ok {
 				t.Fatal("no test drives this row")
 			}
-			h := tcptest.New(t, testConfig())
+			cfg := testConfig()
+			if c, ok := rowConfigs[row.Cause]; ok {
+				c(&cfg)
+			}
+			h := tcptest.New(t, cfg)
 			if start, ok := rowStarts[rowKey{row.From, row.To, row.Cause}]; ok {
 				start(h)
 			} else {
@@ -210,7 +239,8 @@ func TestDiagramDrawsEveryRowOnce(t *testing.T) {
 	}
 	for _, r := range Transitions() {
 		to := r.To.String()
-		if r.To == Closed && r.From != Listen && (r.Cause == CauseRcvRST || r.Cause == CauseAbort || r.Cause == CauseRetransmitTimeout) {
+		if r.To == Closed && r.From != Listen && (r.Cause == CauseRcvRST || r.Cause == CauseAbort || r.Cause == CauseRetransmitTimeout ||
+			r.Cause == CauseUserTimeout || r.Cause == CauseKeepAliveTimeout) {
 			to = TornDown
 		}
 		label := r.Cause.String()

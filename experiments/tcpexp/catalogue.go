@@ -21,6 +21,17 @@ func Experiments() []lab.Experiment {
 			Run: runHandshake,
 		},
 		{
+			Name:    "tcp/keepalive",
+			Summary: "keep-alive both ways: the lab's probes find a kernel silenced by the link and the user timeout ends it; the kernel's SO_KEEPALIVE probes the lab",
+			Shows: "An idle lab connection with keep-alive (RFC 1122 §4.2.3.6) and a user timeout (RFC 5482) probes the kernel with " +
+				"<SEQ=SND.UNA-1> and is answered; then the lab's link drops every kernel segment, the probes go unanswered and the " +
+				"user timeout, counted from when the kernel was last heard, ends the connection with a RST (ETIMEDOUT for the lab's " +
+				"user, ECONNRESET for the kernel's); with data outstanding to the silenced kernel, the user timeout (not MaxRetries) " +
+				"ends the retransmissions, without a RST; a kernel socket with SO_KEEPALIVE and short TCP_KEEPIDLE/INTVL/CNT probes the " +
+				"idle lab, whose engine answers each probe, and the connection stays up.",
+			Run: runKeepAlive,
+		},
+		{
 			Name:    "tcp/reset",
 			Summary: "RSTs between the engine and the kernel: connection refused, and RFC 5961 on an exact, an in-window and an out-of-window RST",
 			Shows: "A SYN to a closed kernel port is refused with RST (SYN-SENT → CLOSED); a RST exactly at the kernel's " +

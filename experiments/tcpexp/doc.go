@@ -17,7 +17,8 @@
 //	                  (listenKernelBacklog: one with a listen() backlog of its own)
 //	exp_*.go          the experiments, one per file, each a sequence of named steps
 //	                  (tcp/syn-cookies: exp_syncookies.go, its verdicts in
-//	                  exp_syncookies_report.go)
+//	                  exp_syncookies_report.go; tcp/keepalive: exp_keepalive.go,
+//	                  keep-alive both ways and the user timeout)
 //	cookie.go         what a Linux SYN cookie shows from outside: the MSS table and
 //	                  index, the index difference of two cookies, TSval's option bits
 //	netstat.go        /proc/net/netstat: the TcpExt counters of the lab's namespace

@@ -51,11 +51,15 @@ var intendedFlags = map[string][]string{
 	// SYN-ACKs, sends new SYNs from one port (each draws a cookie of its
 	// own) and an ACK one past the cookie.
 	"syn-cookies": {"retransmission", "reused_ports", "ack_lost_segment"},
+	// tcp/keepalive's probes both ways, and their answers; its user-timeout
+	// leg retransmits data the kernel has (its ACKs dropped by the link),
+	// and the kernel answers each copy with a duplicate ACK.
+	"keepalive": {"keep_alive", "keep_alive_ack", "retransmission", "spurious_retransmission", "duplicate_ack"},
 }
 
 var analysisFlags = []string{"retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack",
 	"out_of_order", "lost_segment", "ack_lost_segment", "zero_window", "zero_window_probe", "zero_window_probe_ack",
-	"window_full", "keep_alive", "reused_ports"}
+	"window_full", "keep_alive", "keep_alive_ack", "reused_ports"}
 
 func checkCapture(t *testing.T, short, path string) {
 	t.Helper()

@@ -331,7 +331,7 @@ func (p *Peer) timer() {
 	p.t.Helper()
 	before := p.e.State()
 	var fired []string
-	for _, t := range []tcpstate.Timer{tcpstate.TimerRetransmit, tcpstate.TimerPersist, tcpstate.TimerTimeWait} {
+	for _, t := range []tcpstate.Timer{tcpstate.TimerRetransmit, tcpstate.TimerPersist, tcpstate.TimerTimeWait, tcpstate.TimerKeepAlive} {
 		if at, ok := p.e.TimerDeadline(t); ok && at <= p.now {
 			fired = append(fired, t.String())
 		}
