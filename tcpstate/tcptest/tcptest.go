@@ -18,6 +18,10 @@ const (
 	LocalISS   tcpstate.Seq = 100   // the endpoint's ISS, unless Config.ISS is set
 	PeerISS    tcpstate.Seq = 300   // the peer's ISS in Reach's handshakes
 	PeerWindow uint16       = 64000 // the window field of the peer's segments, unless Win says otherwise
+	// LocalTSOffset is the endpoint's timestamp offset unless
+	// Config.TSOffset is set: its TSval is the script's time in ms (the
+	// script starts at 1 s, TSval 1000).
+	LocalTSOffset uint32 = 0
 )
 
 // TB is what a Peer needs of its test: *testing.T and *testing.B satisfy
@@ -44,10 +48,14 @@ type Peer struct {
 }
 
 // New returns a peer for a new CLOSED endpoint with configuration cfg,
-// whose ISS is LocalISS unless cfg.ISS is set.
+// whose ISS is LocalISS unless cfg.ISS is set, and whose timestamp clock
+// starts at LocalTSOffset unless cfg.TSOffset is set.
 func New(t TB, cfg tcpstate.Config) *Peer {
 	if cfg.ISS == nil {
 		cfg.ISS = func() tcpstate.Seq { return LocalISS }
+	}
+	if cfg.TSOffset == nil {
+		cfg.TSOffset = func() uint32 { return LocalTSOffset }
 	}
 	mss := uint16(1460)
 	if cfg.MSS > 0 && cfg.MSS < 65536 {
