@@ -22,6 +22,8 @@ const (
 	// Config.TSOffset is set: its TSval is the script's time in ms (the
 	// script starts at 1 s, TSval 1000).
 	LocalTSOffset uint32 = 0
+	// PeerTSOffset is added to the peer's TSval (see Negotiate).
+	PeerTSOffset uint32 = 50000
 )
 
 // TB is what a Peer needs of its test: *testing.T and *testing.B satisfy
@@ -42,6 +44,8 @@ type Peer struct {
 	now     time.Duration
 	out     tcpstate.Output
 	pending []tcpstate.Segment // emitted, not yet checked
+	options bool               // Negotiate: SACK-permitted and timestamps on
+	lastTS  uint32             // the endpoint's last TSval, echoed by Send
 	events  []tcpstate.Event
 	seen    int // events already returned by NewEvents
 	ladder  []rung
@@ -121,8 +125,33 @@ func (p *Peer) Send(flags tcpstate.Flags, seq, ack tcpstate.Seq, opts ...Opt) {
 	if s.set&setLen != 0 && s.set&setPayload == 0 {
 		s.seg.Payload = make([]byte, s.n)
 	}
+	if p.options {
+		o := &s.seg.Options
+		if flags&tcpstate.SYN != 0 {
+			o.SACKPermitted = true
+		}
+		if s.set&setTS == 0 && flags&tcpstate.RST == 0 {
+			o.HasTimestamps, o.TSVal, o.TSEcr = true, p.PeerTSVal(), p.lastTS
+			if flags&tcpstate.ACK == 0 {
+				o.TSEcr = 0
+			}
+		}
+	}
 	p.SendSegment(s.seg)
 }
+
+// Negotiate makes the peer offer SACK-permitted and timestamps in every
+// SYN it sends (Reach's handshakes included) and put the timestamps option
+// on every other segment but a RST: TSval PeerTSVal, TSecr the endpoint's
+// last TSval. A TS option given to Send replaces it. It returns p.
+func (p *Peer) Negotiate() *Peer {
+	p.options = true
+	return p
+}
+
+// PeerTSVal is the TSval the peer sends now: the script's time in ms plus
+// PeerTSOffset.
+func (p *Peer) PeerTSVal() uint32 { return uint32(p.now/time.Millisecond) + PeerTSOffset }
 
 // SendSegment delivers seg as it is, from the peer; zero ports are the
 // peer's and the endpoint's.
@@ -451,6 +480,9 @@ func (p *Peer) record(r rung) {
 	p.ladder = append(p.ladder, r)
 	for _, s := range p.out.Segments {
 		s.Payload = bytes.Clone(s.Payload)
+		if s.Options.HasTimestamps {
+			p.lastTS = s.Options.TSVal
+		}
 		p.pending = append(p.pending, s)
 		p.ladder = append(p.ladder, rung{at: p.now, dir: "-->", text: s.String(), before: r.after, after: r.after})
 	}
