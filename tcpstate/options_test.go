@@ -106,7 +106,6 @@ func TestSACKFourBlocksWithoutTimestamps(t *testing.T) {
 	h.Want(ACK, 101, 301, tcptest.SACK(1401, 1501, 1201, 1301, 1001, 1101, 801, 901))
 }
 
-
 // TestSACKRecoveryResendsOnlyTheHoles: segments 1 and 4 of 10 are lost.
 // The SACK blocks mark 1 lost at the third duplicate ACK (RFC 6675), and 4
 // once more than two segments are SACKed above it; each hole is resent
