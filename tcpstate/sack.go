@@ -68,7 +68,7 @@ func (e *Endpoint) sackBlocks(o *Options) {
 	k := 0
 	for _, r := range st.sackRecent[:st.nSackRecent] {
 		sp, ok := e.reasm.find(r.start)
-		if !ok || sp.end.LessThanEq(e.tcb.RcvNxt) {
+		if !ok || !e.sackable(sp) {
 			continue
 		}
 		st.sackRecent[k] = sp
@@ -84,6 +84,9 @@ func (e *Endpoint) sackBlocks(o *Options) {
 		if int(o.NumSACK) >= limit {
 			break
 		}
+		if !e.sackable(sp) {
+			continue
+		}
 		dup := false
 		for _, b := range o.SACKBlocks() {
 			if b.Left == sp.start {
@@ -97,13 +100,26 @@ func (e *Endpoint) sackBlocks(o *Options) {
 	}
 }
 
+// sackable reports whether a held range is out of order, above RCV.NXT
+// (data beyond the peer's FIN can sit at RCV.NXT once the FIN is
+// consumed: it is never reported).
+func (e *Endpoint) sackable(sp span) bool { return e.tcb.RcvNxt.LessThan(sp.start) }
+
 // sackOptLen is the option space the SACK blocks of our next segment
 // take, to keep a data segment within the MSS.
 func (e *Endpoint) sackOptLen() uint32 {
 	if !e.tcb.SACKOK || len(e.reasm.spans) == 0 {
 		return 0
 	}
-	n := min(len(e.reasm.spans), e.maxSACKBlocks())
+	n := 0
+	for _, sp := range e.reasm.spans {
+		if e.sackable(sp) {
+			n++
+		}
+	}
+	if n = min(n, e.maxSACKBlocks()); n == 0 {
+		return 0
+	}
 	return uint32(4 + 8*n)
 }
 
@@ -243,7 +259,11 @@ func (e *Endpoint) sackSend(now time.Duration, out *Output) {
 		// Rule 1: the first lost hole above HighRxt.
 		if seq, n, ok := e.nextHole(e.opts.highRxt, m); ok && seq.LessThan(lost) {
 			n = min(n, uint32(seq.Size(lost)))
-			e.opts.highRxt = seq.Add(e.sendDataAt(now, seq, n, out))
+			sent := e.sendDataAt(now, seq, n, out)
+			if sent == 0 {
+				return
+			}
+			e.opts.highRxt = seq.Add(sent)
 			continue
 		}
 		// Rule 2: new data, within the peer's window.
@@ -260,7 +280,11 @@ func (e *Endpoint) sackSend(now time.Duration, out *Output) {
 		// Rule 3: a hole above HighRxt with SACKed data above it.
 		if seq, n, ok := e.nextHole(e.opts.highRxt, m); ok && len(e.sacked.spans) > 0 &&
 			seq.LessThan(e.sacked.spans[len(e.sacked.spans)-1].start) {
-			e.opts.highRxt = seq.Add(e.sendDataAt(now, seq, n, out))
+			sent := e.sendDataAt(now, seq, n, out)
+			if sent == 0 {
+				return
+			}
+			e.opts.highRxt = seq.Add(sent)
 			continue
 		}
 		return

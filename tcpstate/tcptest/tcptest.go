@@ -149,6 +149,10 @@ func (p *Peer) Negotiate() *Peer {
 	return p
 }
 
+// EndpointTSVal is the endpoint's last TSval (0 before any), what the
+// peer echoes in TSecr.
+func (p *Peer) EndpointTSVal() uint32 { return p.lastTS }
+
 // PeerTSVal is the TSval the peer sends now: the script's time in ms plus
 // PeerTSOffset.
 func (p *Peer) PeerTSVal() uint32 { return uint32(p.now/time.Millisecond) + PeerTSOffset }
