@@ -101,6 +101,9 @@ type labRun struct {
 	// kernelHow, with kernelViews, says on each connection's first packet
 	// how its kernel states were found, in place of inferKernel's account.
 	kernelHow string
+	// labelTS puts every segment's timestamps in the ladders' labels (SACK
+	// blocks are always shown).
+	labelTS bool
 }
 
 // newLabRun opens the lab's stack with engine configuration cfg and
