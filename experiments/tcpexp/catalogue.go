@@ -38,6 +38,16 @@ func Experiments() []lab.Experiment {
 			Run: runRetransmit,
 		},
 		{
+			Name:    "tcp/sack",
+			Summary: "SACK (RFC 2018) both ways with the kernel: SACK blocks on the wire, the lab's RFC 6675 recovery, bytes resent with SACK and without (NewReno)",
+			Shows: "A ten-segment burst loses its 7th and 9th segments on the lab's link, in each direction, with SACK " +
+				"negotiated and without. The receiver's duplicate ACKs carry SACK blocks (the kernel's to the lab, the lab's to " +
+				"the kernel); two are too few for fast retransmit, so the lab's retransmission timer fires and its go-back-N skips " +
+				"what the kernel SACKed — two segments resent, where NewReno resends the 10th as well; the kernel resends no " +
+				"octet the lab had SACKed. Every transfer is compared byte for byte.",
+			Run: runSACK,
+		},
+		{
 			Name:    "tcp/simultaneous",
 			Summary: "simultaneous open (SYN-SENT → SYN-RECEIVED) and simultaneous close (CLOSING) with a kernel socket",
 			Shows: "Both SYNs cross: the lab's SYN is held on the link until the kernel's connect() SYN has arrived, so the " +
