@@ -74,6 +74,16 @@ func Experiments() []lab.Experiment {
 			Run: runSynCookies,
 		},
 		{
+			Name:    "tcp/timestamps",
+			Summary: "timestamps (RFC 7323) with the kernel: TSval/TSecr both ways, the lab's RTT samples from TSecr, an old duplicate refused by PAWS on each side",
+			Shows: "The lab and the kernel negotiate timestamps and every segment carries TSval/TSecr, each side echoing the " +
+				"other's; the lab takes an RTT sample from the TSecr of each ACK of its data (RFC 6298). Then an old duplicate " +
+				"each way — at the receiver's next expected sequence number, with a TSval older than its TS.Recent — is refused " +
+				"by PAWS: the kernel answers with a duplicate ACK and counts it (TcpExt PAWSEstab), the lab answers with an ACK " +
+				"and counts it; neither reads its bytes.",
+			Run: runTimestamps,
+		},
+		{
 			Name:    "tcp/transfer",
 			Summary: "200 KiB each way between the engine and the kernel, the lab's sequence numbers wrapping past 2^32",
 			Shows: "Data flows both ways between the lab's engine and the kernel with SEQ and ACK tracked on every segment; " +
