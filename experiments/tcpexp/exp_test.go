@@ -53,7 +53,7 @@ var intendedFlags = map[string][]string{
 	// duplicate ACK, and the replayed kernel segment is a retransmission of
 	// bytes at a sequence number the kernel then sends again.
 	"timestamps": {"retransmission", "spurious_retransmission", "duplicate_ack", "out_of_order", "lost_segment", "ack_lost_segment"},
-	"sack": {"retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack", "out_of_order", "lost_segment", "ack_lost_segment"},
+	"sack":       {"retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack", "out_of_order", "lost_segment", "ack_lost_segment"},
 	// tcp/syn-cookies waits for the request sockets to retransmit their
 	// SYN-ACKs, sends new SYNs from one port (each draws a cookie of its
 	// own) and an ACK one past the cookie.
