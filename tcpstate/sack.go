@@ -24,9 +24,9 @@ import "time"
 // dupThresh is DupThresh of RFC 6675 (and RFC 5681's three duplicates).
 const dupThresh = 3
 
-// noteSACKRecent records that [start, end) arrived out of order: the
-// reassembler's range holding it becomes the first block to report
-// (RFC 2018 §4).
+// noteSACKRecent records that data starting at start arrived out of
+// order: the reassembler's range holding it becomes the first block to
+// report (RFC 2018 §4).
 func (e *Endpoint) noteSACKRecent(start Seq) {
 	if !e.tcb.SACKOK {
 		return
@@ -217,7 +217,8 @@ func (e *Endpoint) nextHole(from Seq, maxLen uint32) (Seq, uint32, bool) {
 
 // sackDupACK is RFC 6675 §5 steps 2–4 for a duplicate ACK: count it and,
 // at the third or when the first hole is lost, enter loss recovery and
-// retransmit the first hole. It reports whether the ACK was handled here.
+// retransmit the first hole. In recovery it does nothing more: step C runs
+// from trySend after every ACK.
 func (e *Endpoint) sackDupACK(now time.Duration, out *Output) {
 	t := &e.tcb
 	if e.inRecovery {
@@ -291,7 +292,7 @@ func (e *Endpoint) sackSend(now time.Duration, out *Output) {
 	}
 }
 
-// sackOnFullACK ends RFC 6675 recovery at the cumulative ACK of
+// sackEndRecovery ends RFC 6675 recovery at the cumulative ACK of
 // RecoveryPoint (the caller checked it).
 func (e *Endpoint) sackEndRecovery() {
 	e.opts.sackRecovery, e.tcb.InSACKRecovery = false, false
