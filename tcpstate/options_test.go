@@ -311,3 +311,24 @@ func TestPAWS(t *testing.T) {
 		}
 	})
 }
+
+// TestSACKIsLostStartsRecoveryBeforeTheThirdDuplicate: one duplicate ACK
+// SACKing more than (DupThresh-1)*SMSS above SND.UNA marks the first
+// segment lost (RFC 6675 IsLost) and recovery starts at once; NewReno
+// would wait for two more duplicates.
+func TestSACKIsLostStartsRecoveryBeforeTheThirdDuplicate(t *testing.T) {
+	cfg := testConfig()
+	cfg.InitialWindow = 10
+	cfg.DisableTimestamps = true
+	h := tcptest.New(t, cfg).Negotiate()
+	h.Reach(Established)
+	h.Write(strings.Repeat("l", 10*testMSS))
+	h.Discard()
+	h.Send(ACK, 301, 101, tcptest.SACK(1101, 3101)) // 2000 SACKed: not yet lost
+	h.WantNone()
+	h.Send(ACK, 301, 101, tcptest.SACK(1101, 4101)) // 3000 > 2*SMSS: lost
+	h.Want(ACK, 101, 301, tcptest.Len(testMSS))
+	if tc := h.TCB(); !tc.InSACKRecovery {
+		t.Fatalf("not in SACK recovery after the second duplicate: %v", &tc)
+	}
+}
