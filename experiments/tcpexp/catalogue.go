@@ -44,7 +44,8 @@ func Experiments() []lab.Experiment {
 				"negotiated and without. The receiver's duplicate ACKs carry SACK blocks (the kernel's to the lab, the lab's to " +
 				"the kernel); two are too few for fast retransmit, so the lab's retransmission timer fires and its go-back-N skips " +
 				"what the kernel SACKed — two segments resent, where NewReno resends the 10th as well; the kernel resends no " +
-				"octet the lab had SACKed. Every transfer is compared byte for byte.",
+				"octet the lab had SACKed. When the 3rd and 5th are lost, the lab's RFC 6675 recovery resends both holes in " +
+				"one round trip, NewReno the second only after the partial ACK. Every transfer is compared byte for byte.",
 			Run: runSACK,
 		},
 		{

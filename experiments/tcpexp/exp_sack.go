@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/statelab/statelab/lab"
@@ -17,14 +18,20 @@ import (
 // timer fires, and the go-back-N skips what the kernel SACKed — against
 // the same loss without SACK (NewReno), where the 10th segment goes again.
 // Kernel → lab: the lab's duplicate ACKs carry SACK blocks and the kernel
-// recovers from them, against the same loss without SACK. Every transfer
-// is compared byte for byte.
+// recovers from them, against the same loss without SACK. Then the lab's
+// burst loses its 3rd and 5th segments: enough duplicate ACKs follow for
+// loss recovery, and with SACK (RFC 6675) both holes are resent within one
+// round trip, where NewReno resends the second only after the partial ACK
+// of the first. Every transfer is compared byte for byte.
 
-// sackBurst is the burst's length in segments (the initial window), and
-// sackLost its segments lost once, counted from 1.
+// sackBurst is the burst's length in segments (the initial window);
+// tailLoss and earlyLoss are the segments lost once, counted from 1.
 const sackBurst = 10
 
-var sackLost = map[int]bool{7: true, 9: true}
+var (
+	tailLoss  = []int{7, 9}
+	earlyLoss = []int{3, 5}
+)
 
 func runSACK(env *lab.Env) error {
 	cfg := labConfig(env)
@@ -41,10 +48,12 @@ func runSACK(env *lab.Env) error {
 	x := &sackRun{labRun: r, kp: kp, cfg: cfg}
 	var legs []*sackLeg
 	for _, l := range []*sackLeg{
-		{label: "lab → kernel with SACK", labSends: true, sack: true},
-		{label: "lab → kernel without SACK (NewReno)", labSends: true},
-		{label: "kernel → lab with SACK", sack: true},
-		{label: "kernel → lab without SACK", labSends: false},
+		{label: "lab → kernel with SACK", labSends: true, sack: true, lost: tailLoss},
+		{label: "lab → kernel without SACK (NewReno)", labSends: true, lost: tailLoss},
+		{label: "kernel → lab with SACK", sack: true, lost: tailLoss},
+		{label: "kernel → lab without SACK", lost: tailLoss},
+		{label: "lab → kernel, fast recovery with SACK", labSends: true, sack: true, lost: earlyLoss},
+		{label: "lab → kernel, fast recovery without SACK (NewReno)", labSends: true, lost: earlyLoss},
 	} {
 		if err := x.run(l); err != nil {
 			return fmt.Errorf("%s: %w", l.label, err)
@@ -57,7 +66,7 @@ func runSACK(env *lab.Env) error {
 	r.stop()
 	x.judge(legs)
 	for _, l := range legs {
-		r.ladder(l.label+": segments 7 and 9 of the burst lost once", l.c)
+		r.ladder(fmt.Sprintf("%s: segments %d and %d of the burst lost once", l.label, l.lost[0], l.lost[1]), l.c)
 	}
 	r.states(tcpstate.Established, tcpstate.Closed)
 	env.Metric(featureMetric+"SACK", 1)
@@ -81,6 +90,7 @@ type sackLeg struct {
 	label    string
 	labSends bool
 	sack     bool
+	lost     []int // the burst's segments lost once, counted from 1
 
 	c        *rawtcp.Conn
 	sent     []byte
@@ -90,10 +100,10 @@ type sackLeg struct {
 	resentAt []tcpstate.Seq
 }
 
-// lossHook loses the first transmission of the burst's segments in
-// sackLost, counting new data segments as they pass (sent by the lab, or
-// arriving from the kernel).
-func lossHook() rawtcp.Hook {
+// lossHook loses the first transmission of the burst's segments in lost,
+// counting new data segments as they pass (sent by the lab, or arriving
+// from the kernel).
+func lossHook(lost []int) rawtcp.Hook {
 	n := 0
 	var next tcpstate.Seq
 	started := false
@@ -106,7 +116,7 @@ func lossHook() rawtcp.Hook {
 		}
 		started, next = true, s.Seq.Add(tcpstate.Size(len(s.Payload)))
 		n++
-		if sackLost[n] {
+		if slices.Contains(lost, n) {
 			return rawtcp.Drop
 		}
 		return rawtcp.Pass
@@ -120,9 +130,9 @@ func (x *sackRun) run(l *sackLeg) error {
 	cfg.DisableSACK = !l.sack
 	opts := &rawtcp.ConnOptions{Config: &cfg}
 	if l.labSends {
-		opts.SendHook = lossHook()
+		opts.SendHook = lossHook(l.lost)
 	} else {
-		opts.RecvHook = lossHook()
+		opts.RecvHook = lossHook(l.lost)
 	}
 	c, k, err := x.connectKernel(x.env.Ctx, x.kp, l.label, opts, 20*time.Second)
 	if err != nil {
@@ -243,7 +253,7 @@ func (x *sackRun) judge(legs []*sackLeg) {
 		} else {
 			env.Check(l.label+": no SACK block on the wire", st.sackSegs == 0, "%d captured segments with SACK blocks", st.sackSegs)
 		}
-		rows = append(rows, []string{l.label, fmt.Sprint(l.sackOK), fmt.Sprint(len(sackLost)),
+		rows = append(rows, []string{l.label, fmt.Sprint(l.sackOK), fmt.Sprint(l.lost),
 			fmt.Sprintf("%d segments, %d bytes", st.resentSegs, st.resentBytes), fmt.Sprint(st.sackSegs), fmt.Sprint(st.resentSACKed), fmt.Sprint(exact)})
 		env.Metric(metricName(l)+"_retransmitted_bytes", float64(st.resentBytes))
 		env.Metric(metricName(l)+"_sack_segments_count", float64(st.sackSegs))
@@ -263,6 +273,53 @@ func (x *sackRun) judge(legs []*sackLeg) {
 		"with SACK %d bytes (%d segments at %v), without %d bytes (%d segments at %v)",
 		stats[2].resentBytes, stats[2].resentSegs, x.relSeqs(legs[2], stats[2].resent),
 		stats[3].resentBytes, stats[3].resentSegs, x.relSeqs(legs[3], stats[3].resent))
+	// Fast recovery: the same two holes resent either way; with SACK the
+	// second goes before the ACK of the first's resend arrives.
+	for _, c := range []struct {
+		i          int
+		wantBefore bool
+	}{{4, true}, {5, false}} {
+		i, wantBefore := c.i, c.wantBefore
+		l := legs[i]
+		o := x.recoveryOrder(l)
+		ok := stats[i].resentBytes == 2*l.segLen && o.secondResent && o.secondBeforeAck == wantBefore
+		how := "both holes resent in one round trip, the second before the ACK of the first's resend (RFC 6675: the SACK blocks mark it lost)"
+		if !wantBefore {
+			how = "the second hole resent only after the partial ACK of the first (RFC 6582: one hole per round trip)"
+		}
+		env.Check(l.label+": "+how, ok,
+			"%d bytes resent (%d segments at %v); the second hole resent: %v, before the ACK of the first: %v; the lab in RFC 6675 recovery: %v",
+			stats[i].resentBytes, stats[i].resentSegs, x.relSeqs(l, stats[i].resent), o.secondResent, o.secondBeforeAck, o.sackRecovery)
+	}
+}
+
+// recoveryOrder is what a fast-recovery leg's records show: whether the
+// second lost segment was resent, and before the ACK that covers the
+// first; and whether the lab was in RFC 6675 recovery.
+type recoveryOrder struct{ secondResent, secondBeforeAck, sackRecovery bool }
+
+func (x *sackRun) recoveryOrder(l *sackLeg) recoveryOrder {
+	var o recoveryOrder
+	t := l.c.TCB()
+	base := t.ISS.Add(1)
+	first := base.Add(tcpstate.Size((l.lost[0] - 1) * l.segLen))
+	second := base.Add(tcpstate.Size((l.lost[1] - 1) * l.segLen))
+	acked := false
+	seen := map[tcpstate.Seq]int{}
+	for _, i := range x.connRecs(l.c.ID()) {
+		r := &x.recs[i]
+		o.sackRecovery = o.sackRecovery || r.TCB.InSACKRecovery
+		switch {
+		case !r.Sent && r.Seg.Flags&tcpstate.ACK != 0 && first.LessThan(r.Seg.Ack):
+			acked = true
+		case r.Sent && r.Seg.Len > 0 && r.Seg.Seq == second:
+			seen[second]++
+			if seen[second] == 2 && !o.secondResent {
+				o.secondResent, o.secondBeforeAck = true, !acked
+			}
+		}
+	}
+	return o
 }
 
 // relSeqs renders sequence numbers relative to the sender's ISN+1, as

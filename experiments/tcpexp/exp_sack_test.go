@@ -58,7 +58,7 @@ func TestRetransmissionsCountsResentDataAndSACKedOctets(t *testing.T) {
 }
 
 func TestLossHookLosesTheNamedSegmentsOnce(t *testing.T) {
-	h := lossHook()
+	h := lossHook(tailLoss)
 	var lost []int
 	seq := tcpstate.Seq(1)
 	for n := 1; n <= sackBurst; n++ {
