@@ -299,15 +299,20 @@ func (x *sackRun) judge(legs []*sackLeg) {
 type recoveryOrder struct{ secondResent, secondBeforeAck, sackRecovery bool }
 
 func (x *sackRun) recoveryOrder(l *sackLeg) recoveryOrder {
-	var o recoveryOrder
-	t := l.c.TCB()
-	base := t.ISS.Add(1)
+	base := l.c.TCB().ISS.Add(1)
 	first := base.Add(tcpstate.Size((l.lost[0] - 1) * l.segLen))
 	second := base.Add(tcpstate.Size((l.lost[1] - 1) * l.segLen))
+	return recoveryOrderOf(x.recs, x.connRecs(l.c.ID()), first, second)
+}
+
+// recoveryOrderOf reads recoveryOrder from the records idx, the lost
+// segments starting at first and second.
+func recoveryOrderOf(recs []rawtcp.Record, idx []int, first, second tcpstate.Seq) recoveryOrder {
+	var o recoveryOrder
 	acked := false
 	seen := map[tcpstate.Seq]int{}
-	for _, i := range x.connRecs(l.c.ID()) {
-		r := &x.recs[i]
+	for _, i := range idx {
+		r := &recs[i]
 		o.sackRecovery = o.sackRecovery || r.TCB.InSACKRecovery
 		switch {
 		case !r.Sent && r.Seg.Flags&tcpstate.ACK != 0 && first.LessThan(r.Seg.Ack):

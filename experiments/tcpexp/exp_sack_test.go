@@ -79,3 +79,38 @@ func TestLossHookLosesTheNamedSegmentsOnce(t *testing.T) {
 		t.Errorf("lost segments %v, want [7 9]", lost)
 	}
 }
+
+func TestRecoveryOrderTellsOneRoundTripFromTwo(t *testing.T) {
+	data := func(seq tcpstate.Seq, sackRec bool) rawtcp.Record {
+		return rawtcp.Record{Sent: true, Seg: rawtcp.RecSeg{Seq: seq, Len: 100, Flags: tcpstate.ACK}, TCB: tcpstate.TCB{InSACKRecovery: sackRec}}
+	}
+	ack := func(a tcpstate.Seq) rawtcp.Record {
+		return rawtcp.Record{Seg: rawtcp.RecSeg{Ack: a, Flags: tcpstate.ACK}}
+	}
+	tests := []struct {
+		name string
+		recs []rawtcp.Record
+		want recoveryOrder
+	}{
+		{"SACK: both holes before the ACK of the first",
+			[]rawtcp.Record{data(201, false), data(401, false), ack(201), data(201, true), data(401, true), ack(401), ack(1001)},
+			recoveryOrder{secondResent: true, secondBeforeAck: true, sackRecovery: true}},
+		{"NewReno: the second hole after the partial ACK",
+			[]rawtcp.Record{data(201, false), data(401, false), ack(201), data(201, false), ack(401), data(401, false), ack(1001)},
+			recoveryOrder{secondResent: true}},
+		{"the second hole never resent",
+			[]rawtcp.Record{data(201, false), data(401, false), data(201, false), ack(1001)},
+			recoveryOrder{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			idx := make([]int, len(tt.recs))
+			for i := range idx {
+				idx[i] = i
+			}
+			if got := recoveryOrderOf(tt.recs, idx, 201, 401); got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
