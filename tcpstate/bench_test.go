@@ -14,19 +14,29 @@ const (
 )
 
 // benchEstablished returns an endpoint in ESTABLISHED with MSS 1460 and
-// large buffers, handshaked with a peer whose ISS is peerISS.
-func benchEstablished(b *testing.B) (*Endpoint, *Output) {
+// large buffers, handshaked with a peer whose ISS is peerISS. The peer's
+// SYN,ACK carries no SACK-permitted or timestamps: both are off.
+func benchEstablished(b *testing.B) (*Endpoint, *Output) { return benchEstablishedOpts(b, false) }
+
+// benchEstablishedOpts is benchEstablished with SACK and timestamps
+// negotiated when opts is set.
+func benchEstablishedOpts(b *testing.B, opts bool) (*Endpoint, *Output) {
 	cfg := Config{ISS: func() Seq { return localISS }, SendBufferSize: 4 << 20, RecvBufferSize: 4 << 20}
 	e := NewEndpoint(cfg)
 	var out Output
 	if err := e.OpenActive(0, localPort, peerPort, &out); err != nil {
 		b.Fatal(err)
 	}
-	e.HandleSegment(0, &Segment{SrcPort: peerPort, DstPort: localPort, Flags: SYN | ACK,
+	synack := Segment{SrcPort: peerPort, DstPort: localPort, Flags: SYN | ACK,
 		Seq: peerISS, Ack: localISS + 1, Window: 65535,
-		Options: Options{MSS: 1460, HasWScale: true, WScale: 7}}, &out)
-	if e.State() != Established {
-		b.Fatal(e.State())
+		Options: Options{MSS: 1460, HasWScale: true, WScale: 7}}
+	if opts {
+		synack.Options.SACKPermitted = true
+		synack.Options.HasTimestamps, synack.Options.TSVal, synack.Options.TSEcr = true, 1, out.Segments[0].Options.TSVal
+	}
+	e.HandleSegment(0, &synack, &out)
+	if e.State() != Established || e.tcb.SACKOK != opts || e.tcb.TSOK != opts {
+		b.Fatal(e.State(), e.tcb.SACKOK, e.tcb.TSOK)
 	}
 	// The SYN,ACK's window is never scaled (RFC 7323 §2.2); a window update
 	// brings SND.WND to its scaled size now, so no data goes out inside the
@@ -43,11 +53,23 @@ func benchEstablished(b *testing.B) (*Endpoint, *Output) {
 // BenchmarkEstablishedInOrder: one full-size in-order data segment arrives in
 // ESTABLISHED and an ACK is emitted. The receive buffer is drained outside
 // the timed region every batch.
-func BenchmarkEstablishedInOrder(b *testing.B) {
-	e, out := benchEstablished(b)
+func BenchmarkEstablishedInOrder(b *testing.B) { benchInOrder(b, false) }
+
+// BenchmarkEstablishedInOrderSACKTS is BenchmarkEstablishedInOrder with
+// SACK and timestamps negotiated: every segment carries TSval/TSecr, PAWS
+// checks it, TS.Recent moves, and the ACK carries timestamps.
+func BenchmarkEstablishedInOrderSACKTS(b *testing.B) { benchInOrder(b, true) }
+
+func benchInOrder(b *testing.B, opts bool) {
+	e, out := benchEstablishedOpts(b, opts)
 	payload := make([]byte, 1460)
 	seg := Segment{SrcPort: peerPort, DstPort: localPort, Flags: ACK | PSH,
 		Seq: peerISS + 1, Ack: localISS + 1, Window: 65535, Payload: payload}
+	if opts {
+		payload = payload[:1448] // the MSS less the timestamps option
+		seg.Payload = payload
+		seg.Options.HasTimestamps, seg.Options.TSVal, seg.Options.TSEcr = true, 2, e.tsNow()
+	}
 	drain := make([]byte, 4<<20)
 	const batch = 1024
 	b.ReportAllocs()
@@ -62,8 +84,11 @@ func BenchmarkEstablishedInOrder(b *testing.B) {
 		}
 		e.HandleSegment(time.Duration(i), &seg, out)
 		seg.Seq += Seq(len(payload))
-		if len(out.Segments) != 1 || out.Segments[0].Ack != seg.Seq {
+		if len(out.Segments) != 1 || out.Segments[0].Ack != seg.Seq || out.Segments[0].Options.HasTimestamps != opts {
 			b.Fatalf("no ACK: %v", out.Segments)
+		}
+		if opts {
+			seg.Options.TSVal++
 		}
 		out.Reset()
 	}

@@ -20,6 +20,28 @@ type Config struct {
 	RecvBufferSize int
 	// DisableWindowScale stops the endpoint offering RFC 7323 window scaling.
 	DisableWindowScale bool
+	// DisableSACK stops the endpoint offering or accepting SACK-permitted
+	// (RFC 2018). SACK is on by default, as in Linux (net.ipv4.tcp_sack=1):
+	// out-of-order data is reported in SACK blocks, and loss recovery when
+	// sending follows RFC 6675 (scoreboard, IsLost, pipe, NextSeg); off, the
+	// sender recovers with NewReno (RFC 6582) alone.
+	DisableSACK bool
+	// DisableTimestamps stops the endpoint offering or accepting the
+	// timestamps option (RFC 7323). It is on by default, as in Linux
+	// (net.ipv4.tcp_timestamps=1): every segment carries TSval/TSecr once
+	// both SYNs had it, RTT samples come from TSecr (RFC 7323 §4, RFC 6298),
+	// and PAWS (§5) refuses old duplicates.
+	DisableTimestamps bool
+	// TimestampClock is the period of one timestamp clock tick (default
+	// 1ms, as Linux; RFC 7323 §5.4 allows 1 ms to 1 s).
+	TimestampClock time.Duration
+	// PAWSIdleLimit is RFC 7323 §5.5's idle rule: TS.Recent older than this
+	// is no longer valid, and the next segment is accepted whatever its
+	// TSval (default 24 days).
+	PAWSIdleLimit time.Duration
+	// TSOffset chooses a connection's random timestamp offset (RFC 7323
+	// §7.1). Nil picks one from crypto/rand; tests pass a constant.
+	TSOffset func() uint32
 
 	// InitialRTO is the RTO before any RTT sample (default 1s, RFC 6298).
 	InitialRTO time.Duration
@@ -134,6 +156,11 @@ func (c Config) withDefaults() Config {
 	def(&c.KeepAliveCount, 9)
 	if c.UserTimeout < 0 {
 		c.UserTimeout = 0
+	}
+	defD(&c.TimestampClock, time.Millisecond)
+	defD(&c.PAWSIdleLimit, 24*24*time.Hour)
+	if c.TSOffset == nil {
+		c.TSOffset = func() uint32 { return uint32(RandomISS()) }
 	}
 	if c.ISS == nil {
 		c.ISS = RandomISS

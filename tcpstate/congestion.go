@@ -6,7 +6,15 @@ package tcpstate
 
 const maxWindow = 1 << 30
 
-func (e *Endpoint) smss() uint32 { return uint32(e.tcb.SndMSS) }
+// smss is SMSS: the peer's MSS less the timestamps option every segment
+// carries (RFC 9293 §3.7.1: the MSS counts no options).
+func (e *Endpoint) smss() uint32 {
+	m := uint32(e.tcb.SndMSS)
+	if o := e.tsOverhead(); m > 2*o {
+		m -= o
+	}
+	return m
+}
 
 // initCongestion sets the initial window (RFC 5681 §3.1, or one segment if
 // the SYN had to be retransmitted) and an arbitrarily high ssthresh.
@@ -41,7 +49,14 @@ func (e *Endpoint) ccOnACK(acked uint32) (retransmit bool) {
 			e.inRecovery = false
 			e.dupAcks = 0
 			t.Cwnd = min(t.Ssthresh, max(e.flightSize(), m)+m)
+			e.sackEndRecovery()
 			return false
+		}
+		if e.opts.sackRecovery {
+			// RFC 6675: cwnd stays; pipe and NextSeg decide (trySend).
+			// Without SACK blocks to go by, the next hole is resent as
+			// NewReno would.
+			return len(e.sacked.spans) == 0
 		}
 		// Partial acknowledgment: deflate by the amount acknowledged, add
 		// back one SMSS if that was at least one SMSS, retransmit the next

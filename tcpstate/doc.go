@@ -35,7 +35,12 @@
 //	retransmit.go  sending, retransmission, zero-window probes (§3.8)
 //	rtt.go         RTO computation (RFC 6298)
 //	congestion.go  NewReno (RFC 5681, RFC 6582)
-//	reassembly.go  out-of-order data
+//	sack.go        SACK (RFC 2018): blocks when receiving out of order, most
+//	               recent first; loss recovery when sending (RFC 6675:
+//	               scoreboard, IsLost, pipe, NextSeg)
+//	timestamps.go  timestamps (RFC 7323): TSval/TSecr, RTT samples from TSecr
+//	               (into RFC 6298), PAWS with §5.5's 24-day idle rule
+//	reassembly.go  out-of-order data (and the SACK scoreboard's ranges)
 //	buffer.go      the send and receive rings
 //	timers.go      retransmission, persist, TIME-WAIT and keep-alive timers
 //	sws.go         receiver SWS avoidance in every segment (§3.8.6.2.2, MUST-39)
@@ -75,10 +80,16 @@
 // table, so the diagram, the tests and the engine share one source of truth.
 // tcptest checks every reported change against the same table ([Allowed]).
 //
+// SACK and timestamps are on by default, as in Linux (Config.DisableSACK,
+// Config.DisableTimestamps): both are offered in the SYN and on when the
+// peer's SYN carries them too. Once on, every segment but a RST carries
+// TSval/TSecr and the payload shrinks by the option (RFC 9293 §3.7.1), and
+// ACKs carry SACK blocks while data is held out of order (no D-SACK,
+// RFC 2883).
+//
 // Simplifications, documented where they apply: every segment is ACKed at
-// once (no delayed ACK), no Nagle, no SACK or timestamps in the engine (the
-// wire codec parses them), data on a SYN is not accepted, urgent text is
-// delivered inline (signalled by EventUrgent, never taken out of band), and
-// a LISTEN endpoint serves one connection (SEND in LISTEN is not
+// once (no delayed ACK), no Nagle, data on a SYN is not accepted, urgent text
+// is delivered inline (signalled by EventUrgent, never taken out of band),
+// and a LISTEN endpoint serves one connection (SEND in LISTEN is not
 // supported).
 package tcpstate

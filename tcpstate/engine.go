@@ -26,7 +26,9 @@ type Endpoint struct {
 	snd     ring // unacknowledged + unsent data; snd[0] is at sndBase
 	rcv     ring // in-order data not yet read; out-of-order data beyond it
 	reasm   reassembler
-	scratch Output // used when a call passes a nil *Output
+	sacked  reassembler   // the RFC 6675 scoreboard: what the peer SACKed above SND.UNA
+	scratch Output        // used when a call passes a nil *Output
+	now     time.Duration // the time of the call being handled (timestamps.go)
 	conn
 }
 
@@ -80,6 +82,8 @@ type conn struct {
 	rcvUp      Seq  // RCV.UP, the urgent pointer (RFC 9293 §3.10.7.4 sixth step)
 	rcvUpValid bool // an urgent pointer was received
 
+	opts optionState // SACK and timestamps (sack.go, timestamps.go)
+
 	err error // why the connection ended, if not gracefully
 }
 
@@ -87,10 +91,11 @@ type conn struct {
 func NewEndpoint(cfg Config) *Endpoint {
 	cfg = cfg.withDefaults()
 	e := &Endpoint{
-		cfg:   cfg,
-		snd:   newRing(cfg.SendBufferSize),
-		rcv:   newRing(cfg.RecvBufferSize),
-		reasm: newReassembler(cfg.MaxOutOfOrder),
+		cfg:    cfg,
+		snd:    newRing(cfg.SendBufferSize),
+		rcv:    newRing(cfg.RecvBufferSize),
+		reasm:  newReassembler(cfg.MaxOutOfOrder),
+		sacked: newReassembler(cfg.MaxOutOfOrder),
 	}
 	if !cfg.DisableWindowScale {
 		for cfg.RecvBufferSize>>e.wsShift > 65535 && e.wsShift < 14 {
@@ -146,6 +151,7 @@ func (e *Endpoint) resetConn() {
 	e.snd.head, e.snd.n = 0, 0
 	e.rcv.head, e.rcv.n = 0, 0
 	e.reasm.reset()
+	e.sacked.reset()
 }
 
 // setState is the only place the state changes. It reports the transition
@@ -203,6 +209,7 @@ func (e *Endpoint) returnToListen(out *Output, cause Cause) {
 // or LISTEN -> SYN-SENT (RFC 9293 §3.10.1: an active OPEN on a listening
 // connection turns it active).
 func (e *Endpoint) OpenActive(now time.Duration, localPort, remotePort uint16, out *Output) error {
+	e.now = now
 	out = e.output(out)
 	if e.tcb.State != Closed && e.tcb.State != Listen {
 		return fmt.Errorf("%w (state %v)", ErrConnectionExists, e.tcb.State)
@@ -221,6 +228,7 @@ func (e *Endpoint) OpenActive(now time.Duration, localPort, remotePort uint16, o
 // serves one connection; a driver wanting a backlog keeps a listener per
 // expected peer.
 func (e *Endpoint) OpenPassive(now time.Duration, localPort uint16, out *Output) error {
+	e.now = now
 	out = e.output(out)
 	if e.tcb.State != Closed {
 		return fmt.Errorf("%w (state %v)", ErrConnectionExists, e.tcb.State)
@@ -237,6 +245,7 @@ func (e *Endpoint) initSend(iss Seq) {
 	t.ISS, t.SndUna, t.SndNxt = iss, iss, iss+1
 	e.sndBase, e.rtxNxt = iss+1, iss+1
 	t.SndMSS = 536
+	e.opts.tsOffset = e.cfg.TSOffset()
 }
 
 // Send queues data and transmits what the windows allow. It returns how
@@ -244,6 +253,7 @@ func (e *Endpoint) initSend(iss Seq) {
 // EventWritable reports room). Data sent before the connection is
 // established is queued.
 func (e *Endpoint) Send(now time.Duration, p []byte, out *Output) (int, error) {
+	e.now = now
 	out = e.output(out)
 	switch e.tcb.State {
 	case Closed:
@@ -269,6 +279,7 @@ func (e *Endpoint) Send(now time.Duration, p []byte, out *Output) (int, error) {
 // abort or timeout. (0, nil) means "nothing yet": wait for EventReadable.
 // Reading may open the window enough to send a window update.
 func (e *Endpoint) Receive(now time.Duration, p []byte, out *Output) (int, error) {
+	e.now = now
 	out = e.output(out)
 	if e.err != nil {
 		return 0, e.err
@@ -289,6 +300,7 @@ func (e *Endpoint) Receive(now time.Duration, p []byte, out *Output) (int, error
 
 // Close closes the sending side: the FIN follows any queued data.
 func (e *Endpoint) Close(now time.Duration, out *Output) error {
+	e.now = now
 	out = e.output(out)
 	switch e.tcb.State {
 	case Closed:
@@ -322,6 +334,7 @@ func (e *Endpoint) Close(now time.Duration, out *Output) error {
 // Abort drops the connection at once, sending a RST when the peer may still
 // think it is open (RFC 9293 §3.10.5).
 func (e *Endpoint) Abort(now time.Duration, out *Output) error {
+	e.now = now
 	out = e.output(out)
 	switch e.tcb.State {
 	case Closed:
@@ -339,6 +352,7 @@ func (e *Endpoint) Abort(now time.Duration, out *Output) error {
 // pair are ignored (the driver demultiplexes); a CLOSED endpoint answers
 // anything but a RST with a RST.
 func (e *Endpoint) HandleSegment(now time.Duration, seg *Segment, out *Output) {
+	e.now = now
 	out = e.output(out)
 	t := &e.tcb
 	if t.State == Closed {
@@ -414,6 +428,7 @@ func (e *Endpoint) acceptSYN(seg *Segment) {
 	t.SndWL1, t.SndWL2 = seg.Seq, t.ISS
 	e.maxSndWnd = t.SndWnd
 	e.advRight = t.RcvNxt
+	e.negotiateOptions(seg)
 }
 
 func (e *Endpoint) segSynSent(now time.Duration, seg *Segment, out *Output) {
@@ -444,6 +459,7 @@ func (e *Endpoint) segSynSent(now time.Duration, seg *Segment, out *Output) {
 	}
 	t.SndUna = seg.Ack
 	t.SndWL1, t.SndWL2 = seg.Seq, seg.Ack
+	e.tsRTTSample(seg)
 	e.ackTiming(now, seg.Ack)
 	e.initCongestion(e.synRetransmitted)
 	e.retries = 0
@@ -500,9 +516,13 @@ func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 	if synUnacked && a.flags&SYN != 0 && !e.repeatedSYN(now, &a, out) {
 		return // the peer's SYN again
 	}
+	if e.pawsReject(&a, out) { // RFC 7323 §5.3 R1: PAWS, before the sequence number
+		return
+	}
 	if !e.checkSequence(now, &a, out) { // first: the sequence number
 		return
 	}
+	e.updateTSRecent(&a) // RFC 7323 §5.3 R3
 	switch {
 	case a.flags&RST != 0: // second: RST (RFC 5961 §3.2)
 		e.handleRST(now, &a, out)
@@ -757,15 +777,21 @@ func (e *Endpoint) processACK(now time.Duration, seg *Segment, flags Flags, out 
 		return false, false
 	}
 	wnd := segWindow(seg, t.SndWScale)
+	sackedNew := e.onSACK(seg)
 	if t.SndUna.LessThan(ack) {
+		e.tsRTTSample(seg)
 		restart = e.onNewACK(now, ack, out)
+		e.pruneSACK()
 	} else if ack == t.SndUna && len(seg.Payload) == 0 && flags&(SYN|FIN) == 0 &&
-		t.SndNxt != t.SndUna && wnd == t.SndWnd && wnd != 0 && !e.timers[TimerPersist].armed {
-		// Duplicate ACK (RFC 5681 §2). Not while the window is shut: the
+		t.SndNxt != t.SndUna && (wnd == t.SndWnd || sackedNew) && wnd != 0 && !e.timers[TimerPersist].armed {
+		// Duplicate ACK (RFC 5681 §2, or RFC 6675 §2: one that SACKs new
+		// data). Not while the window is shut: the
 		// ACKs that answer zero-window probes repeat themselves by design,
 		// and a "fast retransmit" then would send beyond the window (seen
 		// against Linux).
-		if e.ccOnDupACK() {
+		if t.SACKOK {
+			e.sackDupACK(now, out)
+		} else if e.ccOnDupACK() {
 			// Karn: sendDataAt stops timing the segment it resends.
 			e.sendDataAt(now, t.SndUna, e.smss(), out)
 		}
@@ -862,6 +888,7 @@ func (e *Endpoint) receiveText(seq Seq, payload []byte, fin bool, out *Output) {
 			out.Events = append(out.Events, Event{Kind: EventReadable})
 		} else {
 			e.reasm.add(seq, end)
+			e.noteSACKRecent(seq)
 		}
 	}
 	if fin && !e.rcvFin {

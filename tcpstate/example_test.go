@@ -9,10 +9,14 @@ import (
 )
 
 // Two endpoints shake hands; each segment is printed as it crosses, with
-// the sender's TCB beside it.
+// the sender's TCB beside it. Both offer SACK and timestamps (on by
+// default), so both are on; the timestamp offsets are fixed here (random
+// by default).
 func Example_handshake() {
-	client := tcpstate.NewEndpoint(tcpstate.Config{ISS: func() tcpstate.Seq { return 100 }, DisableWindowScale: true, RecvBufferSize: 8192})
-	server := tcpstate.NewEndpoint(tcpstate.Config{ISS: func() tcpstate.Seq { return 300 }, DisableWindowScale: true, RecvBufferSize: 8192})
+	client := tcpstate.NewEndpoint(tcpstate.Config{ISS: func() tcpstate.Seq { return 100 }, DisableWindowScale: true, RecvBufferSize: 8192,
+		TSOffset: func() uint32 { return 5000 }})
+	server := tcpstate.NewEndpoint(tcpstate.Config{ISS: func() tcpstate.Seq { return 300 }, DisableWindowScale: true, RecvBufferSize: 8192,
+		TSOffset: func() uint32 { return 9000 }})
 	var out tcpstate.Output
 	now := time.Duration(0)
 	server.OpenPassive(now, 80, &out)
@@ -32,12 +36,12 @@ func Example_handshake() {
 	deliver(client, server, "client --> server")
 	fmt.Println(client.State(), server.State())
 	// Output:
-	// client --> server SYN seq=100 win=8192 len=0 mss=1460
+	// client --> server SYN seq=100 win=8192 len=0 mss=1460 sackok ts=5000/0
 	//     SYN-SENT snd.una=100 snd.nxt=101 snd.wnd=0 rcv.nxt=0 rcv.wnd=8192 cwnd=0 ssthresh=0
-	// client <-- server SYN|ACK seq=300 ack=101 win=8192 len=0 mss=1460
-	//     SYN-RECEIVED snd.una=300 snd.nxt=301 snd.wnd=8192 rcv.nxt=101 rcv.wnd=8192 cwnd=0 ssthresh=0
-	// client --> server ACK seq=101 ack=301 win=8192 len=0
-	//     ESTABLISHED snd.una=101 snd.nxt=101 snd.wnd=8192 rcv.nxt=301 rcv.wnd=8192 cwnd=4380 ssthresh=1073741824
+	// client <-- server SYN|ACK seq=300 ack=101 win=8192 len=0 mss=1460 sackok ts=9000/5000
+	//     SYN-RECEIVED snd.una=300 snd.nxt=301 snd.wnd=8192 rcv.nxt=101 rcv.wnd=8192 cwnd=0 ssthresh=0 ts.recent=5000
+	// client --> server ACK seq=101 ack=301 win=8192 len=0 ts=5000/9000
+	//     ESTABLISHED snd.una=101 snd.nxt=101 snd.wnd=8192 rcv.nxt=301 rcv.wnd=8192 cwnd=4380 ssthresh=1073741824 ts.recent=9000
 	// ESTABLISHED ESTABLISHED
 }
 

@@ -20,6 +20,17 @@ func FuzzEngine(f *testing.F) {
 		f.Add(b)
 	}
 	for st := range NumStates {
+		// The same with SACK and timestamps negotiated: each segment
+		// has one more byte, its options (here: timestamps, then an old
+		// TSval, then SACK blocks).
+		f.Add([]byte{4, byte(st),
+			0, 0x50, 0, 0, 1, 0, 200, 20, 0x01,
+			9, 50,
+			0, 0x50, 0, 0, 1, 0, 200, 20, 0x11,
+			0, 0x50, 0, 0, 1, 0, 200, 0, 0xe3,
+			14,
+			0, 0x51, 0, 0, 1, 0, 0, 0, 0x01,
+			12, 15, 3, 14, 14})
 		// A few plain segments at RCV.NXT acknowledging SND.NXT, some data,
 		// a close and timers, from each starting state.
 		f.Add([]byte{0, byte(st),
@@ -54,6 +65,10 @@ var engineRegressions = map[string][]byte{
 		14, 0, 0x50, 0, 0, 1, 0, 0, 0,
 		14, 0, 0x50, 0, 0, 1, 0, 0, 0,
 		14, 0, 0x50, 0, 0, 1, 0, 0, 0},
+	// Fuzz finding: data beyond the peer's FIN is held out of order, the
+	// FIN is consumed and RCV.NXT reaches that data's first octet: it
+	// must not be reported in a SACK block (a block at RCV.NXT).
+	"no SACK block at RCV.NXT": []byte("70000\x010\xc800001"),
 }
 
 func TestEngineFuzzRegressions(t *testing.T) {
@@ -72,6 +87,7 @@ type engineFuzzer struct {
 	haveRight bool          // right is known (reset when the connection restarts)
 	progress  time.Duration // SND.UNA last advanced, or data left with none outstanding
 	lastRecv  time.Duration // the peer last sent a segment
+	options   bool          // SACK and timestamps negotiated; segments carry them
 }
 
 func (f *engineFuzzer) next() byte {
@@ -115,7 +131,12 @@ func runEngineFuzz(t *testing.T, data []byte) {
 		cfg.RecvBufferSize = 3000
 	}
 	start := State(data[1] % byte(NumStates))
-	f := &engineFuzzer{t: t, cfg: WithDefaults(cfg), b: data[2:], h: tcptest.New(t, cfg)}
+	f := &engineFuzzer{t: t, cfg: WithDefaults(cfg), b: data[2:], h: tcptest.New(t, cfg), options: data[0]&4 != 0}
+	if f.options {
+		// The peer negotiates SACK and timestamps, and each segment takes
+		// one more byte saying which options it carries.
+		f.h.Negotiate()
+	}
 	f.h.Reach(start)
 	f.progress, f.lastRecv = f.h.Now(), f.h.Now()
 	for steps := 0; len(f.b) > 0 && steps < 256; steps++ {
@@ -235,7 +256,78 @@ func (f *engineFuzzer) segment() {
 	if s.DstPort == localPort {
 		f.lastRecv = h.Now()
 	}
+	if f.options {
+		f.segmentOptions(&s, tc)
+	}
 	h.SendSegment(s)
+}
+
+// segmentOptions adds what the next fuzz byte says: timestamps (current,
+// or older than the last for PAWS), SACK-permitted on a SYN, and 1–4 SACK
+// blocks at a spacing from SND.UNA (some valid, some beyond SND.NXT).
+func (f *engineFuzzer) segmentOptions(s *Segment, tc TCB) {
+	ob := f.next()
+	o := &s.Options
+	if ob&1 != 0 {
+		o.HasTimestamps, o.TSVal, o.TSEcr = true, f.h.PeerTSVal(), f.h.EndpointTSVal()
+		if ob&0x10 != 0 {
+			o.TSVal -= 1000 * uint32(1+ob>>1&7) // an old duplicate
+		}
+	}
+	if s.Flags&SYN != 0 {
+		o.SACKPermitted = ob&2 != 0
+		return
+	}
+	if ob&0x20 != 0 {
+		step := Size(1 + int(ob>>1&7)*300)
+		for i := range int(ob>>6) + 1 {
+			left := tc.SndUna.Add(step * Size(2*i+1))
+			o.AddSACK(SACKBlock{Left: left, Right: left.Add(step)})
+		}
+	}
+}
+
+// checkOptions verifies the options of what the endpoint sent: they fit
+// the header; timestamps on every segment but a RST once negotiated, never
+// otherwise (but on a SYN); SACK blocks only once negotiated, above
+// RCV.NXT, within the receive buffer and disjoint; data plus options
+// within the MSS; the scoreboard within the flight.
+func (f *engineFuzzer) checkOptions(tc TCB) {
+	t := f.t
+	t.Helper()
+	for i := range f.h.Pending() {
+		s := &f.h.Pending()[i]
+		o := &s.Options
+		if s.HeaderLen() > HeaderMaxLen {
+			t.Fatalf("%v: header of %d octets", s, s.HeaderLen())
+		}
+		if s.Flags&SYN != 0 {
+			continue
+		}
+		if s.Flags&RST == 0 && tc.TSOK != o.HasTimestamps && tc.State != Closed && tc.State != Listen {
+			t.Fatalf("%v: timestamps %v, negotiated %v", s, o.HasTimestamps, tc.TSOK)
+		}
+		if o.NumSACK > 0 && !tc.SACKOK {
+			t.Fatalf("%v: SACK blocks without SACK-permitted", s)
+		}
+		blocks := o.SACKBlocks()
+		for j, b := range blocks {
+			if !s.Ack.LessThan(b.Left) || !b.Left.LessThan(b.Right) || s.Ack.Add(Size(f.cfg.RecvBufferSize)).LessThan(b.Right) {
+				t.Fatalf("%v: SACK block %d..%d outside (ACK, ACK+buffer]", s, b.Left, b.Right)
+			}
+			for _, c := range blocks[:j] {
+				if b.Left.LessThan(c.Right) && c.Left.LessThan(b.Right) {
+					t.Fatalf("%v: SACK blocks overlap", s)
+				}
+			}
+		}
+		if len(s.Payload) > 0 && tc.SndMSS > 64 && len(s.Payload)+s.HeaderLen()-HeaderMinLen > int(tc.SndMSS) {
+			t.Fatalf("%v: %d octets of data and %d of options exceed the MSS %d", s, len(s.Payload), s.HeaderLen()-HeaderMinLen, tc.SndMSS)
+		}
+	}
+	if tc.State != Closed && tc.State != Listen && tc.SACKed > uint32(tc.SndUna.Size(tc.SndNxt)) {
+		t.Fatalf("scoreboard holds %d octets, %d in flight", tc.SACKed, tc.SndUna.Size(tc.SndNxt))
+	}
 }
 
 // check verifies the invariants after one step: the state is one of the 11;
@@ -268,6 +360,7 @@ func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 		t.Fatalf("transitions end in %v, state is %v", cur, st)
 	}
 	tc := h.TCB()
+	f.checkOptions(tc)
 	if st == Closed || st == Listen {
 		return
 	}

@@ -72,3 +72,28 @@ func (r *reassembler) bytes() int {
 	}
 	return n
 }
+
+// find returns the range holding seq.
+func (r *reassembler) find(seq Seq) (span, bool) {
+	for _, s := range r.spans {
+		if s.start.LessThanEq(seq) && seq.LessThan(s.end) {
+			return s, true
+		}
+	}
+	return span{}, false
+}
+
+// dropBelow forgets everything before seq, trimming a range that straddles
+// it.
+func (r *reassembler) dropBelow(seq Seq) {
+	k := 0
+	for k < len(r.spans) && r.spans[k].end.LessThanEq(seq) {
+		k++
+	}
+	if k > 0 {
+		r.spans = append(r.spans[:0], r.spans[k:]...)
+	}
+	if len(r.spans) > 0 && r.spans[0].start.LessThan(seq) {
+		r.spans[0].start = seq
+	}
+}

@@ -21,6 +21,7 @@ func (e *Endpoint) emit(out *Output, flags Flags, seq Seq, a, b []byte) {
 	if flags&ACK != 0 {
 		s.Ack = t.RcvNxt
 	}
+	e.segmentOptions(&s)
 	out.Segments = append(out.Segments, s)
 }
 
@@ -60,7 +61,9 @@ func (e *Endpoint) sendSYN(now time.Duration, out *Output, withACK, retransmit b
 		s.Flags |= ACK
 		s.Ack = t.RcvNxt
 		e.advRight = t.RcvNxt.Add(Size(s.Window))
+		e.opts.lastAckSent = s.Ack
 	}
+	e.synOptions(&s.Options, withACK)
 	out.Segments = append(out.Segments, s)
 	if retransmit {
 		e.rttTiming = false
@@ -92,11 +95,15 @@ func (e *Endpoint) trySend(now time.Duration, out *Output) {
 	if !e.canTransmit() {
 		return
 	}
+	if e.inRecovery && e.opts.sackRecovery {
+		e.sackSend(now, out) // RFC 6675 step C
+		return
+	}
 	t := &e.tcb
 	e.restartAfterIdle(now)
-	mss := e.smss()
 	for {
-		seq := e.rtxNxt
+		seq, mss := e.skipSACKed(e.rtxNxt, e.smss())
+		e.rtxNxt = seq
 		var room uint32
 		if edge := t.SndUna.Add(Size(t.SndWnd)); seq.LessThan(edge) {
 			room = uint32(seq.Size(edge))
@@ -120,6 +127,9 @@ func (e *Endpoint) trySend(now time.Duration, out *Output) {
 // timing; resending timed data stops it (Karn).
 func (e *Endpoint) sendDataAt(now time.Duration, seq Seq, maxLen uint32, out *Output) Size {
 	t := &e.tcb
+	if o, m := e.sackOptLen(), e.smss(); o > 0 && maxLen+o > m && m > o {
+		maxLen = m - o // SACK blocks ride on this segment (RFC 2018 §3)
+	}
 	dataEnd := e.sndBase.Add(Size(e.snd.len()))
 	var n uint32
 	if seq.LessThan(dataEnd) {
@@ -186,6 +196,7 @@ func (e *Endpoint) onRetransmitTimeout(now time.Duration, out *Output) {
 		e.sendSYN(now, out, t.State != SynSent, true)
 	} else {
 		e.ccOnTimeout(e.retries == 1)
+		e.sackOnTimeout()
 		n := e.sendDataAt(now, t.SndUna, e.smss(), out)
 		e.rtxNxt = t.SndUna.Add(n)
 	}

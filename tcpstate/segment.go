@@ -57,7 +57,34 @@ type Options struct {
 	SACKPermitted bool   // SACK-permitted option present (RFC 2018)
 	HasTimestamps bool   // timestamps option present (RFC 7323)
 	TSVal, TSEcr  uint32
-	Extra         []byte // raw extra options, encode only
+	// SACK holds the first NumSACK blocks of a SACK option (RFC 2018 §3);
+	// NumSACK 0 means absent. Encoded in order: the first block is the most
+	// recent.
+	SACK    [MaxSACKBlocks]SACKBlock
+	NumSACK uint8
+	Extra   []byte // raw extra options, encode only
+}
+
+// MaxSACKBlocks is the most SACK blocks the 40 octets of option space hold
+// (RFC 2018 §3: 4, or 3 beside the timestamps option).
+const MaxSACKBlocks = 4
+
+// SACKBlock is one block of a SACK option: the receiver holds the octets
+// [Left, Right) (RFC 2018 §3: Right is the sequence number just past the
+// block).
+type SACKBlock struct{ Left, Right Seq }
+
+// SACKBlocks returns the SACK blocks present, aliasing o.
+func (o *Options) SACKBlocks() []SACKBlock { return o.SACK[:min(int(o.NumSACK), MaxSACKBlocks)] }
+
+// AddSACK appends a block if there is room, reporting whether it was added.
+func (o *Options) AddSACK(b SACKBlock) bool {
+	if int(o.NumSACK) >= MaxSACKBlocks {
+		return false
+	}
+	o.SACK[o.NumSACK] = b
+	o.NumSACK++
+	return true
 }
 
 // Segment is one TCP segment as the engine sees it. Window is the raw 16-bit
@@ -115,6 +142,31 @@ func (s *Segment) AppendText(b []byte) []byte {
 	if s.Options.HasWScale {
 		b = append(b, " ws="...)
 		b = strconv.AppendUint(b, uint64(s.Options.WScale), 10)
+	}
+	return s.Options.appendSACKTS(b)
+}
+
+// appendSACKTS appends the SACK-permitted, SACK and timestamp options in
+// String's form: " sackok", " sack=L-R,L-R", " ts=VAL/ECR".
+func (o *Options) appendSACKTS(b []byte) []byte {
+	if o.SACKPermitted {
+		b = append(b, " sackok"...)
+	}
+	for i, k := range o.SACKBlocks() {
+		if i == 0 {
+			b = append(b, " sack="...)
+		} else {
+			b = append(b, ',')
+		}
+		b = strconv.AppendUint(b, uint64(k.Left), 10)
+		b = append(b, '-')
+		b = strconv.AppendUint(b, uint64(k.Right), 10)
+	}
+	if o.HasTimestamps {
+		b = append(b, " ts="...)
+		b = strconv.AppendUint(b, uint64(o.TSVal), 10)
+		b = append(b, '/')
+		b = strconv.AppendUint(b, uint64(o.TSEcr), 10)
 	}
 	return b
 }

@@ -436,7 +436,14 @@ var stateTable = map[State]map[string]outcome{
 
 // TestStateInputs drives every state with every kind of input and checks the
 // next state, the segments sent, the call's result and TCB invariants.
-func TestStateInputs(t *testing.T) {
+func TestStateInputs(t *testing.T) { runStateInputs(t, false) }
+
+// TestStateInputsWithSACKAndTimestamps runs the same table against a peer
+// that negotiated SACK and timestamps (every segment of the peer carries
+// TSval/TSecr): the options change no state, no segment and no result.
+func TestStateInputsWithSACKAndTimestamps(t *testing.T) { runStateInputs(t, true) }
+
+func runStateInputs(t *testing.T, negotiate bool) {
 	for _, st := range States() {
 		row, ok := stateTable[st]
 		if !ok {
@@ -453,8 +460,14 @@ func TestStateInputs(t *testing.T) {
 			}
 			t.Run(st.String()+"/"+in.name, func(t *testing.T) {
 				h := tcptest.New(t, testConfig())
+				if negotiate {
+					h.Negotiate()
+				}
 				h.Reach(st)
 				before := h.TCB()
+				if negotiate && st.Synchronized() && (!before.SACKOK || !before.TSOK) {
+					t.Fatalf("SACK %v, timestamps %v after a handshake that offered both", before.SACKOK, before.TSOK)
+				}
 				res := in.do(h)
 				wantSegs(t, h, splitSegs(want.segs)...)
 				h.WantState(want.next)

@@ -43,6 +43,20 @@ type TCB struct {
 	SRTT   time.Duration // smoothed RTT, 0 before the first sample
 	RTTVar time.Duration // RTT variation
 	RTO    time.Duration // current retransmission timeout (with backoff)
+
+	SACKOK bool // both SYNs carried SACK-permitted (RFC 2018)
+	TSOK   bool // both SYNs carried timestamps (RFC 7323)
+	// TSRecent is TS.Recent, the peer's TSval echoed in TSecr (RFC 7323 §4.3).
+	TSRecent uint32
+	// SACKed is how many octets above SND.UNA the peer has SACKed: the
+	// RFC 6675 scoreboard.
+	SACKed uint32
+	// InSACKRecovery is set during RFC 6675 loss recovery.
+	InSACKRecovery bool
+	// PAWSRejected counts segments refused by PAWS (RFC 7323 §5.3 R1).
+	PAWSRejected uint32
+	// TSRTTSamples counts the RTT samples taken from TSecr (RFC 7323 §4).
+	TSRTTSamples uint32
 }
 
 // String returns a one-line summary such as
@@ -71,5 +85,14 @@ func (t *TCB) AppendText(b []byte) []byte {
 	b = u(b, "rcv.wnd", uint64(t.RcvWnd))
 	b = u(b, "cwnd", uint64(t.Cwnd))
 	b = u(b, "ssthresh", uint64(t.Ssthresh))
+	if t.SACKed > 0 {
+		b = u(b, "sacked", uint64(t.SACKed))
+	}
+	if t.InSACKRecovery {
+		b = append(b, " sack-recovery"...)
+	}
+	if t.TSOK {
+		b = u(b, "ts.recent", uint64(t.TSRecent))
+	}
 	return b
 }

@@ -80,6 +80,7 @@ func (e *Endpoint) TimerDeadline(t Timer) (time.Duration, bool) {
 
 // HandleTimer fires every timer whose deadline is at or before now.
 func (e *Endpoint) HandleTimer(now time.Duration, out *Output) {
+	e.now = now
 	for t := range numTimers {
 		s := &e.timers[t]
 		if !s.armed || s.at > now {

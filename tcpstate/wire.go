@@ -31,6 +31,7 @@ const (
 	optMSS       = 2
 	optWScale    = 3
 	optSACKPerm  = 4
+	optSACK      = 5
 	optTimestamp = 8
 )
 
@@ -48,6 +49,9 @@ func (o *Options) optionsLen() int {
 	}
 	if o.HasTimestamps {
 		n += 12 // NOP,NOP + kind,len,val,ecr
+	}
+	if k := len(o.SACKBlocks()); k > 0 {
+		n += 4 + 8*k // NOP,NOP + kind,len + blocks
 	}
 	n += len(o.Extra)
 	return (n + 3) &^ 3
@@ -92,6 +96,13 @@ func (s *Segment) AppendWire(b []byte, src, dst [4]byte) ([]byte, error) {
 		b = append(b, optNOP, optNOP, optTimestamp, 10)
 		b = binary.BigEndian.AppendUint32(b, o.TSVal)
 		b = binary.BigEndian.AppendUint32(b, o.TSEcr)
+	}
+	if blocks := o.SACKBlocks(); len(blocks) > 0 {
+		b = append(b, optNOP, optNOP, optSACK, byte(2+8*len(blocks)))
+		for _, k := range blocks {
+			b = binary.BigEndian.AppendUint32(b, uint32(k.Left))
+			b = binary.BigEndian.AppendUint32(b, uint32(k.Right))
+		}
 	}
 	b = append(b, o.Extra...)
 	for len(b)-start < hl {
@@ -210,6 +221,9 @@ func (o *Options) decode(b []byte) error {
 		if want >= 0 && len(body) != want {
 			return fmt.Errorf("%w: kind %d length %d", ErrBadOption, kind, l)
 		}
+		if kind == optSACK && (len(body) == 0 || len(body)%8 != 0 || len(body) > 8*MaxSACKBlocks) {
+			return fmt.Errorf("%w: SACK length %d (2 + 8n, n 1..4)", ErrBadOption, l)
+		}
 		switch kind {
 		case optMSS:
 			o.MSS = binary.BigEndian.Uint16(body)
@@ -221,6 +235,11 @@ func (o *Options) decode(b []byte) error {
 			o.HasTimestamps = true
 			o.TSVal = binary.BigEndian.Uint32(body)
 			o.TSEcr = binary.BigEndian.Uint32(body[4:])
+		case optSACK:
+			o.NumSACK = 0
+			for ; len(body) >= 8; body = body[8:] {
+				o.AddSACK(SACKBlock{Seq(binary.BigEndian.Uint32(body)), Seq(binary.BigEndian.Uint32(body[4:]))})
+			}
 		}
 		b = b[l:]
 	}

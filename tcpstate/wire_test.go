@@ -20,6 +20,12 @@ var wireSegments = []Segment{
 	{SrcPort: 65535, DstPort: 0, Seq: 7, Ack: 9, Flags: FIN | ACK | URG, Urgent: 3, Payload: []byte{1}},
 	{SrcPort: 5, DstPort: 6, Flags: RST, Options: Options{MSS: 536}},
 	{SrcPort: 5, DstPort: 6, Flags: ACK, Options: Options{Extra: []byte{30, 4, 1, 2}}}, // unknown kind 30
+	// SACK blocks: three beside timestamps, four alone (RFC 2018 §3).
+	{SrcPort: 80, DstPort: 4000, Seq: 5, Ack: 1001, Flags: ACK, Window: 500,
+		Options: Options{HasTimestamps: true, TSVal: 9, TSEcr: 8, NumSACK: 3,
+			SACK: [MaxSACKBlocks]SACKBlock{{3001, 4001}, {1501, 2001}, {0xfffffff0, 10}}}},
+	{SrcPort: 80, DstPort: 4000, Seq: 5, Ack: 1001, Flags: ACK, Window: 500,
+		Options: Options{NumSACK: 4, SACK: [MaxSACKBlocks]SACKBlock{{1, 2}, {3, 4}, {5, 6}, {7, 8}}}},
 }
 
 func TestWireRoundTrip(t *testing.T) {
@@ -111,6 +117,8 @@ func TestDecodeRejectsMalformed(t *testing.T) {
 		{"option length past header", mut(func(b []byte) { b[21] = 9 }), ErrBadOption},
 		{"MSS with wrong length", mut(func(b []byte) { b[21] = 3 }), ErrBadOption},
 		{"kind without length byte", mut(func(b []byte) { b[20], b[21], b[22], b[23] = 1, 1, 1, 2 }), ErrBadOption},
+		{"SACK without a block", mut(func(b []byte) { b[20], b[21], b[22], b[23] = 5, 2, 1, 1 }), ErrBadOption},
+		{"SACK with half a block", mut(func(b []byte) { b[20], b[21], b[22], b[23] = 5, 4, 0, 0 }), ErrBadOption},
 		{"empty", nil, ErrTruncated},
 	}
 	for _, tt := range tests {
@@ -203,5 +211,6 @@ func FuzzDecode(f *testing.F) {
 func sameOptions(a, b Options) bool {
 	return a.MSS == b.MSS && a.HasWScale == b.HasWScale && a.WScale == b.WScale &&
 		a.SACKPermitted == b.SACKPermitted && a.HasTimestamps == b.HasTimestamps &&
-		a.TSVal == b.TSVal && a.TSEcr == b.TSEcr && bytes.Equal(a.Extra, b.Extra)
+		a.TSVal == b.TSVal && a.TSEcr == b.TSEcr && a.NumSACK == b.NumSACK && a.SACK == b.SACK &&
+		bytes.Equal(a.Extra, b.Extra)
 }

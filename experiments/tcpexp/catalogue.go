@@ -49,6 +49,17 @@ func Experiments() []lab.Experiment {
 			Run: runRetransmit,
 		},
 		{
+			Name:    "tcp/sack",
+			Summary: "SACK (RFC 2018) both ways with the kernel: SACK blocks on the wire, the lab's RFC 6675 recovery, bytes resent with SACK and without (NewReno)",
+			Shows: "A ten-segment burst loses its 7th and 9th segments on the lab's link, in each direction, with SACK " +
+				"negotiated and without. The receiver's duplicate ACKs carry SACK blocks (the kernel's to the lab, the lab's to " +
+				"the kernel); two are too few for fast retransmit, so the lab's retransmission timer fires and its go-back-N skips " +
+				"what the kernel SACKed — two segments resent, where NewReno resends the 10th as well; the kernel resends no " +
+				"octet the lab had SACKed. When the 3rd and 5th are lost, the lab's RFC 6675 recovery resends both holes in " +
+				"one round trip, NewReno the second only after the partial ACK. Every transfer is compared byte for byte.",
+			Run: runSACK,
+		},
+		{
 			Name:    "tcp/simultaneous",
 			Summary: "simultaneous open (SYN-SENT → SYN-RECEIVED) and simultaneous close (CLOSING) with a kernel socket",
 			Shows: "Both SYNs cross: the lab's SYN is held on the link until the kernel's connect() SYN has arrived, so the " +
@@ -73,6 +84,16 @@ func Experiments() []lab.Experiment {
 				"(SyncookiesFailed); without timestamps the kernel forgets window scale and SACK and rounds the MSS down, with " +
 				"them TSval's low bits carry both.",
 			Run: runSynCookies,
+		},
+		{
+			Name:    "tcp/timestamps",
+			Summary: "timestamps (RFC 7323) with the kernel: TSval/TSecr both ways, the lab's RTT samples from TSecr, an old duplicate refused by PAWS on each side",
+			Shows: "The lab and the kernel negotiate timestamps and every segment carries TSval/TSecr, each side echoing the " +
+				"other's; the lab takes an RTT sample from the TSecr of each ACK of its data (RFC 6298). Then an old duplicate " +
+				"each way — at the receiver's next expected sequence number, with a TSval older than its TS.Recent — is refused " +
+				"by PAWS: the kernel answers with a duplicate ACK and counts it (TcpExt PAWSEstab), the lab answers with an ACK " +
+				"and counts it; neither reads its bytes.",
+			Run: runTimestamps,
 		},
 		{
 			Name:    "tcp/transfer",

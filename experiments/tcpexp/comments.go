@@ -241,6 +241,18 @@ func relTCB(t tcpstate.TCB, st tcpstate.State, labBase, peerBase seqBase) string
 	field("rcv.wnd", u(t.RcvWnd))
 	field("cwnd", u(t.Cwnd))
 	field("ssthresh", u(t.Ssthresh))
+	if t.SACKed > 0 {
+		field("sacked", u(t.SACKed)) // the RFC 6675 scoreboard
+	}
+	if t.InSACKRecovery {
+		b = append(b, " in-SACK-recovery"...)
+	}
+	if t.TSOK {
+		field("ts.recent", u(t.TSRecent))
+	}
+	if t.PAWSRejected > 0 {
+		field("paws.rejected", u(t.PAWSRejected))
+	}
 	return string(b)
 }
 

@@ -22,6 +22,10 @@
 //	cookie.go         what a Linux SYN cookie shows from outside: the MSS table and
 //	                  index, the index difference of two cookies, TSval's option bits
 //	netstat.go        /proc/net/netstat: the TcpExt counters of the lab's namespace
+//	offload.go        TSO and GSO off on the namespace's lo (tcp/sack counts segments)
+//	spoof.go          sendAs: a segment on loopback as if the kernel had sent it
+//	                  (tcp/timestamps' old duplicate to the lab)
+//	optlabel.go       SACK blocks (and, for a ladder that asks, timestamps) in labels
 //	summary.go        the tcp/* summary: which experiment reached which of the 11 states
 //	bench.go          Bench: lab→kernel, kernel→lab and kernel→kernel bulk transfer
 //

@@ -23,7 +23,7 @@ func runRetransmit(env *lab.Env) error {
 	if err != nil {
 		return err
 	}
-	x := &retransmits{labRun: r, kp: kp}
+	x := &retransmits{labRun: r, kp: kp, cfg: cfg}
 	// The RTO connection alone runs with a 50 ms MinRTO, so the backoff
 	// shows in well under a second; the others keep the 200 ms of every
 	// experiment, so that nothing but the intended loss is retransmitted.
@@ -55,7 +55,8 @@ func runRetransmit(env *lab.Env) error {
 // retransmits is tcp/retransmit's lab and kernel listener.
 type retransmits struct {
 	*labRun
-	kp *kernelPeer
+	kp  *kernelPeer
+	cfg tcpstate.Config
 }
 
 func (x *retransmits) dial(label string, opts *rawtcp.ConnOptions) (*rawtcp.Conn, net.Conn, error) {
@@ -199,7 +200,12 @@ func (x *retransmits) withheldACK() (*rawtcp.Conn, error) {
 // engine retransmit it before its RTO.
 func (x *retransmits) fastRetransmit() (*rawtcp.Conn, error) {
 	parked := false
-	fr, k, err := x.dial("fast retransmit", &rawtcp.ConnOptions{SendHook: func(s *tcpstate.Segment, t *tcpstate.TCB) rawtcp.Verdict {
+	// NewReno's rule, three duplicate ACKs: without SACK, since RFC 6675
+	// may start recovery at the first duplicate that SACKs enough data
+	// (tcp/sack shows that).
+	noSACK := x.cfg
+	noSACK.DisableSACK = true
+	fr, k, err := x.dial("fast retransmit", &rawtcp.ConnOptions{Config: &noSACK, SendHook: func(s *tcpstate.Segment, t *tcpstate.TCB) rawtcp.Verdict {
 		if !parked && len(s.Payload) > 0 {
 			parked = true
 			return rawtcp.Park

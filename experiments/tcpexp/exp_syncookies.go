@@ -37,6 +37,10 @@ const cookieDialTimeout = 5 * time.Second
 
 func runSynCookies(env *lab.Env) error {
 	cfg := labConfig(env)
+	// The connections' hooks choose SACK-permitted and timestamps per
+	// connection and write them on the wire themselves; the engine's own
+	// (on by default) stay off so that what each SYN offers is the hook's.
+	cfg.DisableSACK, cfg.DisableTimestamps = true, true
 	r, err := newLabRun(env, cfg)
 	if err != nil {
 		return err
@@ -143,7 +147,7 @@ type cookieConn struct {
 }
 
 // cookieHook is a connection's send and receive hooks: SACK-permitted and
-// timestamps on the SYN (options the engine does not send), timestamps on
+// timestamps on the SYN (the engine's own are off here), timestamps on
 // every segment when on, and either the final ACK held until Release (a
 // handshake to complete) or every segment after the SYN withheld (a SYN
 // never completed).

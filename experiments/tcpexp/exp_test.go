@@ -47,6 +47,13 @@ func TestExperiments(t *testing.T) {
 var intendedFlags = map[string][]string{
 	"retransmit": {"retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack", "out_of_order", "lost_segment", "ack_lost_segment"},
 	"window":     {"zero_window", "zero_window_probe", "zero_window_probe_ack", "window_full"},
+	// tcp/sack loses segments of bursts both ways: duplicate ACKs and
+	// retransmissions, the NewReno legs' resending data the receiver held.
+	// tcp/timestamps sends an old duplicate each way: the receiver's
+	// duplicate ACK, and the replayed kernel segment is a retransmission of
+	// bytes at a sequence number the kernel then sends again.
+	"timestamps": {"retransmission", "spurious_retransmission", "duplicate_ack", "out_of_order", "lost_segment", "ack_lost_segment"},
+	"sack":       {"retransmission", "fast_retransmission", "spurious_retransmission", "duplicate_ack", "out_of_order", "lost_segment", "ack_lost_segment"},
 	// tcp/syn-cookies waits for the request sockets to retransmit their
 	// SYN-ACKs, sends new SYNs from one port (each draws a cookie of its
 	// own) and an ACK one past the cookie.

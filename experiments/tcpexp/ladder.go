@@ -145,6 +145,7 @@ func (lr *ladderRows) addRecord(rec *rawtcp.Record, captured bool) {
 		sb, ab = lr.pb, lr.lb
 	}
 	label := wireLabel(uint8(rec.Seg.Flags), uint32(rec.Seg.Seq), uint32(rec.Seg.Ack), rec.Seg.Len, rec.Seg.Window, sb, ab)
+	label += optionsLabel(&rec.Seg, ab, lr.r.labelTS)
 	row := lab.Rung{ToRight: rec.Sent, RightState: lr.kstate}
 	switch {
 	case !captured && !onWire(rec):

@@ -38,12 +38,14 @@ func expConfig() tcpstate.Config {
 	}
 }
 
-// labConfig is expConfig with the lab's initial sequence numbers drawn
-// from the run's seeded stream, so --seed repeats them (the library's
-// default stays crypto/rand).
+// labConfig is expConfig with the lab's initial sequence numbers and
+// timestamp offsets drawn from the run's seeded streams, so --seed
+// repeats them (the library's default stays crypto/rand).
 func labConfig(env *lab.Env) tcpstate.Config {
 	c := expConfig()
 	c.ISS = seededISS(env.Stream("iss"))
+	ts := seededISS(env.Stream("ts-offset"))
+	c.TSOffset = func() uint32 { return uint32(ts()) }
 	return c
 }
 
@@ -101,6 +103,9 @@ type labRun struct {
 	// kernelHow, with kernelViews, says on each connection's first packet
 	// how its kernel states were found, in place of inferKernel's account.
 	kernelHow string
+	// labelTS puts every segment's timestamps in the ladders' labels (SACK
+	// blocks are always shown).
+	labelTS bool
 }
 
 // newLabRun opens the lab's stack with engine configuration cfg and

@@ -28,9 +28,10 @@ const (
 //
 // A send hook may also rewrite seg's Options before it goes out (or is
 // held): the segment sent and recorded is the rewritten one. This is how
-// an experiment offers options the engine does not implement, such as
-// SACK-permitted or timestamps on the lab's SYN, without the engine
-// acting on them.
+// an experiment chooses the options on the wire itself, such as
+// SACK-permitted or timestamps on the lab's SYN; with the engine's own
+// turned off in its Config (DisableSACK, DisableTimestamps), the engine
+// does not act on them.
 type Hook func(seg *tcpstate.Segment, tcb *tcpstate.TCB) Verdict
 
 // Faults is a connection's fault injection, apart from its I/O: the lab's

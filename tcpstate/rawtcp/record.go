@@ -20,11 +20,26 @@ type RecSeg struct {
 	MSS       uint16
 	WScale    uint8
 	HasWScale bool
+	// SACKPermitted, the SACK blocks (the first NumSACK of SACK) and the
+	// timestamps (HasTS, TSVal, TSEcr) are the segment's RFC 2018 and
+	// RFC 7323 options.
+	SACKPermitted bool
+	NumSACK       uint8
+	SACK          [tcpstate.MaxSACKBlocks]tcpstate.SACKBlock
+	HasTS         bool
+	TSVal, TSEcr  uint32
+}
+
+// SACKBlocks returns the segment's SACK blocks.
+func (s *RecSeg) SACKBlocks() []tcpstate.SACKBlock {
+	return s.SACK[:min(int(s.NumSACK), tcpstate.MaxSACKBlocks)]
 }
 
 func recSeg(s *tcpstate.Segment) RecSeg {
+	o := &s.Options
 	return RecSeg{SrcPort: s.SrcPort, DstPort: s.DstPort, Seq: s.Seq, Ack: s.Ack, Flags: s.Flags, Window: s.Window, Len: len(s.Payload),
-		MSS: s.Options.MSS, WScale: s.Options.WScale, HasWScale: s.Options.HasWScale}
+		MSS: o.MSS, WScale: o.WScale, HasWScale: o.HasWScale,
+		SACKPermitted: o.SACKPermitted, NumSACK: o.NumSACK, SACK: o.SACK, HasTS: o.HasTimestamps, TSVal: o.TSVal, TSEcr: o.TSEcr}
 }
 
 // Record is one segment the stack sent or received, with the lab's state:

@@ -16,7 +16,11 @@
 // port [LocalPort] with ISS [LocalISS] (unless Config.ISS says otherwise),
 // the peer is port [PeerPort] with ISS [PeerISS], advertising [PeerWindow].
 // The clock starts at one second and moves only when the test says so
-// ([Peer.Advance], [Peer.Fire]).
+// ([Peer.Advance], [Peer.Fire]); the endpoint's timestamp clock reads it in
+// milliseconds (TSval 1000 at the start, [LocalTSOffset]). The peer offers
+// no options but MSS unless [Peer.Negotiate] makes it offer SACK-permitted
+// and timestamps and stamp its segments ([SACKOK], [TS] and [SACK] set or
+// check them one segment at a time).
 //
 // Every state change the endpoint reports is checked against
 // [tcpstate.Allowed]; a change that is not a row of the state table fails

@@ -31,7 +31,7 @@ func Example() {
 	// Output:
 	//      time  endpoint                                  peer
 	//   +0.000s  CLOSED → SYN-SENT (active OPEN)           [user OPEN (active)]
-	//   +0.000s  SYN-SENT                              -->  SYN seq=100 win=65535 len=0 mss=1460 ws=3
+	//   +0.000s  SYN-SENT                              -->  SYN seq=100 win=65535 len=0 mss=1460 ws=3 sackok ts=1000/0
 	//   +0.000s  SYN-SENT → ESTABLISHED (rcv SYN,ACK)  <--  SYN|ACK seq=300 ack=101 win=64000 len=0 mss=1460
 	//   +0.000s  ESTABLISHED                           -->  ACK seq=101 ack=301 win=65535 len=0
 	//   +0.000s  ESTABLISHED → CLOSE-WAIT (rcv FIN)    <--  FIN|ACK seq=301 ack=101 win=64000 len=3

@@ -19,7 +19,7 @@ type spec struct {
 	set fields
 }
 
-type fields uint8
+type fields uint16
 
 const (
 	setPayload fields = 1 << iota
@@ -28,6 +28,9 @@ const (
 	setMSS
 	setWScale
 	setPorts
+	setSACKOK
+	setTS
+	setSACK
 )
 
 // Text is the segment's payload.
@@ -52,6 +55,31 @@ func MSS(m uint16) Opt { return func(s *spec) { s.seg.Options.MSS, s.set = m, s.
 func WScale(shift uint8) Opt {
 	return func(s *spec) {
 		s.seg.Options.HasWScale, s.seg.Options.WScale, s.set = true, shift, s.set|setWScale
+	}
+}
+
+// SACKOK is the SACK-permitted option (RFC 2018).
+func SACKOK() Opt {
+	return func(s *spec) { s.seg.Options.SACKPermitted, s.set = true, s.set|setSACKOK }
+}
+
+// TS is the timestamps option (RFC 7323) with TSval val and TSecr ecr.
+func TS(val, ecr uint32) Opt {
+	return func(s *spec) {
+		o := &s.seg.Options
+		o.HasTimestamps, o.TSVal, o.TSEcr, s.set = true, val, ecr, s.set|setTS
+	}
+}
+
+// SACK is a SACK option with the blocks given as left, right pairs, the
+// first block first. A Want with SACK() and no pairs checks that the
+// segment carries no SACK option.
+func SACK(edges ...tcpstate.Seq) Opt {
+	return func(s *spec) {
+		s.set |= setSACK
+		for i := 0; i+1 < len(edges); i += 2 {
+			s.seg.Options.AddSACK(tcpstate.SACKBlock{Left: edges[i], Right: edges[i+1]})
+		}
 	}
 }
 
@@ -91,6 +119,24 @@ func (s spec) String() string {
 	if s.set&setWScale != 0 {
 		fmt.Fprintf(&b, " ws=%d", s.seg.Options.WScale)
 	}
+	if s.set&setSACKOK != 0 {
+		b.WriteString(" sackok")
+	}
+	if s.set&setSACK != 0 {
+		b.WriteString(" sack=")
+		for i, k := range s.seg.Options.SACKBlocks() {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "%d-%d", k.Left, k.Right)
+		}
+		if s.seg.Options.NumSACK == 0 {
+			b.WriteString("none")
+		}
+	}
+	if s.set&setTS != 0 {
+		fmt.Fprintf(&b, " ts=%d/%d", s.seg.Options.TSVal, s.seg.Options.TSEcr)
+	}
 	if s.set&setPorts != 0 {
 		fmt.Fprintf(&b, " ports %d->%d", s.seg.SrcPort, s.seg.DstPort)
 	}
@@ -121,10 +167,28 @@ func (s spec) diff(got *tcpstate.Segment) string {
 		return "MSS option"
 	case s.set&setWScale != 0 && (!got.Options.HasWScale || got.Options.WScale != w.Options.WScale):
 		return "window scale option"
+	case s.set&setSACKOK != 0 && !got.Options.SACKPermitted:
+		return "SACK-permitted option"
+	case s.set&setTS != 0 && (!got.Options.HasTimestamps || got.Options.TSVal != w.Options.TSVal || got.Options.TSEcr != w.Options.TSEcr):
+		return "timestamps option"
+	case s.set&setSACK != 0 && !sameSACK(got.Options.SACKBlocks(), w.Options.SACKBlocks()):
+		return "SACK blocks"
 	case got.SrcPort != src || got.DstPort != dst:
 		return fmt.Sprintf("ports %d->%d", got.SrcPort, got.DstPort)
 	}
 	return ""
+}
+
+func sameSACK(a, b []tcpstate.SACKBlock) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // exactDiff names the first field in which got differs from want, or "".
@@ -145,7 +209,7 @@ func exactDiff(want, got *tcpstate.Segment) string {
 		return fmt.Sprintf("urgent pointer %d", got.Urgent)
 	case gotO.MSS != wo.MSS || gotO.HasWScale != wo.HasWScale || gotO.WScale != wo.WScale ||
 		gotO.SACKPermitted != wo.SACKPermitted || gotO.HasTimestamps != wo.HasTimestamps ||
-		gotO.TSVal != wo.TSVal || gotO.TSEcr != wo.TSEcr || !bytes.Equal(gotO.Extra, wo.Extra):
+		gotO.TSVal != wo.TSVal || gotO.TSEcr != wo.TSEcr || !sameSACK(gotO.SACKBlocks(), wo.SACKBlocks()) || !bytes.Equal(gotO.Extra, wo.Extra):
 		return fmt.Sprintf("options %+v", gotO)
 	case !bytes.Equal(got.Payload, want.Payload):
 		return fmt.Sprintf("payload %q", got.Payload)

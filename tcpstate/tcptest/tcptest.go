@@ -18,6 +18,12 @@ const (
 	LocalISS   tcpstate.Seq = 100   // the endpoint's ISS, unless Config.ISS is set
 	PeerISS    tcpstate.Seq = 300   // the peer's ISS in Reach's handshakes
 	PeerWindow uint16       = 64000 // the window field of the peer's segments, unless Win says otherwise
+	// LocalTSOffset is the endpoint's timestamp offset unless
+	// Config.TSOffset is set: its TSval is the script's time in ms (the
+	// script starts at 1 s, TSval 1000).
+	LocalTSOffset uint32 = 0
+	// PeerTSOffset is added to the peer's TSval (see Negotiate).
+	PeerTSOffset uint32 = 50000
 )
 
 // TB is what a Peer needs of its test: *testing.T and *testing.B satisfy
@@ -38,16 +44,22 @@ type Peer struct {
 	now     time.Duration
 	out     tcpstate.Output
 	pending []tcpstate.Segment // emitted, not yet checked
+	options bool               // Negotiate: SACK-permitted and timestamps on
+	lastTS  uint32             // the endpoint's last TSval, echoed by Send
 	events  []tcpstate.Event
 	seen    int // events already returned by NewEvents
 	ladder  []rung
 }
 
 // New returns a peer for a new CLOSED endpoint with configuration cfg,
-// whose ISS is LocalISS unless cfg.ISS is set.
+// whose ISS is LocalISS unless cfg.ISS is set, and whose timestamp clock
+// starts at LocalTSOffset unless cfg.TSOffset is set.
 func New(t TB, cfg tcpstate.Config) *Peer {
 	if cfg.ISS == nil {
 		cfg.ISS = func() tcpstate.Seq { return LocalISS }
+	}
+	if cfg.TSOffset == nil {
+		cfg.TSOffset = func() uint32 { return LocalTSOffset }
 	}
 	mss := uint16(1460)
 	if cfg.MSS > 0 && cfg.MSS < 65536 {
@@ -113,8 +125,37 @@ func (p *Peer) Send(flags tcpstate.Flags, seq, ack tcpstate.Seq, opts ...Opt) {
 	if s.set&setLen != 0 && s.set&setPayload == 0 {
 		s.seg.Payload = make([]byte, s.n)
 	}
+	if p.options {
+		o := &s.seg.Options
+		if flags&tcpstate.SYN != 0 {
+			o.SACKPermitted = true
+		}
+		if s.set&setTS == 0 && flags&tcpstate.RST == 0 {
+			o.HasTimestamps, o.TSVal, o.TSEcr = true, p.PeerTSVal(), p.lastTS
+			if flags&tcpstate.ACK == 0 {
+				o.TSEcr = 0
+			}
+		}
+	}
 	p.SendSegment(s.seg)
 }
+
+// Negotiate makes the peer offer SACK-permitted and timestamps in every
+// SYN it sends (Reach's handshakes included) and put the timestamps option
+// on every other segment but a RST: TSval PeerTSVal, TSecr the endpoint's
+// last TSval. A TS option given to Send replaces it. It returns p.
+func (p *Peer) Negotiate() *Peer {
+	p.options = true
+	return p
+}
+
+// EndpointTSVal is the endpoint's last TSval (0 before any), what the
+// peer echoes in TSecr.
+func (p *Peer) EndpointTSVal() uint32 { return p.lastTS }
+
+// PeerTSVal is the TSval the peer sends now: the script's time in ms plus
+// PeerTSOffset.
+func (p *Peer) PeerTSVal() uint32 { return uint32(p.now/time.Millisecond) + PeerTSOffset }
 
 // SendSegment delivers seg as it is, from the peer; zero ports are the
 // peer's and the endpoint's.
@@ -443,6 +484,9 @@ func (p *Peer) record(r rung) {
 	p.ladder = append(p.ladder, r)
 	for _, s := range p.out.Segments {
 		s.Payload = bytes.Clone(s.Payload)
+		if s.Options.HasTimestamps {
+			p.lastTS = s.Options.TSVal
+		}
 		p.pending = append(p.pending, s)
 		p.ladder = append(p.ladder, rung{at: p.now, dir: "-->", text: s.String(), before: r.after, after: r.after})
 	}
