@@ -27,6 +27,7 @@ type Endpoint struct {
 	rcv     ring // in-order data not yet read; out-of-order data beyond it
 	reasm   reassembler
 	scratch Output // used when a call passes a nil *Output
+	noDelay bool   // Nagle off (Config.NoDelay, SetNoDelay)
 	conn
 }
 
@@ -61,6 +62,13 @@ type conn struct {
 	hasRTT           bool // an RTT sample was taken (SRTT may be 0)
 	persistBackoff   int
 
+	held HoldReason // why queued data waits although the window has room (sendpolicy.go)
+
+	ackPending  bool   // an ACK is delayed (delack.go)
+	ackedRcvNxt Seq    // RCV.NXT as our last ACK carried it
+	quickLeft   int    // data segments still to ACK at once (quick-ACK mode)
+	rcvMSS      uint32 // largest segment received, for "every second full-sized segment"
+
 	chStarted bool // challenge ACK rate limit window
 	chStart   time.Duration
 	chCount   int
@@ -77,6 +85,7 @@ func NewEndpoint(cfg Config) *Endpoint {
 		rcv:   newRing(cfg.RecvBufferSize),
 		reasm: newReassembler(cfg.MaxOutOfOrder),
 	}
+	e.noDelay = cfg.NoDelay
 	if !cfg.DisableWindowScale {
 		for cfg.RecvBufferSize>>e.wsShift > 65535 && e.wsShift < 14 {
 			e.wsShift++
@@ -92,6 +101,7 @@ func (e *Endpoint) State() State { return e.tcb.State }
 // TCB returns a copy of the transmission control block.
 func (e *Endpoint) TCB() TCB {
 	e.tcb.RcvWnd = uint32(e.rcv.free())
+	e.tcb.ACKDelayed, e.tcb.Held = e.ackPending, e.held
 	return e.tcb
 }
 
@@ -387,6 +397,7 @@ func (e *Endpoint) acceptSYN(seg *Segment) {
 	t.SndWL1, t.SndWL2 = seg.Seq, t.ISS
 	e.maxSndWnd = t.SndWnd
 	e.advRight = t.RcvNxt
+	e.startDelayedACK()
 }
 
 func (e *Endpoint) segSynSent(now time.Duration, seg *Segment, out *Output) {
@@ -487,7 +498,7 @@ func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 		return
 	}
 	if len(a.payload) > 0 || a.flags&FIN != 0 {
-		e.receiveSegmentText(&a, out) // seventh: text
+		e.receiveSegmentText(now, &a, out) // seventh: text
 	}
 	if e.rcvFinPending {
 		e.receiveFIN(now, &a, out) // eighth: FIN
@@ -616,11 +627,16 @@ func (e *Endpoint) handleACK(now time.Duration, a *arrival, out *Output) bool {
 
 // receiveSegmentText is the seventh step, for a segment with text or FIN:
 // the text (and the FIN's place) is taken in the states that accept data,
-// and acknowledged.
-func (e *Endpoint) receiveSegmentText(a *arrival, out *Output) {
+// and acknowledged, at once or after a delay (delack.go).
+func (e *Endpoint) receiveSegmentText(now time.Duration, a *arrival, out *Output) {
 	if e.tcb.State.AcceptsData() {
-		a.forceACK = true
+		nxt := e.tcb.RcvNxt
 		e.receiveText(a.seq, a.payload, a.flags&FIN != 0, out)
+		if e.ackNow(a, nxt) {
+			a.forceACK = true
+		} else {
+			e.delayACK(now, out)
+		}
 	}
 }
 

@@ -43,6 +43,9 @@ type TCB struct {
 	SRTT   time.Duration // smoothed RTT, 0 before the first sample
 	RTTVar time.Duration // RTT variation
 	RTO    time.Duration // current retransmission timeout (with backoff)
+
+	ACKDelayed bool       // the ACK of received data is being delayed (delack.go)
+	Held       HoldReason // queued data waits for Nagle or SWS avoidance (sendpolicy.go)
 }
 
 // String returns a one-line summary such as
@@ -71,5 +74,12 @@ func (t *TCB) AppendText(b []byte) []byte {
 	b = u(b, "rcv.wnd", uint64(t.RcvWnd))
 	b = u(b, "cwnd", uint64(t.Cwnd))
 	b = u(b, "ssthresh", uint64(t.Ssthresh))
+	if t.ACKDelayed {
+		b = append(b, " ack-delayed"...)
+	}
+	if t.Held != HoldNone {
+		b = append(b, " held="...)
+		b = append(b, t.Held.String()...)
+	}
 	return b
 }

@@ -15,11 +15,17 @@ const (
 	TimerPersist
 	// TimerTimeWait ends TIME-WAIT after 2×MSL.
 	TimerTimeWait
+	// TimerDelayedACK sends an ACK that was held back for data to ride on
+	// (delack.go).
+	TimerDelayedACK
+	// TimerSWSOverride sends data held back by sender SWS avoidance when
+	// nothing is in flight to bring an ACK (sendpolicy.go).
+	TimerSWSOverride
 
-	numTimers = int(TimerTimeWait) + 1
+	numTimers = int(TimerSWSOverride) + 1
 )
 
-var timerNames = [numTimers]string{"retransmit", "persist", "time-wait"}
+var timerNames = [numTimers]string{"retransmit", "persist", "time-wait", "delayed-ack", "sws-override"}
 
 func (t Timer) String() string {
 	if int(t) < numTimers {
@@ -92,6 +98,10 @@ func (e *Endpoint) HandleTimer(now time.Duration, out *Output) {
 			e.onRetransmitTimeout(now, out)
 		case TimerPersist:
 			e.onPersistTimeout(now, out)
+		case TimerDelayedACK:
+			e.onDelayedACKTimeout(out)
+		case TimerSWSOverride:
+			e.onSWSOverride(now, out)
 		}
 	}
 }
@@ -106,8 +116,10 @@ func (e *Endpoint) rearmTimers(now time.Duration, out *Output, restart bool) {
 	case Closed, Listen, TimeWait:
 		e.cancelTimer(out, TimerRetransmit)
 		e.cancelTimer(out, TimerPersist)
+		e.cancelTimer(out, TimerSWSOverride)
 		return
 	}
+	e.rearmSWSOverride(now, out)
 	outstanding := t.SndNxt != t.SndUna
 	synAcked := t.SndUna != t.ISS
 	if synAcked && t.SndWnd == 0 && (outstanding || e.unsent()) {
