@@ -7,7 +7,9 @@ import "time"
 // for data or a window update to ride on. It is sent at once
 //
 //   - for every second full-sized segment: when more than one receive MSS
-//     (the largest segment seen) has arrived since the last ACK we sent,
+//     has arrived since the last ACK we sent (the receive MSS starts at
+//     min(536, Config.MSS) and grows to the largest segment seen, up to
+//     Config.MSS, as Linux's rcv_mss estimate does),
 //   - during quick-ACK mode: the first Config.QuickACKs data segments of a
 //     connection (Linux's quickack mode, so slow start is not slowed),
 //   - for a segment out of order, one that fills all or part of a gap, one
@@ -72,4 +74,5 @@ func (e *Endpoint) onDelayedACKTimeout(out *Output) {
 func (e *Endpoint) startDelayedACK() {
 	e.quickLeft = e.cfg.QuickACKs
 	e.ackedRcvNxt = e.tcb.RcvNxt
+	e.rcvMSS = uint32(min(536, e.cfg.MSS))
 }
