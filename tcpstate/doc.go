@@ -37,7 +37,14 @@
 //	congestion.go  NewReno (RFC 5681, RFC 6582)
 //	reassembly.go  out-of-order data
 //	buffer.go      the send and receive rings
-//	timers.go      retransmission, persist and TIME-WAIT timers
+//	sendpolicy.go  when new data may leave: Nagle (RFC 896, NoDelay like
+//	               TCP_NODELAY) and sender SWS avoidance with its override
+//	               timer (RFC 9293 §3.8.6.2.1, MUST-38)
+//	delack.go      delayed ACK (RFC 9293 §3.8.6.3, RFC 1122 §4.2.3.2: at most
+//	               500 ms, every second full-sized segment, quick ACKs at the
+//	               start and for out-of-order data as RFC 5681 §4.2 asks)
+//	timers.go      retransmission, persist, TIME-WAIT, delayed-ACK and
+//	               SWS-override timers
 //	segment.go     the Segment struct and control bits
 //	wire.go        header encode/decode and checksum (§3.1)
 //	output.go      Output and Event
@@ -55,8 +62,9 @@
 // table, so the diagram, the tests and the engine share one source of truth.
 // tcptest checks every reported change against the same table ([Allowed]).
 //
-// Simplifications, documented where they apply: every segment is ACKed at
-// once (no delayed ACK), no Nagle, no SACK or timestamps in the engine (the
-// wire codec parses them), data on a SYN is not accepted, and a LISTEN
-// endpoint serves one connection (SEND in LISTEN is not supported).
+// Simplifications, documented where they apply: no SACK or timestamps in
+// the engine (the wire codec parses them), data on a SYN is not accepted,
+// and a LISTEN endpoint serves one connection (SEND in LISTEN is not
+// supported). Delayed ACK and Nagle are on by default, as on a Linux
+// socket; Config.DisableDelayedACK and Config.NoDelay turn them off.
 package tcpstate
