@@ -97,7 +97,7 @@ func Summaries() []lab.Summary {
 	return []lab.Summary{{
 		Group: "tcp",
 		Shows: "Across the tcp experiments the lab's engine, talking to the kernel's TCP, goes through all 11 states of RFC 9293; the tables say which experiment reached which state and exercised which TCP feature.",
-		Build: statesAcrossCatalogue,
+		Build: tcpAcrossCatalogue,
 	}}
 }
 

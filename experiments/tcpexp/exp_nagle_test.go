@@ -198,3 +198,11 @@ func TestFeaturesTableListsKnownThenDeclaredFeatures(t *testing.T) {
 		t.Errorf("%d rows, last %q: want the %d known features, then zz-new", len(tb.Rows)-1, last, len(knownFeatures))
 	}
 }
+
+func TestTCPSummaryHasTheStatesThenTheFeatures(t *testing.T) {
+	reports := []*lab.Report{{Experiment: "tcp/a", Metrics: map[string]float64{"reached.CLOSED": 1, "feature.nagle": 1}}}
+	tables, checks := tcpAcrossCatalogue(reports, false)
+	if len(tables) != 2 || len(checks) != 0 || !strings.HasPrefix(tables[1].Title, "TCP features") {
+		t.Fatalf("tables %v, checks %v: want the states, then the features, no check for part of the group", tables, checks)
+	}
+}
