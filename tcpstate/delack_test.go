@@ -64,6 +64,20 @@ func TestDelayedACK(t *testing.T) {
 			tcptest.Send(PSH|ACK, 301, 101, tcptest.Len(10)),
 			tcptest.Want(ACK, 101, 321),
 		}},
+		{Name: "a segment filling part of a gap is acknowledged at once", From: Established, Steps: []tcptest.Step{
+			tcptest.Send(PSH|ACK, 321, 101, tcptest.Len(10)),
+			tcptest.Want(ACK, 101, 301), // out of order
+			tcptest.Send(PSH|ACK, 301, 101, tcptest.Len(10)),
+			tcptest.Want(ACK, 101, 311), // in order, a gap still open before 321
+		}},
+		{Name: "later segments do not push the timer back", From: Established, Steps: []tcptest.Step{
+			tcptest.Send(PSH|ACK, 301, 101, tcptest.Len(10)),
+			tcptest.Advance(testDelACK - 10*time.Millisecond),
+			tcptest.Send(PSH|ACK, 311, 101, tcptest.Len(10)),
+			tcptest.WantNone(),
+			tcptest.Advance(10 * time.Millisecond), // the first segment's deadline
+			tcptest.Want(ACK, 101, 321),
+		}},
 		{Name: "a FIN is acknowledged at once", From: Established, Steps: []tcptest.Step{
 			tcptest.Send(PSH|ACK, 301, 101, tcptest.Len(10)),
 			tcptest.WantNone(),

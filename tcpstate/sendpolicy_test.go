@@ -138,6 +138,8 @@ func TestSenderSWSSendsHalfTheLargestWindow(t *testing.T) {
 	h.Write(strings.Repeat("s", 3000))
 	h.Want(ACK, 101, 301, tcptest.Len(testMSS))
 	h.WantNone() // 200 octets of room: less than half of 1200
+	h.Send(ACK, 301, 101+testMSS, tcptest.Win(599))
+	h.WantNone() // 599: still less than half
 	h.Send(ACK, 301, 101+testMSS, tcptest.Win(600))
 	h.Want(ACK, 101+testMSS, 301, tcptest.Len(600)) // half the largest window
 }
