@@ -39,6 +39,14 @@ func TestNagleHoldsASmallSegmentUntilTheDataInFlightIsAcknowledged(t *testing.T)
 			tcptest.Send(ACK, 301, 102+testMSS),
 			tcptest.Want(PSH|ACK, 102+testMSS, 301, tcptest.Len(500)),
 		}},
+		{Name: "CLOSE-WAIT sends as ESTABLISHED does", From: CloseWait, Steps: []tcptest.Step{
+			tcptest.Write("a"),
+			tcptest.Want(PSH|ACK, 101, 302, tcptest.Len(1)),
+			tcptest.Write("b"),
+			tcptest.WantNone(),
+			tcptest.Send(ACK, 302, 102),
+			tcptest.Want(PSH|ACK, 102, 302, tcptest.Text("b")),
+		}},
 		{Name: "a FIN is never held: CLOSE sends the held tail with it", From: Established, Steps: []tcptest.Step{
 			tcptest.Write("a"),
 			tcptest.Want(PSH|ACK, 101, 301, tcptest.Len(1)),
