@@ -101,7 +101,7 @@ func (e *Endpoint) State() State { return e.tcb.State }
 // TCB returns a copy of the transmission control block.
 func (e *Endpoint) TCB() TCB {
 	e.tcb.RcvWnd = uint32(e.rcv.free())
-	e.tcb.ACKDelayed, e.tcb.Held = e.ackPending, e.held
+	e.tcb.ACKDelayed, e.tcb.Held = e.ackPending, e.holding()
 	return e.tcb
 }
 

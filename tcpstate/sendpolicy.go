@@ -53,10 +53,20 @@ func (h HoldReason) String() string {
 func (e *Endpoint) SetNoDelay(now time.Duration, on bool, out *Output) {
 	out = e.output(out)
 	e.noDelay = on
-	if on && e.held == HoldNagle {
+	if on && e.holding() == HoldNagle {
 		e.trySend(now, out)
 		e.rearmTimers(now, out, false)
 	}
+}
+
+// holding is why queued data waits, as the last send attempt found, while
+// any data or FIN is still unsent (a retransmission after a timeout may
+// have sent what was held since).
+func (e *Endpoint) holding() HoldReason {
+	if e.held != HoldNone && !e.unsent() {
+		e.held = HoldNone
+	}
+	return e.held
 }
 
 // NoDelay reports whether Nagle's algorithm is off for this connection.
@@ -109,7 +119,7 @@ func (e *Endpoint) sendRoom(seq Seq) uint32 {
 // window is open (a shut one is the persist timer's).
 func (e *Endpoint) rearmSWSOverride(now time.Duration, out *Output) {
 	t := &e.tcb
-	if e.held == HoldSWS && t.SndNxt == t.SndUna && t.SndWnd != 0 {
+	if e.holding() == HoldSWS && t.SndNxt == t.SndUna && t.SndWnd != 0 {
 		if !e.timers[TimerSWSOverride].armed {
 			e.armTimer(out, TimerSWSOverride, now, e.cfg.SWSOverride)
 		}
@@ -122,13 +132,13 @@ func (e *Endpoint) rearmSWSOverride(now time.Duration, out *Output) {
 // windows allow (RFC 9293 §3.8.6.2.1: "data is PUSHed and the override
 // timeout occurs").
 func (e *Endpoint) onSWSOverride(now time.Duration, out *Output) {
-	if !e.canTransmit() || e.held != HoldSWS {
+	if !e.canTransmit() || e.holding() != HoldSWS {
 		return
 	}
 	seq := e.rtxNxt
 	if n := e.sendDataAt(now, seq, min(e.sendRoom(seq), e.smss()), out); n > 0 {
 		e.rtxNxt = seq.Add(n)
-		e.held = HoldNone
 	}
+	e.held = HoldNone
 	e.rearmTimers(now, out, false)
 }

@@ -151,3 +151,18 @@ func TestSenderSWSSendsHalfTheLargestWindow(t *testing.T) {
 	h.Send(ACK, 301, 101+testMSS, tcptest.Win(600))
 	h.Want(ACK, 101+testMSS, 301, tcptest.Len(600)) // half the largest window
 }
+
+// A retransmission after a timeout sends from SND.UNA as much as a segment
+// holds, the data Nagle held included; the hold is then over.
+func TestRetransmissionEndsTheNagleHold(t *testing.T) {
+	h := tcptest.New(t, nagleConfig(false, false)).Reach(Established)
+	h.Write("a")
+	h.Want(PSH|ACK, 101, 301, tcptest.Len(1))
+	h.Write("b")
+	h.WantNone()
+	h.Fire() // the RTO
+	h.Want(PSH|ACK, 101, 301, tcptest.Text("ab"))
+	if tc := h.TCB(); tc.Held != HoldNone {
+		t.Fatalf("TCB.Held = %q after the retransmission sent everything: %v", tc.Held, &tc)
+	}
+}
