@@ -121,6 +121,35 @@ type Config struct {
 	// replaces MaxRetries.
 	UserTimeout time.Duration
 
+	// NoDelay turns Nagle's algorithm (RFC 896, RFC 9293 §3.7.4) off, like
+	// TCP_NODELAY: a small segment goes out even while earlier data is
+	// unacknowledged. Default false (Nagle on, as on a Linux socket);
+	// Endpoint.SetNoDelay switches it per connection. See sendpolicy.go.
+	NoDelay bool
+	// DisableSenderSWS turns the sender's silly window syndrome avoidance
+	// (RFC 9293 §3.8.6.2.1, MUST-38) off: a segment smaller than a full one
+	// and than half the largest window the peer offered then leaves as soon
+	// as the window allows it. Default false (on, as in Linux).
+	DisableSenderSWS bool
+	// SWSOverride is the override timeout of RFC 9293 §3.8.6.2.1: data held
+	// back by sender SWS avoidance with nothing in flight is sent, as much
+	// as the window allows, when it expires (default 200ms; the RFC suggests
+	// 0.1 to 1 s).
+	SWSOverride time.Duration
+
+	// DisableDelayedACK acknowledges every segment at once. Default false:
+	// ACKs are delayed as RFC 9293 §3.8.6.3 and RFC 1122 §4.2.3.2 allow (and
+	// Linux does), see delack.go.
+	DisableDelayedACK bool
+	// DelayedACK is how long an ACK may wait for data to ride on (default
+	// 40ms, Linux's TCP_DELACK_MIN; RFC 9293 MUST-40 caps it at 500ms, and
+	// longer values are clamped to that).
+	DelayedACK time.Duration
+	// QuickACKs is how many of a connection's first data segments are
+	// acknowledged at once, like Linux's quickack mode at the start of a
+	// connection (default 16, Linux's TCP_MAX_QUICKACKS; -1 for none).
+	QuickACKs int
+
 	// ISS chooses the initial send sequence number. Nil picks one from
 	// crypto/rand. Tests pass a constant for deterministic ladders.
 	ISS func() Seq
@@ -162,6 +191,13 @@ func (c Config) withDefaults() Config {
 	if c.TSOffset == nil {
 		c.TSOffset = func() uint32 { return uint32(RandomISS()) }
 	}
+	defD(&c.SWSOverride, 200*time.Millisecond)
+	defD(&c.DelayedACK, 40*time.Millisecond)
+	c.DelayedACK = min(c.DelayedACK, MaxDelayedACK)
+	if c.QuickACKs == 0 {
+		c.QuickACKs = 16
+	}
+	c.QuickACKs = max(c.QuickACKs, 0)
 	if c.ISS == nil {
 		c.ISS = RandomISS
 	}

@@ -42,12 +42,19 @@
 //	               (into RFC 6298), PAWS with §5.5's 24-day idle rule
 //	reassembly.go  out-of-order data (and the SACK scoreboard's ranges)
 //	buffer.go      the send and receive rings
-//	timers.go      retransmission, persist, TIME-WAIT and keep-alive timers
+//	timers.go      retransmission, persist, TIME-WAIT, keep-alive, delayed-ACK and
+//	               SWS-override timers
 //	sws.go         receiver SWS avoidance in every segment (§3.8.6.2.2, MUST-39)
 //	idle.go        the restart window after idle (RFC 5681 §4.1)
 //	keepalive.go   keep-alive probes (RFC 1122 §4.2.3.6), off by default
 //	usertimeout.go the user timeout (RFC 5482, §3.10.8): data, persist, keep-alive
 //	urgent.go      the urgent pointer reported as EventUrgent (§3.10.7.4 sixth step)
+//	sendpolicy.go  when new data may leave: Nagle (RFC 896, NoDelay like
+//	               TCP_NODELAY) and sender SWS avoidance with its override
+//	               timer (RFC 9293 §3.8.6.2.1, MUST-38)
+//	delack.go      delayed ACK (RFC 9293 §3.8.6.3, RFC 1122 §4.2.3.2: at most
+//	               500 ms, every second full-sized segment, quick ACKs at the
+//	               start and for out-of-order data as RFC 5681 §4.2 asks)
 //	segment.go     the Segment struct and control bits
 //	wire.go        header encode/decode and checksum (§3.1)
 //	output.go      Output and Event
@@ -87,8 +94,11 @@
 // ACKs carry SACK blocks while data is held out of order (no D-SACK,
 // RFC 2883).
 //
-// Simplifications, documented where they apply: every segment is ACKed at
-// once (no delayed ACK), no Nagle, data on a SYN is not accepted, urgent text
+// Delayed ACK and Nagle are on by default, as on a Linux socket;
+// Config.DisableDelayedACK and Config.NoDelay turn them off.
+//
+// Simplifications, documented where they apply: data on a SYN is not
+// accepted, urgent text
 // is delivered inline (signalled by EventUrgent, never taken out of band),
 // and a LISTEN endpoint serves one connection (SEND in LISTEN is not
 // supported).

@@ -29,6 +29,7 @@ type Endpoint struct {
 	sacked  reassembler   // the RFC 6675 scoreboard: what the peer SACKed above SND.UNA
 	scratch Output        // used when a call passes a nil *Output
 	now     time.Duration // the time of the call being handled (timestamps.go)
+	noDelay bool          // Nagle off (Config.NoDelay, SetNoDelay)
 	conn
 }
 
@@ -62,6 +63,13 @@ type conn struct {
 	synRetransmitted bool
 	hasRTT           bool // an RTT sample was taken (SRTT may be 0)
 	persistBackoff   int
+
+	held HoldReason // why queued data waits although the window has room (sendpolicy.go)
+
+	ackPending  bool   // an ACK is delayed (delack.go)
+	ackedRcvNxt Seq    // RCV.NXT as our last ACK carried it
+	quickLeft   int    // data segments still to ACK at once (quick-ACK mode)
+	rcvMSS      uint32 // largest segment received, for "every second full-sized segment"
 
 	chStarted bool // challenge ACK rate limit window
 	chStart   time.Duration
@@ -97,6 +105,7 @@ func NewEndpoint(cfg Config) *Endpoint {
 		reasm:  newReassembler(cfg.MaxOutOfOrder),
 		sacked: newReassembler(cfg.MaxOutOfOrder),
 	}
+	e.noDelay = cfg.NoDelay
 	if !cfg.DisableWindowScale {
 		for cfg.RecvBufferSize>>e.wsShift > 65535 && e.wsShift < 14 {
 			e.wsShift++
@@ -112,6 +121,7 @@ func (e *Endpoint) State() State { return e.tcb.State }
 // TCB returns a copy of the transmission control block.
 func (e *Endpoint) TCB() TCB {
 	e.tcb.RcvWnd = uint32(e.rcv.free())
+	e.tcb.ACKDelayed, e.tcb.Held = e.ackPending, e.holding()
 	return e.tcb
 }
 
@@ -429,6 +439,7 @@ func (e *Endpoint) acceptSYN(seg *Segment) {
 	e.maxSndWnd = t.SndWnd
 	e.advRight = t.RcvNxt
 	e.negotiateOptions(seg)
+	e.startDelayedACK()
 }
 
 func (e *Endpoint) segSynSent(now time.Duration, seg *Segment, out *Output) {
@@ -540,7 +551,7 @@ func (e *Endpoint) segOther(now time.Duration, seg *Segment, out *Output) {
 		e.receiveUrgent(&a, out) // sixth: URG
 	}
 	if len(a.payload) > 0 || a.flags&FIN != 0 {
-		e.receiveSegmentText(&a, out) // seventh: text
+		e.receiveSegmentText(now, &a, out) // seventh: text
 	}
 	if e.rcvFinPending {
 		e.receiveFIN(now, &a, out) // eighth: FIN
@@ -670,11 +681,16 @@ func (e *Endpoint) handleACK(now time.Duration, a *arrival, out *Output) bool {
 
 // receiveSegmentText is the seventh step, for a segment with text or FIN:
 // the text (and the FIN's place) is taken in the states that accept data,
-// and acknowledged.
-func (e *Endpoint) receiveSegmentText(a *arrival, out *Output) {
+// and acknowledged, at once or after a delay (delack.go).
+func (e *Endpoint) receiveSegmentText(now time.Duration, a *arrival, out *Output) {
 	if e.tcb.State.AcceptsData() {
-		a.forceACK = true
+		nxt := e.tcb.RcvNxt
 		e.receiveText(a.seq, a.payload, a.flags&FIN != 0, out)
+		if e.ackNow(a, nxt) {
+			a.forceACK = true
+		} else {
+			e.delayACK(now, out)
+		}
 	}
 }
 

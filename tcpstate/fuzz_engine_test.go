@@ -69,6 +69,11 @@ var engineRegressions = map[string][]byte{
 	// FIN is consumed and RCV.NXT reaches that data's first octet: it
 	// must not be reported in a SACK block (a block at RCV.NXT).
 	"no SACK block at RCV.NXT": []byte("70000\x010\xc800001"),
+	// The fuzzer, against the send policy's invariant: data Nagle held is
+	// sent by the retransmission at SND.UNA after a timeout, twice in one
+	// step (two RTOs); retransmissions are not the send policy's, and the
+	// hold ends once nothing is unsent.
+	"two RTOs in one step resend held data": []byte("0090900000000000000000+0+0\xafA0"),
 }
 
 func TestEngineFuzzRegressions(t *testing.T) {
@@ -129,6 +134,13 @@ func runEngineFuzz(t *testing.T, data []byte) {
 	case 7: // the switches off
 		cfg.DisableReceiverSWS, cfg.DisableSlowStartAfterIdle, cfg.UnthrottledUnsentACKs, cfg.SlowButSteady = true, true, true, true
 		cfg.RecvBufferSize = 3000
+	}
+	// Bits of the first byte beyond the buffer choice switch the send and
+	// ACK policies: Nagle off, delayed ACK off, quick-ACK mode off.
+	cfg.NoDelay = data[0]&4 != 0
+	cfg.DisableDelayedACK = data[0]&8 != 0
+	if data[0]&16 != 0 {
+		cfg.QuickACKs = -1
 	}
 	start := State(data[1] % byte(NumStates))
 	f := &engineFuzzer{t: t, cfg: WithDefaults(cfg), b: data[2:], h: tcptest.New(t, cfg), options: data[0]&4 != 0}
@@ -335,7 +347,11 @@ func (f *engineFuzzer) checkOptions(tc TCB) {
 // state before to the state after; SND.UNA =< SND.NXT; within one
 // connection (no pass through CLOSED or LISTEN) RCV.NXT and SND.UNA never
 // move back; buffers stay within their bounds; new data (other than a
-// one-octet window probe) stays within the peer's window.
+// one-octet window probe) stays within the peer's window; a delayed ACK
+// waits at most Config.DelayedACK (never over 500 ms); data the send policy
+// holds with nothing in flight has a timer to send it; a step sends at most
+// one short segment of new data without FIN, and none after it (Nagle and
+// sender SWS avoidance: a short segment only ends a burst).
 func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 	t, h := f.t, f.h
 	t.Helper()
@@ -384,7 +400,21 @@ func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 			t.Fatalf("SND.UNA moved back from %d to %d", before.SndUna, tc.SndUna)
 		}
 	}
+	if tc.ACKDelayed {
+		at, ok := h.Endpoint().TimerDeadline(TimerDelayedACK)
+		if !ok || at > h.Now()+f.cfg.DelayedACK || f.cfg.DelayedACK > MaxDelayedACK {
+			t.Fatalf("ACK delayed with the timer at %v (armed %v), now %v, delay %v", at, ok, h.Now(), f.cfg.DelayedACK)
+		}
+	}
+	if tc.Held != HoldNone && tc.SndNxt == tc.SndUna {
+		_, sws := h.Endpoint().TimerDeadline(TimerSWSOverride)
+		_, persist := h.Endpoint().TimerDeadline(TimerPersist)
+		if !sws && !persist {
+			t.Fatalf("data held (%v) with nothing in flight and no timer to send it (%v)", tc.Held, &tc)
+		}
+	}
 	edge := tc.SndUna.Add(Size(tc.SndWnd))
+	short := false
 	for i := range h.Pending() {
 		s := &h.Pending()[i]
 		end := s.Seq.Add(Size(len(s.Payload)))
@@ -394,6 +424,13 @@ func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 		if edge.LessThan(end) {
 			t.Fatalf("new data %d..%d beyond the window edge %d (%v)", s.Seq, end, edge, &tc)
 		}
+		if s.Seq.LessThan(beforeNxt) {
+			continue // a retransmission, perhaps with new data after it: not the send policy's
+		}
+		if short {
+			t.Fatalf("new data %d..%d after a short segment in the same step (%v)", s.Seq, end, &tc)
+		}
+		short = len(s.Payload) < int(tc.SndMSS) && s.Flags&FIN == 0
 	}
 }
 

@@ -227,6 +227,8 @@ func TestTimestampsTakeRoomFromTheMSS(t *testing.T) {
 	h.Write(strings.Repeat("m", 2000))
 	h.Want(ACK, 101, 301, tcptest.Len(testMSS-12), tcptest.TS(1000, tcptest.PeerTSOffset+1000))
 	h.Want(ACK, 101+testMSS-12, 301, tcptest.Len(testMSS-12))
+	h.WantNone() // Nagle holds the 24-octet tail while data is in flight
+	h.Send(ACK, 301, 101+2*(testMSS-12), tcptest.TS(tcptest.PeerTSOffset+1001, 1000))
 	h.Want(PSH|ACK, 101+2*(testMSS-12), 301, tcptest.Len(24))
 }
 

@@ -20,6 +20,9 @@ func newReassembler(max int) reassembler {
 
 func (r *reassembler) reset() { r.spans = r.spans[:0] }
 
+// pending reports whether out-of-order ranges wait beyond a gap.
+func (r *reassembler) pending() bool { return len(r.spans) > 0 }
+
 // add records [start, end).
 func (r *reassembler) add(start, end Seq) {
 	if !start.LessThan(end) {

@@ -20,6 +20,7 @@ func (e *Endpoint) emit(out *Output, flags Flags, seq Seq, a, b []byte) {
 	}
 	if flags&ACK != 0 {
 		s.Ack = t.RcvNxt
+		e.ackSent(out)
 	}
 	e.segmentOptions(&s)
 	out.Segments = append(out.Segments, s)
@@ -90,8 +91,10 @@ func (e *Endpoint) unsent() bool {
 }
 
 // trySend sends segments from rtxNxt while the send window and the
-// congestion window have room (RFC 9293 §3.8.6.2.1 without Nagle).
+// congestion window have room and the send policy (sendpolicy.go: Nagle,
+// sender SWS avoidance) lets them go.
 func (e *Endpoint) trySend(now time.Duration, out *Output) {
+	e.held = HoldNone
 	if !e.canTransmit() {
 		return
 	}
@@ -99,21 +102,15 @@ func (e *Endpoint) trySend(now time.Duration, out *Output) {
 		e.sackSend(now, out) // RFC 6675 step C
 		return
 	}
-	t := &e.tcb
 	e.restartAfterIdle(now)
 	for {
 		seq, mss := e.skipSACKed(e.rtxNxt, e.smss())
 		e.rtxNxt = seq
-		var room uint32
-		if edge := t.SndUna.Add(Size(t.SndWnd)); seq.LessThan(edge) {
-			room = uint32(seq.Size(edge))
+		room := min(e.sendRoom(seq), mss)
+		if !e.mayTransmit(seq, room) {
+			return
 		}
-		if inFlight := uint32(t.SndUna.Size(seq)); inFlight < t.Cwnd {
-			room = min(room, t.Cwnd-inFlight)
-		} else {
-			room = 0
-		}
-		n := e.sendDataAt(now, seq, min(room, mss), out)
+		n := e.sendDataAt(now, seq, room, out)
 		if n == 0 {
 			return
 		}

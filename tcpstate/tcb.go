@@ -57,6 +57,8 @@ type TCB struct {
 	PAWSRejected uint32
 	// TSRTTSamples counts the RTT samples taken from TSecr (RFC 7323 §4).
 	TSRTTSamples uint32
+	ACKDelayed   bool       // the ACK of received data is being delayed (delack.go)
+	Held         HoldReason // queued data waits for Nagle or SWS avoidance (sendpolicy.go)
 }
 
 // String returns a one-line summary such as
@@ -93,6 +95,13 @@ func (t *TCB) AppendText(b []byte) []byte {
 	}
 	if t.TSOK {
 		b = u(b, "ts.recent", uint64(t.TSRecent))
+	}
+	if t.ACKDelayed {
+		b = append(b, " ack-delayed"...)
+	}
+	if t.Held != HoldNone {
+		b = append(b, " held="...)
+		b = append(b, t.Held.String()...)
 	}
 	return b
 }

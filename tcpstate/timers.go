@@ -18,11 +18,17 @@ const (
 	// TimerKeepAlive sends keep-alive probes on an idle connection (RFC
 	// 1122 §4.2.3.6), when Config.KeepAlive is set.
 	TimerKeepAlive
+	// TimerDelayedACK sends an ACK that was held back for data to ride on
+	// (delack.go).
+	TimerDelayedACK
+	// TimerSWSOverride sends data held back by sender SWS avoidance when
+	// nothing is in flight to bring an ACK (sendpolicy.go).
+	TimerSWSOverride
 
-	numTimers = int(TimerKeepAlive) + 1
+	numTimers = int(TimerSWSOverride) + 1
 )
 
-var timerNames = [numTimers]string{"retransmit", "persist", "time-wait", "keep-alive"}
+var timerNames = [numTimers]string{"retransmit", "persist", "time-wait", "keep-alive", "delayed-ack", "sws-override"}
 
 func (t Timer) String() string {
 	if int(t) < numTimers {
@@ -98,6 +104,10 @@ func (e *Endpoint) HandleTimer(now time.Duration, out *Output) {
 			e.onPersistTimeout(now, out)
 		case TimerKeepAlive:
 			e.onKeepAliveTimeout(now, out)
+		case TimerDelayedACK:
+			e.onDelayedACKTimeout(out)
+		case TimerSWSOverride:
+			e.onSWSOverride(now, out)
 		}
 	}
 }
@@ -112,8 +122,10 @@ func (e *Endpoint) rearmTimers(now time.Duration, out *Output, restart bool) {
 	case Closed, Listen, TimeWait:
 		e.cancelTimer(out, TimerRetransmit)
 		e.cancelTimer(out, TimerPersist)
+		e.cancelTimer(out, TimerSWSOverride)
 		return
 	}
+	e.rearmSWSOverride(now, out)
 	outstanding := t.SndNxt != t.SndUna
 	synAcked := t.SndUna != t.ISS
 	if synAcked && t.SndWnd == 0 && (outstanding || e.unsent()) {

@@ -32,6 +32,16 @@ func Experiments() []lab.Experiment {
 			Run: runKeepAlive,
 		},
 		{
+			Name:    "tcp/nagle-delayed-ack",
+			Summary: "the write-write-read stall: Nagle at one end and delayed ACK at the other, both ways with the kernel; TCP_NODELAY removes it",
+			Shows: "A client writes a small header, then a small body, then waits for the response. With Nagle on the body " +
+				"waits for the ACK of the header, and the server, with no response to send yet, delays that ACK: each round " +
+				"waits for the delayed-ACK timer. Shown both ways — the lab's Nagle against the kernel's delayed ACK, the " +
+				"kernel's Nagle against the lab's (after the lab's quick-ACK mode ends) — and removed by TCP_NODELAY on " +
+				"the kernel's socket or the lab's SetNoDelay; every wait measured from the lab's records.",
+			Run: runNagleDelayedACK,
+		},
+		{
 			Name:    "tcp/reset",
 			Summary: "RSTs between the engine and the kernel: connection refused, and RFC 5961 on an exact, an in-window and an out-of-window RST",
 			Shows: "A SYN to a closed kernel port is refused with RST (SYN-SENT → CLOSED); a RST exactly at the kernel's " +
@@ -118,8 +128,8 @@ func Experiments() []lab.Experiment {
 func Summaries() []lab.Summary {
 	return []lab.Summary{{
 		Group: "tcp",
-		Shows: "Across the tcp experiments the lab's engine, talking to the kernel's TCP, goes through all 11 states of RFC 9293; the table says which experiment reached which.",
-		Build: statesAcrossCatalogue,
+		Shows: "Across the tcp experiments the lab's engine, talking to the kernel's TCP, goes through all 11 states of RFC 9293; the tables say which experiment reached which state and exercised which TCP feature.",
+		Build: tcpAcrossCatalogue,
 	}}
 }
 

@@ -155,6 +155,11 @@ func (r *labRun) commentSegment(i int, c *conv, j int, told map[[2]int]bool, n *
 	if name := n.kernel[i]; name != "" {
 		p.Comment(name)
 	}
+	if ri := r.pktRec[i]; ri >= 0 {
+		for _, x := range r.extra[ri] {
+			p.Comment(x)
+		}
+	}
 	for _, l := range n.before[i] {
 		p.Comment(l)
 	}
@@ -217,8 +222,10 @@ func lostWhy(note string) string {
 
 // relTCB renders the lab's TCB with sequence numbers relative to the
 // connection's bases: "ESTABLISHED snd.una=1 snd.nxt=101 snd.wnd=65536
-// rcv.nxt=1 rcv.wnd=262144 cwnd=4380 ssthresh=1073741824". rcv.nxt is left
-// out before the peer's SYN is known.
+// rcv.nxt=1 rcv.wnd=262144 cwnd=4380 ssthresh=1073741824", then
+// "ack-delayed" while the ACK of received data waits for its timer and
+// "held=nagle" or "held=sws" while the send policy holds data back. rcv.nxt
+// is left out before the peer's SYN is known.
 func relTCB(t tcpstate.TCB, st tcpstate.State, labBase, peerBase seqBase) string {
 	b := make([]byte, 0, 160)
 	b = append(b, st.String()...)
@@ -252,6 +259,12 @@ func relTCB(t tcpstate.TCB, st tcpstate.State, labBase, peerBase seqBase) string
 	}
 	if t.PAWSRejected > 0 {
 		field("paws.rejected", u(t.PAWSRejected))
+	}
+	if t.ACKDelayed {
+		b = append(b, " ack-delayed"...)
+	}
+	if t.Held != tcpstate.HoldNone {
+		field("held", t.Held.String())
 	}
 	return string(b)
 }

@@ -18,7 +18,10 @@
 //	exp_*.go          the experiments, one per file, each a sequence of named steps
 //	                  (tcp/syn-cookies: exp_syncookies.go, its verdicts in
 //	                  exp_syncookies_report.go; tcp/keepalive: exp_keepalive.go,
-//	                  keep-alive both ways and the user timeout)
+//	                  keep-alive both ways and the user timeout;
+//	                  tcp/nagle-delayed-ack:
+//	                  exp_nagle.go, its checks and tables in exp_nagle_check.go
+//	                  and exp_nagle_report.go)
 //	cookie.go         what a Linux SYN cookie shows from outside: the MSS table and
 //	                  index, the index difference of two cookies, TSval's option bits
 //	netstat.go        /proc/net/netstat: the TcpExt counters of the lab's namespace
@@ -27,6 +30,9 @@
 //	                  (tcp/timestamps' old duplicate to the lab)
 //	optlabel.go       SACK blocks (and, for a ladder that asks, timestamps) in labels
 //	summary.go        the tcp/* summary: which experiment reached which of the 11 states
+//	features.go       and which TCP feature it exercised: the metric convention
+//	                  feature.<name> = 1, the known names, the features the
+//	                  driver's records show on their own
 //	bench.go          Bench: lab→kernel, kernel→lab and kernel→kernel bulk transfer
 //
 // The capture analysis, pure functions of the driver's records and the
@@ -39,6 +45,8 @@
 //	                  from the segments in capture order
 //	cookiekernel.go   cookieKernel: the same for a listener that answers with SYN
 //	                  cookies, where a SYN leaves no socket behind
+//	nagleround.go     tcp/nagle-delayed-ack's rounds read from the records: the
+//	                  header, its ACK, the body, the response; their comments
 //	transmissions.go  every transmission of a stretch of sequence space named,
 //	                  the lab's (dropped and held copies too) and the kernel's
 //	comments.go       the comments on every packet: the lab's state, the kernel's,

@@ -60,6 +60,7 @@ func runKeepAlive(env *lab.Env) error {
 	r.ladder("the kernel's keep-alive (SO_KEEPALIVE) probing the lab", x.b)
 	r.ladder("the user timeout with data outstanding, the kernel silenced by the link", x.ut.c)
 	r.states(tcpstate.Established, tcpstate.Closed)
+	r.feature(featureKeepAlive, featureUserTimeout)
 	return nil
 }
 

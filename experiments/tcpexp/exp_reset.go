@@ -174,6 +174,7 @@ func (x *resets) report() {
 			x.env.Logf("%s: %s ok=%v %s", x.labelOf(p.Conn), l.Step, l.OK, l.Detail)
 		}
 	}
+	x.feature(featureChallenge) // the kernel's, to the in-window RST
 	x.states(tcpstate.SynSent, tcpstate.Established, tcpstate.Closed)
 }
 

@@ -48,6 +48,7 @@ func runRetransmit(env *lab.Env) error {
 	r.ladder("RTO with backoff: the link drops the lab's segment twice", rto)
 	r.ladder("withheld ACK: the kernel retransmits", wack)
 	r.ladder("out-of-order delivery: duplicate ACKs and fast retransmit", fr)
+	r.feature(featureRTO, featureFastRetx)
 	r.states(tcpstate.Established, tcpstate.Closed)
 	return nil
 }

@@ -69,13 +69,9 @@ func runSACK(env *lab.Env) error {
 		r.ladder(fmt.Sprintf("%s: segments %d and %d of the burst lost once", l.label, l.lost[0], l.lost[1]), l.c)
 	}
 	r.states(tcpstate.Established, tcpstate.Closed)
-	env.Metric(featureMetric+"SACK", 1)
+	r.feature(featureSACK)
 	return nil
 }
-
-// featureMetric prefixes a metric saying an experiment exercised an
-// engine feature ("feature.SACK"), for the tcp/* summary.
-const featureMetric = "feature."
 
 // sackRun is tcp/sack's lab and kernel listener.
 type sackRun struct {

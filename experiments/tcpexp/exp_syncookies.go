@@ -59,6 +59,7 @@ func runSynCookies(env *lab.Env) error {
 	r.stop()
 	x.check()
 	x.draw()
+	r.feature(featureSYNCookies)
 	r.states(tcpstate.SynSent, tcpstate.Established)
 	return nil
 }

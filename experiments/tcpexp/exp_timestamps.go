@@ -52,8 +52,7 @@ func runTimestamps(env *lab.Env) error {
 	x.tsTable()
 	r.ladder("timestamps with the kernel, then an old duplicate each way refused by PAWS", x.c)
 	r.states(tcpstate.Established, tcpstate.Closed)
-	env.Metric(featureMetric+"timestamps", 1)
-	env.Metric(featureMetric+"PAWS", 1)
+	r.feature(featureTimestamps, featurePAWS)
 	return nil
 }
 

@@ -120,6 +120,9 @@ func (lr *ladderRows) add(it ladderItem) {
 		return
 	}
 	lr.addRecord(rec, it.p >= 0)
+	if note := r.rungNotes[it.rec]; note != "" { // after the kernel's state: the last column is never clipped
+		lr.rows[len(lr.rows)-1].RightState += "   · " + note
+	}
 }
 
 // addPacket adds a captured packet that has no record.

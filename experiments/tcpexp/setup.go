@@ -106,6 +106,14 @@ type labRun struct {
 	// labelTS puts every segment's timestamps in the ladders' labels (SACK
 	// blocks are always shown).
 	labelTS bool
+	// recNotes, when set, gives comments of the experiment's own for the
+	// packets of some records (record index → comments), added after the
+	// lab's and the kernel's state on those packets.
+	recNotes func(recs []rawtcp.Record) map[int][]string
+	extra    map[int][]string
+	// rungNotes, when set, adds a short note to the ladder rows of some
+	// records (record index → note), after the kernel's state.
+	rungNotes map[int]string
 }
 
 // newLabRun opens the lab's stack with engine configuration cfg and
@@ -201,9 +209,13 @@ func (r *labRun) stop() {
 			c.kernel = r.kernelViews(c)
 		}
 	}
+	if r.recNotes != nil {
+		r.extra = r.recNotes(r.recs)
+	}
 	commented := r.comment()
 	r.env.Check("every captured segment matches the driver's records and carries a comment", m.extra == 0 && commented == len(pkts),
 		"%d of %d packets matched to the driver's records; %d commented%s", len(pkts)-m.extra, len(pkts), commented, listSuffix(m.missing))
+	r.feature(recordFeatures(r.recs)...)
 	r.env.Metric("kernel_rsts_suppressed_count", float64(r.st.Link().SuppressedRSTs()))
 	r.env.Metric("captured_packets_count", float64(len(pkts)))
 }

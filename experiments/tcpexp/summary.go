@@ -12,6 +12,13 @@ import (
 // state its lab connections went through ("reached.SYN-SENT" = 1).
 const reachedMetric = "reached."
 
+// tcpAcrossCatalogue is the tcp/* summary: the states table and its check,
+// then the features table (features.go).
+func tcpAcrossCatalogue(reports []*lab.Report, complete bool) ([]lab.Table, []lab.Check) {
+	tables, checks := statesAcrossCatalogue(reports, complete)
+	return append(tables, featuresAcrossCatalogue(reports)), checks
+}
+
 // statesAcrossCatalogue tables, for each of the 11 states, the experiments
 // whose lab side reached it, and checks that all 11 were reached when every
 // tcp experiment ran.

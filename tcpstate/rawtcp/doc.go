@@ -26,6 +26,7 @@
 //	rstfilter.go   the nftables OUTPUT rule that suppresses the kernel's RSTs
 //	stack.go       Stack: demultiplexing, Dial, the CLOSED responder, records
 //	conn.go        Conn: net.Conn on real time, CloseWrite, Abort, waiting on states
+//	nodelay.go     Conn.SetNoDelay: Nagle off or on, as TCP_NODELAY on a kernel socket
 //	listener.go    Listener: passive OPEN, a net.Listener
 //	faults.go      Faults: send and receive hooks (drop, hold, park), Release, Crash, Inject
 //	record.go      Record: one segment with the lab's state, for capture comments
