@@ -58,7 +58,8 @@ func Experiments() []lab.Experiment {
 				"tampered, forged, expired and transplanted tokens get 401 and change nothing; and the costs, measured from the " +
 				"capture: bytes per request against a cookie id, the token growing with the history, and a logged-out token that " +
 				"still works unless a denylist — state again — refuses it.",
-			Run: runSignedToken,
+			Run:   runSignedToken,
+			Roles: roles,
 		},
 		{
 			Name:    "http/store-failover",
