@@ -33,7 +33,7 @@ local fields = {
 	kind = { ProtoField.string("statelab.kind", "Kind", base.UNICODE, "what the packet is: query, answer, forged, probe, icmp (dns); tcp (quic's contrast); request, response, segment (http)"), "string" },
 	query = { ProtoField.uint32("statelab.query", "Query", base.DEC, nil, nil, "the client's query number, from 0"), "uint32" },
 	attempt = { ProtoField.uint32("statelab.attempt", "Attempt", base.DEC, nil, nil, "the attempt of the query this datagram is, from 1"), "uint32" },
-	query_id = { ProtoField.uint32("statelab.query_id", "Query ID", base.HEX, nil, nil, "the DNS message ID of the datagram"), "uint32" },
+	query_id = { ProtoField.uint16("statelab.query_id", "Query ID", base.HEX, nil, nil, "the DNS message ID of the datagram"), "uint16" },
 	verdict = { ProtoField.string("statelab.verdict", "Verdict", base.UNICODE, "what the receiver made of the packet: matched, late, duplicate, rejected, truncated, not read (dns); received, dropped, not logged (quic)"), "string" },
 	reason = { ProtoField.string("statelab.reason", "Reason", base.UNICODE, "why the receiver rejected or dropped it: wrong ID, wrong question, wrong source, not a response (dns); the qlog's drop reason (quic)"), "string" },
 	path = { ProtoField.string("statelab.path", "Path", base.UNICODE, "the 4-tuple the sender says it sent the datagram on, local → remote, as its qlog logged it"), "string" },
@@ -85,6 +85,7 @@ statelab.experts = { e_malformed }
 local comment_field = Field.new("frame.comment")
 
 local OPENING = "[statelab"
+local MAX16 = "65535"
 local MAX32 = "4294967295"
 local MAX64 = "18446744073709551615"
 
@@ -113,7 +114,9 @@ end
 -- check a value against its field's type, as annotate.checkValue does
 local function check(key, v)
 	local kind = fields[key][2]
-	if kind == "uint32" and not fits(v, MAX32) then
+	if kind == "uint16" and not fits(v, MAX16) then
+		return key .. "=" .. v .. " is not an unsigned 16-bit number"
+	elseif kind == "uint32" and not fits(v, MAX32) then
 		return key .. "=" .. v .. " is not an unsigned 32-bit number"
 	elseif kind == "uint64" and not fits(v, MAX64) then
 		return key .. "=" .. v .. " is not an unsigned 64-bit number"
@@ -185,7 +188,7 @@ end
 -- the value Wireshark's field takes
 local function value(kind, v)
 	if kind == "string" then return v end
-	if kind == "uint32" then return tonumber(v) end
+	if kind == "uint16" or kind == "uint32" then return tonumber(v) end
 	local u = UInt64(0)
 	for d in v:gmatch("%d") do u = u * 10 + tonumber(d) end
 	return u

@@ -37,7 +37,7 @@ func Lua() []byte {
 		case String:
 			lf.Ctor = "ProtoField.string"
 			lf.Args = fmt.Sprintf("%s, base.UNICODE, %s", title, doc)
-		case Uint32, Uint64:
+		case Uint16, Uint32, Uint64:
 			b := "base.DEC"
 			if f.Hex {
 				b = "base.HEX"
@@ -129,6 +129,7 @@ statelab.experts = { e_malformed }
 local comment_field = Field.new("frame.comment")
 
 local OPENING = "{{.Opening}}"
+local MAX16 = "65535"
 local MAX32 = "4294967295"
 local MAX64 = "18446744073709551615"
 
@@ -157,7 +158,9 @@ end
 -- check a value against its field's type, as annotate.checkValue does
 local function check(key, v)
 	local kind = fields[key][2]
-	if kind == "uint32" and not fits(v, MAX32) then
+	if kind == "uint16" and not fits(v, MAX16) then
+		return key .. "=" .. v .. " is not an unsigned 16-bit number"
+	elseif kind == "uint32" and not fits(v, MAX32) then
 		return key .. "=" .. v .. " is not an unsigned 32-bit number"
 	elseif kind == "uint64" and not fits(v, MAX64) then
 		return key .. "=" .. v .. " is not an unsigned 64-bit number"
@@ -229,7 +232,7 @@ end
 -- the value Wireshark's field takes
 local function value(kind, v)
 	if kind == "string" then return v end
-	if kind == "uint32" then return tonumber(v) end
+	if kind == "uint16" or kind == "uint32" then return tonumber(v) end
 	local u = UInt64(0)
 	for d in v:gmatch("%d") do u = u * 10 + tonumber(d) end
 	return u

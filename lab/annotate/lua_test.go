@@ -50,6 +50,8 @@ var mirrorCases = []string{
 	"no block at all",
 	"[statelab cwnd=4294967296]",
 	"[statelab pn=18446744073709551616]",
+	"[statelab query_id=65535]",
+	"[statelab query_id=65536]",
 	"[statelab colour=red]",
 	"[statelab side=lab",
 	"[statelab side=lab] more",

@@ -115,6 +115,8 @@ func parsePair(s string, i int) (Pair, int, error) {
 func checkValue(f Field, v string) error {
 	bits := 0
 	switch f.Type {
+	case Uint16:
+		bits = 16
 	case Uint32:
 		bits = 32
 	case Uint64:

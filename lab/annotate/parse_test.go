@@ -31,6 +31,7 @@ func TestParseReadsTheTrailingBlock(t *testing.T) {
 		{"no block", "lab ESTABLISHED", "lab ESTABLISHED", nil, ErrNoBlock},
 		{"an unknown field", "[statelab colour=red]", "", nil, ErrUnknownField},
 		{"a uint32 too big", "[statelab cwnd=4294967296]", "", nil, ErrValue},
+		{"a uint16 too big", "[statelab query_id=65536]", "", nil, ErrValue},
 		{"a uint64 too big", "[statelab pn=18446744073709551616]", "", nil, ErrValue},
 		{"a number that is not", "[statelab cwnd=12k]", "", nil, ErrValue},
 		{"a signed number", "[statelab cwnd=+1]", "", nil, ErrValue},

@@ -7,6 +7,8 @@ type Type int
 const (
 	// String is free text: a state's name, a reason, an address.
 	String Type = iota
+	// Uint16 is an unsigned number below 2^16 (a DNS ID).
+	Uint16
 	// Uint32 is an unsigned number below 2^32 (sequence numbers, windows,
 	// counts), an integer field Wireshark can filter with < and plot.
 	Uint32
@@ -19,6 +21,8 @@ func (t Type) String() string {
 	switch t {
 	case String:
 		return "string"
+	case Uint16:
+		return "uint16"
 	case Uint32:
 		return "uint32"
 	case Uint64:
@@ -88,7 +92,7 @@ var Table = []Field{
 	{Kind, String, false, "Kind", "dns quic http", "what the packet is: query, answer, forged, probe, icmp (dns); tcp (quic's contrast); request, response, segment (http)"},
 	{Query, Uint32, false, "Query", "dns", "the client's query number, from 0"},
 	{Attempt, Uint32, false, "Attempt", "dns", "the attempt of the query this datagram is, from 1"},
-	{QueryID, Uint32, true, "Query ID", "dns", "the DNS message ID of the datagram"},
+	{QueryID, Uint16, true, "Query ID", "dns", "the DNS message ID of the datagram"},
 	{Verdict, String, false, "Verdict", "dns quic", "what the receiver made of the packet: matched, late, duplicate, rejected, truncated, not read (dns); received, dropped, not logged (quic)"},
 	{Reason, String, false, "Reason", "dns quic", "why the receiver rejected or dropped it: wrong ID, wrong question, wrong source, not a response (dns); the qlog's drop reason (quic)"},
 	{Path, String, false, "Path", "quic", "the 4-tuple the sender says it sent the datagram on, local → remote, as its qlog logged it"},
