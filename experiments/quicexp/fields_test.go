@@ -24,6 +24,9 @@ func checkFields(t *testing.T, name, path string) {
 			t.Errorf("%s frame %s: a datagram without statelab.path or statelab.verdict: %q", name, r[0], r)
 		}
 	}
+	if n := len(labtest.StatelabFields(t, path, "statelab.error")); n != 0 {
+		t.Errorf("%s: %d frames with a malformed [statelab …] block", name, n)
+	}
 	want := map[string]string{
 		"quic/rebind-port":  `statelab.event == "PATH_CHALLENGE" && statelab.side == "server"`,
 		"quic/rebind-addr":  `statelab.event == "PATH_RESPONSE" && statelab.side == "client"`,
