@@ -14,7 +14,7 @@ import (
 
 func main() {
 	root := filepath.Join("..", "..")
-	for path, b := range map[string][]byte{annotate.LuaPath: annotate.Lua(), annotate.PreferencesPath: annotate.Preferences()} {
+	for path, b := range annotate.Generated() {
 		p := filepath.Join(root, path)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			log.Fatal(err)

@@ -18,7 +18,7 @@ import (
 const root = "../.."
 
 func TestGeneratedFilesAreUpToDate(t *testing.T) {
-	for path, want := range map[string][]byte{LuaPath: Lua(), PreferencesPath: Preferences()} {
+	for path, want := range Generated() {
 		got, err := os.ReadFile(filepath.Join(root, path))
 		if err != nil {
 			t.Fatalf("%s: %v (run go generate ./lab/annotate)", path, err)
@@ -174,4 +174,59 @@ func TsharkFields(t testing.TB, path, filter string) []map[Key][]string {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// The profile, installed as Wireshark looks for it, shows the lab's state
+// in its columns, and every filter button and I/O graph filter compiles
+// and matches the packet it is for.
+func TestProfileShowsTheLabsState(t *testing.T) {
+	labtest.NeedTool(t, "tshark")
+	dir := t.TempDir()
+	profile := filepath.Join(dir, "profiles", "statelab")
+	if err := os.MkdirAll(profile, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for path, b := range Generated() {
+		if filepath.Dir(path) == ProfileDir {
+			if err := os.WriteFile(filepath.Join(profile, filepath.Base(path)), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Setenv("WIRESHARK_CONFIG_DIR", dir)
+	cap := filepath.Join(dir, "profile.pcapng")
+	var pkts []*capture.Packet
+	for _, c := range []string{
+		"lab CLOSING " + Block{}.Str(Side, "lab").Str(LabState, "CLOSING").Str(KernelState, "FIN-WAIT-1").Uint(Cwnd, 4380).Uint(SndNxt, 2).String(),
+		"forged " + Block{}.Str(Side, "forger").Str(Verdict, "rejected").Str(Reason, "wrong ID").String(),
+		"PATH_CHALLENGE " + Block{}.Str(Side, "server").Str(Event, "PATH_CHALLENGE").String(),
+		"reply " + Block{}.Str(Side, "server").Str(Session, "last_result=15").String(),
+		"[statelab side=]",
+	} {
+		p := &capture.Packet{Time: time.Unix(1, 0), Data: frame()}
+		p.Comment(c)
+		pkts = append(pkts, p)
+	}
+	if err := capture.WriteFile(cap, capture.File{Experiment: "annotate/profile", Interface: "lo", Packets: pkts}); err != nil {
+		t.Fatal(err)
+	}
+	out := labtest.Tshark(t, cap, "-C", "statelab", "-X", "lua_script:"+filepath.Join(root, LuaPath))
+	first, _, _ := strings.Cut(out, "\n")
+	if !strings.Contains(first, " lab CLOSING FIN-WAIT-1 ") {
+		t.Errorf("the profile's columns do not show side, lab state and kernel state: %q", first)
+	}
+	filters := []string{}
+	for _, b := range Buttons {
+		filters = append(filters, b.Filter)
+	}
+	for _, g := range Graphs {
+		if g.Filter != "" {
+			filters = append(filters, g.Filter)
+		}
+	}
+	for _, f := range filters {
+		if n := len(TsharkFields(t, cap, f)); n == 0 {
+			t.Errorf("filter %q matches nothing", f)
+		}
+	}
 }
