@@ -18,7 +18,7 @@
 local statelab = Proto("statelab", "statelab: the lab's state at this packet")
 
 local fields = {
-	side = { ProtoField.string("statelab.side", "Side", base.UNICODE, "who sent this packet: lab or kernel (tcp); client, server, forger, prober or kernel (dns); client, server, attacker or nat (quic); client, server, balancer or backend (http)"), "string" },
+	side = { ProtoField.string("statelab.side", "Side", base.UNICODE, "who sent this packet: lab or kernel (tcp); client, server, forger, prober or kernel (dns); client, server, attacker or nat (quic, the nat also for the contrast's TCP); client, server, balancer or backend (http); other for a packet of none of them"), "string" },
 	note = { ProtoField.string("statelab.note", "Note", base.UNICODE, "a short note on the packet: what the lab did to it (held back, dropped before it) or what it is"), "string" },
 	lab_state = { ProtoField.string("statelab.lab_state", "Lab state", base.UNICODE, "the lab's TCP state: on a lab segment the state it sent it in, on a kernel segment the state after the lab processed it"), "string" },
 	kernel_state = { ProtoField.string("statelab.kernel_state", "Kernel state", base.UNICODE, "the kernel's TCP state, derived from the segments in capture order (or read right after the segment where the experiment says so)"), "string" },

@@ -77,7 +77,7 @@ type Field struct {
 // Table is every field a block may carry, in the order the plugin shows
 // them.
 var Table = []Field{
-	{Side, String, false, "Side", "all", "who sent this packet: lab or kernel (tcp); client, server, forger, prober or kernel (dns); client, server, attacker or nat (quic); client, server, balancer or backend (http)"},
+	{Side, String, false, "Side", "all", "who sent this packet: lab or kernel (tcp); client, server, forger, prober or kernel (dns); client, server, attacker or nat (quic, the nat also for the contrast's TCP); client, server, balancer or backend (http); other for a packet of none of them"},
 	{Note, String, false, "Note", "all", "a short note on the packet: what the lab did to it (held back, dropped before it) or what it is"},
 	{LabState, String, false, "Lab state", "tcp", "the lab's TCP state: on a lab segment the state it sent it in, on a kernel segment the state after the lab processed it"},
 	{KernelState, String, false, "Kernel state", "tcp", "the kernel's TCP state, derived from the segments in capture order (or read right after the segment where the experiment says so)"},
