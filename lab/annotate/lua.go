@@ -177,8 +177,8 @@ var luaTemplate = template.Must(template.New("lua").Parse(`-- statelab.lua: the 
 -- state and Statistics > I/O Graphs can plot statelab.cwnd. A block that
 -- breaks the grammar (lab/annotate/doc.go) gives statelab.error.
 --
--- Install: copy this file to ~/.local/lib/wireshark/plugins/ (Wireshark
--- 3.x/4.x), or run once with
+-- Install: copy this file to ~/.local/lib/wireshark/plugins/ (tested with
+-- Wireshark 4.0, Lua 5.2), or run once with
 --   wireshark -X lua_script:wireshark/statelab.lua capture.pcapng
 --   tshark -X lua_script:wireshark/statelab.lua -r capture.pcapng -Y 'statelab.lab_state == "CLOSING"'
 -- The profile wireshark/profile/statelab adds the columns.
