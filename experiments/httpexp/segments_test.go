@@ -27,7 +27,9 @@ func TestCommentSegmentsLeavesNoPacketBare(t *testing.T) {
 		tcpPacket(cl, other, capture.FlagSYN, ""),
 	}
 	commentSegments(pkts, map[netip.AddrPort]string{srv: "stateful server"})
-	block := func(side string) string { return ` [statelab side=` + side + ` kind=segment mode="stateful server" conn=1]` }
+	block := func(side string) string {
+		return ` [statelab side=` + side + ` kind=segment mode="stateful server" conn=1]`
+	}
 	want := []string{
 		"127.0.0.1:40000 → stateful server, connection 1: SYN; the client opens a connection" + block("client"),
 		"stateful server → 127.0.0.1:40000, connection 1: SYN, ACK; the server accepts the connection" + block("server"),
