@@ -49,10 +49,10 @@ func TestReferenceCapturesCarryTheFields(t *testing.T) {
 		{"http/calculator", `statelab.mode == "stateful" && statelab.session contains "last_result" && statelab.step >= 2`},
 	} {
 		path := filepath.Join(root, "captures", tt.capture+".pcapng")
-		if n := len(TsharkFields(t, path, "!statelab.side || statelab.error")); n != 0 {
+		if n := len(tsharkFields(t, path, "!statelab.side || statelab.error")); n != 0 {
 			t.Errorf("%s: %d frames without statelab.side or with statelab.error", tt.capture, n)
 		}
-		if len(TsharkFields(t, path, tt.filter)) == 0 {
+		if len(tsharkFields(t, path, tt.filter)) == 0 {
 			t.Errorf("%s: no frame matches %s", tt.capture, tt.filter)
 		}
 	}

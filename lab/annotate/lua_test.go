@@ -79,7 +79,7 @@ func TestLuaParsesAsParseDoes(t *testing.T) {
 	if err := capture.WriteFile(path, capture.File{Experiment: "annotate/mirror", Interface: "lo", Packets: pkts}); err != nil {
 		t.Fatal(err)
 	}
-	rows := TsharkFields(t, path, "")
+	rows := tsharkFields(t, path, "")
 	if len(rows) != len(mirrorCases) {
 		t.Fatalf("tshark printed %d rows for %d packets", len(rows), len(mirrorCases))
 	}
@@ -137,10 +137,10 @@ func frame() []byte {
 	return b
 }
 
-// TsharkFields runs tshark with the plugin on a capture (with a display
+// tsharkFields runs tshark with the plugin on a capture (with a display
 // filter unless it is "") and returns each shown frame's statelab fields,
 // every occurrence of each, with statelab.error under the key "error".
-func TsharkFields(t testing.TB, path, filter string) []map[Key][]string {
+func tsharkFields(t testing.TB, path, filter string) []map[Key][]string {
 	t.Helper()
 	const agg = "\x1e"
 	keys := []Key{errorKey}
@@ -225,7 +225,7 @@ func TestProfileShowsTheLabsState(t *testing.T) {
 		}
 	}
 	for _, f := range filters {
-		if n := len(TsharkFields(t, cap, f)); n == 0 {
+		if n := len(tsharkFields(t, cap, f)); n == 0 {
 			t.Errorf("filter %q matches nothing", f)
 		}
 	}
