@@ -19,6 +19,8 @@
 //	ladder.go      Ladder: the sequence diagram, ◇ for rows an endpoint reported
 //	main.go        Main, RunFlags, RunTargets: the command line, signals, exit statuses
 //
-// Subpackages: capture (packet capture and pcapng), sandbox (the rootless
-// namespace), subproc (servers as separate processes), labtest (tests).
+// Subpackages: capture (packet capture and pcapng), annotate (the
+// machine-readable [statelab …] block of packet comments and the Wireshark
+// plugin generated from it), sandbox (the rootless namespace), subproc
+// (servers as separate processes), labtest (tests).
 package lab

@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/udpdns"
 	"github.com/statelab/statelab/udpdns/dnsfault"
@@ -108,7 +109,8 @@ func readClientGone(pkts []*capture.Packet, server, client netip.AddrPort) goneW
 		if u, ok := icmpUnreachable(p); ok {
 			if u.code == portUnreachable && u.src == server && u.dst.Port() == client.Port() && u.quoted.ID == w.id && w.query {
 				w.icmp, w.icmpAfterAnswer = true, w.answer
-				p.Comment(fmt.Sprintf("ICMP port unreachable from the client's kernel: nobody listens on port %d any more; quotes the answer id=%#04x", u.dst.Port(), u.quoted.ID))
+				p.Comment(annotate.Append(fmt.Sprintf("ICMP port unreachable from the client's kernel: nobody listens on port %d any more; quotes the answer id=%#04x", u.dst.Port(), u.quoted.ID),
+					dnsBlock("kernel", "icmp", u.quoted.ID)))
 				lad.Send(fmt.Sprintf("ICMP port unreachable (quotes id=%#04x)", u.quoted.ID), "(kernel: no socket)", "learns nothing: unconnected")
 			}
 			continue
@@ -118,12 +120,13 @@ func readClientGone(pkts []*capture.Packet, server, client netip.AddrPort) goneW
 		case !ok:
 		case d.meta.Dst == server && !d.head.Response():
 			w.query, w.id = true, d.head.ID
-			p.Comment("query 0 (attempt 1): " + d.question() + " from " + d.meta.Src.String())
+			p.Comment(annotate.Append("query 0 (attempt 1): "+d.question()+" from "+d.meta.Src.String(), queryBlock(d, 0, 1)))
 			lad.Send(d.question(), "in flight", "holds the answer")
 			lad.State("socket closed", "")
 		case d.meta.Src == server && d.head.Response() && d.head.ID == w.id:
 			w.answer = true
-			p.Comment(fmt.Sprintf("answer to query 0 %s → %s, to a port nobody listens on: the client closed before it came", d.question(), d.answer()))
+			p.Comment(annotate.Append(fmt.Sprintf("answer to query 0 %s → %s, to a port nobody listens on: the client closed before it came", d.question(), d.answer()),
+				dnsBlock("server", "answer", d.head.ID).Uint(annotate.Query, 0).Str(annotate.Verdict, "not read").Str(annotate.Reason, "client closed")))
 			lad.Reply(d.question()+" "+d.answer(), "(gone)", "write succeeded")
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/udpdns"
 )
@@ -90,7 +91,7 @@ func readCookies(pkts []*capture.Packet, server, client netip.AddrPort, probes [
 				phase = " — to a new server with a new secret"
 			}
 			p := d.p
-			p.Comment(fmt.Sprintf("query %s; cookie: %s%s", d.question(), describeCookie(c, has), phase))
+			p.Comment(annotate.Append(fmt.Sprintf("query %s; cookie: %s%s", d.question(), describeCookie(c, has), phase), dnsBlock("client", "query", d.head.ID)))
 			if w.clientQueries == 1 || (strings.HasPrefix(d.name(), "restart-new-secret") && len(lad.Rows) < 12) {
 				lad.Send(fmt.Sprintf("%s %s", d.question(), shortCookie(c, has)), "", "")
 				drawBad = w.clientQueries > 1
@@ -101,7 +102,8 @@ func readCookies(pkts []*capture.Packet, server, client netip.AddrPort, probes [
 			if pr != nil {
 				name = pr.name
 			}
-			d.p.Comment(fmt.Sprintf("probe from %v, %s: %s; cookie: %s", d.meta.Src, name, d.question(), describeCookie(c, has)))
+			d.p.Comment(annotate.Append(fmt.Sprintf("probe from %v, %s: %s; cookie: %s", d.meta.Src, name, d.question(), describeCookie(c, has)),
+				dnsBlock("prober", "probe", d.head.ID).Str(annotate.Note, name)))
 		case d.meta.Src == server && d.meta.Dst == client && d.msg != nil && answerA(d.msg) == poisonA:
 			w.forgedSeen++
 			want, kind := udpdns.MissingCookie, "no cookie"
@@ -109,8 +111,8 @@ func readCookies(pkts []*capture.Packet, server, client netip.AddrPort, probes [
 				want, kind = udpdns.WrongCookie, "a guessed cookie"
 			}
 			verdict, short := said.saidWhere(d, func(e udpdns.Event) bool { return e.Kind == udpdns.EventRejected && e.Reason == want })
-			d.p.Comment(fmt.Sprintf("forged answer #%d from %v (raw socket) with %s: ID, question and source right, → %v; client: %s",
-				w.forgedSeen, d.meta.Src, kind, poisonA, verdict))
+			d.p.Comment(annotate.Append(fmt.Sprintf("forged answer #%d from %v (raw socket) with %s: ID, question and source right, → %v; client: %s",
+				w.forgedSeen, d.meta.Src, kind, poisonA, verdict), judged(dnsBlock("forger", "forged", d.head.ID), verdict)))
 			if forgedDrawn < 2 {
 				forgedDrawn++
 				lad.Reply(fmt.Sprintf("forged, %s: A %v", kind, poisonA), short, "attacker")
@@ -120,10 +122,11 @@ func readCookies(pkts []*capture.Packet, server, client netip.AddrPort, probes [
 			verdict, short := said.said(d)
 			if d.msg.Rcode == dns.RcodeBadCookie {
 				w.badCookies++
-				d.p.Comment(fmt.Sprintf("BADCOOKIE (extended RCODE 23) to %s with a fresh server cookie (%s): the cookie was made with another secret; the server kept nothing to look up — the hash did not match; client: %s, asks again with the new cookie",
-					d.question(), describeCookie(c, has), verdict))
+				d.p.Comment(annotate.Append(fmt.Sprintf("BADCOOKIE (extended RCODE 23) to %s with a fresh server cookie (%s): the cookie was made with another secret; the server kept nothing to look up — the hash did not match; client: %s, asks again with the new cookie",
+					d.question(), describeCookie(c, has), verdict), judged(dnsBlock("server", "answer", d.head.ID), verdict).Str(annotate.Note, "BADCOOKIE")))
 			} else {
-				d.p.Comment(fmt.Sprintf("answer %s → %s; cookie: %s; client: %s", d.question(), d.answer(), describeCookie(c, has), verdict))
+				d.p.Comment(annotate.Append(fmt.Sprintf("answer %s → %s; cookie: %s; client: %s", d.question(), d.answer(), describeCookie(c, has), verdict),
+					judged(dnsBlock("server", "answer", d.head.ID), verdict)))
 			}
 			if answers == 1 {
 				cl, s, err := udpdns.ParseCookie(c)
@@ -142,7 +145,8 @@ func readCookies(pkts []*capture.Packet, server, client netip.AddrPort, probes [
 				name = pr.name
 				w.probeAnswers[pr.name] = rcodeOf(d)
 			}
-			d.p.Comment(fmt.Sprintf("the server's answer to the probe (%s): %s, cookie: %s — judged by recomputing the hash, no table", name, rcodeOf(d), describeCookie(c, has)))
+			d.p.Comment(annotate.Append(fmt.Sprintf("the server's answer to the probe (%s): %s, cookie: %s — judged by recomputing the hash, no table", name, rcodeOf(d), describeCookie(c, has)),
+				dnsBlock("server", "answer", d.head.ID).Str(annotate.Note, name+": "+rcodeOf(d))))
 		}
 	}
 	w.ladder = lad.Rows

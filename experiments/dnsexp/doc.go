@@ -27,6 +27,8 @@
 //	packets.go      reading DNS datagrams and ICMP errors back from a
 //	                capture; commentRest for packets no step drew
 //	verdicts.go     the client's verdict on each datagram, for comments
+//	fields.go       each comment's [statelab …] block (lab/annotate): side,
+//	                kind, ID, query, attempt, verdict and reason
 //	idmatching.go   dns/id-matching
 //	spoofing.go     dns/spoofing: the attacker middleware, the replay
 //	                through an ID-only matcher

@@ -59,6 +59,7 @@ func TestExperimentsPass(t *testing.T) {
 						t.Errorf("%s: packet %d has no comment", path, i+1)
 					}
 				}
+				checkFields(t, name, path, f)
 			}
 		})
 	}

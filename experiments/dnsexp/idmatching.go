@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/udpdns/dnsfault"
 )
@@ -101,17 +102,19 @@ func readIDMatching(pkts []*capture.Packet, server netip.AddrPort, said *verdict
 			w.queries = append(w.queries, q)
 			out++
 			w.maxOut = max(w.maxOut, out)
-			d.p.Comment(fmt.Sprintf("query %d (attempt %d): %s", q.seq, q.attempt, d.question()))
+			d.p.Comment(annotate.Append(fmt.Sprintf("query %d (attempt %d): %s", q.seq, q.attempt, d.question()), queryBlock(d, q.seq, q.attempt)))
 		case d.meta.Src == server && d.head.Response():
 			verdict, _ := said.said(d)
 			q := w.byID[d.head.ID]
 			switch {
 			case q == nil || !bytes.Equal(q.pkt.head.QName, d.head.QName):
 				w.orphans++
-				d.p.Comment(fmt.Sprintf("answer %s → %s with no captured query of that ID and name; client: %s", d.question(), d.answer(), verdict))
+				d.p.Comment(annotate.Append(fmt.Sprintf("answer %s → %s with no captured query of that ID and name; client: %s", d.question(), d.answer(), verdict),
+					judged(dnsBlock("server", "answer", d.head.ID), verdict)))
 			case q.resp != nil:
 				w.orphans++
-				d.p.Comment(fmt.Sprintf("another answer to query %d (%s) → %s; client: %s", q.seq, d.question(), d.answer(), verdict))
+				d.p.Comment(annotate.Append(fmt.Sprintf("another answer to query %d (%s) → %s; client: %s", q.seq, d.question(), d.answer(), verdict),
+					judged(dnsBlock("server", "answer", d.head.ID).Uint(annotate.Query, uint64(q.seq)), verdict)))
 			default:
 				q.resp = &d
 				out--
@@ -119,8 +122,8 @@ func readIDMatching(pkts []*capture.Packet, server netip.AddrPort, said *verdict
 					w.overtaken++
 				}
 				maxSeq = max(maxSeq, q.seq)
-				d.p.Comment(fmt.Sprintf("answer to query %d (%s) → %s; %d answers arrived before it; client: %s",
-					q.seq, d.question(), d.answer(), w.answered, verdict))
+				d.p.Comment(annotate.Append(fmt.Sprintf("answer to query %d (%s) → %s; %d answers arrived before it; client: %s",
+					q.seq, d.question(), d.answer(), w.answered, verdict), judged(dnsBlock("server", "answer", d.head.ID).Uint(annotate.Query, uint64(q.seq)), verdict)))
 				w.answered++
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/udpdns"
 	"github.com/statelab/statelab/udpdns/dnsfault"
@@ -204,7 +205,7 @@ func readLoss(pkts []*capture.Packet, server netip.AddrPort, names []string, lat
 				w.dropIDs[d.head.ID] = true
 				what += ": dropped by the server; the client will time out and retry with a fresh ID"
 			}
-			d.p.Comment(what)
+			d.p.Comment(annotate.Append(what, queryBlock(d, index[n], attempts[n])))
 			if n == lateName {
 				w.lateQueries = append(w.lateQueries, d)
 				w.lateQuery(&lad, d)
@@ -212,16 +213,17 @@ func readLoss(pkts []*capture.Packet, server netip.AddrPort, names []string, lat
 		case d.meta.Src == server && d.head.Response():
 			verdict, short := said.said(d)
 			what := fmt.Sprintf("answer to query %d %s → %s", index[n], d.question(), d.answer())
+			blk := judged(dnsBlock("server", "answer", d.head.ID).Uint(annotate.Query, uint64(index[n])), verdict)
 			switch {
 			case n != lateName:
-				d.p.Comment(what + "; client: " + verdict)
+				d.p.Comment(annotate.Append(what+"; client: "+verdict, blk))
 			case d.head.ID == heldID:
 				w.lateAnswers = append(w.lateAnswers, d)
-				d.p.Comment(fmt.Sprintf("held answer to the first attempt, released once the retry arrived: %s; client: %s", what, verdict))
+				d.p.Comment(annotate.Append(fmt.Sprintf("held answer to the first attempt, released once the retry arrived: %s; client: %s", what, verdict), blk.Str(annotate.Note, "held")))
 				lad.Reply(d.question()+" (held)", short, "")
 			default:
 				w.lateAnswers = append(w.lateAnswers, d)
-				d.p.Comment(fmt.Sprintf("answer to the retry: %s; client: %s", what, verdict))
+				d.p.Comment(annotate.Append(fmt.Sprintf("answer to the retry: %s; client: %s", what, verdict), blk))
 				lad.Reply(d.question()+" "+d.answer(), short, "")
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/udpdns"
 )
@@ -135,7 +136,7 @@ func percentileMS(sorted []float64, q float64) float64 {
 func commentRest(pkts []*capture.Packet) {
 	for _, p := range pkts {
 		if len(p.Comments) == 0 {
-			p.Comment(describePacket(p))
+			p.Comment(annotate.Append(describePacket(p), restBlock(p)))
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/lab/subproc"
 	"github.com/statelab/statelab/udpdns"
@@ -254,8 +255,8 @@ func readRestart(pkts []*capture.Packet, addr, client netip.AddrPort, pid1, pid2
 			if u.code == portUnreachable && u.src.Port() == client.Port() && u.dst == addr && strings.EqualFold(u.quoted.Name(), gapName) {
 				w.icmpForGap, w.gapFirstID = true, u.quoted.ID
 			}
-			p.Comment(fmt.Sprintf("ICMP port unreachable (code %d) from the kernel: nothing listens on %v — the server is down; quotes query id=%#04x %s",
-				u.code, u.dst, u.quoted.ID, u.quoted.Name()))
+			p.Comment(annotate.Append(fmt.Sprintf("ICMP port unreachable (code %d) from the kernel: nothing listens on %v — the server is down; quotes query id=%#04x %s",
+				u.code, u.dst, u.quoted.ID, u.quoted.Name()), dnsBlock("kernel", "icmp", u.quoted.ID)))
 			lad.Reply(fmt.Sprintf("ICMP port unreachable (id=%#04x)", u.quoted.ID), "ignored: unconnected socket", fmt.Sprintf("(down: pid %d killed)", pid1))
 			phase = fmt.Sprintf("pid %d", pid2)
 			continue
@@ -275,13 +276,14 @@ func readRestart(pkts []*capture.Packet, addr, client netip.AddrPort, pid1, pid2
 				order[n] = len(order)
 			}
 			attempts[n]++
-			p.Comment(fmt.Sprintf("query %d (attempt %d): %s", order[n], attempts[n], d.question()))
+			p.Comment(annotate.Append(fmt.Sprintf("query %d (attempt %d): %s", order[n], attempts[n], d.question()), queryBlock(d, order[n], attempts[n])))
 			if drawn {
 				lad.Send(d.question(), fmt.Sprintf("attempt on port %d", d.meta.Src.Port()), phase)
 			}
 		case d.meta.Src == addr:
 			verdict, _ := said.said(d)
-			p.Comment(fmt.Sprintf("answer to query %d %s → %s (%s); client: %s", order[n], d.question(), d.answer(), phase, verdict))
+			p.Comment(annotate.Append(fmt.Sprintf("answer to query %d %s → %s (%s); client: %s", order[n], d.question(), d.answer(), phase, verdict),
+				judged(dnsBlock("server", "answer", d.head.ID).Uint(annotate.Query, uint64(order[n])), verdict).Str(annotate.Note, phase)))
 			if drawn {
 				lad.Reply(d.question()+" "+d.answer(), "matched", phase)
 			}

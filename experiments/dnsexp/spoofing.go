@@ -11,6 +11,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/udpdns"
 )
@@ -221,7 +222,7 @@ func readSpoofing(pkts []*capture.Packet, server, client netip.AddrPort, forged 
 		switch {
 		case d.meta.Dst == server && !d.head.Response():
 			naiveIn[d.head.ID], strictIn[d.head.ID] = d.head.Name(), d.head.Name()
-			d.p.Comment(fmt.Sprintf("query %d: %s", w.queries, d.question()))
+			d.p.Comment(annotate.Append(fmt.Sprintf("query %d: %s", w.queries, d.question()), queryBlock(d, w.queries, 1)))
 			w.queries++
 			if lad == nil {
 				lad = &lab.Ladder{}
@@ -244,7 +245,12 @@ func readSpoofing(pkts []*capture.Packet, server, client netip.AddrPort, forged 
 					verdict += "; an ID-only matcher would accept it for " + qname
 				}
 			}
-			d.p.Comment(fmt.Sprintf("%s from %v: %s → %s; client: %s", what, d.meta.Src, d.question(), d.answer(), verdict))
+			side, kind := "server", "answer"
+			if !genuine {
+				side, kind = "forger", "forged"
+			}
+			d.p.Comment(annotate.Append(fmt.Sprintf("%s from %v: %s → %s; client: %s", what, d.meta.Src, d.question(), d.answer(), verdict),
+				judged(dnsBlock(side, kind, d.head.ID), verdict)))
 			if lad != nil && ladRows < 6 && (genuine || ladRows < 5) {
 				label := fmt.Sprintf("%s from %v", d.question(), d.meta.Src)
 				if genuine {

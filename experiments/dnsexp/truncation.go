@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/udpdns"
 )
@@ -157,7 +158,8 @@ func readTruncation(pkts []*capture.Packet, server netip.AddrPort, udpSize uint1
 			}
 			cost.add(p)
 			if !d.head.Response() {
-				p.Comment(fmt.Sprintf("query over UDP: %s, advertising a %d-byte EDNS buffer; server: keeps nothing for this client", d.question(), udpSize))
+				p.Comment(annotate.Append(fmt.Sprintf("query over UDP: %s, advertising a %d-byte EDNS buffer; server: keeps nothing for this client", d.question(), udpSize),
+					dnsBlock("client", "query", d.head.ID)))
 				lad.Send(d.question()+" (UDP)", "waits for the answer", "")
 				continue
 			}
@@ -169,17 +171,22 @@ func readTruncation(pkts []*capture.Packet, server netip.AddrPort, udpSize uint1
 				w.bigTC, w.bigUDPSize, w.bigRecords = tc, len(m.Payload), recs
 			}
 			if tc {
-				p.Comment(fmt.Sprintf("answer over UDP with TC set: %d of %d records in %d bytes (the buffer allows %d); client: truncated, retries over TCP; server: done, keeps nothing",
-					recs, udpdns.BigTXTRecords, len(m.Payload), udpSize))
+				p.Comment(annotate.Append(fmt.Sprintf("answer over UDP with TC set: %d of %d records in %d bytes (the buffer allows %d); client: truncated, retries over TCP; server: done, keeps nothing",
+					recs, udpdns.BigTXTRecords, len(m.Payload), udpSize), dnsBlock("server", "answer", d.head.ID).Str(annotate.Verdict, "truncated")))
 				lad.Reply(fmt.Sprintf("TC: %d records, %d bytes", recs, len(m.Payload)), "truncated: retry over TCP", "forgets the query")
 			} else {
-				p.Comment(fmt.Sprintf("answer over UDP: %s, %d records in %d bytes, TC clear; client: matched, done; server: keeps nothing", d.question(), recs, len(m.Payload)))
+				p.Comment(annotate.Append(fmt.Sprintf("answer over UDP: %s, %d records in %d bytes, TC clear; client: matched, done; server: keeps nothing", d.question(), recs, len(m.Payload)),
+					dnsBlock("server", "answer", d.head.ID).Str(annotate.Verdict, "matched")))
 				lad.Reply(fmt.Sprintf("%d record(s), %d bytes", recs, len(m.Payload)), "matched", "keeps nothing")
 			}
 		case capture.ProtoTCP:
 			w.tcp.add(p)
 			c, rung := ph.segment(p, m, server)
-			p.Comment(c)
+			side := "client"
+			if m.Src == server {
+				side = "server"
+			}
+			p.Comment(annotate.Append(c, annotate.Block{}.Str(annotate.Side, side).Str(annotate.Kind, "tcp")))
 			if rung != nil {
 				lad.Rows = append(lad.Rows, *rung)
 			}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 )
 
@@ -92,15 +93,17 @@ func commentLeg(name string, n int, p *played, b backendLeg, ex, fx *Exchange) s
 		label += " cookie=" + sessionLabel(ck.Value)
 	}
 	if ex.ReqPacket != nil {
-		ex.ReqPacket.Comment(fmt.Sprintf("%s step %d (%s), backend leg: balancer → %s (%s): %s", name, n+1, p.Label, b.name, b.addr, label))
+		ex.ReqPacket.Comment(annotate.Append(fmt.Sprintf("%s step %d (%s), backend leg: balancer → %s (%s): %s", name, n+1, p.Label, b.name, b.addr, label),
+			annotate.Block{}.Str(annotate.Side, "balancer").Str(annotate.Kind, "request").Str(annotate.Mode, name).Uint(annotate.Step, uint64(n+1)).Str(annotate.Backend, b.name)))
 	}
 	if ex.Response == nil {
 		return fmt.Sprintf("step %d: no reply from %s captured", n+1, b.name)
 	}
 	rl := fmt.Sprintf("%d %s", ex.Response.StatusCode, replySummary(ex.RespBody))
 	if ex.RespPacket != nil {
-		ex.RespPacket.Comment(fmt.Sprintf("%s step %d (%s), backend leg: %s → balancer: %s; %s served it (by its own request counter)",
-			name, n+1, p.Label, b.name, trimString(rl, 160), b.name))
+		ex.RespPacket.Comment(annotate.Append(fmt.Sprintf("%s step %d (%s), backend leg: %s → balancer: %s; %s served it (by its own request counter)",
+			name, n+1, p.Label, b.name, trimString(rl, 160), b.name),
+			annotate.Block{}.Str(annotate.Side, "backend").Str(annotate.Kind, "response").Str(annotate.Mode, name).Uint(annotate.Step, uint64(n+1)).Str(annotate.Backend, b.name)))
 	}
 	switch {
 	case fx == nil || fx.Response == nil || fx.ReqPacket == nil || fx.RespPacket == nil || ex.ReqPacket == nil || ex.RespPacket == nil:
@@ -138,14 +141,19 @@ func commentBackendPackets(pkts []*capture.Packet, scenario string, legs []backe
 		if !ok {
 			continue
 		}
+		side := "balancer"
+		if m.Src == backend {
+			side = "backend"
+		}
+		blk := annotate.Block{}.Str(annotate.Side, side).Str(annotate.Kind, "segment").Str(annotate.Mode, scenario).Str(annotate.Backend, name)
 		if what, ok := conns[peer]; ok {
-			p.Comment(what + ": " + tcpFlags(m.Flags))
+			p.Comment(annotate.Append(what+": "+tcpFlags(m.Flags), blk))
 			continue
 		}
 		why := "no HTTP exchange on this connection"
 		if name == killed {
 			why = "the balancer tries " + name + ", which was stopped: connection refused"
 		}
-		p.Comment(fmt.Sprintf("%s, balancer ↔ %s (%s): %s; %s", scenario, name, backend, tcpFlags(m.Flags), why))
+		p.Comment(annotate.Append(fmt.Sprintf("%s, balancer ↔ %s (%s): %s; %s", scenario, name, backend, tcpFlags(m.Flags), why), blk))
 	}
 }

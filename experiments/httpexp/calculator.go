@@ -7,6 +7,7 @@ import (
 
 	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 )
 
@@ -298,7 +299,8 @@ func (r *calcRun) annotate(env *lab.Env) {
 		label, rl := r.wire.requests[i], r.wire.replies[i]
 		lad.Send(label, "", "")
 		if ex.ReqPacket != nil {
-			ex.ReqPacket.Comment(fmt.Sprintf("%s request %d: %s", name, i+1, label))
+			ex.ReqPacket.Comment(annotate.Append(fmt.Sprintf("%s request %d: %s", name, i+1, label),
+				annotate.Block{}.Str(annotate.Side, "client").Str(annotate.Kind, "request").Str(annotate.Mode, name).Uint(annotate.Step, uint64(i+1))))
 		}
 		if ex.Response == nil {
 			lad.Reply("(no response captured)", "", "")
@@ -306,7 +308,8 @@ func (r *calcRun) annotate(env *lab.Env) {
 		}
 		lad.Reply(rl, r.clientState[i], r.serverState[i])
 		if ex.RespPacket != nil {
-			ex.RespPacket.Comment(fmt.Sprintf("%s response %d: %s; server state after this request, as the server reported: %s", name, i+1, rl, r.serverState[i]))
+			ex.RespPacket.Comment(annotate.Append(fmt.Sprintf("%s response %d: %s; server state after this request, as the server reported: %s", name, i+1, rl, r.serverState[i]),
+				annotate.Block{}.Str(annotate.Side, "server").Str(annotate.Kind, "response").Str(annotate.Mode, name).Uint(annotate.Step, uint64(i+1)).Str(annotate.Session, r.serverState[i])))
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 )
 
@@ -39,7 +40,12 @@ func commentSegments(pkts []*capture.Packet, names map[netip.AddrPort]string) {
 		if !toServer {
 			dir = fmt.Sprintf("%s → %s", name, client)
 		}
-		p.Comment(fmt.Sprintf("%s, connection %d: %s; %s", dir, n, tcpFlags(m.Flags), segmentRole(m.Flags, len(m.Payload), toServer)))
+		side := "server"
+		if toServer {
+			side = "client"
+		}
+		p.Comment(annotate.Append(fmt.Sprintf("%s, connection %d: %s; %s", dir, n, tcpFlags(m.Flags), segmentRole(m.Flags, len(m.Payload), toServer)),
+			annotate.Block{}.Str(annotate.Side, side).Str(annotate.Kind, "segment").Str(annotate.Mode, name).Uint(annotate.Conn, uint64(n))))
 	}
 }
 

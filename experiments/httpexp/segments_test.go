@@ -27,13 +27,16 @@ func TestCommentSegmentsLeavesNoPacketBare(t *testing.T) {
 		tcpPacket(cl, other, capture.FlagSYN, ""),
 	}
 	commentSegments(pkts, map[netip.AddrPort]string{srv: "stateful server"})
+	block := func(side string) string {
+		return ` [statelab side=` + side + ` kind=segment mode="stateful server" conn=1]`
+	}
 	want := []string{
-		"127.0.0.1:40000 → stateful server, connection 1: SYN; the client opens a connection",
-		"stateful server → 127.0.0.1:40000, connection 1: SYN, ACK; the server accepts the connection",
+		"127.0.0.1:40000 → stateful server, connection 1: SYN; the client opens a connection" + block("client"),
+		"stateful server → 127.0.0.1:40000, connection 1: SYN, ACK; the server accepts the connection" + block("server"),
 		"already said: request 1",
-		"stateful server → 127.0.0.1:40000, connection 1: ACK; acknowledges what it received, no data",
-		"stateful server → 127.0.0.1:40000, connection 1: ACK; 9 more bytes of the HTTP message commented on its first segment",
-		"127.0.0.1:40000 → stateful server, connection 1: FIN, ACK; the client has nothing more to send",
+		"stateful server → 127.0.0.1:40000, connection 1: ACK; acknowledges what it received, no data" + block("server"),
+		"stateful server → 127.0.0.1:40000, connection 1: ACK; 9 more bytes of the HTTP message commented on its first segment" + block("server"),
+		"127.0.0.1:40000 → stateful server, connection 1: FIN, ACK; the client has nothing more to send" + block("client"),
 		"",
 	}
 	for i, p := range pkts {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 )
 
@@ -128,7 +129,8 @@ func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange 
 func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchange) {
 	label := requestLabel(ex)
 	if ex.ReqPacket != nil {
-		ex.ReqPacket.Comment(fmt.Sprintf("%s step %d (%s): %s", t.name, n+1, p.Label, label))
+		ex.ReqPacket.Comment(annotate.Append(fmt.Sprintf("%s step %d (%s): %s", t.name, n+1, p.Label, label),
+			annotate.Block{}.Str(annotate.Side, "client").Str(annotate.Kind, "request").Str(annotate.Mode, t.name).Uint(annotate.Step, uint64(n+1))))
 	}
 	lad.Send(fmt.Sprintf("%d. %s", n+1, label), "", "")
 	if ex.Response == nil {
@@ -141,7 +143,8 @@ func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchang
 		if p.Server != "" {
 			c += fmt.Sprintf("; server state after this step, %s: %s", t.source(), p.Server)
 		}
-		ex.RespPacket.Comment(c)
+		ex.RespPacket.Comment(annotate.Append(c, annotate.Block{}.Str(annotate.Side, "server").Str(annotate.Kind, "response").Str(annotate.Mode, t.name).
+			Uint(annotate.Step, uint64(n+1)).Str(annotate.Backend, p.Backend).Str(annotate.Session, p.Server)))
 	}
 	lad.Reply(trimString(rl, 100), "", p.Server)
 }

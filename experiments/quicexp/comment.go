@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/quicconn/nat"
 )
@@ -68,7 +69,49 @@ func DatagramComment(d *Datagram, server netip.AddrPort) string {
 	default:
 		fmt.Fprintf(&b, "; the %s's qlog has no record of receiving it", receiver)
 	}
-	return b.String()
+	return annotate.Append(b.String(), datagramBlock(d, sender, sent, recv))
+}
+
+// datagramBlock is a datagram's machine-readable part (lab/annotate): who
+// sent it, on which path as the sender logged it, its DCID, each packet's
+// number as logged, and what the receiver's qlog made of it.
+func datagramBlock(d *Datagram, sender string, sent, recv *PacketEvent) annotate.Block {
+	if d.CopyOf != nil {
+		sender = "attacker"
+	}
+	b := annotate.Block{}.Str(annotate.Side, sender)
+	if sent != nil && d.CopyOf == nil {
+		b = b.Str(annotate.Path, fmt.Sprintf("%s → %s", sent.Local, sent.Remote))
+	} else {
+		b = b.Str(annotate.Path, fmt.Sprintf("%s → %s", d.Src, d.Dst))
+	}
+	for _, p := range d.Parts {
+		if p.DCID != "" {
+			b = b.Str(annotate.DCID, p.DCID)
+			break
+		}
+	}
+	for _, p := range d.Parts {
+		e := p.Sent
+		if e == nil {
+			e = p.Recv
+		}
+		if e != nil && e.PN >= 0 {
+			b = b.Uint(annotate.PN, uint64(e.PN))
+		}
+	}
+	switch {
+	case recv != nil && recv.Dropped != "":
+		b = b.Str(annotate.Verdict, "dropped").Str(annotate.Reason, recv.Dropped)
+	case recv != nil:
+		b = b.Str(annotate.Verdict, "received")
+	default:
+		b = b.Str(annotate.Verdict, "not logged")
+	}
+	if d.CopyOf != nil {
+		b = b.Str(annotate.Event, "forged copy")
+	}
+	return b
 }
 
 // describePart is one QUIC packet: "1-RTT pn 57 [ACK 0-55, STREAM 0 off
@@ -193,7 +236,17 @@ func commentTCP(pkts []*capture.Packet, outside, server netip.AddrPort, rb nat.T
 		default:
 			who = fmt.Sprintf("%s → %s: not a segment of the NAT's connections", m.Src, m.Dst)
 		}
-		g.p.Comment(fmt.Sprintf("TCP [%s] %s; %s", tcpFlagNames(m.Flags), nums, who))
+		side := "server"
+		switch {
+		case d == old:
+			side = "nat"
+		case m.Src == rb.New && m.Dst == server:
+			side = "nat"
+		case m.Src != server:
+			side = "other"
+		}
+		g.p.Comment(annotate.Append(fmt.Sprintf("TCP [%s] %s; %s", tcpFlagNames(m.Flags), nums, who),
+			annotate.Block{}.Str(annotate.Side, side).Str(annotate.Kind, "tcp").Str(annotate.Path, fmt.Sprintf("%s → %s", m.Src, m.Dst))))
 	}
 	return segs
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/quicconn"
 )
 
@@ -73,7 +74,7 @@ func checkClaimedPaths(env *lab.Env, ev *evidence, srv netip.AddrPort, tuples []
 	for _, d := range ev.ds {
 		if InFlightAtSwitch(d, srv, tuples) {
 			leaked++
-			d.Pkt.Comment(fmt.Sprintf("server → %s: built for the old path (DCID %s) before the switch, written after it", d.Dst, d.DCID))
+			d.Pkt.Comment(annotate.Append(fmt.Sprintf("server → %s: built for the old path (DCID %s) before the switch, written after it", d.Dst, d.DCID), annotate.Block{}.Str(annotate.Event, "old path")))
 		}
 		if d.Event != nil && d.Event.Remote != peerOf(d, srv) {
 			wrong++
@@ -124,7 +125,7 @@ func checkOldPathsUnused(env *lab.Env, ds []*Datagram, srv, firstPath netip.Addr
 	late := clientLate(ds, hops)
 	if len(late) > 0 {
 		d := late[0]
-		d.Pkt.Comment(fmt.Sprintf("client sent this on %s after switching away from it (hop %d)", d.Src, hopLeaving(hops, d.Src)))
+		d.Pkt.Comment(annotate.Append(fmt.Sprintf("client sent this on %s after switching away from it (hop %d)", d.Src, hopLeaving(hops, d.Src)), annotate.Block{}.Str(annotate.Event, "after switch")))
 	}
 	srvLate, switches := serverLate(ds, srv, firstPath, tuples)
 	env.Check("after each Switch no packet uses the old path", len(hops) > 0 && len(late) == 0 && srvLate == 0,
@@ -280,10 +281,10 @@ func commentPathValidation(ds []*Datagram, srv netip.AddrPort, order []netip.Add
 				dir = fmt.Sprintf("server → client path %d (%s)", idx, c)
 			}
 			for _, x := range e.Challenge {
-				d.Pkt.Comment(fmt.Sprintf("%s: PATH_CHALLENGE %x, DCID %s", dir, x, d.DCID))
+				d.Pkt.Comment(annotate.Append(fmt.Sprintf("%s: PATH_CHALLENGE %x, DCID %s", dir, x, d.DCID), annotate.Block{}.Str(annotate.Event, "PATH_CHALLENGE")))
 			}
 			for _, x := range e.Response {
-				d.Pkt.Comment(fmt.Sprintf("%s: PATH_RESPONSE %x, DCID %s", dir, x, d.DCID))
+				d.Pkt.Comment(annotate.Append(fmt.Sprintf("%s: PATH_RESPONSE %x, DCID %s", dir, x, d.DCID), annotate.Block{}.Str(annotate.Event, "PATH_RESPONSE")))
 			}
 		}
 	}

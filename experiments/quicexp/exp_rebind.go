@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/quicconn"
 	"github.com/statelab/statelab/quicconn/nat"
 )
@@ -56,7 +57,7 @@ func checkServerPaths(env *lab.Env, ev *evidence, srv netip.AddrPort, tuples []T
 		switch {
 		case InFlightAtSwitch(d, srv, tuples):
 			inFlight++
-			d.Pkt.Comment(fmt.Sprintf("server → %s: packed for the old path (DCID %s) before the switch, written after it", d.Dst, d.DCID))
+			d.Pkt.Comment(annotate.Append(fmt.Sprintf("server → %s: packed for the old path (DCID %s) before the switch, written after it", d.Dst, d.DCID), annotate.Block{}.Str(annotate.Event, "old path")))
 		case d.Event != nil && d.Event.Remote != peerOf(d, srv):
 			wrongPath++
 		}
@@ -238,16 +239,16 @@ func droppedAtOld(ds []*Datagram, srv netip.AddrPort, rb nat.Rebinding, lastOld 
 // comment marks the rebinding's datagrams in the capture.
 func (s *rebindStory) comment() {
 	if s.okProbe {
-		s.probe.Pkt.Comment(fmt.Sprintf("server → %s: PATH_CHALLENGE %x (probing the new 4-tuple, DCID %s)", s.path2, s.chal, s.probe.DCID))
+		s.probe.Pkt.Comment(annotate.Append(fmt.Sprintf("server → %s: PATH_CHALLENGE %x (probing the new 4-tuple, DCID %s)", s.path2, s.chal, s.probe.DCID), annotate.Block{}.Str(annotate.Event, "PATH_CHALLENGE")))
 	}
 	if s.response != nil {
-		s.response.Pkt.Comment(fmt.Sprintf("%s → server: PATH_RESPONSE %x (echoes the challenge: path validated)", s.path2, s.chal))
+		s.response.Pkt.Comment(annotate.Append(fmt.Sprintf("%s → server: PATH_RESPONSE %x (echoes the challenge: path validated)", s.path2, s.chal), annotate.Block{}.Str(annotate.Event, "PATH_RESPONSE")))
 	}
 	if s.firstNew != nil {
-		s.firstNew.Pkt.Comment(fmt.Sprintf("%s → server: first packet after the NAT rebinding, DCID %s unchanged: the server finds the connection by ID", s.path2, s.firstNew.DCID))
+		s.firstNew.Pkt.Comment(annotate.Append(fmt.Sprintf("%s → server: first packet after the NAT rebinding, DCID %s unchanged: the server finds the connection by ID", s.path2, s.firstNew.DCID), annotate.Block{}.Str(annotate.Event, "rebinding")))
 	}
 	for _, d := range s.dropped {
-		d.Pkt.Comment(fmt.Sprintf("server → %s: the NAT has forgotten this binding; dropped (the client's qlog never received it)", s.path1))
+		d.Pkt.Comment(annotate.Append(fmt.Sprintf("server → %s: the NAT has forgotten this binding; dropped (the client's qlog never received it)", s.path1), annotate.Block{}.Str(annotate.Event, "dropped by the NAT")))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/quicconn"
 )
 
@@ -113,11 +114,11 @@ func tallyForged(ds []*Datagram, fakes []netip.AddrPort) *spoofing {
 // comment marks the attacker's copies and the server's probes of them.
 func (a *spoofing) comment() {
 	for _, d := range a.copies {
-		d.Pkt.Comment(fmt.Sprintf("attacker: forged copy of a client packet from %s (DCID %s), sent before the original", d.Src, d.DCID))
+		d.Pkt.Comment(annotate.Append(fmt.Sprintf("attacker: forged copy of a client packet from %s (DCID %s), sent before the original", d.Src, d.DCID), annotate.Block{}.Str(annotate.Event, "forged copy")))
 	}
 	for _, d := range a.toFake {
 		if d.Event != nil && len(d.Event.Challenge) > 0 {
-			d.Pkt.Comment(fmt.Sprintf("server → forged %s: PATH_CHALLENGE %x; no answer will come", d.Dst, d.Event.Challenge[0]))
+			d.Pkt.Comment(annotate.Append(fmt.Sprintf("server → forged %s: PATH_CHALLENGE %x; no answer will come", d.Dst, d.Event.Challenge[0]), annotate.Block{}.Str(annotate.Event, "PATH_CHALLENGE")))
 		}
 	}
 }
@@ -184,7 +185,7 @@ func (a *spoofing) commentOriginals() (dropped int) {
 		if o.Event != nil && o.Event.Dropped != "" {
 			dropped++
 		}
-		o.Pkt.Comment(fmt.Sprintf("client: the original of the forged copy in frame %d, arriving after it; the server's verdict: %s", c.Index+1, verdict(o.Event)))
+		o.Pkt.Comment(annotate.Append(fmt.Sprintf("client: the original of the forged copy in frame %d, arriving after it; the server's verdict: %s", c.Index+1, verdict(o.Event)), annotate.Block{}.Str(annotate.Event, "original of a forged copy")))
 	}
 	return dropped
 }

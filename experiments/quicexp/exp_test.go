@@ -33,6 +33,7 @@ func TestExperimentsPass(t *testing.T) {
 			if all == 0 || bare != 0 {
 				t.Errorf("%s: %d of %d packets carry no comment", path, bare, all)
 			}
+			checkFields(t, tc.name, path)
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/tcpstate"
 	"github.com/statelab/statelab/tcpstate/rawtcp"
 )
@@ -42,7 +43,7 @@ func (r *labRun) comment() int {
 	for i, p := range r.pkts {
 		ci := r.convOf[i]
 		if ci < 0 {
-			p.Comment("not a TCP segment of the lab's")
+			p.Comment(annotate.Append("not a TCP segment of the lab's", annotate.Block{}.Str(annotate.Side, "other")))
 		} else {
 			r.commentSegment(i, r.convs[ci], pos[i], told, n)
 		}
@@ -163,6 +164,52 @@ func (r *labRun) commentSegment(i int, c *conv, j int, told map[[2]int]bool, n *
 	for _, l := range n.before[i] {
 		p.Comment(l)
 	}
+	p.Comment(r.stateBlock(i, c, s, kv, n).String())
+}
+
+// stateBlock is packet i's machine-readable comment (lab/annotate): who
+// sent it, the lab's state and TCB as labStateComment tells them, with
+// sequence numbers relative as in the comments, and the kernel's state.
+func (r *labRun) stateBlock(i int, c *conv, s wseg, kv kview, n *packetNotes) annotate.Block {
+	side := "kernel"
+	if s.fromLab {
+		side = "lab"
+	}
+	b := annotate.Block{}.Str(annotate.Side, side).Uint(annotate.Conn, uint64(c.id))
+	ri := r.pktRec[i]
+	if ri >= 0 {
+		rec := &r.recs[ri]
+		st, t := rec.State, rec.TCB
+		if h, ok := n.heldOf[ri]; ok {
+			st, t = r.recs[h].State, r.recs[h].TCB
+		}
+		if rec.Conn == 0 {
+			st = tcpstate.Closed
+		}
+		b = b.Str(annotate.LabState, st.String())
+		if rec.Conn != 0 && st != tcpstate.Closed && st != tcpstate.Listen {
+			if c.labBase.set {
+				b = b.Uint(annotate.SndUna, uint64(uint32(t.SndUna)-c.labBase.v)).Uint(annotate.SndNxt, uint64(uint32(t.SndNxt)-c.labBase.v))
+			}
+			if st != tcpstate.SynSent && c.peerBase.set {
+				b = b.Uint(annotate.RcvNxt, uint64(uint32(t.RcvNxt)-c.peerBase.v))
+			}
+			b = b.Uint(annotate.SndWnd, uint64(t.SndWnd)).Uint(annotate.RcvWnd, uint64(t.RcvWnd)).
+				Uint(annotate.Cwnd, uint64(t.Cwnd)).Uint(annotate.Ssthresh, uint64(t.Ssthresh))
+		}
+	}
+	b = b.Str(annotate.KernelState, kv.state)
+	switch {
+	case ri >= 0 && n.named[ri] != "":
+		b = b.Str(annotate.Note, n.named[ri])
+	case n.kernel[i] != "":
+		b = b.Str(annotate.Note, n.kernel[i])
+	case ri >= 0 && r.recs[ri].Note != "" && r.recs[ri].Note != "no TCB":
+		b = b.Str(annotate.Note, r.recs[ri].Note)
+	case ri < 0:
+		b = b.Str(annotate.Note, "no driver record")
+	}
+	return b
 }
 
 // issComment tells a side's ISS on its first segment of a connection.

@@ -37,6 +37,7 @@ func TestExperiments(t *testing.T) {
 			for _, c := range r.Captures {
 				checkComments(t, e.Short(), c)
 				checkCapture(t, e.Short(), c)
+				checkFields(t, e.Short(), c)
 			}
 		})
 	}
