@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -114,6 +115,9 @@ type RunFlags struct {
 	Seed    uint64
 	Timeout time.Duration
 	Verbose bool
+	// HTML, when set, is the directory that receives the run as one
+	// self-contained page, HTML/index.html (see Catalogue.SetHTML).
+	HTML string
 }
 
 // Declare declares the run flags on fs, with their defaults.
@@ -124,6 +128,7 @@ func (f *RunFlags) Declare(fs *flag.FlagSet) {
 	f.Timeout = 2 * time.Minute
 	fs.Var((*timeoutValue)(&f.Timeout), "timeout", fmt.Sprintf("give up on an experiment after this long (more than 0s, up to %v)", MaxTimeout))
 	fs.BoolVar(&f.Verbose, "v", false, "print progress lines")
+	fs.StringVar(&f.HTML, "html", "", "also write the run as one self-contained web page, `DIR`/index.html (pictures drawn from the run, links to its captures)")
 }
 
 // timeoutValue is --timeout: a duration in (0, MaxTimeout].
@@ -231,6 +236,16 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitUsage
 	}
+	if f.HTML != "" {
+		if c.html == nil {
+			fmt.Fprintf(stderr, "%s: --html: this program was built without an HTML report writer (Catalogue.SetHTML)\n", prog)
+			return ExitUsage
+		}
+		if err := CheckOutDir(f.HTML); err != nil {
+			fmt.Fprintf(stderr, "%s: --html: %v\n", prog, strings.Replace(err.Error(), "captures", "the page", 1))
+			return ExitUsage
+		}
+	}
 	opts := Options{OutDir: f.Out, Seed: f.Seed, Timeout: f.Timeout}
 	if f.Verbose {
 		opts.Log = stderr
@@ -261,6 +276,13 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 			_ = r.WriteText(stdout)
 		}
 	})
+	if f.HTML != "" && len(reports) > 0 {
+		if err := c.html(f.HTML, reports); err != nil {
+			fmt.Fprintf(stderr, "%s: --html: %v\n", prog, err)
+			return ExitUsage
+		}
+		fmt.Fprintf(stderr, "%s: the report as a web page: %s\n", progName(), filepath.Join(f.HTML, "index.html"))
+	}
 	return verdict(ctx, reports, len(exps), opts.Seed, stderr)
 }
 
