@@ -114,6 +114,7 @@ func readCookies(pkts []*capture.Packet, server, client netip.AddrPort, probes [
 			if forgedDrawn < 2 {
 				forgedDrawn++
 				lad.Reply(fmt.Sprintf("forged, %s: A %v", kind, poisonA), short, "attacker")
+				lad.Tag(lab.FateForged)
 			}
 		case d.meta.Src == server && d.meta.Dst == client:
 			answers++

@@ -219,6 +219,7 @@ func readLoss(pkts []*capture.Packet, server netip.AddrPort, names []string, lat
 				w.lateAnswers = append(w.lateAnswers, d)
 				d.p.Comment(fmt.Sprintf("held answer to the first attempt, released once the retry arrived: %s; client: %s", what, verdict))
 				lad.Reply(d.question()+" (held)", short, "")
+				lad.Tag(lab.FateLate)
 			default:
 				w.lateAnswers = append(w.lateAnswers, d)
 				d.p.Comment(fmt.Sprintf("answer to the retry: %s; client: %s", what, verdict))

@@ -252,8 +252,10 @@ func readSpoofing(pkts []*capture.Packet, server, client netip.AddrPort, forged 
 					ladRows = 99
 				} else {
 					lad.Reply(label, short, "attacker")
+					lad.Tag(lab.FateForged)
 					ladRows++
 				}
+				lad.Explain(d.p.Comments[len(d.p.Comments)-1])
 			}
 		}
 	}

@@ -118,8 +118,11 @@ func ladderRows(l *lab.Ladder) ([]float64, []jump) {
 			}
 		}
 		if len(gaps) > 0 {
+			// The gap at the 90th percentile takes the most a row may;
+			// smaller ones to scale (at least one row), larger ones
+			// compressed and marked.
 			sort.Float64s(gaps)
-			pxPerMS = ladRowMin / gaps[len(gaps)/2]
+			pxPerMS = ladRowMax / gaps[len(gaps)*9/10]
 		}
 	}
 	y := ladTop
@@ -129,7 +132,7 @@ func ladderRows(l *lab.Ladder) ([]float64, []jump) {
 			if pxPerMS > 0 {
 				g := at[i] - at[i-1]
 				step = max(ladRowMin, g*pxPerMS)
-				if step > ladRowMax {
+				if step > ladRowMax*1.5 {
 					jumps = append(jumps, jump{y: y + ladRowMax/2, label: fmt.Sprintf("%s ms later", num(g))})
 					step = ladRowMax
 				}

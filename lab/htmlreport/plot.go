@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/statelab/statelab/lab"
 )
@@ -37,13 +38,25 @@ const (
 // points with a fate in the fate's colour, a legend below.
 func xySVG(b *strings.Builder, p *lab.Plot) {
 	xlo, xhi, ylo, yhi := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
+	// A time–sequence graph's segments (ranges) set the Y range, with
+	// headroom; lines far above them (a window edge 64 KiB beyond 100
+	// bytes of data) are clipped at the frame rather than squash the
+	// segments into a line.
+	rlo, rhi := math.Inf(1), math.Inf(-1)
 	for _, s := range p.Series {
 		for _, pt := range s.Points {
 			xlo, xhi = min(xlo, pt.X), max(xhi, pt.X)
 			ylo, yhi = min(ylo, pt.Y), max(yhi, pt.Y)
 			if s.Kind == lab.SeriesRanges {
 				ylo, yhi = min(ylo, pt.Y2), max(yhi, pt.Y2)
+				rlo, rhi = min(rlo, pt.Y, pt.Y2), max(rhi, pt.Y, pt.Y2)
 			}
+		}
+	}
+	clipped := false
+	if rhi > math.Inf(-1) {
+		if top := rhi + max((rhi-rlo)*0.3, 1); yhi > top {
+			yhi, clipped = top, true
 		}
 	}
 	if xhi == xlo {
@@ -58,6 +71,9 @@ func xySVG(b *strings.Builder, p *lab.Plot) {
 	sy := scale{ylo, yhi, xyH - xyBot, xyTop}
 	svgOpen(b, "plot xy", xyW, xyH, p.Title)
 	axes(b, sx, sy, p.XLabel, p.YLabel)
+	clipID := fmt.Sprintf("clip%d", clipSeq.Add(1))
+	fmt.Fprintf(b, `<clipPath id="%s"><rect x="%s" y="%s" width="%s" height="%s"/></clipPath><g clip-path="url(#%s)">`,
+		clipID, num(sx.a), num(sy.b-3), num(sx.b-sx.a), num(sy.a-sy.b+6), clipID)
 	var fates []lab.Fate
 	for i, s := range p.Series {
 		colour := palette[i%len(palette)]
@@ -109,9 +125,16 @@ func xySVG(b *strings.Builder, p *lab.Plot) {
 		}
 		b.WriteString("</g>")
 	}
+	b.WriteString("</g>")
+	if clipped {
+		fmt.Fprintf(b, `<text class="tick" x="%s" y="%s" text-anchor="end">lines above the segments run on above the frame (hover a line for its name)</text>`, num(sx.b-4), num(sy.b+12))
+	}
 	legend(b, p.Series, fates, xyH-18)
 	b.WriteString("</svg>")
 }
+
+// clipSeq numbers the plots' clip paths, unique on a page.
+var clipSeq atomic.Uint64
 
 // pointTip is a point's hover text.
 func pointTip(s *lab.Series, pt lab.Point, p *lab.Plot) string {

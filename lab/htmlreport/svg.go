@@ -19,7 +19,11 @@ func num(v float64) string {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		v = 0
 	}
-	return strconv.FormatFloat(math.Round(v*100)/100, 'f', -1, 64)
+	v = math.Round(v*100) / 100
+	if v == 0 {
+		v = 0 // not "-0"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // clip shortens s to at most n runes, ending in "…" when cut.
@@ -85,7 +89,7 @@ func fateWords(f lab.Fate) string {
 	case lab.FateForged:
 		return "forged (an attacker's)"
 	case lab.FateLate:
-		return "late (its query had given up)"
+		return "late (held back, or after its sender gave up)"
 	case lab.FateRetransmit:
 		return "retransmitted"
 	case lab.FateDuplicate:
