@@ -193,11 +193,11 @@ func rungSVG(b *strings.Builder, l *lab.Ladder, r lab.Rung, y float64, i int) {
 	if r.Detail != "" {
 		tip = append(tip, r.Detail)
 	}
-	if l.Timed {
+	if l.Timed && r.Label != "" {
 		tip = append(tip, "at "+num(r.AtMS)+" ms")
 	}
 	b.WriteString(title(strings.Join(tip, "\n")))
-	if l.Timed {
+	if l.Timed && r.Label != "" {
 		fmt.Fprintf(b, `<text class="t" x="2" y="%s">%s</text>`, num(y+4), num(r.AtMS))
 	}
 	if r.Label != "" {
