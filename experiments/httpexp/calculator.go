@@ -309,6 +309,7 @@ func (r *calcRun) annotate(env *lab.Env) {
 			ex.RespPacket.Comment(fmt.Sprintf("%s response %d: %s; server state after this request, as the server reported: %s", name, i+1, rl, r.serverState[i]))
 		}
 	}
+	calcPlot(env, name, r.wire.exs, r.wire.requests, r.clientState, r.serverState)
 }
 
 // checkCalc checks what the workflows computed and carried, fills the

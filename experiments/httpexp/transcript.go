@@ -121,6 +121,7 @@ func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange 
 		t.annotateStep(lad, n, p, exs[i])
 		i++
 	}
+	t.plot(env, exs)
 	return exs
 }
 

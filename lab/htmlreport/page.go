@@ -114,17 +114,24 @@ func section(b *strings.Builder, r *lab.Report, opts Options) {
 	if r.Error != "" {
 		fmt.Fprintf(b, `<p class="error">Error: %s</p>`, esc(r.Error))
 	}
-	for _, l := range r.Ladders {
-		b.WriteString(`<figure class="picture">`)
-		fmt.Fprintf(b, "<figcaption>%s</figcaption>", esc(l.Title))
-		ladderSVG(b, l)
-		b.WriteString("</figure>")
-	}
-	for _, p := range r.Plots {
+	plot := func(p *lab.Plot) {
 		b.WriteString(`<figure class="picture">`)
 		fmt.Fprintf(b, "<figcaption>%s</figcaption>", esc(p.Title))
 		plotSVG(b, p)
 		b.WriteString("</figure>")
+	}
+	after := plotsAfter(r)
+	for i, l := range r.Ladders {
+		b.WriteString(`<figure class="picture">`)
+		fmt.Fprintf(b, "<figcaption>%s</figcaption>", esc(l.Title))
+		ladderSVG(b, l)
+		b.WriteString("</figure>")
+		for _, p := range after[i] {
+			plot(p)
+		}
+	}
+	for _, p := range after[-1] {
+		plot(p)
 	}
 	if u, ok := tcpUsed(r); ok {
 		b.WriteString(`<figure class="picture">`)
@@ -171,6 +178,27 @@ func section(b *strings.Builder, r *lab.Report, opts Options) {
 		b.WriteString(`<p class="note">A summary of this run's reports: it informs, it judges nothing.</p>`)
 	}
 	fmt.Fprintf(b, `<p class="duration">%s ms</p></section>`+"\n", num(r.DurationMS))
+}
+
+// plotsAfter places each plot after the ladder it draws more of: the
+// ladder whose title begins with the plot's subject (the plot title's
+// part before its last ": "); plots of no ladder go under -1,
+// after every ladder. Order within a ladder is the report's.
+func plotsAfter(r *lab.Report) map[int][]*lab.Plot {
+	out := map[int][]*lab.Plot{}
+	for _, p := range r.Plots {
+		at, best := -1, 0
+		if k := strings.LastIndex(p.Title, ": "); k >= 6 {
+			subject := p.Title[:k]
+			for i, l := range r.Ladders {
+				if strings.HasPrefix(l.Title, subject) && len(subject) > best {
+					at, best = i, len(subject)
+				}
+			}
+		}
+		out[at] = append(out[at], p)
+	}
+	return out
 }
 
 // table is an evidence table, the first row its header.
