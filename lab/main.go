@@ -165,12 +165,16 @@ func checkTimeout(d time.Duration) error {
 // CheckOutDir makes sure captures can be written under dir before anything
 // runs: it creates dir if missing, then writes and removes a probe file.
 // Its error says what to do.
-func CheckOutDir(dir string) error {
+func CheckOutDir(dir string) error { return checkWritable("--out", dir, "captures", DefaultOut) }
+
+// checkWritable is CheckOutDir for the directory of flag, which receives
+// what.
+func checkWritable(flag, dir, what, example string) error {
 	if dir == "" {
-		return fmt.Errorf("--out is empty: name a directory for the captures, such as --out %s", DefaultOut)
+		return fmt.Errorf("%s is empty: name a directory for the %s, such as %s %s", flag, what, flag, example)
 	}
 	fail := func(err error) error {
-		return fmt.Errorf("--out %s: cannot write captures there (%v); name a directory you can write (it is created if missing), such as --out /tmp/%s", dir, err, DefaultOut)
+		return fmt.Errorf("%s %s: cannot write %s there (%v); name a directory you can write (it is created if missing), such as %s /tmp/%s", flag, dir, what, err, flag, example)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
@@ -241,8 +245,8 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 			fmt.Fprintf(stderr, "%s: --html: this program was built without an HTML report writer (Catalogue.SetHTML)\n", prog)
 			return ExitUsage
 		}
-		if err := CheckOutDir(f.HTML); err != nil {
-			fmt.Fprintf(stderr, "%s: --html: %v\n", prog, strings.Replace(err.Error(), "captures", "the page", 1))
+		if err := checkWritable("--html", f.HTML, "the web page", "statelab-report"); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 			return ExitUsage
 		}
 	}
