@@ -115,8 +115,12 @@ func plots(env *lab.Env, ds []*Datagram, server netip.AddrPort) {
 			}
 		}
 	}
-	for _, n := range order {
-		p.Series = append(p.Series, lanes[n])
+	for _, kind := range []lab.SeriesKind{lab.SeriesSpans, lab.SeriesEvents} { // the 4-tuples, then the marks
+		for _, n := range order {
+			if lanes[n].Kind == kind {
+				p.Series = append(p.Series, lanes[n])
+			}
+		}
 	}
 	b := env.Plot("bytes each 4-tuple carried (UDP payload, from the capture; forged copies not counted)", lab.PlotBars, "", "bytes")
 	upS, downS := b.Add("client → server", lab.SeriesPoints), b.Add("server → client", lab.SeriesPoints)

@@ -9,7 +9,7 @@ import (
 // plots adds a connection's pictures to the report, from the driver's
 // records (the lab's view of every segment either way, captured or not)
 // and the kernel's state beside each captured one: a time–sequence graph
-// of each direction that carried data or SYN/FIN (segments, the other
+// of each direction that carried data or a FIN (segments, the other
 // side's ACK line and receive window; the lab's direction with the
 // engine's snd.una + cwnd), the engine's cwnd and ssthresh, and both
 // endpoints' states over time. Sequence numbers are relative to the
@@ -95,7 +95,7 @@ func (g *tcpGraphs) add(rec *rawtcp.Record, kstate string) {
 			}
 			g.labSeg = append(g.labSeg, pt)
 			g.labMax, g.labSent = max(g.labMax, rel+seqLen), true
-			g.dataLab = g.dataLab || s.Len > 0 || s.Flags&(tcpstate.SYN|tcpstate.FIN) != 0
+			g.dataLab = g.dataLab || s.Len > 0 || s.Flags&tcpstate.FIN != 0
 		}
 		if ack && g.pb.set {
 			a := float64(uint32(s.Ack) - g.pb.v)
@@ -121,7 +121,7 @@ func (g *tcpGraphs) add(rec *rawtcp.Record, kstate string) {
 			}
 			g.peerSeg = append(g.peerSeg, pt)
 			g.peerMax, g.peerSent = max(g.peerMax, rel+seqLen), true
-			g.dataPeer = true
+			g.dataPeer = g.dataPeer || s.Len > 0 || s.Flags&tcpstate.FIN != 0
 		}
 	}
 	if ack {

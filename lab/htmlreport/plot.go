@@ -129,7 +129,7 @@ func xySVG(b *strings.Builder, p *lab.Plot) {
 	if clipped {
 		fmt.Fprintf(b, `<text class="tick" x="%s" y="%s" text-anchor="end">lines above the segments run on above the frame (hover a line for its name)</text>`, num(sx.b-4), num(sy.b+12))
 	}
-	legend(b, p.Series, fates, xyH-18)
+	legend(b, p.Series, fates, xyH-20)
 	b.WriteString("</svg>")
 }
 
@@ -179,15 +179,23 @@ func axes(b *strings.Builder, sx, sy scale, xLabel, yLabel string) {
 	}
 }
 
-// legend names each series by its colour, then the fates drawn.
+// legend names each series by its colour, then the fates drawn, on a
+// second line when the first is full.
 func legend(b *strings.Builder, series []*lab.Series, fates []lab.Fate, y float64) {
 	x := xyLeft
+	wrap := func(w float64) {
+		if x+w > xyW-10 && x > xyLeft {
+			x, y = xyLeft, y+15
+		}
+	}
 	for i, s := range series {
+		wrap(28 + float64(len([]rune(s.Name)))*charW)
 		fmt.Fprintf(b, `<rect x="%s" y="%s" width="12" height="4" fill="%s"/><text class="legend" x="%s" y="%s">%s</text>`,
 			num(x), num(y-4), palette[i%len(palette)], num(x+16), num(y), esc(s.Name))
 		x += 28 + float64(len([]rune(s.Name)))*charW
 	}
 	for _, f := range fates {
+		wrap(24 + float64(len(fateWords(f)))*charW)
 		fmt.Fprintf(b, `<circle cx="%s" cy="%s" r="4" fill="%s"/><text class="legend" x="%s" y="%s">%s</text>`,
 			num(x+4), num(y-2), fateColour(f), num(x+12), num(y), esc(fateWords(f)))
 		x += 24 + float64(len(fateWords(f)))*charW

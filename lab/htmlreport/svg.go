@@ -52,7 +52,9 @@ func svgOpen(b *strings.Builder, class string, w, h float64, label string) {
 func title(s string) string { return "<title>" + esc(s) + "</title>" }
 
 // palette is the series colours, in order.
-var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"}
+// Red, purple, pink, orange and gold are the fates' (fateColour), so no
+// series is mistaken for lost or forged packets.
+var palette = []string{"#1f77b4", "#2ca02c", "#17becf", "#8c564b", "#7f7f7f", "#bcbd22", "#6b8e23", "#4682b4", "#a0522d", "#5f9ea0"}
 
 // colourOf gives a label a stable colour (a state's, a connection ID's),
 // the same across plots.
@@ -70,9 +72,9 @@ func fateColour(f lab.Fate) string {
 	case lab.FateForged:
 		return "#9c27b0"
 	case lab.FateLate:
-		return "#e69500"
+		return "#b8860b"
 	case lab.FateRetransmit:
-		return "#ff5722"
+		return "#f57c00"
 	case lab.FateDuplicate:
 		return "#795548"
 	case lab.FateRejected:
