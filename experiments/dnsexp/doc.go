@@ -27,6 +27,7 @@
 //	packets.go      reading DNS datagrams and ICMP errors back from a
 //	                capture; commentRest for packets no step drew
 //	verdicts.go     the client's verdict on each datagram, for comments
+//	plots.go        the client's events timed: queries in flight, replies' fates
 //	idmatching.go   dns/id-matching
 //	spoofing.go     dns/spoofing: the attacker middleware, the replay
 //	                through an ID-only matcher
