@@ -19,6 +19,8 @@ type Ladder struct {
 	// Timed says the rows carry their times (AtMS), so a picture can
 	// draw time running down to scale.
 	Timed bool `json:"timed,omitempty"`
+
+	origin time.Time // the first time When was given
 }
 
 // Rung is one row of a ladder: a message (Right true: left to right) or,
@@ -72,6 +74,18 @@ func (l *Ladder) At(d time.Duration) {
 		l.Rows[n-1].AtMS = MS(d)
 		l.Timed = true
 	}
+}
+
+// When sets the time of the last row added from a clock reading (a
+// captured packet's timestamp): the first reading is the ladder's zero.
+func (l *Ladder) When(t time.Time) {
+	if len(l.Rows) == 0 || t.IsZero() {
+		return
+	}
+	if l.origin.IsZero() {
+		l.origin = t
+	}
+	l.At(t.Sub(l.origin))
 }
 
 // Explain sets the detail of the last row added: its whole story, for a

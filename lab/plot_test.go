@@ -77,3 +77,16 @@ func TestRunHTMLWithoutAWriterIsAUsageError(t *testing.T) {
 		t.Errorf("exit %d, %q", code, errOut.String())
 	}
 }
+
+func TestLadderWhenCountsFromTheFirstReading(t *testing.T) {
+	var l Ladder
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l.When(t0) // no row yet: nothing to time
+	l.Send("a", "", "")
+	l.When(t0.Add(time.Second))
+	l.Reply("b", "", "")
+	l.When(t0.Add(1250 * time.Millisecond))
+	if !l.Timed || l.Rows[0].AtMS != 0 || l.Rows[1].AtMS != 250 {
+		t.Errorf("%+v", l.Rows)
+	}
+}

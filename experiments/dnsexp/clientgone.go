@@ -120,11 +120,13 @@ func readClientGone(pkts []*capture.Packet, server, client netip.AddrPort) goneW
 			w.query, w.id = true, d.head.ID
 			p.Comment("query 0 (attempt 1): " + d.question() + " from " + d.meta.Src.String())
 			lad.Send(d.question(), "in flight", "holds the answer")
+			lad.When(d.p.Time)
 			lad.State("socket closed", "")
 		case d.meta.Src == server && d.head.Response() && d.head.ID == w.id:
 			w.answer = true
 			p.Comment(fmt.Sprintf("answer to query 0 %s → %s, to a port nobody listens on: the client closed before it came", d.question(), d.answer()))
 			lad.Reply(d.question()+" "+d.answer(), "(gone)", "write succeeded")
+			lad.When(d.p.Time)
 		}
 	}
 	w.ladder = lad.Rows

@@ -278,12 +278,14 @@ func readRestart(pkts []*capture.Packet, addr, client netip.AddrPort, pid1, pid2
 			p.Comment(fmt.Sprintf("query %d (attempt %d): %s", order[n], attempts[n], d.question()))
 			if drawn {
 				lad.Send(d.question(), fmt.Sprintf("attempt on port %d", d.meta.Src.Port()), phase)
+				lad.When(d.p.Time)
 			}
 		case d.meta.Src == addr:
 			verdict, _ := said.said(d)
 			p.Comment(fmt.Sprintf("answer to query %d %s → %s (%s); client: %s", order[n], d.question(), d.answer(), phase, verdict))
 			if drawn {
 				lad.Reply(d.question()+" "+d.answer(), "matched", phase)
+				lad.When(d.p.Time)
 			}
 		}
 	}

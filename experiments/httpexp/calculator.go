@@ -298,6 +298,7 @@ func (r *calcRun) annotate(env *lab.Env) {
 		label, rl := r.wire.requests[i], r.wire.replies[i]
 		lad.Send(label, "", "")
 		if ex.ReqPacket != nil {
+			lad.When(ex.ReqPacket.Time)
 			ex.ReqPacket.Comment(fmt.Sprintf("%s request %d: %s", name, i+1, label))
 		}
 		if ex.Response == nil {
@@ -306,6 +307,7 @@ func (r *calcRun) annotate(env *lab.Env) {
 		}
 		lad.Reply(rl, r.clientState[i], r.serverState[i])
 		if ex.RespPacket != nil {
+			lad.When(ex.RespPacket.Time)
 			ex.RespPacket.Comment(fmt.Sprintf("%s response %d: %s; server state after this request, as the server reported: %s", name, i+1, rl, r.serverState[i]))
 		}
 	}

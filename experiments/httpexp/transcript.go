@@ -132,6 +132,9 @@ func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchang
 		ex.ReqPacket.Comment(fmt.Sprintf("%s step %d (%s): %s", t.name, n+1, p.Label, label))
 	}
 	lad.Send(fmt.Sprintf("%d. %s", n+1, label), "", "")
+	if ex.ReqPacket != nil {
+		lad.When(ex.ReqPacket.Time)
+	}
 	if ex.Response == nil {
 		lad.Reply("(no response captured)", "", p.Server)
 		return
@@ -145,6 +148,10 @@ func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchang
 		ex.RespPacket.Comment(c)
 	}
 	lad.Reply(trimString(rl, 100), "", p.Server)
+	lad.Explain(rl)
+	if ex.RespPacket != nil {
+		lad.When(ex.RespPacket.Time)
+	}
 }
 
 // requestLabel words a captured request: its method and URI, its session
