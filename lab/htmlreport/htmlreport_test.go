@@ -312,3 +312,12 @@ func TestPlotsFollowTheirLadder(t *testing.T) {
 		t.Errorf("placement %v", got)
 	}
 }
+
+func TestLadderWithTimedRowsIsTimedWithoutTheFlag(t *testing.T) {
+	l := ladderOf(lab.Rung{Label: "a"}, lab.Rung{Label: "b", AtMS: 2})
+	var b strings.Builder
+	ladderSVG(&b, l)
+	if st := parseSVG(t, b.String()); st.classes["t"] != 2 {
+		t.Errorf("%d time labels, want 2", st.classes["t"])
+	}
+}

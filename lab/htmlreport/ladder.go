@@ -53,7 +53,7 @@ func ladderSVG(b *strings.Builder, l *lab.Ladder) {
 	b.WriteString(`<defs><marker id="ah" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="context-stroke"/></marker></defs>`)
 	fmt.Fprintf(b, `<text class="who" x="%s" y="18" text-anchor="middle">%s</text>`, num(ladLeftX), esc(clip(l.Left, 40)))
 	fmt.Fprintf(b, `<text class="who" x="%s" y="18" text-anchor="middle">%s</text>`, num(ladRightX), esc(clip(l.Right, 40)))
-	if l.Timed {
+	if timed(l) {
 		fmt.Fprintf(b, `<text class="axis" x="2" y="18">time (ms)</text>`)
 	}
 	// Lifelines, broken where time jumps.
@@ -88,6 +88,20 @@ func ladderSVG(b *strings.Builder, l *lab.Ladder) {
 	b.WriteString("</svg>")
 }
 
+// timed reports whether a ladder's rows carry times: it says so, or a
+// row has one (rows copied from a ladder that was timed).
+func timed(l *lab.Ladder) bool {
+	if l.Timed {
+		return true
+	}
+	for _, r := range l.Rows {
+		if r.AtMS != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // jump is a gap in time drawn shorter than to scale.
 type jump struct {
 	y     float64
@@ -110,7 +124,7 @@ func ladderRows(l *lab.Ladder) ([]float64, []jump) {
 			at[i] = at[i-1]
 		}
 	}
-	if l.Timed {
+	if timed(l) {
 		var gaps []float64
 		for i := 1; i < len(l.Rows); i++ {
 			if g := at[i] - at[i-1]; g > 0 {
@@ -193,11 +207,11 @@ func rungSVG(b *strings.Builder, l *lab.Ladder, r lab.Rung, y float64, i int) {
 	if r.Detail != "" {
 		tip = append(tip, r.Detail)
 	}
-	if l.Timed && r.Label != "" {
+	if timed(l) && r.Label != "" {
 		tip = append(tip, "at "+num(r.AtMS)+" ms")
 	}
 	b.WriteString(title(strings.Join(tip, "\n")))
-	if l.Timed && r.Label != "" {
+	if timed(l) && r.Label != "" {
 		fmt.Fprintf(b, `<text class="t" x="2" y="%s">%s</text>`, num(y+4), num(r.AtMS))
 	}
 	if r.Label != "" {
