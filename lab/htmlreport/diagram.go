@@ -82,7 +82,7 @@ func stateDiagramSVG(b *strings.Builder, u used) {
 	}
 	const w, h = 840.0, 560.0
 	svgOpen(b, "statediagram", w, h, "TCP state diagram, the states and transitions of this run highlighted")
-	b.WriteString(`<defs><marker id="sd-ah" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0L10,5L0,10z" fill="context-stroke"/></marker></defs>`)
+	b.WriteString(`<defs><marker id="sd-ah" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto"><path d="M0,0L10,5L0,10z" fill="context-stroke"/></marker></defs>`)
 	// Unused arrows first, so the used ones are drawn over them.
 	for _, pass := range []bool{false, true} {
 		for _, e := range edges {

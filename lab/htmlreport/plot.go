@@ -75,7 +75,18 @@ func xySVG(b *strings.Builder, p *lab.Plot) {
 	fmt.Fprintf(b, `<clipPath id="%s"><rect x="%s" y="%s" width="%s" height="%s"/></clipPath><g clip-path="url(#%s)">`,
 		clipID, num(sx.a), num(sy.b-3), num(sx.b-sx.a), num(sy.a-sy.b+6), clipID)
 	var fates []lab.Fate
-	for i, s := range p.Series {
+	// Segments (ranges) last, so that the ACK line a segment's ACK
+	// follows at once does not hide it.
+	order := make([]int, 0, len(p.Series))
+	for _, ranges := range []bool{false, true} {
+		for i, s := range p.Series {
+			if (s.Kind == lab.SeriesRanges) == ranges {
+				order = append(order, i)
+			}
+		}
+	}
+	for _, i := range order {
+		s := p.Series[i]
 		colour := palette[i%len(palette)]
 		fmt.Fprintf(b, `<g class="series" data-series="%s">`, esc(s.Name))
 		switch s.Kind {
