@@ -16,11 +16,13 @@
 //	summary.go     Summary: a group's conclusion across its experiments
 //	holding.go     Holding: an experiment's row of "who holds the state", across protocols
 //	report.go      Report, Check, text and JSON forms
-//	ladder.go      Ladder: the sequence diagram, ◇ for rows an endpoint reported
+//	ladder.go      Ladder: the sequence diagram, ◇ for rows an endpoint reported; rows typed (Fate) and timed
+//	plot.go        Plot: a picture's data (xy, timeline, bars; typed points with a Fate), Env.Plot
 //	main.go        Main, RunFlags, RunTargets: the command line, signals, exit statuses
 //
 // Subpackages: capture (packet capture and pcapng), annotate (the
 // machine-readable [statelab …] block of packet comments and the Wireshark
 // plugin generated from it), sandbox (the rootless namespace), subproc
-// (servers as separate processes), labtest (tests).
+// (servers as separate processes), labtest (tests), htmlreport (run --html:
+// the reports as one web page; Catalogue.SetHTML).
 package lab

@@ -48,6 +48,18 @@ type Catalogue struct {
 	exps      []Experiment // sorted by name
 	byName    map[string]Experiment
 	summaries map[string]Summary
+	html      HTMLWriter
+}
+
+// HTMLWriter writes a run's reports as a web page into dir (dir/index.html),
+// for `run --html DIR`. lab/htmlreport's WriteDir is one.
+type HTMLWriter func(dir string, reports []*Report) error
+
+// SetHTML makes w the writer of `run --html DIR` and returns c. Without
+// one, --html is a usage error.
+func (c *Catalogue) SetHTML(w HTMLWriter) *Catalogue {
+	c.html = w
+	return c
 }
 
 // NewCatalogue checks the experiments' names (group/name, each once) and

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Ladder is a sequence diagram of an exchange that really happened: two
@@ -15,6 +16,11 @@ type Ladder struct {
 	Left  string `json:"left"`
 	Right string `json:"right"`
 	Rows  []Rung `json:"rows"`
+	// Timed says the rows carry their times (AtMS), so a picture can
+	// draw time running down to scale.
+	Timed bool `json:"timed,omitempty"`
+
+	origin time.Time // the first time When was given
 }
 
 // Rung is one row of a ladder: a message (Right true: left to right) or,
@@ -28,6 +34,15 @@ type Rung struct {
 	// capture (an endpoint's qlog, the engine's records): a ladder titled
 	// "as captured" draws such a row with ◇ and says where it came from.
 	Reported string `json:"reported,omitempty"`
+	// Kind marks a message drawn distinctly: lost, forged, late,
+	// retransmitted ("" for an ordinary one).
+	Kind Fate `json:"kind,omitempty"`
+	// AtMS is when the message crossed (or the state changed), in ms from
+	// the ladder's first row, when the ladder is Timed.
+	AtMS float64 `json:"at_ms,omitempty"`
+	// Detail is the message's whole story (its full summary, the packet's
+	// comment), which a picture shows on hover.
+	Detail string `json:"detail,omitempty"`
 }
 
 // Send adds a left-to-right message.
@@ -43,6 +58,42 @@ func (l *Ladder) Reply(label, leftState, rightState string) {
 // State adds a row with no message, only state.
 func (l *Ladder) State(leftState, rightState string) {
 	l.Rows = append(l.Rows, Rung{LeftState: leftState, RightState: rightState})
+}
+
+// Tag sets the kind of the last row added.
+func (l *Ladder) Tag(k Fate) {
+	if n := len(l.Rows); n > 0 {
+		l.Rows[n-1].Kind = k
+	}
+}
+
+// At sets the time of the last row added, from the ladder's start, and
+// marks the ladder timed.
+func (l *Ladder) At(d time.Duration) {
+	if n := len(l.Rows); n > 0 {
+		l.Rows[n-1].AtMS = MS(d)
+		l.Timed = true
+	}
+}
+
+// When sets the time of the last row added from a clock reading (a
+// captured packet's timestamp): the first reading is the ladder's zero.
+func (l *Ladder) When(t time.Time) {
+	if len(l.Rows) == 0 || t.IsZero() {
+		return
+	}
+	if l.origin.IsZero() {
+		l.origin = t
+	}
+	l.At(t.Sub(l.origin))
+}
+
+// Explain sets the detail of the last row added: its whole story, for a
+// picture's hover text.
+func (l *Ladder) Explain(detail string) {
+	if n := len(l.Rows); n > 0 {
+		l.Rows[n-1].Detail = detail
+	}
 }
 
 const arrowWidth = 46

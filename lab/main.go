@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -114,6 +115,9 @@ type RunFlags struct {
 	Seed    uint64
 	Timeout time.Duration
 	Verbose bool
+	// HTML, when set, is the directory that receives the run as one
+	// self-contained page, HTML/index.html (see Catalogue.SetHTML).
+	HTML string
 }
 
 // Declare declares the run flags on fs, with their defaults.
@@ -124,6 +128,7 @@ func (f *RunFlags) Declare(fs *flag.FlagSet) {
 	f.Timeout = 2 * time.Minute
 	fs.Var((*timeoutValue)(&f.Timeout), "timeout", fmt.Sprintf("give up on an experiment after this long (more than 0s, up to %v)", MaxTimeout))
 	fs.BoolVar(&f.Verbose, "v", false, "print progress lines")
+	fs.StringVar(&f.HTML, "html", "", "also write the run as one self-contained web page, `DIR`/index.html (pictures drawn from the run, links to its captures)")
 }
 
 // timeoutValue is --timeout: a duration in (0, MaxTimeout].
@@ -160,12 +165,16 @@ func checkTimeout(d time.Duration) error {
 // CheckOutDir makes sure captures can be written under dir before anything
 // runs: it creates dir if missing, then writes and removes a probe file.
 // Its error says what to do.
-func CheckOutDir(dir string) error {
+func CheckOutDir(dir string) error { return checkWritable("--out", dir, "captures", DefaultOut) }
+
+// checkWritable is CheckOutDir for the directory of flag, which receives
+// what.
+func checkWritable(flag, dir, what, example string) error {
 	if dir == "" {
-		return fmt.Errorf("--out is empty: name a directory for the captures, such as --out %s", DefaultOut)
+		return fmt.Errorf("%s is empty: name a directory for the %s, such as %s %s", flag, what, flag, example)
 	}
 	fail := func(err error) error {
-		return fmt.Errorf("--out %s: cannot write captures there (%v); name a directory you can write (it is created if missing), such as --out /tmp/%s", dir, err, DefaultOut)
+		return fmt.Errorf("%s %s: cannot write %s there (%v); name a directory you can write (it is created if missing), such as %s /tmp/%s", flag, dir, what, err, flag, example)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fail(err)
@@ -231,6 +240,16 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitUsage
 	}
+	if f.HTML != "" {
+		if c.html == nil {
+			fmt.Fprintf(stderr, "%s: --html: this program was built without an HTML report writer (Catalogue.SetHTML)\n", prog)
+			return ExitUsage
+		}
+		if err := checkWritable("--html", f.HTML, "the web page", "statelab-report"); err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+			return ExitUsage
+		}
+	}
 	opts := Options{OutDir: f.Out, Seed: f.Seed, Timeout: f.Timeout}
 	if f.Verbose {
 		opts.Log = stderr
@@ -261,6 +280,13 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 			_ = r.WriteText(stdout)
 		}
 	})
+	if f.HTML != "" && len(reports) > 0 {
+		if err := c.html(f.HTML, reports); err != nil {
+			fmt.Fprintf(stderr, "%s: --html: %v\n", prog, err)
+			return ExitUsage
+		}
+		fmt.Fprintf(stderr, "%s: the report as a web page: %s\n", progName(), filepath.Join(f.HTML, "index.html"))
+	}
 	return verdict(ctx, reports, len(exps), opts.Seed, stderr)
 }
 

@@ -43,6 +43,8 @@ type Report struct {
 	Summary bool `json:"summary,omitempty"`
 	// Holding is the experiment's row of "who holds the state", if any.
 	Holding *Holding `json:"holding,omitempty"`
+	// Plots are the data of the report's pictures (drawn by --html).
+	Plots []*Plot `json:"plots,omitempty"`
 }
 
 // Table is a titled grid of cells; the first row is the header.

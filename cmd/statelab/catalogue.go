@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/htmlreport"
 )
 
 // catalogue is every experiment statelab runs, listed here and nowhere
@@ -19,7 +20,7 @@ var catalogue = sync.OnceValue(func() *lab.Catalogue {
 			testExperiments, // empty but in cmd/statelab's own tests
 		),
 		tcpSummaries()...,
-	)
+	).SetHTML(htmlreport.WriteDir) // run --html DIR
 })
 
 // testExperiments are experiments only this program's tests add (from

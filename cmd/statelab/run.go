@@ -26,7 +26,7 @@ func init() {
 	})
 	register(&command{
 		name: "run",
-		args: "[--out DIR] [--json] [--seed N] TARGET...",
+		args: "[--out DIR] [--json] [--seed N] [--html DIR] TARGET...",
 		summary: "Run experiments: TARGET is an experiment (http/calculator), a group (http, tcp, dns, quic) or all.\n" +
 			"Each prints what it shows, a ladder diagram of the exchange that really happened, the measured\n" +
 			"figures and every check as PASS/FAIL, and writes its capture to DIR/<group>/<name>.pcapng.\n" +
@@ -37,6 +37,7 @@ func init() {
 			"statelab run all --out /tmp/captures",
 			"statelab run http --json | jq .metrics",
 			"statelab run tcp/handshake --seed 42    # repeat a run's random choices",
+			"statelab run all --html report          # also report/index.html: ladders, plots, state diagrams",
 		},
 		flags: runFlags.Declare,
 		run: func(_ *flag.FlagSet, targets []string) int {

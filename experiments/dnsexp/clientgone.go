@@ -122,12 +122,14 @@ func readClientGone(pkts []*capture.Packet, server, client netip.AddrPort) goneW
 			w.query, w.id = true, d.head.ID
 			p.Comment(annotate.Append("query 0 (attempt 1): "+d.question()+" from "+d.meta.Src.String(), queryBlock(d, 0, 1)))
 			lad.Send(d.question(), "in flight", "holds the answer")
+			lad.When(d.p.Time)
 			lad.State("socket closed", "")
 		case d.meta.Src == server && d.head.Response() && d.head.ID == w.id:
 			w.answer = true
 			p.Comment(annotate.Append(fmt.Sprintf("answer to query 0 %s → %s, to a port nobody listens on: the client closed before it came", d.question(), d.answer()),
 				dnsBlock("server", "answer", d.head.ID).Uint(annotate.Query, 0).Str(annotate.Verdict, "not read").Str(annotate.Reason, "client closed")))
 			lad.Reply(d.question()+" "+d.answer(), "(gone)", "write succeeded")
+			lad.When(d.p.Time)
 		}
 	}
 	w.ladder = lad.Rows

@@ -303,6 +303,7 @@ func (r *rig) collectPlus(extraQueries, replies int, repliesBy string) ([]*captu
 	r.want.queries = int(st.Sent-st.SendFailed) + extraQueries
 	r.want.replies, r.want.repliesBy = replies, repliesBy
 	pkts, err := stopComplete(r.env, r.cap, r.want)
+	r.tl.emit(r.env)
 	return pkts, st, err
 }
 

@@ -94,6 +94,7 @@ func readCookies(pkts []*capture.Packet, server, client netip.AddrPort, probes [
 			p.Comment(annotate.Append(fmt.Sprintf("query %s; cookie: %s%s", d.question(), describeCookie(c, has), phase), dnsBlock("client", "query", d.head.ID)))
 			if w.clientQueries == 1 || (strings.HasPrefix(d.name(), "restart-new-secret") && len(lad.Rows) < 12) {
 				lad.Send(fmt.Sprintf("%s %s", d.question(), shortCookie(c, has)), "", "")
+				lad.When(d.p.Time)
 				drawBad = w.clientQueries > 1
 			}
 		case d.meta.Dst == server:
@@ -116,6 +117,8 @@ func readCookies(pkts []*capture.Packet, server, client netip.AddrPort, probes [
 			if forgedDrawn < 2 {
 				forgedDrawn++
 				lad.Reply(fmt.Sprintf("forged, %s: A %v", kind, poisonA), short, "attacker")
+				lad.When(d.p.Time)
+				lad.Tag(lab.FateForged)
 			}
 		case d.meta.Src == server && d.meta.Dst == client:
 			answers++
@@ -132,11 +135,13 @@ func readCookies(pkts []*capture.Packet, server, client netip.AddrPort, probes [
 				cl, s, err := udpdns.ParseCookie(c)
 				w.learnedInFirstAnswer = has && err == nil && len(s) == udpdns.ServerCookieLen && d.msg.Rcode == dns.RcodeSuccess && cl == firstClient(pkts, server, client)
 				lad.Reply(d.answer()+" "+shortCookie(c, has), "learns the server cookie", "keeps nothing")
+				lad.When(d.p.Time)
 			} else if drawBad && len(lad.Rows) < 12 {
 				if d.msg.Rcode == dns.RcodeBadCookie {
 					short = "BADCOOKIE: asks again"
 				}
 				lad.Reply(dns.RcodeToString[d.msg.Rcode]+" "+shortCookie(c, has), short, "new secret: kept nothing")
+				lad.When(d.p.Time)
 			}
 		case d.meta.Src == server:
 			pr := byPort[d.meta.Dst]

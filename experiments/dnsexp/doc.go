@@ -29,6 +29,7 @@
 //	verdicts.go     the client's verdict on each datagram, for comments
 //	fields.go       each comment's [statelab …] block (lab/annotate): side,
 //	                kind, ID, query, attempt, verdict and reason
+//	plots.go        the client's events timed: queries in flight, replies' fates
 //	idmatching.go   dns/id-matching
 //	spoofing.go     dns/spoofing: the attacker middleware, the replay
 //	                through an ID-only matcher

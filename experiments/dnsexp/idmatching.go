@@ -155,9 +155,11 @@ func (w *idWire) firstFour(pkts []*capture.Packet, server netip.AddrPort) []lab.
 		case d.meta.Dst == server && !d.head.Response() && q.pkt.p == d.p:
 			inflight[d.head.ID] = true
 			lad.Send(d.question(), fmt.Sprintf("%d in flight", len(inflight)), "stateless")
+			lad.When(d.p.Time)
 		case d.head.Response() && q.resp != nil && q.resp.p == d.p:
 			delete(inflight, d.head.ID)
 			lad.Reply(fmt.Sprintf("%s → %s", d.question(), d.answer()), fmt.Sprintf("matched query %d; %d in flight", q.seq, len(inflight)), "")
+			lad.When(d.p.Time)
 		}
 	}
 	return lad.Rows

@@ -221,10 +221,13 @@ func readLoss(pkts []*capture.Packet, server netip.AddrPort, names []string, lat
 				w.lateAnswers = append(w.lateAnswers, d)
 				d.p.Comment(annotate.Append(fmt.Sprintf("held answer to the first attempt, released once the retry arrived: %s; client: %s", what, verdict), blk.Str(annotate.Note, "held")))
 				lad.Reply(d.question()+" (held)", short, "")
+				lad.When(d.p.Time)
+				lad.Tag(lab.FateLate)
 			default:
 				w.lateAnswers = append(w.lateAnswers, d)
 				d.p.Comment(annotate.Append(fmt.Sprintf("answer to the retry: %s; client: %s", what, verdict), blk))
 				lad.Reply(d.question()+" "+d.answer(), short, "")
+				lad.When(d.p.Time)
 			}
 		}
 	}
@@ -240,6 +243,7 @@ func (w *lossWire) lateQuery(lad *lab.Ladder, d wirePkt) {
 		server = "answers"
 	}
 	lad.Send(d.question(), state, server)
+	lad.When(d.p.Time)
 }
 
 // freshIDs reports whether every attempt of the late name carried its own

@@ -279,6 +279,7 @@ func readRestart(pkts []*capture.Packet, addr, client netip.AddrPort, pid1, pid2
 			p.Comment(annotate.Append(fmt.Sprintf("query %d (attempt %d): %s", order[n], attempts[n], d.question()), queryBlock(d, order[n], attempts[n])))
 			if drawn {
 				lad.Send(d.question(), fmt.Sprintf("attempt on port %d", d.meta.Src.Port()), phase)
+				lad.When(d.p.Time)
 			}
 		case d.meta.Src == addr:
 			verdict, _ := said.said(d)
@@ -286,6 +287,7 @@ func readRestart(pkts []*capture.Packet, addr, client netip.AddrPort, pid1, pid2
 				judged(dnsBlock("server", "answer", d.head.ID).Uint(annotate.Query, uint64(order[n])), verdict).Str(annotate.Note, phase)))
 			if drawn {
 				lad.Reply(d.question()+" "+d.answer(), "matched", phase)
+				lad.When(d.p.Time)
 			}
 		}
 	}

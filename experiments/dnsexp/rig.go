@@ -48,6 +48,8 @@ type rig struct {
 	first  firstSends
 	// client is the client's socket.
 	client netip.AddrPort
+	// tl times the client's events for the report's pictures.
+	tl *timeline
 }
 
 // rigConfig is what differs between the experiments' rigs.
@@ -71,7 +73,7 @@ type rigConfig struct {
 
 // newRig sets up the rig for a server listening at server.
 func newRig(env *lab.Env, server netip.AddrPort, c rigConfig) (*rig, error) {
-	r := &rig{env: env, server: server, first: newFirstSends()}
+	r := &rig{env: env, server: server, first: newFirstSends(), tl: newTimeline()}
 	var err error
 	if r.want, err = startWant(); err != nil {
 		return nil, err
@@ -100,6 +102,7 @@ func newRig(env *lab.Env, server netip.AddrPort, c rigConfig) (*rig, error) {
 		Trace: func(e udpdns.Event) {
 			r.first.trace(e)
 			r.said.trace(e)
+			r.tl.trace(e)
 			if c.trace != nil {
 				c.trace(e)
 			}
@@ -136,6 +139,7 @@ func (r *rig) collect(replies int, repliesBy string, icmpAtLeast int) ([]*captur
 	r.want.queries = int(st.Sent - st.SendFailed)
 	r.want.replies, r.want.repliesBy, r.want.icmpAtLeast = replies, repliesBy, icmpAtLeast
 	pkts, err := stopComplete(r.env, r.cap, r.want)
+	r.tl.emit(r.env)
 	return pkts, st, err
 }
 

@@ -227,6 +227,7 @@ func readSpoofing(pkts []*capture.Packet, server, client netip.AddrPort, forged 
 			if lad == nil {
 				lad = &lab.Ladder{}
 				lad.Send(d.question(), "in flight", "")
+				lad.When(d.p.Time)
 			}
 		case d.meta.Dst == client:
 			genuine := d.meta.Src == server && d.msg != nil && answerA(d.msg) != poisonA
@@ -255,11 +256,15 @@ func readSpoofing(pkts []*capture.Packet, server, client netip.AddrPort, forged 
 				label := fmt.Sprintf("%s from %v", d.question(), d.meta.Src)
 				if genuine {
 					lad.Reply(label+" "+d.answer(), short, "")
+					lad.When(d.p.Time)
 					ladRows = 99
 				} else {
 					lad.Reply(label, short, "attacker")
+					lad.When(d.p.Time)
+					lad.Tag(lab.FateForged)
 					ladRows++
 				}
+				lad.Explain(d.p.Comments[len(d.p.Comments)-1])
 			}
 		}
 	}

@@ -299,6 +299,7 @@ func (r *calcRun) annotate(env *lab.Env) {
 		label, rl := r.wire.requests[i], r.wire.replies[i]
 		lad.Send(label, "", "")
 		if ex.ReqPacket != nil {
+			lad.When(ex.ReqPacket.Time)
 			ex.ReqPacket.Comment(annotate.Append(fmt.Sprintf("%s request %d: %s", name, i+1, label),
 				annotate.Block{}.Str(annotate.Side, "client").Str(annotate.Kind, "request").Str(annotate.Mode, name).Uint(annotate.Step, uint64(i+1))))
 		}
@@ -308,10 +309,12 @@ func (r *calcRun) annotate(env *lab.Env) {
 		}
 		lad.Reply(rl, r.clientState[i], r.serverState[i])
 		if ex.RespPacket != nil {
+			lad.When(ex.RespPacket.Time)
 			ex.RespPacket.Comment(annotate.Append(fmt.Sprintf("%s response %d: %s; server state after this request, as the server reported: %s", name, i+1, rl, r.serverState[i]),
 				annotate.Block{}.Str(annotate.Side, "server").Str(annotate.Kind, "response").Str(annotate.Mode, name).Uint(annotate.Step, uint64(i+1)).Str(annotate.Session, r.serverState[i])))
 		}
 	}
+	calcPlot(env, name, r.wire.exs, r.wire.requests, r.clientState, r.serverState)
 }
 
 // checkCalc checks what the workflows computed and carried, fills the

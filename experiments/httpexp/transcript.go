@@ -122,6 +122,7 @@ func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange 
 		t.annotateStep(lad, n, p, exs[i])
 		i++
 	}
+	t.plot(env, exs)
 	return exs
 }
 
@@ -133,6 +134,9 @@ func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchang
 			annotate.Block{}.Str(annotate.Side, "client").Str(annotate.Kind, "request").Str(annotate.Mode, t.name).Uint(annotate.Step, uint64(n+1))))
 	}
 	lad.Send(fmt.Sprintf("%d. %s", n+1, label), "", "")
+	if ex.ReqPacket != nil {
+		lad.When(ex.ReqPacket.Time)
+	}
 	if ex.Response == nil {
 		lad.Reply("(no response captured)", "", p.Server)
 		return
@@ -147,6 +151,10 @@ func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchang
 			Uint(annotate.Step, uint64(n+1)).Str(annotate.Backend, p.Backend).Str(annotate.Session, p.Server)))
 	}
 	lad.Reply(trimString(rl, 100), "", p.Server)
+	lad.Explain(rl)
+	if ex.RespPacket != nil {
+		lad.When(ex.RespPacket.Time)
+	}
 }
 
 // requestLabel words a captured request: its method and URI, its session

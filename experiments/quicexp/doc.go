@@ -49,6 +49,8 @@
 //   - complete.go: what each capture must hold, counted at the source.
 //   - comment.go: the comment every captured packet carries.
 //   - ladder.go: ladder rows drawn in capture order.
+//   - plots.go: ladder rows timed; connection IDs per 4-tuple, path
+//     validation and bytes per path as plots.
 //   - bench.go: goodput and stall with and without path changes.
 //
 // Each experiment's body reads as its steps: set up, drive traffic, finish

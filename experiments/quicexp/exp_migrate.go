@@ -304,7 +304,7 @@ func migrateLadder(env *lab.Env, ds []*Datagram, srv, firstPath netip.AddrPort, 
 	if fin := firstOf(ds, func(d *Datagram) bool { return d.Dst == srv && d.ClientEvent != nil && d.ClientEvent.Fin }); fin != nil {
 		r.send(fin.Index, "STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), fmt.Sprintf("%d bytes", res.Received))
 	}
-	r.draw(lad)
+	r.drawTimed(lad, ds, srv)
 }
 
 // hopRows adds hop i's rows: AddPath and the refused early Switch, the

@@ -321,7 +321,7 @@ func (s *rebindStory) ladder(env *lab.Env, ds []*Datagram, srv netip.AddrPort, r
 	if fin := firstOf(ds, func(d *Datagram) bool { return d.Dst == srv && d.ClientEvent != nil && d.ClientEvent.Fin }); fin != nil {
 		r.send(fin.Index, "STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), fmt.Sprintf("%d bytes", res.Received))
 	}
-	r.draw(lad)
+	r.drawTimed(lad, ds, srv)
 }
 
 // antiAmplification replays ds (the datagrams before the one that

@@ -215,7 +215,11 @@ func spoofLadder(env *lab.Env, ds []*Datagram, a *spoofing, real netip.AddrPort,
 	if fin := firstOf(ds, func(d *Datagram) bool { return d.Src == real && d.ClientEvent != nil && d.ClientEvent.Fin }); fin != nil {
 		r.send(fin.Index, "STREAM FIN", fmt.Sprintf("sha256 match %t", res.Match), "active: "+real.String())
 	}
-	r.draw(lad)
+	if d := firstOf(ds, func(d *Datagram) bool { return d.Src == real }); d != nil {
+		r.drawTimed(lad, ds, d.Dst) // the server is where the client sends
+	} else {
+		r.draw(lad)
+	}
 }
 
 // verdict says what the server's qlog did with a packet it received.

@@ -252,6 +252,7 @@ func (l *labSetup) correlate(ev *evidence) {
 		l.env.Note("No ladder is drawn: the capture is incomplete (see \"capture complete\"), and a ladder presented as the exchange holds only captured packets.")
 	}
 	CommentDatagrams(ev.ds, l.srv.Addr)
+	plots(l.env, ev.ds, l.srv.Addr)
 }
 
 // quicExpect is what the capture of the server's port must hold: every

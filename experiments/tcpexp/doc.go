@@ -52,4 +52,5 @@
 //	comments.go       the comments on every packet: the lab's state, the kernel's,
 //	                  the ISSs, the transmissions, what the lab's link lost
 //	ladder.go         a connection's ladder, as captured
+//	plots.go          a connection's plots: time–sequence each way, cwnd, both states
 package tcpexp

@@ -37,6 +37,8 @@ func (r *labRun) ladderN(title string, c *rawtcp.Conn, head, tail int, keep func
 		lr.add(it)
 	}
 	l.Rows = collapse(lr.rows, lr.kept, head, tail)
+	l.Timed = true // rows carry the records' times (AtMS)
+	r.plots(title, c, lb, pb)
 }
 
 // ladderItem is one row to be: a captured packet, a record, or both.
@@ -97,6 +99,10 @@ type ladderRows struct {
 	kept   []bool // rows collapse never hides
 	prev   string // the lab's state on the row before
 	kstate string // the kernel's state at the last captured packet
+	// sentMax is the end of the highest data the lab sent (relative), to
+	// tell a retransmission.
+	sentMax uint32
+	sentAny bool
 }
 
 func (lr *ladderRows) add(it ladderItem) {
@@ -149,11 +155,21 @@ func (lr *ladderRows) addRecord(rec *rawtcp.Record, captured bool) {
 	}
 	label := wireLabel(uint8(rec.Seg.Flags), uint32(rec.Seg.Seq), uint32(rec.Seg.Ack), rec.Seg.Len, rec.Seg.Window, sb, ab)
 	label += optionsLabel(&rec.Seg, ab, lr.r.labelTS)
-	row := lab.Rung{ToRight: rec.Sent, RightState: lr.kstate}
+	row := lab.Rung{ToRight: rec.Sent, RightState: lr.kstate, AtMS: lab.MS(rec.At), Detail: rec.Comment()}
+	if rec.Sent && onWire(rec) {
+		end := uint32(rec.Seg.Seq) - lr.lb.v + uint32(rec.Seg.Len)
+		if lr.sentAny && rec.Seg.Len > 0 && end <= lr.sentMax {
+			row.Kind = lab.FateRetransmit
+		}
+		lr.sentMax, lr.sentAny = max(lr.sentMax, end), true
+	}
 	switch {
 	case !captured && !onWire(rec):
 		if !strings.HasPrefix(rec.Note, "held") {
 			label = "✗ " + label // lost for good
+			row.Kind = lab.FateLost
+		} else {
+			row.Kind = lab.FateLate
 		}
 		label += " (" + lostWhy(rec.Note) + ")"
 		row.Reported = "engine records"
