@@ -45,36 +45,81 @@ func (l *Ladder) State(leftState, rightState string) {
 	l.Rows = append(l.Rows, Rung{LeftState: leftState, RightState: rightState})
 }
 
-const arrowWidth = 46
+// arrowWidth is the arrow's length when the ladder fits its width with
+// it; minArrow the shortest it is made to fit a narrow width.
+const (
+	arrowWidth = 46
+	minArrow   = 24
+)
 
-// Render draws the ladder:
+// minState is the narrowest a state column is made (states wrap below it
+// on the lines of their rung).
+const minState = 12
+
+// Render draws the ladder for DefaultWidth columns (see RenderWidth):
 //
 //	client                                                   server
 //	                 │                                         │
 //	                 │── POST /calculate add 10 5 ────────────►│ last_result=15
 //	running=15       │◄─ 200 {"result":15} ────────────────────│
-func (l *Ladder) Render(b *strings.Builder) {
-	lw := len([]rune(l.Left))
+func (l *Ladder) Render(b *strings.Builder) { l.RenderWidth(b, DefaultWidth) }
+
+// RenderWidth draws the ladder in width columns. Nothing is cut: a label
+// longer than its arrow continues on the lines under it, between the
+// rails, and states wrap on the lines of their rung.
+func (l *Ladder) RenderWidth(b *strings.Builder, width int) {
+	lw, rw := runes(l.Left), runes(l.Right)
 	for _, r := range l.Rows {
-		lw = max(lw, len([]rune(r.LeftState)))
+		lw, rw = max(lw, runes(r.LeftState)), max(rw, runes(r.RightState))
 	}
-	lw = min(lw, 32)
-	if l.Title != "" {
-		fmt.Fprintf(b, "%s\n", l.Title)
-	}
-	fmt.Fprintf(b, "  %s %s %s\n", pad(l.Left, lw), strings.Repeat(" ", arrowWidth+2), l.Right)
-	for _, r := range l.Rows {
-		var mid string
+	aw := arrowWidth
+	// "  " left " " │arrow│ " " right
+	total := func() int { return 2 + lw + 1 + aw + 2 + 1 + rw }
+fit:
+	for total() > width {
 		switch {
-		case r.Label == "":
-			mid = "│" + strings.Repeat(" ", arrowWidth) + "│"
-		case r.ToRight:
-			mid = "│" + fill("── "+clip(mark(r)+r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "►│"
+		case max(lw, rw) > 2*minState:
+			lw, rw = shrinkWider(lw, rw)
+		case aw > minArrow:
+			aw--
+		case max(lw, rw) > minState/2:
+			lw, rw = shrinkWider(lw, rw)
 		default:
-			mid = "│◄" + fill("─ "+clip(mark(r)+r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "│"
+			break fit
 		}
-		line := fmt.Sprintf("  %s %s %s", pad(clip(r.LeftState, lw), lw), mid, r.RightState)
+	}
+	if l.Title != "" {
+		for _, t := range wrap(l.Title, width) {
+			fmt.Fprintf(b, "%s\n", t)
+		}
+	}
+	left, right := wrap(l.Left, max(lw, 1)), wrap(l.Right, max(width-2-lw-1-aw-2-1, rw, 1))
+	for i := range max(len(left), len(right)) {
+		line := fmt.Sprintf("  %s %s %s", pad(at(left, i), lw), strings.Repeat(" ", aw+2), at(right, i))
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	text := aw - 5 // "── " label " ─►" on the arrow
+	for _, r := range l.Rows {
+		ls, rs := wrap(r.LeftState, lw), wrap(r.RightState, rw)
+		var label []string
+		if r.Label != "" {
+			label = wrap(mark(r)+r.Label, text)
+		}
+		for i := range max(len(ls), len(rs), len(label), 1) {
+			var mid string
+			switch {
+			case i >= len(label):
+				mid = "│" + strings.Repeat(" ", aw) + "│"
+			case i > 0:
+				mid = "│   " + pad(label[i], aw-3) + "│"
+			case r.ToRight:
+				mid = "│" + fill("── "+label[0]+" ", '─', aw-1) + "►│"
+			default:
+				mid = "│◄" + fill("─ "+label[0]+" ", '─', aw-1) + "│"
+			}
+			line := fmt.Sprintf("  %s %s %s", pad(at(ls, i), lw), mid, at(rs, i))
+			b.WriteString(strings.TrimRight(line, " ") + "\n")
+		}
 	}
 	var who []string
 	for _, r := range l.Rows {
@@ -83,8 +128,24 @@ func (l *Ladder) Render(b *strings.Builder) {
 		}
 	}
 	if len(who) > 0 {
-		fmt.Fprintf(b, "  ◇ not in the capture: reported by %s\n", strings.Join(who, ", "))
+		hanging(b, "  ◇ not in the capture: reported by ", strings.Join(who, ", "), width, 4)
 	}
+}
+
+// shrinkWider narrows the wider of two columns by one.
+func shrinkWider(a, b int) (int, int) {
+	if a >= b {
+		return a - 1, b
+	}
+	return a, b - 1
+}
+
+// at is lines[i], or "" past the end.
+func at(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return ""
 }
 
 func mark(r Rung) string {
@@ -108,12 +169,4 @@ func fill(s string, c rune, w int) string {
 		return s
 	}
 	return s + strings.Repeat(string(c), w-n)
-}
-
-func clip(s string, w int) string {
-	r := []rune(s)
-	if len(r) <= w {
-		return s
-	}
-	return string(r[:w-1]) + "…"
 }

@@ -73,6 +73,7 @@ func Main(cat *Catalogue, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s run: %v\n", progName(), err)
 			return ExitUsage
 		}
+		f.Width = TermWidth(stdout, os.Getenv)
 		return cat.RunTargets(targets, f, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "%s: unknown command %q; commands: list, run, help\n", progName(), args[0])
@@ -114,6 +115,9 @@ type RunFlags struct {
 	Seed    uint64
 	Timeout time.Duration
 	Verbose bool
+	// Width is the columns text reports fit (0: DefaultWidth); Main sets
+	// it from COLUMNS or the terminal (TermWidth). It is not a flag.
+	Width int
 }
 
 // Declare declares the run flags on fs, with their defaults.
@@ -258,7 +262,7 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 		if f.JSON {
 			_ = r.WriteJSON(stdout)
 		} else {
-			_ = r.WriteText(stdout)
+			_ = r.WriteTextOptions(stdout, TextOptions{Width: f.Width})
 		}
 	})
 	return verdict(ctx, reports, len(exps), opts.Seed, stderr)

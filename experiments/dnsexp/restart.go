@@ -221,10 +221,10 @@ func (x *restartRun) judge(st udpdns.Stats) {
 	env.Check("two server processes: the first killed by SIGKILL, a new one started", x.killed && x.pid1 != x.pid2,
 		"first pid %d ended %v; second pid %d", x.pid1, x.p1.Cmd.ProcessState, x.pid2)
 	env.Check("the new process answers on the same address", x.addr2 == x.addr, "before %v, after %v", x.addr, x.addr2)
-	env.Check("the new process stops cleanly on SIGTERM", x.stopErr == nil, "exit: %v", x.stopErr)
+	env.Check("the new process stops cleanly on SIGTERM", x.stopErr == nil, "exit: %s", lab.OK(x.stopErr))
 	env.Check("the query sent while down was retried and answered", x.gap.ok && st.TimedOut >= 1 && st.Retries >= 1,
-		"%s: ok=%v err=%v; %d attempts timed out, %d retries; answered %v after the restart",
-		gapName, x.gap.ok, x.gap.err, st.TimedOut, st.Retries, x.gapWait.Round(time.Millisecond))
+		"%s: ok=%v error: %s; %d attempts timed out, %d retries; answered %v after the restart",
+		gapName, x.gap.ok, lab.ErrText(x.gap.err), st.TimedOut, st.Retries, x.gapWait.Round(time.Millisecond))
 	env.Check("counters balance: sent = matched + lost + in flight", st.Consistent() && st.InFlight == 0, "%s", st)
 }
 

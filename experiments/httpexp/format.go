@@ -42,7 +42,14 @@ func replySummary(body []byte) string {
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%v", k, v[k]))
+		val := fmt.Sprint(v[k])
+		switch v[k].(type) {
+		case map[string]any, []any: // as JSON, never Go's map[…]
+			if b, err := json.Marshal(v[k]); err == nil {
+				val = string(b)
+			}
+		}
+		parts = append(parts, k+"="+val)
 	}
 	return strings.Join(parts, " ")
 }

@@ -108,7 +108,7 @@ func checkHops(env *lab.Env, hops []*hop, firstPath netip.AddrPort) {
 		if h.ok() {
 			done++
 		}
-		desc = append(desc, fmt.Sprintf("%s→%s (quiescent: %v; early Switch: %v; probe %v; switch %v)", h.from, h.to, h.quiet == nil, h.early, h.probe, h.sw))
+		desc = append(desc, fmt.Sprintf("%s→%s (quiescent: %v; early Switch: %s; probe: %s; switch: %s)", h.from, h.to, h.quiet == nil, lab.OK(h.early), lab.OK(h.probe), lab.OK(h.sw)))
 	}
 	env.Check("Switch before Probe is refused", len(hops) == len(migrationHops) && refused == len(hops),
 		"%d of %d early Switch calls returned ErrPathNotValidated", refused, len(hops))
@@ -345,9 +345,9 @@ func hopRows(r *rows, ds []*Datagram, i int, h *hop) {
 		})
 	}
 	if back != nil {
-		r.send(back.Index, frames(back.ClientEvent), fmt.Sprintf("Switch: %v", h.sw), "validated: "+h.to.String())
+		r.send(back.Index, frames(back.ClientEvent), "Switch: "+lab.OK(h.sw), "validated: "+h.to.String())
 	} else {
-		r.state(answer.Index+1, fmt.Sprintf("Switch: %v", h.sw), "no PATH_RESPONSE captured from "+h.to.String())
+		r.state(answer.Index+1, "Switch: "+lab.OK(h.sw), "no PATH_RESPONSE captured from "+h.to.String())
 	}
 }
 
