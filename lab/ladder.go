@@ -50,7 +50,12 @@ func (l *Ladder) State(leftState, rightState string) {
 const (
 	arrowWidth = 46
 	minArrow   = 24
+	tightArrow = 16
 )
+
+// maxStateWord is the longest word of a state kept on one line when the
+// width is short: ESTABLISHED, ECONNRESET and addresses fit.
+const maxStateWord = 22
 
 // minState is the narrowest a state column is made (states wrap below it
 // on the lines of their rung).
@@ -69,23 +74,46 @@ func (l *Ladder) Render(b *strings.Builder) { l.RenderWidth(b, DefaultWidth) }
 // rails, and states wrap on the lines of their rung.
 func (l *Ladder) RenderWidth(b *strings.Builder, width int) {
 	lw, rw := runes(l.Left), runes(l.Right)
+	lword, rword := longestWord(l.Left), longestWord(l.Right)
 	for _, r := range l.Rows {
 		lw, rw = max(lw, runes(r.LeftState)), max(rw, runes(r.RightState))
+		lword, rword = max(lword, longestWord(r.LeftState)), max(rword, longestWord(r.RightState))
 	}
+	lword, rword = min(lword, maxStateWord), min(rword, maxStateWord)
 	aw := arrowWidth
 	// "  " left " " │arrow│ " " right
 	total := func() int { return 2 + lw + 1 + aw + 2 + 1 + rw }
-fit:
-	for total() > width {
+	// Narrow, in turn: long states down to 2×minState, the arrow down to
+	// minArrow, states down to their longest word, the arrow down to
+	// tightArrow, and states down to minState/2.
+	shrinkStates := func(lfloor, rfloor int) bool {
 		switch {
-		case max(lw, rw) > 2*minState:
-			lw, rw = shrinkWider(lw, rw)
-		case aw > minArrow:
-			aw--
-		case max(lw, rw) > minState/2:
-			lw, rw = shrinkWider(lw, rw)
+		case lw > lfloor && (lw >= rw || rw <= rfloor):
+			lw--
+		case rw > rfloor:
+			rw--
 		default:
-			break fit
+			return false
+		}
+		return true
+	}
+	for total() > width {
+		if shrinkStates(max(2*minState, lword), max(2*minState, rword)) {
+			continue
+		}
+		if aw > minArrow {
+			aw--
+			continue
+		}
+		if shrinkStates(lword, rword) {
+			continue
+		}
+		if aw > tightArrow {
+			aw--
+			continue
+		}
+		if !shrinkStates(minState/2, minState/2) {
+			break
 		}
 	}
 	if l.Title != "" {
@@ -132,12 +160,13 @@ fit:
 	}
 }
 
-// shrinkWider narrows the wider of two columns by one.
-func shrinkWider(a, b int) (int, int) {
-	if a >= b {
-		return a - 1, b
+// longestWord is the width of s's longest word.
+func longestWord(s string) int {
+	n := 0
+	for _, w := range strings.Fields(s) {
+		n = max(n, runes(w))
 	}
-	return a, b - 1
+	return n
 }
 
 // at is lines[i], or "" past the end.

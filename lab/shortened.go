@@ -33,10 +33,14 @@ func FormatDuration(d time.Duration) string {
 		return d.String()
 	case d%time.Hour == 0:
 		return fmt.Sprintf("%dh", d/time.Hour)
-	case d%time.Minute == 0:
+	case d%time.Minute == 0 && d < time.Hour:
 		return fmt.Sprintf("%dm", d/time.Minute)
 	case d < time.Minute:
 		return d.String()
 	}
-	return strings.TrimSuffix(d.String(), "0s")
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	return s
 }
