@@ -31,6 +31,7 @@ func opOf(body []byte) string {
 
 // replySummary shortens a JSON reply to key=value pairs: result=15.
 func replySummary(body []byte) string {
+	const maxReplyValue = 40
 	var v map[string]any
 	if json.Unmarshal(body, &v) != nil {
 		return strings.TrimSpace(string(body))
@@ -47,6 +48,11 @@ func replySummary(body []byte) string {
 		case map[string]any, []any: // as JSON, never Go's map[…]
 			if b, err := json.Marshal(v[k]); err == nil {
 				val = string(b)
+			}
+			// Data is abbreviated (the capture has it whole); an error
+			// or a code never is.
+			if r := []rune(val); len(r) > maxReplyValue {
+				val = string(r[:maxReplyValue]) + "…"
 			}
 		}
 		parts = append(parts, k+"="+val)
@@ -86,8 +92,6 @@ func trimString(s string, n int) string {
 	}
 	return s
 }
-
-func shortErr(err error) string { return trimString(err.Error(), 80) }
 
 // problems lists the first three problems found, for a check's detail.
 func problems(bad []string) string {

@@ -112,7 +112,7 @@ func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange 
 		if p.Err != nil {
 			// Not an exchange in the capture: what the client recorded.
 			lad.Send(fmt.Sprintf("%d. %s %s", n+1, p.Method, p.Path), "", "")
-			lad.Reply("(no reply: "+shortErr(p.Err)+")", "", p.Server)
+			lad.Reply("(no reply: "+p.Err.Error()+")", "", p.Server)
 			for k := len(lad.Rows) - 2; k < len(lad.Rows); k++ {
 				lad.Rows[k].Reported = "the client"
 			}
@@ -143,7 +143,7 @@ func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchang
 		}
 		ex.RespPacket.Comment(c)
 	}
-	lad.Reply(trimString(rl, 100), "", p.Server)
+	lad.Reply(rl, "", p.Server) // the ladder wraps; replySummary abbreviates data, never an error
 }
 
 // requestLabel words a captured request: its method and URI, its session

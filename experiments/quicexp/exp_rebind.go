@@ -77,7 +77,7 @@ func checkOneHandshake(env *lab.Env, l *labSetup, ev *evidence, res quicconn.Upl
 	env.Check("the transfer completes byte-exact in one handshake",
 		uerr == nil && res.Match && len(l.tracer.Conns()) == 2 && len(inits) == 1,
 		"sent %d bytes, server counted %d, sha256 match %t (%x…), %d server connection(s), %d client Initial SCID(s) in the capture, error: %s",
-		res.Sent, res.Received, res.Match, res.Sum[:4], len(l.tracer.Conns())-1, len(inits), uerr)
+		res.Sent, res.Received, res.Match, res.Sum[:4], len(l.tracer.Conns())-1, len(inits), lab.ErrText(uerr))
 	return inits
 }
 
