@@ -302,8 +302,8 @@ func (x *restartRun) report(w restartWire) {
 	env.Metric("queries_count", float64(len(x.steps)))
 	env.Metric("gap_answered_after_restart_ms", float64(x.gapWait.Microseconds())/1000)
 	env.Metric("server_restart_ms", float64(x.restartedAt.Sub(x.startedAt).Microseconds())/1000)
-	env.Note("the server ran as a separate process (this binary again, lab/subproc role %q); the first was killed with SIGKILL, "+
+	env.Note("the server ran as a separate process (this program started again as the DNS server); the first was killed with SIGKILL, "+
 		"the harsher of the two ways to stop it: no handler ran, no goodbye was sent, the kernel closed its socket — a crash. "+
-		"A new process (pid %d, not %d) bound the same port: the server kept nothing across the restart, so nothing was lost", serverRole, x.pid2, x.pid1)
+		"A new process (pid %d, not %d) bound the same port: the server kept nothing across the restart, so nothing was lost", x.pid2, x.pid1)
 	env.Note("the client's socket is unconnected, so Linux does not report the ICMP error to it: the timeout and the retry with a fresh ID carry the query across")
 }

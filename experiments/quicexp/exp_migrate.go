@@ -88,11 +88,13 @@ func checkClaimedPaths(env *lab.Env, ev *evidence, srv netip.AddrPort, tuples []
 		"client: %d of %d packets (sent and received) matched, %d on another 4-tuple than their qlog path; server: %d of %d, %d on another 4-tuple (%d built before a switch and written after it)",
 		c.ClientMatched, c.ClientTotal, cliWrong, c.ServerMatched, c.ServerTotal, wrong, leaked)
 	env.Metric("inflight_at_switch_count", float64(leaked))
-	env.Note("Migrating mid-burst can leak an old connection ID onto a new path in quic-go v0.65: sconn.Write reads the peer " +
-		"address when it writes a queued packet (send_conn.go:72-73), and the server's switch (connection.go:1332, " +
-		"ChangeRemoteAddr) applies to packets already built for the old path with its connection ID, which then reach the new " +
-		"address — a linkability leak (RFC 9000 §9.5). This experiment therefore pauses the upload and migrates only when nothing " +
-		"is in flight on either side (TestMigrateMidBurstLeaksOldCID measures the race).")
+	// In quic-go v0.65 the address is read in send_conn.go:72-73 and the
+	// server switches in connection.go:1332 (ChangeRemoteAddr);
+	// quicconn.TestMigrateMidBurstLeaksOldCID measures the race.
+	env.Note("Migrating mid-burst can leak an old connection ID onto a new path in quic-go v0.65: it picks the peer's " +
+		"address when it writes a queued packet, not when it builds it, so after the server switches, packets already built " +
+		"for the old path, with its connection ID, reach the new address — a linkability leak (RFC 9000 §9.5). This " +
+		"experiment therefore pauses the upload and migrates only when nothing is in flight on either side.")
 }
 
 // checkHops checks each hop as the client made it: Switch before Probe
