@@ -29,6 +29,16 @@ var (
 			Match:   regexp.MustCompile(`\bwin=\d|\bwscale\b|\bwindow scale\b|\bscaled window\b`),
 			Explain: "win=N is the 16-bit window field as sent; once both SYNs offered window scale (wscale S, RFC 7323 §2), the receiver offers N×2^S bytes.",
 		},
+		{
+			Term:    "MSL",
+			Match:   regexp.MustCompile(`\bMSL\b`),
+			Explain: "maximum segment lifetime, how long a segment may survive in the network; TIME-WAIT lasts 2×MSL so old duplicates die before the connection's addresses are reused (RFC 9293 §3.4.2).",
+		},
+		{
+			Term:    "RTO",
+			Match:   regexp.MustCompile(`\bRTO\b`),
+			Explain: "retransmission timeout, how long a sender waits for an ACK before sending again; it doubles after each expiry (RFC 6298).",
+		},
 	}
 )
 
