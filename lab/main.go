@@ -73,7 +73,6 @@ func Main(cat *Catalogue, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "%s run: %v\n", progName(), err)
 			return ExitUsage
 		}
-		f.Width = TermWidth(stdout, os.Getenv)
 		return cat.RunTargets(targets, f, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "%s: unknown command %q; commands: list, run, help\n", progName(), args[0])
@@ -115,8 +114,8 @@ type RunFlags struct {
 	Seed    uint64
 	Timeout time.Duration
 	Verbose bool
-	// Width is the columns text reports fit (0: DefaultWidth); Main sets
-	// it from COLUMNS or the terminal (TermWidth). It is not a flag.
+	// Width is the columns text reports fit; RunTargets sets it from
+	// COLUMNS or the terminal (TermWidth) when it is 0. It is not a flag.
 	Width int
 }
 
@@ -234,6 +233,9 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 	if err := CheckOutDir(f.Out); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", prog, err)
 		return ExitUsage
+	}
+	if f.Width <= 0 {
+		f.Width = TermWidth(stdout, os.Getenv)
 	}
 	opts := Options{OutDir: f.Out, Seed: f.Seed, Timeout: f.Timeout}
 	if f.Verbose {
