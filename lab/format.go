@@ -47,3 +47,16 @@ func OK(err error) string {
 	}
 	return err.Error()
 }
+
+// List words a list for a report: its items joined by ", ", or "none"
+// (never Go's "[]" or "[a b]").
+func List[T any](xs []T) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprint(x)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -265,6 +265,8 @@ func TestReportWordsHaveNoGoInternals(t *testing.T) {
 		{"counts", KV(map[int]int{404: 1, 200: 40}), "200: 40, 404: 1"},
 		{"lists", KV(map[string][]int{"b2": {1}, "b1": {0, 3}}), "b1: 0,3, b2: 1"},
 		{"empty", KV(map[string]int{}), "none"},
+		{"no items", List([]string(nil)), "none"},
+		{"items", List([]string{"LISTEN", "CLOSING"}), "LISTEN, CLOSING"},
 		{"ms", FormatDuration(200 * time.Millisecond), "200ms"},
 		{"minutes", FormatDuration(4 * time.Minute), "4m"},
 		{"seconds", FormatDuration(1500 * time.Millisecond), "1.5s"},
