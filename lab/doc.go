@@ -18,6 +18,11 @@
 //	report.go      Report, Check, text and JSON forms
 //	ladder.go      Ladder: the sequence diagram, ◇ for rows an endpoint reported; rows typed (Fate) and timed
 //	plot.go        Plot: a picture's data (xy, timeline, bars; typed points with a Fate), Env.Plot
+//	width.go       TermWidth: the columns a text report fits (COLUMNS, the terminal, 80)
+//	wrap.go        wrapping text to a width without cutting a word such as PSH|ACK
+//	glossary.go    Term, AddTerm: first-met terms explained once per text report
+//	shortened.go   Env.Shortened: a timer shortened for the lab, with the RFC's value
+//	format.go      ErrText, OK, KV, List: errors, maps and lists in a report's words
 //	main.go        Main, RunFlags, RunTargets: the command line, signals, exit statuses
 //
 // Subpackages: capture (packet capture and pcapng), annotate (the

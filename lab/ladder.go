@@ -96,36 +96,109 @@ func (l *Ladder) Explain(detail string) {
 	}
 }
 
-const arrowWidth = 46
+// arrowWidth is the arrow's length when the ladder fits its width with
+// it; minArrow the shortest it is made to fit a narrow width.
+const (
+	arrowWidth = 46
+	minArrow   = 24
+	tightArrow = 16
+)
 
-// Render draws the ladder:
+// maxStateWord is the longest word of a state kept on one line when the
+// width is short: ESTABLISHED, ECONNRESET and addresses fit.
+const maxStateWord = 22
+
+// minState is the narrowest a state column is made (states wrap below it
+// on the lines of their rung).
+const minState = 12
+
+// Render draws the ladder for DefaultWidth columns (see RenderWidth):
 //
 //	client                                                   server
 //	                 │                                         │
 //	                 │── POST /calculate add 10 5 ────────────►│ last_result=15
 //	running=15       │◄─ 200 {"result":15} ────────────────────│
-func (l *Ladder) Render(b *strings.Builder) {
-	lw := len([]rune(l.Left))
+func (l *Ladder) Render(b *strings.Builder) { l.RenderWidth(b, DefaultWidth) }
+
+// RenderWidth draws the ladder in width columns. Nothing is cut: a label
+// longer than its arrow continues on the lines under it, between the
+// rails, and states wrap on the lines of their rung.
+func (l *Ladder) RenderWidth(b *strings.Builder, width int) {
+	lw, rw := runes(l.Left), runes(l.Right)
+	lword, rword := longestWord(l.Left), longestWord(l.Right)
 	for _, r := range l.Rows {
-		lw = max(lw, len([]rune(r.LeftState)))
+		lw, rw = max(lw, runes(r.LeftState)), max(rw, runes(r.RightState))
+		lword, rword = max(lword, longestWord(r.LeftState)), max(rword, longestWord(r.RightState))
 	}
-	lw = min(lw, 32)
-	if l.Title != "" {
-		fmt.Fprintf(b, "%s\n", l.Title)
-	}
-	fmt.Fprintf(b, "  %s %s %s\n", pad(l.Left, lw), strings.Repeat(" ", arrowWidth+2), l.Right)
-	for _, r := range l.Rows {
-		var mid string
+	lword, rword = min(lword, maxStateWord), min(rword, maxStateWord)
+	aw := arrowWidth
+	// "  " left " " │arrow│ " " right
+	total := func() int { return 2 + lw + 1 + aw + 2 + 1 + rw }
+	// Narrow, in turn: long states down to 2×minState, the arrow down to
+	// minArrow, states down to their longest word, the arrow down to
+	// tightArrow, and states down to minState/2.
+	shrinkStates := func(lfloor, rfloor int) bool {
 		switch {
-		case r.Label == "":
-			mid = "│" + strings.Repeat(" ", arrowWidth) + "│"
-		case r.ToRight:
-			mid = "│" + fill("── "+clip(mark(r)+r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "►│"
+		case lw > lfloor && (lw >= rw || rw <= rfloor):
+			lw--
+		case rw > rfloor:
+			rw--
 		default:
-			mid = "│◄" + fill("─ "+clip(mark(r)+r.Label, arrowWidth-5)+" ", '─', arrowWidth-1) + "│"
+			return false
 		}
-		line := fmt.Sprintf("  %s %s %s", pad(clip(r.LeftState, lw), lw), mid, r.RightState)
+		return true
+	}
+	for total() > width {
+		if shrinkStates(max(2*minState, lword), max(2*minState, rword)) {
+			continue
+		}
+		if aw > minArrow {
+			aw--
+			continue
+		}
+		if shrinkStates(lword, rword) {
+			continue
+		}
+		if aw > tightArrow {
+			aw--
+			continue
+		}
+		if !shrinkStates(minState/2, minState/2) {
+			break
+		}
+	}
+	if l.Title != "" {
+		for _, t := range wrap(l.Title, width) {
+			fmt.Fprintf(b, "%s\n", t)
+		}
+	}
+	left, right := wrap(l.Left, max(lw, 1)), wrap(l.Right, max(width-2-lw-1-aw-2-1, rw, 1))
+	for i := range max(len(left), len(right)) {
+		line := fmt.Sprintf("  %s %s %s", pad(at(left, i), lw), strings.Repeat(" ", aw+2), at(right, i))
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	text := aw - 5 // "── " label " ─►" on the arrow
+	for _, r := range l.Rows {
+		ls, rs := wrap(r.LeftState, lw), wrap(r.RightState, rw)
+		var label []string
+		if r.Label != "" {
+			label = wrap(mark(r)+r.Label, text)
+		}
+		for i := range max(len(ls), len(rs), len(label), 1) {
+			var mid string
+			switch {
+			case i >= len(label):
+				mid = "│" + strings.Repeat(" ", aw) + "│"
+			case i > 0:
+				mid = "│   " + pad(label[i], aw-3) + "│"
+			case r.ToRight:
+				mid = "│" + fill("── "+label[0]+" ", '─', aw-1) + "►│"
+			default:
+				mid = "│◄" + fill("─ "+label[0]+" ", '─', aw-1) + "│"
+			}
+			line := fmt.Sprintf("  %s %s %s", pad(at(ls, i), lw), mid, at(rs, i))
+			b.WriteString(strings.TrimRight(line, " ") + "\n")
+		}
 	}
 	var who []string
 	for _, r := range l.Rows {
@@ -134,8 +207,25 @@ func (l *Ladder) Render(b *strings.Builder) {
 		}
 	}
 	if len(who) > 0 {
-		fmt.Fprintf(b, "  ◇ not in the capture: reported by %s\n", strings.Join(who, ", "))
+		hanging(b, "  ◇ not in the capture: reported by ", strings.Join(who, ", "), width, 4)
 	}
+}
+
+// longestWord is the width of s's longest word.
+func longestWord(s string) int {
+	n := 0
+	for _, w := range strings.Fields(s) {
+		n = max(n, runes(w))
+	}
+	return n
+}
+
+// at is lines[i], or "" past the end.
+func at(lines []string, i int) string {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return ""
 }
 
 func mark(r Rung) string {
@@ -159,12 +249,4 @@ func fill(s string, c rune, w int) string {
 		return s
 	}
 	return s + strings.Repeat(string(c), w-n)
-}
-
-func clip(s string, w int) string {
-	r := []rune(s)
-	if len(r) <= w {
-		return s
-	}
-	return string(r[:w-1]) + "…"
 }

@@ -118,6 +118,9 @@ type RunFlags struct {
 	// HTML, when set, is the directory that receives the run as one
 	// self-contained page, HTML/index.html (see Catalogue.SetHTML).
 	HTML string
+	// Width is the columns text reports fit; RunTargets sets it from
+	// COLUMNS or the terminal (TermWidth) when it is 0. It is not a flag.
+	Width int
 }
 
 // Declare declares the run flags on fs, with their defaults.
@@ -250,6 +253,9 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 			return ExitUsage
 		}
 	}
+	if f.Width <= 0 {
+		f.Width = TermWidth(stdout, os.Getenv)
+	}
 	opts := Options{OutDir: f.Out, Seed: f.Seed, Timeout: f.Timeout}
 	if f.Verbose {
 		opts.Log = stderr
@@ -277,7 +283,7 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 		if f.JSON {
 			_ = r.WriteJSON(stdout)
 		} else {
-			_ = r.WriteText(stdout)
+			_ = r.WriteTextOptions(stdout, TextOptions{Width: f.Width})
 		}
 	})
 	if f.HTML != "" && len(reports) > 0 {

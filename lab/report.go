@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -83,40 +84,62 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return err
 }
 
-// WriteText writes the human report: what the run shows, its ladder
-// diagrams, tables, figures, and every check as PASS or FAIL.
+// TextOptions are how a text report is drawn.
+type TextOptions struct {
+	// Width is the number of columns the report fits: ladders, tables,
+	// checks and notes wrap to it (0: DefaultWidth). Lines wider than it
+	// are only those holding a word wider than it, such as a long path.
+	Width int
+}
+
+// WriteText writes the human report for DefaultWidth columns (see
+// WriteTextOptions).
 func (r *Report) WriteText(w io.Writer) error {
+	return r.WriteTextOptions(w, TextOptions{})
+}
+
+// WriteTextOptions writes the human report: what the run shows, its ladder
+// diagrams, tables, figures, every check as PASS or FAIL, and a line for
+// each term of the Glossary the report uses.
+func (r *Report) WriteTextOptions(w io.Writer, o TextOptions) error {
+	width := o.Width
+	if width <= 0 {
+		width = DefaultWidth
+	}
+	width = max(width, MinWidth)
 	var b strings.Builder
-	fmt.Fprintf(&b, "=== %s\n", r.Experiment)
+	hanging(&b, "=== ", r.Experiment, width, 4)
 	if r.Shows != "" {
-		fmt.Fprintf(&b, "%s\n", r.Shows)
+		hanging(&b, "", r.Shows, width, 0)
 	}
 	for _, l := range r.Ladders {
 		b.WriteString("\n")
-		l.Render(&b)
+		l.RenderWidth(&b, width)
 	}
 	for _, t := range r.Tables {
 		b.WriteString("\n")
-		renderTable(&b, t)
+		renderTable(&b, t, width)
 	}
 	if len(r.Metrics) > 0 {
 		b.WriteString("\nMeasured:\n")
 		names := make([]string, 0, len(r.Metrics))
-		width := 0
+		nw := 0
 		for n := range r.Metrics {
 			names = append(names, n)
-			width = max(width, len(n))
+			nw = max(nw, runes(n))
 		}
 		sort.Strings(names)
 		for _, n := range names {
-			fmt.Fprintf(&b, "  %-*s  %s\n", width, n, formatNumber(r.Metrics[n]))
+			fmt.Fprintf(&b, "  %-*s  %s\n", nw, n, formatNumber(r.Metrics[n]))
 		}
 	}
 	for _, n := range r.Notes {
-		fmt.Fprintf(&b, "\nNote: %s\n", n)
+		b.WriteString("\n")
+		hanging(&b, "Note: ", n, width, 6)
 	}
 	if len(r.Checks) == 0 && r.Summary {
-		b.WriteString("\nChecks: none (a summary of this run's reports; it informs, it judges nothing)\n")
+		b.WriteString("\n")
+		hanging(&b, "", "Checks: none (a summary of this run's reports; it informs, it judges nothing)", width, 2)
 	} else {
 		b.WriteString("\nChecks:\n")
 	}
@@ -128,23 +151,29 @@ func (r *Report) WriteText(w io.Writer) error {
 		case !c.Passed:
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(&b, "  %s  %s", verdict, c.Name)
+		text := c.Name
 		switch {
 		case c.NotJudged != "":
-			fmt.Fprintf(&b, ": not judged, %s", c.NotJudged)
+			text += ": not judged, " + c.NotJudged
 		case c.Detail != "":
-			fmt.Fprintf(&b, ": %s", c.Detail)
+			text += ": " + c.Detail
 		}
-		b.WriteString("\n")
+		hanging(&b, "  "+verdict+"  ", text, width, 8)
 	}
 	if len(r.Checks) == 0 && !r.Summary {
 		b.WriteString("  FAIL  no check ran\n")
 	}
 	if r.Error != "" {
-		fmt.Fprintf(&b, "  ERROR %s\n", r.Error)
+		hanging(&b, "  ERROR ", r.Error, width, 8)
 	}
 	for _, c := range r.Captures {
-		fmt.Fprintf(&b, "Capture: %s\n", c)
+		hanging(&b, "Capture: ", c, width, 9)
+	}
+	if terms := glossaryFor(b.String()); len(terms) > 0 {
+		b.WriteString("\nTerms:\n")
+		for _, t := range terms {
+			hanging(&b, "  ", t.Term+": "+t.Explain, width, 4)
+		}
 	}
 	verdict := "PASS"
 	if !r.Passed {
@@ -162,13 +191,62 @@ func formatNumber(v float64) string {
 	return fmt.Sprintf("%.4g", v)
 }
 
-// maxCell is the widest a table column gets in the text report; longer
-// cells wrap at spaces.
+// maxCell is the widest a table column gets in the text report when the
+// table fits the width anyway; longer cells wrap at spaces.
 const maxCell = 42
 
-func renderTable(b *strings.Builder, t Table) {
+// minCell is the narrowest a column is made to fit the width while its
+// longest word is wider: flags, addresses and states stay whole down to it.
+const minCell = 8
+
+// tableWidths chooses the columns' widths: each its widest cell (up to
+// maxCell), then, while the table is wider than width, the widest column
+// narrowed by one — first down to its longest word, then down to minCell.
+func tableWidths(rows [][]string, cols, width int) []int {
+	natural := make([]int, cols)
+	word := make([]int, cols)
+	for _, row := range rows {
+		for i, c := range row {
+			natural[i] = max(natural[i], min(runes(c), maxCell))
+			for _, w := range strings.Fields(c) {
+				word[i] = max(word[i], min(runes(w), maxCell))
+			}
+		}
+	}
+	widths := slices.Clone(natural)
+	avail := width - 3 - 3*cols // "  │" then " cell │" per column
+	total := func() int {
+		n := 0
+		for _, w := range widths {
+			n += w
+		}
+		return n
+	}
+	for _, floor := range []func(int) int{
+		func(i int) int { return max(word[i], 1) },
+		func(i int) int { return min(natural[i], minCell) },
+	} {
+		for total() > avail {
+			widest := -1
+			for i, w := range widths {
+				if w > floor(i) && (widest < 0 || w > widths[widest]) {
+					widest = i
+				}
+			}
+			if widest < 0 {
+				break
+			}
+			widths[widest]--
+		}
+	}
+	return widths
+}
+
+func renderTable(b *strings.Builder, t Table, width int) {
 	if t.Title != "" {
-		fmt.Fprintf(b, "%s\n", t.Title)
+		for _, l := range wrap(t.Title, width) {
+			fmt.Fprintf(b, "%s\n", l)
+		}
 	}
 	if len(t.Rows) == 0 {
 		return
@@ -177,9 +255,9 @@ func renderTable(b *strings.Builder, t Table) {
 	for _, row := range t.Rows {
 		cols = max(cols, len(row))
 	}
-	// Each cell becomes lines no wider than maxCell.
+	widths := tableWidths(t.Rows, cols, width)
+	// Each cell becomes lines no wider than its column.
 	cells := make([][][]string, len(t.Rows))
-	widths := make([]int, cols)
 	for ri, row := range t.Rows {
 		cells[ri] = make([][]string, cols)
 		for i := range cols {
@@ -187,10 +265,7 @@ func renderTable(b *strings.Builder, t Table) {
 			if i < len(row) {
 				c = row[i]
 			}
-			cells[ri][i] = wrap(c, maxCell)
-			for _, l := range cells[ri][i] {
-				widths[i] = max(widths[i], len([]rune(l)))
-			}
+			cells[ri][i] = wrap(c, widths[i])
 		}
 	}
 	line := func(l, m, r string) {
@@ -216,7 +291,7 @@ func renderTable(b *strings.Builder, t Table) {
 				if h < len(row[i]) {
 					l = row[i][h]
 				}
-				fmt.Fprintf(b, " %s%s │", l, strings.Repeat(" ", w-len([]rune(l))))
+				fmt.Fprintf(b, " %s%s │", l, strings.Repeat(" ", max(w-runes(l), 0)))
 			}
 			b.WriteString("\n")
 		}
@@ -227,32 +302,4 @@ func renderTable(b *strings.Builder, t Table) {
 		}
 	}
 	line("└", "┴", "┘")
-}
-
-// wrap breaks s into lines of at most width runes at spaces; a word longer
-// than width is cut.
-func wrap(s string, width int) []string {
-	var lines []string
-	cur := ""
-	for _, w := range strings.Fields(s) {
-		for len([]rune(w)) > width {
-			if cur != "" {
-				lines, cur = append(lines, cur), ""
-			}
-			r := []rune(w)
-			lines, w = append(lines, string(r[:width])), string(r[width:])
-		}
-		switch {
-		case cur == "":
-			cur = w
-		case len([]rune(cur))+1+len([]rune(w)) <= width:
-			cur += " " + w
-		default:
-			lines, cur = append(lines, cur), w
-		}
-	}
-	if cur != "" || len(lines) == 0 {
-		lines = append(lines, cur)
-	}
-	return lines
 }

@@ -67,7 +67,7 @@ func runClientGone(env *lab.Env) error {
 		return err
 	}
 	env.Check("the caller learned its client closed", errors.Is(callErr, udpdns.ErrClosed), "call error: %v", callErr)
-	env.Check("the server's write succeeded: UDP cannot tell it nobody listens", werr == nil, "write error: %v", werr)
+	env.Check("the server's write succeeded: UDP cannot tell it nobody listens", werr == nil, "write error: %s", lab.ErrText(werr))
 	w := readClientGone(pkts, r.server, r.client)
 	commentRest(pkts)
 	lad := env.Ladder(fmt.Sprintf("the client (%s) leaves before its answer, as captured", r.client), "client", "server")

@@ -331,7 +331,7 @@ func (x *cookieRun) judge(st udpdns.Stats) {
 	}
 	env.Table("forged answers without the client's cookie", rows)
 	env.Check("every forgery without the client's cookie refused and counted", allMatch && st.RejectedTotal() == uint64(sent),
-		"%d forged (send errors: %v), %d rejected (%s)", sent, ferr, st.RejectedTotal(), st)
+		"%d forged (send errors: %s), %d rejected (%s)", sent, lab.ErrText(ferr), st.RejectedTotal(), st)
 	prow := [][]string{{"probe", "from", "server answered", "want"}}
 	probesOK := true
 	for _, p := range x.probes {

@@ -51,7 +51,7 @@ func runIDMatching(env *lab.Env) error {
 	// Judge the callers, then read the exchange back from the wire.
 	good, rtts, firstFail := tallyOutcomes(outs)
 	env.Check("every caller got the answer to its own question", good == n,
-		"%d of %d callers got A = SynthA(their name) for their own QNAME (first failure: %v)", good, n, firstFail)
+		"%d of %d callers got A = SynthA(their name) for their own QNAME (first failure: %s)", good, n, lab.ErrText(firstFail))
 	env.Check("counters balance: sent = matched + lost + in flight", st.Consistent() && st.Sent == uint64(n) && st.Matched == uint64(n),
 		"%s", st)
 	env.Check("nothing rejected, nothing late", st.RejectedTotal() == 0 && st.Late == 0 && st.Duplicate == 0, "%s", st)

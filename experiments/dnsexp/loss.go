@@ -158,7 +158,7 @@ func judgeLoss(env *lab.Env, outs []outcome, st udpdns.Stats, late udpdns.Event,
 		}
 	}
 	env.Check("every query answered despite the losses", good == loss.queries,
-		"%d of %d answered with their own address; failures: %v", good, loss.queries, fails)
+		"%d of %d answered with their own address; failures: %s", good, loss.queries, lab.List(fails))
 	minLost := uint64(len(loss.dropped) + 1)
 	env.Check("each lost attempt timed out and was retried", st.TimedOut >= minLost && st.Retries == st.TimedOut,
 		"%d attempts timed out (at least %d expected: %d dropped + 1 held), %d retries", st.TimedOut, minLost, len(loss.dropped), st.Retries)

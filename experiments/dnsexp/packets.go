@@ -57,7 +57,16 @@ func (w wirePkt) question() string {
 	if name == "" {
 		name = "?"
 	}
-	return fmt.Sprintf("id=%#04x %s %s", w.head.ID, name, dns.TypeToString[w.head.QType])
+	q := fmt.Sprintf("id=%#04x %s %s", w.head.ID, name, dns.TypeToString[w.head.QType])
+	if w.head.QClass != dns.ClassINET && w.head.HasQuestion {
+		// A class other than IN is the point of a forgery: say it.
+		class, ok := dns.ClassToString[w.head.QClass]
+		if !ok {
+			class = fmt.Sprintf("CLASS%d", w.head.QClass)
+		}
+		q += " QCLASS=" + class
+	}
+	return q
 }
 
 // answer renders the answer section briefly: "A 127.129.2.3" or the rcode.

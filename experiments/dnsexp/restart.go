@@ -222,10 +222,10 @@ func (x *restartRun) judge(st udpdns.Stats) {
 	env.Check("two server processes: the first killed by SIGKILL, a new one started", x.killed && x.pid1 != x.pid2,
 		"first pid %d ended %v; second pid %d", x.pid1, x.p1.Cmd.ProcessState, x.pid2)
 	env.Check("the new process answers on the same address", x.addr2 == x.addr, "before %v, after %v", x.addr, x.addr2)
-	env.Check("the new process stops cleanly on SIGTERM", x.stopErr == nil, "exit: %v", x.stopErr)
+	env.Check("the new process stops cleanly on SIGTERM", x.stopErr == nil, "exit: %s", lab.OK(x.stopErr))
 	env.Check("the query sent while down was retried and answered", x.gap.ok && st.TimedOut >= 1 && st.Retries >= 1,
-		"%s: ok=%v err=%v; %d attempts timed out, %d retries; answered %v after the restart",
-		gapName, x.gap.ok, x.gap.err, st.TimedOut, st.Retries, x.gapWait.Round(time.Millisecond))
+		"%s: ok=%v error: %s; %d attempts timed out, %d retries; answered %v after the restart",
+		gapName, x.gap.ok, lab.ErrText(x.gap.err), st.TimedOut, st.Retries, x.gapWait.Round(time.Millisecond))
 	env.Check("counters balance: sent = matched + lost + in flight", st.Consistent() && st.InFlight == 0, "%s", st)
 }
 
@@ -306,8 +306,8 @@ func (x *restartRun) report(w restartWire) {
 	env.Metric("queries_count", float64(len(x.steps)))
 	env.Metric("gap_answered_after_restart_ms", float64(x.gapWait.Microseconds())/1000)
 	env.Metric("server_restart_ms", float64(x.restartedAt.Sub(x.startedAt).Microseconds())/1000)
-	env.Note("the server ran as a separate process (this binary again, lab/subproc role %q); the first was killed with SIGKILL, "+
+	env.Note("the server ran as a separate process (this program started again as the DNS server); the first was killed with SIGKILL, "+
 		"the harsher of the two ways to stop it: no handler ran, no goodbye was sent, the kernel closed its socket — a crash. "+
-		"A new process (pid %d, not %d) bound the same port: the server kept nothing across the restart, so nothing was lost", serverRole, x.pid2, x.pid1)
+		"A new process (pid %d, not %d) bound the same port: the server kept nothing across the restart, so nothing was lost", x.pid2, x.pid1)
 	env.Note("the client's socket is unconnected, so Linux does not report the ICMP error to it: the timeout and the retry with a fresh ID carry the query across")
 }

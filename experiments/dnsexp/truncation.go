@@ -63,9 +63,9 @@ func runTruncation(env *lab.Env) error {
 		return err
 	}
 	env.Check("the small answer came over UDP alone", errSmall == nil && small != nil && !small.Truncated && len(small.Answer) == 1,
-		"%s TXT: %v, error %v", truncation.smallName, brief1(small), errSmall)
+		"%s TXT: %v, error: %s", truncation.smallName, brief1(small), lab.ErrText(errSmall))
 	env.Check("the big answer came whole, over TCP", errBig == nil && big != nil && !big.Truncated && len(big.Answer) == udpdns.BigTXTRecords,
-		"%s TXT: %v, error %v; want %d records", udpdns.BigName, brief1(big), errBig, udpdns.BigTXTRecords)
+		"%s TXT: %v, error: %s; want %d records", udpdns.BigName, brief1(big), lab.ErrText(errBig), udpdns.BigTXTRecords)
 	env.Check("the client saw TC and retried over TCP once", st.Truncated == 1 && st.TCPSent == 1 && st.TCPAnswered == 1, "%s", st)
 	env.Check("the server held one TCP connection, for the exchange only", sst.TCPConns == 1 && sst.TCPOpen() == 0 && held > 0,
 		"%d connections accepted, %d open after the exchange, held %v (accept to close)", sst.TCPConns, sst.TCPOpen(), held.Round(time.Microsecond))

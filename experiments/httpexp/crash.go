@@ -206,7 +206,7 @@ func (c *crashCase) afterStateless(env *lab.Env, cl *httpstate.Client) {
 	c.t.note("keeps nothing (%s)", replyNote(after))
 	c.status, c.code, c.result = after.Rep.Status, after.Rep.Code, after.Rep.Result
 	c.ok = after.Err == nil && after.Rep.Status == 200 && after.Rep.Result == 27
-	env.Check("stateless: nothing lost, the workflow reaches 27", c.ok, "%d result=%g err=%v", after.Rep.Status, after.Rep.Result, after.Err)
+	env.Check("stateless: nothing lost, the workflow reaches 27", c.ok, "%d result=%g error: %s", after.Rep.Status, after.Rep.Result, lab.ErrText(after.Err))
 	env.Metric(c.name+".lost_requests", float64(b2i(!c.ok)))
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/httpstate"
+	"github.com/statelab/statelab/lab"
 )
 
 // The client's workflow in http/store-failover: a session, 10 + 5, then
@@ -91,7 +92,7 @@ func (f *flow) do(ctx context.Context, label, method, path string, body any) (*p
 	}
 	switch {
 	case p.Err != nil:
-		f.t.note("%sno reply: %s", via, shortErr(p.Err))
+		f.t.note("%sno reply: %s", via, lab.ErrText(p.Err))
 	case p.Rep.Status == http.StatusOK || p.Rep.Status == http.StatusCreated:
 		f.t.note("%ssession written to %s", via, f.g.primaryWord())
 	default:

@@ -31,6 +31,7 @@ func opOf(body []byte) string {
 
 // replySummary shortens a JSON reply to key=value pairs: result=15.
 func replySummary(body []byte) string {
+	const maxReplyValue = 40
 	var v map[string]any
 	if json.Unmarshal(body, &v) != nil {
 		return strings.TrimSpace(string(body))
@@ -42,7 +43,19 @@ func replySummary(body []byte) string {
 	sort.Strings(keys)
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%v", k, v[k]))
+		val := fmt.Sprint(v[k])
+		switch v[k].(type) {
+		case map[string]any, []any: // as JSON, never Go's map[…]
+			if b, err := json.Marshal(v[k]); err == nil {
+				val = string(b)
+			}
+			// Data is abbreviated (the capture has it whole); an error
+			// or a code never is.
+			if r := []rune(val); len(r) > maxReplyValue {
+				val = string(r[:maxReplyValue]) + "…"
+			}
+		}
+		parts = append(parts, k+"="+val)
 	}
 	return strings.Join(parts, " ")
 }
@@ -79,8 +92,6 @@ func trimString(s string, n int) string {
 	}
 	return s
 }
-
-func shortErr(err error) string { return trimString(err.Error(), 80) }
 
 // problems lists the first three problems found, for a check's detail.
 func problems(bad []string) string {

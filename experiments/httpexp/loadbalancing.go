@@ -341,7 +341,7 @@ func (c concurrentResult) String() string {
 	if c.Statuses == nil {
 		return "not measured"
 	}
-	return fmt.Sprintf("statuses %v, operations=%d last_result=%g (exact: 41 and 55)", c.Statuses, c.Operations, c.LastResult)
+	return fmt.Sprintf("statuses %s, operations=%d last_result=%g (exact: 41 and 55)", lab.KV(c.Statuses), c.Operations, c.LastResult)
 }
 
 // concurrentPlusOneThrough starts a session at base (10 + 5), sends n
@@ -543,7 +543,7 @@ func (sc *lbScenario) check(env *lab.Env) {
 	case sc.mode == httpstate.Stateful && sc.policy == httpstate.Sticky:
 		lost := sc.pinned[sc.killed]
 		env.Check(pre+": sticky cookies keep every stateful workflow whole", sc.useLastFailed == 0,
-			"use_last failed %d of %d; sessions per backend %v", sc.useLastFailed, sc.useLast, sc.pinned)
+			"use_last failed %d of %d; sessions per backend %s", sc.useLastFailed, sc.useLast, lab.KV(sc.pinned))
 		env.Check(pre+": killing a backend loses exactly its sessions", len(lost) > 0 && fmt.Sprint(lost) == fmt.Sprint(sc.lostAfterKill),
 			"killed %s holding clients %v; clients lost %v", sc.killed, idx1(lost), idx1(sc.lostAfterKill))
 	default:

@@ -51,7 +51,7 @@ func (t *transcript) plot(env *lab.Env, exs []*Exchange) {
 		if pt.Err != nil || i >= len(exs) {
 			point.Fate, point.Detail = lab.FateLost, "no exchange in the capture"
 			if pt.Err != nil {
-				point.Detail = "no reply: " + shortErr(pt.Err)
+				point.Detail = "no reply: " + lab.ErrText(pt.Err)
 			}
 		} else {
 			ex := exs[i]

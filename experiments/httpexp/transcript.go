@@ -113,7 +113,7 @@ func (t *transcript) annotate(env *lab.Env, pkts []*capture.Packet) []*Exchange 
 		if p.Err != nil {
 			// Not an exchange in the capture: what the client recorded.
 			lad.Send(fmt.Sprintf("%d. %s %s", n+1, p.Method, p.Path), "", "")
-			lad.Reply("(no reply: "+shortErr(p.Err)+")", "", p.Server)
+			lad.Reply("(no reply: "+p.Err.Error()+")", "", p.Server)
 			for k := len(lad.Rows) - 2; k < len(lad.Rows); k++ {
 				lad.Rows[k].Reported = "the client"
 			}
@@ -150,7 +150,7 @@ func (t *transcript) annotateStep(lad *lab.Ladder, n int, p *played, ex *Exchang
 		ex.RespPacket.Comment(annotate.Append(c, annotate.Block{}.Str(annotate.Side, "server").Str(annotate.Kind, "response").Str(annotate.Mode, t.name).
 			Uint(annotate.Step, uint64(n+1)).Str(annotate.Backend, p.Backend).Str(annotate.Session, p.Server)))
 	}
-	lad.Reply(trimString(rl, 100), "", p.Server)
+	lad.Reply(rl, "", p.Server) // the ladder wraps; replySummary abbreviates data, never an error
 	lad.Explain(rl)
 	if ex.RespPacket != nil {
 		lad.When(ex.RespPacket.Time)

@@ -89,11 +89,13 @@ func checkClaimedPaths(env *lab.Env, ev *evidence, srv netip.AddrPort, tuples []
 		"client: %d of %d packets (sent and received) matched, %d on another 4-tuple than their qlog path; server: %d of %d, %d on another 4-tuple (%d built before a switch and written after it)",
 		c.ClientMatched, c.ClientTotal, cliWrong, c.ServerMatched, c.ServerTotal, wrong, leaked)
 	env.Metric("inflight_at_switch_count", float64(leaked))
-	env.Note("Migrating mid-burst can leak an old connection ID onto a new path in quic-go v0.65: sconn.Write reads the peer " +
-		"address when it writes a queued packet (send_conn.go:72-73), and the server's switch (connection.go:1332, " +
-		"ChangeRemoteAddr) applies to packets already built for the old path with its connection ID, which then reach the new " +
-		"address — a linkability leak (RFC 9000 §9.5). This experiment therefore pauses the upload and migrates only when nothing " +
-		"is in flight on either side (TestMigrateMidBurstLeaksOldCID measures the race).")
+	// In quic-go v0.65 the address is read in send_conn.go:72-73 and the
+	// server switches in connection.go:1332 (ChangeRemoteAddr);
+	// quicconn.TestMigrateMidBurstLeaksOldCID measures the race.
+	env.Note("Migrating mid-burst can leak an old connection ID onto a new path in quic-go v0.65: it picks the peer's " +
+		"address when it writes a queued packet, not when it builds it, so after the server switches, packets already built " +
+		"for the old path, with its connection ID, reach the new address — a linkability leak (RFC 9000 §9.5). This " +
+		"experiment therefore pauses the upload and migrates only when nothing is in flight on either side.")
 }
 
 // checkHops checks each hop as the client made it: Switch before Probe
@@ -109,7 +111,7 @@ func checkHops(env *lab.Env, hops []*hop, firstPath netip.AddrPort) {
 		if h.ok() {
 			done++
 		}
-		desc = append(desc, fmt.Sprintf("%s→%s (quiescent: %v; early Switch: %v; probe %v; switch %v)", h.from, h.to, h.quiet == nil, h.early, h.probe, h.sw))
+		desc = append(desc, fmt.Sprintf("%s→%s (quiescent: %v; early Switch: %s; probe: %s; switch: %s)", h.from, h.to, h.quiet == nil, lab.OK(h.early), lab.OK(h.probe), lab.OK(h.sw)))
 	}
 	env.Check("Switch before Probe is refused", len(hops) == len(migrationHops) && refused == len(hops),
 		"%d of %d early Switch calls returned ErrPathNotValidated", refused, len(hops))
@@ -346,9 +348,9 @@ func hopRows(r *rows, ds []*Datagram, i int, h *hop) {
 		})
 	}
 	if back != nil {
-		r.send(back.Index, frames(back.ClientEvent), fmt.Sprintf("Switch: %v", h.sw), "validated: "+h.to.String())
+		r.send(back.Index, frames(back.ClientEvent), "Switch: "+lab.OK(h.sw), "validated: "+h.to.String())
 	} else {
-		r.state(answer.Index+1, fmt.Sprintf("Switch: %v", h.sw), "no PATH_RESPONSE captured from "+h.to.String())
+		r.state(answer.Index+1, "Switch: "+lab.OK(h.sw), "no PATH_RESPONSE captured from "+h.to.String())
 	}
 }
 

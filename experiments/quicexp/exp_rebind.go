@@ -77,8 +77,8 @@ func checkOneHandshake(env *lab.Env, l *labSetup, ev *evidence, res quicconn.Upl
 	inits := initialSCIDs(ev.ds, l.srv.Addr)
 	env.Check("the transfer completes byte-exact in one handshake",
 		uerr == nil && res.Match && len(l.tracer.Conns()) == 2 && len(inits) == 1,
-		"sent %d bytes, server counted %d, sha256 match %t (%x…), %d server connection(s), %d client Initial SCID(s) in the capture, err %v",
-		res.Sent, res.Received, res.Match, res.Sum[:4], len(l.tracer.Conns())-1, len(inits), uerr)
+		"sent %d bytes, server counted %d, sha256 match %t (%x…), %d server connection(s), %d client Initial SCID(s) in the capture, error: %s",
+		res.Sent, res.Received, res.Match, res.Sum[:4], len(l.tracer.Conns())-1, len(inits), lab.ErrText(uerr))
 	return inits
 }
 
@@ -273,8 +273,7 @@ func (s *rebindStory) check(env *lab.Env, inFlight int) {
 		"server→client DCIDs on %s: %v, in packets built for %s: %v", rb.Old, keys(s.oldCIDs), rb.New, keys(s.newCIDs))
 	if inFlight > 0 {
 		env.Note("%d packet(s) built for the old path before the switch were written to %s with the old connection ID: "+
-			"quic-go v0.65 picks the peer address when it writes a queued packet, not when it builds it "+
-			"(send_conn.go:72-73, connection.go:1332). After a NAT rebinding RFC 9000 §9.5 lets the server keep "+
+			"quic-go v0.65 picks the peer address when it writes a queued packet, not when it builds it. After a NAT rebinding RFC 9000 §9.5 lets the server keep "+
 			"the connection ID, so here this links nothing new; during active migration it would, which is why "+
 			"quic/migrate migrates at a quiet moment", inFlight, rb.New)
 	}

@@ -190,9 +190,9 @@ func (r *resetRun) ended() string {
 	case r.cause == nil:
 		return "not ended"
 	case errors.As(r.cause, &sr):
-		return "stateless reset (*quic.StatelessResetError)"
+		return "stateless reset (RFC 9000 §10.3)"
 	case errors.As(r.cause, &it):
-		return "idle timeout (*quic.IdleTimeoutError)"
+		return "idle timeout (RFC 9000 §10.1)"
 	}
 	return r.cause.Error()
 }

@@ -32,7 +32,7 @@ func runSpoof(env *lab.Env) error {
 	env.Check("every server qlog packet matches a captured datagram", c.ServerTotal > 0 && c.ServerMatched == c.ServerTotal,
 		"%d of %d packets the server logged (sent and received); %d datagrams recognised as byte-identical copies of the client's", c.ServerMatched, c.ServerTotal, c.Copies)
 	env.Check("the real client's transfer completes byte-exact", uerr == nil && res.Match,
-		"sent %d bytes, server counted %d, sha256 match %t, err %v", res.Sent, res.Received, res.Match, uerr)
+		"sent %d bytes, server counted %d, sha256 match %t, error: %s", res.Sent, res.Received, res.Match, lab.ErrText(uerr))
 	a := tallyForged(ds, fakes)
 	a.comment()
 	a.check(env, l.mb.Stats().Forged)

@@ -40,7 +40,7 @@ func runTCPContrast(env *lab.Env) error {
 	}
 	stall := quicStall(ev.logs.Server)
 	env.Check("QUIC: the upload survives the port rebinding byte-exact", qerr == nil && qres.Match && qrb.New.IsValid(),
-		"binding %s → %s; %d bytes, sha256 match %t, longest stall %.1f ms, err %v", qrb.Old, qrb.New, qres.Received, qres.Match, ms(stall), qerr)
+		"binding %s → %s; %d bytes, sha256 match %t, longest stall %.1f ms, error: %s", qrb.Old, qrb.New, qres.Received, qres.Match, ms(stall), lab.ErrText(qerr))
 	o := readTCPReset(segs, tcp, tl.sink.addr)
 	o.check(env, tl.sink.received(), transferSize)
 	env.Metric("quic_stall_ms", ms(stall))
@@ -171,7 +171,7 @@ func readTCPReset(segs []*tcpSegment, r tcpRun, server netip.AddrPort) tcpReset 
 // client's kernel reports it, and the upload never completes.
 func (o tcpReset) check(env *lab.Env, received int64, size int) {
 	env.Check("TCP: the server answers the rebound segment with RST", o.rb.Err == nil && o.seg != nil && o.rst != nil,
-		"segment from %s captured: %t; RST back: %t after %.3f ms; err %v", o.rb.New, o.seg != nil, o.rst != nil, ms(o.rstAfter), o.rb.Err)
+		"segment from %s captured: %t; RST back: %t after %.3f ms; error: %s", o.rb.New, o.seg != nil, o.rst != nil, ms(o.rstAfter), lab.ErrText(o.rb.Err))
 	env.Check("TCP: the NAT relays the RST and the client's kernel reports ECONNRESET", o.reset && o.rb.Relayed && received < int64(size),
 		"RST relayed to the client: %t; client error %.3f ms after the rebinding: %v; server received %d of %d bytes on the old connection",
 		o.rb.Relayed, ms(o.resetAfter), o.clientErr, received, size)

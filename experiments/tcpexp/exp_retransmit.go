@@ -29,6 +29,7 @@ func runRetransmit(env *lab.Env) error {
 	// experiment, so that nothing but the intended loss is retransmitted.
 	rtoCfg := cfg
 	rtoCfg.MinRTO = 50 * time.Millisecond
+	env.Shortened("MinRTO", rtoCfg.MinRTO, time.Second, "RFC 6298 §2.4")
 	rto, err := x.rtoBackoff(rtoCfg)
 	if err != nil {
 		return err

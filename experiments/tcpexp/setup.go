@@ -318,7 +318,7 @@ func (r *labRun) states(want ...tcpstate.State) {
 	}
 	sort.Strings(missing)
 	r.env.Table("lab states reached", rows)
-	r.env.Check("the lab reaches "+joinStates(want), len(missing) == 0, "reached %s; missing %v", strings.Join(got, ", "), missing)
+	r.env.Check("the lab reaches "+joinStates(want), len(missing) == 0, "reached %s; missing %s", strings.Join(got, ", "), lab.List(missing))
 	r.env.Metric("lab_states_reached_count", float64(len(got)))
 }
 

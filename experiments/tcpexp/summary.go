@@ -46,6 +46,6 @@ func statesAcrossCatalogue(reports []*lab.Report, complete bool) ([]lab.Table, [
 	return tables, []lab.Check{{
 		Name:   "all 11 TCP states reached across tcp/*",
 		Passed: len(missing) == 0,
-		Detail: fmt.Sprintf("%d of 11 reached in %d experiments; missing %v", 11-len(missing), len(reports), missing),
+		Detail: fmt.Sprintf("%d of 11 reached in %d experiments; missing %s", 11-len(missing), len(reports), lab.List(missing)),
 	}}
 }
