@@ -181,7 +181,7 @@ func (c *failoverCase) check(env *lab.Env) {
 	name := c.name
 	resumed := c.flowErr == nil && !c.firstOK.IsZero()
 	env.Check(name+": the workflow resumed on the new primary", resumed,
-		"first operation answered 200 after the fault at %s; promoted: %s; error: %v", stamp(c.firstOK, c.g.started), orNone(c.newPrimary), c.flowErr)
+		"first operation answered 200 after the fault at %s; promoted: %s; error: %s", stamp(c.firstOK, c.g.started), orNone(c.newPrimary), lab.ErrText(c.flowErr))
 	promoted := !c.switchAt.IsZero() && c.newPrimary != "" && c.newPrimary != c.old.name
 	events := ""
 	if !promoted {

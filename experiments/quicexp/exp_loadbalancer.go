@@ -713,8 +713,8 @@ func (l *lbLab) judge() {
 	maps := mapFields(reflect.TypeOf(lb.Balancer{}), reflect.TypeOf(lb.Stats{}))
 	env.Check("the balancer keeps no per-connection table: each route is a function of the datagram alone",
 		total > 0 && disagree == 0 && len(maps) == 0,
-		"%d client datagrams' routes recomputed from the captured datagram and its source alone, %d disagree with the backend the balancer sent it to %v; map fields in the balancer and its counters: %d %v",
-		total, disagree, which, len(maps), maps)
+		"%d client datagrams' routes recomputed from the captured datagram and its source alone, %d disagree with the backend the balancer sent it to (%s); map fields in the balancer and its counters: %d (%s)",
+		total, disagree, lab.List(which), len(maps), lab.List(maps))
 	env.Metric("routes_recomputed_count", float64(total))
 	env.Note("The same lesson as http/load-balancing, one layer down: hashing the 4-tuple is round-robin for a moving client — " +
 		"its next packet lands on a backend that never saw it — and sticking to a backend needs the packets to say which: " +
@@ -771,7 +771,7 @@ func (l *lbLab) judgeLoss(ph *lbPhase) {
 	if ph.mb != nil {
 		env.Check(fmt.Sprintf("%s: that backend does not know the connection and sends a stateless reset; the client loses the connection", ph.name),
 			reset != nil && sr != nil && ph.err != nil,
-			"client saw: %s (%v); transfer error: %v; %s", seen, ph.cause, ph.err, detail)
+			"client saw: %s (%v); transfer error: %s; %s", seen, ph.cause, lab.ErrText(ph.err), detail)
 	} else {
 		env.Check(fmt.Sprintf("%s: that backend does not know the connection and answers the probe with a stateless reset; the client cannot move", ph.name),
 			reset != nil && ph.err != nil,
@@ -789,8 +789,8 @@ func (l *lbLab) judgeCID(ph *lbPhase) {
 	after := sumInts(st.ToBackend) - ph.restartedAfter
 	env.Check("cid: a restart of the balancer mid-upload loses nothing",
 		ph.restartErr == nil && len(ph.retired) == 1 && ph.restartedAfter > 0 && after > 0 && ph.err == nil && ph.res.Match,
-		"the first instance routed %d datagrams, the new one on the same address %d more, all to backend %d: %t; restart %v; the upload completed byte-exact: %t",
-		ph.restartedAfter, after, ph.home+1, st.ToBackend[max(ph.home, 0)] == sumInts(st.ToBackend), ph.restartErr, ph.err == nil && ph.res.Match)
+		"the first instance routed %d datagrams, the new one on the same address %d more, all to backend %d: %t; restart error: %s; the upload completed byte-exact: %t",
+		ph.restartedAfter, after, ph.home+1, st.ToBackend[max(ph.home, 0)] == sumInts(st.ToBackend), lab.ErrText(ph.restartErr), ph.err == nil && ph.res.Match)
 	others := 0
 	for i, n := range st.ToBackend {
 		if i != ph.home {
@@ -800,8 +800,8 @@ func (l *lbLab) judgeCID(ph *lbPhase) {
 	hopOK := len(ph.hops) == 1 && ph.hops[0].probe == nil && ph.hops[0].sw == nil
 	env.Check("cid: the connection stays on its backend through a NAT rebinding and an active migration, byte-exact",
 		ph.err == nil && ph.res.Match && len(ph.rebind) == 1 && hopOK && ph.home >= 0 && others == 0 && st.ToBackend[ph.home] > 0,
-		"sent %d bytes, backend counted %d, sha256 match %t, err %v; moves: %s; datagrams per backend %v (home backend %d)",
-		ph.res.Sent, ph.res.Received, ph.res.Match, ph.err, describeMoves(ph.moves), st.ToBackend, ph.home+1)
+		"sent %d bytes, backend counted %d, sha256 match %t, error: %s; moves: %s; datagrams per backend: %s (home backend %d)",
+		ph.res.Sent, ph.res.Received, ph.res.Match, lab.ErrText(ph.err), describeMoves(ph.moves), lab.List(st.ToBackend), ph.home+1)
 	// The client chose the DCID of its first Initials; every other
 	// datagram carries a CID the backend issued.
 	chosen, other := 0, 0

@@ -739,10 +739,10 @@ func (r *resumeLab) judge(ev *resumeEvidence) {
 		tlen = len(tickets[0])
 	}
 	env.Check("the first connection receives a session ticket after its handshake", c1.err == nil && tlen > 0 && first.ticketCrypto >= tlen,
-		"%d-byte ticket in the client's cache; the server sent %d CRYPTO bytes in 1-RTT packets (the NewSessionTicket carrying it); requests: %q, err %v",
-		tlen, first.ticketCrypto, c1.answers, c1.err)
+		"%d-byte ticket in the client's cache; the server sent %d CRYPTO bytes in 1-RTT packets (the NewSessionTicket carrying it); requests: %q, error: %s",
+		tlen, first.ticketCrypto, c1.answers, lab.ErrText(c1.err))
 	env.Check("the second connection resumes and its 0-RTT is accepted", c2.resumed && c2.used0RTT && c2.err == nil,
-		"client: TLS resumed %t, Used0RTT %t; answers %q, err %v", c2.resumed, c2.used0RTT, c2.answers, c2.err)
+		"client: TLS resumed %t, Used0RTT %t; answers %q, error: %s", c2.resumed, c2.used0RTT, c2.answers, lab.ErrText(c2.err))
 	env.Check("the resumed connection's requests travel in 0-RTT, keyed from the ticket; the first connection's in 1-RTT after a round trip",
 		res.dataType == "0RTT" && first.dataType == "1RTT" && first.flights >= 1,
 		"resumed: first STREAM in a %s packet (frame %d), %.2f ms after its first Initial, %d server flight(s) received before it; "+
@@ -773,11 +773,11 @@ func (r *resumeLab) judge(ev *resumeEvidence) {
 		"replayed PUT: read early %t, applied %t, handshake completed %t; HANDSHAKE_DONE to the attacker: %t",
 		put != nil && put.Early, put != nil && put.Done, put != nil && put.Confirmed, rep.done != nil)
 	env.Check("after a restart that keeps the ticket key the client still resumes with 0-RTT", c4.resumed && c4.used0RTT && c4.err == nil && kept.dataType == "0RTT",
-		"TLS resumed %t, Used0RTT %t, first STREAM in a %s packet; answers %q, err %v", c4.resumed, c4.used0RTT, kept.dataType, c4.answers, c4.err)
+		"TLS resumed %t, Used0RTT %t, first STREAM in a %s packet; answers %q, error: %s", c4.resumed, c4.used0RTT, kept.dataType, c4.answers, lab.ErrText(c4.err))
 	env.Check("after a restart with a fresh ticket key the ticket is useless: 0-RTT rejected, a full handshake",
 		!c5.resumed && !c5.used0RTT && c5.err == nil && lost.tlsBytes() > res.tlsBytes() && lost.dataType == "1RTT",
-		"TLS resumed %t, Used0RTT %t (the %d bytes of 0-RTT packets it sent were dropped); TLS handshake bytes %d (a resumption took %d, the first full handshake %d); request in a %s packet; answers %q, err %v",
-		c5.resumed, c5.used0RTT, lost.zeroRTT, lost.tlsBytes(), res.tlsBytes(), first.tlsBytes(), lost.dataType, c5.answers, c5.err)
+		"TLS resumed %t, Used0RTT %t (the %d bytes of 0-RTT packets it sent were dropped); TLS handshake bytes %d (a resumption took %d, the first full handshake %d); request in a %s packet; answers %q, error: %s",
+		c5.resumed, c5.used0RTT, lost.zeroRTT, lost.tlsBytes(), res.tlsBytes(), first.tlsBytes(), lost.dataType, c5.answers, lab.ErrText(c5.err))
 	env.Check("the key log holds the early traffic secret of each connection that offered a ticket", ev.keyLines == 3,
 		"%d CLIENT_EARLY_TRAFFIC_SECRET line(s), each derived from the session the client offered and its ClientHello in the first flight (Go's crypto/tls logs none); Wireshark reads the 0-RTT packets with them", ev.keyLines)
 	for _, f := range []*connFacts{first, res, lost} {
