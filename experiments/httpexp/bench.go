@@ -25,7 +25,10 @@ type BenchOptions struct {
 	// default 3. Each kind's figures are those of its median round.
 	Rounds      int
 	Concurrency int // clients in parallel; default 8
-	MaxRequests int // per kind in all rounds, a bound whatever the duration; default 1e6
+	// MaxRequests is per kind in all rounds, a bound whatever the
+	// duration; default 1e6. A round's budget is spent a whole workflow
+	// at a time and holds at least one workflow a client.
+	MaxRequests int
 	// Redis, when set, adds the store-backed kind on that Redis URL.
 	Redis string
 	// Sentinel, when set, adds the store-backed kinds on that
@@ -241,13 +244,18 @@ var errBenchStep = errors.New("httpexp: bench step failed")
 
 // benchOne measures one kind at base: opts.Concurrency clients, each
 // running the workflow again and again until opts.Duration is up.
+//
+// A round measures work done, not time: the clock stops new workflows,
+// never one under way, and each client's first workflow runs whatever
+// the clock says, so a round of a busy machine that scheduled a client
+// late still measures at least one whole workflow a client (and its
+// time). Requests are never cut short either, so no server sees a
+// cancelled request mid-commit; ctx alone interrupts.
 func benchOne(ctx context.Context, base string, mode httpstate.Mode, opts BenchOptions) (BenchResult, error) {
-	// Requests are never cut short: the clock stops new ones, so every
-	// measured request ran to completion and no server sees a cancelled
-	// request mid-commit.
 	deadline := time.Now().Add(opts.Duration)
 	over := func() bool { return ctx.Err() != nil || time.Now().After(deadline) }
-	tally := &benchTally{budget: opts.MaxRequests}
+	steps := len(workflowFor(mode))
+	tally := &benchTally{budget: max(opts.MaxRequests, opts.Concurrency*steps)}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range opts.Concurrency {
@@ -260,20 +268,20 @@ func benchOne(ctx context.Context, base string, mode httpstate.Mode, opts BenchO
 // benchTally gathers the clients' measurements.
 type benchTally struct {
 	mu          sync.Mutex
-	budget      int // requests left to send
+	budget      int // requests left to send, taken a workflow at a time
 	lat         []time.Duration
 	errs, flows int
 	firstErr    error
 }
 
-// take reserves one request of the budget.
-func (t *benchTally) take() bool {
+// take reserves n requests (a workflow's) of the budget, or none.
+func (t *benchTally) take(n int) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.budget <= 0 {
+	if t.budget < n {
 		return false
 	}
-	t.budget--
+	t.budget -= n
 	return true
 }
 
@@ -316,19 +324,18 @@ type clientTally struct {
 	err       error
 }
 
-// benchClient runs the workflow on one keep-alive connection until over,
-// or until take refuses a request; a stateful workflow starts a fresh
-// session each time round.
-func benchClient(ctx context.Context, base string, mode httpstate.Mode, over func() bool, take func() bool) (out clientTally) {
+// benchClient runs the workflow on one keep-alive connection, the first
+// time whatever over says, then until over or until take refuses a
+// workflow's requests; a workflow under way always runs to its end (or
+// its first failed step). A stateful workflow starts a fresh session each
+// time round.
+func benchClient(ctx context.Context, base string, mode httpstate.Mode, over func() bool, take func(n int) bool) (out clientTally) {
 	c := httpstate.NewClient(base, mode != httpstate.Stateless)
 	defer c.Close()
 	steps := workflowFor(mode)
-	for !over() {
+	for first := true; ctx.Err() == nil && (first || !over()) && take(len(steps)); first = false {
 		prev := 0.0
 		for i, next := range steps {
-			if over() || !take() {
-				return out
-			}
 			st := next(prev)
 			var body any
 			if st.body != nil {

@@ -22,6 +22,35 @@ func TestBenchMeasuresEveryKind(t *testing.T) {
 	}
 }
 
+// A round's clock stops new workflows, never one under way, and every
+// client finishes its first workflow however short the round (a busy
+// machine may not schedule a client before the clock runs out): each
+// round measures work done.
+func TestBenchRoundCompletesAWorkflowPerClient(t *testing.T) {
+	tests := []struct {
+		name        string
+		duration    time.Duration
+		maxRequests int
+	}{
+		{"a round over before it starts", time.Nanosecond, 0},
+		{"a request budget under a workflow a client", time.Nanosecond, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const clients = 2
+			res, err := Bench(context.Background(), BenchOptions{Duration: tt.duration, Rounds: 1, Concurrency: clients, MaxRequests: tt.maxRequests, Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Workflows < clients || r.Requests != r.Workflows*r.RequestsPerWorkflow || r.WPS <= 0 {
+					t.Errorf("%s: %d workflows in %d requests (%g a second), want at least %d, whole", r.Kind, r.Workflows, r.Requests, r.WPS, clients)
+				}
+			}
+		})
+	}
+}
+
 // bench compares kinds on workflows per second (the stateless workflow is 3
 // requests, the others 4), each kind's median of alternating rounds, and
 // states what a store-backed request costs: on Redis, with one process,

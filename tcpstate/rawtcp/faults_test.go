@@ -54,17 +54,34 @@ func TestFaults(t *testing.T) {
 	// The stack records a segment just after sending it: wait for the
 	// record of the copy the kernel read.
 	var notes []string
+	var end tcpstate.Seq // the data's end, which the kernel acknowledges
 	err = s.WaitRecords(ctx, func(recs []Record) bool {
 		notes = notes[:0]
 		for _, r := range recs {
 			if r.Sent && r.Seg.Len == 5 {
 				notes = append(notes, r.Note)
+				end = r.Seg.Seq.Add(5)
 			}
 		}
 		return len(notes) >= 2
 	})
 	if err != nil || len(notes) != 2 || notes[0] != "dropped by the link" || notes[1] != "" {
 		t.Errorf("the data segment's records say %q (%v), want the dropped copy, then the retransmission", notes, err)
+	}
+	// The kernel acknowledges the data on its own time: wait until the
+	// connection has taken that ACK. One that arrived after the crash
+	// would meet the CLOSED responder, whose RST resets the kernel's
+	// socket before it writes.
+	err = s.WaitRecords(ctx, func(recs []Record) bool {
+		for _, r := range recs {
+			if r.Conn != 0 && !r.Sent && r.Seg.Flags&tcpstate.ACK != 0 && r.Seg.Ack == end {
+				return true
+			}
+		}
+		return false
+	})
+	if err != nil {
+		t.Fatalf("the lab never took the kernel's ACK of the data (up to %d): %v", end, err)
 	}
 
 	c.Faults().Crash()
