@@ -570,16 +570,16 @@ func benchDNS(_ *flag.FlagSet, args []string) int {
 	rounds := len(r.UdpRounds)
 	if f.json {
 		_ = json.NewEncoder(stdout).Encode(map[string]any{"server": r.Server, "concurrency": conc, "rounds": rounds,
-			"udpdns_rounds": r.UdpRounds, "dnsperf_rounds": r.DnsperfRounds, "comparisons": r.Comparisons,
+			"udpdns_rounds": r.UdpRounds, "udpdns_func_rounds": r.FuncRounds, "dnsperf_rounds": r.DnsperfRounds, "comparisons": r.Comparisons,
 			"note": "every figure from the same interleaved rounds; dnsperf reports no percentiles without -v (which slows it), so only its average latency"})
 		return exitOK
 	}
-	fmt.Fprintf(stdout, "server %s (miekg/dns, a process of its own; CPU: each client's own), %d interleaved rounds of %v each, %d in flight (dnsperf -q %d -c 1 -T 1 -b %d; udpdns %d goroutines)\n",
-		r.Server, rounds, f.duration, conc, conc, 4096, conc)
-	fmt.Fprintf(stdout, "  %-5s %-8s %10s %10s %6s %9s %9s %9s %12s\n", "round", "tool", "qps", "completed", "lost", "avg ms", "p50 ms", "p99 ms", "CPU µs/query")
+	fmt.Fprintf(stdout, "server %s (miekg/dns, a process of its own; CPU: each client's own), %d interleaved rounds of %v each, %d in flight (dnsperf -q %d -c 1 -T 1 -b %d; udpdns-func %d slots sending from the reader; udpdns %d goroutines calling Exchange)\n",
+		r.Server, rounds, f.duration, conc, conc, 4096, conc, conc)
+	fmt.Fprintf(stdout, "  %-5s %-11s %10s %10s %6s %9s %9s %9s %12s\n", "round", "tool", "qps", "completed", "lost", "avg ms", "p50 ms", "p99 ms", "CPU µs/query")
 	for i := range rounds {
-		for _, b := range []dnsexp.BenchResult{r.DnsperfRounds[i], r.UdpRounds[i]} {
-			fmt.Fprintf(stdout, "  %-5d %-8s %10.0f %10d %6d %9.3f %9.3f %9.3f %12.2f\n", i+1, b.Tool, b.QPS, b.Completed, b.Lost, b.AvgMS, b.P50MS, b.P99MS, b.CPUPerQueryUS)
+		for _, b := range []dnsexp.BenchResult{r.DnsperfRounds[i], r.FuncRounds[i], r.UdpRounds[i]} {
+			fmt.Fprintf(stdout, "  %-5d %-11s %10.0f %10d %6d %9.3f %9.3f %9.3f %12.2f\n", i+1, b.Tool, b.QPS, b.Completed, b.Lost, b.AvgMS, b.P50MS, b.P99MS, b.CPUPerQueryUS)
 		}
 	}
 	for _, c := range r.Comparisons {

@@ -214,11 +214,15 @@ type BenchConfig struct {
 // BenchReport is what a bench run measured: each round of each tool, and
 // the comparison of udpdns with dnsperf (qps and CPU per query per round).
 type BenchReport struct {
-	Server                   string                `json:"server"`
-	InFlight                 int                   `json:"in_flight"`
-	Dnsperf, Udpdns          BenchResult           `json:"-"` // the median rounds
-	DnsperfRounds, UdpRounds []BenchResult         `json:"-"`
-	Comparisons              []benchcmp.Comparison `json:"comparisons"`
+	Server                   string        `json:"server"`
+	InFlight                 int           `json:"in_flight"`
+	Dnsperf, Udpdns          BenchResult   `json:"-"` // the median rounds
+	DnsperfRounds, UdpRounds []BenchResult `json:"-"`
+	// FuncRounds are udpdns driven through SendFunc (completions on the
+	// reader, no goroutine per query), UdpRounds through Exchange from
+	// InFlight goroutines.
+	FuncRounds  []BenchResult         `json:"-"`
+	Comparisons []benchcmp.Comparison `json:"comparisons"`
 }
 
 // benchIdleShare: dnsperf counts as idle when its rate is under this share
@@ -244,41 +248,59 @@ func Bench(ctx context.Context, c BenchConfig) (BenchReport, error) {
 	}
 	defer func() { _ = srv.Stop(5 * time.Second) }()
 	r := BenchReport{Server: addr.String(), InFlight: c.InFlight,
-		DnsperfRounds: make([]BenchResult, c.Rounds), UdpRounds: make([]BenchResult, c.Rounds)}
-	err = benchcmp.Interleave(c.Rounds, 2, func(round, side int) error {
+		DnsperfRounds: make([]BenchResult, c.Rounds), UdpRounds: make([]BenchResult, c.Rounds), FuncRounds: make([]BenchResult, c.Rounds)}
+	err = benchcmp.Interleave(c.Rounds, 3, func(round, side int) error {
 		if side == 0 {
 			perf, err := benchDnsperf(ctx, addr.Addr().String(), addr.Port(), c.Duration, c.InFlight, false)
 			r.DnsperfRounds[round] = perf
 			return err
 		}
 		c0 := benchcmp.ProcessCPU()
-		ours, err := benchClient(ctx, udpdns.Config{Server: addr, Sockets: c.Sockets, Timeout: 2 * time.Second}, c.Duration, c.InFlight)
+		cfg := udpdns.Config{Server: addr, Sockets: c.Sockets, Timeout: 2 * time.Second}
+		var ours BenchResult
+		if side == 1 {
+			ours, err = benchClientFunc(ctx, cfg, c.Duration, c.InFlight)
+			ours.Tool = "udpdns-func"
+		} else {
+			ours, err = benchClient(ctx, cfg, c.Duration, c.InFlight)
+		}
 		ours.CPUSeconds = (benchcmp.ProcessCPU() - c0).Seconds()
 		if ours.Completed > 0 {
 			ours.CPUPerQueryUS = ours.CPUSeconds / float64(ours.Completed) * 1e6
 		}
-		r.UdpRounds[round] = ours
+		if side == 1 {
+			r.FuncRounds[round] = ours
+		} else {
+			r.UdpRounds[round] = ours
+		}
 		return err
 	})
 	if err != nil {
 		return r, err
 	}
-	var rounds []benchcmp.Round
 	idle := 0
-	for i := range c.Rounds {
-		u, p := r.UdpRounds[i], r.DnsperfRounds[i]
+	for _, p := range r.DnsperfRounds {
 		if p.AvgMS > 0 && p.QPS < benchIdleShare*float64(c.InFlight)/(p.AvgMS/1000) {
 			idle++
 		}
-		rounds = append(rounds, benchcmp.Round{
-			Lab:      benchcmp.NewSide(u.QPS, float64(u.Completed), u.CPUSeconds),
-			Baseline: benchcmp.NewSide(p.QPS, float64(p.Completed), p.CPUSeconds)})
 	}
-	cmp := benchcmp.Compare(fmt.Sprintf("udpdns@%d", c.InFlight), fmt.Sprintf("dnsperf@%d", c.InFlight), "qps", "query", rounds)
-	if idle > 0 {
-		cmp.Flags = append(cmp.Flags, fmt.Sprintf("dnsperf idled in %d of %d rounds (rate under %.0f%% of in-flight ÷ latency): the ratio says nothing about the client", idle, c.Rounds, 100*benchIdleShare))
+	for _, lab := range []struct {
+		name   string
+		rounds []BenchResult
+	}{{"udpdns-func", r.FuncRounds}, {"udpdns-exchange", r.UdpRounds}} {
+		var rounds []benchcmp.Round
+		for i, u := range lab.rounds {
+			p := r.DnsperfRounds[i]
+			rounds = append(rounds, benchcmp.Round{
+				Lab:      benchcmp.NewSide(u.QPS, float64(u.Completed), u.CPUSeconds),
+				Baseline: benchcmp.NewSide(p.QPS, float64(p.Completed), p.CPUSeconds)})
+		}
+		cmp := benchcmp.Compare(fmt.Sprintf("%s@%d", lab.name, c.InFlight), fmt.Sprintf("dnsperf@%d", c.InFlight), "qps", "query", rounds)
+		if idle > 0 {
+			cmp.Flags = append(cmp.Flags, fmt.Sprintf("dnsperf idled in %d of %d rounds (rate under %.0f%% of in-flight ÷ latency): the ratio says nothing about the client", idle, c.Rounds, 100*benchIdleShare))
+		}
+		r.Comparisons = append(r.Comparisons, cmp)
 	}
-	r.Comparisons = []benchcmp.Comparison{cmp}
 	r.Dnsperf, r.Udpdns = medianQPS(r.DnsperfRounds), medianQPS(r.UdpRounds)
 	return r, nil
 }

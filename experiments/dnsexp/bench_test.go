@@ -35,19 +35,23 @@ func TestBenchComparesRateAndCPUPerRound(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(r.Comparisons) != 1 {
-				t.Fatalf("%d comparisons", len(r.Comparisons))
+			if len(r.Comparisons) != 2 {
+				t.Fatalf("%d comparisons, want udpdns-func and udpdns-exchange against dnsperf", len(r.Comparisons))
 			}
-			c := r.Comparisons[0]
-			if len(c.Rounds) != 2 || c.RatioMedian <= 0 || c.CPURatioMedian <= 0 {
-				t.Errorf("comparison %+v", c)
+			for _, c := range r.Comparisons {
+				if len(c.Rounds) != 2 || c.RatioMedian <= 0 || c.CPURatioMedian <= 0 {
+					t.Errorf("comparison %+v", c)
+				}
+				if idle := len(c.Flags) > 0; idle != (tt.inFlight == 1) {
+					t.Errorf("%s: flags %q; dnsperf idle expected only at 1 in flight", c.Name, c.Flags)
+				}
+				t.Log(c)
 			}
 			for i, p := range r.DnsperfRounds {
-				if p.CPUPerQueryUS <= 0 || r.UdpRounds[i].CPUPerQueryUS <= 0 {
-					t.Errorf("round %d: CPU per query dnsperf %v udpdns %v", i, p.CPUPerQueryUS, r.UdpRounds[i].CPUPerQueryUS)
+				if p.CPUPerQueryUS <= 0 || r.UdpRounds[i].CPUPerQueryUS <= 0 || r.FuncRounds[i].CPUPerQueryUS <= 0 || r.FuncRounds[i].Lost != 0 {
+					t.Errorf("round %d: CPU per query dnsperf %v udpdns %v udpdns-func %v (lost %d)", i, p.CPUPerQueryUS, r.UdpRounds[i].CPUPerQueryUS, r.FuncRounds[i].CPUPerQueryUS, r.FuncRounds[i].Lost)
 				}
 			}
-			t.Log(c)
 		})
 	}
 }
