@@ -119,3 +119,30 @@ func BenchmarkChecksumVsBefore(b *testing.B) {
 		})
 	}
 }
+
+// The header AppendHeader builds, followed by the payload, is what
+// AppendWire builds: same bytes, same checksum, for every payload length's
+// parity and with options.
+func TestAppendHeaderThenPayloadIsTheWireSegment(t *testing.T) {
+	src, dst := [4]byte{127, 0, 0, 1}, [4]byte{127, 0, 0, 2}
+	for _, n := range []int{0, 1, 2, 3, 7, 31, 1460, 65483} {
+		for _, opts := range []Options{{}, {HasTimestamps: true, TSVal: 7, TSEcr: 9}, {MSS: 1460, HasWScale: true, WScale: 7, SACKPermitted: true}} {
+			p := make([]byte, n)
+			for i := range p {
+				p[i] = byte(i*13 + 5)
+			}
+			seg := Segment{SrcPort: 61000, DstPort: 80, Seq: 12345, Ack: 678, Flags: ACK | PSH, Window: 512, Options: opts, Payload: p}
+			want, err := seg.AppendWire(nil, src, dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := seg.AppendHeader([]byte{0xee}, src, dst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := append(h[1:], p...); string(got) != string(want) || len(seg.Payload) != n {
+				t.Fatalf("%d bytes, options %+v: header+payload differs from AppendWire", n, opts)
+			}
+		}
+	}
+}

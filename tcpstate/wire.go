@@ -115,6 +115,27 @@ func (s *Segment) AppendWire(b []byte, src, dst [4]byte) ([]byte, error) {
 	return b, nil
 }
 
+// AppendHeader appends the segment's header (with options) to b, its
+// checksum computed over the header and s.Payload, which it does not copy:
+// the header and the payload go out together as two buffers of one
+// sendmsg. It fails only when the options do not fit in 40 bytes.
+func (s *Segment) AppendHeader(b []byte, src, dst [4]byte) ([]byte, error) {
+	payload := s.Payload
+	s.Payload = nil
+	b, err := s.AppendWire(b, src, dst)
+	s.Payload = payload
+	if err != nil {
+		return b, err
+	}
+	h := b[len(b)-s.HeaderLen():]
+	binary.BigEndian.PutUint16(h[16:], 0)
+	// The header's length is a multiple of 4: the payload's sum starts at
+	// an even offset and adds as it is.
+	cs := checksumFinish(pseudoSum(src, dst, len(h)+len(payload)), addCarry(sum64(h), sum64(payload)))
+	binary.BigEndian.PutUint16(h[16:], cs)
+	return b, nil
+}
+
 // Checksum returns the TCP checksum of seg (header and payload, with the
 // checksum field taken as it is) over the IPv4 pseudo-header. Computed over
 // a segment whose checksum field is zero it is the value to store; computed
@@ -124,13 +145,24 @@ func (s *Segment) AppendWire(b []byte, src, dst [4]byte) ([]byte, error) {
 // it is taken over little-endian 64-bit words with add-with-carry
 // (math/bits.Add64, four words a round) and byte-swapped at the end.
 func Checksum(seg []byte, src, dst [4]byte) uint16 {
+	return checksumFinish(pseudoSum(src, dst, len(seg)), sum64(seg))
+}
+
+// pseudoSum is the IPv4 pseudo-header's words, each big-endian 16-bit
+// word read little-endian (see Checksum), for a segment of n bytes.
+func pseudoSum(src, dst [4]byte, n int) uint64 {
 	le := binary.LittleEndian
-	// The pseudo-header, each big-endian 16-bit word read little-endian.
-	sum := uint64(le.Uint16(src[0:])) + uint64(le.Uint16(src[2:])) +
+	return uint64(le.Uint16(src[0:])) + uint64(le.Uint16(src[2:])) +
 		uint64(le.Uint16(dst[0:])) + uint64(le.Uint16(dst[2:])) +
-		uint64(bits.ReverseBytes16(6)) + uint64(bits.ReverseBytes16(uint16(len(seg))))
-	var c uint64
-	b := seg
+		uint64(bits.ReverseBytes16(6)) + uint64(bits.ReverseBytes16(uint16(n)))
+}
+
+// sum64 is the one's complement sum of b as little-endian words, carries
+// folded into 64 bits. Sums of pieces that start at even offsets combine
+// with addCarry.
+func sum64(b []byte) uint64 {
+	le := binary.LittleEndian
+	var sum, c uint64
 	for len(b) >= 32 {
 		sum, c = bits.Add64(sum, le.Uint64(b), c)
 		sum, c = bits.Add64(sum, le.Uint64(b[8:]), c)
@@ -165,8 +197,19 @@ func Checksum(seg []byte, src, dst [4]byte) uint16 {
 	case 1:
 		tail |= uint64(b[0])
 	}
-	sum, c = bits.Add64(sum, tail, 0)
-	sum += c
+	return addCarry(sum, tail)
+}
+
+// addCarry is a + b in one's complement (the carry added back).
+func addCarry(a, b uint64) uint64 {
+	s, c := bits.Add64(a, b, 0)
+	return s + c
+}
+
+// checksumFinish folds the pseudo-header's and the data's sums to the
+// 16-bit checksum, in network byte order.
+func checksumFinish(pseudo, data uint64) uint16 {
+	sum := addCarry(pseudo, data)
 	// Fold 64 → 32 → 16 bits, carries added back each time.
 	s32, c32 := bits.Add32(uint32(sum), uint32(sum>>32), 0)
 	s32 += c32
