@@ -29,5 +29,6 @@
 // machine-readable [statelab …] block of packet comments and the Wireshark
 // plugin generated from it), sandbox (the rootless namespace), subproc
 // (servers as separate processes), labtest (tests), htmlreport (run --html:
-// the reports as one web page; Catalogue.SetHTML).
+// the reports as one web page; Catalogue.SetHTML), benchcmp (the benches'
+// one method: interleaved rounds, per-round ratios and CPU per unit of work).
 package lab

@@ -3,6 +3,7 @@ package tcpstate
 import (
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 )
 
 // Wire format of the TCP header (RFC 9293 §3.1):
@@ -114,32 +115,107 @@ func (s *Segment) AppendWire(b []byte, src, dst [4]byte) ([]byte, error) {
 	return b, nil
 }
 
+// AppendHeader appends the segment's header (with options) to b, its
+// checksum computed over the header and s.Payload, which it does not copy:
+// the header and the payload go out together as two buffers of one
+// sendmsg. It fails only when the options do not fit in 40 bytes.
+func (s *Segment) AppendHeader(b []byte, src, dst [4]byte) ([]byte, error) {
+	payload := s.Payload
+	s.Payload = nil
+	b, err := s.AppendWire(b, src, dst)
+	s.Payload = payload
+	if err != nil {
+		return b, err
+	}
+	h := b[len(b)-s.HeaderLen():]
+	binary.BigEndian.PutUint16(h[16:], 0)
+	// The header's length is a multiple of 4: the payload's sum starts at
+	// an even offset and adds as it is.
+	cs := checksumFinish(pseudoSum(src, dst, len(h)+len(payload)), addCarry(sum64(h), sum64(payload)))
+	binary.BigEndian.PutUint16(h[16:], cs)
+	return b, nil
+}
+
 // Checksum returns the TCP checksum of seg (header and payload, with the
 // checksum field taken as it is) over the IPv4 pseudo-header. Computed over
 // a segment whose checksum field is zero it is the value to store; computed
 // over a received segment it is zero when the stored checksum is right.
+//
+// The one's complement sum does not depend on byte order (RFC 1071 §2(B)):
+// it is taken over little-endian 64-bit words with add-with-carry
+// (math/bits.Add64, four words a round) and byte-swapped at the end.
 func Checksum(seg []byte, src, dst [4]byte) uint16 {
-	var sum uint64
-	sum += uint64(binary.BigEndian.Uint16(src[0:])) + uint64(binary.BigEndian.Uint16(src[2:]))
-	sum += uint64(binary.BigEndian.Uint16(dst[0:])) + uint64(binary.BigEndian.Uint16(dst[2:]))
-	sum += 6 // protocol
-	sum += uint64(len(seg))
-	b := seg
+	return checksumFinish(pseudoSum(src, dst, len(seg)), sum64(seg))
+}
+
+// pseudoSum is the IPv4 pseudo-header's words, each big-endian 16-bit
+// word read little-endian (see Checksum), for a segment of n bytes.
+func pseudoSum(src, dst [4]byte, n int) uint64 {
+	le := binary.LittleEndian
+	return uint64(le.Uint16(src[0:])) + uint64(le.Uint16(src[2:])) +
+		uint64(le.Uint16(dst[0:])) + uint64(le.Uint16(dst[2:])) +
+		uint64(bits.ReverseBytes16(6)) + uint64(bits.ReverseBytes16(uint16(n)))
+}
+
+// sum64 is the one's complement sum of b as little-endian words, carries
+// folded into 64 bits. Sums of pieces that start at even offsets combine
+// with addCarry.
+func sum64(b []byte) uint64 {
+	le := binary.LittleEndian
+	var sum, c uint64
+	for len(b) >= 32 {
+		sum, c = bits.Add64(sum, le.Uint64(b), c)
+		sum, c = bits.Add64(sum, le.Uint64(b[8:]), c)
+		sum, c = bits.Add64(sum, le.Uint64(b[16:]), c)
+		sum, c = bits.Add64(sum, le.Uint64(b[24:]), c)
+		b = b[32:]
+	}
 	for len(b) >= 8 {
-		sum += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		sum, c = bits.Add64(sum, le.Uint64(b), c)
 		b = b[8:]
 	}
-	for len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
-		b = b[2:]
+	sum, c = bits.Add64(sum, 0, c)
+	sum += c
+	var tail uint64
+	switch len(b) {
+	case 7:
+		tail |= uint64(b[6]) << 48
+		fallthrough
+	case 6:
+		tail |= uint64(b[5]) << 40
+		fallthrough
+	case 5:
+		tail |= uint64(b[4]) << 32
+		fallthrough
+	case 4:
+		tail |= uint64(le.Uint32(b))
+	case 3:
+		tail |= uint64(b[2]) << 16
+		fallthrough
+	case 2:
+		tail |= uint64(le.Uint16(b))
+	case 1:
+		tail |= uint64(b[0])
 	}
-	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
-	}
-	for sum>>16 != 0 {
-		sum = sum&0xffff + sum>>16
-	}
-	return ^uint16(sum)
+	return addCarry(sum, tail)
+}
+
+// addCarry is a + b in one's complement (the carry added back).
+func addCarry(a, b uint64) uint64 {
+	s, c := bits.Add64(a, b, 0)
+	return s + c
+}
+
+// checksumFinish folds the pseudo-header's and the data's sums to the
+// 16-bit checksum, in network byte order.
+func checksumFinish(pseudo, data uint64) uint16 {
+	sum := addCarry(pseudo, data)
+	// Fold 64 → 32 → 16 bits, carries added back each time.
+	s32, c32 := bits.Add32(uint32(sum), uint32(sum>>32), 0)
+	s32 += c32
+	s16 := s32&0xffff + s32>>16
+	s16 = s16&0xffff + s16>>16
+	return ^bits.ReverseBytes16(uint16(s16))
 }
 
 // VerifyChecksum reports whether the checksum stored in seg is correct for

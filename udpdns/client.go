@@ -315,7 +315,7 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, rnd io.Reader) (*dns.
 		}
 	}()
 	for a := 0; a < attempts; a++ { // ends: attempts grows once at most
-		call, err := c.send(ctx, m, a, rnd)
+		call, err := c.send(ctx, m, a, rnd, nil)
 		if err != nil {
 			return nil, c.queryErr(m, a+1, err)
 		}
@@ -395,10 +395,19 @@ func (c *Client) queryErr(m *dns.Msg, attempts int, err error) error {
 // There is no timeout: the caller must Wait or Cancel. Send waits for a free
 // ID when all are taken (honouring ctx) unless Config.FailWhenFull is set.
 func (c *Client) Send(ctx context.Context, m *dns.Msg) (*Call, error) {
-	return c.send(ctx, m, 0, nil)
+	return c.send(ctx, m, 0, nil, nil)
 }
 
-func (c *Client) send(ctx context.Context, m *dns.Msg, attempt int, rnd io.Reader) (*Call, error) {
+// SendFunc is Send with done called once the call completes or ends, on
+// the goroutine that completed or ended it: for a reply, the socket's
+// reader, with no hand-off to another goroutine. done must not block; it
+// may send further queries (with Config.FailWhenFull, so that a full ID
+// space cannot block the reader).
+func (c *Client) SendFunc(ctx context.Context, m *dns.Msg, done func(*Call)) (*Call, error) {
+	return c.send(ctx, m, 0, nil, done)
+}
+
+func (c *Client) send(ctx context.Context, m *dns.Msg, attempt int, rnd io.Reader, done func(*Call)) (*Call, error) {
 	if err := context.Cause(ctx); err != nil {
 		return nil, err // nothing goes out for a query already given up
 	}
@@ -406,6 +415,7 @@ func (c *Client) send(ctx context.Context, m *dns.Msg, attempt int, rnd io.Reade
 	if err != nil {
 		return nil, err
 	}
+	call.onDone = done
 	for { // ends: each round registers, fails, or waits for an ID to free
 		ok, _, err := c.register(call)
 		if ok || err != nil {
@@ -655,12 +665,13 @@ type Call struct {
 	sent    time.Time
 	rnd     io.Reader // the attempt's random source; nil: Config.Rand
 
-	done  chan struct{}
-	state EventKind // guarded by s.mu: EventSent while in flight
-	reply *dns.Msg
-	raw   []byte
-	rtt   time.Duration
-	err   error
+	done   chan struct{}
+	onDone func(*Call) // SendFunc's, called once done is closed
+	state  EventKind   // guarded by s.mu: EventSent while in flight
+	reply  *dns.Msg
+	raw    []byte
+	rtt    time.Duration
+	err    error
 }
 
 // ID is the query ID the attempt carries.
@@ -674,6 +685,10 @@ func (c *Call) Local() netip.AddrPort { return c.s.local }
 
 // Done is closed when the call completes or ends.
 func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Reply is the reply and the error the call ended with, once Done is
+// closed (for SendFunc's done).
+func (c *Call) Reply() (*dns.Msg, error) { return c.reply, c.err }
 
 // Wait blocks until the call is done or ctx ends (which cancels the call).
 func (c *Call) Wait(ctx context.Context) (*dns.Msg, error) {

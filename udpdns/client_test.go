@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -294,5 +295,56 @@ func TestCase0x20CaseRestoredInAnswers(t *testing.T) {
 		if rr.Header().Name != name {
 			t.Errorf("answer owner %q, want %q", rr.Header().Name, name)
 		}
+	}
+}
+
+// SendFunc's done runs once per call: on the reader for a reply (and may
+// send the next query from there), on the canceller for a cancel.
+func TestSendFuncCallsDoneOnce(t *testing.T) {
+	srv := startServer(t, ServerConfig{})
+	c := newClient(t, Config{Server: srv.Addr(), FailWhenFull: true})
+	m := new(dns.Msg)
+	m.SetQuestion("x.synth.lab.", dns.TypeA)
+	const chain = 50
+	var n atomic.Int32
+	finished := make(chan error, 1)
+	var next func(*Call)
+	next = func(call *Call) {
+		if _, err := call.Reply(); err != nil {
+			finished <- err
+			return
+		}
+		if n.Add(1) == chain {
+			finished <- nil
+			return
+		}
+		if _, err := c.SendFunc(context.Background(), m, next); err != nil {
+			finished <- err
+		}
+	}
+	if _, err := c.SendFunc(context.Background(), m, next); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-finished:
+		if err != nil || n.Load() != chain {
+			t.Fatalf("after %d replies: %v", n.Load(), err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("only %d of %d replies", n.Load(), chain)
+	}
+	// Cancelled: done runs once, with the cancellation.
+	sink := newFakeServer(t, "127.0.0.1:0")
+	c2 := newClient(t, Config{Server: sink.addr()})
+	var calls atomic.Int32
+	var got error
+	call, err := c2.SendFunc(context.Background(), m, func(call *Call) { calls.Add(1); _, got = call.Reply() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	call.Cancel()
+	call.Cancel()
+	if calls.Load() != 1 || !errors.Is(got, context.Canceled) {
+		t.Errorf("done ran %d times with %v, want once with context.Canceled", calls.Load(), got)
 	}
 }

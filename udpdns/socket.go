@@ -461,6 +461,9 @@ func (s *sock) end(call *Call, kind EventKind, err error) bool {
 	s.mu.Unlock()
 	s.c.notifyFree()
 	s.trace(Event{Kind: kind, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: call.server})
+	if call.onDone != nil {
+		call.onDone(call)
+	}
 	return true
 }
 
@@ -548,6 +551,9 @@ func (s *sock) handle(from netip.AddrPort, b []byte) {
 	s.mu.Unlock()
 	s.c.notifyFree()
 	s.trace(Event{Kind: EventMatched, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: from})
+	if call.onDone != nil {
+		call.onDone(call)
+	}
 }
 
 func (s *sock) reject(why Reason, h *Head, from netip.AddrPort, idInFlight bool) {

@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/statelab/statelab/experiments/dnsexp"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/benchcmp"
 	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/udpdns"
 	"github.com/statelab/statelab/udpdns/dnsfault"
@@ -94,7 +94,7 @@ func init() {
 		flags: func(fs *flag.FlagSet) {
 			f := &benchDNSFlags
 			durationVar(fs, &f.duration, "duration", 2*time.Second, 100*time.Millisecond, 10*time.Minute, "length of each run")
-			intVar(fs, &f.rounds, "rounds", 3, 1, 100, "rounds of dnsperf then udpdns")
+			intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "interleaved rounds (dnsperf, udpdns, udpdns, dnsperf, …)")
 			intVar(fs, &f.c, "c", 100, 1, 10000, "queries in flight (udpdns goroutines; dnsperf -q)")
 			intVar(fs, &f.c, "concurrency", 100, 1, 10000, "the same as -c")
 			intVar(fs, &f.sockets, "sockets", 1, 1, 64, "udpdns client sockets")
@@ -567,39 +567,25 @@ func benchDNS(_ *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab bench dns: %v\n", err)
 		return exitUsage
 	}
-	rounds := len(r.Ratios)
-	limits := fmt.Sprintf("what limits udpdns (not profiled; measured only the per-round ratios above): the in-process "+
-		"miekg/dns server (one goroutine per packet) shares this machine's %d CPUs with both load generators and with whatever else runs, "+
-		"so rounds vary; and each udpdns query costs a goroutine, a wakeup and a channel handoff on top of the sendto/recvfrom "+
-		"that dnsperf's single C thread makes", runtime.NumCPU())
+	rounds := len(r.UdpRounds)
 	if f.json {
 		_ = json.NewEncoder(stdout).Encode(map[string]any{"server": r.Server, "concurrency": conc, "rounds": rounds,
-			"udpdns": r.Udpdns, "dnsperf": r.Dnsperf, "ratio": r.Ratio, "ratio_min": r.RatioMin, "ratio_max": r.RatioMax, "ratios": r.Ratios,
-			"udpdns_rounds": r.UdpRounds, "dnsperf_rounds": r.DnsperfRounds,
-			"note": "median round shown; dnsperf p50/p99 from a separate dnsperf -v run of the same length (per-query latencies); " + limits})
+			"udpdns_rounds": r.UdpRounds, "udpdns_func_rounds": r.FuncRounds, "dnsperf_rounds": r.DnsperfRounds, "comparisons": r.Comparisons,
+			"note": "every figure from the same interleaved rounds; dnsperf reports no percentiles without -v (which slows it), so only its average latency"})
 		return exitOK
 	}
-	fmt.Fprintf(stdout, "server %s (in-process miekg/dns), %d rounds of %v each, %d in flight (dnsperf -q %d -c 1 -T 1; udpdns %d goroutines)\n",
-		r.Server, rounds, f.duration, conc, conc, conc)
-	fmt.Fprintf(stdout, "  %-8s %10s %10s %9s %9s %9s\n", "tool", "qps", "completed", "avg ms", "p50 ms", "p99 ms")
-	for _, b := range []dnsexp.BenchResult{r.Dnsperf, r.Udpdns} {
-		fmt.Fprintf(stdout, "  %-8s %10.0f %10d %9.3f %9.3f %9.3f\n", b.Tool, b.QPS, b.Completed, b.AvgMS, b.P50MS, b.P99MS)
-	}
-	fmt.Fprintf(stdout, "  udpdns/dnsperf qps ratio: median %.2f×, spread %.2f–%.2f× over %d rounds %s\n", r.Ratio, r.RatioMin, r.RatioMax, rounds, fmtRatios(r.Ratios))
-	fmt.Fprintf(stdout, "  (median round shown; dnsperf p50/p99 from a separate dnsperf -v run: printing each query slows it)\n")
-	fmt.Fprintf(stdout, "  note: %s\n", limits)
-	return exitOK
-}
-
-func fmtRatios(rs []float64) string {
-	out := "["
-	for i, r := range rs {
-		if i > 0 {
-			out += " "
+	fmt.Fprintf(stdout, "server %s (miekg/dns, a process of its own; CPU: each client's own), %d interleaved rounds of %v each, %d in flight (dnsperf -q %d -c 1 -T 1 -b %d; udpdns-func %d slots sending from the reader; udpdns %d goroutines calling Exchange)\n",
+		r.Server, rounds, f.duration, conc, conc, 4096, conc, conc)
+	fmt.Fprintf(stdout, "  %-5s %-11s %10s %10s %6s %9s %9s %9s %12s\n", "round", "tool", "qps", "completed", "lost", "avg ms", "p50 ms", "p99 ms", "CPU µs/query")
+	for i := range rounds {
+		for _, b := range []dnsexp.BenchResult{r.DnsperfRounds[i], r.FuncRounds[i], r.UdpRounds[i]} {
+			fmt.Fprintf(stdout, "  %-5d %-11s %10.0f %10d %6d %9.3f %9.3f %9.3f %12.2f\n", i+1, b.Tool, b.QPS, b.Completed, b.Lost, b.AvgMS, b.P50MS, b.P99MS, b.CPUPerQueryUS)
 		}
-		out += fmt.Sprintf("%.2f", r)
 	}
-	return out + "]"
+	for _, c := range r.Comparisons {
+		fmt.Fprintf(stdout, "  %s\n", c)
+	}
+	return exitOK
 }
 
 // dnsExperiments are the dns/ experiments of statelab's catalogue.

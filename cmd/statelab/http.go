@@ -15,6 +15,7 @@ import (
 	"github.com/statelab/statelab/experiments/httpexp"
 	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/benchcmp"
 	"github.com/statelab/statelab/lab/sandbox"
 )
 
@@ -71,8 +72,8 @@ func init() {
 		},
 		flags: func(fs *flag.FlagSet) {
 			f := &benchHTTPFlags
-			durationVar(fs, &f.duration, "duration", 3*time.Second, time.Millisecond, 10*time.Minute, "measure each server kind for `D` in all")
-			intVar(fs, &f.rounds, "rounds", 3, 1, 100, "split each kind's time into `R` rounds, the kinds alternating in a rotated order")
+			durationVar(fs, &f.duration, "duration", 5*time.Second, time.Millisecond, 10*time.Minute, "measure each server kind for `D` in all")
+			intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "split each kind's time into `R` rounds, the kinds alternating in a rotated order")
 			intVar(fs, &f.concurrency, "c", 8, 1, 1024, "`N` requests in flight (clients in parallel)")
 			intVar(fs, &f.concurrency, "concurrency", 8, 1, 1024, "`N` requests in flight; same as -c")
 			fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
@@ -270,7 +271,7 @@ func (b *benchHTTP) printJSON(res []httpexp.BenchResult) {
 		"duration_s": b.opts.Duration.Seconds(), "concurrency": b.opts.Concurrency, "results": res,
 		"redis_vs_stateful": redisVsStateful, "redis_vs_stateful_rounds": roundRatios, "rounds": b.opts.Rounds,
 		"target_redis_vs_stateful": redisTarget, "target_met": redisVsStateful >= redisTarget,
-		"ratio_basis": "workflows per second", "note": b.redisNote,
+		"ratio_basis": "workflows per second", "note": b.redisNote, "comparisons": httpexp.Comparisons(res),
 	})
 }
 
@@ -285,7 +286,11 @@ func (b *benchHTTP) printText(res []httpexp.BenchResult) {
 	for _, r := range res {
 		fmt.Fprintf(stdout, "%-20s %9d %9d %9.0f %10.0f %9.3f %9.3f %12.2f\n", r.Kind, r.RequestsPerWorkflow, r.Requests, r.RPS, r.WPS, r.P50MS, r.P99MS, r.RatioToStateless)
 	}
-	fmt.Fprintf(stdout, "\n÷ stateless compares workflows per second of the kinds' median rounds (stateless: 3 requests a workflow; the others 4, incl. POST /session).\n")
+	fmt.Fprintf(stdout, "\n÷ stateless is the median of the rounds' ratios of workflows per second (stateless: 3 requests a workflow; the others 4, incl. POST /session).\n")
+	fmt.Fprintf(stdout, "Round by round (CPU: this process's, clients and server; a Redis server's own is not counted):\n")
+	for _, c := range httpexp.Comparisons(res) {
+		fmt.Fprintf(stdout, "  %s\n", c)
+	}
 	for _, r := range res {
 		if r.StoreReadsPerRequest == 0 && r.StoreWritesPerRequest == 0 {
 			continue

@@ -22,6 +22,7 @@ import (
 
 	"github.com/statelab/statelab/experiments/quicexp"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/benchcmp"
 	"github.com/statelab/statelab/lab/sandbox"
 	"github.com/statelab/statelab/quicconn"
 	"github.com/statelab/statelab/quicconn/nat"
@@ -98,7 +99,7 @@ func init() {
 		flags: func(fs *flag.FlagSet) {
 			f := &benchQUICFlags
 			sizeVar(fs, &f.size, "size", 32<<20, 1, quicconn.MaxDownload, "bytes per download, e.g. 32MiB")
-			intVar(fs, &f.rounds, "rounds", 3, 1, 100, "`R` rounds of every scenario, interleaved; the median-goodput one is reported")
+			intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "`R` rounds of every scenario, interleaved; the median-goodput one is reported")
 			intVar(fs, &f.rounds, "runs", 3, 1, 100, "deprecated: same as --rounds")
 			fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
 		},
@@ -622,7 +623,8 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 	}
 	met := len(rs) == 3 && ratio["rebind"] >= 0.9 && rs[1].Lost == 0 && rs[1].Intact
 	if f.json {
-		_ = json.NewEncoder(stdout).Encode(map[string]any{"results": rs, "ratio_to_none": ratio, "ratio_spread_min_median_max": spread, "target_met": met})
+		_ = json.NewEncoder(stdout).Encode(map[string]any{"results": rs, "ratio_to_none": ratio, "ratio_spread_min_median_max": spread, "target_met": met,
+			"comparisons": quicexp.Comparisons(rs)})
 	} else {
 		fmt.Fprintf(stdout, "QUIC download of %d bytes through the lab NAT on loopback (2 shared cores), %d round(s), scenario order rotated each round\n", size, rs[0].Rounds)
 		fmt.Fprintf(stdout, "  %-9s %10s %20s %10s %6s %8s %8s %10s\n", "scenario", "MB/s", "ratio min/med/max", "stall ms", "lost", "intact", "changes", "settle ms")
@@ -632,6 +634,9 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stdout, "  stall: the longest time without progress from %v before to %v after a path change (none: around the halfway point)\n",
 			quicexp.HandoverBefore, quicexp.HandoverAfter)
 		fmt.Fprintf(stdout, "  changes: as the NAT or the server reported them; settle: how long after the last byte the measurement waited for the armed ones\n")
+		for _, c := range quicexp.Comparisons(rs) {
+			fmt.Fprintf(stdout, "  %s\n", c)
+		}
 		fmt.Fprintf(stdout, "  target (median rebind ≥ 0.90 of none, 0 bytes lost): %s\n", map[bool]string{true: "met", false: "NOT met"}[met])
 	}
 	for _, r := range rs {

@@ -11,22 +11,24 @@ import (
 
 	"github.com/statelab/statelab/experiments/tcpexp"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/benchcmp"
 	"github.com/statelab/statelab/lab/sandbox"
 )
 
 func init() {
 	register(&command{
 		name: "bench tcp",
-		args: "[--size SIZE] [--json]",
+		args: "[--size SIZE] [--rounds N] [--json]",
 		summary: "Bulk transfer through the lab's user-space TCP engine on raw sockets, lab→kernel and kernel→lab,\n" +
-			"against kernel→kernel over the same loopback in the same run; prints Gbit/s and the lab's share\n" +
-			"of the kernel's throughput. Runs inside the lab's network namespace.",
+			"against kernel→kernel over the same loopback in interleaved rounds; prints each ratio's median with\n" +
+			"its spread, and the CPU time per GiB of each side (lower is better). Runs inside the lab's network namespace.",
 		examples: []string{
 			"statelab bench tcp",
-			"statelab bench tcp --size 1GiB --json",
+			"statelab bench tcp --size 1GiB --rounds 9 --json",
 		},
 		flags: func(fs *flag.FlagSet) {
 			sizeVar(fs, &benchTCPFlags.size, "size", 256<<20, 64<<10, 4<<30, "bytes to move in each direction, such as 64MiB or 1GiB")
+			intVar(fs, &benchTCPFlags.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "interleaved rounds (lab, kernel, kernel, lab, …)")
 			fs.BoolVar(&benchTCPFlags.json, "json", false, "print one JSON object")
 		},
 		run: benchTCP,
@@ -35,8 +37,9 @@ func init() {
 
 // benchTCPFlags are `bench tcp`'s flags.
 var benchTCPFlags struct {
-	size int64
-	json bool
+	size   int64
+	rounds int
+	json   bool
 }
 
 func benchTCP(_ *flag.FlagSet, args []string) int {
@@ -52,27 +55,26 @@ func benchTCP(_ *flag.FlagSet, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// Bench bounds itself (tcpexp.BenchTimeout) as well as the signals.
-	res, err := tcpexp.Bench(ctx, size)
+	rep, err := tcpexp.Bench(ctx, size, benchTCPFlags.rounds)
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench tcp: %v\n", err)
 		return exitFail
 	}
-	kernel := res[len(res)-1].Gbps
 	if benchTCPFlags.json {
-		out := map[string]any{"bytes": size, "results": res}
-		for _, r := range res[:len(res)-1] {
-			out["ratio_"+map[string]string{"lab→kernel": "lab_to_kernel", "kernel→lab": "kernel_to_lab"}[r.Name]] = r.Gbps / kernel
-		}
-		_ = json.NewEncoder(stdout).Encode(out)
+		_ = json.NewEncoder(stdout).Encode(rep)
 		return exitOK
 	}
-	fmt.Fprintf(stdout, "bulk transfer of %s over the lab's loopback\n", formatSize(size))
-	for _, r := range res {
-		ratio := ""
-		if r.Name != "kernel→kernel" {
-			ratio = fmt.Sprintf("  %5.1f%% of kernel→kernel", 100*r.Gbps/kernel)
+	fmt.Fprintf(stdout, "bulk transfer of %s per transfer over the lab's loopback, %d interleaved rounds (CPU: the whole process's, per GiB moved)\n",
+		formatSize(size), len(rep.Rounds))
+	for i, r := range rep.Rounds {
+		fmt.Fprintf(stdout, "  round %d:", i+1)
+		for _, t := range r {
+			fmt.Fprintf(stdout, "  %s %.2f Gbit/s %.2f CPU-s/GiB", t.Name, t.Gbps, t.CPUPerGiB)
 		}
-		fmt.Fprintf(stdout, "  %-14s %7.2f Gbit/s  %8.1f ms%s\n", r.Name, r.Gbps, float64(r.Duration.Microseconds())/1000, ratio)
+		fmt.Fprintln(stdout)
+	}
+	for _, c := range rep.Comparisons {
+		fmt.Fprintf(stdout, "  %s\n", c)
 	}
 	return exitOK
 }

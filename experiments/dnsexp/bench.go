@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/statelab/statelab/lab/benchcmp"
 	"github.com/statelab/statelab/udpdns"
 )
 
@@ -31,10 +32,26 @@ type BenchResult struct {
 	P50MS     float64 `json:"p50_ms,omitempty"`
 	P99MS     float64 `json:"p99_ms,omitempty"`
 	AvgMS     float64 `json:"avg_ms"`
+	// CPUSeconds is the client's CPU time (user + system) over the run:
+	// dnsperf's from its rusage, udpdns's this process's (the server runs
+	// in a process of its own, counted on neither side).
+	CPUSeconds float64 `json:"cpu_s"`
+	// CPUPerQueryUS is CPUSeconds per completed query, in µs.
+	CPUPerQueryUS float64 `json:"cpu_us_per_query"`
 }
 
 // benchName is the i-th name of the bench's query list (as dnsperf reads it).
-func benchName(i int) string { return fmt.Sprintf("b%d.%s", i%1000, udpdns.SynthSuffix) }
+func benchName(i int) string { return benchNames[i%len(benchNames)] }
+
+// benchNames are the bench's 1000 query names, formatted once (dnsperf too
+// reads them from a file made once).
+var benchNames = func() []string {
+	n := make([]string, 1000)
+	for i := range n {
+		n[i] = fmt.Sprintf("b%d.%s", i, udpdns.SynthSuffix)
+	}
+	return n
+}()
 
 // benchClient drives udpdns's client (configured by server) for d with
 // concurrency goroutines, each keeping one query in flight.
@@ -98,12 +115,17 @@ var (
 	rePerfRun  = regexp.MustCompile(`Run time \(s\):\s+([0-9.]+)`)
 )
 
+// benchSocketBufferKiB is the socket buffer dnsperf is given (-b), the
+// udpdns client's own (udpdns/socket.go sets 4 MiB both ways): with its
+// default 208 KiB, dnsperf loses queries at high in-flight counts.
+const benchSocketBufferKiB = 4096
+
 // benchDnsperf runs dnsperf (Debian's) against server for d with at most
 // outstanding queries in flight from one socket and one thread (like the
-// udpdns client's one socket), over the same query names. With verbose,
-// dnsperf prints every query's latency (-v), from which p50 and p99 are
-// computed; that printing costs dnsperf throughput, so the qps of a verbose
-// run is not comparable: use separate runs for qps and for latency.
+// udpdns client's one socket), over the same query names, with the same
+// socket buffers as the udpdns client. With verbose, dnsperf prints every
+// query's latency (-v), from which p50 and p99 are computed; that printing
+// costs dnsperf throughput, so the bench does not use it.
 func benchDnsperf(ctx context.Context, server string, port uint16, d time.Duration, outstanding int, verbose bool) (BenchResult, error) {
 	bin, err := exec.LookPath("dnsperf")
 	if err != nil {
@@ -124,7 +146,7 @@ func benchDnsperf(ctx context.Context, server string, port uint16, d time.Durati
 	}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	args := []string{"-s", server, "-p", strconv.Itoa(int(port)), "-d", qf,
-		"-l", strconv.Itoa(secs), "-q", strconv.Itoa(outstanding), "-c", "1", "-T", "1", "-t", "2"}
+		"-l", strconv.Itoa(secs), "-q", strconv.Itoa(outstanding), "-c", "1", "-T", "1", "-t", "2", "-b", strconv.Itoa(benchSocketBufferKiB)}
 	if verbose {
 		args = append(args, "-v")
 	}
@@ -143,6 +165,12 @@ func benchDnsperf(ctx context.Context, server string, port uint16, d time.Durati
 	}
 	r := BenchResult{Tool: "dnsperf", QPS: num(rePerfQPS), Completed: int(num(rePerfDone)), Lost: int(num(rePerfLost)),
 		AvgMS: num(rePerfAvg) * 1000, Seconds: num(rePerfRun)}
+	if ps := cmd.ProcessState; ps != nil {
+		r.CPUSeconds = (ps.UserTime() + ps.SystemTime()).Seconds()
+		if r.Completed > 0 {
+			r.CPUPerQueryUS = r.CPUSeconds / float64(r.Completed) * 1e6
+		}
+	}
 	if r.QPS == 0 {
 		return r, fmt.Errorf("dnsexp: dnsperf output not understood:\n%.2000s", out)
 	}
@@ -172,9 +200,10 @@ func dnsperfLatencies(out []byte) []float64 {
 	return lat
 }
 
-// BenchConfig is one `statelab bench dns` run: rounds of dnsperf then the
-// udpdns client, each for Duration with InFlight queries in flight (the
-// client over Sockets sockets), against one in-process server.
+// BenchConfig is one `statelab bench dns` run: rounds of dnsperf and the
+// udpdns client (benchcmp.Interleave), each for Duration with InFlight
+// queries in flight (the client over Sockets sockets), against one
+// server process.
 type BenchConfig struct {
 	Duration time.Duration
 	Rounds   int
@@ -182,53 +211,97 @@ type BenchConfig struct {
 	Sockets  int
 }
 
-// BenchReport is what a bench run measured: each round of each tool, the
-// per-round qps ratio (udpdns/dnsperf) and its median and spread, and
-// dnsperf's latency percentiles from a verbose run of its own.
+// BenchReport is what a bench run measured: each round of each tool, and
+// the comparison of udpdns with dnsperf (qps and CPU per query per round).
 type BenchReport struct {
-	Server                    string
-	Dnsperf, Udpdns           BenchResult // the median rounds; Dnsperf with the verbose run's p50/p99
-	DnsperfRounds, UdpRounds  []BenchResult
-	Ratios                    []float64 // per round
-	Ratio, RatioMin, RatioMax float64
+	Server                   string        `json:"server"`
+	InFlight                 int           `json:"in_flight"`
+	Dnsperf, Udpdns          BenchResult   `json:"-"` // the median rounds
+	DnsperfRounds, UdpRounds []BenchResult `json:"-"`
+	// FuncRounds are udpdns driven through SendFunc (completions on the
+	// reader, no goroutine per query), UdpRounds through Exchange from
+	// InFlight goroutines.
+	FuncRounds  []BenchResult         `json:"-"`
+	Comparisons []benchcmp.Comparison `json:"comparisons"`
 }
 
-// Bench runs the bench against an in-process server (the built-in zone)
-// that it starts on a free loopback port. dnsperf and the client take
-// turns, so drifting load on the machine hits both alike; both keep
-// InFlight queries in flight from one thread on one socket (dnsperf -q
-// InFlight -c 1 -T 1).
+// benchIdleShare: dnsperf counts as idle when its rate is under this share
+// of what its in-flight count and measured latency allow (Little's law,
+// in-flight ÷ average latency).
+const benchIdleShare = 0.5
+
+// Bench runs the bench against a server process (the built-in zone, this
+// binary again as serverRole) that it starts on a free loopback port, so
+// that this process's CPU time over udpdns's turn is the client's alone. dnsperf and the client take
+// turns (benchcmp.Interleave), so drifting load on the machine hits both
+// alike; both keep InFlight queries in flight from one thread on one
+// socket (dnsperf -q InFlight -c 1 -T 1) with the same socket buffers.
+// Latencies come from the same rounds as the rates: average for both,
+// p50/p99 for udpdns (dnsperf prints percentiles only with -v, which slows
+// it). Rounds where dnsperf idled (its rate under benchIdleShare of
+// InFlight ÷ its latency) are flagged: their ratio says nothing.
 func Bench(ctx context.Context, c BenchConfig) (BenchReport, error) {
 	c.Rounds, c.InFlight = max(1, c.Rounds), max(1, c.InFlight)
-	srv, err := udpdns.StartServer(udpdns.ServerConfig{})
+	srv, addr, err := startServerProcess(ctx, serverProc{})
 	if err != nil {
 		return BenchReport{}, err
 	}
-	defer srv.Close()
-	addr := srv.Addr()
-	r := BenchReport{Server: addr.String()}
-	for range c.Rounds {
-		perf, err := benchDnsperf(ctx, addr.Addr().String(), addr.Port(), c.Duration, c.InFlight, false)
-		if err != nil {
-			return r, err
+	defer func() { _ = srv.Stop(5 * time.Second) }()
+	r := BenchReport{Server: addr.String(), InFlight: c.InFlight,
+		DnsperfRounds: make([]BenchResult, c.Rounds), UdpRounds: make([]BenchResult, c.Rounds), FuncRounds: make([]BenchResult, c.Rounds)}
+	err = benchcmp.Interleave(c.Rounds, 3, func(round, side int) error {
+		if side == 0 {
+			perf, err := benchDnsperf(ctx, addr.Addr().String(), addr.Port(), c.Duration, c.InFlight, false)
+			r.DnsperfRounds[round] = perf
+			return err
 		}
-		ours, err := benchClient(ctx, udpdns.Config{Server: addr, Sockets: c.Sockets, Timeout: 2 * time.Second}, c.Duration, c.InFlight)
-		if err != nil {
-			return r, err
+		c0 := benchcmp.ProcessCPU()
+		cfg := udpdns.Config{Server: addr, Sockets: c.Sockets, Timeout: 2 * time.Second}
+		var ours BenchResult
+		if side == 1 {
+			ours, err = benchClientFunc(ctx, cfg, c.Duration, c.InFlight)
+			ours.Tool = "udpdns-func"
+		} else {
+			ours, err = benchClient(ctx, cfg, c.Duration, c.InFlight)
 		}
-		r.DnsperfRounds, r.UdpRounds, r.Ratios = append(r.DnsperfRounds, perf), append(r.UdpRounds, ours), append(r.Ratios, ours.QPS/perf.QPS)
-	}
-	// dnsperf's percentiles come from its per-query latencies (-v), in a
-	// run of their own: printing every query slows dnsperf down.
-	lat, err := benchDnsperf(ctx, addr.Addr().String(), addr.Port(), c.Duration, c.InFlight, true)
+		ours.CPUSeconds = (benchcmp.ProcessCPU() - c0).Seconds()
+		if ours.Completed > 0 {
+			ours.CPUPerQueryUS = ours.CPUSeconds / float64(ours.Completed) * 1e6
+		}
+		if side == 1 {
+			r.FuncRounds[round] = ours
+		} else {
+			r.UdpRounds[round] = ours
+		}
+		return err
+	})
 	if err != nil {
 		return r, err
 	}
+	idle := 0
+	for _, p := range r.DnsperfRounds {
+		if p.AvgMS > 0 && p.QPS < benchIdleShare*float64(c.InFlight)/(p.AvgMS/1000) {
+			idle++
+		}
+	}
+	for _, lab := range []struct {
+		name   string
+		rounds []BenchResult
+	}{{"udpdns-func", r.FuncRounds}, {"udpdns-exchange", r.UdpRounds}} {
+		var rounds []benchcmp.Round
+		for i, u := range lab.rounds {
+			p := r.DnsperfRounds[i]
+			rounds = append(rounds, benchcmp.Round{
+				Lab:      benchcmp.NewSide(u.QPS, float64(u.Completed), u.CPUSeconds),
+				Baseline: benchcmp.NewSide(p.QPS, float64(p.Completed), p.CPUSeconds)})
+		}
+		cmp := benchcmp.Compare(fmt.Sprintf("%s@%d", lab.name, c.InFlight), fmt.Sprintf("dnsperf@%d", c.InFlight), "qps", "query", rounds)
+		if idle > 0 {
+			cmp.Flags = append(cmp.Flags, fmt.Sprintf("dnsperf idled in %d of %d rounds (rate under %.0f%% of in-flight ÷ latency): the ratio says nothing about the client", idle, c.Rounds, 100*benchIdleShare))
+		}
+		r.Comparisons = append(r.Comparisons, cmp)
+	}
 	r.Dnsperf, r.Udpdns = medianQPS(r.DnsperfRounds), medianQPS(r.UdpRounds)
-	r.Dnsperf.P50MS, r.Dnsperf.P99MS = lat.P50MS, lat.P99MS
-	sorted := slices.Clone(r.Ratios)
-	slices.Sort(sorted)
-	r.Ratio, r.RatioMin, r.RatioMax = sorted[len(sorted)/2], sorted[0], sorted[len(sorted)-1]
 	return r, nil
 }
 

@@ -13,16 +13,18 @@ import (
 	"time"
 
 	"github.com/statelab/statelab/httpstate"
+	"github.com/statelab/statelab/lab/benchcmp"
 )
 
 // BenchOptions configure Bench.
 type BenchOptions struct {
 	// Duration is each server kind's measuring time in all, split evenly
-	// across Rounds (default 3s).
+	// across Rounds (default 5s).
 	Duration time.Duration
 	// Rounds alternate the kinds, each round in another order (rotated),
 	// so that a slow moment of a shared machine falls on every kind;
-	// default 3. Each kind's figures are those of its median round.
+	// default benchcmp.DefaultRounds. Each kind's figures are those of its
+	// median round; every ratio is taken round by round.
 	Rounds      int
 	Concurrency int // clients in parallel; default 8
 	// MaxRequests is per kind in all rounds, a bound whatever the
@@ -53,11 +55,18 @@ type BenchResult struct {
 	WPS                     float64 `json:"workflows_per_second"`
 	P50MS                   float64 `json:"p50_ms"`
 	P99MS                   float64 `json:"p99_ms"`
-	RatioToStateless        float64 `json:"ratio_to_stateless"` // workflows per second
+	RatioToStateless        float64 `json:"ratio_to_stateless"` // workflows per second, median of the per-round ratios
 	RequestRatioToStateless float64 `json:"request_ratio_to_stateless"`
 	// RoundWPS is workflows per second in each round, in round order (the
 	// same round of every kind ran at about the same time).
 	RoundWPS []float64 `json:"round_workflows_per_second"`
+	// RoundWorkflows and RoundCPU are each round's whole workflows and
+	// the process's CPU time over it in seconds (clients and server; a
+	// Redis server's own CPU is not counted), in round order.
+	RoundWorkflows []int     `json:"round_workflows"`
+	RoundCPU       []float64 `json:"round_cpu_s"`
+	// CPU is the process's CPU time of the median round, seconds.
+	CPU float64 `json:"cpu_s"`
 	// What a store-backed request costs, measured: session reads and
 	// writes through scs, and SQLite's lock round trips (take attempts and
 	// releases) per request.
@@ -83,10 +92,10 @@ type BenchResult struct {
 // compare-and-set that keeps concurrent requests from losing updates).
 func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 	if opts.Duration <= 0 {
-		opts.Duration = 3 * time.Second
+		opts.Duration = 5 * time.Second
 	}
 	if opts.Rounds <= 0 {
-		opts.Rounds = 3
+		opts.Rounds = benchcmp.DefaultRounds
 	}
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 8
@@ -120,24 +129,31 @@ func Bench(ctx context.Context, opts BenchOptions) ([]BenchResult, error) {
 	round.Duration = max(opts.Duration/time.Duration(opts.Rounds), time.Millisecond)
 	round.MaxRequests = max(1, opts.MaxRequests/opts.Rounds)
 	rounds := make([][]BenchResult, len(kinds)) // [kind][round]
-	for i := range opts.Rounds {
-		for j := range kinds {
-			k := (i + j) % len(kinds)
-			r, err := benchKind(ctx, kinds[k].spec, round)
-			if err != nil {
-				return nil, fmt.Errorf("httpexp: bench %s: %w", kinds[k].name, err)
-			}
-			r.Kind = kinds[k].name
-			rounds[k] = append(rounds[k], r)
+	err := benchcmp.Interleave(opts.Rounds, len(kinds), func(_, k int) error {
+		var r BenchResult
+		cpu, _, err := benchcmp.Measure(func() error {
+			var err error
+			r, err = benchKind(ctx, kinds[k].spec, round)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("httpexp: bench %s: %w", kinds[k].name, err)
 		}
+		r.Kind, r.CPU = kinds[k].name, cpu.Seconds()
+		rounds[k] = append(rounds[k], r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return medianRounds(rounds), nil
 }
 
 // medianRounds gives each kind the figures of its median round (of an
 // even count, the lower middle) by workflows per second, with every
-// round's workflows per second, and the ratios to the first kind
-// (stateless).
+// round's workflows per second, workflows and CPU, and the ratios to the
+// first kind (stateless): the median of the ratios taken round by round
+// (the same round of every kind ran at about the same time).
 func medianRounds(rounds [][]BenchResult) []BenchResult {
 	out := make([]BenchResult, len(rounds))
 	for k, rs := range rounds {
@@ -146,15 +162,62 @@ func medianRounds(rounds [][]BenchResult) []BenchResult {
 		out[k] = byWPS[(len(byWPS)-1)/2]
 		for _, r := range rs {
 			out[k].RoundWPS = append(out[k].RoundWPS, r.WPS)
+			out[k].RoundWorkflows = append(out[k].RoundWorkflows, r.Workflows)
+			out[k].RoundCPU = append(out[k].RoundCPU, r.CPU)
 		}
 	}
-	for i := range out {
-		if out[0].WPS > 0 {
-			out[i].RatioToStateless = out[i].WPS / out[0].WPS
+	for k := range out {
+		var wps, rps []float64
+		for i := range min(len(rounds[k]), len(rounds[0])) {
+			if b := rounds[0][i]; b.WPS > 0 && b.RPS > 0 {
+				wps = append(wps, rounds[k][i].WPS/b.WPS)
+				rps = append(rps, rounds[k][i].RPS/b.RPS)
+			}
 		}
-		if out[0].RPS > 0 {
-			out[i].RequestRatioToStateless = out[i].RPS / out[0].RPS
+		out[k].RatioToStateless, out[k].RequestRatioToStateless = benchcmp.Median(wps), benchcmp.Median(rps)
+	}
+	return out
+}
+
+// Comparisons are every kind against stateless and, when both ran, the
+// store-backed Redis kind against in-memory stateful: workflows per second
+// and CPU per workflow, round by round.
+func Comparisons(res []BenchResult) []benchcmp.Comparison {
+	find := func(kind string) *BenchResult {
+		for i := range res {
+			if res[i].Kind == kind {
+				return &res[i]
+			}
 		}
+		return nil
+	}
+	compare := func(lab, base *BenchResult) benchcmp.Comparison {
+		var rounds []benchcmp.Round
+		side := func(r *BenchResult, i int) benchcmp.Side {
+			var cpu float64
+			if i < len(r.RoundCPU) {
+				cpu = r.RoundCPU[i]
+			}
+			var flows float64
+			if i < len(r.RoundWorkflows) {
+				flows = float64(r.RoundWorkflows[i])
+			}
+			return benchcmp.NewSide(r.RoundWPS[i], flows, cpu)
+		}
+		for i := range min(len(lab.RoundWPS), len(base.RoundWPS)) {
+			rounds = append(rounds, benchcmp.Round{Lab: side(lab, i), Baseline: side(base, i)})
+		}
+		return benchcmp.Compare(lab.Kind, base.Kind, "workflows/s", "workflow", rounds)
+	}
+	var out []benchcmp.Comparison
+	stateless := find("stateless")
+	for i := range res {
+		if stateless != nil && res[i].Kind != "stateless" {
+			out = append(out, compare(&res[i], stateless))
+		}
+	}
+	if redis, stateful := find("store-redis"), find("stateful"); redis != nil && stateful != nil {
+		out = append(out, compare(redis, stateful))
 	}
 	return out
 }

@@ -2,6 +2,8 @@ package httpexp
 
 import (
 	"context"
+	"github.com/statelab/statelab/lab/benchcmp"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -86,8 +88,15 @@ func TestBenchReportsWorkflowsPerSecondAndStoreCostPerRequest(t *testing.T) {
 			if len(r.RoundWPS) != rounds || !slices.Contains(r.RoundWPS, r.WPS) {
 				t.Errorf("rounds %v: want %d, the reported figure among them", r.RoundWPS, rounds)
 			}
-			if want := r.WPS / res[0].WPS; r.RatioToStateless != want {
-				t.Errorf("ratio to stateless %g, want workflows/s ratio %g", r.RatioToStateless, want)
+			var ratios []float64
+			for k := range rounds {
+				ratios = append(ratios, r.RoundWPS[k]/res[0].RoundWPS[k])
+			}
+			if want := benchcmp.Median(ratios); r.RatioToStateless != want {
+				t.Errorf("ratio to stateless %g, want the median of the rounds' workflows/s ratios %g", r.RatioToStateless, want)
+			}
+			if len(r.RoundCPU) != rounds || r.RoundCPU[0] <= 0 {
+				t.Errorf("round CPU %v, want %d rounds measured", r.RoundCPU, rounds)
 			}
 			if got := r.StoreReadsPerRequest > 0 && r.StoreWritesPerRequest > 0 && r.LockOpsPerRequest > 0; got != tt.storeLock {
 				t.Errorf("store and lock cost measured %v (%+v), want %v", got, r, tt.storeLock)
@@ -101,7 +110,7 @@ func TestBenchReportsWorkflowsPerSecondAndStoreCostPerRequest(t *testing.T) {
 
 // Each kind's figures are those of its median round by workflows per
 // second, beside every round's figure, and the ratios are to the first
-// kind's (stateless) median.
+// kind's (stateless) in the same round, their median.
 func TestMedianRounds(t *testing.T) {
 	r := func(wps, rps float64) BenchResult { return BenchResult{WPS: wps, RPS: rps} }
 	tests := []struct {
@@ -110,15 +119,16 @@ func TestMedianRounds(t *testing.T) {
 		wantWPS    []float64
 		wantRatios []float64
 	}{
-		{"odd rounds: the middle", [][]BenchResult{{r(10, 30), r(30, 90), r(20, 60)}, {r(5, 20), r(4, 16), r(6, 24)}}, []float64{20, 5}, []float64{1, 0.25}},
-		{"even rounds: the lower middle", [][]BenchResult{{r(10, 30), r(40, 120)}, {r(8, 32), r(2, 8)}}, []float64{10, 2}, []float64{1, 0.2}},
+		{"odd rounds: the middle", [][]BenchResult{{r(10, 30), r(30, 90), r(20, 60)}, {r(5, 20), r(4, 16), r(6, 24)}}, []float64{20, 5}, []float64{1, 0.3}},
+		{"even rounds: the lower middle", [][]BenchResult{{r(10, 30), r(40, 120)}, {r(8, 32), r(2, 8)}}, []float64{10, 2}, []float64{1, 0.425}},
 		{"one round", [][]BenchResult{{r(10, 30)}, {r(5, 20)}}, []float64{10, 5}, []float64{1, 0.5}},
+		{"ratios pair rounds, not medians", [][]BenchResult{{r(10, 30), r(100, 300), r(50, 150)}, {r(10, 30), r(100, 300), r(50, 150)}}, []float64{50, 50}, []float64{1, 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := medianRounds(tt.rounds)
 			for k := range out {
-				if out[k].WPS != tt.wantWPS[k] || out[k].RatioToStateless != tt.wantRatios[k] || len(out[k].RoundWPS) != len(tt.rounds[k]) {
+				if out[k].WPS != tt.wantWPS[k] || math.Abs(out[k].RatioToStateless-tt.wantRatios[k]) > 1e-9 || len(out[k].RoundWPS) != len(tt.rounds[k]) {
 					t.Errorf("kind %d: %+v; want %g workflows/s, ratio %g, %d rounds", k, out[k], tt.wantWPS[k], tt.wantRatios[k], len(tt.rounds[k]))
 				}
 			}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/statelab/statelab/lab/benchcmp"
 	"github.com/statelab/statelab/quicconn"
 	"github.com/statelab/statelab/quicconn/nat"
 )
@@ -41,6 +42,13 @@ type BenchResult struct {
 	RatioMedian float64 `json:"ratio_median"`
 	RatioMax    float64 `json:"ratio_max"`
 	Rounds      int     `json:"rounds"`
+	// RoundGoodput, RoundBytes and RoundCPU are each round's goodput
+	// (MB/s), bytes received and the process's CPU time (client, server
+	// and NAT, seconds), in round order.
+	RoundGoodput []float64 `json:"round_goodput_mb_s"`
+	RoundBytes   []int64   `json:"round_bytes"`
+	RoundCPU     []float64 `json:"round_cpu_s"`
+	CPU          float64   `json:"cpu_s"` // of this run
 }
 
 // benchScenarios are the benchmark's cases, in the order of its results.
@@ -79,15 +87,22 @@ func Bench(ctx context.Context, size int64, runs int) ([]BenchResult, error) {
 	}
 	rounds := max(runs, 1)
 	all := make([][]BenchResult, len(benchScenarios))
-	for round := range rounds {
-		for k := range benchScenarios {
-			i := (k + round) % len(benchScenarios)
-			r, err := benchOne(ctx, srv, sw, benchScenarios[i], size)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", benchScenarios[i], err)
-			}
-			all[i] = append(all[i], r)
+	err = benchcmp.Interleave(rounds, len(benchScenarios), func(_, i int) error {
+		var r BenchResult
+		cpu, _, err := benchcmp.Measure(func() error {
+			var err error
+			r, err = benchOne(ctx, srv, sw, benchScenarios[i], size)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", benchScenarios[i], err)
 		}
+		r.CPU = cpu.Seconds()
+		all[i] = append(all[i], r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return medians(all), nil
 }
@@ -105,7 +120,11 @@ func medians(all [][]BenchResult) []BenchResult {
 		byGoodput := slices.Clone(rs)
 		slices.SortFunc(byGoodput, func(a, b BenchResult) int { return cmp.Compare(a.GoodputMBs, b.GoodputMBs) })
 		m := byGoodput[len(byGoodput)/2]
-		m.RatioMin, m.RatioMedian, m.RatioMax, m.Rounds = ratios[0], ratios[len(ratios)/2], ratios[len(ratios)-1], len(rs)
+		m.RatioMedian, m.RatioMin, m.RatioMax = benchcmp.Summary(ratios)
+		m.Rounds = len(rs)
+		for _, r := range rs {
+			m.RoundGoodput, m.RoundBytes, m.RoundCPU = append(m.RoundGoodput, r.GoodputMBs), append(m.RoundBytes, r.Bytes-r.Lost), append(m.RoundCPU, r.CPU)
+		}
 		out = append(out, m)
 	}
 	return out
@@ -321,4 +340,24 @@ func HandoverStall(progress []time.Time, change time.Time) time.Duration {
 		worst = max(worst, b.Sub(a))
 	}
 	return worst
+}
+
+// Comparisons are every scenario with a path change against "none", round
+// by round: goodput and CPU per MB received.
+func Comparisons(res []BenchResult) []benchcmp.Comparison {
+	if len(res) == 0 {
+		return nil
+	}
+	side := func(r BenchResult, i int) benchcmp.Side {
+		return benchcmp.NewSide(r.RoundGoodput[i], float64(r.RoundBytes[i])/1e6, r.RoundCPU[i])
+	}
+	var out []benchcmp.Comparison
+	for _, r := range res[1:] {
+		var rounds []benchcmp.Round
+		for i := range min(len(r.RoundGoodput), len(res[0].RoundGoodput)) {
+			rounds = append(rounds, benchcmp.Round{Lab: side(r, i), Baseline: side(res[0], i)})
+		}
+		out = append(out, benchcmp.Compare(r.Scenario, res[0].Scenario, "MB/s", "MB", rounds))
+	}
+	return out
 }

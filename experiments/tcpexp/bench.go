@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/statelab/statelab/lab/benchcmp"
 	"github.com/statelab/statelab/tcpstate"
 	"github.com/statelab/statelab/tcpstate/rawtcp"
 )
@@ -18,10 +19,20 @@ type BenchResult struct {
 	Bytes    int64         `json:"bytes"`
 	Duration time.Duration `json:"duration_ns"`
 	Gbps     float64       `json:"gbit_per_s"`
+	// CPU is the process's CPU time (user + system, every thread: the
+	// lab's engine and the kernel's TCP working for the process) over the
+	// transfer, and CPUPerGiB that per GiB moved.
+	CPU       time.Duration `json:"cpu_ns"`
+	CPUPerGiB float64       `json:"cpu_s_per_gib"`
 }
 
 func benchResult(name string, n int64, d time.Duration) BenchResult {
 	return BenchResult{Name: name, Bytes: n, Duration: d, Gbps: float64(n) * 8 / d.Seconds() / 1e9}
+}
+
+// side is the result as one side of a benchcmp round.
+func (r BenchResult) side() benchcmp.Side {
+	return benchcmp.NewSide(r.Gbps, float64(r.Bytes)/(1<<30), r.CPU.Seconds())
 }
 
 // benchConfig is the engine set up for bulk transfer on lo: the largest MSS
@@ -31,46 +42,92 @@ func benchConfig() tcpstate.Config {
 }
 
 // BenchTimeout is the time Bench allows itself when ctx has no deadline: a
-// minute, plus a second per 8 MiB moved in each direction (64 Mbit/s, far
-// below anything that works).
-func BenchTimeout(size int64) time.Duration {
-	return time.Minute + time.Duration(size/(8<<20))*time.Second
+// minute, plus a second per 8 MiB moved in each direction of each round
+// (64 Mbit/s, far below anything that works).
+func BenchTimeout(size int64, rounds int) time.Duration {
+	return time.Minute + time.Duration(int64(max(rounds, 1))*3*size/(8<<20))*time.Second
+}
+
+// BenchReport is a `bench tcp` run: every transfer of every round, and
+// lab→kernel and kernel→lab each compared with kernel→kernel of the same
+// round.
+type BenchReport struct {
+	Bytes       int64                 `json:"bytes"`
+	Rounds      [][]BenchResult       `json:"round_results"` // per round: lab→kernel, kernel→lab, kernel→kernel
+	Comparisons []benchcmp.Comparison `json:"comparisons"`
 }
 
 // Bench measures bulk transfer of size bytes lab → kernel, kernel → lab
 // (the engine on raw sockets against the kernel's TCP) and kernel → kernel
-// over loopback, in that order, in the lab's network namespace (the
-// sandbox's, which the caller has entered). It never
-// outlives ctx, nor BenchTimeout(size) when ctx has no deadline: every
-// wait selects on ctx and the kernel's sockets are closed when it ends.
-func Bench(ctx context.Context, size int64) ([]BenchResult, error) {
+// over loopback in rounds interleaved by benchcmp.Interleave (the lab's
+// two transfers, with the raw socket open, and the kernel's alone, the
+// order swapped each round), in the lab's network namespace (the
+// sandbox's, which the caller has entered). Each transfer's clock and CPU
+// count start before its connection is dialled, so before the first byte
+// can move. It never outlives ctx, nor BenchTimeout when ctx has no
+// deadline: every wait selects on ctx and the kernel's sockets are closed
+// when it ends.
+func Bench(ctx context.Context, size int64, rounds int) (BenchReport, error) {
+	rounds = max(rounds, 1)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, BenchTimeout(size))
+		ctx, cancel = context.WithTimeout(ctx, BenchTimeout(size, rounds))
 		defer cancel()
 	}
-	st, err := openStack(rawtcp.StackConfig{Engine: benchConfig(), RecordLimit: -1})
+	rep := BenchReport{Bytes: size, Rounds: make([][]BenchResult, rounds)}
+	err := benchcmp.Interleave(rounds, 2, func(round, side int) error {
+		if side == 1 {
+			res, err := benchMeasured(func() (BenchResult, error) { return benchKernelToKernel(ctx, size) })
+			if err != nil {
+				return err
+			}
+			rep.Rounds[round] = append(rep.Rounds[round], res)
+			return nil
+		}
+		st, err := openStack(rawtcp.StackConfig{Engine: benchConfig(), RecordLimit: -1})
+		if err != nil {
+			return err
+		}
+		defer st.Close() // the raw socket stops copying loopback traffic
+		a, err := benchMeasured(func() (BenchResult, error) { return benchLabToKernel(ctx, st, size) })
+		if err != nil {
+			return err
+		}
+		b, err := benchMeasured(func() (BenchResult, error) { return benchKernelToLab(ctx, st, size) })
+		if err != nil {
+			return err
+		}
+		rep.Rounds[round] = append([]BenchResult{a, b}, rep.Rounds[round]...)
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return rep, err
 	}
-	var out []BenchResult
-	res, err := benchLabToKernel(ctx, st, size)
-	if err != nil {
-		st.Close()
-		return nil, err
+	var l2k, k2l []benchcmp.Round
+	for _, r := range rep.Rounds {
+		l2k = append(l2k, benchcmp.Round{Lab: r[0].side(), Baseline: r[2].side()})
+		k2l = append(k2l, benchcmp.Round{Lab: r[1].side(), Baseline: r[2].side()})
 	}
-	out = append(out, res)
-	res, err = benchKernelToLab(ctx, st, size)
-	st.Close() // the raw socket stops copying loopback traffic
-	if err != nil {
-		return nil, err
+	rep.Comparisons = []benchcmp.Comparison{
+		benchcmp.Compare("lab→kernel", "kernel→kernel", "Gbit/s", "GiB", l2k),
+		benchcmp.Compare("kernel→lab", "kernel→kernel", "Gbit/s", "GiB", k2l),
 	}
-	out = append(out, res)
-	res, err = benchKernelToKernel(ctx, size)
-	if err != nil {
-		return nil, err
+	return rep, nil
+}
+
+// benchMeasured runs one transfer and adds the process's CPU time over it.
+func benchMeasured(f func() (BenchResult, error)) (BenchResult, error) {
+	var res BenchResult
+	cpu, _, err := benchcmp.Measure(func() error {
+		var err error
+		res, err = f()
+		return err
+	})
+	res.CPU = cpu
+	if res.Bytes > 0 {
+		res.CPUPerGiB = cpu.Seconds() / (float64(res.Bytes) / (1 << 30))
 	}
-	return append(out, res), nil
+	return res, err
 }
 
 func benchListener(ctx context.Context) (net.Listener, netip.AddrPort, error) {
@@ -123,12 +180,12 @@ func benchLabToKernel(ctx context.Context, st *rawtcp.Stack, size int64) (BenchR
 	}
 	defer ln.Close()
 	got := benchSink(ctx, ln)
+	buf := make([]byte, 1<<20)
+	start := time.Now()
 	c, err := st.Dial(ctx, addr, nil)
 	if err != nil {
 		return BenchResult{}, err
 	}
-	buf := make([]byte, 1<<20)
-	start := time.Now()
 	for sent := int64(0); sent < size; {
 		n := min(int64(len(buf)), size-sent)
 		if _, err := c.WriteContext(ctx, buf[:n]); err != nil {
@@ -154,6 +211,9 @@ func benchKernelToLab(ctx context.Context, st *rawtcp.Stack, size int64) (BenchR
 		return BenchResult{}, err
 	}
 	defer l.Close()
+	// The clock starts before the kernel dials: its writer sends as soon
+	// as the connection is up, perhaps before AcceptConn returns.
+	start := time.Now()
 	werr := make(chan error, 1)
 	go func() {
 		var d net.Dialer
@@ -180,7 +240,6 @@ func benchKernelToLab(ctx context.Context, st *rawtcp.Stack, size int64) (BenchR
 	if err != nil {
 		return BenchResult{}, fmt.Errorf("tcpexp: bench kernel→lab accept: %w (listener %v)", err, l.Pending())
 	}
-	start := time.Now()
 	buf := make([]byte, 1<<20)
 	var n int64
 	for {
@@ -216,6 +275,8 @@ func benchKernelToKernel(ctx context.Context, size int64) (BenchResult, error) {
 	}
 	defer ln.Close()
 	got := benchSink(ctx, ln)
+	buf := make([]byte, 1<<20)
+	start := time.Now()
 	var d net.Dialer
 	k, err := d.DialContext(ctx, "tcp4", addr.String())
 	if err != nil {
@@ -223,8 +284,6 @@ func benchKernelToKernel(ctx context.Context, size int64) (BenchResult, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { k.Close() })
 	defer stop()
-	buf := make([]byte, 1<<20)
-	start := time.Now()
 	for sent := int64(0); sent < size; {
 		n := min(int64(len(buf)), size-sent)
 		if _, err := k.Write(buf[:n]); err != nil {

@@ -111,6 +111,7 @@ type Link struct {
 
 	wmu  sync.Mutex
 	wbuf []byte
+	iov  [2][]byte    // header (wbuf) and payload of the segment being sent; guarded by wmu
 	lost atomic.Int64 // segments the kernel refused with ENOBUFS
 
 	closeOnce sync.Once
@@ -214,11 +215,15 @@ func (l *Link) Send(seg *tcpstate.Segment, dst [4]byte) error {
 	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	b, err := seg.AppendWire(l.wbuf[:0], l.addr, dst)
+	// The header is built in wbuf; the payload goes out from where it is
+	// (two buffers of one sendmsg), not copied after the header.
+	b, err := seg.AppendHeader(l.wbuf[:0], l.addr, dst)
 	if err != nil {
 		return err
 	}
 	l.wbuf = b[:0]
+	l.iov[0], l.iov[1] = b, seg.Payload
+	defer func() { l.iov[1] = nil }()
 	rc, err := l.file.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrLinkClosed, err)
@@ -226,7 +231,7 @@ func (l *Link) Send(seg *tcpstate.Segment, dst [4]byte) error {
 	sa := &unix.SockaddrInet4{Addr: dst}
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), b, 0, sa)
+		_, serr = unix.SendmsgBuffers(int(fd), l.iov[:], nil, sa, 0)
 		return serr != unix.EAGAIN
 	})
 	if err != nil {
