@@ -18,7 +18,7 @@
 local statelab = Proto("statelab", "statelab: the lab's state at this packet")
 
 local fields = {
-	side = { ProtoField.string("statelab.side", "Side", base.UNICODE, "who sent this packet: lab or kernel (tcp); client, server, forger, prober or kernel (dns); client, server, attacker or nat (quic, the nat also for the contrast's TCP); client, server, balancer or backend (http); other for a packet of none of them"), "string" },
+	side = { ProtoField.string("statelab.side", "Side", base.UNICODE, "who sent this packet: lab or kernel (tcp); client, server, forger, prober or kernel (dns); client, server, attacker, nat, prober (a hand-built Initial), balancer or backend N (quic, the nat also for the contrast's TCP); client, server, balancer or backend (http); on http/store-failover's Redis legs a server's role at that moment (primary, replica, …), sentinel or observer; other for a packet of none of them"), "string" },
 	note = { ProtoField.string("statelab.note", "Note", base.UNICODE, "a short note on the packet: what the lab did to it (held back, dropped before it) or what it is"), "string" },
 	lab_state = { ProtoField.string("statelab.lab_state", "Lab state", base.UNICODE, "the lab's TCP state: on a lab segment the state it sent it in, on a kernel segment the state after the lab processed it"), "string" },
 	kernel_state = { ProtoField.string("statelab.kernel_state", "Kernel state", base.UNICODE, "the kernel's TCP state, derived from the segments in capture order (or read right after the segment where the experiment says so)"), "string" },
@@ -30,7 +30,7 @@ local fields = {
 	cwnd = { ProtoField.uint32("statelab.cwnd", "cwnd", base.DEC, nil, nil, "the lab's congestion window, in bytes"), "uint32" },
 	ssthresh = { ProtoField.uint32("statelab.ssthresh", "ssthresh", base.DEC, nil, nil, "the lab's slow-start threshold, in bytes"), "uint32" },
 	conn = { ProtoField.uint32("statelab.conn", "Connection", base.DEC, nil, nil, "the connection's number in the capture (tcp from 0, http per server from 1)"), "uint32" },
-	kind = { ProtoField.string("statelab.kind", "Kind", base.UNICODE, "what the packet is: query, answer, forged, probe, icmp, tcp (dns); tcp (quic's contrast); request, response, segment (http)"), "string" },
+	kind = { ProtoField.string("statelab.kind", "Kind", base.UNICODE, "what the packet is: query, answer, forged, probe, icmp, tcp (dns); tcp (quic's contrast); request, response, segment (http); redis (http/store-failover's Redis and Sentinel legs)"), "string" },
 	query = { ProtoField.uint32("statelab.query", "Query", base.DEC, nil, nil, "the client's query number, from 0"), "uint32" },
 	attempt = { ProtoField.uint32("statelab.attempt", "Attempt", base.DEC, nil, nil, "the attempt of the query this datagram is, from 1"), "uint32" },
 	query_id = { ProtoField.uint16("statelab.query_id", "Query ID", base.HEX, nil, nil, "the DNS message ID of the datagram"), "uint16" },
@@ -39,7 +39,7 @@ local fields = {
 	path = { ProtoField.string("statelab.path", "Path", base.UNICODE, "the 4-tuple the sender says it sent the datagram on, local → remote, as its qlog logged it"), "string" },
 	dcid = { ProtoField.string("statelab.dcid", "DCID", base.UNICODE, "the destination connection ID of the datagram's packets, hexadecimal"), "string" },
 	pn = { ProtoField.uint64("statelab.pn", "Packet number", base.DEC, nil, nil, "the packet number of each QUIC packet in the datagram, as the sender logged it (one per coalesced packet)"), "uint64" },
-	event = { ProtoField.string("statelab.event", "Event", base.UNICODE, "what happens on the path at this datagram: PATH_CHALLENGE, PATH_RESPONSE, rebinding, old path, after switch, dropped by the NAT, forged copy, original of a forged copy"), "string" },
+	event = { ProtoField.string("statelab.event", "Event", base.UNICODE, "what happens on the path at this datagram: PATH_CHALLENGE, PATH_RESPONSE, rebinding, old path, after switch, dropped by the NAT, forged copy, original of a forged copy, Retry, hand-built Initial, stateless reset"), "string" },
 	mode = { ProtoField.string("statelab.mode", "Mode", base.UNICODE, "the server or balancer the exchange is with: stateless, stateful, store-backed, a balancer and its policy"), "string" },
 	step = { ProtoField.uint32("statelab.step", "Step", base.DEC, nil, nil, "the workflow's step or request number, from 1"), "uint32" },
 	backend = { ProtoField.string("statelab.backend", "Backend", base.UNICODE, "the backend that served the request behind a balancer"), "string" },

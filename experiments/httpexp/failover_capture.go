@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 )
 
@@ -41,14 +42,16 @@ func commentRedis(pkts []*capture.Packet, cases []*failoverCase) {
 			c = byNet[groupOf(m.Dst.Addr())]
 		}
 		if c == nil {
-			p.Comment(fmt.Sprintf("%s → %s: %s; no group of this run", m.Src, m.Dst, tcpFlags(m.Flags)))
+			p.Comment(annotate.Append(fmt.Sprintf("%s → %s: %s; no group of this run", m.Src, m.Dst, tcpFlags(m.Flags)),
+				annotate.Block{}.Str(annotate.Side, "other").Str(annotate.Kind, "redis")))
 			continue
 		}
 		what := tcpFlags(m.Flags)
 		if len(m.Payload) > 0 {
 			what = "RESP " + respSummary(m.Payload)
 		}
-		p.Comment(fmt.Sprintf("%s: %s → %s: %s; %s", c.name, c.g.endpoint(m.Src, p), c.g.endpoint(m.Dst, p), what, c.g.leg(m.Src, m.Dst)))
+		p.Comment(annotate.Append(fmt.Sprintf("%s: %s → %s: %s; %s", c.name, c.g.endpoint(m.Src, p), c.g.endpoint(m.Dst, p), what, c.g.leg(m.Src, m.Dst)),
+			annotate.Block{}.Str(annotate.Side, c.g.sideOf(m.Src, p)).Str(annotate.Kind, "redis").Str(annotate.Mode, c.name)))
 	}
 }
 
@@ -75,6 +78,21 @@ func (g *redisGroup) endpoint(a netip.AddrPort, p *capture.Packet) string {
 		return fmt.Sprintf("the lab's observer %s", a)
 	}
 	return fmt.Sprintf("a backend %s", a)
+}
+
+// sideOf is who sent a packet from a, for its [statelab …] block: a
+// server by its role at that moment (primary, replica, …), a Sentinel,
+// the lab's observer, or a backend.
+func (g *redisGroup) sideOf(a netip.AddrPort, p *capture.Packet) string {
+	switch {
+	case g.node(a.Addr()) != nil:
+		return g.roleAt(a.Addr(), p.Time)
+	case slices.Contains(g.sentHosts, a.Addr()):
+		return "sentinel"
+	case g.isObserver(a.Port()):
+		return "observer"
+	}
+	return "backend"
 }
 
 // leg says what kind of connection a packet is on, by what its two ends

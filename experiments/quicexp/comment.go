@@ -267,3 +267,22 @@ func tcpFlagNames(f uint8) string {
 	}
 	return strings.Join(n, ", ")
 }
+
+// sideBlock is the [statelab …] block of a datagram whose comment an
+// experiment writes itself: who sent it, on which 4-tuple, the DCID of
+// its first packet, and what happens at it (event; "" for nothing).
+func sideBlock(d *Datagram, side, event string) annotate.Block {
+	b := annotate.Block{}.Str(annotate.Side, side).Str(annotate.Path, fmt.Sprintf("%s → %s", d.Src, d.Dst))
+	if d.DCID != "" {
+		b = b.Str(annotate.DCID, d.DCID)
+	}
+	if event != "" {
+		b = b.Str(annotate.Event, event)
+	}
+	return b
+}
+
+// commentSide comments d with text and its sideBlock.
+func commentSide(d *Datagram, text, side, event string) {
+	d.Pkt.Comment(annotate.Append(text, sideBlock(d, side, event)))
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/statelab/statelab/lab"
+	"github.com/statelab/statelab/lab/annotate"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/quicconn"
 	"github.com/statelab/statelab/quicconn/lb"
@@ -545,6 +546,7 @@ func (l *lbLab) correlate(ph *lbPhase, pkts []*capture.Packet) {
 		logs.ClientWrites = ph.cl.Writes()
 	}
 	ph.corr = Correlate(ph.ds, front, logs, nil)
+	plots(l.env, ph.ds, front)
 	CommentDatagrams(ph.ds, front)
 	l.pairLegs(ph)
 	l.commentPhase(ph)
@@ -649,7 +651,7 @@ func (l *lbLab) commentPhase(ph *lbPhase) {
 		case lb.ByDCIDHash:
 			how = fmt.Sprintf("hash of the client-chosen DCID %x (%s)", r.DCID, r.Why)
 		}
-		a.d.Pkt.Comment(fmt.Sprintf("%s balancer routes it to backend %d by %s; %s", tag, r.Backend+1, how, state(a.d.Index, a.d.Time)))
+		commentSide(a.d, fmt.Sprintf("%s balancer routes it to backend %d by %s; %s", tag, r.Backend+1, how, state(a.d.Index, a.d.Time)), "client", "")
 	}
 	for _, d := range ph.ds {
 		if d.Src != ph.bal.Front {
@@ -661,7 +663,7 @@ func (l *lbLab) commentPhase(ph *lbPhase) {
 				from = fmt.Sprintf("backend %d's reply (frame %d), decapsulated", g.backend+1, g.index+1)
 			}
 		}
-		d.Pkt.Comment(fmt.Sprintf("%s balancer → client %s: %s; %s", tag, d.Dst, from, state(d.Index, d.Time)))
+		commentSide(d, fmt.Sprintf("%s balancer → client %s: %s; %s", tag, d.Dst, from, state(d.Index, d.Time)), "balancer", "")
 	}
 	for _, g := range ph.legs {
 		var s string
@@ -682,7 +684,14 @@ func (l *lbLab) commentPhase(ph *lbPhase) {
 		if hs := quicconn.ParseHeaders(g.payload, 8); len(hs) > 0 {
 			s += fmt.Sprintf("; inside: %s DCID %s", packetTypeName(hs[0].Type), hs[0].DCID)
 		}
-		g.pkt.Comment(s + "; " + state(g.index, g.pkt.Time))
+		side, event := "balancer", ""
+		if !g.toB {
+			side = fmt.Sprintf("backend %d", g.backend+1)
+			if ph.triggerOf(g, l.resetKey) != nil {
+				event = "stateless reset"
+			}
+		}
+		g.pkt.Comment(annotate.Append(s+"; "+state(g.index, g.pkt.Time), annotate.Block{}.Str(annotate.Side, side).Str(annotate.Event, event)))
 	}
 }
 

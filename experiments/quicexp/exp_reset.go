@@ -248,6 +248,7 @@ func runReset(env *lab.Env) error {
 		joinReceivedInOrder(ds, logs.Client, func(d *Datagram) bool { return d.Src == r.addr })
 		v := readReset(ds, r.addr, r.readyAt, r.killAt, r.keys)
 		v.comment(r) // even in a short capture: packet by packet
+		plots(env, ds, r.addr)
 		views = append(views, v)
 	}
 	if !complete {
@@ -564,8 +565,8 @@ func (v resetView) comment(r *resetRun) {
 		if d.Src == r.addr {
 			side = "server process 1 → client"
 		}
-		d.Pkt.Comment(fmt.Sprintf("run %q: %s (pid %d holds this connection: keys, packet numbers, streams in its memory); %s",
-			r.label, side, r.pids[0], clientView(d, r.addr)))
+		commentSide(d, fmt.Sprintf("run %q: %s (pid %d holds this connection: keys, packet numbers, streams in its memory); %s",
+			r.label, side, r.pids[0], clientView(d, r.addr)), sideOf(d, r.addr), "")
 	}
 	keyNote := "restarted with the same reset key"
 	if !r.same {
@@ -577,22 +578,22 @@ func (v resetView) comment(r *resetRun) {
 			if d == v.firstAfter {
 				first = "the client's first packet after the restart (the clock of the table starts here); "
 			}
-			d.Pkt.Comment(fmt.Sprintf("run %q: client → server process 2 (pid %d, %s): %sthe client still holds the connection; process 1 was killed, and process 2 knows no connection with DCID %s; %s",
-				r.label, r.pids[1], keyNote, first, d.DCID, clientView(d, r.addr)))
+			commentSide(d, fmt.Sprintf("run %q: client → server process 2 (pid %d, %s): %sthe client still holds the connection; process 1 was killed, and process 2 knows no connection with DCID %s; %s",
+				r.label, r.pids[1], keyNote, first, d.DCID, clientView(d, r.addr)), "client", "")
 			continue
 		}
 		p := v.resets[indexOf(v.resets, d)]
 		held := resetToken(r.keys[0], p.dcid)
 		switch p.verdict {
 		case resetHeld:
-			d.Pkt.Comment(fmt.Sprintf("run %q: server process 2 → client: STATELESS RESET, %d B that look like a short header packet, ending in the token %x = HMAC-SHA256(reset key, DCID %x)[:16] — the token the client got with that connection ID from process 1, so it ends the connection at once",
-				r.label, d.Size, p.token, p.dcid))
+			commentSide(d, fmt.Sprintf("run %q: server process 2 → client: STATELESS RESET, %d B that look like a short header packet, ending in the token %x = HMAC-SHA256(reset key, DCID %x)[:16] — the token the client got with that connection ID from process 1, so it ends the connection at once",
+				r.label, d.Size, p.token, p.dcid), "server", "stateless reset")
 		case resetForeign:
-			d.Pkt.Comment(fmt.Sprintf("run %q: server process 2 → client: a stateless reset keyed by process 2's own key, %d B ending in %x = HMAC-SHA256(process 2's key, DCID %x)[:16]; the client holds %x for that connection ID (process 1's key), cannot tell this from noise and drops it",
-				r.label, d.Size, p.token, p.dcid, held))
+			commentSide(d, fmt.Sprintf("run %q: server process 2 → client: a stateless reset keyed by process 2's own key, %d B ending in %x = HMAC-SHA256(process 2's key, DCID %x)[:16]; the client holds %x for that connection ID (process 1's key), cannot tell this from noise and drops it",
+				r.label, d.Size, p.token, p.dcid, held), "server", "stateless reset (foreign key)")
 		default:
-			d.Pkt.Comment(fmt.Sprintf("run %q: server process 2 → client: %d B whose last 16 bytes %x match no reset token for DCID %x; %s",
-				r.label, d.Size, p.token, p.dcid, clientView(d, r.addr)))
+			commentSide(d, fmt.Sprintf("run %q: server process 2 → client: %d B whose last 16 bytes %x match no reset token for DCID %x; %s",
+				r.label, d.Size, p.token, p.dcid, clientView(d, r.addr)), "server", "")
 		}
 	}
 }

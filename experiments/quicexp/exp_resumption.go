@@ -392,6 +392,7 @@ func (r *resumeLab) finish() (*resumeEvidence, error) {
 	ev.keyLines = r.addEarlySecrets()
 	ev.ds = Datagrams(pkts, srvAddr, 8)
 	r.correlate(ev)
+	plots(r.env, ev.ds, srvAddr)
 	if !complete {
 		r.env.Note("No ladder is drawn: the capture is incomplete (see \"capture complete\").")
 		return nil, nil

@@ -195,6 +195,7 @@ func runRetry(env *lab.Env) error {
 	}
 	ds := Datagrams(pkts, l.srv.Addr, 8)
 	views := l.commentAll(ds) // even in a short capture: packet by packet
+	plots(env, ds, l.srv.Addr)
 	if !complete {
 		env.Note("No ladder is drawn: the capture is incomplete (see \"capture complete\").")
 		return nil
@@ -644,10 +645,10 @@ func (l *retryLab) commentAll(ds []*Datagram) []connView {
 			switch {
 			case !seen[d] && d.Dst == l.srv.Addr && d.Src == p.from && bytes.Equal(d.payload, p.sent):
 				seen[d], p.sentD = true, d
-				d.Pkt.Comment(probeSentComment(p))
+				commentSide(d, probeSentComment(p), "prober", "hand-built Initial")
 			case !seen[d] && d.Src == l.srv.Addr && d.Dst == p.from && bytes.Equal(d.payload, p.reply):
 				seen[d], p.replyD = true, d
-				d.Pkt.Comment(probeReplyComment(p))
+				commentSide(d, probeReplyComment(p), "server", retryEvent(d))
 			}
 		}
 	}
@@ -681,14 +682,14 @@ func (l *retryLab) commentAll(ds []*Datagram) []connView {
 		v.rc = rc
 		for k, d := range v.ds {
 			seen[d] = true
-			d.Pkt.Comment(connComment(v, k, l.srv.Addr))
+			commentSide(d, connComment(v, k, l.srv.Addr), sideOf(d, l.srv.Addr), retryEvent(d))
 		}
 		views = append(views, v)
 	}
 	for _, d := range ds {
 		if !seen[d] {
-			d.Pkt.Comment(fmt.Sprintf("%s → %s: %s (%d B); a datagram none of the lab's steps sent or read (the prober's connection, after the lab stopped reading)",
-				d.Src, d.Dst, packetTypeName(d.Type), d.Size))
+			commentSide(d, fmt.Sprintf("%s → %s: %s (%d B); a datagram none of the lab's steps sent or read (the prober's connection, after the lab stopped reading)",
+				d.Src, d.Dst, packetTypeName(d.Type), d.Size), sideOf(d, l.srv.Addr), "")
 		}
 	}
 	return views
@@ -981,4 +982,22 @@ func retryLadder(env *lab.Env, l *retryLab, views []connView) {
 		}
 	}
 	r.draw(lad)
+}
+
+// sideOf is "server" for a datagram from server, "client" otherwise.
+func sideOf(d *Datagram, server netip.AddrPort) string {
+	if d.Src == server {
+		return "server"
+	}
+	return "client"
+}
+
+// retryEvent names what a datagram of quic/retry is in its first
+// packet: a Retry, or an Initial carrying a token; "" otherwise.
+func retryEvent(d *Datagram) string {
+	switch {
+	case d.Type == "retry" || (len(d.Parts) > 0 && d.Parts[0].Type == "retry"):
+		return "Retry"
+	}
+	return ""
 }

@@ -77,7 +77,7 @@ type Field struct {
 // Table is every field a block may carry, in the order the plugin shows
 // them.
 var Table = []Field{
-	{Side, String, false, "Side", "all", "who sent this packet: lab or kernel (tcp); client, server, forger, prober or kernel (dns); client, server, attacker or nat (quic, the nat also for the contrast's TCP); client, server, balancer or backend (http); other for a packet of none of them"},
+	{Side, String, false, "Side", "all", "who sent this packet: lab or kernel (tcp); client, server, forger, prober or kernel (dns); client, server, attacker, nat, prober (a hand-built Initial), balancer or backend N (quic, the nat also for the contrast's TCP); client, server, balancer or backend (http); on http/store-failover's Redis legs a server's role at that moment (primary, replica, …), sentinel or observer; other for a packet of none of them"},
 	{Note, String, false, "Note", "all", "a short note on the packet: what the lab did to it (held back, dropped before it) or what it is"},
 	{LabState, String, false, "Lab state", "tcp", "the lab's TCP state: on a lab segment the state it sent it in, on a kernel segment the state after the lab processed it"},
 	{KernelState, String, false, "Kernel state", "tcp", "the kernel's TCP state, derived from the segments in capture order (or read right after the segment where the experiment says so)"},
@@ -89,7 +89,7 @@ var Table = []Field{
 	{Cwnd, Uint32, false, "cwnd", "tcp", "the lab's congestion window, in bytes"},
 	{Ssthresh, Uint32, false, "ssthresh", "tcp", "the lab's slow-start threshold, in bytes"},
 	{Conn, Uint32, false, "Connection", "tcp http", "the connection's number in the capture (tcp from 0, http per server from 1)"},
-	{Kind, String, false, "Kind", "dns quic http", "what the packet is: query, answer, forged, probe, icmp, tcp (dns); tcp (quic's contrast); request, response, segment (http)"},
+	{Kind, String, false, "Kind", "dns quic http", "what the packet is: query, answer, forged, probe, icmp, tcp (dns); tcp (quic's contrast); request, response, segment (http); redis (http/store-failover's Redis and Sentinel legs)"},
 	{Query, Uint32, false, "Query", "dns", "the client's query number, from 0"},
 	{Attempt, Uint32, false, "Attempt", "dns", "the attempt of the query this datagram is, from 1"},
 	{QueryID, Uint16, true, "Query ID", "dns", "the DNS message ID of the datagram"},
@@ -98,7 +98,7 @@ var Table = []Field{
 	{Path, String, false, "Path", "quic", "the 4-tuple the sender says it sent the datagram on, local → remote, as its qlog logged it"},
 	{DCID, String, false, "DCID", "quic", "the destination connection ID of the datagram's packets, hexadecimal"},
 	{PN, Uint64, false, "Packet number", "quic", "the packet number of each QUIC packet in the datagram, as the sender logged it (one per coalesced packet)"},
-	{Event, String, false, "Event", "quic", "what happens on the path at this datagram: PATH_CHALLENGE, PATH_RESPONSE, rebinding, old path, after switch, dropped by the NAT, forged copy, original of a forged copy"},
+	{Event, String, false, "Event", "quic", "what happens on the path at this datagram: PATH_CHALLENGE, PATH_RESPONSE, rebinding, old path, after switch, dropped by the NAT, forged copy, original of a forged copy, Retry, hand-built Initial, stateless reset"},
 	{Mode, String, false, "Mode", "http", "the server or balancer the exchange is with: stateless, stateful, store-backed, a balancer and its policy"},
 	{Step, Uint32, false, "Step", "http", "the workflow's step or request number, from 1"},
 	{Backend, String, false, "Backend", "http", "the backend that served the request behind a balancer"},
