@@ -651,7 +651,7 @@ func (l *lbLab) commentPhase(ph *lbPhase) {
 		case lb.ByDCIDHash:
 			how = fmt.Sprintf("hash of the client-chosen DCID %x (%s)", r.DCID, r.Why)
 		}
-		commentSide(a.d, fmt.Sprintf("%s balancer routes it to backend %d by %s; %s", tag, r.Backend+1, how, state(a.d.Index, a.d.Time)), "client", "")
+		a.d.Pkt.Comment(fmt.Sprintf("%s balancer routes it to backend %d by %s; %s", tag, r.Backend+1, how, state(a.d.Index, a.d.Time))) // its block is the correlated comment's
 	}
 	for _, d := range ph.ds {
 		if d.Src != ph.bal.Front {
@@ -663,7 +663,7 @@ func (l *lbLab) commentPhase(ph *lbPhase) {
 				from = fmt.Sprintf("backend %d's reply (frame %d), decapsulated", g.backend+1, g.index+1)
 			}
 		}
-		commentSide(d, fmt.Sprintf("%s balancer → client %s: %s; %s", tag, d.Dst, from, state(d.Index, d.Time)), "balancer", "")
+		d.Pkt.Comment(fmt.Sprintf("%s balancer → client %s: %s; %s", tag, d.Dst, from, state(d.Index, d.Time))) // its block is the correlated comment's
 	}
 	for _, g := range ph.legs {
 		var s string
