@@ -97,22 +97,12 @@ func (b *Backend) accept() {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			for {
-				st, err := conn.AcceptStream(context.Background())
-				if err != nil {
-					return
+			serveStreams(context.Background(), conn, func(st *quic.Stream) {
+				if err := serveStream(st); err != nil {
+					st.CancelRead(1)
+					st.CancelWrite(1)
 				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if err := serveStream(st); err != nil {
-						st.CancelRead(1)
-						st.CancelWrite(1)
-					}
-				}()
-			}
+			})
 		}()
 	}
 }

@@ -244,19 +244,7 @@ func (s *EarlyServer) accept() {
 }
 
 func (s *EarlyServer) serve(conn *quic.Conn) {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		st, err := conn.AcceptStream(conn.Context())
-		if err != nil {
-			return
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.handle(conn, st)
-		}()
-	}
+	serveStreams(conn.Context(), conn, func(st *quic.Stream) { s.handle(conn, st) })
 }
 
 // handle reads one request and answers it; see EarlyServer.

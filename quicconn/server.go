@@ -272,21 +272,29 @@ func (s *Server) accept() {
 }
 
 func (s *Server) serveRaw(conn *quic.Conn) {
+	serveStreams(context.Background(), conn, func(st *quic.Stream) {
+		if err := serveStream(st); err != nil {
+			s.logf("stream %d: %v", st.StreamID(), err)
+			st.CancelRead(1)
+			st.CancelWrite(1)
+		}
+	})
+}
+
+// serveStreams runs handle on every stream the peer opens on conn, each in
+// its own goroutine, until conn (or ctx) ends, and waits for them all.
+func serveStreams(ctx context.Context, conn *quic.Conn, handle func(*quic.Stream)) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		st, err := conn.AcceptStream(context.Background())
+		st, err := conn.AcceptStream(ctx)
 		if err != nil {
 			return
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := serveStream(st); err != nil {
-				s.logf("stream %d: %v", st.StreamID(), err)
-				st.CancelRead(1)
-				st.CancelWrite(1)
-			}
+			handle(st)
 		}()
 	}
 }

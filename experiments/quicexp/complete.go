@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/quicconn/nat"
 )
@@ -156,4 +157,18 @@ func tcpExpect(outside, server netip.AddrPort, out, srv nat.TCPCount, rb nat.TCP
 		{what: "TCP segments on the new 4-tuple", want: crafted + rst, units: newTuple,
 			source: fmt.Sprintf("the NAT: %d crafted, %d RST seen", crafted, rst)},
 	}
+}
+
+// stopComplete stops c once it holds what the sources in exp counted,
+// reads the ring to its end, and records the check "capture complete". It
+// returns the packets and whether the capture holds them all.
+func stopComplete(env *lab.Env, c *capture.Capture, exp ...expect) ([]*capture.Packet, bool, error) {
+	comp := newCompleteness(exp...)
+	pkts, err := c.StopWhen(comp.add)
+	if err != nil {
+		return nil, false, fmt.Errorf("capture: %w", err)
+	}
+	comp.add(pkts)
+	got, want, unit, source := comp.totals()
+	return pkts, env.CaptureComplete(c, got, want, unit, source), nil
 }

@@ -483,14 +483,10 @@ func (l *lbLab) finish() (ok bool, err error) {
 		}
 		return 0
 	}, source: "the NATs' and clients' counts of what they sent the balancers, the balancers' own, the backends' sockets': " + strings.Join(source, "; ")}
-	comp := newCompleteness(e)
-	pkts, err := l.cap.StopWhen(comp.add)
+	pkts, complete, err := stopComplete(l.env, l.cap, e)
 	if err != nil {
-		return false, fmt.Errorf("capture: %w", err)
+		return false, err
 	}
-	comp.add(pkts)
-	got, w, unit, src := comp.totals()
-	complete := l.env.CaptureComplete(l.cap, got, w, unit, src)
 	l.cap.AddSecrets(l.keylog.Bytes())
 	for _, ph := range l.phases {
 		l.correlate(ph, pkts)

@@ -437,14 +437,10 @@ func (l *resetLab) finish() ([]*capture.Packet, bool, error) {
 		}
 		return 0
 	}, source: fmt.Sprintf("the server processes' tallies: %d written (the killed ones' up to their death); the clients' sockets: %d", servers, clients)}
-	comp := newCompleteness(e)
-	pkts, err := l.cap.StopWhen(comp.add)
+	pkts, complete, err := stopComplete(l.env, l.cap, e)
 	if err != nil {
-		return nil, false, fmt.Errorf("capture: %w", err)
+		return nil, false, err
 	}
-	comp.add(pkts)
-	got, w, unit, source := comp.totals()
-	complete := l.env.CaptureComplete(l.cap, got, w, unit, source)
 	l.cap.AddSecrets(l.keylog.Bytes())
 	secrets := bytes.Count(l.keylog.Bytes(), []byte("TRAFFIC_SECRET_0"))
 	l.env.Check("TLS secrets embedded in the capture", secrets >= 2*len(l.runs), "%d traffic secrets for %d connections", secrets, len(l.runs))

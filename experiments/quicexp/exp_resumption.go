@@ -377,14 +377,10 @@ func (r *resumeLab) finish() (*resumeEvidence, error) {
 	}
 	e := expect{what: "QUIC datagrams", want: want + testUncounted, units: udpTo(srvAddr.Port()),
 		source: "the sockets' counts of datagrams written: " + strings.Join(source, ", ")}
-	comp := newCompleteness(e)
-	pkts, err := r.cap.StopWhen(comp.add)
+	pkts, complete, err := stopComplete(r.env, r.cap, e)
 	if err != nil {
-		return nil, fmt.Errorf("capture: %w", err)
+		return nil, err
 	}
-	comp.add(pkts)
-	got, w, unit, src := comp.totals()
-	complete := r.env.CaptureComplete(r.cap, got, w, unit, src)
 	ev := &resumeEvidence{reqs: r.srvs[len(r.srvs)-1].Requests()}
 	for _, s := range r.srvs[:len(r.srvs)-1] {
 		ev.reqs = append(s.Requests(), ev.reqs...)

@@ -440,14 +440,10 @@ func (l *retryLab) finish() ([]*capture.Packet, bool, error) {
 	e := expect{what: "QUIC datagrams", units: udpTo(l.srv.Addr.Port()),
 		want:   servers + written + l.probeWrites + testUncounted,
 		source: fmt.Sprintf("the servers' sockets (before and after the restart): %d written; the clients' sockets: %d; the prober's sockets: %d", servers, written, l.probeWrites)}
-	comp := newCompleteness(e)
-	pkts, err := l.cap.StopWhen(comp.add)
+	pkts, complete, err := stopComplete(l.env, l.cap, e)
 	if err != nil {
-		return nil, false, fmt.Errorf("capture: %w", err)
+		return nil, false, err
 	}
-	comp.add(pkts)
-	got, want, unit, source := comp.totals()
-	complete := l.env.CaptureComplete(l.cap, got, want, unit, source)
 	l.cap.AddSecrets(l.keylog.Bytes())
 	secrets := bytes.Count(l.keylog.Bytes(), []byte("TRAFFIC_SECRET_0"))
 	l.env.Check("TLS secrets embedded in the capture", secrets >= 2*len(l.conns), "%d traffic secrets for %d connections", secrets, len(l.conns))

@@ -208,16 +208,9 @@ func (l *labSetup) closeEndpoints() (*evidence, error) {
 func (l *labSetup) stopCapture(ev *evidence, extra []expect) error {
 	q := l.quicExpect(ev.logs)
 	q.want += testUncounted
-	comp := newCompleteness(append([]expect{q}, extra...)...)
-	pkts, err := l.cap.StopWhen(comp.add)
-	if err != nil {
-		return fmt.Errorf("capture: %w", err)
-	}
-	comp.add(pkts)
-	got, want, unit, source := comp.totals()
-	ev.pkts = pkts
-	ev.complete = l.env.CaptureComplete(l.cap, got, want, unit, source)
-	return nil
+	var err error
+	ev.pkts, ev.complete, err = stopComplete(l.env, l.cap, append([]expect{q}, extra...)...)
+	return err
 }
 
 // checkFiles embeds the key log in the capture and checks it and the
