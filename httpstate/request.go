@@ -42,6 +42,28 @@ func badRequest(code, format string, args ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, code: code, msg: fmt.Sprintf(format, args...)}
 }
 
+// decodeCalculate reads a /calculate request, which needs both operands.
+func decodeCalculate(r *http.Request) (CalcRequest, error) {
+	req, err := decodeCalc(r)
+	if err == nil && (req.A == nil || req.B == nil) {
+		err = badRequest("missing_operand", "/calculate needs both operands a and b")
+	}
+	return req, err
+}
+
+// decodeUseLast reads a /use_last request, which takes b only: the server
+// supplies a from last, where its last result is kept.
+func decodeUseLast(r *http.Request, last string) (CalcRequest, error) {
+	req, err := decodeCalc(r)
+	if err == nil && (req.A != nil || req.B == nil) {
+		err = badRequest("operands", "/use_last takes only b: the server supplies a from %s", last)
+	}
+	return req, err
+}
+
+// errNoLastResult answers /use_last in a session with no result yet.
+var errNoLastResult = &apiError{status: http.StatusConflict, code: "no_last_result", msg: "this session has no last result yet: POST /calculate first"}
+
 // decodeCalc reads a JSON or form-encoded calculator request.
 func decodeCalc(r *http.Request) (CalcRequest, error) {
 	var req CalcRequest

@@ -377,13 +377,9 @@ func (s *Server) lockSession(w http.ResponseWriter, r *http.Request, token strin
 }
 
 func (s *Server) calculate(w http.ResponseWriter, r *http.Request) {
-	req, err := decodeCalc(r)
+	req, err := decodeCalculate(r)
 	if err != nil {
 		writeError(w, err)
-		return
-	}
-	if req.A == nil || req.B == nil {
-		writeError(w, badRequest("missing_operand", "/calculate needs both operands a and b"))
 		return
 	}
 	res, err := Apply(req.Op, *req.A, *req.B)
@@ -442,13 +438,9 @@ func (s *Server) current(r *http.Request) (SessionState, error) {
 }
 
 func (s *Server) useLast(w http.ResponseWriter, r *http.Request) {
-	req, err := decodeCalc(r)
+	req, err := decodeUseLast(r, "last_result")
 	if err != nil {
 		writeError(w, err)
-		return
-	}
-	if req.A != nil || req.B == nil {
-		writeError(w, badRequest("operands", "/use_last takes only b: the server supplies a from last_result"))
 		return
 	}
 	st, err := s.current(r)
@@ -457,7 +449,7 @@ func (s *Server) useLast(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !st.HasLast {
-		writeError(w, &apiError{status: http.StatusConflict, code: "no_last_result", msg: "this session has no last result yet: POST /calculate first"})
+		writeError(w, errNoLastResult)
 		return
 	}
 	res, err := Apply(req.Op, st.LastResult, *req.B)

@@ -197,13 +197,9 @@ func (s *TokenServer) calculate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, tokenRefusal(err))
 		return
 	}
-	req, err := decodeCalc(r)
+	req, err := decodeCalculate(r)
 	if err != nil {
 		writeError(w, err)
-		return
-	}
-	if req.A == nil || req.B == nil {
-		writeError(w, badRequest("missing_operand", "/calculate needs both operands a and b"))
 		return
 	}
 	res, err := Apply(req.Op, *req.A, *req.B)
@@ -222,17 +218,13 @@ func (s *TokenServer) calculate(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *TokenServer) useLast(w http.ResponseWriter, r *http.Request, ts TokenSession) {
-	req, err := decodeCalc(r)
+	req, err := decodeUseLast(r, "the token's last_result")
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	if req.A != nil || req.B == nil {
-		writeError(w, badRequest("operands", "/use_last takes only b: the server supplies a from the token's last_result"))
-		return
-	}
 	if !ts.State.HasLast {
-		writeError(w, &apiError{status: http.StatusConflict, code: "no_last_result", msg: "this session has no last result yet: POST /calculate first"})
+		writeError(w, errNoLastResult)
 		return
 	}
 	res, err := Apply(req.Op, ts.State.LastResult, *req.B)
