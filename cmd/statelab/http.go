@@ -148,6 +148,7 @@ func httpServeCmd(fs *flag.FlagSet, args []string) int {
 		for _, w := range httpstate.StoreFileWarnings(u) {
 			fmt.Fprintf(stderr, "statelab http serve: warning: %s\n", w)
 		}
+		httpstate.QuietRedisLog() // its errors reach the user as statelab's
 	default:
 		fmt.Fprintf(stderr, "statelab http serve: --mode %q: want stateless, stateful, store or token\n", mode)
 		return exitUsage

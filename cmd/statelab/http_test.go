@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,5 +117,18 @@ func TestHTTPServeWarnsAboutAStoreOthersCanRead(t *testing.T) {
 	code, out, errOut := run("http", "serve", "--mode", "store", "--store", "sqlite://"+db, "--addr", "127.0.0.1:99999")
 	if code != 2 || !strings.Contains(errOut, "warning: "+db+" is mode 0644") || !strings.Contains(errOut, "chmod 600") {
 		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+}
+
+// An unreachable Sentinel is told in statelab's words alone: go-redis's own
+// log lines (its source file and line, its retries) stay out of stderr.
+func TestHTTPServeUnreachableSentinelSaysItOnce(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRun$")
+	cmd.Env = append(os.Environ(), "STATELAB_TEST_HELPER_RUN=http serve --mode store --store redis-sentinel://127.0.0.1:1/mymaster")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), "no Sentinel answered") ||
+		strings.Contains(string(out), "pool.go") || strings.Contains(string(out), "redis: 20") {
+		t.Errorf("http serve with an unreachable Sentinel: %v\n%s\nwant exit 2 and statelab's error alone", err, out)
 	}
 }

@@ -2,11 +2,12 @@ package httpexp
 
 import (
 	"context"
-	"github.com/statelab/statelab/lab/benchcmp"
 	"math"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/statelab/statelab/lab/benchcmp"
 )
 
 func TestBenchMeasuresEveryKind(t *testing.T) {

@@ -35,7 +35,7 @@ func serveChild(ctx context.Context, args []string, ready func(string)) error {
 		return fmt.Errorf("%w: spec %q: %v", errChild, args[0], err)
 	}
 	if strings.HasPrefix(spec.Store, "redis-sentinel:") {
-		quietRedis() // http/store-failover's backends (failover_group.go)
+		httpstate.QuietRedisLog() // http/store-failover's backends (failover_group.go)
 	}
 	run, cleanup, err := httpstate.ServeMode(ctx, spec)
 	if err != nil {

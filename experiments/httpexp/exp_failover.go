@@ -25,7 +25,7 @@ import (
 
 func runStoreFailover(env *lab.Env) error {
 	rig := setUp(env)
-	quietRedis()
+	httpstate.QuietRedisLog()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		env.Note("redis-server is not installed: http/store-failover did not run (apt-get install redis-server)")
 		return nil

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"sync"
 
+	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
 )
 
@@ -27,7 +28,7 @@ func measureStoreFailure(env *lab.Env, rig *rig) error {
 		recordStoreFailure(env, "no replicated store in this run: redis-server is not installed")
 		return nil
 	}
-	quietRedis()
+	httpstate.QuietRedisLog()
 	cases := failoverCases()[:2]
 	for _, c := range cases {
 		c.name = "store failure, " + c.name

@@ -151,7 +151,7 @@ type SentinelGroup struct{ g *redisGroup }
 
 // StartSentinelGroup starts a group; Close stops it.
 func StartSentinelGroup(ctx context.Context) (*SentinelGroup, error) {
-	quietRedis()
+	httpstate.QuietRedisLog()
 	var cleanups []func()
 	g, err := startGroupWith(ctx, func(f func()) { cleanups = append(cleanups, f) }, "bench", failoverTimings)
 	sg := &SentinelGroup{g: g}
@@ -701,18 +701,6 @@ func (g *redisGroup) waitReconfigured(ctx context.Context, old, promoted string,
 	}
 	return true
 }
-
-// quietLogger drops go-redis's own log lines (its failover client logs
-// every Sentinel it selects and every dial that fails, on stderr): what
-// happened is reported by the experiment's checks, ladders and capture.
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
-
-var quietOnce sync.Once
-
-// quietRedis silences go-redis's log in this process.
-func quietRedis() { quietOnce.Do(func() { redis.SetLogger(quietLogger{}) }) }
 
 // startedLocked is started for the cases that run side by side: the
 // test hook sees one call at a time.
