@@ -19,7 +19,7 @@
 // Files:
 //
 //	experiments.go  Experiments: the explicit list
-//	rig.go          the group's setup, once: serveLab, rig (ICMP baseline,
+//	setup.go        the group's setup, once: serveLab, rig (ICMP baseline,
 //	                capture, client with verdicts), ask/askAll, collect;
 //	                firstSends (first attempts in order), queryRand
 //	complete.go     completeness: what the sources counted (wireWant),
