@@ -406,18 +406,40 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 	defer cl.Close()
 
 	total := int64(f.n) * int64(len(names))
-	workers := int(min(int64(f.c), total)) // never more goroutines than queries
-	full := !f.quiet && f.n == 1           // dig's full answer per query; with -n the summary only
-	var (
-		next     atomic.Int64
-		mu       sync.Mutex
-		answered int64
-		failed   int64
-		errLines int
-		lat      = newLatencies(100_000)
-		wg       sync.WaitGroup
-	)
+	full := !f.quiet && f.n == 1 // dig's full answer per query; with -n the summary only
 	started := time.Now()
+	t := queryAll(ctx, cl, names, qtype, total, f.c, full, server)
+	elapsed := time.Since(started)
+	if code := stoppedBy(sig.Load(), fmt.Sprintf("after %d answered and %d failed of %d queries", t.answered, t.failed, total)); code != 0 {
+		return code
+	}
+	t.print(stdout, full, elapsed, server, cl)
+	if t.failed > 0 {
+		return exitFail
+	}
+	return exitOK
+}
+
+// queryTally is what `dns query` counted of its queries.
+type queryTally struct {
+	answered, failed int64
+	errLines         int // failed queries described on stderr
+	lat              *latencies
+}
+
+// queryAll sends total queries, names in turn, from at most c workers,
+// printing each answer when full and describing the first failures on
+// stderr. When ctx ends it stops; the queries in flight are not counted,
+// and it waits for them a bounded while.
+func queryAll(ctx context.Context, cl *udpdns.Client, names []string, qtype uint16, total int64, c int, full bool, server netip.AddrPort) *queryTally {
+	t := &queryTally{lat: newLatencies(100_000)}
+	workers := int(min(int64(c), total)) // never more goroutines than queries
+	var (
+		next    atomic.Int64
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		stopped bool // the tally is returned: a query still in flight counts nothing
+	)
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -435,19 +457,8 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 					return // stopped: this query's outcome is not counted
 				}
 				mu.Lock()
-				if err != nil {
-					failed++
-					if errLines++; errLines <= maxErrorLines {
-						fmt.Fprintf(stderr, "%s: %v\n", name, err)
-					} else if errLines == maxErrorLines+1 {
-						fmt.Fprintf(stderr, "(further failed queries counted, not described)\n")
-					}
-				} else {
-					answered++
-					lat.add(rtt)
-					if full {
-						printAnswer(stdout, r, rtt, server)
-					}
+				if !stopped {
+					t.add(name, r, rtt, err, full, server)
 				}
 				mu.Unlock()
 			}
@@ -463,27 +474,45 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	elapsed := time.Since(started)
 	mu.Lock()
 	defer mu.Unlock()
-	if code := stoppedBy(sig.Load(), fmt.Sprintf("after %d answered and %d failed of %d queries", answered, failed, total)); code != 0 {
-		return code
-	}
-	if !f.quiet && f.n == 1 {
-		fmt.Fprintf(stdout, ";; client %v: %s\n", cl.LocalAddrs(), cl.Stats())
-	} else {
-		fmt.Fprintf(stdout, ";; %d queries in %.3f s: %.0f queries/s; %d answered, %d failed\n",
-			answered+failed, elapsed.Seconds(), float64(answered+failed)/max(elapsed.Seconds(), 1e-9), answered, failed)
-		if answered > 0 {
-			fmt.Fprintf(stdout, ";; latency p50 %s, p90 %s, p99 %s, max %s\n", msec(lat.quantile(0.5)), msec(lat.quantile(0.9)),
-				msec(lat.quantile(0.99)), msec(lat.max))
+	stopped = true
+	return t
+}
+
+// add counts one query's outcome (the caller holds the tally's lock).
+func (t *queryTally) add(name string, r *dns.Msg, rtt time.Duration, err error, full bool, server netip.AddrPort) {
+	if err != nil {
+		t.failed++
+		if t.errLines++; t.errLines <= maxErrorLines {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		} else if t.errLines == maxErrorLines+1 {
+			fmt.Fprintf(stderr, "(further failed queries counted, not described)\n")
 		}
-		fmt.Fprintf(stdout, ";; SERVER: %s#%d\n;; client %v: %s\n", server.Addr(), server.Port(), cl.LocalAddrs(), cl.Stats())
+		return
 	}
-	if failed > 0 {
-		return exitFail
+	t.answered++
+	t.lat.add(rtt)
+	if full {
+		printAnswer(stdout, r, rtt, server)
 	}
-	return exitOK
+}
+
+// print writes the client's statistics and, for more than one query, the
+// rate and latencies.
+func (t *queryTally) print(w io.Writer, full bool, elapsed time.Duration, server netip.AddrPort, cl *udpdns.Client) {
+	if full {
+		fmt.Fprintf(w, ";; client %v: %s\n", cl.LocalAddrs(), cl.Stats())
+		return
+	}
+	n := t.answered + t.failed
+	fmt.Fprintf(w, ";; %d queries in %.3f s: %.0f queries/s; %d answered, %d failed\n",
+		n, elapsed.Seconds(), float64(n)/max(elapsed.Seconds(), 1e-9), t.answered, t.failed)
+	if t.answered > 0 {
+		fmt.Fprintf(w, ";; latency p50 %s, p90 %s, p99 %s, max %s\n", msec(t.lat.quantile(0.5)), msec(t.lat.quantile(0.9)),
+			msec(t.lat.quantile(0.99)), msec(t.lat.max))
+	}
+	fmt.Fprintf(w, ";; SERVER: %s#%d\n;; client %v: %s\n", server.Addr(), server.Port(), cl.LocalAddrs(), cl.Stats())
 }
 
 // stoppedBy says, in one line, that `dns query` was stopped by sig (a
