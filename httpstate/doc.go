@@ -100,4 +100,5 @@
 //	               (httputil.ReverseProxy)
 //	haproxy.go     StartHAProxy: the same policies in haproxy
 //	redis.go       StartRedis: a throwaway redis-server
+//	redislog.go    QuietRedisLog: go-redis's own log kept out of stderr
 package httpstate

@@ -12,7 +12,7 @@
 //
 //	experiment.go  Experiment, Catalogue (Select with nearest-name suggestions), EnvError
 //	env.go         Env: captures, checks, CaptureComplete, metrics, ladders, Stream/Bytes, RunState
-//	runner.go      Options, RunOne, Catalogue.Run, RunState, seeds
+//	runner.go      Options, RunOne, Catalogue.Run, RunState (Store, Load, LoadOrStore), seeds
 //	summary.go     Summary: a group's conclusion across its experiments
 //	holding.go     Holding: an experiment's row of "who holds the state", across protocols
 //	report.go      Report, Check, text and JSON forms

@@ -54,6 +54,23 @@ func (s *RunState) Load(key any) (any, bool) {
 	return v, ok
 }
 
+// LoadOrStore returns what was stored under key in this run or, if
+// nothing was, stores and returns newValue(): of the experiments that ask
+// at once, one makes the value and all of them get it.
+func (s *RunState) LoadOrStore(key any, newValue func() any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[key]; ok {
+		return v
+	}
+	if s.m == nil {
+		s.m = map[any]any{}
+	}
+	v := newValue()
+	s.m[key] = v
+	return v
+}
+
 // MaxSeed is the largest seed: 2^53−1, the largest integer every JSON
 // reader (jq, JavaScript) keeps exact.
 const MaxSeed = 1<<53 - 1

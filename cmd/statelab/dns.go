@@ -31,77 +31,80 @@ import (
 	"github.com/statelab/statelab/udpdns/dnsfault"
 )
 
-func init() {
-	register(&command{
-		name:    "dns serve",
-		args:    "[--addr ADDR] [--zone FILE] [--cookie-secret HEX] [--delay D] [--jitter D] [--drop F] [--dup F] [--max-held N] [--quiet]",
-		summary: "Serve DNS over UDP and TCP from the built-in zone (lab., with NAME.synth.lab. for any NAME) or a zone file,\nin this shell's own network namespace, until interrupted. Prints the address when ready and logs each query on stderr.\nAnswers DNS cookies (RFC 7873, RFC 9018 server cookies) with a random secret, or --cookie-secret's;\nanswers too big for the client's EDNS buffer come back truncated (TC) over UDP, whole over TCP.",
-		examples: []string{
-			"statelab dns serve --addr 127.0.0.1:5300",
-			"dig @127.0.0.1 -p 5300 example.lab A",
-			"dig @127.0.0.1 -p 5300 +tcp example.lab A",
-			"dig @127.0.0.1 -p 5300 +cookie example.lab A",
-			"dig @127.0.0.1 -p 5300 +bufsize=512 big.lab TXT    # TC over UDP, then dig retries over TCP",
-			"statelab dns serve --cookie-secret e5e973e5a6b2a43f48e7dc849e37bfcf",
-			"statelab dns serve --zone db.example --jitter 5ms --drop 0.1",
+// dnsCommands: dns serve, dns query and bench dns (main.go lists every group).
+func dnsCommands() []*command {
+	return []*command{
+		{
+			name:    "dns serve",
+			args:    "[--addr ADDR] [--zone FILE] [--cookie-secret HEX] [--delay D] [--jitter D] [--drop F] [--dup F] [--max-held N] [--quiet]",
+			summary: "Serve DNS over UDP and TCP from the built-in zone (lab., with NAME.synth.lab. for any NAME) or a zone file,\nin this shell's own network namespace, until interrupted. Prints the address when ready and logs each query on stderr.\nAnswers DNS cookies (RFC 7873, RFC 9018 server cookies) with a random secret, or --cookie-secret's;\nanswers too big for the client's EDNS buffer come back truncated (TC) over UDP, whole over TCP.",
+			examples: []string{
+				"statelab dns serve --addr 127.0.0.1:5300",
+				"dig @127.0.0.1 -p 5300 example.lab A",
+				"dig @127.0.0.1 -p 5300 +tcp example.lab A",
+				"dig @127.0.0.1 -p 5300 +cookie example.lab A",
+				"dig @127.0.0.1 -p 5300 +bufsize=512 big.lab TXT    # TC over UDP, then dig retries over TCP",
+				"statelab dns serve --cookie-secret e5e973e5a6b2a43f48e7dc849e37bfcf",
+				"statelab dns serve --zone db.example --jitter 5ms --drop 0.1",
+			},
+			flags: func(fs *flag.FlagSet) {
+				f := &dnsServeFlags
+				fs.StringVar(&f.addr, "addr", "127.0.0.1:5300", "listen on `ADDR`, UDP and TCP (port 0: any free port; not 5353, mDNS's)")
+				fs.StringVar(&f.zone, "zone", "", "answer from the zone in master-file `FILE` (at most 1 MiB) instead of the built-in one")
+				fs.StringVar(&f.cookieSecret, "cookie-secret", "", "the server cookies' secret, `HEX`: 32 hex digits (16 bytes); default random at each start (clients then pay one BADCOOKIE round trip)")
+				durationVar(fs, &f.delay, "delay", 0, 0, time.Minute, "hold every answer this long")
+				durationVar(fs, &f.jitter, "jitter", 0, 0, time.Minute, "add a random delay up to this long (reorders answers)")
+				floatVar(fs, &f.drop, "drop", 0, 0, 1, "fraction of queries never answered")
+				floatVar(fs, &f.dup, "dup", 0, 0, 1, "fraction of answers sent twice")
+				intVar(fs, &f.maxHeld, "max-held", 4096, 1, 100000, "answers held (delayed) at once; queries beyond are dropped and counted")
+				fs.BoolVar(&f.quiet, "quiet", false, "do not log each query on stderr")
+			},
+			run: dnsServe,
 		},
-		flags: func(fs *flag.FlagSet) {
-			f := &dnsServeFlags
-			fs.StringVar(&f.addr, "addr", "127.0.0.1:5300", "listen on `ADDR`, UDP and TCP (port 0: any free port; not 5353, mDNS's)")
-			fs.StringVar(&f.zone, "zone", "", "answer from the zone in master-file `FILE` (at most 1 MiB) instead of the built-in one")
-			fs.StringVar(&f.cookieSecret, "cookie-secret", "", "the server cookies' secret, `HEX`: 32 hex digits (16 bytes); default random at each start (clients then pay one BADCOOKIE round trip)")
-			durationVar(fs, &f.delay, "delay", 0, 0, time.Minute, "hold every answer this long")
-			durationVar(fs, &f.jitter, "jitter", 0, 0, time.Minute, "add a random delay up to this long (reorders answers)")
-			floatVar(fs, &f.drop, "drop", 0, 0, 1, "fraction of queries never answered")
-			floatVar(fs, &f.dup, "dup", 0, 0, 1, "fraction of answers sent twice")
-			intVar(fs, &f.maxHeld, "max-held", 4096, 1, 100000, "answers held (delayed) at once; queries beyond are dropped and counted")
-			fs.BoolVar(&f.quiet, "quiet", false, "do not log each query on stderr")
+		{
+			name:    "dns query",
+			args:    "--server HOST[:PORT] [-n N] [-c CONCURRENCY] [--type T] [--cookie] [--bufsize N] NAME...",
+			summary: "Resolve NAMEs through the multiplexing client (one socket, many queries in flight) and print the answers\nas dig does; with -n, a summary with the rate and latency percentiles.",
+			examples: []string{
+				"statelab dns query --server 127.0.0.1:5300 example.lab www.example.lab",
+				"statelab dns query --server localhost:5300 --type AAAA example.lab",
+				"statelab dns query --server 127.0.0.1:5300 -n 1000 -c 100 x.synth.lab",
+				"statelab dns query --server 127.0.0.1:5300 --bufsize 512 --type TXT big.lab   # TC over UDP, then TCP",
+				"statelab dns query --server 127.0.0.1:5300 --cookie example.lab",
+			},
+			flags: func(fs *flag.FlagSet) {
+				f := &dnsQueryFlags
+				fs.StringVar(&f.server, "server", "", "the server, `HOST[:PORT]` (a name or an address; port 53 when left out)")
+				intVar(fs, &f.n, "n", 1, 1, maxQueryRepeats, "ask each name `N` times")
+				intVar(fs, &f.c, "c", 16, 1, 10000, "queries in flight at once")
+				intVar(fs, &f.c, "concurrency", 16, 1, 10000, "the same as -c")
+				fs.StringVar(&f.qtype, "type", "A", "query `TYPE`")
+				durationVar(fs, &f.timeout, "timeout", 2*time.Second, time.Millisecond, time.Minute, "per-attempt timeout")
+				intVar(fs, &f.retries, "retries", 2, 0, 10, "retries after a timeout")
+				fs.BoolVar(&f.case0x20, "0x20", false, "randomise QNAME case (DNS 0x20)")
+				fs.BoolVar(&f.cookie, "cookie", false, "send DNS cookies (RFC 7873): refuse answers without the server's cookie once it gave one")
+				intVar(fs, &f.bufsize, "bufsize", 0, 0, 65535, "advertise an EDNS0 buffer of `N` bytes (0: no EDNS0, or 1232 with --cookie); a truncated answer is asked again over TCP")
+				fs.BoolVar(&f.quiet, "q", false, "print only the summary and counters")
+			},
+			run: dnsQuery,
 		},
-		run: dnsServe,
-	})
-	register(&command{
-		name:    "dns query",
-		args:    "--server HOST[:PORT] [-n N] [-c CONCURRENCY] [--type T] [--cookie] [--bufsize N] NAME...",
-		summary: "Resolve NAMEs through the multiplexing client (one socket, many queries in flight) and print the answers\nas dig does; with -n, a summary with the rate and latency percentiles.",
-		examples: []string{
-			"statelab dns query --server 127.0.0.1:5300 example.lab www.example.lab",
-			"statelab dns query --server localhost:5300 --type AAAA example.lab",
-			"statelab dns query --server 127.0.0.1:5300 -n 1000 -c 100 x.synth.lab",
-			"statelab dns query --server 127.0.0.1:5300 --bufsize 512 --type TXT big.lab   # TC over UDP, then TCP",
-			"statelab dns query --server 127.0.0.1:5300 --cookie example.lab",
+		{
+			name:     "bench dns",
+			args:     "[--duration D] [--rounds N] [-c CONCURRENCY] [--sockets N] [--json]",
+			summary:  "Queries per second and latency of the udpdns client and of dnsperf against the same in-process server,\nin the same run, inside the lab's namespace, alternating for several rounds; prints both, the median\nratio and its spread. Needs dnsperf (apt-get install dnsperf).",
+			examples: []string{"statelab bench dns", "statelab bench dns --duration 2s --rounds 5 -c 200 --json"},
+			flags: func(fs *flag.FlagSet) {
+				f := &benchDNSFlags
+				durationVar(fs, &f.duration, "duration", 2*time.Second, 100*time.Millisecond, 10*time.Minute, "length of each run")
+				intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "interleaved rounds (dnsperf, udpdns, udpdns, dnsperf, …)")
+				intVar(fs, &f.c, "c", 100, 1, 10000, "queries in flight (udpdns goroutines; dnsperf -q)")
+				intVar(fs, &f.c, "concurrency", 100, 1, 10000, "the same as -c")
+				intVar(fs, &f.sockets, "sockets", 1, 1, 64, "udpdns client sockets")
+				fs.BoolVar(&f.json, "json", false, "print JSON")
+			},
+			run: benchDNS,
 		},
-		flags: func(fs *flag.FlagSet) {
-			f := &dnsQueryFlags
-			fs.StringVar(&f.server, "server", "", "the server, `HOST[:PORT]` (a name or an address; port 53 when left out)")
-			intVar(fs, &f.n, "n", 1, 1, maxQueryRepeats, "ask each name `N` times")
-			intVar(fs, &f.c, "c", 16, 1, 10000, "queries in flight at once")
-			intVar(fs, &f.c, "concurrency", 16, 1, 10000, "the same as -c")
-			fs.StringVar(&f.qtype, "type", "A", "query `TYPE`")
-			durationVar(fs, &f.timeout, "timeout", 2*time.Second, time.Millisecond, time.Minute, "per-attempt timeout")
-			intVar(fs, &f.retries, "retries", 2, 0, 10, "retries after a timeout")
-			fs.BoolVar(&f.case0x20, "0x20", false, "randomise QNAME case (DNS 0x20)")
-			fs.BoolVar(&f.cookie, "cookie", false, "send DNS cookies (RFC 7873): refuse answers without the server's cookie once it gave one")
-			intVar(fs, &f.bufsize, "bufsize", 0, 0, 65535, "advertise an EDNS0 buffer of `N` bytes (0: no EDNS0, or 1232 with --cookie); a truncated answer is asked again over TCP")
-			fs.BoolVar(&f.quiet, "q", false, "print only the summary and counters")
-		},
-		run: dnsQuery,
-	})
-	register(&command{
-		name:     "bench dns",
-		args:     "[--duration D] [--rounds N] [-c CONCURRENCY] [--sockets N] [--json]",
-		summary:  "Queries per second and latency of the udpdns client and of dnsperf against the same in-process server,\nin the same run, inside the lab's namespace, alternating for several rounds; prints both, the median\nratio and its spread. Needs dnsperf (apt-get install dnsperf).",
-		examples: []string{"statelab bench dns", "statelab bench dns --duration 2s --rounds 5 -c 200 --json"},
-		flags: func(fs *flag.FlagSet) {
-			f := &benchDNSFlags
-			durationVar(fs, &f.duration, "duration", 2*time.Second, 100*time.Millisecond, 10*time.Minute, "length of each run")
-			intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "interleaved rounds (dnsperf, udpdns, udpdns, dnsperf, …)")
-			intVar(fs, &f.c, "c", 100, 1, 10000, "queries in flight (udpdns goroutines; dnsperf -q)")
-			intVar(fs, &f.c, "concurrency", 100, 1, 10000, "the same as -c")
-			intVar(fs, &f.sockets, "sockets", 1, 1, 64, "udpdns client sockets")
-			fs.BoolVar(&f.json, "json", false, "print JSON")
-		},
-		run: benchDNS,
-	})
+	}
 }
 
 // maxQueryRepeats bounds `dns query -n`.
@@ -403,18 +406,40 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 	defer cl.Close()
 
 	total := int64(f.n) * int64(len(names))
-	workers := int(min(int64(f.c), total)) // never more goroutines than queries
-	full := !f.quiet && f.n == 1           // dig's full answer per query; with -n the summary only
-	var (
-		next     atomic.Int64
-		mu       sync.Mutex
-		answered int64
-		failed   int64
-		errLines int
-		lat      = newLatencies(100_000)
-		wg       sync.WaitGroup
-	)
+	full := !f.quiet && f.n == 1 // dig's full answer per query; with -n the summary only
 	started := time.Now()
+	t := queryAll(ctx, cl, names, qtype, total, f.c, full, server)
+	elapsed := time.Since(started)
+	if code := stoppedBy(sig.Load(), fmt.Sprintf("after %d answered and %d failed of %d queries", t.answered, t.failed, total)); code != 0 {
+		return code
+	}
+	t.print(stdout, full, elapsed, server, cl)
+	if t.failed > 0 {
+		return exitFail
+	}
+	return exitOK
+}
+
+// queryTally is what `dns query` counted of its queries.
+type queryTally struct {
+	answered, failed int64
+	errLines         int // failed queries described on stderr
+	lat              *latencies
+}
+
+// queryAll sends total queries, names in turn, from at most c workers,
+// printing each answer when full and describing the first failures on
+// stderr. When ctx ends it stops; the queries in flight are not counted,
+// and it waits for them a bounded while.
+func queryAll(ctx context.Context, cl *udpdns.Client, names []string, qtype uint16, total int64, c int, full bool, server netip.AddrPort) *queryTally {
+	t := &queryTally{lat: newLatencies(100_000)}
+	workers := int(min(int64(c), total)) // never more goroutines than queries
+	var (
+		next    atomic.Int64
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		stopped bool // the tally is returned: a query still in flight counts nothing
+	)
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -432,19 +457,8 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 					return // stopped: this query's outcome is not counted
 				}
 				mu.Lock()
-				if err != nil {
-					failed++
-					if errLines++; errLines <= maxErrorLines {
-						fmt.Fprintf(stderr, "%s: %v\n", name, err)
-					} else if errLines == maxErrorLines+1 {
-						fmt.Fprintf(stderr, "(further failed queries counted, not described)\n")
-					}
-				} else {
-					answered++
-					lat.add(rtt)
-					if full {
-						printAnswer(stdout, r, rtt, server)
-					}
+				if !stopped {
+					t.add(name, r, rtt, err, full, server)
 				}
 				mu.Unlock()
 			}
@@ -460,27 +474,45 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	elapsed := time.Since(started)
 	mu.Lock()
 	defer mu.Unlock()
-	if code := stoppedBy(sig.Load(), fmt.Sprintf("after %d answered and %d failed of %d queries", answered, failed, total)); code != 0 {
-		return code
-	}
-	if !f.quiet && f.n == 1 {
-		fmt.Fprintf(stdout, ";; client %v: %s\n", cl.LocalAddrs(), cl.Stats())
-	} else {
-		fmt.Fprintf(stdout, ";; %d queries in %.3f s: %.0f queries/s; %d answered, %d failed\n",
-			answered+failed, elapsed.Seconds(), float64(answered+failed)/max(elapsed.Seconds(), 1e-9), answered, failed)
-		if answered > 0 {
-			fmt.Fprintf(stdout, ";; latency p50 %s, p90 %s, p99 %s, max %s\n", msec(lat.quantile(0.5)), msec(lat.quantile(0.9)),
-				msec(lat.quantile(0.99)), msec(lat.max))
+	stopped = true
+	return t
+}
+
+// add counts one query's outcome (the caller holds the tally's lock).
+func (t *queryTally) add(name string, r *dns.Msg, rtt time.Duration, err error, full bool, server netip.AddrPort) {
+	if err != nil {
+		t.failed++
+		if t.errLines++; t.errLines <= maxErrorLines {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		} else if t.errLines == maxErrorLines+1 {
+			fmt.Fprintf(stderr, "(further failed queries counted, not described)\n")
 		}
-		fmt.Fprintf(stdout, ";; SERVER: %s#%d\n;; client %v: %s\n", server.Addr(), server.Port(), cl.LocalAddrs(), cl.Stats())
+		return
 	}
-	if failed > 0 {
-		return exitFail
+	t.answered++
+	t.lat.add(rtt)
+	if full {
+		printAnswer(stdout, r, rtt, server)
 	}
-	return exitOK
+}
+
+// print writes the client's statistics and, for more than one query, the
+// rate and latencies.
+func (t *queryTally) print(w io.Writer, full bool, elapsed time.Duration, server netip.AddrPort, cl *udpdns.Client) {
+	if full {
+		fmt.Fprintf(w, ";; client %v: %s\n", cl.LocalAddrs(), cl.Stats())
+		return
+	}
+	n := t.answered + t.failed
+	fmt.Fprintf(w, ";; %d queries in %.3f s: %.0f queries/s; %d answered, %d failed\n",
+		n, elapsed.Seconds(), float64(n)/max(elapsed.Seconds(), 1e-9), t.answered, t.failed)
+	if t.answered > 0 {
+		fmt.Fprintf(w, ";; latency p50 %s, p90 %s, p99 %s, max %s\n", msec(t.lat.quantile(0.5)), msec(t.lat.quantile(0.9)),
+			msec(t.lat.quantile(0.99)), msec(t.lat.max))
+	}
+	fmt.Fprintf(w, ";; SERVER: %s#%d\n;; client %v: %s\n", server.Addr(), server.Port(), cl.LocalAddrs(), cl.Stats())
 }
 
 // stoppedBy says, in one line, that `dns query` was stopped by sig (a

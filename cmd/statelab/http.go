@@ -19,67 +19,70 @@ import (
 	"github.com/statelab/statelab/lab/sandbox"
 )
 
-func init() {
-	register(&command{
-		name: "http serve",
-		args: "[--mode stateless|stateful|store|token] [--store URL] [--token-secret HEX] [--addr ADDR]",
-		summary: "Serve the calculator for curl, a browser or wrk, in your own network namespace (loopback by default).\n" +
-			"Stateless keeps nothing; stateful keeps sessions in memory; store keeps them in SQLite, Redis or a Redis group behind Sentinel;\n" +
-			"token keeps nothing: the session rides in a signed token (JWT, HS256) the client carries, so every\n" +
-			"backend given the same --token-secret serves any request (tokens over 4096 bytes are refused).\n" +
-			"Open http://ADDR/form in a browser for the HTML form (its session rides in a hidden field).",
-		examples: []string{
-			"statelab http serve --mode stateful",
-			"curl -c jar -b jar -X POST localhost:8080/session",
-			`curl -c jar -b jar localhost:8080/calculate --json '{"op":"add","a":10,"b":5}'`,
-			`curl -c jar -b jar localhost:8080/use_last --json '{"op":"multiply","b":2}'`,
-			"curl -b jar localhost:8080/history; curl -b jar localhost:8080/stats; curl -b jar -X POST localhost:8080/undo",
-			"statelab http serve --mode store --store sqlite:///tmp/sessions.db",
-			"statelab http serve --mode store --store redis://127.0.0.1:6379",
-			"statelab http serve --mode token --token-secret $(openssl rand -hex 32) --token-lifetime 10m",
-			"statelab http serve --mode token --token-denylist    # POST /logout then revokes the session (state again)",
-			"statelab http serve --mode store --store redis-sentinel://127.0.0.1:26379,127.0.0.2:26379/mymaster?wait=1",
+// httpCommands: http serve and bench http (main.go lists every group).
+func httpCommands() []*command {
+	return []*command{
+		{
+			name: "http serve",
+			args: "[--mode stateless|stateful|store|token] [--store URL] [--token-secret HEX] [--addr ADDR]",
+			summary: "Serve the calculator for curl, a browser or wrk, in your own network namespace (loopback by default).\n" +
+				"Stateless keeps nothing; stateful keeps sessions in memory; store keeps them in SQLite, Redis or a Redis group behind Sentinel;\n" +
+				"token keeps nothing: the session rides in a signed token (JWT, HS256) the client carries, so every\n" +
+				"backend given the same --token-secret serves any request (tokens over 4096 bytes are refused).\n" +
+				"Open http://ADDR/form in a browser for the HTML form (its session rides in a hidden field).",
+			examples: []string{
+				"statelab http serve --mode stateful",
+				"curl -c jar -b jar -X POST localhost:8080/session",
+				`curl -c jar -b jar localhost:8080/calculate --json '{"op":"add","a":10,"b":5}'`,
+				`curl -c jar -b jar localhost:8080/use_last --json '{"op":"multiply","b":2}'`,
+				"curl -b jar localhost:8080/history; curl -b jar localhost:8080/stats; curl -b jar -X POST localhost:8080/undo",
+				"statelab http serve --mode store --store sqlite:///tmp/sessions.db",
+				"statelab http serve --mode store --store redis://127.0.0.1:6379",
+				"statelab http serve --mode token --token-secret $(openssl rand -hex 32) --token-lifetime 10m",
+				"statelab http serve --mode token --token-denylist    # POST /logout then revokes the session (state again)",
+				"statelab http serve --mode store --store redis-sentinel://127.0.0.1:26379,127.0.0.2:26379/mymaster?wait=1",
+			},
+			flags: func(fs *flag.FlagSet) {
+				f := &httpServeFlags
+				fs.StringVar(&f.mode, "mode", "stateless", "how the server keeps state: `stateless`, stateful, store or token")
+				fs.StringVar(&f.store, "store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db, redis://host:port[/db] or "+
+					"redis-sentinel://host:port[,host:port…]/master[?wait=N&wait_timeout=D] (the primary the Sentinels name; wait=N: each write confirmed by N replicas) "+
+					"(default sqlite:statelab-sessions.db, created mode 0600)")
+				fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on `ADDR` (port 0 picks a free one)")
+				fs.BoolVar(&f.quiet, "quiet", false, "no access log (by default one line per request on stderr: time, client, request, status, bytes, duration)")
+				fs.StringVar(&f.tokenSecret, "token-secret", "", "for --mode token: the HMAC secret as `HEX`, at least 32 bytes (64 hex digits); every backend of one service "+
+					"needs the same (default: a random one, good for this process only)")
+				durationVar(fs, &f.tokenLifetime, "token-lifetime", 30*time.Minute, time.Second, 24*time.Hour, "for --mode token: a token is good for `D` after it was issued "+
+					"(each request that changes the session issues a new one)")
+				fs.BoolVar(&f.tokenDenylist, "token-denylist", false, "for --mode token: keep logged-out sessions in a denylist in memory, so POST /logout revokes "+
+					"their tokens (per-client state again, lost when the process stops)")
+				intVar(fs, &f.maxSessions, "max-sessions", 10000, 1, 10_000_000, "keep at most `N` live sessions; then a new session is refused with 503 session_limit "+
+					"(none is evicted) until some expire (30 min idle)")
+			},
+			run: httpServeCmd,
 		},
-		flags: func(fs *flag.FlagSet) {
-			f := &httpServeFlags
-			fs.StringVar(&f.mode, "mode", "stateless", "how the server keeps state: `stateless`, stateful, store or token")
-			fs.StringVar(&f.store, "store", "", "for --mode store: `URL` sqlite:///path.db, sqlite:rel.db, redis://host:port[/db] or "+
-				"redis-sentinel://host:port[,host:port…]/master[?wait=N&wait_timeout=D] (the primary the Sentinels name; wait=N: each write confirmed by N replicas) "+
-				"(default sqlite:statelab-sessions.db, created mode 0600)")
-			fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "listen on `ADDR` (port 0 picks a free one)")
-			fs.BoolVar(&f.quiet, "quiet", false, "no access log (by default one line per request on stderr: time, client, request, status, bytes, duration)")
-			fs.StringVar(&f.tokenSecret, "token-secret", "", "for --mode token: the HMAC secret as `HEX`, at least 32 bytes (64 hex digits); every backend of one service "+
-				"needs the same (default: a random one, good for this process only)")
-			durationVar(fs, &f.tokenLifetime, "token-lifetime", 30*time.Minute, time.Second, 24*time.Hour, "for --mode token: a token is good for `D` after it was issued "+
-				"(each request that changes the session issues a new one)")
-			fs.BoolVar(&f.tokenDenylist, "token-denylist", false, "for --mode token: keep logged-out sessions in a denylist in memory, so POST /logout revokes "+
-				"their tokens (per-client state again, lost when the process stops)")
-			intVar(fs, &f.maxSessions, "max-sessions", 10000, 1, 10_000_000, "keep at most `N` live sessions; then a new session is refused with 503 session_limit "+
-				"(none is evicted) until some expire (30 min idle)")
+		{
+			name: "bench http",
+			args: "[--duration D] [--rounds R] [-c N] [--json]",
+			summary: "Requests and workflows per second and p99 latency of the same calculator workflow against a stateless, a stateful,\n" +
+				"a store-backed (SQLite) and, when redis-server is installed, a store-backed (Redis) server and two backed by a\n" +
+				"Redis group behind Sentinel (writes replicated asynchronously, and confirmed by a replica: WAIT 1) in the same\n" +
+				"run, with each one's ratio to stateless: the measured price of a store access on every request.",
+			examples: []string{
+				"statelab bench http",
+				"statelab bench http --duration 9s --rounds 9 -c 16 --json",
+			},
+			flags: func(fs *flag.FlagSet) {
+				f := &benchHTTPFlags
+				durationVar(fs, &f.duration, "duration", 5*time.Second, time.Millisecond, 10*time.Minute, "measure each server kind for `D` in all")
+				intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "split each kind's time into `R` rounds, the kinds alternating in a rotated order")
+				intVar(fs, &f.concurrency, "c", 8, 1, 1024, "`N` requests in flight (clients in parallel)")
+				intVar(fs, &f.concurrency, "concurrency", 8, 1, 1024, "`N` requests in flight; same as -c")
+				fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
+			},
+			run: benchHTTPCmd,
 		},
-		run: httpServeCmd,
-	})
-	register(&command{
-		name: "bench http",
-		args: "[--duration D] [--rounds R] [-c N] [--json]",
-		summary: "Requests and workflows per second and p99 latency of the same calculator workflow against a stateless, a stateful,\n" +
-			"a store-backed (SQLite) and, when redis-server is installed, a store-backed (Redis) server and two backed by a\n" +
-			"Redis group behind Sentinel (writes replicated asynchronously, and confirmed by a replica: WAIT 1) in the same\n" +
-			"run, with each one's ratio to stateless: the measured price of a store access on every request.",
-		examples: []string{
-			"statelab bench http",
-			"statelab bench http --duration 9s --rounds 9 -c 16 --json",
-		},
-		flags: func(fs *flag.FlagSet) {
-			f := &benchHTTPFlags
-			durationVar(fs, &f.duration, "duration", 5*time.Second, time.Millisecond, 10*time.Minute, "measure each server kind for `D` in all")
-			intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "split each kind's time into `R` rounds, the kinds alternating in a rotated order")
-			intVar(fs, &f.concurrency, "c", 8, 1, 1024, "`N` requests in flight (clients in parallel)")
-			intVar(fs, &f.concurrency, "concurrency", 8, 1, 1024, "`N` requests in flight; same as -c")
-			fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
-		},
-		run: benchHTTPCmd,
-	})
+	}
 }
 
 // httpServeFlags are http serve's flags.

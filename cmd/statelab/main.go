@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"unicode"
@@ -40,9 +41,27 @@ type command struct {
 	run      func(fs *flag.FlagSet, args []string) int
 }
 
-var commands = map[string]*command{}
+// commands is every subcommand, by name, from the groups listed here:
+// no file registers its own (each file's list is beside its commands).
+var commands = byName(slices.Concat(
+	runCommands(),  // list, run
+	tcpCommands(),  // bench tcp
+	dnsCommands(),  // dns serve, dns query, bench dns
+	quicCommands(), // quic serve, quic get, bench quic
+	httpCommands(), // http serve, bench http
+	diagramCommands(),
+))
 
-func register(c *command) { commands[c.name] = c }
+func byName(cs []*command) map[string]*command {
+	m := make(map[string]*command, len(cs))
+	for _, c := range cs {
+		if m[c.name] != nil {
+			panic("statelab: two commands named " + c.name)
+		}
+		m[c.name] = c
+	}
+	return m
+}
 
 func main() {
 	subproc.Dispatch(catalogue().Roles()) // started as a lab server process: run it and exit

@@ -28,83 +28,86 @@ import (
 	"github.com/statelab/statelab/quicconn/nat"
 )
 
-func init() {
-	register(&command{
-		name: "quic serve",
-		args: "[--addr ADDR] [--retry] [--handshake-rate N] [--max-handshakes N]",
-		summary: "Serve QUIC in this shell's own network namespace until interrupted: raw streams (ALPN statelab-quic:\n" +
-			"upload → sha256, download N bytes, echo) and HTTP/3 (ALPN h3: an index at /, /bytes/N, POST /echo).\n" +
-			"Logs every connection and each change of its path (NAT rebinding, client migration). Holds a flood of\n" +
-			"Initials from spoofed addresses: past --handshake-rate new handshakes a second (always, with --retry) a\n" +
-			"client must first prove its address with a Retry, at most --max-handshakes are in progress, and a\n" +
-			"connection's trace is dropped when it ends.",
-		examples: []string{
-			"statelab quic serve --addr 127.0.0.1:4433",
-			"statelab quic serve --addr 127.0.0.1:0 --retry",
-			"statelab quic get https://127.0.0.1:4433/bytes/50000000 --insecure --rebind-after 200ms",
-			"curl --http3-only -k https://127.0.0.1:4433/",
+// quicCommands: quic serve, quic get and bench quic (main.go lists every group).
+func quicCommands() []*command {
+	return []*command{
+		{
+			name: "quic serve",
+			args: "[--addr ADDR] [--retry] [--handshake-rate N] [--max-handshakes N]",
+			summary: "Serve QUIC in this shell's own network namespace until interrupted: raw streams (ALPN statelab-quic:\n" +
+				"upload → sha256, download N bytes, echo) and HTTP/3 (ALPN h3: an index at /, /bytes/N, POST /echo).\n" +
+				"Logs every connection and each change of its path (NAT rebinding, client migration). Holds a flood of\n" +
+				"Initials from spoofed addresses: past --handshake-rate new handshakes a second (always, with --retry) a\n" +
+				"client must first prove its address with a Retry, at most --max-handshakes are in progress, and a\n" +
+				"connection's trace is dropped when it ends.",
+			examples: []string{
+				"statelab quic serve --addr 127.0.0.1:4433",
+				"statelab quic serve --addr 127.0.0.1:0 --retry",
+				"statelab quic get https://127.0.0.1:4433/bytes/50000000 --insecure --rebind-after 200ms",
+				"curl --http3-only -k https://127.0.0.1:4433/",
+			},
+			flags: func(fs *flag.FlagSet) {
+				f := &quicServeFlags
+				fs.StringVar(&f.addr, "addr", "127.0.0.1:4433", "listen on `ADDR` (port 0: any free port)")
+				fs.BoolVar(&f.retry, "retry", false, "validate every client's address with a Retry first (one more round trip)")
+				intVar(fs, &f.rate, "handshake-rate", quicconn.DefaultHandshakeRate, 1, 1_000_000,
+					"new handshakes a second (`N`) above which clients must first prove their address with a Retry")
+				intVar(fs, &f.maxHandshakes, "max-handshakes", quicconn.DefaultMaxHandshakes, 1, 100_000,
+					"handshakes in progress (`N`) beyond which new connections are refused")
+			},
+			run: quicServe,
 		},
-		flags: func(fs *flag.FlagSet) {
-			f := &quicServeFlags
-			fs.StringVar(&f.addr, "addr", "127.0.0.1:4433", "listen on `ADDR` (port 0: any free port)")
-			fs.BoolVar(&f.retry, "retry", false, "validate every client's address with a Retry first (one more round trip)")
-			intVar(fs, &f.rate, "handshake-rate", quicconn.DefaultHandshakeRate, 1, 1_000_000,
-				"new handshakes a second (`N`) above which clients must first prove their address with a Retry")
-			intVar(fs, &f.maxHandshakes, "max-handshakes", quicconn.DefaultMaxHandshakes, 1, 100_000,
-				"handshakes in progress (`N`) beyond which new connections are refused")
+		{
+			name: "quic get",
+			args: "URL [-o FILE] [--migrate-after D] [--rebind-after D] [--insecure] [--timeout D]",
+			summary: "Fetch https://HOST:PORT/PATH over HTTP/3, or quic://HOST:PORT/bytes/N over the raw stream protocol of\n" +
+				"statelab quic serve, with a client whose connection IDs are 8 bytes, printing its path changes as they\n" +
+				"happen: --rebind-after puts an in-process NAT in front and moves the flow to a new port after D;\n" +
+				"--migrate-after migrates actively (AddPath, Probe, Switch) after D. Both count from the handshake.\n" +
+				"Writes the body to stdout (or to -o FILE, replaced only once the whole body has arrived; a binary\n" +
+				"/bytes/N body is not written to a terminal) and the log to stderr, ending with the status, the bytes\n" +
+				"received and their sha256 (checked against the pattern for /bytes/N).\n" +
+				"https:// verifies the server's certificate against the system's roots unless --insecure is given\n" +
+				"(statelab quic serve's certificate is self-signed); quic:// always trusts its lab server.",
+			examples: []string{
+				"statelab quic get https://127.0.0.1:4433/bytes/20000000 --insecure --migrate-after 100ms",
+				"statelab quic get https://127.0.0.1:4433/bytes/20000000 --insecure --rebind-after 100ms",
+				"statelab quic get https://127.0.0.1:4433/ --insecure",
+				"statelab quic get https://127.0.0.1:4433/bytes/1000000 --insecure -o /tmp/bytes",
+				"statelab quic get quic://127.0.0.1:4433/bytes/20000000 --rebind-after 100ms",
+			},
+			flags: func(fs *flag.FlagSet) {
+				f := &quicGetFlags
+				fs.BoolVar(&f.insecure, "insecure", false, "https://: do not verify the server's certificate (needed for statelab quic serve's self-signed one)")
+				fs.StringVar(&f.output, "o", "", "write the body to `FILE` (replaced only once the whole body has arrived; - for stdout)")
+				fs.StringVar(&f.output, "output", "", "write the body to `FILE`; same as -o")
+				durationVar(fs, &f.migrateAfter, "migrate-after", 0, 0, time.Hour, "migrate to a new local port `D` after the first response bytes (0: never)")
+				durationVar(fs, &f.rebindAfter, "rebind-after", 0, 0, time.Hour, "have the in-process NAT move the flow to a new port `D` after the first response bytes (0: no NAT)")
+				durationVar(fs, &f.timeout, "timeout", 30*time.Second, time.Millisecond, 24*time.Hour, "give up after `D`")
+			},
+			run: quicGet,
 		},
-		run: quicServe,
-	})
-	register(&command{
-		name: "quic get",
-		args: "URL [-o FILE] [--migrate-after D] [--rebind-after D] [--insecure] [--timeout D]",
-		summary: "Fetch https://HOST:PORT/PATH over HTTP/3, or quic://HOST:PORT/bytes/N over the raw stream protocol of\n" +
-			"statelab quic serve, with a client whose connection IDs are 8 bytes, printing its path changes as they\n" +
-			"happen: --rebind-after puts an in-process NAT in front and moves the flow to a new port after D;\n" +
-			"--migrate-after migrates actively (AddPath, Probe, Switch) after D. Both count from the handshake.\n" +
-			"Writes the body to stdout (or to -o FILE, replaced only once the whole body has arrived; a binary\n" +
-			"/bytes/N body is not written to a terminal) and the log to stderr, ending with the status, the bytes\n" +
-			"received and their sha256 (checked against the pattern for /bytes/N).\n" +
-			"https:// verifies the server's certificate against the system's roots unless --insecure is given\n" +
-			"(statelab quic serve's certificate is self-signed); quic:// always trusts its lab server.",
-		examples: []string{
-			"statelab quic get https://127.0.0.1:4433/bytes/20000000 --insecure --migrate-after 100ms",
-			"statelab quic get https://127.0.0.1:4433/bytes/20000000 --insecure --rebind-after 100ms",
-			"statelab quic get https://127.0.0.1:4433/ --insecure",
-			"statelab quic get https://127.0.0.1:4433/bytes/1000000 --insecure -o /tmp/bytes",
-			"statelab quic get quic://127.0.0.1:4433/bytes/20000000 --rebind-after 100ms",
+		{
+			name: "bench quic",
+			args: "[--size BYTES] [--rounds R] [--json]",
+			summary: "Goodput of one large QUIC download through the lab NAT with no path change, with one NAT rebinding and\n" +
+				"with three client migrations (at 1/4, 2/4 and 3/4 of the bytes, each complete before the next), interleaved\n" +
+				"in the same run inside the lab's namespace (median of --rounds, the scenario order rotated each round, with\n" +
+				"the min/median/max of the ratio to no change), and the handover stall: the longest time without progress\n" +
+				"around a path change the NAT or the server reported. A measurement ends once the last byte has arrived and\n" +
+				"every path change armed during the download has completed.\n" +
+				"Target: goodput with a rebinding at least 90% of without, 0 bytes lost.",
+			examples: []string{"statelab bench quic", "statelab bench quic --size 100MiB --rounds 5 --json"},
+			flags: func(fs *flag.FlagSet) {
+				f := &benchQUICFlags
+				sizeVar(fs, &f.size, "size", 32<<20, 1, quicconn.MaxDownload, "bytes per download, e.g. 32MiB")
+				intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "`R` rounds of every scenario, interleaved; the median-goodput one is reported")
+				intVar(fs, &f.rounds, "runs", 3, 1, 100, "deprecated: same as --rounds")
+				fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
+			},
+			run: benchQUIC,
 		},
-		flags: func(fs *flag.FlagSet) {
-			f := &quicGetFlags
-			fs.BoolVar(&f.insecure, "insecure", false, "https://: do not verify the server's certificate (needed for statelab quic serve's self-signed one)")
-			fs.StringVar(&f.output, "o", "", "write the body to `FILE` (replaced only once the whole body has arrived; - for stdout)")
-			fs.StringVar(&f.output, "output", "", "write the body to `FILE`; same as -o")
-			durationVar(fs, &f.migrateAfter, "migrate-after", 0, 0, time.Hour, "migrate to a new local port `D` after the first response bytes (0: never)")
-			durationVar(fs, &f.rebindAfter, "rebind-after", 0, 0, time.Hour, "have the in-process NAT move the flow to a new port `D` after the first response bytes (0: no NAT)")
-			durationVar(fs, &f.timeout, "timeout", 30*time.Second, time.Millisecond, 24*time.Hour, "give up after `D`")
-		},
-		run: quicGet,
-	})
-	register(&command{
-		name: "bench quic",
-		args: "[--size BYTES] [--rounds R] [--json]",
-		summary: "Goodput of one large QUIC download through the lab NAT with no path change, with one NAT rebinding and\n" +
-			"with three client migrations (at 1/4, 2/4 and 3/4 of the bytes, each complete before the next), interleaved\n" +
-			"in the same run inside the lab's namespace (median of --rounds, the scenario order rotated each round, with\n" +
-			"the min/median/max of the ratio to no change), and the handover stall: the longest time without progress\n" +
-			"around a path change the NAT or the server reported. A measurement ends once the last byte has arrived and\n" +
-			"every path change armed during the download has completed.\n" +
-			"Target: goodput with a rebinding at least 90% of without, 0 bytes lost.",
-		examples: []string{"statelab bench quic", "statelab bench quic --size 100MiB --rounds 5 --json"},
-		flags: func(fs *flag.FlagSet) {
-			f := &benchQUICFlags
-			sizeVar(fs, &f.size, "size", 32<<20, 1, quicconn.MaxDownload, "bytes per download, e.g. 32MiB")
-			intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "`R` rounds of every scenario, interleaved; the median-goodput one is reported")
-			intVar(fs, &f.rounds, "runs", 3, 1, 100, "deprecated: same as --rounds")
-			fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
-		},
-		run: benchQUIC,
-	})
+	}
 }
 
 // quicServeFlags are quic serve's flags.

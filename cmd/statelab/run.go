@@ -7,43 +7,46 @@ import (
 	"github.com/statelab/statelab/lab"
 )
 
-func init() {
-	register(&command{
-		name:    "list",
-		summary: "List the experiments, one line each: NAME  summary.",
-		examples: []string{
-			"statelab list",
-			"statelab list | grep ^tcp/",
+// runCommands: list and run (main.go lists every group).
+func runCommands() []*command {
+	return []*command{
+		{
+			name:    "list",
+			summary: "List the experiments, one line each: NAME  summary.",
+			examples: []string{
+				"statelab list",
+				"statelab list | grep ^tcp/",
+			},
+			run: func(_ *flag.FlagSet, args []string) int {
+				if len(args) > 0 {
+					fmt.Fprintf(stderr, "statelab list: takes no arguments (got %q)\n", args)
+					return exitUsage
+				}
+				catalogue().List(stdout)
+				return exitOK
+			},
 		},
-		run: func(_ *flag.FlagSet, args []string) int {
-			if len(args) > 0 {
-				fmt.Fprintf(stderr, "statelab list: takes no arguments (got %q)\n", args)
-				return exitUsage
-			}
-			catalogue().List(stdout)
-			return exitOK
+		{
+			name: "run",
+			args: "[--out DIR] [--json] [--seed N] [--html DIR] TARGET...",
+			summary: "Run experiments: TARGET is an experiment (http/calculator), a group (http, tcp, dns, quic) or all.\n" +
+				"Each prints what it shows, a ladder diagram of the exchange that really happened, the measured\n" +
+				"figures and every check as PASS/FAIL, and writes its capture to DIR/<group>/<name>.pcapng.\n" +
+				"Exit status: 0 every check passed, 1 a check failed, 2 usage or environment error,\n" +
+				"128+signal when stopped by SIGINT, SIGTERM or SIGHUP (captures written).",
+			examples: []string{
+				"statelab run http/calculator",
+				"statelab run all --out /tmp/captures",
+				"statelab run http --json | jq .metrics",
+				"statelab run tcp/handshake --seed 42    # repeat a run's random choices",
+				"statelab run all --html report          # also report/index.html: ladders, plots, state diagrams",
+			},
+			flags: runFlags.Declare,
+			run: func(_ *flag.FlagSet, targets []string) int {
+				return catalogue().RunTargets(targets, runFlags, stdout, stderr)
+			},
 		},
-	})
-	register(&command{
-		name: "run",
-		args: "[--out DIR] [--json] [--seed N] [--html DIR] TARGET...",
-		summary: "Run experiments: TARGET is an experiment (http/calculator), a group (http, tcp, dns, quic) or all.\n" +
-			"Each prints what it shows, a ladder diagram of the exchange that really happened, the measured\n" +
-			"figures and every check as PASS/FAIL, and writes its capture to DIR/<group>/<name>.pcapng.\n" +
-			"Exit status: 0 every check passed, 1 a check failed, 2 usage or environment error,\n" +
-			"128+signal when stopped by SIGINT, SIGTERM or SIGHUP (captures written).",
-		examples: []string{
-			"statelab run http/calculator",
-			"statelab run all --out /tmp/captures",
-			"statelab run http --json | jq .metrics",
-			"statelab run tcp/handshake --seed 42    # repeat a run's random choices",
-			"statelab run all --html report          # also report/index.html: ladders, plots, state diagrams",
-		},
-		flags: runFlags.Declare,
-		run: func(_ *flag.FlagSet, targets []string) int {
-			return catalogue().RunTargets(targets, runFlags, stdout, stderr)
-		},
-	})
+	}
 }
 
 // runFlags are `run`'s flags, the lab's own (lab.Main reads the same).

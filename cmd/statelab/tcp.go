@@ -15,24 +15,27 @@ import (
 	"github.com/statelab/statelab/lab/sandbox"
 )
 
-func init() {
-	register(&command{
-		name: "bench tcp",
-		args: "[--size SIZE] [--rounds N] [--json]",
-		summary: "Bulk transfer through the lab's user-space TCP engine on raw sockets, lab→kernel and kernel→lab,\n" +
-			"against kernel→kernel over the same loopback in interleaved rounds; prints each ratio's median with\n" +
-			"its spread, and the CPU time per GiB of each side (lower is better). Runs inside the lab's network namespace.",
-		examples: []string{
-			"statelab bench tcp",
-			"statelab bench tcp --size 1GiB --rounds 9 --json",
+// tcpCommands: bench tcp (main.go lists every group).
+func tcpCommands() []*command {
+	return []*command{
+		{
+			name: "bench tcp",
+			args: "[--size SIZE] [--rounds N] [--json]",
+			summary: "Bulk transfer through the lab's user-space TCP engine on raw sockets, lab→kernel and kernel→lab,\n" +
+				"against kernel→kernel over the same loopback in interleaved rounds; prints each ratio's median with\n" +
+				"its spread, and the CPU time per GiB of each side (lower is better). Runs inside the lab's network namespace.",
+			examples: []string{
+				"statelab bench tcp",
+				"statelab bench tcp --size 1GiB --rounds 9 --json",
+			},
+			flags: func(fs *flag.FlagSet) {
+				sizeVar(fs, &benchTCPFlags.size, "size", 256<<20, 64<<10, 4<<30, "bytes to move in each direction, such as 64MiB or 1GiB")
+				intVar(fs, &benchTCPFlags.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "interleaved rounds (lab, kernel, kernel, lab, …)")
+				fs.BoolVar(&benchTCPFlags.json, "json", false, "print one JSON object")
+			},
+			run: benchTCP,
 		},
-		flags: func(fs *flag.FlagSet) {
-			sizeVar(fs, &benchTCPFlags.size, "size", 256<<20, 64<<10, 4<<30, "bytes to move in each direction, such as 64MiB or 1GiB")
-			intVar(fs, &benchTCPFlags.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "interleaved rounds (lab, kernel, kernel, lab, …)")
-			fs.BoolVar(&benchTCPFlags.json, "json", false, "print one JSON object")
-		},
-		run: benchTCP,
-	})
+	}
 }
 
 // benchTCPFlags are `bench tcp`'s flags.

@@ -107,11 +107,6 @@ func benchClientFunc(ctx context.Context, server udpdns.Config, d time.Duration,
 	for _, sl := range slots {
 		send(sl)
 	}
-	// The sweeper: lost queries end after benchQueryTimeout.
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	end := time.NewTimer(d)
-	defer end.Stop()
 	sweep := func(older time.Duration) {
 		now := time.Now().UnixNano()
 		for _, sl := range slots {
@@ -123,23 +118,43 @@ func benchClientFunc(ctx context.Context, server udpdns.Config, d time.Duration,
 			}
 		}
 	}
-loop:
-	for {
-		select {
-		case <-tick.C:
-			sweep(benchQueryTimeout)
-		case <-end.C:
-			break loop
-		case <-ctx.Done():
-			break loop
-		}
-	}
+	sweepFor(ctx, d, sweep)
 	stopped.Store(true)
 	el := time.Since(start).Seconds()
 	mu.Lock()
 	inTime := len(lat) // completed within d: the rate
 	mu.Unlock()
-	// The last queries in flight: answered soon, or cancelled.
+	finishOrCancel(&open, sweep)
+	if p := sendErr.Load(); p != nil {
+		return BenchResult{}, *p
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return benchSummary(lat, lost, el, inTime), nil
+}
+
+// sweepFor runs the sweeper for d (or until ctx ends): every 100 ms, the
+// queries older than benchQueryTimeout are lost and end.
+func sweepFor(ctx context.Context, d time.Duration, sweep func(older time.Duration)) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	end := time.NewTimer(d)
+	defer end.Stop()
+	for {
+		select {
+		case <-tick.C:
+			sweep(benchQueryTimeout)
+		case <-end.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// finishOrCancel waits for the last queries in flight: answered soon, or
+// cancelled after benchQueryTimeout (sweep(0) ends them all).
+func finishOrCancel(open *sync.WaitGroup, sweep func(older time.Duration)) {
 	finished := make(chan struct{})
 	go func() { open.Wait(); close(finished) }()
 	select {
@@ -148,12 +163,13 @@ loop:
 		sweep(0)
 		<-finished
 	}
-	if p := sendErr.Load(); p != nil {
-		return BenchResult{}, *p
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	// Completed counts the last queries too: the CPU measured covers them.
+}
+
+// benchSummary is the client's result: lat holds the latencies (ms) of
+// every answered query, the last ones after the duration too (the CPU
+// measured covers them); the rate counts the inTime answered within the
+// el seconds.
+func benchSummary(lat []float64, lost int, el float64, inTime int) BenchResult {
 	sort.Float64s(lat)
 	r := BenchResult{Tool: "udpdns", Completed: len(lat), Lost: lost, Seconds: el, QPS: float64(inTime) / el,
 		P50MS: percentileMS(lat, 0.5), P99MS: percentileMS(lat, 0.99)}
@@ -164,5 +180,5 @@ loop:
 	if len(lat) > 0 {
 		r.AvgMS = sum / float64(len(lat))
 	}
-	return r, nil
+	return r
 }

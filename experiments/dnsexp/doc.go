@@ -19,7 +19,7 @@
 // Files:
 //
 //	experiments.go  Experiments: the explicit list
-//	rig.go          the group's setup, once: serveLab, rig (ICMP baseline,
+//	setup.go        the group's setup, once: serveLab, rig (ICMP baseline,
 //	                capture, client with verdicts), ask/askAll, collect;
 //	                firstSends (first attempts in order), queryRand
 //	complete.go     completeness: what the sources counted (wireWant),
@@ -45,6 +45,8 @@
 //	                segment, the costs and the holding row
 //	role.go         the server process role (zone, faults, tally file)
 //	bench.go        statelab bench dns: the client against dnsperf
+//	benchfunc.go    the bench's udpdns client, driven as dnsperf drives its
+//	                socket: each query sent from the last one's callback
 //
 // Each read* step (readIDMatching, readSpoofing, readLoss, readRestart,
 // readClientGone, readCookies, readTruncation) is a function of the packets and has table-driven tests

@@ -44,6 +44,8 @@
 //	exchanges.go      HTTP/1.1 exchanges parsed out of a capture; Numbers
 //	complete.go       what the capture should hold, counted at the source
 //	transcript.go     a script played, its packets commented, its ladder
+//	segments.go       a comment on every packet the analysis left bare: which
+//	                  connection, which way, what the segment does
 //	plots.go          requests per backend and the state after each, as plots
 //	format.go         how the experiments word what they saw
 //	bench.go          Bench: the calculator workflow per server kind (and

@@ -60,19 +60,11 @@ type evidence struct {
 	cells map[string]map[string]map[httpstate.Mode]string
 }
 
-// newEvidence serialises the first use of a run's table.
-var newEvidence sync.Mutex
-
 // evidenceOf returns the run's table, made on first use.
 func evidenceOf(run *lab.RunState) *evidence {
-	newEvidence.Lock()
-	defer newEvidence.Unlock()
-	if v, ok := run.Load(evidenceKey{}); ok {
-		return v.(*evidence)
-	}
-	ev := &evidence{cells: map[string]map[string]map[httpstate.Mode]string{}}
-	run.Store(evidenceKey{}, ev)
-	return ev
+	return run.LoadOrStore(evidenceKey{}, func() any {
+		return &evidence{cells: map[string]map[string]map[httpstate.Mode]string{}}
+	}).(*evidence)
 }
 
 // start drops the cells an experiment recorded earlier in the run, so a

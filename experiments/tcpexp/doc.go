@@ -9,7 +9,7 @@
 // (newLabRun: the stack, the capture), drive traffic, stop (the capture
 // completed by the driver's records and commented), check, draw.
 //
-//	catalogue.go      Experiments, Summaries: the group, listed
+//	experiments.go    Experiments, Summaries: the group, listed
 //	setup.go          what every experiment shares: the engine's configuration, the
 //	                  seeded ISSs and ports, labRun (stack, capture, tracked
 //	                  connections), stop, the states table, paths

@@ -32,4 +32,5 @@
 //	block.go  Block: the formatter the experiments use
 //	parse.go  Parse: the reader, fuzzed
 //	lua.go    Lua, Preferences: the plugin and the profile generated from Table
+//	gen.go    go generate's program: writes them to wireshark/
 package annotate

@@ -33,10 +33,11 @@ const (
 	xyLeft, xyRight, xyTop, xyBot = 78.0, 20.0, 14.0, 62.0
 )
 
-// xySVG draws numeric X against numeric Y: lines, steps, points and
-// ranges (a time–sequence graph's segments), each series in its colour,
-// points with a fate in the fate's colour, a legend below.
-func xySVG(b *strings.Builder, p *lab.Plot) {
+// xyScales maps an XY plot's data onto the frame: X over every point,
+// Y over every point with 4% headroom, unless a time–sequence graph's
+// segments (ranges) are far below its lines, which are then clipped
+// (clipped reports it).
+func xyScales(p *lab.Plot) (sx, sy scale, clipped bool) {
 	xlo, xhi, ylo, yhi := math.Inf(1), math.Inf(-1), math.Inf(1), math.Inf(-1)
 	// A time–sequence graph's segments (ranges) set the Y range, with
 	// headroom; lines far above them (a window edge 64 KiB beyond 100
@@ -53,7 +54,6 @@ func xySVG(b *strings.Builder, p *lab.Plot) {
 			}
 		}
 	}
-	clipped := false
 	if rhi > math.Inf(-1) {
 		if top := rhi + max((rhi-rlo)*0.3, 1); yhi > top {
 			yhi, clipped = top, true
@@ -67,8 +67,14 @@ func xySVG(b *strings.Builder, p *lab.Plot) {
 	}
 	pad := (yhi - ylo) * 0.04
 	ylo, yhi = ylo-pad, yhi+pad
-	sx := scale{xlo, xhi, xyLeft, xyW - xyRight}
-	sy := scale{ylo, yhi, xyH - xyBot, xyTop}
+	return scale{xlo, xhi, xyLeft, xyW - xyRight}, scale{ylo, yhi, xyH - xyBot, xyTop}, clipped
+}
+
+// xySVG draws numeric X against numeric Y: lines, steps, points and
+// ranges (a time–sequence graph's segments), each series in its colour,
+// points with a fate in the fate's colour, a legend below.
+func xySVG(b *strings.Builder, p *lab.Plot) {
+	sx, sy, clipped := xyScales(p)
 	svgOpen(b, "plot xy", xyW, xyH, p.Title)
 	axes(b, sx, sy, p.XLabel, p.YLabel)
 	clipID := fmt.Sprintf("clip%d", clipSeq.Add(1))

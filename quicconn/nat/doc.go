@@ -10,6 +10,7 @@
 //   - udp.go: UDP, the NAT for datagrams (Rebind, Spoof, IsForged, Stats).
 //   - tcp.go: TCP, the NAT for a TCP connection (Rebind, Outside), and
 //     CountTCP, a TCP socket's own count of what it sent (tcp_info).
+//   - errors.go: ErrNAT, which wraps what a NAT could not do.
 //
 // What they need from their surroundings is the addresses they are given:
 // the UDP NAT binds its outside sockets on the address passed to NewUDP (or
