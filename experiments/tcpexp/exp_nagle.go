@@ -40,6 +40,10 @@ const (
 	// gives (TCP_DELACK_MIN, 40 ms, less a tick of the coarsest clock) and
 	// far above the time a loopback ACK takes otherwise.
 	kernelDelACKFloor = 30 * time.Millisecond
+	// kernelProbeFloor is the least a Linux sender's tail-loss probe waits
+	// with one segment unacknowledged: 2·SRTT + TCP_RTO_MIN (200 ms),
+	// tcp_schedule_loss_probe.
+	kernelProbeFloor = 200 * time.Millisecond
 )
 
 // nagleCase is one connection of the experiment.

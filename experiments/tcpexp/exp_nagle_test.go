@@ -206,3 +206,33 @@ func TestTCPSummaryHasTheStatesThenTheFeatures(t *testing.T) {
 		t.Fatalf("tables %v, checks %v: want the states, then the features, no check for part of the group", tables, checks)
 	}
 }
+
+// With Nagle on, a body that leaves before the header's ACK is a Nagle
+// failure, unless the ACK was so late that the sender's tail-loss probe
+// fired first (Linux: 2·SRTT + 200 ms with one segment unacknowledged), as
+// it does when the lab's process is starved past its delayed-ACK timer.
+func TestKernelBodyBeforeACKIsAProbeOnlyAfterTheProbeFloor(t *testing.T) {
+	round := func(bodyRec, ackRec int) nagleRound {
+		return nagleRound{found: true, hdrRec: 0, ackRec: ackRec, bodyRec: bodyRec, respRec: 3, pureACK: true}
+	}
+	tests := []struct {
+		name   string
+		rd     nagleRound
+		gap    time.Duration // header to body on the wire
+		probed bool
+	}{
+		{"the body after the ACK is Nagle, not a probe", round(2, 1), 41 * time.Millisecond, false},
+		{"the body 216 ms after the header, before a late ACK, is the probe", round(1, 2), 216 * time.Millisecond, true},
+		{"the body at once before the ACK is Nagle failing", round(1, 2), time.Millisecond, false},
+		{"the body before the ACK inside the probe floor is Nagle failing", round(1, 2), 150 * time.Millisecond, false},
+		{"header and body in one segment is no probe", nagleRound{found: true, hdrRec: 0, ackRec: 1, bodyRec: 0, respRec: 1}, 0, false},
+		{"a round not found is no probe", nagleRound{hdrRec: 0, ackRec: -1, bodyRec: -1, respRec: -1}, 300 * time.Millisecond, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.rd.probed(tt.gap); got != tt.probed {
+				t.Errorf("probed(%v) = %v, want %v", tt.gap, got, tt.probed)
+			}
+		})
+	}
+}

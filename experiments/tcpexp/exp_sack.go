@@ -180,7 +180,8 @@ type rtxStats struct {
 	resentSACKed                      int // resent octets the other side had SACKed before
 }
 
-// retransmissions reads, in connection id's records, the data sent in one
+// retransmissions reads the records idx names, in that order (judge gives
+// them in wire order, see wireOrder), for the data sent in one
 // direction (sent: the lab's; else the kernel's): a segment starting below
 // the highest sequence number sent before is a retransmission. It also
 // counts the other direction's segments with SACK blocks that reached the
@@ -231,7 +232,14 @@ func (x *sackRun) judge(legs []*sackLeg) {
 	rows := [][]string{{"burst", "SACK", "segments lost", "retransmitted", "SACK blocks on the wire", "resent octets already SACKed", "bytes exact"}}
 	for i, l := range legs {
 		captured := func(ri int) bool { _, ok := x.recPkt[ri]; return ok }
-		st := retransmissions(x.recs, x.connRecs(l.c.ID()), l.labSends, captured)
+		when := func(ri int) (time.Time, bool) {
+			pi, ok := x.recPkt[ri]
+			if !ok {
+				return time.Time{}, false
+			}
+			return x.pkts[pi].Time, true
+		}
+		st := retransmissions(x.recs, wireOrder(x.connRecs(l.c.ID()), when), l.labSends, captured)
 		stats[i] = st
 		exact := bytes.Equal(l.sent, l.got)
 		env.Check(l.label+": every byte arrives, byte for byte", exact, "sent %d bytes sha256 %s…, read %d bytes sha256 %s…",
@@ -349,4 +357,30 @@ func metricName(l *sackLeg) string {
 		return s + "_sack"
 	}
 	return s + "_newreno"
+}
+
+// wireOrder is idx stably sorted by when each record's segment crossed the
+// loopback (when(i): its captured packet's time). A record with no packet
+// keeps its place after the record before it. The lab handles segments in
+// the order its raw socket reads them, which a busy machine can make later
+// than the order they were sent in.
+func wireOrder(idx []int, when func(int) (time.Time, bool)) []int {
+	type keyed struct {
+		i  int
+		at time.Time
+	}
+	ks := make([]keyed, len(idx))
+	var last time.Time
+	for n, i := range idx {
+		if t, ok := when(i); ok {
+			last = t
+		}
+		ks[n] = keyed{i, last}
+	}
+	slices.SortStableFunc(ks, func(a, b keyed) int { return a.at.Compare(b.at) })
+	out := make([]int, len(ks))
+	for n, k := range ks {
+		out[n] = k.i
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package tcpexp
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/statelab/statelab/tcpstate"
 	"github.com/statelab/statelab/tcpstate/rawtcp"
@@ -110,6 +111,46 @@ func TestRecoveryOrderTellsOneRoundTripFromTwo(t *testing.T) {
 			}
 			if got := recoveryOrderOf(tt.recs, idx, 201, 401); got != tt.want {
 				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// The lab's raw socket can read a kernel segment after the lab has already
+// answered later ones (a starved process catching up): "SACKed before" is
+// judged in the order the segments crossed the loopback, not in the order
+// the lab handled them.
+func TestRetransmissionsJudgeSACKedBeforeInWireOrder(t *testing.T) {
+	data := func(seq tcpstate.Seq, n int) rawtcp.Record {
+		return rawtcp.Record{Conn: 1, Seg: rawtcp.RecSeg{Seq: seq, Len: n, Flags: tcpstate.ACK}}
+	}
+	sack := rawtcp.Record{Conn: 1, Sent: true, Seg: rawtcp.RecSeg{Flags: tcpstate.ACK, NumSACK: 1}}
+	sack.Seg.SACK[0] = tcpstate.SACKBlock{Left: 201, Right: 301}
+	// Records as the lab handled them: the kernel's probe of 201 (record 4)
+	// after the lab's SACK of it (record 3).
+	recs := []rawtcp.Record{data(1, 100), data(101, 100), data(201, 100), sack, data(201, 100)}
+	base := time.Unix(0, 0)
+	tests := []struct {
+		name string
+		at   []time.Duration // capture time per record; -1: not captured
+		want int             // resent octets SACKed before
+	}{
+		{"the probe crossed the loopback before the SACK", []time.Duration{0, 1, 2, 9, 5}, 0},
+		{"the probe crossed the loopback after the SACK", []time.Duration{0, 1, 2, 5, 9}, 100},
+		{"an uncaptured record keeps its place after the one before it", []time.Duration{0, 1, -1, 9, 5}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			idx := []int{0, 1, 2, 3, 4}
+			when := func(i int) (time.Time, bool) {
+				if tt.at[i] < 0 {
+					return time.Time{}, false
+				}
+				return base.Add(tt.at[i]), true
+			}
+			got := retransmissions(recs, wireOrder(idx, when), false, func(i int) bool { return tt.at[i] >= 0 })
+			if got.resentSACKed != tt.want || got.resentSegs != 1 {
+				t.Errorf("resent %d segment(s), %d SACKed octets; want 1 and %d", got.resentSegs, got.resentSACKed, tt.want)
 			}
 		})
 	}

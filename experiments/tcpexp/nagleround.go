@@ -38,6 +38,15 @@ func (n nagleRound) bodyWait() time.Duration { return n.body - n.header }
 // (what Nagle does with a small segment while data is in flight).
 func (n nagleRound) bodyAfterACK() bool { return n.found && n.bodyRec > n.ackRec }
 
+// probed: the body left before the header's ACK, but only once gap (header
+// to body on the wire) had reached the sender's tail-loss probe floor: with
+// Nagle on, that is the probe timer sending what Nagle held (Linux sends new
+// data as its probe, tcp_send_loss_probe), not Nagle failing. It happens
+// when the receiver's delayed ACK is late past the floor.
+func (n nagleRound) probed(gap time.Duration) bool {
+	return n.found && n.bodyRec != n.hdrRec && !n.bodyAfterACK() && gap >= kernelProbeFloor
+}
+
 // nagleRounds finds rounds rounds of header and body octets each in the
 // records of connection id. The client is the lab (its segments are the
 // ones the lab sent) when labClient is set, else the kernel; its request
@@ -128,8 +137,12 @@ func roundNotes(rounds []nagleRound, client, server string, nagle bool) map[int]
 			add(rd.bodyRec, "round %d: the body, %s after the header: the %s's Nagle held it until the header was acknowledged", n, fmtMs(rd.bodyWait()), client)
 		case rd.bodyAfterACK():
 			add(rd.bodyRec, "round %d: the body, %s after the header (Nagle off; the header's ACK had come already)", n, fmtMs(rd.bodyWait()))
-		default:
+		case !nagle:
 			add(rd.bodyRec, "round %d: the body, %s after the header, sent with the header unacknowledged (Nagle off)", n, fmtMs(rd.bodyWait()))
+		case rd.probed(rd.bodyWait()):
+			add(rd.bodyRec, "round %d: the body, %s after the header, sent with the header unacknowledged: the %s's loss-probe timer (at least %v) fired before the late ACK", n, fmtMs(rd.bodyWait()), client, kernelProbeFloor)
+		default:
+			add(rd.bodyRec, "round %d: the body, %s after the header, sent with the header unacknowledged although Nagle was on", n, fmtMs(rd.bodyWait()))
 		}
 		if rd.respRec != rd.ackRec {
 			add(rd.respRec, "round %d: the %s's response, once it held the whole request", n, server)
@@ -158,8 +171,11 @@ func rungNotes(rounds []nagleRound, nagle bool) map[int]string {
 		}
 		if rd.bodyRec != rd.hdrRec {
 			held := ""
-			if rd.bodyAfterACK() && nagle {
+			switch {
+			case rd.bodyAfterACK() && nagle:
 				held = ", held by Nagle"
+			case nagle && rd.probed(rd.bodyWait()):
+				held = ", the loss probe"
 			}
 			out[rd.bodyRec] = fmt.Sprintf("round %d body, +%s%s", n, fmtMs(rd.bodyWait()), held)
 		}
