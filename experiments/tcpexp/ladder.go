@@ -166,7 +166,7 @@ func (lr *ladderRows) addRecord(rec *rawtcp.Record, captured bool) {
 	}
 	label := wireLabel(uint8(rec.Seg.Flags), uint32(rec.Seg.Seq), uint32(rec.Seg.Ack), rec.Seg.Len, rec.Seg.Window, sb, ab)
 	label += optionsLabel(&rec.Seg, ab, lr.r.labelTS)
-	row := lab.Rung{ToRight: rec.Sent, RightState: lr.kstate, AtMS: lab.MS(rec.At), Detail: rec.Comment()}
+	row := lab.Rung{ToRight: rec.Sent, RightState: lr.kstate, AtMS: lab.MS(rec.At), Detail: labComment(rec, lr.lb, lr.pb)}
 	if rec.Sent && onWire(rec) {
 		end := uint32(rec.Seg.Seq) - lr.lb.v + uint32(rec.Seg.Len)
 		if lr.sentAny && rec.Seg.Len > 0 && end <= lr.sentMax {
