@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 )
@@ -116,8 +117,11 @@ func RunOne(ctx context.Context, exp Experiment, opts Options) *Report {
 	env.finish()
 	r.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
-		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-			err = fmt.Errorf("%w (%v)", err, context.Cause(ctx))
+		// Say why the run was cut short (a signal, the timeout), once:
+		// the body may have returned ctx.Err(), which does not say it,
+		// or the cause itself.
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) && !strings.Contains(err.Error(), cause.Error()) {
+			err = fmt.Errorf("%w (%v)", err, cause)
 		}
 		r.Error = err.Error()
 		var ee *EnvError

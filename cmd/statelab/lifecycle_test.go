@@ -188,7 +188,7 @@ func TestKilledLabLeavesNothing(t *testing.T) {
 // SIGKILL of the lab process inside the namespace (it cannot clean up)
 // leaves no temporary file either: they live in a directory the still
 // living statelab process removes. The capture in progress is lost, and
-// the exit status says how the lab ended.
+// the exit status and one line on stderr say how the lab ended.
 func TestKilledLabProcessLeavesNoTemporaryFiles(t *testing.T) {
 	b := startBlockedLab(t)
 	if left, _ := os.ReadDir(b.tmp); len(left) != 1 || !strings.HasPrefix(left[0].Name(), "statelab-run-") {
@@ -202,6 +202,9 @@ func TestKilledLabProcessLeavesNoTemporaryFiles(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(b.tmp); len(left) != 0 {
 		t.Errorf("temporary files left in TMPDIR after the lab process was killed: %v", left)
+	}
+	if want := "killed by SIGKILL"; strings.Count(b.stderr.String(), want) != 1 {
+		t.Errorf("stderr %q does not say once that the lab process was %s", b.stderr, want)
 	}
 }
 

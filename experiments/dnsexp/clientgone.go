@@ -70,7 +70,7 @@ func runClientGone(env *lab.Env) error {
 	env.Check("the server's write succeeded: UDP cannot tell it nobody listens", werr == nil, "write error: %s", lab.ErrText(werr))
 	w := readClientGone(pkts, r.server, r.client)
 	commentRest(pkts)
-	lad := env.Ladder(fmt.Sprintf("the client (%s) leaves before its answer, as captured", r.client), "client", "server")
+	lad := capturedLadder(env, fmt.Sprintf("the client (%s) leaves before its answer, as captured", r.client), "client", "server")
 	lad.Rows = w.ladder
 	env.Check("the capture shows query, answer, then ICMP port unreachable", w.ok(),
 		"query=%v answer=%v icmp=%v (after the answer: %v), id=%#04x", w.query, w.answer, w.icmp, w.icmpAfterAnswer, w.id)

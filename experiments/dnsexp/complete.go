@@ -194,6 +194,18 @@ func stopComplete(env *lab.Env, c *capture.Capture, x wireWant) ([]*capture.Pack
 		source = fmt.Sprintf("the client (%d queries sent), %s, the kernel (%d ICMP messages, %d TCP segments sent, /proc/net/snmp); captured %d + %d + %d + %d",
 			x.queries, x.repliesBy, icmp, tcp, g.queries, g.replies, g.icmp, g.tcp)
 	}
-	env.CaptureComplete(c, got, x.queries+x.replies+icmp+tcp, "packets", source)
+	if !env.CaptureComplete(c, got, x.queries+x.replies+icmp+tcp, "packets", source) {
+		env.Note("No ladder is drawn: the capture is incomplete (see \"capture complete\"), and a ladder presented as the exchange holds only captured packets.")
+	}
 	return pkts, nil
+}
+
+// capturedLadder is env.Ladder for a ladder "as captured": once the
+// capture was found short, the ladder returned (which the caller fills
+// all the same) is in no report.
+func capturedLadder(env *lab.Env, title, left, right string) *lab.Ladder {
+	if env.CaptureShort() {
+		return &lab.Ladder{Title: title, Left: left, Right: right}
+	}
+	return env.Ladder(title, left, right)
 }

@@ -188,7 +188,7 @@ func shortCookie(b []byte, ok bool) string {
 // report records the wire's checks, ladder, metrics and holding row.
 func (x *cookieRun) report(w cookieWire, st udpdns.Stats) {
 	env := x.env
-	lad := env.Ladder("learning the cookie, two forgeries, and a new secret's BADCOOKIE round trip, as captured", "client", "server")
+	lad := capturedLadder(env, "learning the cookie, two forgeries, and a new secret's BADCOOKIE round trip, as captured", "client", "server")
 	lad.Rows = w.ladder
 	env.Check("the client learned the server's cookie from its first answer and sent it in every query after",
 		w.firstCookie == udpdns.ClientCookieLen && w.learnedInFirstAnswer && w.full == w.clientQueries-1 && w.fullLen == udpdns.CookieLen,

@@ -180,7 +180,7 @@ func (w idWire) report(env *lab.Env, n int, r *rig, good int, rtts []float64) {
 	env.Metric("max_in_flight_count", float64(w.maxOut))
 	env.Metric("rtt_p50_ms", p50)
 	env.Metric("rtt_p99_ms", p99)
-	lad := env.Ladder(fmt.Sprintf("the first four queries on one socket (client %s, server %s), as captured", r.client, r.server), "client", "server")
+	lad := capturedLadder(env, fmt.Sprintf("the first four queries on one socket (client %s, server %s), as captured", r.client, r.server), "client", "server")
 	lad.Rows = w.ladder
 	env.Table("per-caller outcome", [][]string{
 		{"queries", "answered correctly", "overtaken answers", "max in flight", "p50 ms", "p99 ms"},

@@ -261,7 +261,7 @@ func (w lossWire) freshIDs(heldID uint16) bool {
 
 // report records the wire's checks, the ladder, metrics and note.
 func (w lossWire) report(env *lab.Env, heldID uint16, st udpdns.Stats) {
-	lad := env.Ladder(fmt.Sprintf("%s: held answer vs. retry, as captured", w.lateName), "client", "server")
+	lad := capturedLadder(env, fmt.Sprintf("%s: held answer vs. retry, as captured", w.lateName), "client", "server")
 	lad.Rows = w.ladder
 	env.Check("the retry carried a fresh ID and the late answer the old one", w.freshIDs(heldID),
 		"%s: %d queries, %d answers on the wire; first id=%#04x (held %#04x), retry id=%#04x, first answer id=%#04x",

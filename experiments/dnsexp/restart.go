@@ -298,7 +298,7 @@ func readRestart(pkts []*capture.Packet, addr, client netip.AddrPort, pid1, pid2
 // report records the wire's checks, the ladder, metrics and notes.
 func (x *restartRun) report(w restartWire) {
 	env := x.env
-	lad := env.Ladder(fmt.Sprintf("across the restart (server %s: pid %d killed, pid %d started), as captured", x.addr, x.pid1, x.pid2), "client", "server")
+	lad := capturedLadder(env, fmt.Sprintf("across the restart (server %s: pid %d killed, pid %d started), as captured", x.addr, x.pid1, x.pid2), "client", "server")
 	lad.Rows = w.ladder
 	env.Check("the kernel refused the query sent while the server was down", w.icmpForGap,
 		"%d ICMP port-unreachable messages captured; one quotes %s (id=%#04x)", w.icmps, gapName, w.gapFirstID)

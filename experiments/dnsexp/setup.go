@@ -25,6 +25,16 @@ const labServerAddr = "127.0.0.1:53"
 // serveLab starts the experiment's in-process server on labServerAddr: the
 // built-in zone wrapped in mw (the first outermost). It is closed when the
 // experiment ends, if the experiment has not closed it before.
+// Tests make a capture short through these.
+var (
+	// testCaptureKeep, when set, also decides which packets a capture
+	// keeps: one that drops some leaves the capture short of the counts.
+	testCaptureKeep func(*capture.Packet) bool
+	// captureDrain bounds how long a capture waits to hold what the
+	// sources counted (0: the capture's default).
+	captureDrain time.Duration
+)
+
 func serveLab(env *lab.Env, mw ...dnsfault.Middleware) (*udpdns.Server, error) {
 	srv, err := udpdns.StartServer(udpdns.ServerConfig{Addr: labServerAddr, Handler: dnsfault.Chain(udpdns.BuiltinZone(), mw...)})
 	if err != nil {
@@ -87,6 +97,9 @@ func newRig(env *lab.Env, server netip.AddrPort, c rigConfig) (*rig, error) {
 	var clientPort atomic.Uint32 // known once the client exists
 	keepSrv := keepPorts(server.Port())
 	keep := func(p *capture.Packet) bool {
+		if testCaptureKeep != nil && !testCaptureKeep(p) {
+			return false
+		}
 		if keepSrv(p) {
 			return true
 		}
@@ -94,7 +107,7 @@ func newRig(env *lab.Env, server netip.AddrPort, c rigConfig) (*rig, error) {
 		port := uint16(clientPort.Load())
 		return ok && port != 0 && m.Involves(port)
 	}
-	if r.cap, err = env.Capture(capture.Options{Keep: keep}); err != nil {
+	if r.cap, err = env.Capture(capture.Options{Keep: keep, MaxDrain: captureDrain}); err != nil {
 		return nil, err
 	}
 	r.cl, err = udpdns.NewClient(udpdns.Config{Server: server, Timeout: c.timeout, Retries: c.retries, Rand: env.Bytes("client"),

@@ -319,7 +319,7 @@ func classify(w wirePkt, server netip.AddrPort, inflight map[uint16]string) udpd
 // report records the replay's checks, the metrics and the notes.
 func (w spoofWire) report(env *lab.Env, nq, poisoned int, st udpdns.Stats, sent int) {
 	if w.ladder != nil {
-		lad := env.Ladder("query 1 under attack, as captured (forged replies come from a raw socket)", "client", "server / attacker")
+		lad := capturedLadder(env, "query 1 under attack, as captured (forged replies come from a raw socket)", "client", "server / attacker")
 		lad.Rows = w.ladder
 	}
 	env.Check("the capture holds the forger's datagrams in the order it sent them", w.forgedSeen == sent && w.forgedUnlogged == 0,

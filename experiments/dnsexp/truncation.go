@@ -303,7 +303,7 @@ func (w truncWire) roundTrips() (udpOnly, truncated int) {
 // report records the wire's checks, the ladder, metrics and the holding
 // row.
 func (w truncWire) report(env *lab.Env, held time.Duration) {
-	lad := env.Ladder(fmt.Sprintf("a small answer over UDP, then one too big for a %d-byte buffer: TC, and TCP, as captured", truncation.udpSize), "client", "server")
+	lad := capturedLadder(env, fmt.Sprintf("a small answer over UDP, then one too big for a %d-byte buffer: TC, and TCP, as captured", truncation.udpSize), "client", "server")
 	lad.Rows = w.ladder
 	env.Check("the big answer over UDP was truncated within the client's buffer", w.bigTC && w.bigUDPSize <= int(truncation.udpSize) && w.bigRecords < udpdns.BigTXTRecords,
 		"TC=%v, %d bytes (buffer %d), %d of %d records", w.bigTC, w.bigUDPSize, truncation.udpSize, w.bigRecords, udpdns.BigTXTRecords)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"time"
 
 	"github.com/statelab/statelab/httpstate"
 	"github.com/statelab/statelab/lab"
@@ -147,11 +148,24 @@ func captureOpts(ports ...uint16) capture.Options {
 	for _, p := range ports {
 		set[p] = true
 	}
-	return capture.Options{Keep: func(p *capture.Packet) bool {
+	return capture.Options{MaxDrain: captureDrain, Keep: func(p *capture.Packet) bool {
+		if testCaptureKeep != nil && !testCaptureKeep(p) {
+			return false
+		}
 		m, ok := p.Decode()
 		return ok && (set[m.Src.Port()] || set[m.Dst.Port()])
 	}}
 }
+
+// Tests make a capture short through these.
+var (
+	// testCaptureKeep, when set, also decides which packets a capture
+	// keeps: one that drops some leaves the capture short of the counts.
+	testCaptureKeep func(*capture.Packet) bool
+	// captureDrain bounds how long a capture waits to hold what the
+	// sources counted (0: the capture's default).
+	captureDrain time.Duration
+)
 
 // testHookStarted, when set by a test, is told each time an experiment
 // has started something that its cleanup must undo (a process, a capture),

@@ -107,9 +107,17 @@ func (t *tcpLab) upload(l *labSetup) tcpRun {
 	return r
 }
 
-// expect reads what the TCP endpoints counted, before anything closes:
-// what the capture must hold of TCP.
+// expect reads what the TCP endpoints counted, before anything closes
+// and once they are done: the server has read every byte the NAT relayed
+// on the old connection (nothing more is relayed after the rebinding), so
+// the NAT's outside socket has sent them all, and the server's delayed
+// ACK is out. Read earlier, the counts would miss the segments still
+// queued, and a capture missing them would meet them. That is what the
+// capture must hold of TCP.
 func (t *tcpLab) expect(l *labSetup, rb nat.TCPRebinding) ([]expect, error) {
+	if err := t.sink.waitReceived(l.ctx, rb.RelayedBytes); err != nil {
+		return nil, err
+	}
 	outside, outCount := t.nat.Outside()
 	sinkCount := t.sink.count(l.ctx)
 	if outCount.Err != nil || sinkCount.Err != nil {

@@ -2,11 +2,14 @@ package quicexp
 
 import (
 	"net/netip"
+	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/statelab/statelab/lab/capture"
+	"github.com/statelab/statelab/lab/labtest"
 	"github.com/statelab/statelab/quicconn/nat"
 )
 
@@ -77,5 +80,32 @@ func TestReadTCPReset(t *testing.T) {
 				t.Errorf("client reset %v after the rebinding, want 5ms", o.resetAfter)
 			}
 		})
+	}
+}
+
+// The TCP counts the contrast's capture is checked against are final:
+// read once the server has every byte the NAT relayed and the last ACK
+// is out, so the capture holds exactly what they say, not more (a count
+// read while the NAT's socket still had bytes queued would be met by a
+// capture missing the rest).
+func TestTCPContrastCountsAreFinal(t *testing.T) {
+	count := regexp.MustCompile(`(\d+) of (\d+) (TCP [^,(]+)`)
+	for i := range 3 {
+		r := labtest.RunExperiment(t, experiment("quic/tcp-contrast"), uint64(i+1))
+		var detail string
+		for _, c := range r.Checks {
+			if c.Name == "capture complete" {
+				detail = c.Detail
+			}
+		}
+		ms := count.FindAllStringSubmatch(detail, -1)
+		if len(ms) != 5 {
+			t.Fatalf("run %d: %d TCP counts in %q, want 5", i+1, len(ms), detail)
+		}
+		for _, m := range ms {
+			if m[1] != m[2] {
+				t.Errorf("run %d: captured %s of %s %s: the count was read before the socket was done", i+1, m[1], m[2], strings.TrimSpace(m[3]))
+			}
+		}
 	}
 }

@@ -44,7 +44,8 @@ func TestExperimentsPass(t *testing.T) {
 func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 	defer func(d time.Duration, n int) { captureDrain, testUncounted = d, n }(captureDrain, testUncounted)
 	captureDrain, testUncounted = 300*time.Millisecond, 1
-	for _, name := range []string{"quic/rebind-port", "quic/tcp-contrast", "quic/retry", "quic/stateless-reset"} {
+	for _, e := range Experiments() {
+		name := e.Name
 		t.Run(strings.TrimPrefix(name, "quic/"), func(t *testing.T) {
 			r := lab.RunOne(context.Background(), experiment(name), lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})
 			if r.Passed || r.Error != "" || len(r.Checks) == 0 {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/statelab/statelab/quicconn"
 	"github.com/statelab/statelab/quicconn/nat"
 )
@@ -69,6 +71,7 @@ type tcpSink struct {
 	accepted chan struct{} // closed at the first connection
 	mu       sync.Mutex
 	n        int64
+	grew     chan struct{} // closed and replaced each time n grows
 	cs       []net.Conn
 }
 
@@ -77,7 +80,7 @@ func newTCPSink() (*tcpSink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", quicconn.ErrListen, err)
 	}
-	s := &tcpSink{addr: ln.Addr().(*net.TCPAddr).AddrPort(), ln: ln, accepted: make(chan struct{})}
+	s := &tcpSink{addr: ln.Addr().(*net.TCPAddr).AddrPort(), ln: ln, accepted: make(chan struct{}), grew: make(chan struct{})}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -111,6 +114,10 @@ func (s *tcpSink) serve(c net.Conn) {
 		h.Write(buf[:k])
 		s.mu.Lock()
 		s.n += int64(k)
+		if k > 0 {
+			close(s.grew)
+			s.grew = make(chan struct{})
+		}
 		s.mu.Unlock()
 		if err != nil {
 			break
@@ -122,6 +129,8 @@ func (s *tcpSink) serve(c net.Conn) {
 // count is what the server's socket counted (its first connection's
 // tcp_info), once it has accepted it: under load the kernel completes the
 // handshake and takes data long before the server's goroutine accepts.
+// An ACK the socket has delayed is sent first (TCP_QUICKACK sends a
+// pending one at once), so no segment of it comes after the count.
 func (s *tcpSink) count(ctx context.Context) nat.TCPCount {
 	select {
 	case <-s.accepted:
@@ -131,7 +140,42 @@ func (s *tcpSink) count(ctx context.Context) nat.TCPCount {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, _ := s.cs[0].(*net.TCPConn)
+	if c != nil {
+		if err := flushACK(c); err != nil {
+			return nat.TCPCount{Err: err}
+		}
+	}
 	return nat.CountTCP(c)
+}
+
+// flushACK sends the ACK c's kernel is delaying, if any, now.
+func flushACK(c *net.TCPConn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// waitReceived waits until the server has read n bytes, or ctx ends.
+func (s *tcpSink) waitReceived(ctx context.Context, n int64) error {
+	for {
+		s.mu.Lock()
+		got, grew := s.n, s.grew
+		s.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-grew:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: the server read %d of the %d bytes relayed: %w", quicconn.ErrTransfer, got, n, context.Cause(ctx))
+		}
+	}
 }
 
 func (s *tcpSink) received() int64 {

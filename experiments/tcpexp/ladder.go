@@ -12,8 +12,10 @@ import (
 // ladder draws one connection as captured: its captured segments in
 // capture order with the lab's state from the records and the kernel's
 // from the segments; segments the records hold that are not in the
-// capture (dropped or held by the lab's link, or missing from a short
-// capture) are marked as reported by the engine's records.
+// capture (dropped or held by the lab's link) are marked as reported by
+// the engine's records. A short capture (CaptureComplete failed) gets no
+// ladder, only a note saying why: rows from the records would stand in
+// for the packets it misses.
 func (r *labRun) ladder(title string, c *rawtcp.Conn) { r.ladderN(title, c, 0, 0, nil) }
 
 // ladderN is ladder keeping only the first head and last tail rows of a
@@ -23,7 +25,6 @@ func (r *labRun) ladderN(title string, c *rawtcp.Conn, head, tail int, keep func
 	if c == nil {
 		return
 	}
-	l := r.env.Ladder(title+" (as captured; sequence numbers relative, as Wireshark shows them)", "lab (tcpstate)", "kernel")
 	items, cv := r.ladderItems(c)
 	var lb, pb seqBase
 	if cv != nil {
@@ -32,13 +33,23 @@ func (r *labRun) ladderN(title string, c *rawtcp.Conn, head, tail int, keep func
 		t := c.TCB()
 		lb, pb = seqBase{uint32(t.ISS), true}, seqBase{uint32(t.IRS), true}
 	}
+	// The plots come from the engine's records, whatever was captured;
+	// a ladder "as captured" only from a capture known to be whole.
+	defer r.plots(title, c, lb, pb)
+	if r.env.CaptureShort() {
+		if !r.noLadder {
+			r.noLadder = true
+			r.env.Note("No ladder is drawn: the capture is incomplete (see \"capture complete\"), and a ladder presented as the exchange holds only captured packets.")
+		}
+		return
+	}
+	l := r.env.Ladder(title+" (as captured; sequence numbers relative, as Wireshark shows them)", "lab (tcpstate)", "kernel")
 	lr := ladderRows{r: r, c: c, lb: lb, pb: pb, keep: keep}
 	for _, it := range items {
 		lr.add(it)
 	}
 	l.Rows = collapse(lr.rows, lr.kept, head, tail)
 	l.Timed = true // rows carry the records' times (AtMS)
-	r.plots(title, c, lb, pb)
 }
 
 // ladderItem is one row to be: a captured packet, a record, or both.
@@ -155,7 +166,7 @@ func (lr *ladderRows) addRecord(rec *rawtcp.Record, captured bool) {
 	}
 	label := wireLabel(uint8(rec.Seg.Flags), uint32(rec.Seg.Seq), uint32(rec.Seg.Ack), rec.Seg.Len, rec.Seg.Window, sb, ab)
 	label += optionsLabel(&rec.Seg, ab, lr.r.labelTS)
-	row := lab.Rung{ToRight: rec.Sent, RightState: lr.kstate, AtMS: lab.MS(rec.At), Detail: rec.Comment()}
+	row := lab.Rung{ToRight: rec.Sent, RightState: lr.kstate, AtMS: lab.MS(rec.At), Detail: labComment(rec, lr.lb, lr.pb)}
 	if rec.Sent && onWire(rec) {
 		end := uint32(rec.Seg.Seq) - lr.lb.v + uint32(rec.Seg.Len)
 		if lr.sentAny && rec.Seg.Len > 0 && end <= lr.sentMax {

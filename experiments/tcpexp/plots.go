@@ -86,7 +86,7 @@ func (g *tcpGraphs) add(rec *rawtcp.Record, kstate string) {
 	if rec.Sent {
 		rel := uint32(s.Seq) - g.lb.v
 		if seqLen > 0 {
-			pt := lab.Point{X: t, Y: float64(rel), Y2: float64(rel + seqLen), Detail: rec.Comment()}
+			pt := lab.Point{X: t, Y: float64(rel), Y2: float64(rel + seqLen), Detail: labComment(rec, g.lb, g.pb)}
 			switch {
 			case !onWire(rec):
 				pt.Fate = lab.FateLost
@@ -115,7 +115,7 @@ func (g *tcpGraphs) add(rec *rawtcp.Record, kstate string) {
 	if g.pb.set {
 		rel := uint32(s.Seq) - g.pb.v
 		if seqLen > 0 {
-			pt := lab.Point{X: t, Y: float64(rel), Y2: float64(rel + seqLen), Detail: rec.Comment()}
+			pt := lab.Point{X: t, Y: float64(rel), Y2: float64(rel + seqLen), Detail: labComment(rec, g.lb, g.pb)}
 			if g.peerSent && rel+seqLen <= g.peerMax {
 				pt.Fate = lab.FateRetransmit
 			}

@@ -60,6 +60,16 @@ func seededISS(rng *rand.Rand) func() tcpstate.Seq {
 	}
 }
 
+// Tests make a capture short through these.
+var (
+	// testCaptureKeep, when set, also decides which packets a capture
+	// keeps: one that drops some leaves the capture short of the records.
+	testCaptureKeep func(*capture.Packet) bool
+	// captureDrain bounds how long a capture waits to hold what the
+	// records count (0: the capture's default).
+	captureDrain time.Duration
+)
+
 // labNetNS is the network namespace the lab's raw link may alter: the one
 // the sandbox made for this process, and no other.
 func labNetNS() (string, error) {
@@ -114,6 +124,8 @@ type labRun struct {
 	// rungNotes, when set, adds a short note to the ladder rows of some
 	// records (record index → note), after the kernel's state.
 	rungNotes map[int]string
+	// noLadder is set once the report says a short capture gets no ladder.
+	noLadder bool
 }
 
 // newLabRun opens the lab's stack with engine configuration cfg and
@@ -131,7 +143,10 @@ func newLabRun(env *lab.Env, cfg tcpstate.Config) (*labRun, error) {
 	}
 	env.Cleanup(func() { st.Close() })
 	lc = st.Link().Config()
-	cp, err := env.Capture(capture.Options{Keep: func(p *capture.Packet) bool {
+	cp, err := env.Capture(capture.Options{MaxDrain: captureDrain, Keep: func(p *capture.Packet) bool {
+		if testCaptureKeep != nil && !testCaptureKeep(p) {
+			return false
+		}
 		m, ok := p.Decode()
 		if !ok || m.Proto != capture.ProtoTCP {
 			return false

@@ -253,9 +253,11 @@ func Reexec() (int, error) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	forwarded := map[os.Signal]bool{}
 	for {
 		select {
 		case s := <-sigs:
+			forwarded[s] = true
 			_ = cmd.Process.Signal(s)
 		case err := <-done:
 			if err == nil {
@@ -264,6 +266,12 @@ func Reexec() (int, error) {
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
 				if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					if !forwarded[ws.Signal()] {
+						// Killed from outside (kill -9 of the lab
+						// process): it could say nothing itself.
+						fmt.Fprintf(os.Stderr, "%s: the lab process (pid %d) was killed by %s: the experiment in progress and its capture are lost; its temporary files are removed\n",
+							filepath.Base(os.Args[0]), cmd.Process.Pid, unix.SignalName(ws.Signal()))
+					}
 					return 128 + int(ws.Signal()), nil
 				}
 				return ee.ExitCode(), nil
