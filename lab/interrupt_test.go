@@ -36,3 +36,41 @@ func TestInterruptedExperimentNamesTheSignalOnce(t *testing.T) {
 		})
 	}
 }
+
+// A report cut short by a signal says "interrupted", not that its checks
+// failed: in JSON (interrupted: the signal) and in text (a STOP line
+// instead of "FAIL no check ran" and the error).
+func TestInterruptedReportSaysStoppedNotFailed(t *testing.T) {
+	tests := []struct {
+		name     string
+		checkRan bool
+	}{
+		{"before any check", false},
+		{"after a check", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			e := Experiment{Name: "test/interrupted", Run: func(env *Env) error {
+				if tt.checkRan {
+					env.Check("first step", true, "done")
+				}
+				cancel(interrupted{syscall.SIGINT})
+				<-env.Ctx.Done()
+				return env.Ctx.Err()
+			}}
+			r := RunOne(ctx, e, Options{OutDir: t.TempDir(), Seed: 1})
+			if r.Interrupted != "SIGINT" || r.Passed {
+				t.Errorf("interrupted %q passed %v, want SIGINT and false", r.Interrupted, r.Passed)
+			}
+			var b strings.Builder
+			if err := r.WriteTextOptions(&b, TextOptions{Width: 100}); err != nil {
+				t.Fatal(err)
+			}
+			text := b.String()
+			if !strings.Contains(text, "STOP  interrupted by SIGINT") || strings.Contains(text, "FAIL") || strings.Contains(text, "ERROR") {
+				t.Errorf("report:\n%s\nwant a STOP line naming SIGINT, no FAIL and no ERROR", text)
+			}
+		})
+	}
+}

@@ -33,8 +33,12 @@ type Report struct {
 	// Error is set when the experiment could not be carried out.
 	Error string `json:"error,omitempty"`
 	// EnvError marks an error as the machine's, not the experiment's.
-	EnvError bool      `json:"env_error,omitempty"`
-	Ladders  []*Ladder `json:"ladders,omitempty"`
+	EnvError bool `json:"env_error,omitempty"`
+	// Interrupted names the signal (SIGINT, SIGTERM, SIGHUP) that cut
+	// the run short: its checks are those made before it, and it is not
+	// counted as a failure of what it shows.
+	Interrupted string    `json:"interrupted,omitempty"`
+	Ladders     []*Ladder `json:"ladders,omitempty"`
 	// Tables are extra evidence tables (rows of cells, first row a header).
 	Tables []Table `json:"tables,omitempty"`
 	// Notes are free lines the experiment wants the reader to see.
@@ -160,10 +164,15 @@ func (r *Report) WriteTextOptions(w io.Writer, o TextOptions) error {
 		}
 		hanging(&b, "  "+verdict+"  ", text, width, 8)
 	}
-	if len(r.Checks) == 0 && !r.Summary {
+	switch {
+	case r.Interrupted != "" && len(r.Checks) == 0:
+		hanging(&b, "  STOP  ", "interrupted by "+r.Interrupted+" before any check", width, 8)
+	case r.Interrupted != "":
+		hanging(&b, "  STOP  ", "interrupted by "+r.Interrupted+"; the checks above are those made before it", width, 8)
+	case len(r.Checks) == 0 && !r.Summary:
 		b.WriteString("  FAIL  no check ran\n")
 	}
-	if r.Error != "" {
+	if r.Error != "" && r.Interrupted == "" {
 		hanging(&b, "  ERROR ", r.Error, width, 8)
 	}
 	for _, c := range r.Captures {
@@ -176,7 +185,10 @@ func (r *Report) WriteTextOptions(w io.Writer, o TextOptions) error {
 		}
 	}
 	verdict := "PASS"
-	if !r.Passed {
+	switch {
+	case r.Interrupted != "":
+		verdict = "STOP"
+	case !r.Passed:
 		verdict = "FAIL"
 	}
 	fmt.Fprintf(&b, "--- %s %s (%.0f ms)\n\n", verdict, r.Experiment, r.DurationMS)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Options configure a run.
@@ -126,6 +128,9 @@ func RunOne(ctx context.Context, exp Experiment, opts Options) *Report {
 		r.Error = err.Error()
 		var ee *EnvError
 		r.EnvError = errors.As(err, &ee)
+	}
+	if sig, ok := errors.AsType[interrupted](context.Cause(ctx)); ok {
+		r.Interrupted = unix.SignalName(sig.Signal)
 	}
 	r.Passed = err == nil && len(r.Checks) > 0 && len(r.Failed()) == 0
 	return r

@@ -80,6 +80,8 @@ func badge(r *lab.Report) string {
 		return `<span class="badge summary">summary</span>`
 	case r.Passed:
 		return `<span class="badge pass">PASS</span>`
+	case r.Interrupted != "":
+		return `<span class="badge notjudged">STOP</span>`
 	}
 	return `<span class="badge fail">FAIL</span>`
 }
@@ -111,7 +113,10 @@ func section(b *strings.Builder, r *lab.Report, opts Options) {
 		}
 		b.WriteString("</p>")
 	}
-	if r.Error != "" {
+	switch {
+	case r.Interrupted != "":
+		fmt.Fprintf(b, `<p class="error">Stopped: interrupted by %s; the checks below are those made before it.</p>`, esc(r.Interrupted))
+	case r.Error != "":
 		fmt.Fprintf(b, `<p class="error">Error: %s</p>`, esc(r.Error))
 	}
 	plot := func(p *lab.Plot) {
@@ -231,7 +236,7 @@ main{padding:8px 28px 40px}
 section.experiment{background:#fff;border:1px solid #ddd;border-radius:6px;padding:14px 18px;margin:16px 0}
 section.failed{border-color:#d62728}
 .badge{font-size:11px;font-weight:600;padding:1px 6px;border-radius:3px;color:#fff;vertical-align:middle}
-.badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.summary{background:#607d8b}
+.badge.pass{background:#2e7d32}.badge.fail{background:#c62828}.badge.summary{background:#607d8b}.badge.notjudged{background:#8d6e00}
 .shows{font-size:15px;margin:4px 0 8px}
 .files a{font-family:ui-monospace,monospace;font-size:12px}
 figure{margin:14px 0} figcaption{font-weight:600;margin-bottom:4px;color:#333}
