@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,8 +35,35 @@ type Options struct {
 // that needs figures from several experiments reads here what each of them
 // stored. It lives exactly as long as the run.
 type RunState struct {
-	mu sync.Mutex
-	m  map[any]any
+	mu      sync.Mutex
+	m       map[any]any
+	planned []string
+}
+
+// SetPlanned records the experiments the run will run, in order
+// (Catalogue.Run does, unless already set).
+func (s *RunState) SetPlanned(names []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.planned = slices.Clone(names)
+}
+
+// Planned returns the experiments the run runs, in order: an experiment
+// can tell whether another runs after it (nil when unknown, as for
+// RunOne alone).
+func (s *RunState) Planned() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.planned)
+}
+
+// After reports whether the run runs experiment later after experiment
+// now.
+func (s *RunState) After(now, later string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, j := slices.Index(s.planned, now), slices.Index(s.planned, later)
+	return i >= 0 && j > i
 }
 
 // Store keeps v under key for the rest of the run. Keys follow the rules
@@ -153,6 +181,13 @@ func runProtected(exp Experiment, env *Env) (err error) {
 func (c *Catalogue) Run(ctx context.Context, exps []Experiment, opts Options, report func(*Report)) []*Report {
 	if opts.State == nil {
 		opts.State = &RunState{}
+	}
+	if opts.State.Planned() == nil {
+		names := make([]string, len(exps))
+		for i, e := range exps {
+			names[i] = e.Name
+		}
+		opts.State.SetPlanned(names)
 	}
 	var out []*Report
 	emit := func(r *Report) {

@@ -2,6 +2,8 @@ package httpexp
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/statelab/statelab/httpstate"
@@ -14,8 +16,9 @@ import (
 // run's state (lab.RunState), and http/mechanisms prints the table of its
 // run; http/signed-token, which fills a column of its own and runs after it
 // in name order, prints it again, so the last table of `statelab run http`
-// has every cell. A cell
-// whose experiment did not run in this run says so instead of guessing.
+// has every cell. A cell whose experiment runs later in this run says so
+// (lab.RunState.After); one whose experiment does not run in this run says
+// that instead of guessing.
 // (Not a lab.Summary: that would add a report to every partial run, which
 // `statelab run http/calculator --json` must not.)
 
@@ -88,12 +91,22 @@ func (ev *evidence) record(exp, row string, mode httpstate.Mode, cell string) {
 	ev.cells[exp][row][mode] = cell
 }
 
-// rows returns the table, header first, and how many cells were measured.
-func (ev *evidence) rows() ([][]string, int) {
+// tally is how many of the table's cells were measured, which experiments
+// later in this run fill others, and how many no experiment of this run
+// fills.
+type tally struct {
+	filled int
+	later  []string
+	absent int
+}
+
+// rows returns the table, header first, and its tally; later(exp) reports
+// whether exp runs later in this run.
+func (ev *evidence) rows(later func(exp string) bool) ([][]string, tally) {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	rows := [][]string{{"", "stateless", "stateful (memory)", "store-backed", "signed token (client-held)"}}
-	filled := 0
+	var t tally
 	for _, r := range evidenceRows {
 		row := []string{r.row}
 		for _, m := range evidenceCols {
@@ -103,19 +116,28 @@ func (ev *evidence) rows() ([][]string, int) {
 					c, ok = v, true
 				}
 			}
-			switch f, byCol := evidenceColFrom[m]; {
+			from, byCol := evidenceColFrom[m]
+			if !byCol {
+				from = r.from
+			}
+			switch {
 			case ok:
-				filled++
-			case byCol:
-				c = "not measured yet: " + f + " fills this column, and its report repeats this table"
+				t.filled++
+			case later(from):
+				c = "measured later in this run by " + from + ", whose report repeats this table"
+				if !slices.Contains(t.later, from) {
+					t.later = append(t.later, from)
+				}
 			default:
-				c = "not measured (run " + r.from + ")"
+				c = "not measured (run " + from + ")"
+				t.absent++
 			}
 			row = append(row, c)
 		}
 		rows = append(rows, row)
 	}
-	return rows, filled
+	slices.Sort(t.later)
+	return rows, t
 }
 
 // startEvidence starts env's experiment's cells afresh in its run.
@@ -130,10 +152,24 @@ func recordEvidence(env *lab.Env, row string, mode httpstate.Mode, format string
 // evidenceTable adds the comparison table of env's run to env's report and
 // notes how many of its cells were measured.
 func evidenceTable(env *lab.Env) {
-	rows, filled := evidenceOf(env.RunState()).rows()
+	rows, t := evidenceOf(env.RunState()).rows(func(exp string) bool { return env.RunState().After(env.Name(), exp) })
 	env.Table("Stateless vs stateful, measured in this run (statelab run http fills every cell)", rows)
-	env.Metric("evidence.cells_measured_count", float64(filled))
-	if all := len(evidenceRows) * len(evidenceCols); filled < all {
-		env.Note("the comparison table has %d of %d cells measured: run `statelab run http` to fill them all", filled, all)
+	env.Metric("evidence.cells_measured_count", float64(t.filled))
+	if note := t.note(); note != "" {
+		env.Note("%s", note)
 	}
+}
+
+// note says how many cells the table has measured and who fills the rest:
+// experiments later in this run, or a run of the whole group.
+func (t tally) note() string {
+	all := len(evidenceRows) * len(evidenceCols)
+	switch {
+	case t.filled >= all:
+		return ""
+	case t.absent == 0:
+		return fmt.Sprintf("the comparison table has %d of %d cells measured so far in this run: %s, later in this run, fills the rest and repeats this table",
+			t.filled, all, strings.Join(t.later, ", "))
+	}
+	return fmt.Sprintf("the comparison table has %d of %d cells measured: run `statelab run http` to fill them all", t.filled, all)
 }

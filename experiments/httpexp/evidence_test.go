@@ -37,7 +37,8 @@ func TestEvidenceTableShowsOnlyThisRunsCells(t *testing.T) {
 			if tt.otherRun {
 				run = &lab.RunState{}
 			}
-			rows, filled := evidenceOf(run).rows()
+			rows, tl := evidenceOf(run).rows(func(string) bool { return false })
+			filled := tl.filled
 			var got string
 			for _, row := range rows {
 				if row[0] == rowCrash {
@@ -82,5 +83,56 @@ func TestRunHTTPFillsEveryEvidenceCellFromItsMeasurements(t *testing.T) {
 			}
 		}
 		t.Logf("%s | %s", row[0], strings.Join(row[1:], " | "))
+	}
+}
+
+// http/mechanisms' table is honest about the cells still empty: when the
+// experiments that fill them run later in this run, it says so; when one
+// does not run, it tells the reader to run `statelab run http`.
+func TestEvidenceTableSaysWhatThisRunStillFills(t *testing.T) {
+	all := func() []string {
+		var names []string
+		for _, r := range evidenceRows {
+			names = append(names, r.from)
+		}
+		return names
+	}
+	tests := []struct {
+		name     string
+		planned  []string // after http/mechanisms
+		wantCell string   // the signed-token column's crash cell
+		wantNote string
+	}{
+		{"every filler ran before; signed-token later in this run", []string{"http/signed-token"},
+			"measured later in this run by http/signed-token, whose report repeats this table",
+			"18 of 24 cells measured so far in this run: http/signed-token, later in this run, fills the rest and repeats this table"},
+		{"signed-token not in this run", nil,
+			"not measured (run http/signed-token)", "18 of 24 cells measured: run `statelab run http` to fill them all"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			run := &lab.RunState{}
+			run.SetPlanned(append([]string{"http/mechanisms"}, tt.planned...))
+			ev := evidenceOf(run)
+			for _, name := range all() {
+				for _, r := range evidenceRows {
+					if r.from == name {
+						for _, m := range evidenceCols[:3] {
+							ev.record(name, r.row, m, "measured")
+						}
+					}
+				}
+			}
+			rows, tl := ev.rows(func(exp string) bool { return run.After("http/mechanisms", exp) })
+			var cell string
+			for _, row := range rows {
+				if row[0] == rowCrash {
+					cell = row[4]
+				}
+			}
+			if note := tl.note(); cell != tt.wantCell || !strings.Contains(note, tt.wantNote) {
+				t.Errorf("cell %q\nnote %q\nwant cell %q, note with %q", cell, note, tt.wantCell, tt.wantNote)
+			}
+		})
 	}
 }
