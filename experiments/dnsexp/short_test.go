@@ -2,13 +2,13 @@ package dnsexp
 
 import (
 	"context"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/capture"
+	"github.com/statelab/statelab/lab/labtest"
 )
 
 // A capture short of what the client, the servers, the forger and the
@@ -26,29 +26,7 @@ func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 			var n atomic.Int64
 			testCaptureKeep = func(*capture.Packet) bool { return n.Add(1)%2 == 0 } // every other packet
 			r := lab.RunOne(context.Background(), e, lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})
-			if r.Passed || r.Error != "" || len(r.Checks) == 0 {
-				t.Fatalf("passed %t, error %q, %d checks", r.Passed, r.Error, len(r.Checks))
-			}
-			failed := r.Failed()
-			if len(failed) != 1 || failed[0].Name != "capture complete" {
-				t.Errorf("failed checks %+v, want only \"capture complete\"", failed)
-			}
-			judged := true
-			for _, c := range r.Checks {
-				if c.Name == "capture complete" {
-					judged = false
-					continue
-				}
-				if !judged && c.NotJudged == "" {
-					t.Errorf("check %q judged on a short capture", c.Name)
-				}
-			}
-			for _, l := range r.Ladders {
-				t.Errorf("ladder %q drawn from a short capture (%d rows)", l.Title, len(l.Rows))
-			}
-			if !strings.Contains(strings.Join(r.Notes, "\n"), "No ladder is drawn: the capture is incomplete") {
-				t.Errorf("no note says why no ladder is drawn: %q", r.Notes)
-			}
+			labtest.WantShortCaptureVerdict(t, r, true)
 		})
 	}
 }

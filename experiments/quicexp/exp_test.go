@@ -48,20 +48,9 @@ func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 		name := e.Name
 		t.Run(strings.TrimPrefix(name, "quic/"), func(t *testing.T) {
 			r := lab.RunOne(context.Background(), experiment(name), lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})
-			if r.Passed || r.Error != "" || len(r.Checks) == 0 {
-				t.Fatalf("passed %t, error %q, %d checks", r.Passed, r.Error, len(r.Checks))
-			}
-			failed := r.Failed()
-			if len(failed) != 1 || failed[0].Name != "capture complete" || !strings.Contains(failed[0].Detail, "counted by") {
-				t.Errorf("failed checks %+v, want only \"capture complete\"", failed)
-			}
-			for _, c := range r.Checks[1:] {
-				if c.NotJudged == "" {
-					t.Errorf("check %q judged on a short capture", c.Name)
-				}
-			}
-			if len(r.Ladders) != 0 {
-				t.Errorf("%d ladder(s) drawn from a short capture", len(r.Ladders))
+			labtest.WantShortCaptureVerdict(t, r, false)
+			if failed := r.Failed(); len(failed) == 1 && !strings.Contains(failed[0].Detail, "counted by") {
+				t.Errorf("capture check %q names no source of its count", failed[0].Detail)
 			}
 			// What was captured is still commented, packet by packet.
 			f, err := capture.ReadFile(r.Captures[0])
