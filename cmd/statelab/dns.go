@@ -75,7 +75,7 @@ func init() {
 			fs.StringVar(&f.server, "server", "", "the server, `HOST[:PORT]` (a name or an address; port 53 when left out)")
 			intVar(fs, &f.n, "n", 1, 1, maxQueryRepeats, "ask each name `N` times")
 			intVar(fs, &f.c, "c", 16, 1, 10000, "queries in flight at once")
-			intVar(fs, &f.c, "concurrency", 16, 1, 10000, "the same as -c")
+			aliasVar(fs, "concurrency", "c", "the same as -c")
 			fs.StringVar(&f.qtype, "type", "A", "query `TYPE`")
 			durationVar(fs, &f.timeout, "timeout", 2*time.Second, time.Millisecond, time.Minute, "per-attempt timeout")
 			intVar(fs, &f.retries, "retries", 2, 0, 10, "retries after a timeout")
@@ -96,7 +96,7 @@ func init() {
 			durationVar(fs, &f.duration, "duration", 2*time.Second, 100*time.Millisecond, 10*time.Minute, "length of each run")
 			intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "interleaved rounds (dnsperf, udpdns, udpdns, dnsperf, …)")
 			intVar(fs, &f.c, "c", 100, 1, 10000, "queries in flight (udpdns goroutines; dnsperf -q)")
-			intVar(fs, &f.c, "concurrency", 100, 1, 10000, "the same as -c")
+			aliasVar(fs, "concurrency", "c", "the same as -c")
 			intVar(fs, &f.sockets, "sockets", 1, 1, 64, "udpdns client sockets")
 			fs.BoolVar(&f.json, "json", false, "print JSON")
 		},

@@ -57,6 +57,18 @@ func sizeVar(fs *flag.FlagSet, p *int64, name string, def, lo, hi int64, usage s
 	rangedVar(fs, p, name, def, lo, hi, usage, formatSize, parseSize, "a size")
 }
 
+// aliasVar declares name as a second name of the flag of already declared
+// (-c for --concurrency): the one value, range and default under both
+// names, so the two can never disagree.
+func aliasVar(fs *flag.FlagSet, name, of, usage string) {
+	f := fs.Lookup(of)
+	if f == nil {
+		panic(fmt.Sprintf("statelab: alias -%s of -%s, which is not declared yet", name, of))
+	}
+	fs.Var(f.Value, name, usage)
+	fs.Lookup(name).DefValue = f.DefValue
+}
+
 // rangedVar declares a flag whose value is parsed by parse, shown by
 // format and must lie in [lo, hi]; kind names it in the error ("a size").
 func rangedVar[T int | int64 | float64 | time.Duration](fs *flag.FlagSet, p *T, name string, def, lo, hi T, usage string,

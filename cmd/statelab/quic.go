@@ -78,7 +78,7 @@ func init() {
 			f := &quicGetFlags
 			fs.BoolVar(&f.insecure, "insecure", false, "https://: do not verify the server's certificate (needed for statelab quic serve's self-signed one)")
 			fs.StringVar(&f.output, "o", "", "write the body to `FILE` (replaced only once the whole body has arrived; - for stdout)")
-			fs.StringVar(&f.output, "output", "", "write the body to `FILE`; same as -o")
+			aliasVar(fs, "output", "o", "write the body to `FILE`; the same as -o")
 			durationVar(fs, &f.migrateAfter, "migrate-after", 0, 0, time.Hour, "migrate to a new local port `D` after the first response bytes (0: never)")
 			durationVar(fs, &f.rebindAfter, "rebind-after", 0, 0, time.Hour, "have the in-process NAT move the flow to a new port `D` after the first response bytes (0: no NAT)")
 			durationVar(fs, &f.timeout, "timeout", 30*time.Second, time.Millisecond, 24*time.Hour, "give up after `D`")
@@ -100,7 +100,7 @@ func init() {
 			f := &benchQUICFlags
 			sizeVar(fs, &f.size, "size", 32<<20, 1, quicconn.MaxDownload, "bytes per download, e.g. 32MiB")
 			intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "`R` rounds of every scenario, interleaved; the median-goodput one is reported")
-			intVar(fs, &f.rounds, "runs", 3, 1, 100, "deprecated: same as --rounds")
+			aliasVar(fs, "runs", "rounds", "deprecated: the same as --rounds")
 			fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
 		},
 		run: benchQUIC,

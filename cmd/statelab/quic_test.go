@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/lab/benchcmp"
 	"github.com/statelab/statelab/lab/labtest"
 	"github.com/statelab/statelab/quicconn"
 )
@@ -100,7 +101,7 @@ func TestQUICFlagsAcceptUnits(t *testing.T) {
 		{"bench quic", []string{"--size", "1MiB"}, func() bool { return benchQUICFlags.size == 1<<20 }},
 		{"bench quic", []string{"--size", "2.5MB", "--rounds", "5"}, func() bool { return benchQUICFlags.size == 2_500_000 && benchQUICFlags.rounds == 5 }},
 		{"bench quic", []string{"--runs", "4"}, func() bool { return benchQUICFlags.rounds == 4 }},
-		{"bench quic", nil, func() bool { return benchQUICFlags.size == 32<<20 && benchQUICFlags.rounds == 3 }},
+		{"bench quic", nil, func() bool { return benchQUICFlags.size == 32<<20 && benchQUICFlags.rounds == benchcmp.DefaultRounds }},
 		{"quic get", []string{"--timeout", "250ms", "-o", "x"}, func() bool { return quicGetFlags.timeout == 250*time.Millisecond && quicGetFlags.output == "x" }},
 		{"quic get", []string{"--output", "y"}, func() bool { return quicGetFlags.output == "y" }},
 		{"quic serve", []string{"--retry", "--handshake-rate", "10", "--max-handshakes", "20"}, func() bool {
