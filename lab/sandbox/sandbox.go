@@ -78,9 +78,10 @@ func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.E
 // Inside reports whether this process is the re-executed child running in
 // the lab's namespace. The parent's word comes through a pipe it opened
 // for this child alone (Marker names the descriptor and a nonce that must
-// match what the pipe says), and the network namespace the parent wrote
-// there must not be this process's: a Marker set by hand
-// (STATELAB_SANDBOX=1) or inherited by a grandchild proves nothing.
+// match what the pipe says), the network namespace written there must be
+// the one the kernel shows for this process's parent, and this process
+// must be in another: a Marker set by hand (STATELAB_SANDBOX=1), inherited
+// by a grandchild or backed by a pipe its starter forged proves nothing.
 func Inside() bool {
 	proofOnce.Do(readProof)
 	return proof.err == nil && os.Getenv(Marker) == verifiedPrefix+proof.nonce
@@ -149,9 +150,17 @@ func checkProof(marker, proc string) (string, error) {
 	if gotNonce != nonce {
 		return "", fmt.Errorf("%w: the parent's pipe does not match %s", ErrNotInside, Marker)
 	}
+	// The pipe's word is checked against the kernel's: the namespace it
+	// names must be the real parent's (a pipe forged by whoever started
+	// this process names any it likes), and this process must have left it.
+	ppid := os.Getppid()
+	parentNow, err := os.Readlink(fmt.Sprintf("%s/%d/ns/net", proc, ppid))
+	if err != nil || parentNow != parentNS {
+		return "", fmt.Errorf("%w: the pipe names network namespace %q, but the parent (pid %d) is in %q (%v)", ErrNotInside, parentNS, ppid, parentNow, err)
+	}
 	own, err := os.Readlink(proc + "/self/ns/net")
-	if err != nil || own == parentNS {
-		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q (%v)", ErrNotInside, parentNS, err)
+	if err != nil || own == parentNow {
+		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q (%v)", ErrNotInside, parentNow, err)
 	}
 	return nonce, nil
 }
