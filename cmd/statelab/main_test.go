@@ -16,7 +16,11 @@ import (
 )
 
 // The tests run inside the lab's namespace, as `statelab run` does.
-func TestMain(m *testing.M) { labtest.Main(m, catalogue().Roles()) }
+func TestMain(m *testing.M) {
+	roles := catalogue().Roles()
+	roles[quicServeRole] = runQUICServeRole // the tests' own processes
+	labtest.Main(m, roles)
+}
 
 func run(args ...string) (code int, out, errOut string) {
 	var o, e bytes.Buffer

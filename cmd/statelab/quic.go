@@ -135,13 +135,17 @@ func quicServe(fs *flag.FlagSet, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	f := quicServeFlags
-	cfg := quicconn.ServerConfig{Addr: f.addr, Retry: f.retry, HandshakeRate: f.rate, MaxHandshakes: f.maxHandshakes}
-	if err := serveQUIC(ctx, cfg, stdout, nil); err != nil {
+	if err := serveQUIC(ctx, quicServeConfig(), stdout, nil); err != nil {
 		fmt.Fprintf(stderr, "statelab quic serve: %v\n", err)
 		return exitUsage
 	}
 	return exitOK
+}
+
+// quicServeConfig is the server quic serve's flags ask for.
+func quicServeConfig() quicconn.ServerConfig {
+	f := quicServeFlags
+	return quicconn.ServerConfig{Addr: f.addr, Retry: f.retry, HandshakeRate: f.rate, MaxHandshakes: f.maxHandshakes}
 }
 
 // serveQUIC is quic serve: it listens on cfg.Addr, logs to out, calls
