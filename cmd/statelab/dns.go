@@ -394,8 +394,15 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 	if retries == 0 {
 		retries = -1 // the client's "exactly none"
 	}
+	// Which questions were answered over TCP (after a truncated UDP
+	// answer), for dig's "(TCP)" in the answer's SERVER line.
+	var overTCP sync.Map
 	cl, err := udpdns.NewClient(udpdns.Config{Server: server, Timeout: f.timeout, Retries: retries, Case0x20: f.case0x20,
-		Cookies: f.cookie, UDPSize: uint16(f.bufsize), TCPFallback: true})
+		Cookies: f.cookie, UDPSize: uint16(f.bufsize), TCPFallback: true, Trace: func(e udpdns.Event) {
+			if e.Kind == udpdns.EventTCPAnswered {
+				overTCP.Store(questionKey(e.Name, e.QType), true)
+			}
+		}})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab dns query: %v\n", err)
 		return exitUsage
@@ -443,7 +450,8 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 					answered++
 					lat.add(rtt)
 					if full {
-						printAnswer(stdout, r, rtt, server)
+						_, tcp := overTCP.Load(questionKey(dns.Fqdn(name), qtype))
+						printAnswer(stdout, r, rtt, server, tcp)
 					}
 				}
 				mu.Unlock()
@@ -501,10 +509,22 @@ func stoppedBy(sig any, when string) int {
 
 // printAnswer prints r as dig does: the header, the question, the answer,
 // authority and additional sections (miekg/dns's Msg.String, dig's layout),
-// the query time and the server.
-func printAnswer(w io.Writer, r *dns.Msg, rtt time.Duration, server netip.AddrPort) {
-	fmt.Fprintf(w, "%s\n\n;; Query time: %d msec\n;; SERVER: %s#%d(%s) (UDP)\n;; MSG SIZE  rcvd: %d\n\n",
-		strings.TrimRight(r.String(), "\n"), rtt.Milliseconds(), server.Addr(), server.Port(), server.Addr(), r.Len())
+// the query time and the server with the transport that brought the
+// answer (TCP after a truncated UDP answer, said first as dig says it).
+func printAnswer(w io.Writer, r *dns.Msg, rtt time.Duration, server netip.AddrPort, tcp bool) {
+	transport := "UDP"
+	if tcp {
+		transport = "TCP"
+		fmt.Fprintln(w, ";; Truncated, retrying in TCP mode.")
+	}
+	fmt.Fprintf(w, "%s\n\n;; Query time: %d msec\n;; SERVER: %s#%d(%s) (%s)\n;; MSG SIZE  rcvd: %d\n\n",
+		strings.TrimRight(r.String(), "\n"), rtt.Milliseconds(), server.Addr(), server.Port(), server.Addr(), transport, r.Len())
+}
+
+// questionKey names a question whatever its letter case (0x20 randomises
+// the case the client sends).
+func questionKey(name string, qtype uint16) string {
+	return strings.ToLower(name) + "/" + strconv.Itoa(int(qtype))
 }
 
 func msec(d time.Duration) string {
