@@ -11,9 +11,11 @@ import (
 
 // The one way statelab's commands declare flags: each command keeps its
 // flags in a struct of its own, declares them with these helpers (or the
-// flag package's XxxVar for strings and switches) and reads the struct's
-// fields — never a flag looked up by name. Every number has a range, and
-// a value outside it is a usage error (exit 2) before anything runs.
+// flag package's XxxVar for strings and switches), gives a second name
+// with aliasVar (never a second declaration, whose default would
+// overwrite the first's), and reads the struct's fields — never a flag
+// looked up by name. Every number has a range, and a value outside it is
+// a usage error (exit 2) before anything runs.
 
 // intVar declares an integer flag that must lie in [lo, hi].
 func intVar(fs *flag.FlagSet, p *int, name string, def, lo, hi int, usage string) {
