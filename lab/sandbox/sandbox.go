@@ -150,19 +150,57 @@ func checkProof(marker, proc string) (string, error) {
 	if gotNonce != nonce {
 		return "", fmt.Errorf("%w: the parent's pipe does not match %s", ErrNotInside, Marker)
 	}
+	own, err := os.Readlink(proc + "/self/ns/net")
+	if err != nil || own == parentNS {
+		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q (%v)", ErrNotInside, parentNS, err)
+	}
 	// The pipe's word is checked against the kernel's: the namespace it
 	// names must be the real parent's (a pipe forged by whoever started
 	// this process names any it likes), and this process must have left it.
 	ppid := os.Getppid()
 	parentNow, err := os.Readlink(fmt.Sprintf("%s/%d/ns/net", proc, ppid))
-	if err != nil || parentNow != parentNS {
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		// A process in a user namespace of its own may not look at its
+		// parent's (rootless, the parent made both at once): then its
+		// network namespace must belong to its own user namespace, which
+		// the parent's, made before it, cannot.
+		if err := netOwnedByOwnUser(proc); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrNotInside, err)
+		}
+	case err != nil || parentNow != parentNS:
 		return "", fmt.Errorf("%w: the pipe names network namespace %q, but the parent (pid %d) is in %q (%v)", ErrNotInside, parentNS, ppid, parentNow, err)
-	}
-	own, err := os.Readlink(proc + "/self/ns/net")
-	if err != nil || own == parentNow {
-		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q (%v)", ErrNotInside, parentNow, err)
+	case own == parentNow:
+		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q", ErrNotInside, parentNow)
 	}
 	return nonce, nil
+}
+
+// netOwnedByOwnUser checks that this process's network namespace is owned
+// by its own user namespace (NS_GET_USERNS), as one made together with it
+// is.
+func netOwnedByOwnUser(proc string) error {
+	f, err := os.Open(proc + "/self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ufd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
+	if err != nil {
+		return fmt.Errorf("the owner of this process's network namespace: %w", err)
+	}
+	defer unix.Close(ufd)
+	var owner, own unix.Stat_t
+	if err := unix.Fstat(ufd, &owner); err != nil {
+		return err
+	}
+	if err := unix.Stat(proc+"/self/ns/user", &own); err != nil {
+		return err
+	}
+	if owner.Dev != own.Dev || owner.Ino != own.Ino {
+		return fmt.Errorf("this process's network namespace belongs to another user namespace than its own: not one its parent made for it")
+	}
+	return nil
 }
 
 // vouch opens the pipe that tells a child started in a new namespace who
