@@ -29,8 +29,9 @@ func init() {
 		args: "[--out DIR] [--json] [--seed N] [--html DIR] TARGET...",
 		summary: "Run experiments: TARGET is an experiment (http/calculator), a group (http, tcp, dns, quic) or all.\n" +
 			"A summary's name is a target too: tcp/* runs its group, who-holds-the-state the experiments\n" +
-			"that hold a row of that table. Each prints what it shows, a ladder diagram of the exchange that really happened, the measured\n" +
-			"figures and every check as PASS/FAIL, and writes its capture to DIR/<group>/<name>.pcapng.\n" +
+			"that hold a row of that table. Each prints what it shows, a ladder diagram of the exchange\n" +
+			"that really happened, the measured figures and every check as PASS/FAIL, and writes its\n" +
+			"capture to DIR/<group>/<name>.pcapng.\n" +
 			"Exit status: 0 every check passed, 1 a check failed, 2 usage or environment error,\n" +
 			"128+signal when stopped by SIGINT, SIGTERM or SIGHUP (captures written).",
 		examples: []string{
