@@ -42,6 +42,8 @@ func TestQUICGetUsage(t *testing.T) {
 		{"bad duration", []string{"quic", "get", "--migrate-after", "soon", "https://127.0.0.1:4433/"}, 2, "", "invalid value"},
 		{"-o into a missing directory", []string{"quic", "get", "-o", "/nonexistent/dir/out", "https://127.0.0.1:4433/"}, 2, "", "-o /nonexistent/dir/out: cannot write there"},
 		{"-o a directory", []string{"quic", "get", "-o", "/", "https://127.0.0.1:4433/"}, 2, "", "is a directory"},
+		{"--data over raw streams", []string{"quic", "get", "-d", "x", "quic://127.0.0.1:4433/bytes/1"}, 2, "", "--data needs an https:// URL"},
+		{"--data from a missing file", []string{"quic", "get", "-d", "@/nonexistent/body", "https://127.0.0.1:4433/echo"}, 2, "", "--data @/nonexistent/body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,6 +194,10 @@ func TestQUICServeAndGet(t *testing.T) {
 	addr, stop := startQUICServe(t, quicconn.ServerConfig{})
 	const n = 3000000
 	file := filepath.Join(t.TempDir(), "body")
+	dataFile := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(dataFile, []byte("from a file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string // on stderr: the path change shown as it happens
@@ -206,6 +212,12 @@ func TestQUICServeAndGet(t *testing.T) {
 		}},
 		{[]string{"quic", "get", "https://" + addr.String() + "/", "--insecure"}, "HTTP/3.0 200 OK", func(out string) bool {
 			return strings.Contains(out, "statelab quic server")
+		}},
+		{[]string{"quic", "get", "https://" + addr.String() + "/echo", "--insecure", "-d", "hello, echo"}, "POST", func(out string) bool {
+			return out == "hello, echo"
+		}},
+		{[]string{"quic", "get", "https://" + addr.String() + "/echo", "--insecure", "--data", "@" + dataFile}, "HTTP/3.0 200 OK", func(out string) bool {
+			return out == "from a file\n"
 		}},
 	} {
 		code, out, errOut := run(tc.args...)
