@@ -29,6 +29,10 @@ type Experiment struct {
 	// not be carried out; findings go in Env.Check. Return an *EnvError when
 	// the machine lacks something the experiment needs.
 	Run func(*Env) error
+	// HoldsState says the experiment records a row of "who holds the
+	// state" (Env.Holding): the target who-holds-the-state runs the
+	// experiments that say so. A row recorded without it fails a check.
+	HoldsState bool
 	// Roles are the processes the experiment starts with subproc.Start (a
 	// server it kills with SIGKILL); the program that runs the catalogue
 	// can run them (lab.Main dispatches them).
@@ -120,8 +124,9 @@ func (c *Catalogue) Lookup(name string) (Experiment, bool) {
 	return e, ok
 }
 
-// Select resolves targets (experiment names, group names, "group/*", or
-// "all") to experiments in catalogue order, each once.
+// Select resolves targets (experiment names, group names, "group/*",
+// HoldingGroup or "all") to experiments in catalogue order, each once:
+// every summary's name a run prints is a target that runs its experiments.
 func (c *Catalogue) Select(targets []string) ([]Experiment, error) {
 	seen := map[string]bool{}
 	var out []Experiment
@@ -129,7 +134,7 @@ func (c *Catalogue) Select(targets []string) ([]Experiment, error) {
 		t = strings.TrimSuffix(strings.TrimSuffix(t, "*"), "/")
 		matched := false
 		for _, e := range c.exps {
-			if t == "all" || e.Name == t || e.Group() == t {
+			if t == "all" || e.Name == t || e.Group() == t || (t == HoldingGroup && e.HoldsState) {
 				if !seen[e.Name] {
 					seen[e.Name] = true
 					out = append(out, e)
@@ -149,7 +154,7 @@ func (c *Catalogue) Select(targets []string) ([]Experiment, error) {
 
 // nearest suggests the catalogue's names closest to a mistyped target.
 func (c *Catalogue) nearest(t string) string {
-	names := append([]string{"all"}, c.Groups()...)
+	names := append([]string{"all", HoldingGroup}, c.Groups()...)
 	for _, e := range c.exps {
 		names = append(names, e.Name)
 	}

@@ -25,8 +25,14 @@ type Holding struct {
 // HoldingGroup names the report of the "who holds the state" summary.
 const HoldingGroup = "who-holds-the-state"
 
-// Holding records the experiment's row of "who holds the state".
+// Holding records the experiment's row of "who holds the state". An
+// experiment whose HoldsState is not set fails a check that says so: the
+// target who-holds-the-state would not run it.
 func (e *Env) Holding(h Holding) {
+	if !e.exp.HoldsState {
+		e.Check("declared as holding a row of who holds the state", false,
+			"%s records a row but its Experiment.HoldsState is false, so `statelab run %s` skips it: set HoldsState", e.exp.Name, HoldingGroup)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.report.Holding = &h

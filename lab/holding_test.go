@@ -7,7 +7,7 @@ import (
 )
 
 func holder(name string, h Holding, pass bool) Experiment {
-	return Experiment{Name: name, Summary: "holds", Run: func(env *Env) error {
+	return Experiment{Name: name, Summary: "holds", HoldsState: true, Run: func(env *Env) error {
 		env.Holding(h)
 		env.Check("ok", pass, "")
 		return nil
@@ -49,5 +49,34 @@ func TestWhoHoldsTheStateFollowsARunWithTwoRows(t *testing.T) {
 				t.Errorf("rows %q, want %q", cells, tc.wantRows)
 			}
 		})
+	}
+}
+
+// The summary's name is a target: who-holds-the-state (or
+// who-holds-the-state/*) runs the experiments that hold a row, in
+// catalogue order, and one that records a row without saying so fails
+// a check that names the fix, so the target never misses one.
+func TestWhoHoldsTheStateIsRunnable(t *testing.T) {
+	a := holder("h/a", Holding{ServerKeeps: "nothing"}, true)
+	b := holder("x/b", Holding{ServerKeeps: "a row"}, true)
+	plain := Experiment{Name: "h/plain", Summary: "no row", Run: func(env *Env) error { env.Check("ok", true, ""); return nil }}
+	cat := MustCatalogue([]Experiment{b, plain, a})
+	for _, target := range []string{HoldingGroup, HoldingGroup + "/*"} {
+		got, err := cat.Select([]string{target})
+		if err != nil || len(got) != 2 || got[0].Name != "h/a" || got[1].Name != "x/b" {
+			t.Errorf("Select(%q) = %v, %v; want h/a and x/b", target, got, err)
+		}
+	}
+	if _, err := cat.Select([]string{"who-holds-the-stat"}); err == nil || !strings.Contains(err.Error(), "did you mean "+HoldingGroup) {
+		t.Errorf("a typo of the summary's name: %v, want a suggestion", err)
+	}
+
+	undeclared := Experiment{Name: "h/undeclared", Summary: "holds, says not", Run: func(env *Env) error {
+		env.Holding(Holding{ServerKeeps: "a row"})
+		return nil
+	}}
+	r := RunOne(context.Background(), undeclared, Options{OutDir: t.TempDir(), Seed: 1})
+	if r.Passed || len(r.Failed()) != 1 || !strings.Contains(r.Failed()[0].Detail, "HoldsState") {
+		t.Errorf("an undeclared row: passed=%v, failed %+v; want one failed check naming HoldsState", r.Passed, r.Failed())
 	}
 }

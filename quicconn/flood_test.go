@@ -2,13 +2,6 @@ package quicconn
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/tls"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -18,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/quic-go/quic-go"
 )
 
 // A flood of Initials from spoofed addresses, each a complete ClientHello
@@ -60,7 +51,7 @@ func TestQUICServerHoldsInitialFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	initial := clientInitial(t)
+	initial := spoofedInitial(t)
 
 	// Send from many loopback addresses and ports, as a spoofer would.
 	conns := make([]*net.UDPConn, 0, sources)
@@ -81,7 +72,7 @@ func TestQUICServerHoldsInitialFlood(t *testing.T) {
 	var peak uint64
 	var ms runtime.MemStats
 	for i := range flood {
-		if _, err := conns[i%sources].WriteToUDP(initial.under(t), to); err != nil {
+		if _, err := conns[i%sources].WriteToUDP(under(t, initial), to); err != nil {
 			t.Fatalf("Initial %d: %v", i, err)
 		}
 		if i%1000 == 999 {
@@ -161,7 +152,7 @@ func TestQUICServerCapsHandshakesInProgress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	initial := clientInitial(t)
+	initial := spoofedInitial(t)
 	// One Initial at a time, each from a port of its own and answered
 	// before the next, so none is lost to a full socket buffer and the
 	// first answer on the port is the server's reply to it.
@@ -172,7 +163,7 @@ func TestQUICServerCapsHandshakesInProgress(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if _, err := c.WriteToUDP(initial.under(t), net.UDPAddrFromAddrPort(srv.Addr)); err != nil {
+		if _, err := c.WriteToUDP(under(t, initial), net.UDPAddrFromAddrPort(srv.Addr)); err != nil {
 			t.Fatal(err)
 		}
 		c.SetReadDeadline(time.Now().Add(2 * time.Second))
@@ -249,136 +240,26 @@ func vmRSS(t *testing.T) uint64 {
 	return 0
 }
 
-// spoofable is a client's first Initial, decrypted, to send again under
-// other connection IDs: each copy is a new connection to the server.
-type spoofable struct {
-	datagram  []byte // as sent, header protection removed
-	dcidAt    int    // offset of the destination connection ID
-	dcidLen   int
-	pnAt      int // offset of the packet number
-	pnLen     int
-	end       int // end of the Initial packet in the datagram
-	pn        uint64
-	plaintext []byte
-}
-
-// clientInitial has quic-go dial a UDP socket of the test's and takes the
-// first datagram: an Initial with a whole ClientHello (X25519 only, so it
-// fits one packet).
-func clientInitial(t *testing.T) *spoofable {
+// spoofedInitial captures a client's Initial to send again under fresh
+// connection IDs.
+func spoofedInitial(t *testing.T) *SpoofedInitial {
 	t.Helper()
-	catcher, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer catcher.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tlsConf := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPN}, CurvePreferences: []tls.CurveID{tls.X25519}, MinVersion: tls.VersionTLS13}
-		conn, err := quic.DialAddr(ctx, catcher.LocalAddr().String(), tlsConf, &quic.Config{})
-		if err == nil {
-			conn.CloseWithError(0, "")
-		}
-	}()
-	defer func() { cancel(); <-done }()
-	buf := make([]byte, 2048)
-	catcher.SetReadDeadline(time.Now().Add(5 * time.Second))
-	n, _, err := catcher.ReadFromUDP(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := openInitial(buf[:n])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := CaptureInitial(ctx, ALPN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// openInitial removes an Initial's protection (RFC 9001 §5).
-func openInitial(d []byte) (*spoofable, error) {
-	d = append([]byte(nil), d...)
-	if len(d) < 1200 || d[0]&0xf0 != 0xc0 || binary.BigEndian.Uint32(d[1:5]) != 1 {
-		return nil, fmt.Errorf("not a QUIC v1 Initial of a full-size datagram: % x", d[:min(len(d), 8)])
-	}
-	s := &spoofable{dcidAt: 6, dcidLen: int(d[5])}
-	i := s.dcidAt + s.dcidLen
-	i += 1 + int(d[i]) // source connection ID
-	tokLen, k := varint(d[i:])
-	i += k + int(tokLen)
-	length, k := varint(d[i:])
-	i += k
-	s.pnAt, s.end = i, i+int(length)
-	key, iv, hp := initialKeys(d[s.dcidAt : s.dcidAt+s.dcidLen])
-	mask := hpMask(hp, d[s.pnAt+4:s.pnAt+20])
-	d[0] ^= mask[0] & 0x0f
-	s.pnLen = int(d[0]&3) + 1
-	for j := range s.pnLen {
-		d[s.pnAt+j] ^= mask[1+j]
-		s.pn = s.pn<<8 | uint64(d[s.pnAt+j])
-	}
-	hdr := s.pnAt + s.pnLen
-	pt, err := key.Open(nil, nonce(iv, s.pn), d[hdr:s.end], d[:hdr])
+// under is s under a new connection ID, or the test's end.
+func under(t *testing.T, s *SpoofedInitial) []byte {
+	d, err := s.Under()
 	if err != nil {
-		return nil, fmt.Errorf("opening the Initial: %w", err)
-	}
-	s.datagram, s.plaintext = d, pt
-	return s, nil
-}
-
-// under returns the Initial protected under a new random destination
-// connection ID.
-func (s *spoofable) under(t *testing.T) []byte {
-	d := append([]byte(nil), s.datagram...)
-	dcid := d[s.dcidAt : s.dcidAt+s.dcidLen]
-	rand.Read(dcid)
-	key, iv, hp := initialKeys(dcid)
-	hdr := s.pnAt + s.pnLen
-	sealed := key.Seal(d[:hdr], nonce(iv, s.pn), s.plaintext, d[:hdr])
-	if len(sealed) != s.end {
-		t.Fatalf("sealed Initial of %d bytes, want %d", len(sealed), s.end)
-	}
-	mask := hpMask(hp, d[s.pnAt+4:s.pnAt+20])
-	d[0] ^= mask[0] & 0x0f
-	for j := range s.pnLen {
-		d[s.pnAt+j] ^= mask[1+j]
+		t.Fatal(err)
 	}
 	return d
-}
-
-// initialKeys are the client's Initial AEAD, IV and header protection
-// cipher for a destination connection ID (RFC 9001 §5.2).
-func initialKeys(dcid []byte) (cipher.AEAD, []byte, cipher.Block) {
-	salt := []byte{0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a}
-	secret, _ := hkdf.Extract(sha256.New, dcid, salt)
-	client := expandLabel(secret, "client in", 32)
-	block, _ := aes.NewCipher(expandLabel(client, "quic key", 16))
-	aead, _ := cipher.NewGCM(block)
-	hp, _ := aes.NewCipher(expandLabel(client, "quic hp", 16))
-	return aead, expandLabel(client, "quic iv", 12), hp
-}
-
-func expandLabel(secret []byte, label string, n int) []byte {
-	l := "tls13 " + label
-	info := append(binary.BigEndian.AppendUint16(nil, uint16(n)), byte(len(l)))
-	info = append(append(info, l...), 0)
-	out, _ := hkdf.Expand(sha256.New, secret, string(info), n)
-	return out
-}
-
-func hpMask(hp cipher.Block, sample []byte) []byte {
-	m := make([]byte, 16)
-	hp.Encrypt(m, sample)
-	return m
-}
-
-func nonce(iv []byte, pn uint64) []byte {
-	n := append([]byte(nil), iv...)
-	for i := range 8 {
-		n[len(n)-1-i] ^= byte(pn >> (8 * i))
-	}
-	return n
 }
 
 // The flood's log is judged by the gate's rule: Retry on first, then off
@@ -406,4 +287,23 @@ func TestFloodLogged(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Any datagram is opened or refused with an error, never a panic, and one
+// that opens reseals to a datagram of the same size.
+func FuzzOpenSpoofable(f *testing.F) {
+	hdr := []byte{0xc3, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0x44, 0xd0}
+	f.Add(append(hdr, make([]byte, 1200)...))
+	f.Add([]byte{0xc0, 0, 0, 0, 1, 255})
+	f.Add(append([]byte{0xc0, 0, 0, 0, 1, 20}, make([]byte, 1200)...))
+	f.Fuzz(func(t *testing.T, d []byte) {
+		s, err := OpenSpoofable(d)
+		if err != nil {
+			return
+		}
+		out, err := s.Under()
+		if err != nil || len(out) != len(d) {
+			t.Fatalf("resealed %d bytes of %d: %v", len(out), len(d), err)
+		}
+	})
 }

@@ -5,6 +5,7 @@ package quicconn
 // this package's Client (8-byte connection IDs, extra paths for migration).
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -167,13 +168,23 @@ func (h *H3Client) Get(ctx context.Context, url string, progress func(int64)) (H
 // Fetch is Get that also writes the body to body, when not nil; a write
 // error ends the transfer.
 func (h *H3Client) Fetch(ctx context.Context, url string, body io.Writer, progress func(int64)) (H3Result, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return h.Do(ctx, http.MethodGet, url, nil, body, progress)
+}
+
+// Do is Fetch with a method and a request body (nil: none), for POST
+// /echo.
+func (h *H3Client) Do(ctx context.Context, method, url string, reqBody []byte, body io.Writer, progress func(int64)) (H3Result, error) {
+	var rb io.Reader
+	if reqBody != nil {
+		rb = bytes.NewReader(reqBody)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rb)
 	if err != nil {
 		return H3Result{}, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	resp, err := h.tr.RoundTrip(req)
 	if err != nil {
-		return H3Result{}, fmt.Errorf("%w: GET %s: %w", ErrTransfer, url, err)
+		return H3Result{}, fmt.Errorf("%w: %s %s: %w", ErrTransfer, method, url, err)
 	}
 	defer resp.Body.Close()
 	r := H3Result{Status: resp.Status, StatusCode: resp.StatusCode, Proto: resp.Proto, ContentLength: resp.ContentLength,
@@ -198,7 +209,7 @@ func (h *H3Client) Fetch(ctx context.Context, url string, body io.Writer, progre
 		}
 		if err != nil {
 			r.Sum = [32]byte(hash.Sum(nil))
-			return r, fmt.Errorf("%w: GET %s after %d bytes: %w", ErrTransfer, url, r.Bytes, err)
+			return r, fmt.Errorf("%w: %s %s after %d bytes: %w", ErrTransfer, method, url, r.Bytes, err)
 		}
 	}
 	r.Sum = [32]byte(hash.Sum(nil))

@@ -77,7 +77,7 @@ func dnsCommands() []*command {
 				fs.StringVar(&f.server, "server", "", "the server, `HOST[:PORT]` (a name or an address; port 53 when left out)")
 				intVar(fs, &f.n, "n", 1, 1, maxQueryRepeats, "ask each name `N` times")
 				intVar(fs, &f.c, "c", 16, 1, 10000, "queries in flight at once")
-				intVar(fs, &f.c, "concurrency", 16, 1, 10000, "the same as -c")
+				aliasVar(fs, "concurrency", "c", "the same as -c")
 				fs.StringVar(&f.qtype, "type", "A", "query `TYPE`")
 				durationVar(fs, &f.timeout, "timeout", 2*time.Second, time.Millisecond, time.Minute, "per-attempt timeout")
 				intVar(fs, &f.retries, "retries", 2, 0, 10, "retries after a timeout")
@@ -98,7 +98,7 @@ func dnsCommands() []*command {
 				durationVar(fs, &f.duration, "duration", 2*time.Second, 100*time.Millisecond, 10*time.Minute, "length of each run")
 				intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "interleaved rounds (dnsperf, udpdns, udpdns, dnsperf, …)")
 				intVar(fs, &f.c, "c", 100, 1, 10000, "queries in flight (udpdns goroutines; dnsperf -q)")
-				intVar(fs, &f.c, "concurrency", 100, 1, 10000, "the same as -c")
+				aliasVar(fs, "concurrency", "c", "the same as -c")
 				intVar(fs, &f.sockets, "sockets", 1, 1, 64, "udpdns client sockets")
 				fs.BoolVar(&f.json, "json", false, "print JSON")
 			},
@@ -397,8 +397,15 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 	if retries == 0 {
 		retries = -1 // the client's "exactly none"
 	}
+	// Which questions were answered over TCP (after a truncated UDP
+	// answer), for dig's "(TCP)" in the answer's SERVER line.
+	var overTCP sync.Map
 	cl, err := udpdns.NewClient(udpdns.Config{Server: server, Timeout: f.timeout, Retries: retries, Case0x20: f.case0x20,
-		Cookies: f.cookie, UDPSize: uint16(f.bufsize), TCPFallback: true})
+		Cookies: f.cookie, UDPSize: uint16(f.bufsize), TCPFallback: true, Trace: func(e udpdns.Event) {
+			if e.Kind == udpdns.EventTCPAnswered {
+				overTCP.Store(questionKey(e.Name, e.QType), true)
+			}
+		}})
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab dns query: %v\n", err)
 		return exitUsage
@@ -408,7 +415,8 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 	total := int64(f.n) * int64(len(names))
 	full := !f.quiet && f.n == 1 // dig's full answer per query; with -n the summary only
 	started := time.Now()
-	t := queryAll(ctx, cl, names, qtype, total, f.c, full, server)
+	tcp := func(name string) bool { _, ok := overTCP.Load(questionKey(dns.Fqdn(name), qtype)); return ok }
+	t := queryAll(ctx, cl, names, qtype, total, f.c, full, server, tcp)
 	elapsed := time.Since(started)
 	if code := stoppedBy(sig.Load(), fmt.Sprintf("after %d answered and %d failed of %d queries", t.answered, t.failed, total)); code != 0 {
 		return code
@@ -425,14 +433,17 @@ type queryTally struct {
 	answered, failed int64
 	errLines         int // failed queries described on stderr
 	lat              *latencies
+	// overTCP reports whether name's answer came over TCP (after a
+	// truncated UDP one).
+	overTCP func(name string) bool
 }
 
 // queryAll sends total queries, names in turn, from at most c workers,
 // printing each answer when full and describing the first failures on
 // stderr. When ctx ends it stops; the queries in flight are not counted,
 // and it waits for them a bounded while.
-func queryAll(ctx context.Context, cl *udpdns.Client, names []string, qtype uint16, total int64, c int, full bool, server netip.AddrPort) *queryTally {
-	t := &queryTally{lat: newLatencies(100_000)}
+func queryAll(ctx context.Context, cl *udpdns.Client, names []string, qtype uint16, total int64, c int, full bool, server netip.AddrPort, overTCP func(name string) bool) *queryTally {
+	t := &queryTally{lat: newLatencies(100_000), overTCP: overTCP}
 	workers := int(min(int64(c), total)) // never more goroutines than queries
 	var (
 		next    atomic.Int64
@@ -494,7 +505,7 @@ func (t *queryTally) add(name string, r *dns.Msg, rtt time.Duration, err error, 
 	t.answered++
 	t.lat.add(rtt)
 	if full {
-		printAnswer(stdout, r, rtt, server)
+		printAnswer(stdout, r, rtt, server, t.overTCP(name))
 	}
 }
 
@@ -533,10 +544,22 @@ func stoppedBy(sig any, when string) int {
 
 // printAnswer prints r as dig does: the header, the question, the answer,
 // authority and additional sections (miekg/dns's Msg.String, dig's layout),
-// the query time and the server.
-func printAnswer(w io.Writer, r *dns.Msg, rtt time.Duration, server netip.AddrPort) {
-	fmt.Fprintf(w, "%s\n\n;; Query time: %d msec\n;; SERVER: %s#%d(%s) (UDP)\n;; MSG SIZE  rcvd: %d\n\n",
-		strings.TrimRight(r.String(), "\n"), rtt.Milliseconds(), server.Addr(), server.Port(), server.Addr(), r.Len())
+// the query time and the server with the transport that brought the
+// answer (TCP after a truncated UDP answer, said first as dig says it).
+func printAnswer(w io.Writer, r *dns.Msg, rtt time.Duration, server netip.AddrPort, tcp bool) {
+	transport := "UDP"
+	if tcp {
+		transport = "TCP"
+		fmt.Fprintln(w, ";; Truncated, retrying in TCP mode.")
+	}
+	fmt.Fprintf(w, "%s\n\n;; Query time: %d msec\n;; SERVER: %s#%d(%s) (%s)\n;; MSG SIZE  rcvd: %d\n\n",
+		strings.TrimRight(r.String(), "\n"), rtt.Milliseconds(), server.Addr(), server.Port(), server.Addr(), transport, r.Len())
+}
+
+// questionKey names a question whatever its letter case (0x20 randomises
+// the case the client sends).
+func questionKey(name string, qtype uint16) string {
+	return strings.ToLower(name) + "/" + strconv.Itoa(int(qtype))
 }
 
 func msec(d time.Duration) string {

@@ -539,8 +539,8 @@ func TestDNSQueryBufsizeAndCookie(t *testing.T) {
 		args  []string
 		wants []string
 	}{
-		{"--bufsize 512: TC, then TCP", []string{"--bufsize", "512", "--type", "TXT", "big.lab"}, []string{"ANSWER: 16", "truncated=1 tcp=1/1"}},
-		{"--bufsize 4096: fits over UDP", []string{"--bufsize", "4096", "--type", "TXT", "big.lab"}, []string{"ANSWER: 16", "truncated=0 tcp=0/0"}},
+		{"--bufsize 512: TC, then TCP", []string{"--bufsize", "512", "--type", "TXT", "big.lab"}, []string{"ANSWER: 16", "truncated=1 tcp=1/1", ";; Truncated, retrying in TCP mode.", ") (TCP)\n"}},
+		{"--bufsize 4096: fits over UDP", []string{"--bufsize", "4096", "--type", "TXT", "big.lab"}, []string{"ANSWER: 16", "truncated=0 tcp=0/0", ") (UDP)\n"}},
 		{"--cookie", []string{"--cookie", "example.lab", "x.synth.lab"}, []string{"192.0.2.1", "missing-cookie=0 wrong-cookie=0", "badcookie=0"}},
 	}
 	for _, tt := range tests {

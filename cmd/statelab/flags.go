@@ -11,9 +11,11 @@ import (
 
 // The one way statelab's commands declare flags: each command keeps its
 // flags in a struct of its own, declares them with these helpers (or the
-// flag package's XxxVar for strings and switches) and reads the struct's
-// fields — never a flag looked up by name. Every number has a range, and
-// a value outside it is a usage error (exit 2) before anything runs.
+// flag package's XxxVar for strings and switches), gives a second name
+// with aliasVar (never a second declaration, whose default would
+// overwrite the first's), and reads the struct's fields — never a flag
+// looked up by name. Every number has a range, and a value outside it is
+// a usage error (exit 2) before anything runs.
 
 // intVar declares an integer flag that must lie in [lo, hi].
 func intVar(fs *flag.FlagSet, p *int, name string, def, lo, hi int, usage string) {
@@ -55,6 +57,18 @@ func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def, lo, hi ti
 // a unit (1KiB, 4MiB, 1GiB; 1kB, 4MB, 1GB), that must lie in [lo, hi].
 func sizeVar(fs *flag.FlagSet, p *int64, name string, def, lo, hi int64, usage string) {
 	rangedVar(fs, p, name, def, lo, hi, usage, formatSize, parseSize, "a size")
+}
+
+// aliasVar declares name as a second name of the flag of already declared
+// (-c for --concurrency): the one value, range and default under both
+// names, so the two can never disagree.
+func aliasVar(fs *flag.FlagSet, name, of, usage string) {
+	f := fs.Lookup(of)
+	if f == nil {
+		panic(fmt.Sprintf("statelab: alias -%s of -%s, which is not declared yet", name, of))
+	}
+	fs.Var(f.Value, name, usage)
+	fs.Lookup(name).DefValue = f.DefValue
 }
 
 // rangedVar declares a flag whose value is parsed by parse, shown by

@@ -83,3 +83,23 @@ func FuzzParseSize(f *testing.F) {
 		}
 	})
 }
+
+// Every flag's value before parsing is the default its help shows, so a
+// second name for a flag (-c and --concurrency, --runs and --rounds) can
+// never change the first one's default behind the help's back.
+func TestEveryFlagStartsAtTheDefaultItsHelpShows(t *testing.T) {
+	for name, c := range commands {
+		if c.flags == nil {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			fs := flag.NewFlagSet(name, flag.ContinueOnError)
+			c.flags(fs)
+			fs.VisitAll(func(f *flag.Flag) {
+				if got := f.Value.String(); got != f.DefValue {
+					t.Errorf("-%s starts at %q but its help says the default is %q", f.Name, got, f.DefValue)
+				}
+			})
+		})
+	}
+}

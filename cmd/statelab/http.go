@@ -77,7 +77,7 @@ func httpCommands() []*command {
 				durationVar(fs, &f.duration, "duration", 5*time.Second, time.Millisecond, 10*time.Minute, "measure each server kind for `D` in all")
 				intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "split each kind's time into `R` rounds, the kinds alternating in a rotated order")
 				intVar(fs, &f.concurrency, "c", 8, 1, 1024, "`N` requests in flight (clients in parallel)")
-				intVar(fs, &f.concurrency, "concurrency", 8, 1, 1024, "`N` requests in flight; same as -c")
+				aliasVar(fs, "concurrency", "c", "`N` requests in flight; the same as -c")
 				fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
 			},
 			run: benchHTTPCmd,

@@ -16,7 +16,11 @@ import (
 )
 
 // The tests run inside the lab's namespace, as `statelab run` does.
-func TestMain(m *testing.M) { labtest.Main(m, catalogue().Roles()) }
+func TestMain(m *testing.M) {
+	roles := catalogue().Roles()
+	roles[quicServeRole] = runQUICServeRole // the tests' own processes
+	labtest.Main(m, roles)
+}
 
 func run(args ...string) (code int, out, errOut string) {
 	var o, e bytes.Buffer
@@ -251,5 +255,20 @@ func TestRunHumanReport(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "passed") {
 		t.Errorf("no summary on stderr: %q", errOut)
+	}
+}
+
+// Every summary name a run prints is a target: `run 'tcp/*'` runs the tcp
+// group, `run 'who-holds-the-state/*'` the experiments that hold its rows
+// (at least two, or the summary would never be printed).
+func TestSummaryNamesAreRunnable(t *testing.T) {
+	for _, tt := range []struct {
+		target string
+		least  int
+	}{{"tcp/*", 2}, {lab.HoldingGroup + "/*", 2}, {lab.HoldingGroup, 2}} {
+		got, err := catalogue().Select([]string{tt.target})
+		if err != nil || len(got) < tt.least {
+			t.Errorf("run %q selects %d experiments (%v), want at least %d", tt.target, len(got), err, tt.least)
+		}
 	}
 }

@@ -59,14 +59,15 @@ func quicCommands() []*command {
 		},
 		{
 			name: "quic get",
-			args: "URL [-o FILE] [--migrate-after D] [--rebind-after D] [--insecure] [--timeout D]",
+			args: "URL [-o FILE] [-d DATA|@FILE] [--migrate-after D] [--rebind-after D] [--insecure] [--timeout D]",
 			summary: "Fetch https://HOST:PORT/PATH over HTTP/3, or quic://HOST:PORT/bytes/N over the raw stream protocol of\n" +
 				"statelab quic serve, with a client whose connection IDs are 8 bytes, printing its path changes as they\n" +
 				"happen: --rebind-after puts an in-process NAT in front and moves the flow to a new port after D;\n" +
 				"--migrate-after migrates actively (AddPath, Probe, Switch) after D. Both count from the handshake.\n" +
 				"Writes the body to stdout (or to -o FILE, replaced only once the whole body has arrived; a binary\n" +
 				"/bytes/N body is not written to a terminal) and the log to stderr, ending with the status, the bytes\n" +
-				"received and their sha256 (checked against the pattern for /bytes/N).\n" +
+				"received and their sha256 (checked against the pattern for /bytes/N). With -d, https:// sends a POST\n" +
+				"with that body (-d @FILE: the file's bytes), as curl does: POST /echo sends it back.\n" +
 				"https:// verifies the server's certificate against the system's roots unless --insecure is given\n" +
 				"(statelab quic serve's certificate is self-signed); quic:// always trusts its lab server.",
 			examples: []string{
@@ -75,12 +76,15 @@ func quicCommands() []*command {
 				"statelab quic get https://127.0.0.1:4433/ --insecure",
 				"statelab quic get https://127.0.0.1:4433/bytes/1000000 --insecure -o /tmp/bytes",
 				"statelab quic get quic://127.0.0.1:4433/bytes/20000000 --rebind-after 100ms",
+				"statelab quic get https://127.0.0.1:4433/echo --insecure -d 'hello'",
 			},
 			flags: func(fs *flag.FlagSet) {
 				f := &quicGetFlags
 				fs.BoolVar(&f.insecure, "insecure", false, "https://: do not verify the server's certificate (needed for statelab quic serve's self-signed one)")
 				fs.StringVar(&f.output, "o", "", "write the body to `FILE` (replaced only once the whole body has arrived; - for stdout)")
-				fs.StringVar(&f.output, "output", "", "write the body to `FILE`; same as -o")
+				aliasVar(fs, "output", "o", "write the body to `FILE`; the same as -o")
+				fs.StringVar(&f.data, "d", "", "https://: POST this body, or @`FILE`'s bytes (at most 16 MiB)")
+				aliasVar(fs, "data", "d", "the same as -d")
 				durationVar(fs, &f.migrateAfter, "migrate-after", 0, 0, time.Hour, "migrate to a new local port `D` after the first response bytes (0: never)")
 				durationVar(fs, &f.rebindAfter, "rebind-after", 0, 0, time.Hour, "have the in-process NAT move the flow to a new port `D` after the first response bytes (0: no NAT)")
 				durationVar(fs, &f.timeout, "timeout", 30*time.Second, time.Millisecond, 24*time.Hour, "give up after `D`")
@@ -102,7 +106,7 @@ func quicCommands() []*command {
 				f := &benchQUICFlags
 				sizeVar(fs, &f.size, "size", 32<<20, 1, quicconn.MaxDownload, "bytes per download, e.g. 32MiB")
 				intVar(fs, &f.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "`R` rounds of every scenario, interleaved; the median-goodput one is reported")
-				intVar(fs, &f.rounds, "runs", 3, 1, 100, "deprecated: same as --rounds")
+				aliasVar(fs, "runs", "rounds", "deprecated: the same as --rounds")
 				fs.BoolVar(&f.json, "json", false, "print the results as one JSON object")
 			},
 			run: benchQUIC,
@@ -120,7 +124,7 @@ var quicServeFlags struct {
 // quicGetFlags are quic get's flags.
 var quicGetFlags struct {
 	insecure                           bool
-	output                             string
+	output, data                       string
 	migrateAfter, rebindAfter, timeout time.Duration
 }
 
@@ -138,13 +142,17 @@ func quicServe(fs *flag.FlagSet, args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	f := quicServeFlags
-	cfg := quicconn.ServerConfig{Addr: f.addr, Retry: f.retry, HandshakeRate: f.rate, MaxHandshakes: f.maxHandshakes}
-	if err := serveQUIC(ctx, cfg, stdout, nil); err != nil {
+	if err := serveQUIC(ctx, quicServeConfig(), stdout, nil); err != nil {
 		fmt.Fprintf(stderr, "statelab quic serve: %v\n", err)
 		return exitUsage
 	}
 	return exitOK
+}
+
+// quicServeConfig is the server quic serve's flags ask for.
+func quicServeConfig() quicconn.ServerConfig {
+	f := quicServeFlags
+	return quicconn.ServerConfig{Addr: f.addr, Retry: f.retry, HandshakeRate: f.rate, MaxHandshakes: f.maxHandshakes}
 }
 
 // serveQUIC is quic serve: it listens on cfg.Addr, logs to out, calls
@@ -245,6 +253,14 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 		return exitUsage
 	}
 	f := quicGetFlags
+	reqBody, err := readData(f.data)
+	if err == nil && reqBody != nil && !target.h3 {
+		err = fmt.Errorf("--data needs an https:// URL (POST over HTTP/3); quic:// only downloads /bytes/N")
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
+		return exitUsage
+	}
 	if f.output == "" && target.n > 0 && isTerminal(stdout) {
 		fmt.Fprintf(stderr, "statelab quic get: the body of /bytes/N is binary; not writing it to a terminal: give -o FILE (or -o - to write it anyway)\n")
 		return exitUsage
@@ -268,7 +284,7 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 	}
 	var code int
 	if target.h3 {
-		code = g.getH3(f.insecure)
+		code = g.getH3(f.insecure, reqBody)
 	} else {
 		code = g.getRaw()
 	}
@@ -283,6 +299,33 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 		g.logf("wrote %d bytes to %s", body.n, body.name)
 	}
 	return exitOK
+}
+
+// maxData bounds quic get's -d body.
+const maxData = 16 << 20
+
+// readData is -d's body: DATA itself, or @FILE's bytes; nil without -d.
+func readData(d string) ([]byte, error) {
+	if d == "" {
+		return nil, nil
+	}
+	name, ok := strings.CutPrefix(d, "@")
+	if !ok {
+		return []byte(d), nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("--data @%s: %w", name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxData+1))
+	if err != nil {
+		return nil, fmt.Errorf("--data @%s: %w", name, err)
+	}
+	if len(b) > maxData {
+		return nil, fmt.Errorf("--data @%s: larger than %d bytes (16 MiB), the most quic get sends", name, maxData)
+	}
+	return b, nil
 }
 
 // isTerminal reports whether w is a terminal.
@@ -559,11 +602,16 @@ func (g *quicGetter) getRaw() int {
 
 // getH3 fetches https://HOST:PORT/PATH over HTTP/3 and prints the status,
 // the byte count and the sha256.
-func (g *quicGetter) getH3(insecure bool) int {
+func (g *quicGetter) getH3(insecure bool, reqBody []byte) int {
 	h := quicconn.NewH3Client(quicconn.H3Config{Server: g.to, Local: g.local, Insecure: insecure, Tracer: g.tr,
 		IdleTimeout: 10 * time.Second, OnDial: g.onDial})
 	defer h.Close()
-	r, err := h.Fetch(g.ctx, g.target.url, g.body, g.progress)
+	method := http.MethodGet
+	if reqBody != nil {
+		method = http.MethodPost
+		g.logf("POST %d bytes", len(reqBody))
+	}
+	r, err := h.Do(g.ctx, method, g.target.url, reqBody, g.body, g.progress)
 	if err != nil && len(h.Conns()) == 0 {
 		fmt.Fprintf(stderr, "statelab quic get: %v\n", err)
 		if !insecure && strings.Contains(err.Error(), "certificate") {

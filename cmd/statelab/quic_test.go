@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/statelab/statelab/lab/benchcmp"
 	"github.com/statelab/statelab/lab/labtest"
 	"github.com/statelab/statelab/quicconn"
 )
@@ -41,6 +42,8 @@ func TestQUICGetUsage(t *testing.T) {
 		{"bad duration", []string{"quic", "get", "--migrate-after", "soon", "https://127.0.0.1:4433/"}, 2, "", "invalid value"},
 		{"-o into a missing directory", []string{"quic", "get", "-o", "/nonexistent/dir/out", "https://127.0.0.1:4433/"}, 2, "", "-o /nonexistent/dir/out: cannot write there"},
 		{"-o a directory", []string{"quic", "get", "-o", "/", "https://127.0.0.1:4433/"}, 2, "", "is a directory"},
+		{"--data over raw streams", []string{"quic", "get", "-d", "x", "quic://127.0.0.1:4433/bytes/1"}, 2, "", "--data needs an https:// URL"},
+		{"--data from a missing file", []string{"quic", "get", "-d", "@/nonexistent/body", "https://127.0.0.1:4433/echo"}, 2, "", "--data @/nonexistent/body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,7 +103,7 @@ func TestQUICFlagsAcceptUnits(t *testing.T) {
 		{"bench quic", []string{"--size", "1MiB"}, func() bool { return benchQUICFlags.size == 1<<20 }},
 		{"bench quic", []string{"--size", "2.5MB", "--rounds", "5"}, func() bool { return benchQUICFlags.size == 2_500_000 && benchQUICFlags.rounds == 5 }},
 		{"bench quic", []string{"--runs", "4"}, func() bool { return benchQUICFlags.rounds == 4 }},
-		{"bench quic", nil, func() bool { return benchQUICFlags.size == 32<<20 && benchQUICFlags.rounds == 3 }},
+		{"bench quic", nil, func() bool { return benchQUICFlags.size == 32<<20 && benchQUICFlags.rounds == benchcmp.DefaultRounds }},
 		{"quic get", []string{"--timeout", "250ms", "-o", "x"}, func() bool { return quicGetFlags.timeout == 250*time.Millisecond && quicGetFlags.output == "x" }},
 		{"quic get", []string{"--output", "y"}, func() bool { return quicGetFlags.output == "y" }},
 		{"quic serve", []string{"--retry", "--handshake-rate", "10", "--max-handshakes", "20"}, func() bool {
@@ -191,6 +194,10 @@ func TestQUICServeAndGet(t *testing.T) {
 	addr, stop := startQUICServe(t, quicconn.ServerConfig{})
 	const n = 3000000
 	file := filepath.Join(t.TempDir(), "body")
+	dataFile := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(dataFile, []byte("from a file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string // on stderr: the path change shown as it happens
@@ -205,6 +212,12 @@ func TestQUICServeAndGet(t *testing.T) {
 		}},
 		{[]string{"quic", "get", "https://" + addr.String() + "/", "--insecure"}, "HTTP/3.0 200 OK", func(out string) bool {
 			return strings.Contains(out, "statelab quic server")
+		}},
+		{[]string{"quic", "get", "https://" + addr.String() + "/echo", "--insecure", "-d", "hello, echo"}, "POST", func(out string) bool {
+			return out == "hello, echo"
+		}},
+		{[]string{"quic", "get", "https://" + addr.String() + "/echo", "--insecure", "--data", "@" + dataFile}, "HTTP/3.0 200 OK", func(out string) bool {
+			return out == "from a file\n"
 		}},
 	} {
 		code, out, errOut := run(tc.args...)

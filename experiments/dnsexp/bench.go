@@ -215,7 +215,7 @@ type BenchConfig struct {
 // the comparison of udpdns with dnsperf (qps and CPU per query per round).
 type BenchReport struct {
 	Server                   string        `json:"server"`
-	InFlight                 int           `json:"in_flight"`
+	InFlight                 int           `json:"concurrency"`
 	Dnsperf, Udpdns          BenchResult   `json:"-"` // the median rounds
 	DnsperfRounds, UdpRounds []BenchResult `json:"-"`
 	// FuncRounds are udpdns driven through SendFunc (completions on the

@@ -28,8 +28,9 @@ func Experiments() []lab.Experiment {
 			Run: runLoss,
 		},
 		{
-			Name:    "dns/server-restart",
-			Summary: "the server is stopped and started again between queries: the client's workflow carries on",
+			Name:       "dns/server-restart",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "the server is stopped and started again between queries: the client's workflow carries on",
 			Shows: "A stateless backend can be restarted under its clients: the server process is killed (SIGKILL, as a crash: no goodbye), " +
 				"the query sent while it is down is refused by the kernel (ICMP port unreachable), retried with a fresh ID and answered by a new process " +
 				"on the same port, and the workflow continues on the same client socket.",
@@ -37,16 +38,18 @@ func Experiments() []lab.Experiment {
 			Roles: roles,
 		},
 		{
-			Name:    "dns/cookies",
-			Summary: "DNS cookies (RFC 7873, RFC 9018): the server signs, the client carries 24 bytes, forgeries without them are refused",
+			Name:       "dns/cookies",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "DNS cookies (RFC 7873, RFC 9018): the server signs, the client carries 24 bytes, forgeries without them are refused",
 			Shows: "The server keeps nothing per client — one secret — yet recognises its clients: it hands each a cookie hashed from the client's " +
 				"cookie, a timestamp and its address, the client carries it in every query, answers without it are refused, bad cookies get BADCOOKIE, " +
 				"and a restart loses nothing with the same secret and costs one BADCOOKIE round trip with a new one.",
 			Run: runCookies,
 		},
 		{
-			Name:    "dns/truncation",
-			Summary: "an answer too big for the client's EDNS buffer comes back truncated (TC) over UDP; the client asks again over TCP",
+			Name:       "dns/truncation",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "an answer too big for the client's EDNS buffer comes back truncated (TC) over UDP; the client asks again over TCP",
 			Shows: "UDP keeps the server stateless only while the answer fits: one too big for the client's advertised buffer comes back " +
 				"with TC set, and the client retries over TCP — a handshake, the query, the answer, FIN each way: the stateless exchange becomes a connection the server holds, measured against a UDP-only answer.",
 			Run: runTruncation,

@@ -17,8 +17,9 @@ func Experiments() []lab.Experiment {
 			Run: runCalculator,
 		},
 		{
-			Name:    "http/crash",
-			Summary: "kill -9 the server between two requests of a workflow: stateful loses the session, stateless and store-backed lose nothing",
+			Name:       "http/crash",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "kill -9 the server between two requests of a workflow: stateful loses the session, stateless and store-backed lose nothing",
 			Shows: "A real server process is killed with SIGKILL mid-workflow and restarted on the same address: the stateful " +
 				"server's session is gone (the next use_last is a 401), the stateless client carries on, and the store-backed " +
 				"server (SQLite, and Redis when installed) continues the workflow with its history intact.",
@@ -51,8 +52,9 @@ func Experiments() []lab.Experiment {
 			Run: runMechanisms,
 		},
 		{
-			Name:    "http/signed-token",
-			Summary: "the session in an HMAC-signed token the client carries: survives kill -9 of every backend and round-robin with no store; bad tokens refused; the costs measured",
+			Name:       "http/signed-token",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "the session in an HMAC-signed token the client carries: survives kill -9 of every backend and round-robin with no store; bad tokens refused; the costs measured",
 			Shows: "The calculator's session (last result, history) rides in a JWT the client carries (HS256, a secret shared by three " +
 				"backend processes): the workflow survives kill -9 of every backend and round-robin with no store and no stickiness; " +
 				"tampered, forged, expired and transplanted tokens get 401 and change nothing; and the costs, measured from the " +
@@ -62,8 +64,9 @@ func Experiments() []lab.Experiment {
 			Roles: roles,
 		},
 		{
-			Name:    "http/store-failover",
-			Summary: "the store fails too: a Redis primary with two replicas and three Sentinels, killed or cut off mid-workflow; what async, WAIT and min-replicas-to-write lose",
+			Name:       "http/store-failover",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "the store fails too: a Redis primary with two replicas and three Sentinels, killed or cut off mid-workflow; what async, WAIT and min-replicas-to-write lose",
 			Shows: "Three stateless backends keep sessions in a Redis group they reach through go-redis's Sentinel client. The " +
 				"primary is killed with its replication link held: asynchronous replication loses the writes it acknowledged, " +
 				"replica-confirmed writes (WAIT 1) refuse them instead and lose none, at a measured latency; cut off from the " +

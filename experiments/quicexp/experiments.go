@@ -57,8 +57,9 @@ func Experiments() []lab.Experiment {
 			Run: runTCPContrast,
 		},
 		{
-			Name:    "quic/retry",
-			Summary: "address validation: a Retry token instead of server state, refused forged, moved and expired, NEW_TOKEN to skip it",
+			Name:       "quic/retry",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "address validation: a Retry token instead of server state, refused forged, moved and expired, NEW_TOKEN to skip it",
 			Shows: "With address validation on, the server answers a client's first Initial with a Retry and creates nothing — no " +
 				"connection, not one more goroutine — until the client's second Initial echoes the token; the client carries the state. " +
 				"A forged token gets a new Retry, the token from another address and the token past its lifetime get INVALID_TOKEN, " +
@@ -68,8 +69,9 @@ func Experiments() []lab.Experiment {
 			Run: runRetry,
 		},
 		{
-			Name:    "quic/stateless-reset",
-			Summary: "the server process is killed and restarted mid-connection: with the same reset key the client learns at once, without it at its idle timeout",
+			Name:       "quic/stateless-reset",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "the server process is killed and restarted mid-connection: with the same reset key the client learns at once, without it at its idle timeout",
 			Shows: "The server process holding a QUIC connection is killed (SIGKILL) and a new one, started beforehand and waiting, " +
 				"binds its address the moment it is dead (however slowly a busy machine starts processes, the client never idles out in between). The new " +
 				"process knows no connection, but with the same stateless reset key it answers the client's next packet with a stateless " +
@@ -81,8 +83,9 @@ func Experiments() []lab.Experiment {
 			Roles: resetRoles,
 		},
 		{
-			Name:    "quic/resumption",
-			Summary: "a session ticket from a first connection resumes the second with 0-RTT: fewer handshake bytes, no round trip; a replay of it, and restarts",
+			Name:       "quic/resumption",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "a session ticket from a first connection resumes the second with 0-RTT: fewer handshake bytes, no round trip; a replay of it, and restarts",
 			Shows: "A first connection does a full handshake and takes a session ticket; the second resumes with it and sends its " +
 				"requests in 0-RTT, in its first flight, with fewer handshake bytes, both measured from the capture. The server " +
 				"answers the read-only GET at once and holds the state-changing PUT until the handshake completes; an attacker " +
@@ -91,8 +94,9 @@ func Experiments() []lab.Experiment {
 			Run: runResumption,
 		},
 		{
-			Name:    "quic/load-balancer",
-			Summary: "three backends behind a UDP balancer: a 4-tuple hash loses a moving client, the server ID in the connection ID keeps it",
+			Name:       "quic/load-balancer",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "three backends behind a UDP balancer: a 4-tuple hash loses a moving client, the server ID in the connection ID keeps it",
 			Shows: "Three QUIC backends behind a UDP balancer that keeps no table. Hashing the client's 4-tuple, a NAT rebinding " +
 				"and then an active migration send the client's packets to a backend that never saw the connection: it answers " +
 				"with a stateless reset and the connection is lost. Routing by connection ID — every CID a backend issues carries " +

@@ -86,8 +86,9 @@ func Experiments() []lab.Experiment {
 			Run: runStateLoss,
 		},
 		{
-			Name:    "tcp/syn-cookies",
-			Summary: "a stateless server inside TCP: a full SYN queue, SYN cookies, no SYN-RECEIVED socket until the final ACK; what the cookie forgets",
+			Name:       "tcp/syn-cookies",
+			HoldsState: true, // a row of who holds the state
+			Summary:    "a stateless server inside TCP: a full SYN queue, SYN cookies, no SYN-RECEIVED socket until the final ACK; what the cookie forgets",
 			Shows: "A kernel listener with backlog 1 answers the SYNs it has no room for with SYN cookies (tcp_syncookies=1), " +
 				"or every SYN (=2): the SYN-ACK's ISN encodes the connection and sock_diag finds no request socket until the " +
 				"lab's final ACK brings the cookie back and the socket is built ESTABLISHED; an ACK one off is refused " +

@@ -78,9 +78,10 @@ func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.E
 // Inside reports whether this process is the re-executed child running in
 // the lab's namespace. The parent's word comes through a pipe it opened
 // for this child alone (Marker names the descriptor and a nonce that must
-// match what the pipe says), and the network namespace the parent wrote
-// there must not be this process's: a Marker set by hand
-// (STATELAB_SANDBOX=1) or inherited by a grandchild proves nothing.
+// match what the pipe says), the network namespace written there must be
+// the one the kernel shows for this process's parent, and this process
+// must be in another: a Marker set by hand (STATELAB_SANDBOX=1), inherited
+// by a grandchild or backed by a pipe its starter forged proves nothing.
 func Inside() bool {
 	proofOnce.Do(readProof)
 	return proof.err == nil && os.Getenv(Marker) == verifiedPrefix+proof.nonce
@@ -153,7 +154,53 @@ func checkProof(marker, proc string) (string, error) {
 	if err != nil || own == parentNS {
 		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q (%v)", ErrNotInside, parentNS, err)
 	}
+	// The pipe's word is checked against the kernel's: the namespace it
+	// names must be the real parent's (a pipe forged by whoever started
+	// this process names any it likes), and this process must have left it.
+	ppid := os.Getppid()
+	parentNow, err := os.Readlink(fmt.Sprintf("%s/%d/ns/net", proc, ppid))
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		// A process in a user namespace of its own may not look at its
+		// parent's (rootless, the parent made both at once): then its
+		// network namespace must belong to its own user namespace, which
+		// the parent's, made before it, cannot.
+		if err := netOwnedByOwnUser(proc); err != nil {
+			return "", fmt.Errorf("%w: %v", ErrNotInside, err)
+		}
+	case err != nil || parentNow != parentNS:
+		return "", fmt.Errorf("%w: the pipe names network namespace %q, but the parent (pid %d) is in %q (%v)", ErrNotInside, parentNS, ppid, parentNow, err)
+	case own == parentNow:
+		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q", ErrNotInside, parentNow)
+	}
 	return nonce, nil
+}
+
+// netOwnedByOwnUser checks that this process's network namespace is owned
+// by its own user namespace (NS_GET_USERNS), as one made together with it
+// is.
+func netOwnedByOwnUser(proc string) error {
+	f, err := os.Open(proc + "/self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ufd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
+	if err != nil {
+		return fmt.Errorf("the owner of this process's network namespace: %w", err)
+	}
+	defer unix.Close(ufd)
+	var owner, own unix.Stat_t
+	if err := unix.Fstat(ufd, &owner); err != nil {
+		return err
+	}
+	if err := unix.Stat(proc+"/self/ns/user", &own); err != nil {
+		return err
+	}
+	if owner.Dev != own.Dev || owner.Ino != own.Ino {
+		return fmt.Errorf("this process's network namespace belongs to another user namespace than its own: not one its parent made for it")
+	}
+	return nil
 }
 
 // vouch opens the pipe that tells a child started in a new namespace who

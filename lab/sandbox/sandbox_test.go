@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,13 +50,25 @@ func TestUnavailableNamesReasonAndRemedy(t *testing.T) {
 }
 
 // The marker is believed only with the parent's pipe behind it: the nonce
-// it names must be the pipe's, and the namespace the parent wrote there
-// must not be this process's.
+// it names must be the pipe's, the namespace written there must be the
+// real parent's (so a pipe forged by whoever starts the process proves
+// nothing), and this process must not be in it.
 func TestMarkerIsBelievedOnlyWithTheParentsPipe(t *testing.T) {
-	own, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Skip("no /proc/self/ns/net here")
+	// A /proc of our own: this process in net:[2] (or, in stayed, in its
+	// parent's), its parent in net:[1].
+	fakeProc := func(self string) string {
+		proc := t.TempDir()
+		for _, l := range []struct{ dir, ns string }{{"self", self}, {strconv.Itoa(os.Getppid()), "net:[1]"}} {
+			if err := os.MkdirAll(filepath.Join(proc, l.dir, "ns"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(l.ns, filepath.Join(proc, l.dir, "ns", "net")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return proc
 	}
+	moved, stayed := fakeProc("net:[2]"), fakeProc("net:[1]")
 	pipe := func(t *testing.T, content string) int {
 		r, w, err := os.Pipe()
 		if err != nil {
@@ -83,25 +96,36 @@ func TestMarkerIsBelievedOnlyWithTheParentsPipe(t *testing.T) {
 		name   string
 		marker func(t *testing.T) string
 		inside bool
+		proc   string // moved when empty
 	}{
 		{"the parent's pipe, another namespace", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[1]\n"))
-		}, true},
-		{"set by hand to 1", func(*testing.T) string { return "1" }, false},
-		{"empty", func(*testing.T) string { return "" }, false},
-		{"a descriptor that is not open", func(*testing.T) string { return "999:abc" }, false},
-		{"a descriptor that is a file", func(t *testing.T) string { return fmt.Sprintf("%d:abc", file(t)) }, false},
+		}, true, ""},
+		{"set by hand to 1", func(*testing.T) string { return "1" }, false, ""},
+		{"empty", func(*testing.T) string { return "" }, false, ""},
+		{"a descriptor that is not open", func(*testing.T) string { return "999:abc" }, false, ""},
+		{"a descriptor that is a file", func(t *testing.T) string { return fmt.Sprintf("%d:abc", file(t)) }, false, ""},
 		{"a pipe with another nonce", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "xyz net:[1]\n"))
-		}, false},
+		}, false, ""},
 		{"the parent's own namespace (never left it)", func(t *testing.T) string {
-			return fmt.Sprintf("%d:abc", pipe(t, "abc "+own+"\n"))
-		}, false},
-		{"stdin", func(*testing.T) string { return "0:abc" }, false},
+			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[1]\n"))
+		}, false, stayed},
+		{"a pipe naming this process's own namespace", func(t *testing.T) string {
+			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[2]\n"))
+		}, false, ""},
+		{"a forged pipe naming a namespace that is not the parent's", func(t *testing.T) string {
+			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[3]\n"))
+		}, false, ""},
+		{"stdin", func(*testing.T) string { return "0:abc" }, false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			nonce, err := checkProof(tt.marker(t), "/proc")
+			proc := tt.proc
+			if proc == "" {
+				proc = moved
+			}
+			nonce, err := checkProof(tt.marker(t), proc)
 			if (err == nil) != tt.inside {
 				t.Errorf("checkProof = %q, %v; want inside=%v", nonce, err, tt.inside)
 			}
