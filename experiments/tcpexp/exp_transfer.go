@@ -173,7 +173,9 @@ func (x *transfer) checkSequence() {
 	s := seqContinuity(wireSegments(x.pkts, x.c.Local(), x.c.Remote()))
 	x.env.Check("the lab's sequence numbers wrap past 2^32 mid-transfer", s.wraps == 1 && s.wrapAt > 1 && s.wrapAt < s.dataSegs,
 		"ISS %d (2^32 - %d); the wrap falls in data segment %d of %d", x.iss, uint32(-x.iss), s.wrapAt, s.dataSegs)
-	x.env.Check("every data segment continues the one before in sequence space (both directions)", s.gaps == 0, "%d gaps or repeats%s", s.gaps, listSuffix(s.gapInfo))
+	x.env.Check("every data segment continues the one before in sequence space (both directions)", s.gaps == 0,
+		"%d gaps%s; %d retransmissions of octets already on the wire%s", s.gaps, listSuffix(s.gapInfo), s.resent, listSuffix(s.resentAt))
+	x.env.Metric("retransmitted_segments_count", float64(s.resent))
 	x.env.Check("every kernel ACK is monotone and acknowledges only what the lab had put on the wire", s.badAcks == 0,
 		"%d ACKs below an earlier one or beyond the lab's last byte captured before them%s", s.badAcks, listSuffix(s.ackInfo))
 	x.env.Metric("lab_data_segments_count", float64(s.dataSegs))
@@ -214,17 +216,38 @@ type seqReport struct {
 	dataSegs int      // the lab's data segments
 	wraps    int      // how many of them cross 2^32
 	wrapAt   int      // the one that does (1-based)
-	gaps     int      // data segments that do not continue the one before, either way
+	gaps     int      // data segments that start beyond where the stream had reached, either way
 	gapInfo  []string // what each gap was
+	resent   int      // data segments that repeat octets already on the wire (retransmissions), either way
+	resentAt []string // what each was
 	badAcks  int      // kernel ACKs below an earlier one or beyond what the lab had sent
 	ackInfo  []string // what each bad ACK was
 }
 
+// follow judges one data segment [seq, end) of who's against next, where
+// who's stream had reached: starting beyond it is a gap; starting before it
+// is a retransmission (octets already on the wire, sent again when a timer
+// fired before the ACK came: a starved receiver's doing, not a break in
+// sequence space). next advances to the furthest end.
+func (s *seqReport) follow(seq, end tcpstate.Seq, next *tcpstate.Seq, who string) {
+	switch {
+	case next.LessThan(seq):
+		s.gaps++
+		s.gapInfo = append(s.gapInfo, fmt.Sprintf("%s seq %d after %d", who, seq, *next))
+	case seq.LessThan(*next):
+		s.resent++
+		s.resentAt = append(s.resentAt, fmt.Sprintf("%s seq %d again (the stream had reached %d)", who, seq, *next))
+	}
+	if next.LessThan(end) {
+		*next = end
+	}
+}
+
 // seqContinuity walks a connection's segments in wire order: each lab
-// data segment must start where the one before ended (a retransmission
-// would repeat), each kernel data segment likewise, and each kernel ACK
-// must not go back and must not pass the end of what the lab had sent
-// before it (SYN and FIN count one each).
+// data segment must not start beyond where the lab's stream had reached
+// (a repeat is a retransmission, counted apart), each kernel data segment
+// likewise, and each kernel ACK must not go back and must not pass the end
+// of what the lab had sent before it (SYN and FIN count one each).
 func seqContinuity(segs []wireSeg) seqReport {
 	var s seqReport
 	var nextSeq, lastAck, kernelSeq, labEnd tcpstate.Seq
@@ -242,23 +265,26 @@ func seqContinuity(segs []wireSeg) seqReport {
 		switch {
 		case g.fromLab && g.len > 0:
 			s.dataSegs++
-			if haveSeq && g.seq != nextSeq {
-				s.gaps++
-				s.gapInfo = append(s.gapInfo, fmt.Sprintf("lab seq %d after %d", g.seq, nextSeq))
-			}
 			end := g.seq.Add(tcpstate.Size(g.len))
+			if haveSeq {
+				s.follow(g.seq, end, &nextSeq, "lab")
+			} else {
+				nextSeq = end
+			}
 			if end < g.seq { // numerically smaller: crossed 2^32
 				s.wraps++
 				s.wrapAt = s.dataSegs
 			}
-			nextSeq, haveSeq = end, true
+			haveSeq = true
 		case !g.fromLab:
 			if g.len > 0 {
-				if haveK && g.seq != kernelSeq {
-					s.gaps++
-					s.gapInfo = append(s.gapInfo, fmt.Sprintf("kernel seq %d after %d", g.seq, kernelSeq))
+				end := g.seq.Add(tcpstate.Size(g.len))
+				if haveK {
+					s.follow(g.seq, end, &kernelSeq, "kernel")
+				} else {
+					kernelSeq = end
 				}
-				kernelSeq, haveK = g.seq.Add(tcpstate.Size(g.len)), true
+				haveK = true
 			}
 			if g.flags&capture.FlagACK != 0 {
 				if (haveAck && g.ack.LessThan(lastAck)) || !haveLab || labEnd.LessThan(g.ack) {

@@ -26,8 +26,14 @@ func TestSeqContinuity(t *testing.T) {
 		{"continuous both ways, the lab's wrap in its 2nd of 3 segments",
 			[]wireSeg{lab(top-100, 100), kernel(5001, 10, top, top), lab(top, 1000), kernel(5011, 10, top+1000, top+1000), lab(top+1000, 10)},
 			seqReport{dataSegs: 3, wraps: 1, wrapAt: 2}},
-		{"a repeat on each side is a gap",
+		{"a repeat on each side is a retransmission, not a gap",
 			[]wireSeg{lab(1001, 100), lab(1001, 100), kernel(5001, 10, 1101, 1101), kernel(5001, 10, 1101, 1101)},
+			seqReport{dataSegs: 2, resent: 2}},
+		{"a retransmission of the last segment, then new data where the stream left off",
+			[]wireSeg{syn, kernel(5001, 10, 1001, 1001), kernel(5011, 10, 1001, 1001), kernel(5011, 10, 1001, 1001), kernel(5021, 10, 1001, 1001)},
+			seqReport{resent: 1}},
+		{"a skip forward on each side is a gap",
+			[]wireSeg{lab(1001, 100), lab(1201, 100), kernel(5001, 10, 1301, 1301), kernel(5021, 10, 1301, 1301)},
 			seqReport{dataSegs: 2, gaps: 2}},
 		{"the SYN counts one: its ACK is within what the lab sent",
 			[]wireSeg{syn, kernel(5000, 0, 1001, 0)},
@@ -43,7 +49,7 @@ func TestSeqContinuity(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got := seqContinuity(tt.segs)
 			got.gapInfo, got.ackInfo = nil, nil
-			if got.dataSegs != tt.want.dataSegs || got.wraps != tt.want.wraps || got.wrapAt != tt.want.wrapAt || got.gaps != tt.want.gaps || got.badAcks != tt.want.badAcks {
+			if got.dataSegs != tt.want.dataSegs || got.wraps != tt.want.wraps || got.wrapAt != tt.want.wrapAt || got.gaps != tt.want.gaps || got.resent != tt.want.resent || got.badAcks != tt.want.badAcks {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
