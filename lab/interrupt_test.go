@@ -74,3 +74,18 @@ func TestInterruptedReportSaysStoppedNotFailed(t *testing.T) {
 		})
 	}
 }
+
+// An experiment that finishes its work although a signal came (its body
+// returned no error) is judged by its checks, not marked interrupted.
+func TestSignalAfterAnExperimentFinishedLeavesItsVerdict(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	e := Experiment{Name: "test/finished", Run: func(env *Env) error {
+		env.Check("the work", true, "done")
+		cancel(interrupted{syscall.SIGTERM})
+		return nil
+	}}
+	r := RunOne(ctx, e, Options{OutDir: t.TempDir(), Seed: 1})
+	if r.Interrupted != "" || !r.Passed {
+		t.Errorf("interrupted %q passed %v, want none and true", r.Interrupted, r.Passed)
+	}
+}

@@ -41,7 +41,7 @@ type RunState struct {
 }
 
 // SetPlanned records the experiments the run will run, in order
-// (Catalogue.Run does, unless already set).
+// (Catalogue.Run does, each time it starts).
 func (s *RunState) SetPlanned(names []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -157,8 +157,8 @@ func RunOne(ctx context.Context, exp Experiment, opts Options) *Report {
 		var ee *EnvError
 		r.EnvError = errors.As(err, &ee)
 	}
-	if sig, ok := errors.AsType[interrupted](context.Cause(ctx)); ok {
-		r.Interrupted = unix.SignalName(sig.Signal)
+	if sig, ok := errors.AsType[interrupted](context.Cause(ctx)); ok && err != nil {
+		r.Interrupted = unix.SignalName(sig.Signal) // the body gave up because of it
 	}
 	r.Passed = err == nil && len(r.Checks) > 0 && len(r.Failed()) == 0
 	return r
@@ -182,13 +182,11 @@ func (c *Catalogue) Run(ctx context.Context, exps []Experiment, opts Options, re
 	if opts.State == nil {
 		opts.State = &RunState{}
 	}
-	if opts.State.Planned() == nil {
-		names := make([]string, len(exps))
-		for i, e := range exps {
-			names[i] = e.Name
-		}
-		opts.State.SetPlanned(names)
+	names := make([]string, len(exps))
+	for i, e := range exps {
+		names[i] = e.Name
 	}
+	opts.State.SetPlanned(names)
 	var out []*Report
 	emit := func(r *Report) {
 		out = append(out, r)
@@ -204,6 +202,9 @@ func (c *Catalogue) Run(ctx context.Context, exps []Experiment, opts Options, re
 		r := RunOne(ctx, e, opts)
 		emit(r)
 		group = append(group, r)
+		if ctx.Err() != nil {
+			break // a summary of a group cut short would judge what did not run
+		}
 		if i == len(exps)-1 || exps[i+1].Group() != e.Group() {
 			if s := c.summarise(e.Group(), group); s != nil {
 				s.Seed = group[0].Seed

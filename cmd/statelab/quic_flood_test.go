@@ -31,7 +31,7 @@ func TestQUICServeProcessHoldsAFloodOfSpoofedInitials(t *testing.T) {
 	const (
 		flood    = 20000
 		sources  = 200
-		rssLimit = 200 << 20
+		rssLimit = 200e6 // bytes: the 200 MB
 	)
 	logFile := filepath.Join(t.TempDir(), "quic-serve.log")
 	startCtx, cancelStart := context.WithTimeout(context.Background(), 30*time.Second)
@@ -107,8 +107,13 @@ func TestQUICServeProcessHoldsAFloodOfSpoofedInitials(t *testing.T) {
 	if code != 0 || sha256.Sum256([]byte(out)) != quicconn.PatternSum(100000) {
 		t.Errorf("a real client after the flood: exit %d, %d bytes\nstderr: %s", code, len(out), errOut)
 	}
-	if peak<<10 > rssLimit && !raceEnabled {
-		t.Errorf("quic serve's peak RSS %d MiB, limit %d MiB", peak>>10, rssLimit>>20)
+	// The race detector multiplies memory: its builds are held to the
+	// limit only in growth; .ci/run also runs this test without -race.
+	switch {
+	case !raceEnabled && peak<<10 > rssLimit:
+		t.Errorf("quic serve's peak RSS %.0f MB, limit %.0f MB", float64(peak<<10)/1e6, rssLimit/1e6)
+	case raceEnabled && (peak-before)<<10 > rssLimit:
+		t.Errorf("quic serve's RSS grew %.0f MB under the flood (race build), limit %.0f MB", float64((peak-before)<<10)/1e6, rssLimit/1e6)
 	}
 	retry := false
 	for _, l := range logs {

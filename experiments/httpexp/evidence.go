@@ -124,7 +124,7 @@ func (ev *evidence) rows(later func(exp string) bool) ([][]string, tally) {
 			case ok:
 				t.filled++
 			case later(from):
-				c = "measured later in this run by " + from + ", whose report repeats this table"
+				c = "to be measured later in this run by " + from + ", whose report repeats this table"
 				if !slices.Contains(t.later, from) {
 					t.later = append(t.later, from)
 				}
@@ -168,7 +168,7 @@ func (t tally) note() string {
 	case t.filled >= all:
 		return ""
 	case t.absent == 0:
-		return fmt.Sprintf("the comparison table has %d of %d cells measured so far in this run: %s, later in this run, fills the rest and repeats this table",
+		return fmt.Sprintf("the comparison table has %d of %d cells measured so far in this run: %s, later in this run, is to fill the rest and repeat this table",
 			t.filled, all, strings.Join(t.later, ", "))
 	}
 	return fmt.Sprintf("the comparison table has %d of %d cells measured: run `statelab run http` to fill them all", t.filled, all)

@@ -104,8 +104,8 @@ func TestEvidenceTableSaysWhatThisRunStillFills(t *testing.T) {
 		wantNote string
 	}{
 		{"every filler ran before; signed-token later in this run", []string{"http/signed-token"},
-			"measured later in this run by http/signed-token, whose report repeats this table",
-			"18 of 24 cells measured so far in this run: http/signed-token, later in this run, fills the rest and repeats this table"},
+			"to be measured later in this run by http/signed-token, whose report repeats this table",
+			"18 of 24 cells measured so far in this run: http/signed-token, later in this run, is to fill the rest and repeat this table"},
 		{"signed-token not in this run", nil,
 			"not measured (run http/signed-token)", "18 of 24 cells measured: run `statelab run http` to fill them all"},
 	}

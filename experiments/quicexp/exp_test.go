@@ -48,7 +48,10 @@ func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 		name := e.Name
 		t.Run(strings.TrimPrefix(name, "quic/"), func(t *testing.T) {
 			r := lab.RunOne(context.Background(), experiment(name), lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})
-			labtest.WantShortCaptureVerdict(t, r, false)
+			labtest.WantShortCaptureVerdict(t, r, true)
+			if !strings.HasPrefix(r.Checks[0].Name, "capture complete") {
+				t.Errorf("first check %q, want \"capture complete\" before any other", r.Checks[0].Name)
+			}
 			if failed := r.Failed(); len(failed) == 1 && !strings.Contains(failed[0].Detail, "counted by") {
 				t.Errorf("capture check %q names no source of its count", failed[0].Detail)
 			}

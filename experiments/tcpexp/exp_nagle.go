@@ -40,9 +40,11 @@ const (
 	// gives (TCP_DELACK_MIN, 40 ms, less a tick of the coarsest clock) and
 	// far above the time a loopback ACK takes otherwise.
 	kernelDelACKFloor = 30 * time.Millisecond
-	// kernelProbeFloor is the least a Linux sender's tail-loss probe waits
-	// with one segment unacknowledged: 2·SRTT + TCP_RTO_MIN (200 ms),
-	// tcp_schedule_loss_probe.
+	// kernelProbeFloor is TCP_RTO_MIN (200 ms), the part of a Linux
+	// sender's tail-loss probe timer with one segment unacknowledged
+	// (2·SRTT + TCP_RTO_MIN, tcp_schedule_loss_probe) that does not depend
+	// on SRTT, which the lab does not see here: a body sent before the ACK
+	// sooner than this is Nagle failing.
 	kernelProbeFloor = 200 * time.Millisecond
 )
 
@@ -245,10 +247,23 @@ func (x *nagleExp) notes(recs []rawtcp.Record) map[int][]string {
 			start, client, server = t.IRS+1, "kernel", "lab" // the kernel's
 		}
 		nc.rounds = nagleRounds(recs, nc.c.ID(), nc.labClient, start, nagleRoundCount, nagleHeader, nagleBody)
+		for i := range nc.rounds {
+			x.wire(&nc.rounds[i])
+		}
 		for k, v := range roundNotes(nc.rounds, client, server, !nc.noDelay) {
 			out[k] = append(out[k], v...)
 		}
 		maps.Copy(x.rungNotes, rungNotes(nc.rounds, !nc.noDelay))
 	}
 	return out
+}
+
+// wire sets rd's header-to-body gap on the wire, when the capture holds
+// both (recPkt is set before the comments are made).
+func (x *nagleExp) wire(rd *nagleRound) {
+	hp, ok1 := x.recPkt[rd.hdrRec]
+	bp, ok2 := x.recPkt[rd.bodyRec]
+	if rd.found && ok1 && ok2 {
+		rd.wireGap, rd.wired = x.pkts[bp].Time.Sub(x.pkts[hp].Time), true
+	}
 }

@@ -58,12 +58,12 @@ func (x *nagleExp) check() {
 			delayed++
 			lDelays = append(lDelays, rd.ackDelay())
 		}
-		switch gap := x.bodyGap(rd); {
+		switch {
 		case i < nagleQuickRounds:
 		case rd.bodyAfterACK():
 			kheld++
-		case rd.probed(gap):
-			probes = append(probes, fmt.Sprintf("round %d: body %s ms after the header, the lab's ACK %s ms after it", i+1, ms(gap), ms(rd.ackDelay())))
+		case rd.probed():
+			probes = append(probes, fmt.Sprintf("round %d: body %s ms after the header on the wire, the lab's ACK %s ms after it by its records", i+1, ms(rd.gap()), ms(rd.ackDelay())))
 		}
 	}
 	late := nagleRoundCount - nagleQuickRounds
@@ -102,18 +102,6 @@ func (x *nagleExp) check() {
 	}{{"lab_nagle", labNagle, 0}, {"lab_nodelay", labNoDelay, 0}, {"kernel_nagle", kNagle, nagleQuickRounds}, {"kernel_nodelay", kNoDelay, nagleQuickRounds}} {
 		env.Metric(m.name+"_round_median_ms", msf(medianDur(tail(m.nc.wall, m.from))))
 	}
-}
-
-// bodyGap is how long after the header the body crossed the loopback, by
-// the capture's timestamps (the lab's own records when either is not
-// captured): a starved lab reads segments late, the wire does not.
-func (x *nagleExp) bodyGap(rd nagleRound) time.Duration {
-	hp, ok1 := x.recPkt[rd.hdrRec]
-	bp, ok2 := x.recPkt[rd.bodyRec]
-	if !rd.found || !ok1 || !ok2 {
-		return rd.bodyWait()
-	}
-	return x.pkts[bp].Time.Sub(x.pkts[hp].Time)
 }
 
 // tail is ds from index from on (none if it is shorter).

@@ -230,7 +230,9 @@ func TestKernelBodyBeforeACKIsAProbeOnlyAfterTheProbeFloor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.rd.probed(tt.gap); got != tt.probed {
+			rd := tt.rd
+			rd.wireGap, rd.wired = tt.gap, true
+			if got := rd.probed(); got != tt.probed {
 				t.Errorf("probed(%v) = %v, want %v", tt.gap, got, tt.probed)
 			}
 		})

@@ -239,7 +239,14 @@ func (x *sackRun) judge(legs []*sackLeg) {
 			}
 			return x.pkts[pi].Time, true
 		}
-		st := retransmissions(x.recs, wireOrder(x.connRecs(l.c.ID()), when), l.labSends, captured)
+		// The kernel's resends are judged against the SACKs on the wire
+		// before them (wire order); the lab's against the SACKs it had
+		// read (its records' order): it can act only on what it has read.
+		order := x.connRecs(l.c.ID())
+		if !l.labSends {
+			order = wireOrder(order, when)
+		}
+		st := retransmissions(x.recs, order, l.labSends, captured)
 		stats[i] = st
 		exact := bytes.Equal(l.sent, l.got)
 		env.Check(l.label+": every byte arrives, byte for byte", exact, "sent %d bytes sha256 %s…, read %d bytes sha256 %s…",

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/statelab/statelab/lab"
 	"github.com/statelab/statelab/lab/capture"
 	"github.com/statelab/statelab/lab/labtest"
+	"github.com/statelab/statelab/tcpstate"
 )
 
 // TestExperiments runs every tcp/ experiment against the kernel and checks
@@ -299,17 +299,15 @@ func TestSeedRepeatsTheLabsChoices(t *testing.T) {
 	}
 }
 
-// timerRepeat matches the lab's comment on a retransmission its RTO timer
-// sent: "2nd transmission of seq … by the lab, emitted at +206 ms".
-var timerRepeat = regexp.MustCompile(`transmission of seq \S+ by the lab, emitted at \+([0-9.]+) ms`)
-
-// unexplained returns the flagged frames a busy machine does not explain.
-// On a starved machine a retransmission timer can fire before the ACK is
-// read: a retransmission the kernel sends (its own timers), or one the lab
-// names as sent by its RTO timer (at least MinRTO, 200 ms, after the first
-// transmission), and the duplicate ACK that answers it, are the timers'
-// doing, not the experiment's; they are logged. Any other flag, or one of
-// those on a frame that also carries another, stays unexplained.
+// unexplained returns the flagged frames a starved reader does not
+// explain. On a busy machine a retransmission timer can fire before the
+// ACK is read, and the capture shows the evidence: the lab's resend that
+// Wireshark flags spurious (the kernel's ACK of it was on the wire before
+// it: the lab had not read it yet), or the kernel's resend of data the lab
+// acknowledges later on the wire (the lab was late, not silent), each once
+// per sequence range, and the duplicate ACK that answers one of those.
+// They are logged. Any other flag, or one of those on a frame that also
+// carries another, stays unexplained.
 func unexplained(t *testing.T, path string, flagged, filter []string) []string {
 	t.Helper()
 	if len(flagged) == 0 {
@@ -330,43 +328,54 @@ func unexplained(t *testing.T, path string, flagged, filter []string) []string {
 	}
 	other := set(strings.Join(others, " || "))
 	retx := set("tcp.analysis.retransmission || tcp.analysis.spurious_retransmission")
+	spurious := set("tcp.analysis.spurious_retransmission")
 	dup := set("tcp.analysis.duplicate_ack")
-	kernelSide := set(`frame.comment contains "side=kernel"`)
-	timer := map[string]bool{}
-	streamOf, srcOf := map[string]string{}, map[string]string{}
-	var order []string
-	for _, line := range strings.Split(labtest.Tshark(t, path, "-T", "fields", "-E", "separator=/t",
-		"-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.srcport", "-e", "frame.comment"), "\n") {
-		f := strings.SplitN(line, "\t", 4)
-		if len(f) < 3 {
+	type frame struct {
+		n, stream, src   string
+		seq, ack, length uint64
+		kernel           bool
+	}
+	var frames []frame
+	for _, line := range strings.Split(labtest.Tshark(t, path, "-T", "fields", "-e", "frame.number", "-e", "tcp.stream",
+		"-e", "tcp.srcport", "-e", "tcp.seq_raw", "-e", "tcp.ack_raw", "-e", "tcp.len", "-e", "frame.comment"), "\n") {
+		f := strings.SplitN(line, "\t", 7)
+		if len(f) < 6 {
 			continue
 		}
-		order = append(order, f[0])
-		streamOf[f[0]], srcOf[f[0]] = f[1], f[2]
-		if len(f) == 4 {
-			if m := timerRepeat.FindStringSubmatch(f[3]); m != nil {
-				if ms, err := strconv.ParseFloat(m[1], 64); err == nil && ms >= 200 {
-					timer[f[0]] = true
-				}
+		seq, _ := strconv.ParseUint(f[3], 10, 32)
+		ack, _ := strconv.ParseUint(f[4], 10, 32)
+		n, _ := strconv.ParseUint(f[5], 10, 32)
+		frames = append(frames, frame{f[0], f[1], f[2], seq, ack, n, len(f) == 7 && strings.Contains(f[6], "side=kernel")})
+	}
+	// ackedLater: a frame of the other side after index i in i's stream
+	// acknowledges all of i's data (sequence numbers compared mod 2^32).
+	ackedLater := func(i int) bool {
+		end := tcpstate.Seq(frames[i].seq).Add(tcpstate.Size(frames[i].length))
+		for _, g := range frames[i+1:] {
+			if g.stream == frames[i].stream && g.src != frames[i].src && end.LessThanEq(tcpstate.Seq(g.ack)) {
+				return true
 			}
 		}
+		return false
 	}
 	excused := map[string]bool{}
-	var prev = map[string]string{} // frame → the last frame before it in its stream from the other side
-	last := map[string]string{}    // stream+src → its last frame
-	for _, n := range order {
-		for k, v := range last {
-			if strings.HasPrefix(k, streamOf[n]+"/") && k != streamOf[n]+"/"+srcOf[n] && (prev[n] == "" || frameNo(v) > frameNo(prev[n])) {
-				prev[n] = v
-			}
-		}
-		last[streamOf[n]+"/"+srcOf[n]] = n
+	once := map[string]bool{} // stream/src/seq of a resend already excused
+	lastOther := map[string]string{}
+	for i, f := range frames {
+		key := f.stream + "/" + f.src + "/" + strconv.FormatUint(f.seq, 10)
 		switch {
-		case other[n]:
-		case retx[n] && !dup[n] && (kernelSide[n] || timer[n]):
-			excused[n] = true
-		case dup[n] && !retx[n] && excused[prev[n]]:
-			excused[n] = true
+		case other[f.n]:
+		case retx[f.n] && !dup[f.n] && !once[key] && (f.kernel && ackedLater(i) || !f.kernel && spurious[f.n]):
+			excused[f.n], once[key] = true, true
+		case dup[f.n] && !retx[f.n] && excused[lastOther[f.stream+"/"+f.src]]:
+			excused[f.n] = true
+		}
+		// The frame before the next one of the other side in this stream.
+		for _, g := range frames[i+1:] {
+			if g.stream == f.stream && g.src != f.src {
+				lastOther[g.stream+"/"+g.src] = f.n
+				break
+			}
 		}
 	}
 	var out, ok []string
@@ -378,10 +387,7 @@ func unexplained(t *testing.T, path string, flagged, filter []string) []string {
 		}
 	}
 	if len(ok) > 0 {
-		t.Logf("capture %s: frames %v are retransmissions a timer sent (or their duplicate ACKs): a busy machine's doing", filepath.Base(path), ok)
+		t.Logf("capture %s: frames %v are resends a timer sent before a starved reader read the ACK (or their duplicate ACKs)", filepath.Base(path), ok)
 	}
 	return out
 }
-
-// frameNo is a frame number's value.
-func frameNo(s string) int { n, _ := strconv.Atoi(s); return n }

@@ -26,6 +26,20 @@ type nagleRound struct {
 	// pureACK: the first segment acknowledging the header carried no data
 	// (a delayed or quick ACK, not the response).
 	pureACK bool
+	// wireGap is how long after the header the body crossed the loopback
+	// by the capture's timestamps, when both were captured (wired): a
+	// starved lab reads segments late, the wire does not.
+	wireGap time.Duration
+	wired   bool
+}
+
+// gap is how long after the header the body went: on the wire when both
+// were captured, else by the lab's records.
+func (n nagleRound) gap() time.Duration {
+	if n.wired {
+		return n.wireGap
+	}
+	return n.bodyWait()
 }
 
 // ackDelay is how long the header waited for its ACK.
@@ -38,13 +52,14 @@ func (n nagleRound) bodyWait() time.Duration { return n.body - n.header }
 // (what Nagle does with a small segment while data is in flight).
 func (n nagleRound) bodyAfterACK() bool { return n.found && n.bodyRec > n.ackRec }
 
-// probed: the body left before the header's ACK, but only once gap (header
-// to body on the wire) had reached the sender's tail-loss probe floor: with
-// Nagle on, that is the probe timer sending what Nagle held (Linux sends new
-// data as its probe, tcp_send_loss_probe), not Nagle failing. It happens
-// when the receiver's delayed ACK is late past the floor.
-func (n nagleRound) probed(gap time.Duration) bool {
-	return n.found && n.bodyRec != n.hdrRec && !n.bodyAfterACK() && gap >= kernelProbeFloor
+// probed: the body left before the header's ACK, but only once the gap
+// (header to body, on the wire when captured) had reached the sender's
+// tail-loss probe floor: with Nagle on, that is the probe timer sending
+// what Nagle held (Linux sends new data as its probe, tcp_send_loss_probe),
+// not Nagle failing. It happens when the receiver's delayed ACK is late
+// past the floor.
+func (n nagleRound) probed() bool {
+	return n.found && n.bodyRec != n.hdrRec && !n.bodyAfterACK() && n.gap() >= kernelProbeFloor
 }
 
 // nagleRounds finds rounds rounds of header and body octets each in the
@@ -139,8 +154,8 @@ func roundNotes(rounds []nagleRound, client, server string, nagle bool) map[int]
 			add(rd.bodyRec, "round %d: the body, %s after the header (Nagle off; the header's ACK had come already)", n, fmtMs(rd.bodyWait()))
 		case !nagle:
 			add(rd.bodyRec, "round %d: the body, %s after the header, sent with the header unacknowledged (Nagle off)", n, fmtMs(rd.bodyWait()))
-		case rd.probed(rd.bodyWait()):
-			add(rd.bodyRec, "round %d: the body, %s after the header, sent with the header unacknowledged: the %s's loss-probe timer (at least %v) fired before the late ACK", n, fmtMs(rd.bodyWait()), client, kernelProbeFloor)
+		case rd.probed():
+			add(rd.bodyRec, "round %d: the body, %s after the header on the wire, sent with the header unacknowledged: the %s's loss-probe timer (at least %v) fired before the late ACK", n, fmtMs(rd.gap()), client, kernelProbeFloor)
 		default:
 			add(rd.bodyRec, "round %d: the body, %s after the header, sent with the header unacknowledged although Nagle was on", n, fmtMs(rd.bodyWait()))
 		}
@@ -174,7 +189,7 @@ func rungNotes(rounds []nagleRound, nagle bool) map[int]string {
 			switch {
 			case rd.bodyAfterACK() && nagle:
 				held = ", held by Nagle"
-			case nagle && rd.probed(rd.bodyWait()):
+			case nagle && rd.probed():
 				held = ", the loss probe"
 			}
 			out[rd.bodyRec] = fmt.Sprintf("round %d body, +%s%s", n, fmtMs(rd.bodyWait()), held)

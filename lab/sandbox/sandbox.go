@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -79,9 +80,13 @@ func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.E
 // the lab's namespace. The parent's word comes through a pipe it opened
 // for this child alone (Marker names the descriptor and a nonce that must
 // match what the pipe says), the network namespace written there must be
-// the one the kernel shows for this process's parent, and this process
-// must be in another: a Marker set by hand (STATELAB_SANDBOX=1), inherited
-// by a grandchild or backed by a pipe its starter forged proves nothing.
+// the one the kernel shows for this process's parent (rootless, where the
+// parent's cannot be read: this process's network namespace must belong
+// to its own user namespace), this process must be in another, and that
+// one must be new (lo alone, still down). A Marker set by hand
+// (STATELAB_SANDBOX=1) or inherited by a grandchild proves nothing; a pipe
+// its starter forged gets no further than a namespace of its own, new and
+// private, which is what the lab needs.
 func Inside() bool {
 	proofOnce.Do(readProof)
 	return proof.err == nil && os.Getenv(Marker) == verifiedPrefix+proof.nonce
@@ -116,15 +121,17 @@ var (
 // Marker with a value no descendant can take for a proof of its own.
 func readProof() {
 	marker := os.Getenv(Marker)
-	nonce, err := checkProof(marker, procRoot)
+	nonce, err := checkProof(marker, procRoot, net.Interfaces)
 	proof.nonce, proof.err = nonce, err
 	if err == nil {
 		_ = os.Setenv(Marker, verifiedPrefix+nonce)
 	}
 }
 
-// checkProof reads and checks the pipe that marker ("FD:NONCE") names.
-func checkProof(marker, proc string) (string, error) {
+// checkProof reads and checks the pipe that marker ("FD:NONCE") names,
+// reading the kernel's view under proc and the namespace's interfaces
+// with ifaces.
+func checkProof(marker, proc string, ifaces func() ([]net.Interface, error)) (string, error) {
 	fdText, nonce, ok := strings.Cut(marker, ":")
 	fd, err := strconv.Atoi(fdText)
 	if !ok || err != nil || fd < 3 || nonce == "" {
@@ -173,7 +180,34 @@ func checkProof(marker, proc string) (string, error) {
 	case own == parentNow:
 		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q", ErrNotInside, parentNow)
 	}
+	// Last, the namespace must be as new as one the parent made for this
+	// process alone: nothing but a loopback nobody has brought up yet. A
+	// namespace shared with others (a container's, one entered with
+	// nsenter) has more, or its lo up.
+	list, err := ifaces()
+	if err != nil {
+		return "", fmt.Errorf("%w: listing this namespace's interfaces: %v", ErrNotInside, err)
+	}
+	if err := fresh(list); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrNotInside, err)
+	}
 	return nonce, nil
+}
+
+// fresh reports why a network namespace with these interfaces is not one
+// just made (nil when it is: lo alone, down).
+func fresh(ifaces []net.Interface) error {
+	var names []string
+	for _, i := range ifaces {
+		names = append(names, i.Name)
+	}
+	switch {
+	case len(ifaces) != 1 || ifaces[0].Name != "lo":
+		return fmt.Errorf("this network namespace has interfaces %v; one just made has lo alone", names)
+	case ifaces[0].Flags&net.FlagUp != 0:
+		return fmt.Errorf("this network namespace's lo is up already; in one just made it is down")
+	}
+	return nil
 }
 
 // netOwnedByOwnUser checks that this process's network namespace is owned

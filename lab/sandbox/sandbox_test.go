@@ -3,6 +3,7 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -97,27 +98,31 @@ func TestMarkerIsBelievedOnlyWithTheParentsPipe(t *testing.T) {
 		marker func(t *testing.T) string
 		inside bool
 		proc   string // moved when empty
+		shared bool   // the namespace has more than a new lo
 	}{
 		{"the parent's pipe, another namespace", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[1]\n"))
-		}, true, ""},
-		{"set by hand to 1", func(*testing.T) string { return "1" }, false, ""},
-		{"empty", func(*testing.T) string { return "" }, false, ""},
-		{"a descriptor that is not open", func(*testing.T) string { return "999:abc" }, false, ""},
-		{"a descriptor that is a file", func(t *testing.T) string { return fmt.Sprintf("%d:abc", file(t)) }, false, ""},
+		}, true, "", false},
+		{"set by hand to 1", func(*testing.T) string { return "1" }, false, "", false},
+		{"empty", func(*testing.T) string { return "" }, false, "", false},
+		{"a descriptor that is not open", func(*testing.T) string { return "999:abc" }, false, "", false},
+		{"a descriptor that is a file", func(t *testing.T) string { return fmt.Sprintf("%d:abc", file(t)) }, false, "", false},
 		{"a pipe with another nonce", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "xyz net:[1]\n"))
-		}, false, ""},
+		}, false, "", false},
 		{"the parent's own namespace (never left it)", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[1]\n"))
-		}, false, stayed},
+		}, false, stayed, false},
 		{"a pipe naming this process's own namespace", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[2]\n"))
-		}, false, ""},
+		}, false, "", false},
 		{"a forged pipe naming a namespace that is not the parent's", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[3]\n"))
-		}, false, ""},
-		{"stdin", func(*testing.T) string { return "0:abc" }, false, ""},
+		}, false, "", false},
+		{"stdin", func(*testing.T) string { return "0:abc" }, false, "", false},
+		{"the parent's pipe, but a namespace in use (more than a new lo)", func(t *testing.T) string {
+			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[1]\n"))
+		}, false, "", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,12 +130,46 @@ func TestMarkerIsBelievedOnlyWithTheParentsPipe(t *testing.T) {
 			if proc == "" {
 				proc = moved
 			}
-			nonce, err := checkProof(tt.marker(t), proc)
+			ifaces := func() ([]net.Interface, error) {
+				list := []net.Interface{{Index: 1, Name: "lo", Flags: net.FlagLoopback}}
+				if tt.shared {
+					list = append(list, net.Interface{Index: 2, Name: "eth0", Flags: net.FlagUp})
+				}
+				return list, nil
+			}
+			nonce, err := checkProof(tt.marker(t), proc, ifaces)
 			if (err == nil) != tt.inside {
 				t.Errorf("checkProof = %q, %v; want inside=%v", nonce, err, tt.inside)
 			}
 			if err != nil && !errors.Is(err, ErrNotInside) {
 				t.Errorf("error %v does not wrap ErrNotInside", err)
+			}
+		})
+	}
+}
+
+// The inner process runs the lab only in a network namespace just made:
+// lo alone and down. A shared one (a container's, one entered with
+// nsenter) is refused, whatever the pipe says.
+func TestOnlyANewNamespaceIsTakenForTheLabs(t *testing.T) {
+	lo := net.Interface{Index: 1, Name: "lo", Flags: net.FlagLoopback}
+	up := lo
+	up.Flags |= net.FlagUp
+	eth := net.Interface{Index: 2, Name: "eth0", Flags: net.FlagUp}
+	tests := []struct {
+		name   string
+		ifaces []net.Interface
+		ok     bool
+	}{
+		{"lo alone, down: just made", []net.Interface{lo}, true},
+		{"lo up: someone used it", []net.Interface{up}, false},
+		{"another interface: shared", []net.Interface{lo, eth}, false},
+		{"no interface at all", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := fresh(tt.ifaces); (err == nil) != tt.ok {
+				t.Errorf("fresh = %v, want ok %v", err, tt.ok)
 			}
 		})
 	}
