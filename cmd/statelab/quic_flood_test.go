@@ -29,10 +29,18 @@ func TestQUICServeProcessHoldsAFloodOfSpoofedInitials(t *testing.T) {
 		t.Skip("sends 20,000 Initials to a quic serve process")
 	}
 	const (
-		flood    = 20000
 		sources  = 200
 		rssLimit = 200e6 // bytes: the 200 MB
 	)
+	const flood = 20000
+	if raceEnabled {
+		// A load and memory acceptance: the race detector makes quic
+		// serve several times slower and its memory several times larger
+		// (2,000 Initials grew a race build by 586 MB and held the real
+		// client off past its dial timeout). .ci/run runs this test
+		// without -race.
+		t.Skip("a load and memory acceptance, run without -race (.ci/run does)")
+	}
 	logFile := filepath.Join(t.TempDir(), "quic-serve.log")
 	startCtx, cancelStart := context.WithTimeout(context.Background(), 30*time.Second)
 	srv, err := subproc.Start(startCtx, quicServeRole, logFile, "--addr", "127.0.0.1:0")
@@ -107,13 +115,8 @@ func TestQUICServeProcessHoldsAFloodOfSpoofedInitials(t *testing.T) {
 	if code != 0 || sha256.Sum256([]byte(out)) != quicconn.PatternSum(100000) {
 		t.Errorf("a real client after the flood: exit %d, %d bytes\nstderr: %s", code, len(out), errOut)
 	}
-	// The race detector multiplies memory: its builds are held to the
-	// limit only in growth; .ci/run also runs this test without -race.
-	switch {
-	case !raceEnabled && peak<<10 > rssLimit:
+	if peak<<10 > rssLimit {
 		t.Errorf("quic serve's peak RSS %.0f MB, limit %.0f MB", float64(peak<<10)/1e6, rssLimit/1e6)
-	case raceEnabled && (peak-before)<<10 > rssLimit:
-		t.Errorf("quic serve's RSS grew %.0f MB under the flood (race build), limit %.0f MB", float64((peak-before)<<10)/1e6, rssLimit/1e6)
 	}
 	retry := false
 	for _, l := range logs {
