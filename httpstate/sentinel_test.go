@@ -160,7 +160,9 @@ func TestSentinelStoreStartUpErrors(t *testing.T) {
 func TestReplicaConfirmedWritesNeedAReplica(t *testing.T) {
 	primary, sentinel := startSentinelGroup(t)
 	ctx := context.Background()
-	base := startServing(t, "redis-sentinel://"+sentinel+"/statelab?wait=1&wait_timeout=1s")
+	// A wait long enough for a busy machine's replica to confirm (the
+	// refusal below takes that long too).
+	base := startServing(t, "redis-sentinel://"+sentinel+"/statelab?wait=1&wait_timeout=5s")
 	c := NewClient(base, true)
 	defer c.Close()
 	rep, err := c.Post(ctx, "/session", nil)
@@ -177,11 +179,16 @@ func TestReplicaConfirmedWritesNeedAReplica(t *testing.T) {
 	rc := redis.NewClient(&redis.Options{Addr: replica.Addr})
 	defer rc.Close()
 	deadline := time.Now().Add(15 * time.Second)
-	for !strings.Contains(rc.Info(ctx, "replication").Val(), "master_link_status:up") {
+	pc := redis.NewClient(&redis.Options{Addr: primary.Addr})
+	defer pc.Close()
+	// Both ends must see the link: the replica's link up, and the primary
+	// listing it online (WAIT counts only the replicas it lists).
+	for !strings.Contains(rc.Info(ctx, "replication").Val(), "master_link_status:up") ||
+		!strings.Contains(pc.Info(ctx, "replication").Val(), "state=online") {
 		if time.Now().After(deadline) {
-			t.Fatal("the replica's link is not up in 15s")
+			t.Fatal("the replica's link is not up on both ends in 15s")
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling another process's state: no event to wait on
 	}
 	rep, err = c.Post(ctx, "/session", nil)
 	if err != nil || rep.Status != http.StatusCreated {

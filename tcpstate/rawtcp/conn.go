@@ -36,9 +36,13 @@ type Conn struct {
 	tap    chan tcpstate.Segment
 	faults *Faults
 
-	mu         sync.Mutex
-	ep         *tcpstate.Endpoint
-	out        tcpstate.Output
+	mu  sync.Mutex
+	ep  *tcpstate.Endpoint
+	out tcpstate.Output
+	// handled is the time the engine was last called with (clock): flush
+	// records what that call emitted at that time, so a record's At is
+	// the engine's moment, not a later one (c.mu).
+	handled    time.Duration
 	hook       Hook
 	rhook      Hook
 	events     func(time.Duration, tcpstate.Event)
@@ -212,7 +216,7 @@ func (c *Conn) handle(seg *tcpstate.Segment) {
 			return
 		}
 	}
-	c.ep.HandleSegment(c.st.Now(), seg, &c.out)
+	c.ep.HandleSegment(c.clock(), seg, &c.out)
 	if c.tap != nil {
 		cp := *seg
 		cp.Payload = append([]byte(nil), seg.Payload...)
@@ -224,10 +228,17 @@ func (c *Conn) handle(seg *tcpstate.Segment) {
 	c.flush(before, seg)
 }
 
+// clock reads the stack's clock for a call of the engine and keeps it for
+// the flush that follows. c.mu is held.
+func (c *Conn) clock() time.Duration {
+	c.handled = c.st.Now()
+	return c.handled
+}
+
 // flush sends what the engine emitted, records it, applies the events and
 // re-arms the timer. c.mu is held.
 func (c *Conn) flush(before tcpstate.State, rcvd *tcpstate.Segment) {
-	now := c.st.Now()
+	now := c.handled
 	tcb := c.ep.TCB()
 	if rcvd != nil {
 		c.record(Record{At: now, Seg: recSeg(rcvd), Before: before, State: tcb.State, TCB: tcb, PeerState: c.rcvPeer})
@@ -358,7 +369,7 @@ func (c *Conn) onTimer() {
 	}
 	c.timerSet = false
 	before := c.ep.State()
-	c.ep.HandleTimer(c.st.Now(), &c.out)
+	c.ep.HandleTimer(c.clock(), &c.out)
 	c.flush(before, nil)
 }
 
@@ -449,7 +460,7 @@ func (c *Conn) ReadContext(ctx context.Context, p []byte) (int, error) {
 			return 0, err
 		}
 		before := c.ep.State()
-		n, err := c.ep.Receive(c.st.Now(), p, &c.out)
+		n, err := c.ep.Receive(c.clock(), p, &c.out)
 		c.flush(before, nil)
 		if n > 0 || err != nil || len(p) == 0 {
 			return n, err
@@ -474,7 +485,7 @@ func (c *Conn) WriteContext(ctx context.Context, p []byte) (int, error) {
 			return done, err
 		}
 		before := c.ep.State()
-		n, err := c.ep.Send(c.st.Now(), p[done:], &c.out)
+		n, err := c.ep.Send(c.clock(), p[done:], &c.out)
 		c.flush(before, nil)
 		done += n
 		if err != nil || done == len(p) {
@@ -498,7 +509,7 @@ func (c *Conn) CloseWrite() error {
 		return c.goneErr
 	}
 	before := c.ep.State()
-	err := c.ep.Close(c.st.Now(), &c.out)
+	err := c.ep.Close(c.clock(), &c.out)
 	c.flush(before, nil)
 	if c.ep.State() == tcpstate.Closed {
 		c.detach(nil)
@@ -525,7 +536,7 @@ func (c *Conn) Close() error {
 	}
 	var err error
 	if st := c.ep.State(); st != tcpstate.Closed && !st.SendClosed() {
-		err = c.ep.Close(c.st.Now(), &c.out)
+		err = c.ep.Close(c.clock(), &c.out)
 		c.flush(st, nil)
 	}
 	if c.ep.State() == tcpstate.Closed {
@@ -543,7 +554,7 @@ func (c *Conn) Abort() error {
 		return c.goneErr
 	}
 	before := c.ep.State()
-	err := c.ep.Abort(c.st.Now(), &c.out)
+	err := c.ep.Abort(c.clock(), &c.out)
 	c.flush(before, nil)
 	return err
 }

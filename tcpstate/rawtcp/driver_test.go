@@ -210,3 +210,55 @@ type readerCtx struct {
 }
 
 func (r readerCtx) Read(p []byte) (int, error) { return r.c.ReadContext(r.ctx, p) }
+
+// A record's At is the moment the engine handled the segment (or emitted
+// it), not a later reading of the clock: with a clock that moves on every
+// reading and a timestamp offset of 0, each segment the lab sends carries
+// the engine's moment as its TSval (one tick a millisecond), which must be
+// its record's At.
+func TestRecordsCarryTheEnginesMoment(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s := newTestStack(t, StackConfig{Engine: tcpstate.Config{MinRTO: 50 * time.Millisecond, MSL: 100 * time.Millisecond,
+		TimestampClock: time.Millisecond, TSOffset: func() uint32 { return 0 }}})
+	var tick atomic.Int64
+	s.testClock = func() time.Duration { return time.Duration(tick.Add(1)) * time.Millisecond }
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		k, err := ln.Accept()
+		if err == nil {
+			io.Copy(k, k)
+			k.Close()
+		}
+	}()
+	c, err := s.Dial(ctx, netip.MustParseAddrPort(ln.Addr().String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := c.WriteContext(ctx, []byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		var buf [4]byte
+		if _, err := io.ReadFull(readerCtx{ctx, c}, buf[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for _, r := range s.Records() {
+		if !r.Sent || !r.Seg.HasTS || r.Conn != c.ID() {
+			continue
+		}
+		n++
+		if at := uint32(r.At / time.Millisecond); at != r.Seg.TSVal {
+			t.Errorf("%s: recorded at %d ms, sent by the engine at %d ms (its TSval)", r.Label(), at, r.Seg.TSVal)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no sent segment with timestamps")
+	}
+}

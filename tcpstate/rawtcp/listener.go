@@ -55,7 +55,7 @@ func (l *Listener) newPending() *Conn {
 	c.portFree = true // the listener owns the port
 	c.listener = l
 	c.mu.Lock()
-	_ = c.ep.OpenPassive(l.st.Now(), l.port, &c.out)
+	_ = c.ep.OpenPassive(c.clock(), l.port, &c.out)
 	c.flush(tcpstate.Closed, nil)
 	c.mu.Unlock()
 	return c

@@ -12,7 +12,7 @@ func (c *Conn) SetNoDelay(noDelay bool) error {
 		return c.goneErr
 	}
 	before := c.ep.State()
-	c.ep.SetNoDelay(c.st.Now(), noDelay, &c.out)
+	c.ep.SetNoDelay(c.clock(), noDelay, &c.out)
 	c.flush(before, nil)
 	return nil
 }

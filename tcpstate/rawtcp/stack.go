@@ -50,6 +50,8 @@ type Stack struct {
 	cfg   StackConfig
 	link  *Link
 	epoch time.Time
+	// testClock, set by tests before any connection, replaces the clock.
+	testClock func() time.Duration
 
 	mu        sync.Mutex
 	conns     map[connKey]*Conn
@@ -115,7 +117,12 @@ func (s *Stack) Addr() netip.Addr { return s.link.Addr() }
 
 // Now is the stack's clock: the monotonic time since the stack started,
 // the time base of every engine call and record.
-func (s *Stack) Now() time.Duration { return time.Since(s.epoch) }
+func (s *Stack) Now() time.Duration {
+	if s.testClock != nil {
+		return s.testClock()
+	}
+	return time.Since(s.epoch)
+}
 
 // Close closes every connection's timers and the link (removing the RST
 // filter). Connections still open are abandoned without a segment.
@@ -214,13 +221,14 @@ func (s *Stack) closedInput(f *frame) {
 	peer := s.peerState(f)
 	s.closedMu.Lock()
 	defer s.closedMu.Unlock()
-	s.closedEP.HandleSegment(s.Now(), &f.seg, &s.closedOut)
+	now := s.Now()
+	s.closedEP.HandleSegment(now, &f.seg, &s.closedOut)
 	from := netip.AddrFrom4(f.src)
-	s.record(Record{At: s.Now(), Seg: recSeg(&f.seg), State: tcpstate.Closed, Before: tcpstate.Closed, Note: "no TCB", PeerAddr: from, PeerState: peer})
+	s.record(Record{At: now, Seg: recSeg(&f.seg), State: tcpstate.Closed, Before: tcpstate.Closed, Note: "no TCB", PeerAddr: from, PeerState: peer})
 	for i := range s.closedOut.Segments {
 		seg := &s.closedOut.Segments[i]
 		_ = s.link.Send(seg, f.src)
-		s.record(Record{At: s.Now(), Sent: true, Seg: recSeg(seg), State: tcpstate.Closed, Before: tcpstate.Closed, Note: "no TCB", PeerAddr: from})
+		s.record(Record{At: now, Sent: true, Seg: recSeg(seg), State: tcpstate.Closed, Before: tcpstate.Closed, Note: "no TCB", PeerAddr: from})
 	}
 	s.closedOut.Reset()
 	s.annotate() // no connection lock is held here
@@ -374,7 +382,7 @@ func (s *Stack) Dial(ctx context.Context, raddr netip.AddrPort, opts *ConnOption
 	s.mu.Unlock()
 
 	c.mu.Lock()
-	err = c.ep.OpenActive(s.Now(), port, raddr.Port(), &c.out)
+	err = c.ep.OpenActive(c.clock(), port, raddr.Port(), &c.out)
 	c.flush(tcpstate.Closed, nil)
 	c.unlock()
 	if err != nil {
