@@ -19,7 +19,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -136,11 +135,9 @@ var (
 	}
 )
 
-// serveContext ends `dns serve`: on SIGINT or SIGTERM (tests substitute a
+// serveContext ends `dns serve` on a stop signal (tests substitute a
 // context they cancel).
-var serveContext = func() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-}
+var serveContext = stopContext
 
 func dnsServe(_ *flag.FlagSet, args []string) int {
 	stdout, stderr := stdout, stderr // this command outlives its caller's view of the globals in tests
@@ -344,11 +341,11 @@ func resolveServer(ctx context.Context, s string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(best, port), nil
 }
 
-// querySignals delivers SIGINT and SIGTERM to `dns query` (tests
+// querySignals delivers the stop signals to `dns query` (tests
 // substitute a channel they send on).
 var querySignals = func() (<-chan os.Signal, func()) {
 	c := make(chan os.Signal, 1)
-	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(c, stopSignals...)
 	return c, func() { signal.Stop(c) }
 }
 
@@ -370,7 +367,7 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 		fmt.Fprintf(stderr, "statelab dns query: --bufsize %d: want 0 (no EDNS0) or %d to 65535 bytes (RFC 6891: smaller counts as %d)\n", f.bufsize, dns.MinMsgSize, dns.MinMsgSize)
 		return exitUsage
 	}
-	// SIGINT or SIGTERM cancels everything from here on (the look-up of
+	// A stop signal cancels everything from here on (the look-up of
 	// the server too); the signal is kept for the exit status.
 	sigs, stopSigs := querySignals()
 	defer stopSigs()
@@ -527,17 +524,14 @@ func (t *queryTally) print(w io.Writer, full bool, elapsed time.Duration, server
 }
 
 // stoppedBy says, in one line, that `dns query` was stopped by sig (a
-// value of an atomic.Value: nil when no signal came) and returns 130 for
-// SIGINT, 143 for SIGTERM; 0 without a signal.
+// value of an atomic.Value: nil when no signal came) and returns
+// 128+signal; 0 without a signal.
 func stoppedBy(sig any, when string) int {
 	s, ok := sig.(os.Signal)
 	if !ok {
 		return 0
 	}
-	code, name := 130, "SIGINT"
-	if s == syscall.SIGTERM {
-		code, name = 143, "SIGTERM"
-	}
+	code, name := signalExit(s)
 	fmt.Fprintf(stderr, "statelab dns query: stopped by %s %s\n", name, when)
 	return code
 }
@@ -612,7 +606,7 @@ func benchDNS(_ *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab bench dns: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	defer stop()
 	f := benchDNSFlags
 	conc := f.c

@@ -345,8 +345,9 @@ func FuzzDNSParseServer(f *testing.F) {
 	})
 }
 
-// SIGINT and SIGTERM stop `dns query -n HUGE` against a server that
-// answers nothing within a second, with one line and exit 130 / 143.
+// SIGINT, SIGTERM and SIGHUP (the terminal closed) stop `dns query -n
+// HUGE` against a server that answers nothing within a second, with one
+// line and exit 128+signal, as `statelab run` stops.
 func TestDNSQueryStopsOnSignal(t *testing.T) {
 	tests := []struct {
 		sig  os.Signal
@@ -355,6 +356,7 @@ func TestDNSQueryStopsOnSignal(t *testing.T) {
 	}{
 		{os.Interrupt, 130, "stopped by SIGINT"},
 		{syscall.SIGTERM, 143, "stopped by SIGTERM"},
+		{syscall.SIGHUP, 129, "stopped by SIGHUP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {

@@ -6,10 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/statelab/statelab/experiments/httpexp"
@@ -156,7 +153,7 @@ func httpServeCmd(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab http serve: --mode %q: want stateless, stateful, store or token\n", mode)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	defer stop()
 	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	spec := httpstate.LongLived(mode, addr, store)
@@ -209,7 +206,7 @@ func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab bench http: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	defer stop()
 	stopRedis, err := b.startRedis(ctx)
 	if err != nil {

@@ -12,12 +12,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/statelab/statelab/experiments/quicexp"
@@ -140,7 +138,7 @@ func quicServe(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab quic serve: takes no arguments (got %q)\n", args)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	defer stop()
 	if err := serveQUIC(ctx, quicServeConfig(), stdout, nil); err != nil {
 		fmt.Fprintf(stderr, "statelab quic serve: %v\n", err)
@@ -271,7 +269,7 @@ func quicGet(fs *flag.FlagSet, args []string) int {
 		return exitUsage
 	}
 	defer body.discard()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -656,7 +654,7 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab bench quic: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	defer stop()
 	rs, err := quicexp.Bench(ctx, size, f.rounds)
 	if err != nil {

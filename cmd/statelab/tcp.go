@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/statelab/statelab/experiments/tcpexp"
 	"github.com/statelab/statelab/lab"
@@ -55,7 +51,7 @@ func benchTCP(_ *flag.FlagSet, args []string) int {
 		fmt.Fprintf(stderr, "statelab bench tcp: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopContext()
 	defer stop()
 	// Bench bounds itself (tcpexp.BenchTimeout) as well as the signals.
 	rep, err := tcpexp.Bench(ctx, size, benchTCPFlags.rounds)

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// stopSignals end every command the way `statelab run` ends: SIGINT
+// (Ctrl-C), SIGTERM, and SIGHUP (the terminal closed). Each command stops
+// what it started, removes its temporary files and exits 128+signal.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+// stopContext is cancelled by the first of stopSignals.
+func stopContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), stopSignals...)
+}
+
+// signalExit is the exit status and the name of a stop signal: 130 and
+// "SIGINT", 143 and "SIGTERM", 129 and "SIGHUP".
+func signalExit(s os.Signal) (int, string) {
+	switch s {
+	case syscall.SIGTERM:
+		return 143, "SIGTERM"
+	case syscall.SIGHUP:
+		return 129, "SIGHUP"
+	}
+	return 130, "SIGINT"
+}
