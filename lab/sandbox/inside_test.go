@@ -2,10 +2,12 @@ package sandbox_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,10 +25,59 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(insideHelper())
 	}
+	if os.Getenv(enterEnv) != "" {
+		if err := sandbox.Enter(); err != nil {
+			fmt.Println("refused:", err)
+			os.Exit(3)
+		}
+		fmt.Println("entered")
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
 const token = "inside-the-lab"
+
+// enterEnv makes the test binary call sandbox.Enter and say what came of it.
+const enterEnv = "STATELAB_SANDBOX_TEST_ENTER"
+
+// A process handed a pipe that vouches for it (the Marker's nonce) but
+// that is not in the namespace the pipe names refuses to run, with the
+// reason; it does not re-execute itself into yet another namespace, so a
+// forged pipe, or a host whose new namespaces fail the check, can never
+// nest namespaces or run the lab anywhere it was not given.
+func TestEnterRefusesWhereThePipeIsFalse(t *testing.T) {
+	tests := []struct {
+		name, pipe string
+	}{
+		{"a namespace that is not the parent's", "abc net:[4026531999]\n"},
+		{"this process's own namespace", ""}, // filled in below
+	}
+	own, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Skipf("no /proc/self/ns/net: %v", err)
+	}
+	tests[1].pipe = "abc " + own + "\n"
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.WriteString(tt.pipe)
+			w.Close()
+			defer r.Close()
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), enterEnv+"=1", sandbox.Marker+"=3:abc")
+			cmd.ExtraFiles = []*os.File{r}
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "refusing to run the lab") {
+				t.Errorf("Enter with a false pipe: %v\n%s\nwant exit 3 and \"refusing to run the lab\"", err, out)
+			}
+		})
+	}
+}
 
 func insideHelper() int {
 	if !sandbox.Inside() {

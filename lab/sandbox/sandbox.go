@@ -83,10 +83,10 @@ func (e *UnavailableError) Unwrap() []error { return []error{ErrUnavailable, e.E
 // the one the kernel shows for this process's parent (rootless, where the
 // parent's cannot be read: this process's network namespace must belong
 // to its own user namespace), this process must be in another, and that
-// one must be new (lo alone, still down). A Marker set by hand
-// (STATELAB_SANDBOX=1) or inherited by a grandchild proves nothing; a pipe
-// its starter forged gets no further than a namespace of its own, new and
-// private, which is what the lab needs.
+// one must be new (lo still down, nothing else but the kernel's fallback
+// tunnels). A Marker set by hand (STATELAB_SANDBOX=1) or inherited by a
+// grandchild proves nothing (Enter makes a namespace as if it were unset);
+// a pipe that fails the rest makes Enter refuse.
 func Inside() bool {
 	proofOnce.Do(readProof)
 	return proof.err == nil && os.Getenv(Marker) == verifiedPrefix+proof.nonce
@@ -112,8 +112,9 @@ const verifiedPrefix = "verified:"
 var (
 	proofOnce sync.Once
 	proof     struct {
-		nonce string
-		err   error
+		nonce   string
+		vouched bool // a pipe with the Marker's nonce was handed over
+		err     error
 	}
 )
 
@@ -121,8 +122,8 @@ var (
 // Marker with a value no descendant can take for a proof of its own.
 func readProof() {
 	marker := os.Getenv(Marker)
-	nonce, err := checkProof(marker, procRoot, net.Interfaces)
-	proof.nonce, proof.err = nonce, err
+	nonce, vouched, err := checkProof(marker, procRoot, net.Interfaces)
+	proof.nonce, proof.vouched, proof.err = nonce, vouched, err
 	if err == nil {
 		_ = os.Setenv(Marker, verifiedPrefix+nonce)
 	}
@@ -131,15 +132,15 @@ func readProof() {
 // checkProof reads and checks the pipe that marker ("FD:NONCE") names,
 // reading the kernel's view under proc and the namespace's interfaces
 // with ifaces.
-func checkProof(marker, proc string, ifaces func() ([]net.Interface, error)) (string, error) {
+func checkProof(marker, proc string, ifaces func() ([]net.Interface, error)) (nonce string, vouched bool, err error) {
 	fdText, nonce, ok := strings.Cut(marker, ":")
-	fd, err := strconv.Atoi(fdText)
-	if !ok || err != nil || fd < 3 || nonce == "" {
-		return "", fmt.Errorf("%w: %s=%q was not set by a parent that made a namespace", ErrNotInside, Marker, marker)
+	fd, aerr := strconv.Atoi(fdText)
+	if !ok || aerr != nil || fd < 3 || nonce == "" {
+		return "", false, fmt.Errorf("%w: %s=%q was not set by a parent that made a namespace", ErrNotInside, Marker, marker)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
-		return "", fmt.Errorf("%w: descriptor %d is not the parent's pipe (%v)", ErrNotInside, fd, err)
+		return "", false, fmt.Errorf("%w: descriptor %d is not the parent's pipe (%v)", ErrNotInside, fd, err)
 	}
 	defer unix.Close(fd)
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
@@ -151,15 +152,15 @@ func checkProof(marker, proc string, ifaces func() ([]net.Interface, error)) (st
 	buf := make([]byte, 256)
 	n, err := unix.Read(fd, buf) // the parent wrote before the child started
 	if err != nil || n <= 0 {
-		return "", fmt.Errorf("%w: reading the parent's pipe: %v", ErrNotInside, err)
+		return "", false, fmt.Errorf("%w: reading the parent's pipe: %v", ErrNotInside, err)
 	}
 	gotNonce, parentNS, _ := strings.Cut(strings.TrimSpace(string(buf[:n])), " ")
 	if gotNonce != nonce {
-		return "", fmt.Errorf("%w: the parent's pipe does not match %s", ErrNotInside, Marker)
+		return "", false, fmt.Errorf("%w: the parent's pipe does not match %s", ErrNotInside, Marker)
 	}
 	own, err := os.Readlink(proc + "/self/ns/net")
 	if err != nil || own == parentNS {
-		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q (%v)", ErrNotInside, parentNS, err)
+		return "", true, fmt.Errorf("%w: this process is in its parent's network namespace %q (%v)", ErrNotInside, parentNS, err)
 	}
 	// The pipe's word is checked against the kernel's: the namespace it
 	// names must be the real parent's (a pipe forged by whoever started
@@ -173,12 +174,12 @@ func checkProof(marker, proc string, ifaces func() ([]net.Interface, error)) (st
 		// network namespace must belong to its own user namespace, which
 		// the parent's, made before it, cannot.
 		if err := netOwnedByOwnUser(proc); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrNotInside, err)
+			return "", true, fmt.Errorf("%w: %v", ErrNotInside, err)
 		}
 	case err != nil || parentNow != parentNS:
-		return "", fmt.Errorf("%w: the pipe names network namespace %q, but the parent (pid %d) is in %q (%v)", ErrNotInside, parentNS, ppid, parentNow, err)
+		return "", true, fmt.Errorf("%w: the pipe names network namespace %q, but the parent (pid %d) is in %q (%v)", ErrNotInside, parentNS, ppid, parentNow, err)
 	case own == parentNow:
-		return "", fmt.Errorf("%w: this process is in its parent's network namespace %q", ErrNotInside, parentNow)
+		return "", true, fmt.Errorf("%w: this process is in its parent's network namespace %q", ErrNotInside, parentNow)
 	}
 	// Last, the namespace must be as new as one the parent made for this
 	// process alone: nothing but a loopback nobody has brought up yet. A
@@ -186,28 +187,44 @@ func checkProof(marker, proc string, ifaces func() ([]net.Interface, error)) (st
 	// nsenter) has more, or its lo up.
 	list, err := ifaces()
 	if err != nil {
-		return "", fmt.Errorf("%w: listing this namespace's interfaces: %v", ErrNotInside, err)
+		return "", true, fmt.Errorf("%w: listing this namespace's interfaces: %v", ErrNotInside, err)
 	}
 	if err := fresh(list); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNotInside, err)
+		return "", true, fmt.Errorf("%w: %v", ErrNotInside, err)
 	}
-	return nonce, nil
+	return nonce, true, nil
 }
 
 // fresh reports why a network namespace with these interfaces is not one
-// just made (nil when it is: lo alone, down).
+// just made (nil when it is: lo, down, and at most the fallback tunnel
+// devices a kernel with those modules loaded puts in every new namespace,
+// down too).
 func fresh(ifaces []net.Interface) error {
 	var names []string
+	lo := false
 	for _, i := range ifaces {
 		names = append(names, i.Name)
+		switch {
+		case i.Name != "lo" && !fallbackTunnel[i.Name]:
+			return fmt.Errorf("this network namespace has interfaces %v; one just made has lo (and the kernel's fallback tunnels) alone", names)
+		case i.Flags&net.FlagUp != 0:
+			return fmt.Errorf("this network namespace's %s is up already; in one just made it is down", i.Name)
+		}
+		lo = lo || i.Name == "lo"
 	}
-	switch {
-	case len(ifaces) != 1 || ifaces[0].Name != "lo":
-		return fmt.Errorf("this network namespace has interfaces %v; one just made has lo alone", names)
-	case ifaces[0].Flags&net.FlagUp != 0:
-		return fmt.Errorf("this network namespace's lo is up already; in one just made it is down")
+	if !lo {
+		return fmt.Errorf("this network namespace has interfaces %v and no lo; one just made has lo", names)
 	}
 	return nil
+}
+
+// fallbackTunnel names the devices the kernel adds to every new network
+// namespace while the ipip, sit, ip6_tunnel, ip_gre, ip6_gre or ip_vti
+// modules are loaded (net.core.fb_tunnels_only_for_init_net = 0, the
+// default).
+var fallbackTunnel = map[string]bool{
+	"tunl0": true, "sit0": true, "ip6tnl0": true, "gre0": true, "gretap0": true,
+	"erspan0": true, "ip6gre0": true, "ip_vti0": true, "ip6_vti0": true,
 }
 
 // netOwnedByOwnUser checks that this process's network namespace is owned
@@ -366,9 +383,17 @@ func Reexec() (int, error) {
 // Outside, it re-executes the program there and exits with the child's
 // status (it does not return). Inside, it brings the loopback up and returns.
 // An *UnavailableError says namespaces cannot be had here.
+//
+// A process its parent vouched for (the pipe Marker names carries the
+// nonce) that is nevertheless not in a namespace just made refuses with an
+// error wrapping ErrNotInside instead of re-executing: it never runs the
+// lab in a namespace it was not given, and never nests namespaces.
 func Enter() error {
 	if Inside() {
 		return Setup()
+	}
+	if proof.vouched {
+		return fmt.Errorf("sandbox: refusing to run the lab: %w", proof.err)
 	}
 	code, err := Reexec()
 	if err != nil {

@@ -99,30 +99,33 @@ func TestMarkerIsBelievedOnlyWithTheParentsPipe(t *testing.T) {
 		inside bool
 		proc   string // moved when empty
 		shared bool   // the namespace has more than a new lo
+		// vouched: the pipe carried the nonce, so a process failing the
+		// rest refuses rather than re-executing.
+		vouched bool
 	}{
 		{"the parent's pipe, another namespace", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[1]\n"))
-		}, true, "", false},
-		{"set by hand to 1", func(*testing.T) string { return "1" }, false, "", false},
-		{"empty", func(*testing.T) string { return "" }, false, "", false},
-		{"a descriptor that is not open", func(*testing.T) string { return "999:abc" }, false, "", false},
-		{"a descriptor that is a file", func(t *testing.T) string { return fmt.Sprintf("%d:abc", file(t)) }, false, "", false},
+		}, true, "", false, true},
+		{"set by hand to 1", func(*testing.T) string { return "1" }, false, "", false, false},
+		{"empty", func(*testing.T) string { return "" }, false, "", false, false},
+		{"a descriptor that is not open", func(*testing.T) string { return "999:abc" }, false, "", false, false},
+		{"a descriptor that is a file", func(t *testing.T) string { return fmt.Sprintf("%d:abc", file(t)) }, false, "", false, false},
 		{"a pipe with another nonce", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "xyz net:[1]\n"))
-		}, false, "", false},
+		}, false, "", false, false},
 		{"the parent's own namespace (never left it)", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[1]\n"))
-		}, false, stayed, false},
+		}, false, stayed, false, true},
 		{"a pipe naming this process's own namespace", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[2]\n"))
-		}, false, "", false},
+		}, false, "", false, true},
 		{"a forged pipe naming a namespace that is not the parent's", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[3]\n"))
-		}, false, "", false},
-		{"stdin", func(*testing.T) string { return "0:abc" }, false, "", false},
+		}, false, "", false, true},
+		{"stdin", func(*testing.T) string { return "0:abc" }, false, "", false, false},
 		{"the parent's pipe, but a namespace in use (more than a new lo)", func(t *testing.T) string {
 			return fmt.Sprintf("%d:abc", pipe(t, "abc net:[1]\n"))
-		}, false, "", true},
+		}, false, "", true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,9 +140,14 @@ func TestMarkerIsBelievedOnlyWithTheParentsPipe(t *testing.T) {
 				}
 				return list, nil
 			}
-			nonce, err := checkProof(tt.marker(t), proc, ifaces)
+			nonce, vouched, err := checkProof(tt.marker(t), proc, ifaces)
 			if (err == nil) != tt.inside {
 				t.Errorf("checkProof = %q, %v; want inside=%v", nonce, err, tt.inside)
+			}
+			// A pipe that carries the nonce vouches: such a process
+			// refuses rather than re-executing when the rest fails.
+			if vouched != tt.vouched {
+				t.Errorf("vouched = %v, want %v", vouched, tt.vouched)
 			}
 			if err != nil && !errors.Is(err, ErrNotInside) {
 				t.Errorf("error %v does not wrap ErrNotInside", err)
@@ -149,13 +157,20 @@ func TestMarkerIsBelievedOnlyWithTheParentsPipe(t *testing.T) {
 }
 
 // The inner process runs the lab only in a network namespace just made:
-// lo alone and down. A shared one (a container's, one entered with
-// nsenter) is refused, whatever the pipe says.
+// lo down, and at most the kernel's fallback tunnels, down. A shared one
+// (a container's, one entered with nsenter) is refused, whatever the pipe
+// says.
 func TestOnlyANewNamespaceIsTakenForTheLabs(t *testing.T) {
 	lo := net.Interface{Index: 1, Name: "lo", Flags: net.FlagLoopback}
 	up := lo
 	up.Flags |= net.FlagUp
 	eth := net.Interface{Index: 2, Name: "eth0", Flags: net.FlagUp}
+	sit := net.Interface{Index: 2, Name: "sit0", Flags: net.FlagPointToPoint}
+	tunl := net.Interface{Index: 3, Name: "tunl0"}
+	tunlUp := tunl
+	tunlUp.Flags |= net.FlagUp
+	ethDown := eth
+	ethDown.Flags = 0
 	tests := []struct {
 		name   string
 		ifaces []net.Interface
@@ -165,6 +180,10 @@ func TestOnlyANewNamespaceIsTakenForTheLabs(t *testing.T) {
 		{"lo up: someone used it", []net.Interface{up}, false},
 		{"another interface: shared", []net.Interface{lo, eth}, false},
 		{"no interface at all", nil, false},
+		{"lo and the kernel's fallback tunnels, all down: just made", []net.Interface{lo, tunl, sit}, true},
+		{"a fallback tunnel up: someone used it", []net.Interface{lo, tunlUp}, false},
+		{"another interface, down: shared", []net.Interface{lo, ethDown}, false},
+		{"fallback tunnels without lo", []net.Interface{sit}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
