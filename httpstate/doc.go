@@ -48,7 +48,8 @@
 // the live sessions (statelab http serve: --max-sessions, default 10000)
 // by refusing: a request that would start one more gets 503
 // session_limit, no session is evicted, and room comes back as sessions
-// expire. An SQLite store's file is created mode 0600 (its -wal and -shm
+// expire; the store is listed at most once a second (sessioncap.go). An
+// SQLite store's file is created mode 0600 (its -wal and -shm
 // follow it), since it holds live tokens; StoreFileWarnings names those
 // other users can read. AccessLog writes one line per request.
 //
@@ -69,6 +70,7 @@
 //	pending.go     the form page's pending token: no session until one is stored
 //	accesslog.go   AccessLog: one line per request
 //	server.go      Server in its three modes (Config, New), Session, RawSession
+//	sessioncap.go  the MaxSessions cap, counted without a listing per request
 //	features.go    history, undo and stats of a session
 //	mechanisms.go  the token in the URL and in the form's hidden field; the
 //	               form page (FormToken, FormResult)

@@ -9,7 +9,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/v2/memstore"
 )
 
 // goTypeName matches what a Go type in a message looks like: a package
@@ -174,6 +178,58 @@ func TestSessionCapRefusesNewSessions(t *testing.T) {
 	}
 	if n := srv.SessionCount(); n != 2 {
 		t.Errorf("%d sessions held, want 2", n)
+	}
+}
+
+// listingStore counts how often the store is listed (All): on Redis a
+// listing is one read per stored session.
+type listingStore struct {
+	*memstore.MemStore
+	listings atomic.Int64
+}
+
+func (l *listingStore) All() (map[string][]byte, error) {
+	l.listings.Add(1)
+	return l.MemStore.All()
+}
+
+// A flood of session starts at the cap is refused without listing the
+// store each time: at most once a second (before, every refused start
+// listed every session, so an anonymous flood cost the store one read per
+// stored session per request).
+func TestSessionCapDoesNotListTheStorePerRequest(t *testing.T) {
+	tests := []struct {
+		name, path, ctype, body string
+	}{
+		{"POST /session", "/session", "", ""},
+		{"a first POST /form", "/form", "application/x-www-form-urlencoded", "a=1&op=add&b=2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &listingStore{MemStore: memstore.NewWithCleanupInterval(0)}
+			srv, err := New(Config{Mode: StoreBacked, Store: st, MaxSessions: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			start := time.Now()
+			const flood = 500
+			created := 0
+			for range flood {
+				switch rec := do(srv, "POST", tt.path, "", tt.ctype, tt.body); rec.Code {
+				case http.StatusCreated, http.StatusOK:
+					created++
+				case http.StatusServiceUnavailable:
+				default:
+					t.Fatalf("got %d %s", rec.Code, rec.Body)
+				}
+			}
+			allowed := 2 + int64(time.Since(start)/capRecount)
+			if n := st.listings.Load(); created != 3 || n > allowed {
+				t.Errorf("%d sessions created, the store listed %d times for %d starts in %v; want 3 created and at most %d listings",
+					created, n, flood, time.Since(start).Round(time.Millisecond), allowed)
+			}
+		})
 	}
 }
 

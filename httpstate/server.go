@@ -74,9 +74,11 @@ type Config struct {
 	// Retry-After, and the sessions already there are untouched (none is
 	// evicted: a client's work is never dropped to make room for a
 	// stranger's). Room comes back as sessions expire (IdleTimeout). The
-	// cap is checked before each new session, so concurrent starts can
-	// pass it by the number of requests in flight. A store that cannot
-	// count its sessions is not capped.
+	// store is listed at most once a second (a listing reads every
+	// session), and this process's own starts are counted in between, so
+	// a flood at the cap is refused from memory; sessions other processes
+	// on a shared store start, or that expire, are seen at the next
+	// listing. A store that cannot list its sessions is not capped.
 	MaxSessions int
 }
 
@@ -92,7 +94,7 @@ type Server struct {
 	occ      *redisSessions // the store when it is written by compare-and-set
 	sweep    time.Duration  // the memory store's cleanup interval, 0 for none
 	counted  *countingStore // the store given in Config, counted (StoreStats)
-	maxSess  int            // Config.MaxSessions
+	sessCap  *sessionCap    // Config.MaxSessions, nil for no cap
 	// pendingKey signs the tokens of form pages served without a
 	// session (pending.go).
 	pendingKey []byte
@@ -100,7 +102,10 @@ type Server struct {
 
 // New builds a calculator server.
 func New(cfg Config) (*Server, error) {
-	s := &Server{mode: cfg.Mode, mux: http.NewServeMux(), maxSess: cfg.MaxSessions, pendingKey: make([]byte, 32)}
+	s := &Server{mode: cfg.Mode, mux: http.NewServeMux(), pendingKey: make([]byte, 32)}
+	if cfg.MaxSessions > 0 {
+		s.sessCap = &sessionCap{max: cfg.MaxSessions, every: capRecount, now: time.Now, count: s.SessionCount}
+	}
 	_, _ = rand.Read(s.pendingKey)
 	switch cfg.Mode {
 	case Stateless:
@@ -420,10 +425,10 @@ var errSessionLimit = &apiError{status: http.StatusServiceUnavailable, code: "se
 // roomForSession refuses a new session (errSessionLimit) when the request
 // has none and the store already holds MaxSessions live sessions.
 func (s *Server) roomForSession(r *http.Request) error {
-	if s.maxSess <= 0 || s.sessions.Exists(r.Context(), "state") {
+	if s.sessCap == nil || s.sessions.Exists(r.Context(), "state") {
 		return nil
 	}
-	if n := s.SessionCount(); n >= s.maxSess {
+	if !s.sessCap.admit() {
 		return errSessionLimit
 	}
 	return nil
