@@ -31,7 +31,9 @@ func runStoreFailover(env *lab.Env) error {
 		return nil
 	}
 	ports := &portSet{set: map[uint16]bool{6379: true, 26379: true}}
-	cp, err := env.Capture(capture.Options{Keep: ports.keep})
+	cp, err := env.Capture(capture.Options{MaxDrain: captureDrain, Keep: func(p *capture.Packet) bool {
+		return (testCaptureKeep == nil || testCaptureKeep(p)) && ports.keep(p)
+	}})
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,8 @@ import (
 func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 	defer func(k func(*capture.Packet) bool, d time.Duration) { testCaptureKeep, captureDrain = k, d }(testCaptureKeep, captureDrain)
 	captureDrain = 300 * time.Millisecond
-	for _, name := range []string{"http/calculator", "http/mechanisms", "http/features", "http/load-balancing"} {
+	for _, name := range []string{"http/calculator", "http/mechanisms", "http/features", "http/load-balancing",
+		"http/crash", "http/signed-token", "http/store-failover"} {
 		e := experiment(name)
 		t.Run(e.Short(), func(t *testing.T) {
 			var n atomic.Int64
