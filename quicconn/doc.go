@@ -41,6 +41,10 @@
 //     opened and its frames read, CONNECTION_CLOSE INVALID_TOKEN among
 //     them (OpenServerInitial): a lab presents forged and moved tokens
 //     from a plain UDP socket.
+//   - flood.go: a real client's first Initial made spoofable
+//     (CaptureInitial, OpenSpoofable, SpoofedInitial.Under): the same
+//     Initial under any new connection ID, for flood tests of a server's
+//     address validation.
 //
 // The middleboxes that move a connection's path (a UDP NAT that rebinds
 // and forges, a TCP NAT) are package quicconn/nat; the load balancer is

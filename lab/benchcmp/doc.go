@@ -8,4 +8,7 @@
 // better for the lab) with its median. On a shared, noisy machine the
 // throughput ratios swing; CPU time per unit of work holds much better, so
 // both are reported, and a spread too wide to judge is said so (TooWide).
+//
+//	interleave.go  Interleave, and the CPU readings (ProcessCPU, ChildCPU, Measure)
+//	compare.go     Side, Round, Comparison: Compare and its medians
 package benchcmp

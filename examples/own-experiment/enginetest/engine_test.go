@@ -1,4 +1,7 @@
-package main
+// Package enginetest is a table-driven test of statelab's TCP engine: a
+// package of its own, with no TestMain, so it needs no namespace and runs
+// anywhere `go test` does.
+package enginetest
 
 import (
 	"testing"
