@@ -451,3 +451,34 @@ func TestVerdictCountsExperimentsNotSummaries(t *testing.T) {
 		})
 	}
 }
+
+// A mistyped flag is a usage error that names the nearest flags, as a
+// mistyped command or experiment does.
+func TestParseInterleavedSuggestsTheNearestFlag(t *testing.T) {
+	tests := []struct {
+		name, arg, want string
+	}{
+		{"a doubled letter", "--seeed", "did you mean --seed?"},
+		{"a dropped letter", "-jsn", "did you mean --json?"},
+		{"two names as near", "--runds", "did you mean --rounds or --runs?"},
+		{"nothing near", "--zzzzzzzz", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := flag.NewFlagSet("x", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			fs.Uint64("seed", 0, "")
+			fs.Bool("json", false, "")
+			fs.Int("rounds", 0, "")
+			fs.Int("runs", 0, "")
+			_, err := ParseInterleaved(fs, []string{"all", tt.arg + "=1"})
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if got := err.Error(); (tt.want == "" && strings.Contains(got, "did you mean")) || !strings.Contains(got, tt.want) ||
+				!strings.Contains(got, "flag provided but not defined") {
+				t.Errorf("error %q; want it to say %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -196,12 +196,13 @@ func checkWritable(flag, dir, what, example string) error {
 }
 
 // ParseInterleaved accepts flags before, between and after positional
-// arguments, so `run http --json` works as users type it.
+// arguments, so `run http --json` works as users type it. A flag it does
+// not know is an error that names the nearest ones.
 func ParseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return nil, nearestFlag(fs, err)
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -213,6 +214,31 @@ func ParseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// nearestFlag adds to flag's "flag provided but not defined: -X" the flags
+// nearest X (Levenshtein distance under 3, as for commands and
+// experiments).
+func nearestFlag(fs *flag.FlagSet, err error) error {
+	typed, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: ")
+	if !ok {
+		return err
+	}
+	typed = strings.TrimLeft(typed, "-")
+	var best []string
+	bestD := 3
+	fs.VisitAll(func(f *flag.Flag) {
+		switch d := Distance(typed, f.Name); {
+		case d < bestD:
+			best, bestD = []string{"--" + f.Name}, d
+		case d == bestD && len(best) < 3:
+			best = append(best, "--"+f.Name)
+		}
+	})
+	if len(best) == 0 || bestD >= len(typed) {
+		return err
+	}
+	return fmt.Errorf("%w; did you mean %s?", err, strings.Join(best, " or "))
 }
 
 // RunTargets is `run`: it selects the targets, enters the lab's namespace
