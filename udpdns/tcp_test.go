@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -162,6 +163,39 @@ func TestZoneFileSizeCap(t *testing.T) {
 				t.Errorf("LoadZoneFile: %v, want the zone", err)
 			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
 				t.Errorf("LoadZoneFile: %v, want an error containing %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// A zone holds at most MaxZoneRecords records however they are written:
+// $GENERATE makes up to 65,536 records of one line, so the file's byte cap
+// alone would let a 1 MiB file ask for billions.
+func TestZoneRecordCap(t *testing.T) {
+	const soa = "$ORIGIN example.test.\n@ IN SOA ns h 1 3600 600 86400 60\n"
+	gen := func(lines int) string {
+		var b strings.Builder
+		b.WriteString(soa)
+		for i := range lines {
+			fmt.Fprintf(&b, "$GENERATE 0-65535 h%d-$ A 192.0.2.1\n", i)
+		}
+		return b.String()
+	}
+	tests := []struct {
+		name, zone, err string
+	}{
+		{"one $GENERATE line, under the cap", gen(1), ""},
+		{"three $GENERATE lines, over the cap", gen(3), "more than 100000 records"},
+		{"plain records over the cap", soa + strings.Repeat("www IN A 192.0.2.1\n", 100_001), "more than 100000 records"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			z, err := ParseZone(strings.NewReader(tt.zone), "", "test")
+			switch {
+			case tt.err == "" && err != nil:
+				t.Errorf("ParseZone: %v, want the zone", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Errorf("ParseZone = %d records, %v; want an error containing %q", z.Records(), err, tt.err)
 			}
 		})
 	}

@@ -96,6 +96,10 @@ func BuiltinZone() *Zone {
 // MaxZoneFileBytes is the largest zone file LoadZoneFile reads.
 const MaxZoneFileBytes = 1 << 20
 
+// MaxZoneRecords is the most records a zone holds: a $GENERATE line makes
+// up to 65,536 of one line, so the byte cap alone does not bound memory.
+const MaxZoneRecords = 100_000
+
 // LoadZoneFile reads a master file of at most MaxZoneFileBytes (a longer
 // one, or an endless one such as /dev/zero, is refused after reading that
 // much); origin defaults to the file's $ORIGIN or SOA owner.
@@ -137,7 +141,11 @@ func (z *Zone) Example() (name string, qtype uint16) {
 func ParseZone(r io.Reader, origin, file string) (*Zone, error) {
 	z := &Zone{Origin: dns.CanonicalName(origin), rrs: map[rrKey][]dns.RR{}, names: map[string]bool{}}
 	zp := dns.NewZoneParser(r, z.Origin, file)
+	n := 0
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
+		if n++; n > MaxZoneRecords {
+			return nil, fmt.Errorf("udpdns: zone %s has more than %d records, the most this server holds", file, MaxZoneRecords)
+		}
 		h := rr.Header()
 		name := dns.CanonicalName(h.Name)
 		k := rrKey{name, h.Rrtype}
