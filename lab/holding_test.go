@@ -80,3 +80,26 @@ func TestWhoHoldsTheStateIsRunnable(t *testing.T) {
 		t.Errorf("an undeclared row: passed=%v, failed %+v; want one failed check naming HoldsState", r.Passed, r.Failed())
 	}
 }
+
+// Every summary a run prints carries the run's seed, as its experiments
+// do: a group's summary and who-holds-the-state alike (a summary once
+// said "seed":0, which feeds back as another run).
+func TestSummariesCarryTheRunsSeed(t *testing.T) {
+	a := holder("other/a", Holding{ServerKeeps: "nothing"}, true)
+	b := holder("other/b", Holding{ServerKeeps: "a row"}, true)
+	cat := MustCatalogue([]Experiment{a, b}, otherSummary)
+	const seed = 424242
+	got := cat.Run(context.Background(), []Experiment{a, b}, Options{OutDir: t.TempDir(), Seed: seed}, nil)
+	summaries := 0
+	for _, r := range got {
+		if r.Seed != seed {
+			t.Errorf("%s (summary %v): seed %d, want the run's %d", r.Experiment, r.Summary, r.Seed, seed)
+		}
+		if r.Summary {
+			summaries++
+		}
+	}
+	if summaries != 2 {
+		t.Errorf("%d summaries, want other/* and %s/*", summaries, HoldingGroup)
+	}
+}
