@@ -1,13 +1,21 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestHTTPCommandsRefuseBadUsage(t *testing.T) {
@@ -131,4 +139,77 @@ func TestHTTPServeUnreachableSentinelSaysItOnce(t *testing.T) {
 		strings.Contains(string(out), "pool.go") || strings.Contains(string(out), "redis: 20") {
 		t.Errorf("http serve with an unreachable Sentinel: %v\n%s\nwant exit 2 and statelab's error alone", err, out)
 	}
+}
+
+// `http serve` writes one access-log line per request on stderr, none with
+// --quiet, and a stop signal — SIGHUP as well as SIGINT and SIGTERM —
+// shuts it down gracefully (exit 0) instead of killing it mid-request.
+// (In this process: the signal goes to the test binary, whose stop
+// signals the command has taken by the time it prints its address.)
+func TestHTTPServeLogsRequestsAndStopsOnEverySignal(t *testing.T) {
+	tests := []struct {
+		name  string
+		quiet bool
+		sig   syscall.Signal
+	}{
+		{"logs, stopped by SIGHUP", false, syscall.SIGHUP},
+		{"logs, stopped by SIGTERM", false, syscall.SIGTERM},
+		{"--quiet logs nothing, stopped by SIGINT", true, syscall.SIGINT},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"http", "serve", "--mode", "stateless", "--addr", "127.0.0.1:0"}
+			if tt.quiet {
+				args = append(args, "--quiet")
+			}
+			pr, pw := io.Pipe()
+			var stderr lockedBuffer
+			done := make(chan int, 1)
+			go func() { done <- Main(args, pw, &stderr); pw.Close() }()
+			line, err := bufio.NewReader(pr).ReadString('\n')
+			url := regexp.MustCompile(`http://127\.0\.0\.1:\d+`).FindString(line)
+			if err != nil || url == "" {
+				t.Fatalf("first line %q (%v), want the address it serves; stderr: %s", line, err, stderr.String())
+			}
+			go io.Copy(io.Discard, pr)
+			rep, err := http.Get(url + "/nope")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep.Body.Close()
+			if err := syscall.Kill(os.Getpid(), tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("stopped by %v: exit %d, want 0\nstderr: %s", tt.sig, code, stderr.String())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("http serve did not stop on %v", tt.sig)
+			}
+			logged := strings.Contains(stderr.String(), `"GET /nope HTTP/1.1" 404`)
+			if logged == tt.quiet {
+				t.Errorf("quiet %v, access line logged %v; stderr:\n%s", tt.quiet, logged, stderr.String())
+			}
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer written from several goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -7,8 +7,9 @@ import (
 	"syscall"
 )
 
-// stopSignals end every command the way `statelab run` ends: SIGINT
-// (Ctrl-C), SIGTERM, and SIGHUP (the terminal closed). Each command stops
+// stopSignals end every command alike: SIGINT (Ctrl-C), SIGTERM, and
+// SIGHUP (the terminal closed) each do what Ctrl-C does — a server shuts
+// down gracefully and exits 0, a command cut short (run, dns query) stops
 // what it started, removes its temporary files and exits 128+signal.
 var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
 
@@ -17,7 +18,8 @@ func stopContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), stopSignals...)
 }
 
-// signalExit is the exit status and the name of a stop signal: 130 and
+// signalExit is the exit status and the name of a stop signal for a
+// command cut short: 130 and
 // "SIGINT", 143 and "SIGTERM", 129 and "SIGHUP".
 func signalExit(s os.Signal) (int, string) {
 	switch s {
