@@ -181,6 +181,29 @@ func TestSessionCapRefusesNewSessions(t *testing.T) {
 	}
 }
 
+// Anonymous form pages store nothing, so they take no room under the cap:
+// however many are served, the sessions the cap allows can still start.
+func TestAnonymousFormPagesTakeNoRoomUnderTheCap(t *testing.T) {
+	srv, err := New(Config{Mode: Stateful, MaxSessions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for range 10 {
+		if rec := do(srv, "GET", "/form", "", "", ""); rec.Code != http.StatusOK {
+			t.Fatalf("GET /form: %d %s", rec.Code, rec.Body)
+		}
+	}
+	for i := range 2 {
+		if rec := do(srv, "POST", "/session", "", "", ""); rec.Code != http.StatusCreated {
+			t.Fatalf("session %d of 2 after 10 form pages: %d %s", i+1, rec.Code, rec.Body)
+		}
+	}
+	if rec := do(srv, "POST", "/session", "", "", ""); rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("a third session: %d %s, want 503", rec.Code, rec.Body)
+	}
+}
+
 // listingStore counts how often the store is listed (All): on Redis a
 // listing is one read per stored session.
 type listingStore struct {

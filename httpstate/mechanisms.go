@@ -173,9 +173,11 @@ func (s *Server) form(w http.ResponseWriter, r *http.Request) {
 			default:
 				pending = s.pendingToken()
 			}
-			if err := s.roomForSession(r); err != nil && r.Method == http.MethodPost {
-				s.formError(w, d, err) // at --max-sessions: no new session
-				return
+			if r.Method == http.MethodPost { // a GET stores nothing and takes no room
+				if err := s.roomForSession(r); err != nil {
+					s.formError(w, d, err) // at --max-sessions: no new session
+					return
+				}
 			}
 			d.Token = pending
 		}

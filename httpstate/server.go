@@ -78,7 +78,8 @@ type Config struct {
 	// session), and this process's own starts are counted in between, so
 	// a flood at the cap is refused from memory; sessions other processes
 	// on a shared store start, or that expire, are seen at the next
-	// listing. A store that cannot list its sessions is not capped.
+	// listing (sessioncap.go). A GET of the form page takes no room. A
+	// store that cannot list its sessions is not capped.
 	MaxSessions int
 }
 
