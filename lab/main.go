@@ -243,7 +243,8 @@ func nearestFlag(fs *flag.FlagSet, err error) error {
 
 // RunTargets is `run`: it selects the targets, enters the lab's namespace
 // (re-executing this program there), runs them and reports, and returns
-// the exit status. SIGINT, SIGTERM and SIGHUP end a run the same way: the
+// the exit status. SIGINT, SIGTERM and SIGHUP (unless started under nohup,
+// sandbox.StopSignals) end a run the same way: the
 // experiment in progress is cancelled, its captures are written, and the
 // status is 128+signal.
 func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.Writer) int {
@@ -298,7 +299,7 @@ func (c *Catalogue) RunTargets(targets []string, f RunFlags, stdout, stderr io.W
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, sandbox.StopSignals...)
 	defer signal.Stop(sigs)
 	go func() {
 		if s, ok := <-sigs; ok {

@@ -360,6 +360,7 @@ func TestDNSQueryStopsOnSignal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
+			skipIgnoredHangup(t, tt.sig)
 			first := make(chan struct{})
 			var once sync.Once
 			dead, err := udpdns.StartServer(udpdns.ServerConfig{Addr: "127.0.0.1:0",

@@ -158,6 +158,7 @@ func TestHTTPServeLogsRequestsAndStopsOnEverySignal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			skipIgnoredHangup(t, tt.sig)
 			args := []string{"http", "serve", "--mode", "stateless", "--addr", "127.0.0.1:0"}
 			if tt.quiet {
 				args = append(args, "--quiet")

@@ -5,13 +5,16 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/statelab/statelab/lab/sandbox"
 )
 
 // stopSignals end every command alike: SIGINT (Ctrl-C), SIGTERM, and
-// SIGHUP (the terminal closed) each do what Ctrl-C does — a server shuts
-// down gracefully and exits 0, a command cut short (run, dns query) stops
-// what it started, removes its temporary files and exits 128+signal.
-var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+// SIGHUP (the terminal closed; not under nohup, see sandbox.StopSignals)
+// each do what Ctrl-C does — a server shuts down gracefully and exits 0, a
+// command cut short (run, dns query) stops what it started, removes its
+// temporary files and exits 128+signal.
+var stopSignals = sandbox.StopSignals
 
 // stopContext is cancelled by the first of stopSignals.
 func stopContext() (context.Context, context.CancelFunc) {

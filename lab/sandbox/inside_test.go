@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(insideHelper())
 	}
+	if os.Getenv(signalsEnv) != "" {
+		fmt.Println(sandbox.StopSignals)
+		os.Exit(0)
+	}
 	if os.Getenv(enterEnv) != "" {
 		if err := sandbox.Enter(); err != nil {
 			fmt.Println("refused:", err)
@@ -37,6 +41,31 @@ func TestMain(m *testing.M) {
 }
 
 const token = "inside-the-lab"
+
+// signalsEnv makes the test binary print sandbox.StopSignals.
+const signalsEnv = "STATELAB_SANDBOX_TEST_SIGNALS"
+
+// SIGHUP stops a program as Ctrl-C does, unless the program started with
+// it ignored (nohup): then it stays ignored, so `nohup statelab http serve
+// &` outlives the terminal.
+func TestStopSignalsKeepNohup(t *testing.T) {
+	tests := []struct {
+		name, shell, want string
+	}{
+		{"started plainly", `exec "$0" -test.run=^$`, "[interrupt terminated hangup]"},
+		{"started with SIGHUP ignored, as nohup does", `trap "" HUP; exec "$0" -test.run=^$`, "[interrupt terminated]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("/bin/sh", "-c", tt.shell, os.Args[0])
+			cmd.Env = append(os.Environ(), signalsEnv+"=1")
+			out, err := cmd.Output()
+			if got := strings.TrimSpace(string(out)); err != nil || got != tt.want {
+				t.Errorf("StopSignals = %q (%v), want %q", got, err, tt.want)
+			}
+		})
+	}
+}
 
 // enterEnv makes the test binary call sandbox.Enter and say what came of it.
 const enterEnv = "STATELAB_SANDBOX_TEST_ENTER"

@@ -311,6 +311,19 @@ func Command(name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// StopSignals stop a statelab program as Ctrl-C does: SIGINT, SIGTERM and
+// SIGHUP (the terminal closed). SIGHUP is left out when the program
+// started with it ignored, as under nohup: asking for a signal undoes an
+// inherited ignore, and a program started to outlive its terminal must.
+var StopSignals = stopSignals(signal.Ignored(unix.SIGHUP))
+
+func stopSignals(hupIgnored bool) []os.Signal {
+	if hupIgnored {
+		return []os.Signal{unix.SIGINT, unix.SIGTERM}
+	}
+	return []os.Signal{unix.SIGINT, unix.SIGTERM, unix.SIGHUP}
+}
+
 // TempPrefix begins the name of the directory each run's temporary files
 // live in (TMPDIR of everything inside the namespace).
 const TempPrefix = "statelab-run-"
@@ -343,7 +356,7 @@ func Reexec() (int, error) {
 	defer runtime.UnlockOSThread()
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	signal.Notify(sigs, StopSignals...)
 	defer signal.Stop(sigs)
 
 	if err := cmd.Start(); err != nil {
