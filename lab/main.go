@@ -217,8 +217,8 @@ func ParseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // nearestFlag adds to flag's "flag provided but not defined: -X" the flags
-// nearest X (Levenshtein distance under 3, as for commands and
-// experiments).
+// nearest X: at most three at the smallest Levenshtein distance, which is
+// under 3 and under X's length.
 func nearestFlag(fs *flag.FlagSet, err error) error {
 	typed, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: ")
 	if !ok {
@@ -231,7 +231,7 @@ func nearestFlag(fs *flag.FlagSet, err error) error {
 		switch d := Distance(typed, f.Name); {
 		case d < bestD:
 			best, bestD = []string{"--" + f.Name}, d
-		case d == bestD && len(best) < 3:
+		case d == bestD && len(best) > 0 && len(best) < 3:
 			best = append(best, "--"+f.Name)
 		}
 	})

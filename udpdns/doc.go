@@ -29,8 +29,9 @@
 // answers later hijacks its writer and closes it when done; Stop ends
 // those answers' context and waits for them. The Zone (zone.go) is one
 // Handler: an authoritative zone in memory (the built-in lab. with the
-// NAME.synth.lab. subtree, or a master file of at most 1 MiB and 100,000
-// records), stateless, the same answer for the same query. Faults — delay, jitter, drop, duplicate, hold, answer
+// NAME.synth.lab. subtree, or a master file of at most 1 MiB making at
+// most 100,000 records and 16 MiB of them), stateless, the same answer for
+// the same query. Faults — delay, jitter, drop, duplicate, hold, answer
 // from another address — are middleware around any Handler, in
 // udpdns/dnsfault.
 //

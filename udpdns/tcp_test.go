@@ -168,9 +168,10 @@ func TestZoneFileSizeCap(t *testing.T) {
 	}
 }
 
-// A zone holds at most MaxZoneRecords records however they are written:
-// $GENERATE makes up to 65,536 records of one line, so the file's byte cap
-// alone would let a 1 MiB file ask for billions.
+// A zone holds at most MaxZoneRecords records and MaxZoneRecordBytes of
+// them however they are written: $GENERATE makes up to 65,536 records of
+// one line, so the file's byte cap alone would let a 1 MiB file ask for
+// billions of records, or gigabytes of large ones.
 func TestZoneRecordCap(t *testing.T) {
 	const soa = "$ORIGIN example.test.\n@ IN SOA ns h 1 3600 600 86400 60\n"
 	gen := func(lines int) string {
@@ -187,6 +188,7 @@ func TestZoneRecordCap(t *testing.T) {
 		{"one $GENERATE line, under the cap", gen(1), ""},
 		{"three $GENERATE lines, over the cap", gen(3), "more than 100000 records"},
 		{"plain records over the cap", soa + strings.Repeat("www IN A 192.0.2.1\n", 100_001), "more than 100000 records"},
+		{"large records under the record cap, over the byte cap", soa + "$GENERATE 0-65535 t$ TXT" + strings.Repeat(" "+strings.Repeat("x", 250), 4) + "\n", "more than 16777216 bytes of records"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

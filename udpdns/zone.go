@@ -96,9 +96,14 @@ func BuiltinZone() *Zone {
 // MaxZoneFileBytes is the largest zone file LoadZoneFile reads.
 const MaxZoneFileBytes = 1 << 20
 
-// MaxZoneRecords is the most records a zone holds: a $GENERATE line makes
-// up to 65,536 of one line, so the byte cap alone does not bound memory.
-const MaxZoneRecords = 100_000
+// MaxZoneRecords and MaxZoneRecordBytes bound what a zone holds: a
+// $GENERATE line makes up to 65,536 records of one line, each as large as
+// a record may be, so the file's byte cap alone does not bound memory.
+// The bytes are the records' wire lengths.
+const (
+	MaxZoneRecords     = 100_000
+	MaxZoneRecordBytes = 16 << 20
+)
 
 // LoadZoneFile reads a master file of at most MaxZoneFileBytes (a longer
 // one, or an endless one such as /dev/zero, is refused after reading that
@@ -141,10 +146,13 @@ func (z *Zone) Example() (name string, qtype uint16) {
 func ParseZone(r io.Reader, origin, file string) (*Zone, error) {
 	z := &Zone{Origin: dns.CanonicalName(origin), rrs: map[rrKey][]dns.RR{}, names: map[string]bool{}}
 	zp := dns.NewZoneParser(r, z.Origin, file)
-	n := 0
+	n, size := 0, 0
 	for rr, ok := zp.Next(); ok; rr, ok = zp.Next() {
 		if n++; n > MaxZoneRecords {
 			return nil, fmt.Errorf("udpdns: zone %s has more than %d records, the most this server holds", file, MaxZoneRecords)
+		}
+		if size += dns.Len(rr); size > MaxZoneRecordBytes {
+			return nil, fmt.Errorf("udpdns: zone %s has more than %d bytes of records (16 MiB), the most this server holds", file, MaxZoneRecordBytes)
 		}
 		h := rr.Header()
 		name := dns.CanonicalName(h.Name)

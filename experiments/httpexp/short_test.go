@@ -22,6 +22,9 @@ func TestShortCaptureFailsOnlyCaptureCompleteAndDrawsNoLadder(t *testing.T) {
 		"http/crash", "http/signed-token", "http/store-failover"} {
 		e := experiment(name)
 		t.Run(e.Short(), func(t *testing.T) {
+			if name == "http/store-failover" {
+				labtest.NeedTool(t, "redis-server") // without it the experiment only notes so
+			}
 			var n atomic.Int64
 			testCaptureKeep = func(*capture.Packet) bool { return n.Add(1)%2 == 0 } // every other packet
 			r := lab.RunOne(context.Background(), e, lab.Options{OutDir: t.TempDir(), Seed: 1, Timeout: time.Minute})

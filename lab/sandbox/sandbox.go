@@ -131,7 +131,8 @@ func readProof() {
 
 // checkProof reads and checks the pipe that marker ("FD:NONCE") names,
 // reading the kernel's view under proc and the namespace's interfaces
-// with ifaces.
+// with ifaces. vouched is true once the pipe has repeated the nonce: from
+// there on a failed check makes Enter refuse rather than re-execute.
 func checkProof(marker, proc string, ifaces func() ([]net.Interface, error)) (nonce string, vouched bool, err error) {
 	fdText, nonce, ok := strings.Cut(marker, ":")
 	fd, aerr := strconv.Atoi(fdText)
@@ -182,9 +183,9 @@ func checkProof(marker, proc string, ifaces func() ([]net.Interface, error)) (no
 		return "", true, fmt.Errorf("%w: this process is in its parent's network namespace %q", ErrNotInside, parentNow)
 	}
 	// Last, the namespace must be as new as one the parent made for this
-	// process alone: nothing but a loopback nobody has brought up yet. A
-	// namespace shared with others (a container's, one entered with
-	// nsenter) has more, or its lo up.
+	// process alone: a loopback nobody has brought up yet and at most the
+	// kernel's fallback tunnels, down. A namespace shared with others (a
+	// container's, one entered with nsenter) has more, or its lo up.
 	list, err := ifaces()
 	if err != nil {
 		return "", true, fmt.Errorf("%w: listing this namespace's interfaces: %v", ErrNotInside, err)
@@ -201,9 +202,11 @@ func checkProof(marker, proc string, ifaces func() ([]net.Interface, error)) (no
 // down too).
 func fresh(ifaces []net.Interface) error {
 	var names []string
-	lo := false
 	for _, i := range ifaces {
 		names = append(names, i.Name)
+	}
+	lo := false
+	for _, i := range ifaces {
 		switch {
 		case i.Name != "lo" && !fallbackTunnel[i.Name]:
 			return fmt.Errorf("this network namespace has interfaces %v; one just made has lo (and the kernel's fallback tunnels) alone", names)
@@ -289,10 +292,15 @@ func Command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	cmd.Env = os.Environ()
 	// The parent's word for the child: a pipe as the child's descriptor 3.
-	if r, marker, err := vouch(3); err == nil {
-		cmd.ExtraFiles = []*os.File{r}
-		cmd.Env = append(cmd.Env, Marker+"="+marker)
+	// Without it the child could not prove where it is and would make a
+	// namespace of its own again: Start fails instead.
+	r, marker, err := vouch(3)
+	if err != nil {
+		cmd.Err = fmt.Errorf("sandbox: the pipe that tells the lab process where it is: %w", err)
+		return cmd
 	}
+	cmd.ExtraFiles = []*os.File{r}
+	cmd.Env = append(cmd.Env, Marker+"="+marker)
 	attr := &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNET,
 		// The child dies with its parent, gracefully: SIGTERM lets it
@@ -406,7 +414,9 @@ func Enter() error {
 		return Setup()
 	}
 	if proof.vouched {
-		return fmt.Errorf("sandbox: refusing to run the lab: %w", proof.err)
+		return fmt.Errorf("sandbox: refusing to run the lab: %w. This process was started as the lab's inner process "+
+			"but is not in a network namespace just made for it, so it runs nothing rather than share another's: "+
+			"start statelab itself, not with an environment or descriptors copied from one", proof.err)
 	}
 	code, err := Reexec()
 	if err != nil {
