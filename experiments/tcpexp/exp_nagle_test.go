@@ -238,3 +238,36 @@ func TestKernelBodyBeforeACKIsAProbeOnlyAfterTheProbeFloor(t *testing.T) {
 		})
 	}
 }
+
+// With TCP_NODELAY the sender holds nothing, so a body that crossed the
+// wire after the receiver's delayed ACK is a late writer (a starved
+// process), not an ACK that failed to ride on the response — but only when
+// the wire shows the body at least the delayed-ACK timer after the header.
+func TestNoDelayBodyAfterThePureACKIsALateWriterOnlyPastTheTimer(t *testing.T) {
+	round := func(bodyRec, ackRec int, pure bool) nagleRound {
+		return nagleRound{found: true, hdrRec: 0, ackRec: ackRec, bodyRec: bodyRec, respRec: 3, pureACK: pure}
+	}
+	tests := []struct {
+		name  string
+		rd    nagleRound
+		gap   time.Duration // header to body on the wire
+		wired bool
+		late  bool
+	}{
+		{"the body 48 ms after the header, after the lab's delayed ACK", round(2, 1, true), 48 * time.Millisecond, true, true},
+		{"the body at once, after a pure ACK: the ACK was early", round(2, 1, true), time.Millisecond, true, false},
+		{"the body before the ACK: the ACK rode or will", round(1, 2, false), 48 * time.Millisecond, true, false},
+		{"an ACK that carried data is no delayed ACK", round(2, 1, false), 48 * time.Millisecond, true, false},
+		{"not on the wire: the records alone do not say", round(2, 1, true), 48 * time.Millisecond, false, false},
+		{"header and body in one segment", nagleRound{found: true, hdrRec: 0, ackRec: 1, bodyRec: 0, respRec: 1, pureACK: true}, 48 * time.Millisecond, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rd := tt.rd
+			rd.wireGap, rd.wired = tt.gap, tt.wired
+			if got := rd.writerLate(); got != tt.late {
+				t.Errorf("writerLate() = %v, want %v", got, tt.late)
+			}
+		})
+	}
+}

@@ -62,6 +62,16 @@ func (n nagleRound) probed() bool {
 	return n.found && n.bodyRec != n.hdrRec && !n.bodyAfterACK() && n.gap() >= kernelProbeFloor
 }
 
+// writerLate: the body left after the header's pure ACK because its
+// writer was late on the wire — the body crossed the loopback at least the
+// receiver's delayed-ACK timer after the header, so the receiver's delayed
+// ACK was due before it. With TCP_NODELAY the sender holds nothing; such a
+// round shows a starved writing process (the race detector and two CPU
+// hogs made one wait 40 ms between two writes), not where the ACK rides.
+func (n nagleRound) writerLate() bool {
+	return n.found && n.bodyRec != n.hdrRec && n.pureACK && n.bodyAfterACK() && n.wired && n.wireGap >= nagleDelayedACK
+}
+
 // nagleRounds finds rounds rounds of header and body octets each in the
 // records of connection id. The client is the lab (its segments are the
 // ones the lab sent) when labClient is set, else the kernel; its request
