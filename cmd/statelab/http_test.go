@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -164,7 +162,7 @@ func TestHTTPServeLogsRequestsAndStopsOnEverySignal(t *testing.T) {
 				args = append(args, "--quiet")
 			}
 			pr, pw := io.Pipe()
-			var stderr lockedBuffer
+			var stderr lockedLog
 			done := make(chan int, 1)
 			go func() { done <- Main(args, pw, &stderr); pw.Close() }()
 			line, err := bufio.NewReader(pr).ReadString('\n')
@@ -195,22 +193,4 @@ func TestHTTPServeLogsRequestsAndStopsOnEverySignal(t *testing.T) {
 			}
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer written from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
