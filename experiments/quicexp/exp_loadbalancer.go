@@ -455,17 +455,18 @@ func (l *lbLab) finish() (ok bool, err error) {
 		if ph.mb != nil {
 			ph.mb.Close()
 		}
-		ph.bal.Close()
-		for _, b := range ph.backs {
-			b.Close()
-		}
-		st := ph.stats()
 		in := 0
 		if ph.mb != nil {
 			in = ph.mb.Stats().ToServer
 		} else if ph.cl != nil {
 			in = ph.cl.Written()
 		}
+		l.drainBalancer(ph, in)
+		ph.bal.Close()
+		for _, b := range ph.backs {
+			b.Close()
+		}
+		st := ph.stats()
 		out := 0
 		for _, s := range ph.socks {
 			out += s.Written()
@@ -495,6 +496,29 @@ func (l *lbLab) finish() (ok bool, err error) {
 		l.env.Note("No ladder is drawn: the capture is incomplete (see \"capture complete\").")
 	}
 	return complete, nil
+}
+
+// balancerDrain bounds how long finish waits for a balancer to read what
+// the clients sent it before it closes.
+const balancerDrain = 2 * time.Second
+
+// drainBalancer waits, before the phase's balancer closes, until it has
+// read the in datagrams its clients (or their NAT, both closed by now)
+// sent it, counting those its retired instances read. Without the wait a
+// last datagram — a closing client's repeated CONNECTION_CLOSE, sent
+// after the backend's qlog ended — is on the wire but never routed, and
+// the route checks would blame the balancer for it. A datagram lost
+// before the balancer read it ends the wait at balancerDrain, noted in
+// the log.
+func (l *lbLab) drainBalancer(ph *lbPhase, in int) {
+	for _, b := range ph.retired {
+		in -= b.Stats().FromClients
+	}
+	ctx, cancel := context.WithTimeout(l.ctx, balancerDrain)
+	defer cancel()
+	if err := ph.bal.WaitFromClients(ctx, in); err != nil {
+		l.env.Logf("%s: the balancer did not read everything the clients sent before it closed: %v", ph.name, err)
+	}
 }
 
 // backendLeg is a captured datagram between a balancer and a backend.

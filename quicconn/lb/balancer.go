@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
@@ -56,6 +57,9 @@ type Stats struct {
 	TupleHash, ServerID, DCIDHash int
 	ToClient                      int // backend replies carried to clients
 	Dropped                       int // datagrams that were neither a client's nor a backend's valid reply
+	// FromClients is every datagram read from a client (any source not a
+	// backend), routed or not.
+	FromClients int
 }
 
 // Balancer is a UDP load balancer in front of QUIC backends. Clients
@@ -74,8 +78,9 @@ type Balancer struct {
 	wg       sync.WaitGroup
 	once     sync.Once
 
-	mu    sync.Mutex
-	stats Stats
+	mu      sync.Mutex
+	stats   Stats
+	changed chan struct{} // closed and replaced on every count
 }
 
 // ServerID is the server ID of backend i under a config: i+1, big-endian,
@@ -104,7 +109,7 @@ func New(front string, backends []netip.AddrPort, mode Mode, cfg Config) (*Balan
 		return nil, fmt.Errorf("lb: listening on %s: %w", front, err)
 	}
 	b := &Balancer{Front: sock.LocalAddr().(*net.UDPAddr).AddrPort(), mode: mode, cfg: cfg, backends: backends, sock: sock,
-		stats: Stats{ToBackend: make([]int, len(backends))}}
+		stats: Stats{ToBackend: make([]int, len(backends))}, changed: make(chan struct{})}
 	b.wg.Add(1)
 	go b.run()
 	return b, nil
@@ -215,6 +220,7 @@ func (b *Balancer) run() {
 			b.reply(d)
 			continue
 		}
+		b.count(func(s *Stats) { s.FromClients++ })
 		r := b.Route(src, d)
 		if _, err := b.sock.WriteToUDPAddrPort(Encap(src, d), b.backends[r.Backend]); err != nil {
 			b.count(func(s *Stats) { s.Dropped++ })
@@ -250,5 +256,27 @@ func (b *Balancer) reply(d []byte) {
 func (b *Balancer) count(f func(*Stats)) {
 	b.mu.Lock()
 	f(&b.stats)
+	close(b.changed)
+	b.changed = make(chan struct{})
 	b.mu.Unlock()
+}
+
+// WaitFromClients waits until the balancer has read n datagrams from
+// clients (Stats.FromClients), or ctx ends. Before a balancer is closed,
+// it lets whatever the clients sent reach it: a datagram that arrives
+// after Close is on the wire but never routed.
+func (b *Balancer) WaitFromClients(ctx context.Context, n int) error {
+	for { // ends: each round returns or waits for a count or ctx
+		b.mu.Lock()
+		got, ch := b.stats.FromClients, b.changed
+		b.mu.Unlock()
+		if got >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("lb: %d of %d client datagrams read: %w", got, n, context.Cause(ctx))
+		}
+	}
 }
