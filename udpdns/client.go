@@ -363,10 +363,10 @@ func (c *Client) exchange(ctx context.Context, m *dns.Msg, rnd io.Reader) (*dns.
 }
 
 func (c *Client) result(m *dns.Msg, call *Call, attempts int) (*dns.Msg, error) {
-	if call.err != nil {
-		return nil, c.queryErr(m, attempts, call.err)
+	r, err := call.Reply()
+	if err != nil {
+		return nil, c.queryErr(m, attempts, err)
 	}
-	r := call.reply
 	if len(r.Question) == 1 {
 		r.Question[0].Name = m.Question[0].Name
 	}
@@ -572,9 +572,13 @@ func (c *Client) prepare(m *dns.Msg, attempt int, rnd io.Reader) (*Call, error) 
 			return nil, err
 		}
 	}
-	q.Question = []dns.Question{{Name: name, Qtype: m.Question[0].Qtype, Qclass: m.Question[0].Qclass}}
+	// The question, the packed query and (in reply) a small answer live
+	// in the Call: one allocation instead of four.
+	call := &Call{name: name, attempt: attempt, server: c.cfg.Server, rnd: rnd, done: make(chan struct{})}
+	call.question[0] = dns.Question{Name: name, Qtype: m.Question[0].Qtype, Qclass: m.Question[0].Qclass}
+	q.Question = call.question[:]
 	c.addEDNS(&q)
-	packed, err := q.PackBuffer(make([]byte, 128))
+	packed, err := q.PackBuffer(call.buf[:])
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadQuery, err)
 	}
@@ -582,11 +586,8 @@ func (c *Client) prepare(m *dns.Msg, attempt int, rnd io.Reader) (*Call, error) 
 	if err != nil || !h.HasQuestion {
 		return nil, fmt.Errorf("%w: packed question does not parse: %v", ErrBadQuery, err)
 	}
-	return &Call{
-		packed: packed, qname: h.QName, qtype: h.QType, qclass: h.QClass,
-		opcode: h.Opcode(), name: name, attempt: attempt, server: c.cfg.Server,
-		rnd: rnd, done: make(chan struct{}),
-	}, nil
+	call.packed, call.qname, call.qtype, call.qclass, call.opcode = packed, h.QName, h.QType, h.QClass, h.Opcode()
+	return call, nil
 }
 
 // mixCase flips the case of each ASCII letter of name at random (0x20),
@@ -668,10 +669,19 @@ type Call struct {
 	done   chan struct{}
 	onDone func(*Call) // SendFunc's, called once done is closed
 	state  EventKind   // guarded by s.mu: EventSent while in flight
-	reply  *dns.Msg
 	raw    []byte
 	rtt    time.Duration
 	err    error
+
+	question [1]dns.Question
+	buf      [128]byte // the packed query, when it fits
+	rbuf     [512]byte // the raw reply, when it fits
+
+	// The reply, unpacked by the first Reply (the reader unpacks it only
+	// when it must look inside: cookies).
+	unpack   sync.Once
+	reply    *dns.Msg
+	replyErr error
 }
 
 // ID is the query ID the attempt carries.
@@ -687,8 +697,41 @@ func (c *Call) Local() netip.AddrPort { return c.s.local }
 func (c *Call) Done() <-chan struct{} { return c.done }
 
 // Reply is the reply and the error the call ended with, once Done is
-// closed (for SendFunc's done).
-func (c *Call) Reply() (*dns.Msg, error) { return c.reply, c.err }
+// closed (for SendFunc's done). The reply is unpacked on the first call,
+// on the caller's goroutine, not on the socket's reader: the reader only
+// checked that its records are whole (header, question and every record's
+// bounds), so a reply whose RDATA does not decode matched its query and
+// Reply reports ErrMalformed for it.
+func (c *Call) Reply() (*dns.Msg, error) {
+	if c.err != nil || c.raw == nil {
+		return nil, c.err
+	}
+	c.unpack.Do(func() {
+		if c.reply != nil {
+			return // unpacked by the reader
+		}
+		m := new(dns.Msg)
+		if err := m.Unpack(c.raw); err != nil {
+			c.replyErr = fmt.Errorf("%w: %w", ErrMalformed, err)
+			return
+		}
+		c.reply = m
+	})
+	return c.reply, c.replyErr
+}
+
+// Err is the error the call ended with (nil: answered), once Done is
+// closed; unlike Reply it unpacks nothing.
+func (c *Call) Err() error { return c.err }
+
+// Rcode is the reply's 4-bit header RCODE (no EDNS extension), read from
+// the raw reply without unpacking it; -1 when the call was not answered.
+func (c *Call) Rcode() int {
+	if c.err != nil || len(c.raw) < HeaderLen {
+		return -1
+	}
+	return int(c.raw[3] & 0xf)
+}
 
 // Wait blocks until the call is done or ctx ends (which cancels the call).
 func (c *Call) Wait(ctx context.Context) (*dns.Msg, error) {
@@ -699,7 +742,7 @@ func (c *Call) Wait(ctx context.Context) (*dns.Msg, error) {
 			return nil, context.Cause(ctx)
 		}
 	}
-	return c.reply, c.err
+	return c.Reply()
 }
 
 // Cancel ends the call if it is still in flight, freeing its slot (the ID

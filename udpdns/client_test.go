@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -346,5 +348,61 @@ func TestSendFuncCallsDoneOnce(t *testing.T) {
 	call.Cancel()
 	if calls.Load() != 1 || !errors.Is(got, context.Canceled) {
 		t.Errorf("done ran %d times with %v, want once with context.Canceled", calls.Load(), got)
+	}
+}
+
+// SendFunc's done runs once for every way a call ends, the ends no Send
+// returns included: a client closed under it, and a batched datagram that
+// failed to go out after its Send had returned (queued behind the reader,
+// which held the writer's role).
+func TestSendFuncCallsDoneWhenTheCallEnds(t *testing.T) {
+	m := new(dns.Msg)
+	m.SetQuestion("x.synth.lab.", dns.TypeA)
+	tests := []struct {
+		name string
+		cfg  func(sink netip.AddrPort) Config
+		end  func(t *testing.T, c *Client, send func() *Call)
+		want error
+	}{
+		{"the client closes", func(sink netip.AddrPort) Config { return Config{Server: sink} },
+			func(t *testing.T, c *Client, send func() *Call) { send(); c.Close() }, ErrClosed},
+		{"a queued datagram fails to go out", func(netip.AddrPort) Config {
+			// Port 0: the kernel refuses every datagram.
+			return Config{Server: netip.MustParseAddrPort("127.0.0.1:0"), WriteBatch: 4}
+		}, func(t *testing.T, c *Client, send func() *Call) {
+			s := c.socks[0]
+			if !s.holdWrites() {
+				t.Fatal("could not hold the writer's role")
+			}
+			send()
+			s.releaseWrites()
+		}, syscall.EINVAL},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := newFakeServer(t, "127.0.0.1:0")
+			c := newClient(t, tc.cfg(sink.addr()))
+			var calls atomic.Int32
+			got := make(chan error, 2)
+			send := func() *Call {
+				call, err := c.SendFunc(context.Background(), m, func(call *Call) { calls.Add(1); got <- call.Err() })
+				if err != nil {
+					t.Fatalf("SendFunc: %v", err)
+				}
+				return call
+			}
+			tc.end(t, c, send)
+			select {
+			case err := <-got:
+				if !errors.Is(err, tc.want) {
+					t.Errorf("done ran with %v, want %v", err, tc.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("done never ran")
+			}
+			if calls.Load() != 1 {
+				t.Errorf("done ran %d times, want once", calls.Load())
+			}
+		})
 	}
 }

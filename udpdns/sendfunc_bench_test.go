@@ -11,7 +11,7 @@ import (
 // from the reader (the bench's driver): allocations and time per query.
 func BenchmarkSendFuncChain(b *testing.B) {
 	srv := startServer(b, ServerConfig{})
-	c := newClient(b, Config{Server: srv.Addr(), FailWhenFull: true})
+	c := newClient(b, Config{Server: srv.Addr(), FailWhenFull: true, ReadBatch: 64, WriteBatch: 64})
 	m := new(dns.Msg)
 	m.SetQuestion("x.synth.lab.", dns.TypeA)
 	const inFlight = 64

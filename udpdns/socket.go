@@ -318,7 +318,7 @@ func (s *sock) register(call *Call) (bool, time.Duration, error) {
 // to go out, the call ends with the error (Wait and Exchange return it).
 func (s *sock) write(call *Call) error {
 	if s.bw == nil {
-		return s.written(call, s.writeOne(call))
+		return s.written(call, s.writeOne(call), false)
 	}
 	s.wmu.Lock()
 	s.wq = append(s.wq, call)
@@ -327,6 +327,38 @@ func (s *sock) write(call *Call) error {
 		return nil
 	}
 	s.writing = true
+	return s.drain(call)
+}
+
+// holdWrites makes the reader the writer while it handles a batch of
+// replies (with batched writes): the queries their completions send queue
+// up and go out together, one sendmmsg, when the reader calls drain after
+// the batch. It reports false when another goroutine is the writer (its
+// drain sends them) or writes are not batched.
+func (s *sock) holdWrites() bool {
+	if s.bw == nil {
+		return false
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.writing {
+		return false
+	}
+	s.writing = true
+	return true
+}
+
+// releaseWrites sends what queued while the reader held the writer's role.
+func (s *sock) releaseWrites() {
+	s.wmu.Lock()
+	_ = s.drain(nil)
+}
+
+// drain is the writer's loop: it empties the queue, the queries added
+// meanwhile included, then gives up the writer's role. The caller holds
+// wmu and is the writer; drain unlocks wmu. It returns the error of call's
+// datagram, if call was among those sent.
+func (s *sock) drain(call *Call) error {
 	var mine error
 	for len(s.wq) > 0 { // ends: each round empties the queue, refilled only by senders in flight
 		batch := s.wq
@@ -334,7 +366,7 @@ func (s *sock) write(call *Call) error {
 		s.wmu.Unlock()
 		sys, errs := s.flush(batch)
 		for _, e := range errs {
-			if err := s.written(e.call, e.err); e.call == call {
+			if err := s.written(e.call, e.err, e.call != call); e.call == call {
 				mine = err
 			}
 		}
@@ -400,8 +432,11 @@ func (s *sock) traceSent(call *Call) {
 	s.trace(Event{Kind: EventSent, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: call.server})
 }
 
-// written finishes a write: traces it, or ends the call with err.
-func (s *sock) written(call *Call, err error) error {
+// written finishes a write: traces it, or ends the call with err. queued
+// is true when the call's sender is not the writer (its Send returned
+// before the datagram went out): then SendFunc's done is called here, as
+// for any other end, since no Send returns the error.
+func (s *sock) written(call *Call, err error, queued bool) error {
 	if err == nil {
 		if s.bw == nil {
 			s.traceSent(call)
@@ -423,9 +458,14 @@ func (s *sock) written(call *Call, err error) error {
 		call.state = EventCancelled
 		call.err = err
 		close(call.done)
+	} else {
+		queued = false // ended already (the client closed): done was called then
 	}
 	s.mu.Unlock()
 	s.c.notifyFree()
+	if queued && call.onDone != nil {
+		call.onDone(call)
+	}
 	return err
 }
 
@@ -521,17 +561,26 @@ func (s *sock) handle(from netip.AddrPort, b []byte) {
 	}
 	s.mu.Unlock()
 
-	// Header and question match: unpack the whole message outside the lock.
-	raw := append([]byte(nil), b...)
-	msg := new(dns.Msg)
-	if err := msg.Unpack(raw); err != nil {
+	// Header and question match: check the records outside the lock. Only
+	// cookies need the message unpacked here; otherwise Call.Reply unpacks
+	// it, on the caller's goroutine, if the caller asks.
+	raw := append(call.rbuf[:0:len(call.rbuf)], b...) // copied: the reader reuses b
+	var msg *dns.Msg
+	if s.c.cfg.Cookies {
+		msg = new(dns.Msg)
+		if err := msg.Unpack(raw); err != nil {
+			s.mu.Lock()
+			s.rejectLocked(Malformed, &h, from, true)
+			return
+		}
+		if why, ok := s.c.checkCookie(msg); !ok {
+			s.mu.Lock()
+			s.rejectLocked(why, &h, from, true)
+			return
+		}
+	} else if err := walkRecords(raw, HeaderLen+len(h.QName)+4); err != nil {
 		s.mu.Lock()
 		s.rejectLocked(Malformed, &h, from, true)
-		return
-	}
-	if why, ok := s.c.checkCookie(msg); !ok {
-		s.mu.Lock()
-		s.rejectLocked(why, &h, from, true)
 		return
 	}
 	s.mu.Lock()
@@ -607,7 +656,11 @@ func (s *sock) readLoop() {
 			if n > max {
 				n = 0 // truncated: judged malformed
 			}
+			held := s.holdWrites()
 			s.handle(from, buf[:n])
+			if held {
+				s.releaseWrites()
+			}
 		}
 	}
 	msgs := make([]ipv4.Message, s.c.cfg.ReadBatch)
@@ -622,6 +675,7 @@ func (s *sock) readLoop() {
 			}
 			continue
 		}
+		held := s.holdWrites()
 		for i := range k {
 			ua, _ := msgs[i].Addr.(*net.UDPAddr)
 			var from netip.AddrPort
@@ -633,6 +687,9 @@ func (s *sock) readLoop() {
 				n = 0
 			}
 			s.handle(from, msgs[i].Buffers[0][:n])
+		}
+		if held {
+			s.releaseWrites()
 		}
 	}
 }
@@ -660,6 +717,7 @@ func (s *sock) close() {
 	}
 	s.closed = true
 	now := s.c.now()
+	var ended []*Call // SendFunc's calls, whose done is called once unlocked
 	for id, call := range s.inflight {
 		if call == nil {
 			continue
@@ -672,8 +730,14 @@ func (s *sock) close() {
 		call.state = EventCancelled
 		call.err = ErrClosed
 		close(call.done)
+		if call.onDone != nil {
+			ended = append(ended, call)
+		}
 	}
 	s.mu.Unlock()
+	for _, call := range ended {
+		call.onDone(call)
+	}
 	s.conn.Close()
 	<-s.done
 }
