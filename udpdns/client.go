@@ -572,8 +572,8 @@ func (c *Client) prepare(m *dns.Msg, attempt int, rnd io.Reader) (*Call, error) 
 			return nil, err
 		}
 	}
-	// The question, the packed query and (in reply) a small answer live
-	// in the Call: one allocation instead of four.
+	// The question and the packed query live in the Call: one allocation
+	// instead of three.
 	call := &Call{name: name, attempt: attempt, server: c.cfg.Server, rnd: rnd, done: make(chan struct{})}
 	call.question[0] = dns.Question{Name: name, Qtype: m.Question[0].Qtype, Qclass: m.Question[0].Qclass}
 	q.Question = call.question[:]
@@ -675,7 +675,6 @@ type Call struct {
 
 	question [1]dns.Question
 	buf      [128]byte // the packed query, when it fits
-	rbuf     [512]byte // the raw reply, when it fits
 
 	// The reply, unpacked by the first Reply (the reader unpacks it only
 	// when it must look inside: cookies).

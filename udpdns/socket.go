@@ -564,7 +564,7 @@ func (s *sock) handle(from netip.AddrPort, b []byte) {
 	// Header and question match: check the records outside the lock. Only
 	// cookies need the message unpacked here; otherwise Call.Reply unpacks
 	// it, on the caller's goroutine, if the caller asks.
-	raw := append(call.rbuf[:0:len(call.rbuf)], b...) // copied: the reader reuses b
+	raw := append([]byte(nil), b...) // copied: the reader reuses b
 	var msg *dns.Msg
 	if s.c.cfg.Cookies {
 		msg = new(dns.Msg)

@@ -225,6 +225,10 @@ type BenchReport struct {
 	Comparisons []benchcmp.Comparison `json:"comparisons"`
 }
 
+// benchWarmUp is how long each side runs, unmeasured, before the rounds
+// (dnsperf takes whole seconds).
+const benchWarmUp = time.Second
+
 // benchIdleShare: dnsperf counts as idle when its rate is under this share
 // of what its in-flight count and measured latency allow (Little's law,
 // in-flight ÷ average latency).
@@ -249,29 +253,43 @@ func Bench(ctx context.Context, c BenchConfig) (BenchReport, error) {
 	defer func() { _ = srv.Stop(5 * time.Second) }()
 	r := BenchReport{Server: addr.String(), InFlight: c.InFlight,
 		DnsperfRounds: make([]BenchResult, c.Rounds), UdpRounds: make([]BenchResult, c.Rounds), FuncRounds: make([]BenchResult, c.Rounds)}
-	err = benchcmp.Interleave(c.Rounds, 3, func(round, side int) error {
+	turn := func(side int, d time.Duration) (BenchResult, error) {
 		if side == 0 {
-			perf, err := benchDnsperf(ctx, addr.Addr().String(), addr.Port(), c.Duration, c.InFlight, false)
-			r.DnsperfRounds[round] = perf
-			return err
+			return benchDnsperf(ctx, addr.Addr().String(), addr.Port(), d, c.InFlight, false)
 		}
 		c0 := benchcmp.ProcessCPU()
 		cfg := udpdns.Config{Server: addr, Sockets: c.Sockets, Timeout: 2 * time.Second}
 		var ours BenchResult
+		var err error
 		if side == 1 {
-			ours, err = benchClientFunc(ctx, cfg, c.Duration, c.InFlight)
+			ours, err = benchClientFunc(ctx, cfg, d, c.InFlight)
 			ours.Tool = "udpdns-func"
 		} else {
-			ours, err = benchClient(ctx, cfg, c.Duration, c.InFlight)
+			ours, err = benchClient(ctx, cfg, d, c.InFlight)
 		}
 		ours.CPUSeconds = (benchcmp.ProcessCPU() - c0).Seconds()
 		if ours.Completed > 0 {
 			ours.CPUPerQueryUS = ours.CPUSeconds / float64(ours.Completed) * 1e6
 		}
-		if side == 1 {
-			r.FuncRounds[round] = ours
-		} else {
-			r.UdpRounds[round] = ours
+		return ours, err
+	}
+	// One turn of each side first, not measured: a process's first turn
+	// (its heap and the server's still growing) ran 1.5× the CPU per
+	// query of its later ones.
+	for side := range 3 {
+		if _, err := turn(side, benchWarmUp); err != nil {
+			return r, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	err = benchcmp.Interleave(c.Rounds, 3, func(round, side int) error {
+		res, err := turn(side, c.Duration)
+		switch side {
+		case 0:
+			r.DnsperfRounds[round] = res
+		case 1:
+			r.FuncRounds[round] = res
+		default:
+			r.UdpRounds[round] = res
 		}
 		return err
 	})
