@@ -56,7 +56,8 @@ type Config struct {
 	// datagram — BenchmarkExchange, run alternately in one session with 16
 	// goroutines per core, measured ReadBatch=32 and 1 the same within
 	// noise on loopback (≈7.5 µs per exchange each), so the simpler path
-	// is the default.
+	// is the default. SendFunc callers that send from their completions
+	// gain from it, with WriteBatch (see the package doc).
 	ReadBatch int
 	// WriteBatch, above 1, batches writes: queries sent while another
 	// goroutine is writing wait in a small queue that the writer drains
