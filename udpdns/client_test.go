@@ -316,6 +316,10 @@ func TestSendFuncCallsDoneOnce(t *testing.T) {
 			finished <- err
 			return
 		}
+		if call.Err() != nil || call.Rcode() != dns.RcodeSuccess {
+			finished <- fmt.Errorf("answered, but Err %v and Rcode %d", call.Err(), call.Rcode())
+			return
+		}
 		if n.Add(1) == chain {
 			finished <- nil
 			return
@@ -383,9 +387,10 @@ func TestSendFuncCallsDoneWhenTheCallEnds(t *testing.T) {
 			sink := newFakeServer(t, "127.0.0.1:0")
 			c := newClient(t, tc.cfg(sink.addr()))
 			var calls atomic.Int32
+			var lastCall atomic.Pointer[Call]
 			got := make(chan error, 2)
 			send := func() *Call {
-				call, err := c.SendFunc(context.Background(), m, func(call *Call) { calls.Add(1); got <- call.Err() })
+				call, err := c.SendFunc(context.Background(), m, func(call *Call) { calls.Add(1); lastCall.Store(call); got <- call.Err() })
 				if err != nil {
 					t.Fatalf("SendFunc: %v", err)
 				}
@@ -396,6 +401,9 @@ func TestSendFuncCallsDoneWhenTheCallEnds(t *testing.T) {
 			case err := <-got:
 				if !errors.Is(err, tc.want) {
 					t.Errorf("done ran with %v, want %v", err, tc.want)
+				}
+				if call := lastCall.Load(); call == nil || call.Rcode() != -1 {
+					t.Errorf("an unanswered call's Rcode is not -1")
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("done never ran")
