@@ -176,8 +176,9 @@ func (x *transfer) checkSequence() {
 	x.env.Check("no data segment skips sequence space (both directions); retransmissions are counted apart", s.gaps == 0,
 		"%d gaps%s; %d retransmissions of octets already on the wire%s", s.gaps, listSuffix(s.gapInfo), s.resent, listSuffix(s.resentAt))
 	x.env.Metric("retransmitted_segments_count", float64(s.resent))
-	x.env.Check("every kernel ACK is monotone and acknowledges only what the lab had put on the wire", s.badAcks == 0,
-		"%d ACKs below an earlier one or beyond the lab's last byte captured before them%s", s.badAcks, listSuffix(s.ackInfo))
+	x.env.Check("every kernel ACK is monotone, in the order the kernel made its segments, and acknowledges only what the lab had put on the wire", s.badAcks == 0,
+		"%d ACKs below an earlier one or beyond the lab's last byte captured before them%s; %d segments the kernel made before the one with a newer ACK (their sequence numbers end at or before its) reached the wire after it, with the older ACK of their making%s",
+		s.badAcks, listSuffix(s.ackInfo), s.staleAcks, listSuffix(s.staleInfo))
 	x.env.Metric("lab_data_segments_count", float64(s.dataSegs))
 	x.env.Metric("lab_iss", float64(x.iss))
 }
@@ -222,6 +223,12 @@ type seqReport struct {
 	resentAt []string // what each was
 	badAcks  int      // kernel ACKs below an earlier one or beyond what the lab had sent
 	ackInfo  []string // what each bad ACK was
+	// staleAcks are kernel segments that carried an older ACK number than
+	// one already captured, but were made before the segment that carried
+	// it: they end at or before its sequence number, which the kernel's
+	// send sequence orders by making, and reached the wire after it.
+	staleAcks int
+	staleInfo []string
 }
 
 // follow judges one data segment [seq, end) of who's against next, where
@@ -250,7 +257,7 @@ func (s *seqReport) follow(seq, end tcpstate.Seq, next *tcpstate.Seq, who string
 // of what the lab had sent before it (SYN and FIN count one each).
 func seqContinuity(segs []wireSeg) seqReport {
 	var s seqReport
-	var nextSeq, lastAck, kernelSeq, labEnd tcpstate.Seq
+	var nextSeq, lastAck, lastAckSeq, kernelSeq, labEnd tcpstate.Seq
 	haveSeq, haveAck, haveK, haveLab := false, false, false, false
 	for _, g := range segs {
 		if g.fromLab {
@@ -288,11 +295,19 @@ func seqContinuity(segs []wireSeg) seqReport {
 				haveK = true
 			}
 			if g.flags&capture.FlagACK != 0 {
-				if (haveAck && g.ack.LessThan(lastAck)) || !haveLab || labEnd.LessThan(g.ack) {
+				end := g.seq.Add(tcpstate.Size(g.len))
+				older := haveAck && g.ack.LessThan(lastAck)
+				madeBefore := older && g.seq.LessThan(lastAckSeq) && !lastAckSeq.LessThan(end)
+				switch {
+				case !haveLab || labEnd.LessThan(g.ack) || (older && !madeBefore):
 					s.badAcks++
 					s.ackInfo = append(s.ackInfo, fmt.Sprintf("ack %d after %d, the lab's end %d", g.ack, lastAck, labEnd))
+				case madeBefore:
+					s.staleAcks++
+					s.staleInfo = append(s.staleInfo, fmt.Sprintf("seq %d–%d ack %d, made before seq %d ack %d", g.seq, end, g.ack, lastAckSeq, lastAck))
+					continue // the newer ACK stays the one to compare with
 				}
-				lastAck, haveAck = g.ack, true
+				lastAck, lastAckSeq, haveAck = g.ack, g.seq, true
 			}
 		}
 	}

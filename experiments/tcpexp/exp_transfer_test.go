@@ -47,12 +47,22 @@ func TestSeqContinuity(t *testing.T) {
 		{"an ACK that goes back, and one beyond what the lab sent",
 			[]wireSeg{lab(1001, 100), kernel(5001, 0, 1101, 1101), kernel(5001, 0, 1051, 1101), kernel(5001, 0, 1201, 1101)},
 			seqReport{dataSegs: 1, badAcks: 2}},
+		// Seen in a soak with no hogs (tcp/transfer, frames 18 and 21): the
+		// kernel's data segment ending at 5101 was made before its pure
+		// ACK at 5101 (its sequence numbers say so) but reached the wire
+		// 32 µs after it, carrying the ACK number of its making.
+		{"a kernel segment made before the one with the newer ACK, captured after it, is stale, not bad",
+			[]wireSeg{lab(1001, 100), lab(1101, 100), kernel(5101, 0, 1201, 1201), kernel(5001, 100, 1101, 1101), kernel(5101, 0, 1201, 1201)},
+			seqReport{dataSegs: 2, staleAcks: 1}},
+		{"an older ACK on a segment made no earlier than the newer one's is bad",
+			[]wireSeg{lab(1001, 100), lab(1101, 100), kernel(5101, 0, 1201, 1201), kernel(5101, 0, 1151, 1201), kernel(5101, 10, 1101, 1201)},
+			seqReport{dataSegs: 2, badAcks: 2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := seqContinuity(tt.segs)
-			got.gapInfo, got.ackInfo = nil, nil
-			if got.dataSegs != tt.want.dataSegs || got.wraps != tt.want.wraps || got.wrapAt != tt.want.wrapAt || got.gaps != tt.want.gaps || got.resent != tt.want.resent || got.badAcks != tt.want.badAcks {
+			got.gapInfo, got.ackInfo, got.staleInfo = nil, nil, nil
+			if got.dataSegs != tt.want.dataSegs || got.wraps != tt.want.wraps || got.wrapAt != tt.want.wrapAt || got.gaps != tt.want.gaps || got.resent != tt.want.resent || got.badAcks != tt.want.badAcks || got.staleAcks != tt.want.staleAcks {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
