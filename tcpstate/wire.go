@@ -136,6 +136,24 @@ func (s *Segment) AppendHeader(b []byte, src, dst [4]byte) ([]byte, error) {
 	return b, nil
 }
 
+// AppendHeaderOffload is AppendHeader for a link that offloads the
+// checksum (a packet socket with a virtio-net header asking for it, on
+// loopback): the checksum field holds only the IPv4 pseudo-header's sum, as
+// the kernel leaves it in its own segments on lo, and whoever completes the
+// checksum adds the header and payload to it. It reads no payload byte.
+func (s *Segment) AppendHeaderOffload(b []byte, src, dst [4]byte) ([]byte, error) {
+	payload := s.Payload
+	s.Payload = nil
+	start := len(b)
+	b, err := s.AppendWire(b, src, dst)
+	s.Payload = payload
+	if err != nil {
+		return b, err
+	}
+	binary.BigEndian.PutUint16(b[start+16:], ^checksumFinish(pseudoSum(src, dst, len(b)-start+len(payload)), 0))
+	return b, nil
+}
+
 // Checksum returns the TCP checksum of seg (header and payload, with the
 // checksum field taken as it is) over the IPv4 pseudo-header. Computed over
 // a segment whose checksum field is zero it is the value to store; computed

@@ -5,8 +5,10 @@
 // net.Listener, so standard library code (net/http, io.Copy) runs on the
 // lab's engine unchanged.
 //
-// The link installs an nftables rule and sends raw segments, so it runs
-// only in the network namespace LinkConfig.NetNS names — the caller's own,
+// The link installs an nftables rule, turns on lo's accept_local and
+// route_localnet while it is open (so lo takes the frames it puts on its
+// queue) and sends raw segments, so it runs only in the network namespace
+// LinkConfig.NetNS names — the caller's own,
 // made for it (unshare -rn, ip netns exec, a container, statelab's
 // sandbox) — and refuses any other, PID 1's (the host's) above all, with
 // ErrNamespace:
@@ -21,7 +23,8 @@
 // how captures get commented; [Probe] writes a kernel probe as a Go table
 // of steps, packetdrill-like.
 //
-//	link.go        Link: the raw IPv4 socket, its BPF port filter, why not a packet socket
+//	link.go        Link: the raw IPv4 socket, its BPF port filter, why it receives there
+//	offload.go     sending on a packet socket with the checksum offloaded, and what lo needs for it
 //	netns.go       the namespace guard: LinkConfig.NetNS, CurrentNetNS, ErrNamespace
 //	rstfilter.go   the nftables OUTPUT rule that suppresses the kernel's RSTs
 //	stack.go       Stack: demultiplexing, Dial, the CLOSED responder, records

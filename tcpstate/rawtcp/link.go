@@ -14,8 +14,11 @@ import (
 	"github.com/statelab/statelab/tcpstate"
 )
 
-// The link puts engine segments on the wire with a raw IPv4 socket and
-// reads the kernel's answers from the same socket.
+// The link reads the kernel's segments from a raw IPv4 socket, and puts
+// the engine's on lo through a packet socket with the checksum offloaded
+// (offload.go) or, with LinkConfig.SoftwareChecksum or where that socket
+// cannot be had, through the same raw socket with the checksum summed by
+// the lab.
 //
 // Why a raw IP socket (and not a packet socket on an address the kernel
 // does not own): inside a namespace of its own the only interface is lo, and
@@ -31,8 +34,9 @@ import (
 // The price is that the kernel's TCP also sees the segments addressed to the
 // lab's ports, finds no socket and answers each with a RST. Those RSTs are
 // suppressed by an nftables OUTPUT rule (rstfilter.go). Segments the link
-// sends carry SO_MARK LinkConfig.Mark, and the rule drops only RSTs without
-// that mark, so the lab's own RSTs go out.
+// sends on the raw socket carry SO_MARK LinkConfig.Mark, and the rule drops
+// only RSTs without that mark, so the lab's own RSTs go out; those it sends
+// on the packet socket never pass OUTPUT at all.
 
 // Errors of the link and driver.
 var (
@@ -70,6 +74,15 @@ type LinkConfig struct {
 	// network namespace of its own (unshare -rn, ip netns exec, a
 	// container, statelab's sandbox) and pass CurrentNetNS() from there.
 	NetNS string
+	// SoftwareChecksum sends every segment through the raw IP socket with
+	// its checksum computed by the lab, as before the offload: on
+	// loopback the lab then sums each payload, and so does the kernel
+	// that receives it. By default the link sends on a packet socket on lo
+	// with a virtio-net header that asks for checksum offload (when it can
+	// open one): the segment's checksum field holds the pseudo-header's
+	// sum, as the kernel's own segments on lo do, and nobody sums the
+	// payload.
+	SoftwareChecksum bool
 	// AllowInitNetNS lets NetNS be the namespace of PID 1 — on a machine,
 	// the host's own — where the rule would suppress the RSTs of every
 	// socket on the lab's ports. Without it OpenLink refuses that
@@ -113,6 +126,12 @@ type Link struct {
 	wbuf []byte
 	iov  [2][]byte    // header (wbuf) and payload of the segment being sent; guarded by wmu
 	lost atomic.Int64 // segments the kernel refused with ENOBUFS
+
+	// The checksum-offload path (offload.go): a packet socket on lo, nil
+	// when LinkConfig.SoftwareChecksum is set or it could not be opened.
+	pkt   *os.File
+	loIdx int
+	ipID  uint16 // guarded by wmu
 
 	closeOnce sync.Once
 }
@@ -166,6 +185,11 @@ func OpenLink(cfg LinkConfig) (*Link, error) {
 		l.rst = r
 	}
 	l.file = os.NewFile(uintptr(fd), "raw-tcp")
+	if !cfg.SoftwareChecksum {
+		// Without it the raw socket sends everything, checksums summed
+		// by the lab: slower, the same segments.
+		l.pkt, l.loIdx, _ = openOffload()
+	}
 	return l, nil
 }
 
@@ -215,6 +239,9 @@ func (l *Link) Send(seg *tcpstate.Segment, dst [4]byte) error {
 	}
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
+	if l.pkt != nil {
+		return l.sendOffload(seg, dst)
+	}
 	// The header is built in wbuf; the payload goes out from where it is
 	// (two buffers of one sendmsg), not copied after the header.
 	b, err := seg.AppendHeader(l.wbuf[:0], l.addr, dst)
@@ -234,6 +261,11 @@ func (l *Link) Send(seg *tcpstate.Segment, dst [4]byte) error {
 		_, serr = unix.SendmsgBuffers(int(fd), l.iov[:], nil, sa, 0)
 		return serr != unix.EAGAIN
 	})
+	return l.sent(err, serr)
+}
+
+// sent judges a send: the socket closed (err), or the system call's error.
+func (l *Link) sent(err, serr error) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrLinkClosed, err)
 	}
@@ -242,7 +274,7 @@ func (l *Link) Send(seg *tcpstate.Segment, dst [4]byte) error {
 		return ErrSegmentLost
 	}
 	if serr != nil {
-		return fmt.Errorf("%w: sendto: %w", ErrRawSocket, serr)
+		return fmt.Errorf("%w: sendmsg: %w", ErrRawSocket, serr)
 	}
 	return nil
 }
@@ -305,6 +337,10 @@ func (l *Link) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
 		err = l.file.Close()
+		if l.pkt != nil {
+			l.pkt.Close()
+			releaseLocalnet()
+		}
 		if l.rst != nil {
 			if rerr := l.rst.remove(); err == nil {
 				err = rerr
