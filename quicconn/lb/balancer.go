@@ -58,7 +58,7 @@ type Stats struct {
 	ToClient                      int // backend replies carried to clients
 	Dropped                       int // datagrams that were neither a client's nor a backend's valid reply
 	// FromClients is every datagram read from a client (any source not a
-	// backend), routed or not.
+	// backend), counted once it was forwarded or dropped.
 	FromClients int
 }
 
@@ -220,13 +220,15 @@ func (b *Balancer) run() {
 			b.reply(d)
 			continue
 		}
-		b.count(func(s *Stats) { s.FromClients++ })
 		r := b.Route(src, d)
+		// Counted once forwarded (or dropped), never before: a waiter
+		// that sees the count may close the socket.
 		if _, err := b.sock.WriteToUDPAddrPort(Encap(src, d), b.backends[r.Backend]); err != nil {
-			b.count(func(s *Stats) { s.Dropped++ })
+			b.count(func(s *Stats) { s.Dropped++; s.FromClients++ })
 			continue
 		}
 		b.count(func(s *Stats) {
+			s.FromClients++
 			s.ToBackend[r.Backend]++
 			switch r.By {
 			case ByTupleHash:
@@ -261,8 +263,8 @@ func (b *Balancer) count(f func(*Stats)) {
 	b.mu.Unlock()
 }
 
-// WaitFromClients waits until the balancer has read n datagrams from
-// clients (Stats.FromClients), or ctx ends. Before a balancer is closed,
+// WaitFromClients waits until the balancer has read and forwarded (or
+// dropped) n datagrams from clients (Stats.FromClients), or ctx ends. Before a balancer is closed,
 // it lets whatever the clients sent reach it: a datagram that arrives
 // after Close is on the wire but never routed.
 func (b *Balancer) WaitFromClients(ctx context.Context, n int) error {
