@@ -253,8 +253,11 @@ func (s *seqReport) follow(seq, end tcpstate.Seq, next *tcpstate.Seq, who string
 // seqContinuity walks a connection's segments in wire order: each lab
 // data segment must not start beyond where the lab's stream had reached
 // (a repeat is a retransmission, counted apart), each kernel data segment
-// likewise, and each kernel ACK must not go back and must not pass the end
-// of what the lab had sent before it (SYN and FIN count one each).
+// likewise, and each kernel ACK must not pass the end of what the lab had
+// sent before it (SYN and FIN count one each) and must not go back, except
+// on a first transmission of kernel data that ends at or before the
+// sequence number of the segment with the newer ACK: the kernel made it
+// first, and it reached the wire second (staleAcks).
 func seqContinuity(segs []wireSeg) seqReport {
 	var s seqReport
 	var nextSeq, lastAck, lastAckSeq, kernelSeq, labEnd tcpstate.Seq
@@ -285,6 +288,9 @@ func seqContinuity(segs []wireSeg) seqReport {
 			}
 			haveSeq = true
 		case !g.fromLab:
+			// fresh: none of its octets were on the wire before (a
+			// retransmission is made later than what it repeats).
+			fresh := g.len > 0 && (!haveK || !g.seq.LessThan(kernelSeq))
 			if g.len > 0 {
 				end := g.seq.Add(tcpstate.Size(g.len))
 				if haveK {
@@ -297,7 +303,7 @@ func seqContinuity(segs []wireSeg) seqReport {
 			if g.flags&capture.FlagACK != 0 {
 				end := g.seq.Add(tcpstate.Size(g.len))
 				older := haveAck && g.ack.LessThan(lastAck)
-				madeBefore := older && g.seq.LessThan(lastAckSeq) && !lastAckSeq.LessThan(end)
+				madeBefore := older && fresh && g.seq.LessThan(lastAckSeq) && !lastAckSeq.LessThan(end)
 				switch {
 				case !haveLab || labEnd.LessThan(g.ack) || (older && !madeBefore):
 					s.badAcks++
