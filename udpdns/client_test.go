@@ -414,3 +414,37 @@ func TestSendFuncCallsDoneWhenTheCallEnds(t *testing.T) {
 		})
 	}
 }
+
+// A done that sends again when its queued datagram failed does not run
+// inside the writer's loop: its Send is a writer of its own and returns
+// the failure itself, so done runs once and the reader is never held.
+func TestSendFuncDoneThatSendsAgainAfterAFailedWrite(t *testing.T) {
+	c := newClient(t, Config{Server: netip.MustParseAddrPort("127.0.0.1:0"), WriteBatch: 4})
+	m := new(dns.Msg)
+	m.SetQuestion("x.synth.lab.", dns.TypeA)
+	var calls atomic.Int32
+	resent := make(chan error, 1)
+	s := c.socks[0]
+	if !s.holdWrites() {
+		t.Fatal("could not hold the writer's role")
+	}
+	if _, err := c.SendFunc(context.Background(), m, func(call *Call) {
+		calls.Add(1)
+		_, err := c.SendFunc(context.Background(), m, func(*Call) { calls.Add(1) })
+		resent <- err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.releaseWrites()
+	select {
+	case err := <-resent:
+		if !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("the resend's SendFunc returned %v, want EINVAL", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("done never ran")
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("done ran %d times, want once (the resend failed in its own Send)", n)
+	}
+}

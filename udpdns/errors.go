@@ -19,7 +19,8 @@ var (
 	ErrBadQuery = errors.New("udpdns: not a sendable query")
 	// ErrShort: fewer bytes than a DNS header.
 	ErrShort = errors.New("udpdns: message shorter than a DNS header")
-	// ErrMalformed: the header or question cannot be parsed.
+	// ErrMalformed: the header, question or records cannot be parsed (from
+	// Call.Reply: a matched reply whose RDATA miekg/dns cannot decode).
 	ErrMalformed = errors.New("udpdns: malformed message")
 )
 

@@ -318,7 +318,8 @@ func (s *sock) register(call *Call) (bool, time.Duration, error) {
 // to go out, the call ends with the error (Wait and Exchange return it).
 func (s *sock) write(call *Call) error {
 	if s.bw == nil {
-		return s.written(call, s.writeOne(call), false)
+		_, err := s.written(call, s.writeOne(call))
+		return err
 	}
 	s.wmu.Lock()
 	s.wq = append(s.wq, call)
@@ -360,14 +361,19 @@ func (s *sock) releaseWrites() {
 // datagram, if call was among those sent.
 func (s *sock) drain(call *Call) error {
 	var mine error
-	for len(s.wq) > 0 { // ends: each round empties the queue, refilled only by senders in flight
+	var failed []*Call  // queued calls whose datagram failed: their done runs after the loop
+	for len(s.wq) > 0 { // ends: each round empties the queue, refilled only by senders in flight (done, which may send, runs after the loop)
 		batch := s.wq
 		s.wq = s.wspare[:0]
 		s.wmu.Unlock()
 		sys, errs := s.flush(batch)
 		for _, e := range errs {
-			if err := s.written(e.call, e.err, e.call != call); e.call == call {
+			ended, err := s.written(e.call, e.err)
+			switch {
+			case e.call == call:
 				mine = err
+			case ended && e.call.onDone != nil:
+				failed = append(failed, e.call)
 			}
 		}
 		s.wmu.Lock()
@@ -378,6 +384,12 @@ func (s *sock) drain(call *Call) error {
 	}
 	s.writing = false
 	s.wmu.Unlock()
+	// Their Sends returned before the datagram went out, so no Send
+	// returns the error: done does. A done that sends again becomes a
+	// writer of its own, and its failure is its Send's error.
+	for _, c := range failed {
+		c.onDone(c)
+	}
 	return mine
 }
 
@@ -432,16 +444,17 @@ func (s *sock) traceSent(call *Call) {
 	s.trace(Event{Kind: EventSent, ID: call.id, Name: call.name, QType: call.qtype, Attempt: call.attempt, Peer: call.server})
 }
 
-// written finishes a write: traces it, or ends the call with err. queued
-// is true when the call's sender is not the writer (its Send returned
-// before the datagram went out): then SendFunc's done is called here, as
-// for any other end, since no Send returns the error.
-func (s *sock) written(call *Call, err error, queued bool) error {
+// written finishes a write: traces it, or ends the call with err. It
+// reports whether it ended the call, and the error for its Send: nil when
+// the call had already ended (the client closed under it, and the close
+// ran SendFunc's done), so that a call never both runs done and fails its
+// Send.
+func (s *sock) written(call *Call, err error) (bool, error) {
 	if err == nil {
 		if s.bw == nil {
 			s.traceSent(call)
 		}
-		return nil
+		return false, nil
 	}
 	if errors.Is(err, net.ErrClosed) {
 		err = ErrClosed
@@ -459,14 +472,12 @@ func (s *sock) written(call *Call, err error, queued bool) error {
 		call.err = err
 		close(call.done)
 	} else {
-		queued = false // ended already (the client closed): done was called then
+		s.mu.Unlock()
+		return false, nil // ended already: its end is what its caller sees
 	}
 	s.mu.Unlock()
 	s.c.notifyFree()
-	if queued && call.onDone != nil {
-		call.onDone(call)
-	}
-	return err
+	return true, err
 }
 
 // writeStats is how many write system calls the socket made and how many
@@ -515,7 +526,8 @@ func (s *sock) trace(e Event) {
 }
 
 // handle judges one datagram that arrived on the socket. Only a datagram
-// that passes every check of RFC 5452 §9.1 and unpacks completes a call.
+// that passes every check of RFC 5452 §9.1 and whose records are whole
+// (walkRecords; with cookies on, one that unpacks) completes a call.
 func (s *sock) handle(from netip.AddrPort, b []byte) {
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	h, perr := ParseHead(b)

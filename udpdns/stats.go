@@ -8,8 +8,9 @@ type Reason uint8
 
 // Rejection reasons, in the order the reply path tests them (RFC 5452 §9.1).
 const (
-	// Malformed: header or question unparsable, or the message as a whole
-	// would not unpack.
+	// Malformed: header or question unparsable, or a matched reply's
+	// records not whole (a name, fixed fields or RDATA running past the
+	// end; with cookies on, a message miekg/dns would not unpack).
 	Malformed Reason = iota
 	// NotResponse: QR=0, or an opcode other than the query's.
 	NotResponse
