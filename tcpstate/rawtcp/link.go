@@ -81,7 +81,9 @@ type LinkConfig struct {
 	// with a virtio-net header that asks for checksum offload (when it can
 	// open one): the segment's checksum field holds the pseudo-header's
 	// sum, as the kernel's own segments on lo do, and nobody sums the
-	// payload.
+	// payload. With AllowInitNetNS the link never offloads: the offload
+	// turns on lo's accept_local and route_localnet (offload.go), which a
+	// host's namespace should not have changed under it.
 	SoftwareChecksum bool
 	// AllowInitNetNS lets NetNS be the namespace of PID 1 — on a machine,
 	// the host's own — where the rule would suppress the RSTs of every
@@ -185,9 +187,10 @@ func OpenLink(cfg LinkConfig) (*Link, error) {
 		l.rst = r
 	}
 	l.file = os.NewFile(uintptr(fd), "raw-tcp")
-	if !cfg.SoftwareChecksum {
+	if !cfg.SoftwareChecksum && !cfg.AllowInitNetNS {
 		// Without it the raw socket sends everything, checksums summed
-		// by the lab: slower, the same segments.
+		// by the lab: slower, the same segments. Never in a namespace
+		// that may be the host's: the offload changes lo's settings.
 		l.pkt, l.loIdx, _ = openOffload()
 	}
 	return l, nil

@@ -131,9 +131,11 @@ func (l *Link) sendOffload(seg *tcpstate.Segment, dst [4]byte) error {
 		return fmt.Errorf("%w: sendmsg: a %d-byte IPv4 packet: %w", ErrRawSocket, total, unix.EMSGSIZE)
 	}
 	b := l.wbuf[:0]
+	// The virtio-net header's fields are in the host's byte order (a
+	// legacy virtio header: little-endian on little-endian hosts).
 	b = append(b, vnetNeedsCS, 0, 0, 0, 0, 0) // flags, gso_type none, hdr_len, gso_size
-	b = binary.LittleEndian.AppendUint16(b, ethHdrLen+ipv4HdrLen)
-	b = binary.LittleEndian.AppendUint16(b, 16) // the TCP checksum's offset
+	b = binary.NativeEndian.AppendUint16(b, ethHdrLen+ipv4HdrLen)
+	b = binary.NativeEndian.AppendUint16(b, 16) // the TCP checksum's offset
 	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00)
 	l.ipID++
 	ip := len(b)
@@ -176,7 +178,9 @@ func ipv4Checksum(h []byte) uint16 {
 	return ^uint16(sum)
 }
 
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
+// htons is v in network byte order, as sockaddr_ll's protocol field holds
+// it in memory.
+func htons(v uint16) uint16 { return binary.NativeEndian.Uint16([]byte{byte(v >> 8), byte(v)}) }
 
 // Offloaded reports whether the link sends with checksum offload.
 func (l *Link) Offloaded() bool { return l.pkt != nil }
