@@ -2,6 +2,7 @@ package tcpexp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -260,8 +261,9 @@ func (s *seqReport) follow(seq, end tcpstate.Seq, next *tcpstate.Seq, who string
 // first, and it reached the wire second (staleAcks).
 func seqContinuity(segs []wireSeg) seqReport {
 	var s seqReport
-	var nextSeq, lastAck, lastAckSeq, kernelSeq, labEnd tcpstate.Seq
-	haveSeq, haveAck, haveK, haveLab := false, false, false, false
+	var nextSeq, lastAck, lastAckSeq, labEnd tcpstate.Seq
+	var kernel coverage
+	haveSeq, haveAck, haveLab := false, false, false
 	for _, g := range segs {
 		if g.fromLab {
 			end := g.seq.Add(tcpstate.Size(g.len))
@@ -288,17 +290,22 @@ func seqContinuity(segs []wireSeg) seqReport {
 			}
 			haveSeq = true
 		case !g.fromLab:
-			// fresh: none of its octets were on the wire before (a
-			// retransmission is made later than what it repeats).
-			fresh := g.len > 0 && (!haveK || !g.seq.LessThan(kernelSeq))
+			// The kernel's data is judged by what it covers, not by the
+			// order it was captured in: two kernel segments can reach
+			// the capture in the other order than the kernel made them
+			// (a soak with no hogs caught one 16 µs ahead of the
+			// segment before it). fresh: none of its octets were on the
+			// wire before (a retransmission is made later than what it
+			// repeats).
+			fresh := false
 			if g.len > 0 {
 				end := g.seq.Add(tcpstate.Size(g.len))
-				if haveK {
-					s.follow(g.seq, end, &kernelSeq, "kernel")
+				if kernel.add(g.seq, end) {
+					s.resent++
+					s.resentAt = append(s.resentAt, fmt.Sprintf("kernel seq %d again", g.seq))
 				} else {
-					kernelSeq = end
+					fresh = true
 				}
-				haveK = true
 			}
 			if g.flags&capture.FlagACK != 0 {
 				end := g.seq.Add(tcpstate.Size(g.len))
@@ -317,5 +324,54 @@ func seqContinuity(segs []wireSeg) seqReport {
 			}
 		}
 	}
+	for _, h := range kernel.holes() {
+		s.gaps++
+		s.gapInfo = append(s.gapInfo, fmt.Sprintf("kernel octets %d–%d never on the wire", h[0], h[1]))
+	}
 	return s
+}
+
+// coverage is what one side's data segments covered of its sequence
+// space: offsets from the first segment's sequence number (sequence
+// arithmetic, so a stream may cross 2^32), merged into sorted intervals.
+type coverage struct {
+	base tcpstate.Seq
+	have bool
+	iv   [][2]int64
+}
+
+func (c *coverage) off(q tcpstate.Seq) int64 { return int64(int32(uint32(q) - uint32(c.base))) }
+
+// add records [seq, end) and reports whether any of it was covered
+// already (a retransmission).
+func (c *coverage) add(seq, end tcpstate.Seq) (repeat bool) {
+	if !c.have {
+		c.base, c.have = seq, true
+	}
+	a, b := c.off(seq), c.off(end)
+	out := c.iv[:0:0]
+	for _, x := range c.iv {
+		if x[1] > a && x[0] < b {
+			repeat = true
+		}
+		if x[1] < a || x[0] > b { // apart, not even touching
+			out = append(out, x)
+			continue
+		}
+		a, b = min(a, x[0]), max(b, x[1])
+	}
+	out = append(out, [2]int64{a, b})
+	slices.SortFunc(out, func(x, y [2]int64) int { return cmp.Compare(x[0], y[0]) })
+	c.iv = out
+	return repeat
+}
+
+// holes are the stretches between the covered intervals, as sequence
+// numbers: octets never seen though octets after them were.
+func (c *coverage) holes() [][2]tcpstate.Seq {
+	var h [][2]tcpstate.Seq
+	for i := 1; i < len(c.iv); i++ {
+		h = append(h, [2]tcpstate.Seq{c.base.Add(tcpstate.Size(c.iv[i-1][1])), c.base.Add(tcpstate.Size(c.iv[i][0]))})
+	}
+	return h
 }

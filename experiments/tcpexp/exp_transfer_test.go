@@ -54,6 +54,14 @@ func TestSeqContinuity(t *testing.T) {
 		{"a kernel segment made before the one with the newer ACK, captured after it, is stale, not bad",
 			[]wireSeg{lab(1001, 100), lab(1101, 100), kernel(5101, 0, 1201, 1201), kernel(5001, 100, 1101, 1101), kernel(5101, 0, 1201, 1201)},
 			seqReport{dataSegs: 2, staleAcks: 1}},
+		// Seen in a soak with no hogs (tcp/transfer, frames 35 and 36):
+		// the kernel's segment after 5011 reached the capture first.
+		{"kernel data captured out of the order the kernel made it is neither a gap nor a retransmission",
+			[]wireSeg{lab(1001, 100), kernel(5011, 10, 1101, 1101), kernel(5001, 10, 1101, 1101), kernel(5021, 10, 1101, 1101)},
+			seqReport{dataSegs: 1}},
+		{"a hole in the kernel's data that nothing fills is a gap",
+			[]wireSeg{lab(1001, 100), kernel(5001, 10, 1101, 1101), kernel(5031, 10, 1101, 1101), kernel(5011, 10, 1101, 1101)},
+			seqReport{dataSegs: 1, gaps: 1}},
 		{"a retransmission with an older ACK is bad: it was made after what it repeats",
 			[]wireSeg{lab(1001, 100), lab(1101, 100), kernel(5001, 100, 1101, 1101), kernel(5101, 0, 1201, 1201), kernel(5001, 100, 1101, 1101)},
 			seqReport{dataSegs: 2, resent: 1, badAcks: 1}},
