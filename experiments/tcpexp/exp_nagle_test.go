@@ -87,6 +87,12 @@ func TestNagleRoundsReadsEachRoundFromTheRecords(t *testing.T) {
 			[]rawtcp.Record{nrec(lab, 0, 1001, 5001, 12), nrec(kernel, 1, 5001, 1005, 0),
 				{Conn: 1, Sent: true, Note: "dropped by the link", Seg: rawtcp.RecSeg{Seq: 1013, Len: 8}}},
 			nagleRound{hdrRec: 0, ackRec: -1, bodyRec: -1, respRec: -1}, false, 0, 0},
+		// Seen in a race soak beside a two-hog lab soak (round 9 of the
+		// TCP_NODELAY case): the lab's answer was late, the kernel's loss
+		// probe re-sent the body, the lab acknowledged the duplicate.
+		{"NoDelay: the body sent again before any ACK, the receiver's pure ACK of the duplicate",
+			[]rawtcp.Record{nrec(lab, 0, 1001, 5001, 12), nrec(lab, 0, 1013, 5001, 8), nrec(lab, 30, 1013, 5001, 8), nrec(kernel, 31, 5001, 1021, 0), nrec(kernel, 32, 5001, 1021, 16)},
+			nagleRound{found: true, hdrRec: 0, ackRec: 3, bodyRec: 1, respRec: 4, pureACK: true, bodyResent: true}, false, 31 * time.Millisecond, 0},
 		{"another connection's records do not count",
 			[]rawtcp.Record{nrec(lab, 0, 1001, 5001, 12), {Conn: 2, Seg: rawtcp.RecSeg{Ack: 1013, Flags: tcpstate.ACK}}},
 			nagleRound{hdrRec: 0, ackRec: -1, bodyRec: -1, respRec: -1}, false, 0, 0},
@@ -95,7 +101,10 @@ func TestNagleRoundsReadsEachRoundFromTheRecords(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got := nagleRounds(tt.recs, 1, true, 1001, 1, 12, 8)[0]
 			w := tt.want
-			if got.found != w.found || got.hdrRec != w.hdrRec || got.ackRec != w.ackRec || got.bodyRec != w.bodyRec || got.respRec != w.respRec || got.pureACK != w.pureACK {
+			if got.found != w.found || got.hdrRec != w.hdrRec || got.ackRec != w.ackRec || got.bodyRec != w.bodyRec || got.respRec != w.respRec || got.pureACK != w.pureACK || got.bodyResent != w.bodyResent {
+				t.Fatalf("got %+v, want %+v", got, w)
+			}
+			if got.bodyReprobed() != (w.bodyResent && w.pureACK) {
 				t.Fatalf("got %+v, want %+v", got, w)
 			}
 			if got.bodyAfterACK() != tt.afterACK || (got.found && (got.ackDelay() != tt.ackDelay || got.bodyWait() != tt.bodyDelay)) {

@@ -31,6 +31,10 @@ type nagleRound struct {
 	// starved lab reads segments late, the wire does not.
 	wireGap time.Duration
 	wired   bool
+	// bodyResent: the client sent the body's octets again before the
+	// header's ACK (the sender's tail-loss probe, the receiver's answer
+	// being late).
+	bodyResent bool
 }
 
 // gap is how long after the header the body went: on the wire when both
@@ -72,6 +76,16 @@ func (n nagleRound) writerLate() bool {
 	return n.found && n.bodyRec != n.hdrRec && n.pureACK && n.bodyAfterACK() && n.wired && n.wireGap >= nagleDelayedACK
 }
 
+// bodyReprobed: with TCP_NODELAY, the body came at once, but the
+// receiver's answer was so late (a starved process) that the sender's
+// tail-loss probe sent the body again before any ACK, and the receiver
+// acknowledged the duplicate at once with a pure ACK, as RFC 9293 asks
+// of a segment that brings nothing new. Not where the ACK rides: the
+// receiver answered a probe.
+func (n nagleRound) bodyReprobed() bool {
+	return n.found && n.bodyResent && n.pureACK && !n.bodyAfterACK()
+}
+
 // nagleRounds finds rounds rounds of header and body octets each in the
 // records of connection id. The client is the lab (its segments are the
 // ones the lab sent) when labClient is set, else the kernel; its request
@@ -100,6 +114,8 @@ func nagleRounds(recs []rawtcp.Record, id int, labClient bool, start tcpstate.Se
 				}
 			case fromClient && rd.hdrRec >= 0 && rd.bodyRec < 0 && covers(bs):
 				rd.bodyRec, rd.body = j, rec.At
+			case fromClient && rd.bodyRec >= 0 && rd.ackRec < 0 && covers(bs):
+				rd.bodyResent = true
 			case !fromClient && rd.hdrRec >= 0 && s.Flags&tcpstate.ACK != 0 && rd.ackRec < 0 && bs.LessThanEq(s.Ack):
 				rd.ackRec, rd.headerACK, rd.pureACK = j, rec.At, s.Len == 0
 				if s.Len > 0 && rd.respRec < 0 {
