@@ -120,10 +120,10 @@ func BenchmarkChecksumVsBefore(b *testing.B) {
 	}
 }
 
-// The header AppendHeader builds, followed by the payload, is what
-// AppendWire builds: same bytes, same checksum, for every payload length's
-// parity and with options.
-func TestAppendHeaderThenPayloadIsTheWireSegment(t *testing.T) {
+// forEachSegment calls f with a data segment for every payload length's
+// parity, with and without options, and AppendWire's encoding of it.
+func forEachSegment(t *testing.T, f func(seg Segment, want []byte)) {
+	t.Helper()
 	src, dst := [4]byte{127, 0, 0, 1}, [4]byte{127, 0, 0, 2}
 	for _, n := range []int{0, 1, 2, 3, 7, 31, 1460, 65483} {
 		for _, opts := range []Options{{}, {HasTimestamps: true, TSVal: 7, TSEcr: 9}, {MSS: 1460, HasWScale: true, WScale: 7, SACKPermitted: true}} {
@@ -136,45 +136,46 @@ func TestAppendHeaderThenPayloadIsTheWireSegment(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h, err := seg.AppendHeader([]byte{0xee}, src, dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := append(h[1:], p...); string(got) != string(want) || len(seg.Payload) != n {
-				t.Fatalf("%d bytes, options %+v: header+payload differs from AppendWire", n, opts)
-			}
+			f(seg, want)
 		}
 	}
+}
+
+var testSrc, testDst = [4]byte{127, 0, 0, 1}, [4]byte{127, 0, 0, 2}
+
+// The header AppendHeader builds, followed by the payload, is what
+// AppendWire builds: same bytes, same checksum, for every payload length's
+// parity and with options.
+func TestAppendHeaderThenPayloadIsTheWireSegment(t *testing.T) {
+	forEachSegment(t, func(seg Segment, want []byte) {
+		p, n := seg.Payload, len(seg.Payload)
+		h, err := seg.AppendHeader([]byte{0xee}, testSrc, testDst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := append(h[1:], p...); string(got) != string(want) || len(seg.Payload) != n {
+			t.Fatalf("%d bytes, options %+v: header+payload differs from AppendWire", n, seg.Options)
+		}
+	})
 }
 
 // AppendHeaderOffload leaves in the checksum field what a checksum-offload
 // link completes: summing the header (field as stored) and payload, as
 // loopback's "hardware" would, gives exactly AppendWire's checksum.
 func TestAppendHeaderOffloadCompletesToTheWireChecksum(t *testing.T) {
-	src, dst := [4]byte{127, 0, 0, 1}, [4]byte{127, 0, 0, 2}
-	for _, n := range []int{0, 1, 2, 3, 7, 31, 1460, 65483} {
-		for _, opts := range []Options{{}, {HasTimestamps: true, TSVal: 7, TSEcr: 9}, {MSS: 1460, HasWScale: true, WScale: 7, SACKPermitted: true}} {
-			p := make([]byte, n)
-			for i := range p {
-				p[i] = byte(i*13 + 5)
-			}
-			seg := Segment{SrcPort: 61000, DstPort: 80, Seq: 12345, Ack: 678, Flags: ACK | PSH, Window: 512, Options: opts, Payload: p}
-			want, err := seg.AppendWire(nil, src, dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := seg.AppendHeaderOffload([]byte{0xee}, src, dst)
-			if err != nil {
-				t.Fatal(err)
-			}
-			h = h[1:]
-			// The offload: ~(field + header + payload), no pseudo-header.
-			completed := checksumFinish(0, addCarry(sum64(h), sum64(p)))
-			got := append(append([]byte(nil), h...), p...)
-			got[16], got[17] = byte(completed>>8), byte(completed)
-			if string(got) != string(want) || len(seg.Payload) != n {
-				t.Fatalf("%d bytes, options %+v: completed checksum %#04x, AppendWire's %#02x%02x", n, opts, completed, want[16], want[17])
-			}
+	forEachSegment(t, func(seg Segment, want []byte) {
+		p, n := seg.Payload, len(seg.Payload)
+		h, err := seg.AppendHeaderOffload([]byte{0xee}, testSrc, testDst)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		h = h[1:]
+		// The offload: ~(field + header + payload), no pseudo-header.
+		completed := checksumFinish(0, addCarry(sum64(h), sum64(p)))
+		got := append(append([]byte(nil), h...), p...)
+		got[16], got[17] = byte(completed>>8), byte(completed)
+		if string(got) != string(want) || len(seg.Payload) != n {
+			t.Fatalf("%d bytes, options %+v: completed checksum %#04x, AppendWire's %#02x%02x", n, seg.Options, completed, want[16], want[17])
+		}
+	})
 }
