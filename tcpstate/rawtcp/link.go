@@ -251,14 +251,20 @@ func (l *Link) Send(seg *tcpstate.Segment, dst [4]byte) error {
 	if err != nil {
 		return err
 	}
-	l.wbuf = b[:0]
-	l.iov[0], l.iov[1] = b, seg.Payload
+	return l.sendmsg(l.file, b, seg.Payload, &unix.SockaddrInet4{Addr: dst})
+}
+
+// sendmsg sends hdr (in wbuf, which it keeps for the next segment) and
+// payload as two buffers of one sendmsg on f to sa, waiting while the
+// socket's buffer is full, and judges the result. Caller holds wmu.
+func (l *Link) sendmsg(f *os.File, hdr, payload []byte, sa unix.Sockaddr) error {
+	l.wbuf = hdr[:0]
+	l.iov[0], l.iov[1] = hdr, payload
 	defer func() { l.iov[1] = nil }()
-	rc, err := l.file.SyscallConn()
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrLinkClosed, err)
 	}
-	sa := &unix.SockaddrInet4{Addr: dst}
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
 		_, serr = unix.SendmsgBuffers(int(fd), l.iov[:], nil, sa, 0)

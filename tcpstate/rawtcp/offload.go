@@ -149,20 +149,7 @@ func (l *Link) sendOffload(seg *tcpstate.Segment, dst [4]byte) error {
 	if err != nil {
 		return err
 	}
-	l.wbuf = b[:0]
-	l.iov[0], l.iov[1] = b, seg.Payload
-	defer func() { l.iov[1] = nil }()
-	rc, err := l.pkt.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrLinkClosed, err)
-	}
-	sa := &unix.SockaddrLinklayer{Ifindex: l.loIdx, Protocol: htons(unix.ETH_P_IP)}
-	var serr error
-	err = rc.Write(func(fd uintptr) bool {
-		_, serr = unix.SendmsgBuffers(int(fd), l.iov[:], nil, sa, 0)
-		return serr != unix.EAGAIN
-	})
-	return l.sent(err, serr)
+	return l.sendmsg(l.pkt, b, seg.Payload, &unix.SockaddrLinklayer{Ifindex: l.loIdx, Protocol: htons(unix.ETH_P_IP)})
 }
 
 // ipv4Checksum is the checksum of an IPv4 header whose checksum field is
