@@ -63,6 +63,16 @@ func (r *ring) read(p []byte) int {
 	return n
 }
 
+// skip moves the front past n octets that were never written, as if they
+// had been written and read at once (a posted read took them); the ring
+// holds nothing readable.
+func (r *ring) skip(n int) {
+	r.head += n
+	if r.head >= len(r.buf) {
+		r.head -= len(r.buf)
+	}
+}
+
 // discard drops n readable bytes from the front.
 func (r *ring) discard(n int) {
 	r.head += n

@@ -30,6 +30,8 @@ type Endpoint struct {
 	scratch Output        // used when a call passes a nil *Output
 	now     time.Duration // the time of the call being handled (timestamps.go)
 	noDelay bool          // Nagle off (Config.NoDelay, SetNoDelay)
+	post    []byte        // a posted read's buffer (postread.go), or nil
+	placed  int           // octets placed at the front of post
 	conn
 }
 
@@ -891,6 +893,12 @@ func (e *Endpoint) receiveText(seq Seq, payload []byte, fin bool, out *Output) {
 		seq = t.RcvNxt
 	}
 	off := int(t.RcvNxt.Size(seq))
+	if off == 0 && len(payload) > 0 {
+		if k := e.place(payload); k > 0 {
+			seq, payload = seq.Add(Size(k)), payload[k:]
+			out.Events = append(out.Events, Event{Kind: EventReadable})
+		}
+	}
 	if room := e.rcv.free() - off; len(payload) > room {
 		payload, fin = payload[:max(room, 0)], false
 	}

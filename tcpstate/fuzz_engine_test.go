@@ -39,6 +39,17 @@ func FuzzEngine(f *testing.F) {
 			14,                        // fire a timer
 			0, 0x51, 0, 0, 1, 0, 0, 0, // FIN,ACK
 			12, 15, 3, 14, 14})
+		// The same with a read waiting, its buffer posted (bit 32), read
+		// between segments, one out of order.
+		f.Add([]byte{32, byte(st),
+			11, 4,
+			0, 0x50, 0, 0, 1, 0, 200, 20,
+			11, 2,
+			0, 0x50, 0, 40, 1, 0, 200, 20, // 40 octets beyond RCV.NXT
+			0, 0x50, 0, 0, 1, 0, 200, 60,
+			11, 200,
+			0, 0x51, 0, 0, 1, 0, 0, 0,
+			11, 50, 14})
 	}
 	for mode := byte(4); mode < 8; mode++ {
 		// The core features' configurations (keep-alive, user timeout,
@@ -55,6 +66,22 @@ func FuzzEngine(f *testing.F) {
 
 // Inputs that once broke an invariant, kept as named cases.
 var engineRegressions = map[string][]byte{
+	// Fuzz finding (the checker's, not the engine's): a full segment
+	// carries SND.MSS less its options, here timestamps' 12 octets, so 988
+	// of 1,064 octets and then 76 is one full segment and its tail, not a
+	// short segment followed by more.
+	"a full segment with timestamps is not short": {0x17, byte(Established),
+		9, 0x85}, // send 1,064 octets
+	// Fuzz finding: CLOSE in SYN-RECEIVED, 29 octets taken by a read, and
+	// the SYN,ACK sent again from FIN-WAIT-1 offered the whole buffer,
+	// moving the right edge by 29 (receiver SWS). Found with a posted read
+	// (bit 32), which takes the octets as they land; a RECEIVE does the same.
+	"a retransmitted SYN,ACK holds the right edge after a read":        []byte("\x10$,+0000\xed0\xa200+0\xcfx0000000"),
+	"a retransmitted SYN,ACK holds the right edge after a posted read": []byte("0$,+0000\xed0\xa200\xcfx0000000"),
+	// The same with a SACK block as well: 976 octets are a full segment.
+	"a full segment with timestamps and a SACK block is not short": {0x17, byte(Established),
+		0x30, 0x30, 0x30, 0x32, 0xe1, 0x30, 0xf4, 0x30, 0x30, 0x30, 0x39, // data out of order, SACKed
+		0xda, 0x30}, // send 1,744 octets
 	// Review finding: the peer shuts its window, each zero-window probe is
 	// refused with <ACK=SND.UNA><WND=0>; the third refusal must not count
 	// as a third duplicate ACK (fast retransmit beyond the window).
@@ -93,6 +120,8 @@ type engineFuzzer struct {
 	progress  time.Duration // SND.UNA last advanced, or data left with none outstanding
 	lastRecv  time.Duration // the peer last sent a segment
 	options   bool          // SACK and timestamps negotiated; segments carry them
+	posting   bool          // every RECEIVE leaves a read waiting, its buffer posted
+	lent      []byte        // that buffer
 }
 
 func (f *engineFuzzer) next() byte {
@@ -143,7 +172,7 @@ func runEngineFuzz(t *testing.T, data []byte) {
 		cfg.QuickACKs = -1
 	}
 	start := State(data[1] % byte(NumStates))
-	f := &engineFuzzer{t: t, cfg: WithDefaults(cfg), b: data[2:], h: tcptest.New(t, cfg), options: data[0]&4 != 0}
+	f := &engineFuzzer{t: t, cfg: WithDefaults(cfg), b: data[2:], h: tcptest.New(t, cfg), options: data[0]&4 != 0, posting: data[0]&32 != 0}
 	if f.options {
 		// The peer negotiates SACK and timestamps, and each segment takes
 		// one more byte saying which options it carries.
@@ -179,10 +208,27 @@ func (f *engineFuzzer) step() {
 	case op == 11:
 		var buf [512]byte
 		n := int(f.next()) * 2
+		if f.posting {
+			// The read that waited wakes: what landed in its buffer,
+			// then the ring, as rawtcp's Conn reads.
+			h.Call("RECEIVE wakes", func(e *Endpoint, now time.Duration, out *Output) error {
+				if k := e.TakePosted(); k > len(f.lent) {
+					f.t.Fatalf("%d octets placed in a posted buffer of %d", k, len(f.lent))
+				}
+				return nil
+			})
+		}
 		h.Call("RECEIVE", func(e *Endpoint, now time.Duration, out *Output) error {
 			_, err := e.Receive(now, buf[:n], out)
 			return err
 		})
+		if f.posting {
+			f.lent = make([]byte, n)
+			h.Call("RECEIVE waits", func(e *Endpoint, now time.Duration, out *Output) error {
+				e.PostRead(f.lent)
+				return nil
+			})
+		}
 	case op == 12:
 		h.Call("CLOSE", func(e *Endpoint, now time.Duration, out *Output) error { return e.Close(now, out) })
 	case op == 13:
@@ -430,7 +476,11 @@ func (f *engineFuzzer) check(before TCB, beforeNxt Seq, evStart int) {
 		if short {
 			t.Fatalf("new data %d..%d after a short segment in the same step (%v)", s.Seq, end, &tc)
 		}
-		short = len(s.Payload) < int(tc.SndMSS) && s.Flags&FIN == 0
+		// A full segment: SND.MSS less the options it carries (RFC 9293
+		// §3.7.1: timestamps, and SACK blocks when it acknowledges data
+		// out of order).
+		full := int(tc.SndMSS) - (s.HeaderLen() - HeaderMinLen)
+		short = len(s.Payload) < full && s.Flags&FIN == 0
 	}
 }
 

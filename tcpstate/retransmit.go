@@ -61,6 +61,12 @@ func (e *Endpoint) sendSYN(now time.Duration, out *Output, withACK, retransmit b
 	if withACK {
 		s.Flags |= ACK
 		s.Ack = t.RcvNxt
+		// A SYN,ACK sent again after data was taken (CLOSE in
+		// SYN-RECEIVED leaves it to be retransmitted from FIN-WAIT-1)
+		// holds the right edge like any other segment (sws.go).
+		if held, ok := e.swsHeldWindow(free, uint32(s.Window)); ok {
+			s.Window = uint16(min(held, 65535))
+		}
 		e.advRight = t.RcvNxt.Add(Size(s.Window))
 		e.opts.lastAckSent = s.Ack
 	}

@@ -62,6 +62,7 @@ type Conn struct {
 	rdl, wdl   time.Time
 	portFree   bool
 	rcvPeer    string // the peer's state as the segment being handled arrived
+	lent       bool   // a waiting Read's buffer is posted to the engine
 }
 
 var _ net.Conn = (*Conn)(nil)
@@ -465,8 +466,24 @@ func (c *Conn) ReadContext(ctx context.Context, p []byte) (int, error) {
 		if n > 0 || err != nil || len(p) == 0 {
 			return n, err
 		}
-		if err := c.wait(ctx, c.rdl); err != nil {
-			return 0, err
+		// Lend p to the engine while waiting (tcpstate.Endpoint.PostRead):
+		// in-order data then lands in it directly, not through the ring.
+		// One reader's buffer at a time; whatever landed is returned even
+		// when the wait ended in an error, so nothing is lost.
+		lend := !c.lent
+		if lend {
+			c.lent = true
+			c.ep.PostRead(p)
+		}
+		werr := c.wait(ctx, c.rdl)
+		if lend {
+			c.lent = false
+			if k := c.ep.TakePosted(); k > 0 {
+				return k, nil
+			}
+		}
+		if werr != nil {
+			return 0, werr
 		}
 	}
 }

@@ -73,6 +73,20 @@ func WantRead(text string, wantErr error) Step {
 	}
 }
 
+// PostRead is Peer.PostRead as a step: a RECEIVE waits, lending n octets.
+func PostRead(n int) Step { return func(p *Peer) { p.t.Helper(); p.PostRead(n) } }
+
+// WantPlaced is a step that ends a PostRead's loan and checks that text,
+// exactly, was placed in the buffer.
+func WantPlaced(text string) Step {
+	return func(p *Peer) {
+		p.t.Helper()
+		if got := p.TakePosted(); got != text {
+			p.fail("want %q placed in the posted read's buffer\n got  %q", text, got)
+		}
+	}
+}
+
 // Case is one row of a table: a fresh endpoint is driven into From
 // (Peer.Reach) and the steps run.
 type Case struct {

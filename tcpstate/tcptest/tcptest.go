@@ -49,6 +49,7 @@ type Peer struct {
 	events  []tcpstate.Event
 	seen    int // events already returned by NewEvents
 	ladder  []rung
+	lent    []byte // the buffer of a posted read (PostRead), or nil
 }
 
 // New returns a peer for a new CLOSED endpoint with configuration cfg,
@@ -319,6 +320,29 @@ func (p *Peer) Read() (string, error) {
 		return nil
 	})
 	return string(b), err
+}
+
+// PostRead lends the endpoint a buffer of n octets, as a RECEIVE that
+// waits for data does (tcpstate.Endpoint.PostRead).
+func (p *Peer) PostRead(n int) {
+	p.lent = make([]byte, n)
+	p.Call(fmt.Sprintf("RECEIVE waits, lending %d octets", n), func(e *tcpstate.Endpoint, _ time.Duration, _ *tcpstate.Output) error {
+		e.PostRead(p.lent)
+		return nil
+	})
+}
+
+// TakePosted ends the loan of PostRead and returns what the endpoint placed
+// in the buffer.
+func (p *Peer) TakePosted() string {
+	var n int
+	p.Call("RECEIVE wakes", func(e *tcpstate.Endpoint, _ time.Duration, _ *tcpstate.Output) error {
+		n = e.TakePosted()
+		return nil
+	})
+	b := p.lent[:min(n, len(p.lent))]
+	p.lent = nil
+	return string(b)
 }
 
 // Close is the user's CLOSE.
