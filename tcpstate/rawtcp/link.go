@@ -301,7 +301,10 @@ func (l *Link) receive(deliver func(*frame)) error {
 		var n int
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
-			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			// read(2), not recvfrom: the source is in the IP header, and
+			// x/sys's Recvfrom spends a getsockopt per datagram decoding
+			// an AF_INET address (its L2TP check).
+			n, rerr = unix.Read(int(fd), buf)
 			return rerr != unix.EAGAIN
 		})
 		if err != nil {
@@ -311,7 +314,7 @@ func (l *Link) receive(deliver func(*frame)) error {
 			if rerr == unix.EINTR || rerr == unix.ENOBUFS {
 				continue
 			}
-			return fmt.Errorf("%w: recvfrom: %w", ErrRawSocket, rerr)
+			return fmt.Errorf("%w: read: %w", ErrRawSocket, rerr)
 		}
 		if !parseIPv4(buf[:n], &f) {
 			continue
