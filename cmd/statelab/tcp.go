@@ -22,10 +22,10 @@ func tcpCommands() []*command {
 				"its spread, and the CPU time per GiB of each side (lower is better). Runs inside the lab's network namespace.",
 			examples: []string{
 				"statelab bench tcp",
-				"statelab bench tcp --size 1GiB --rounds 9 --json",
+				"statelab bench tcp --size 4GiB --rounds 9 --json",
 			},
 			flags: func(fs *flag.FlagSet) {
-				sizeVar(fs, &benchTCPFlags.size, "size", 256<<20, 64<<10, 4<<30, "bytes to move in each direction, such as 64MiB or 1GiB")
+				sizeVar(fs, &benchTCPFlags.size, "size", 1<<30, 64<<10, 4<<30, "bytes to move in each direction, such as 64MiB or 4GiB")
 				intVar(fs, &benchTCPFlags.rounds, "rounds", benchcmp.DefaultRounds, 1, 100, "interleaved rounds (lab, kernel, kernel, lab, …)")
 				fs.BoolVar(&benchTCPFlags.json, "json", false, "print one JSON object")
 			},

@@ -15,7 +15,7 @@ func TestBenchTCPUsage(t *testing.T) {
 		stderr string
 	}{
 		{"--help", []string{"bench", "tcp", "--help"}, 0, "Usage: statelab bench tcp", ""},
-		{"help shows the examples", []string{"bench", "tcp", "-h"}, 0, "statelab bench tcp --size 1GiB --rounds 9 --json", ""},
+		{"help shows the examples", []string{"bench", "tcp", "-h"}, 0, "statelab bench tcp --size 4GiB --rounds 9 --json", ""},
 		{"unknown flag", []string{"bench", "tcp", "--frob"}, 2, "", "flag provided but not defined: -frob"},
 		{"size not a number", []string{"bench", "tcp", "--size", "lots"}, 2, "", "want a size such as"},
 		{"size zero", []string{"bench", "tcp", "--size", "0"}, 2, "", "want a size from 64KiB to 4GiB"},
