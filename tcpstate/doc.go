@@ -7,7 +7,8 @@
 // An [Endpoint] is one end of one connection. Each input is a method call
 // carrying the current time as a monotonic time.Duration:
 //
-//   - user calls: OpenActive, OpenPassive, Send, Receive, Close, Abort
+//   - user calls: OpenActive, OpenPassive, Send, Receive, Close, Abort;
+//     PostRead and TakePosted lend the engine a waiting read's buffer
 //   - a received segment: HandleSegment
 //   - a timer expiry: HandleTimer (NextTimer says when)
 //
@@ -42,6 +43,7 @@
 //	               (into RFC 6298), PAWS with §5.5's 24-day idle rule
 //	reassembly.go  out-of-order data (and the SACK scoreboard's ranges)
 //	buffer.go      the send and receive rings
+//	postread.go    a waiting read's buffer, filled with in-order data directly
 //	timers.go      retransmission, persist, TIME-WAIT, keep-alive, delayed-ACK and
 //	               SWS-override timers
 //	sws.go         receiver SWS avoidance in every segment (§3.8.6.2.2, MUST-39)
