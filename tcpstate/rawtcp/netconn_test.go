@@ -2,6 +2,7 @@ package rawtcp
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -9,6 +10,26 @@ import (
 
 	"golang.org/x/net/nettest"
 )
+
+// dialKernel connects the lab to the kernel listener ln: the lab's Conn
+// and the kernel's accepted socket.
+func dialKernel(ctx context.Context, s *Stack, ln net.Listener) (*Conn, net.Conn, error) {
+	acc := make(chan net.Conn, 1)
+	go func() {
+		k, _ := ln.Accept()
+		acc <- k
+	}()
+	c, err := s.Dial(ctx, netip.MustParseAddrPort(ln.Addr().String()), nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	k := <-acc
+	if k == nil {
+		c.Abort()
+		return nil, nil, errors.New("the kernel's accept failed")
+	}
+	return c, k, nil
+}
 
 // Conn passes x/net's net.Conn conformance tests against a kernel socket:
 // as the connection under test when the lab dials and when it accepts,
@@ -22,17 +43,11 @@ func TestConnIsANetConn(t *testing.T) {
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		acc := make(chan net.Conn, 1)
-		go func() {
-			k, _ := ln.Accept()
-			acc <- k
-		}()
-		c, err := s.Dial(ctx, netip.MustParseAddrPort(ln.Addr().String()), nil)
+		c, k, err := dialKernel(ctx, s, ln)
 		if err != nil {
 			ln.Close()
 			return nil, nil, nil, err
 		}
-		k := <-acc
 		return c, k, func() { c.Close(); k.Close(); c.Abort(); ln.Close() }, nil
 	}
 	kernelDials := func() (lab *Conn, kernel net.Conn, stop func(), err error) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -45,20 +44,11 @@ func readAfterWaitEnds(t *testing.T, s *Stack, ln net.Listener, i int, end func(
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	acc := make(chan net.Conn, 1)
-	go func() {
-		k, _ := ln.Accept()
-		acc <- k
-	}()
-	c, err := s.Dial(ctx, netip.MustParseAddrPort(ln.Addr().String()), nil)
+	c, k, err := dialKernel(ctx, s, ln)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Abort()
-	k := <-acc
-	if k == nil {
-		t.Fatal("accept failed")
-	}
 	defer k.Close()
 
 	// The kernel's segment is held back from the engine until the
