@@ -893,13 +893,15 @@ func (e *Endpoint) receiveText(seq Seq, payload []byte, fin bool, out *Output) {
 		seq = t.RcvNxt
 	}
 	off := int(t.RcvNxt.Size(seq))
+	room := e.rcv.free() - off // what the window lets in, posted buffer or not
 	if off == 0 && len(payload) > 0 {
 		if k := e.place(payload); k > 0 {
 			seq, payload = seq.Add(Size(k)), payload[k:]
+			room -= k
 			out.Events = append(out.Events, Event{Kind: EventReadable})
 		}
 	}
-	if room := e.rcv.free() - off; len(payload) > room {
+	if len(payload) > room {
 		payload, fin = payload[:max(room, 0)], false
 	}
 	if len(payload) > 0 {

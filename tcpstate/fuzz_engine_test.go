@@ -78,6 +78,14 @@ var engineRegressions = map[string][]byte{
 	// (bit 32), which takes the octets as they land; a RECEIVE does the same.
 	"a retransmitted SYN,ACK holds the right edge after a read":        []byte("\x10$,+0000\xed0\xa200+0\xcfx0000000"),
 	"a retransmitted SYN,ACK holds the right edge after a posted read": []byte("0$,+0000\xed0\xa200\xcfx0000000"),
+	// Review finding: with a read posted, a segment longer than the free
+	// buffer was placed in part and the rest trimmed to the whole free
+	// buffer again, so RCV.NXT passed the window's right edge by what was
+	// placed (2,200 octets taken into a 2,000-octet window).
+	"a posted read does not widen the window": {1 | 32, byte(Established),
+		11, 100, // RECEIVE, then a read waits with 200 octets posted
+		0, 0x50, 0, 0, 1, 0, 200, 0xff, // 2,032 octets at RCV.NXT
+		14},
 	// The same with a SACK block as well: 976 octets are a full segment.
 	"a full segment with timestamps and a SACK block is not short": {0x17, byte(Established),
 		0x30, 0x30, 0x30, 0x32, 0xe1, 0x30, 0xf4, 0x30, 0x30, 0x30, 0x39, // data out of order, SACKed
@@ -115,8 +123,10 @@ type engineFuzzer struct {
 	cfg Config
 	b   []byte
 
-	right     Seq           // the right edge of the window last advertised
-	haveRight bool          // right is known (reset when the connection restarts)
+	right     Seq  // the right edge of the window last advertised
+	haveRight bool // right is known (reset when the connection restarts)
+	edge      Seq  // the farthest right edge advertised, SYN,ACKs included
+	haveEdge  bool
 	progress  time.Duration // SND.UNA last advanced, or data left with none outstanding
 	lastRecv  time.Duration // the peer last sent a segment
 	options   bool          // SACK and timestamps negotiated; segments carry them
@@ -179,6 +189,10 @@ func runEngineFuzz(t *testing.T, data []byte) {
 		f.h.Negotiate()
 	}
 	f.h.Reach(start)
+	if tc := f.h.TCB(); tc.State.Synchronized() {
+		// Reach's handshake offered at most the free buffer.
+		f.edge, f.haveEdge = tc.RcvNxt.Add(Size(tc.RcvWnd)), true
+	}
 	f.progress, f.lastRecv = f.h.Now(), f.h.Now()
 	for steps := 0; len(f.b) > 0 && steps < 256; steps++ {
 		before := f.h.TCB()
@@ -527,12 +541,27 @@ func (f *engineFuzzer) checkCore(before TCB, evStart int) {
 		}
 	}
 	if restarted || !tc.State.Synchronized() {
-		f.haveRight = false
+		f.haveRight, f.haveEdge = false, false
 		f.progress = now
 		return
 	}
+	// Text is taken only inside a window the endpoint advertised, a read
+	// posted or not: RCV.NXT never passes the farthest right edge sent,
+	// but for a FIN just beyond it and the window scale's rounding down.
+	if f.haveEdge && f.edge.Add(Size(1)<<tc.RcvWScale+1).LessThan(tc.RcvNxt) {
+		t.Fatalf("RCV.NXT %d beyond the farthest right edge advertised, %d (%v)", tc.RcvNxt, f.edge, &tc)
+	}
 	for i := range h.Pending() {
 		s := &h.Pending()[i]
+		if s.Flags&RST == 0 && s.Flags&ACK != 0 {
+			w := Size(s.Window)
+			if s.Flags&SYN == 0 {
+				w <<= tc.RcvWScale
+			}
+			if e := s.Ack.Add(w); !f.haveEdge || f.edge.LessThan(e) {
+				f.edge, f.haveEdge = e, true
+			}
+		}
 		if s.Flags&(SYN|RST) != 0 {
 			continue
 		}

@@ -68,10 +68,19 @@ func TestPostedReadPlacesInOrderTextOnly(t *testing.T) {
 			tcptest.Want(ACK, 101, 306),
 			tcptest.WantPlaced("hello"),
 		}},
-		{Name: "text beyond the window is not placed", From: Established, Steps: []tcptest.Step{
+		{Name: "text beyond the window is neither placed nor kept", From: Established, Steps: []tcptest.Step{
 			tcptest.PostRead(testRcvBuf + 1000),
 			tcptest.Send(ACK, 301, 101, tcptest.Len(testRcvBuf+500)),
+			tcptest.Want(ACK, 101, 301+testRcvBuf),
 			tcptest.WantPlaced(zeros(testRcvBuf)),
+			tcptest.WantRead("", nil),
+		}},
+		{Name: "text that fills the buffer and goes beyond the window is trimmed at the window", From: Established, Steps: []tcptest.Step{
+			tcptest.PostRead(1000),
+			tcptest.Send(ACK, 301, 101, tcptest.Len(testRcvBuf+500)),
+			tcptest.Want(ACK, 101, 301+testRcvBuf),
+			tcptest.WantPlaced(zeros(1000)),
+			tcptest.WantRead(zeros(testRcvBuf-1000), nil),
 		}},
 		{Name: "the FIN after placed text is reached", From: Established, Steps: []tcptest.Step{
 			tcptest.PostRead(10),

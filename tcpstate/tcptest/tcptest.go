@@ -340,7 +340,11 @@ func (p *Peer) TakePosted() string {
 		n = e.TakePosted()
 		return nil
 	})
-	b := p.lent[:min(n, len(p.lent))]
+	if n > len(p.lent) {
+		p.fail("the endpoint reports %d octets placed in a posted buffer of %d", n, len(p.lent))
+		n = len(p.lent)
+	}
+	b := p.lent[:n]
 	p.lent = nil
 	return string(b)
 }
