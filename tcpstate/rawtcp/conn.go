@@ -449,7 +449,11 @@ func (c *Conn) WaitTCB(ctx context.Context, cond func(*tcpstate.TCB) bool) error
 
 // Read reads in-order data (net.Conn): it blocks until some arrives, the
 // peer's FIN (io.EOF), the connection's error (a reset), the read
-// deadline (os.ErrDeadlineExceeded) or Close (net.ErrClosed).
+// deadline (os.ErrDeadlineExceeded) or Close (net.ErrClosed). A waiting
+// Read's buffer takes in-order data directly (tcpstate's PostRead), so of
+// two Reads waiting at once the one holding earlier octets may return
+// after the other: each gets a contiguous run, in order, but net.Conn
+// gives concurrent Reads no order between them, and neither does this.
 func (c *Conn) Read(p []byte) (int, error) { return c.ReadContext(context.Background(), p) }
 
 // ReadContext is Read honouring ctx.
