@@ -60,6 +60,9 @@ type Stats struct {
 	// FromClients is every datagram read from a client (any source not a
 	// backend), counted once it was forwarded or dropped.
 	FromClients int
+	// FromBackends is every datagram read from a backend, counted once it
+	// was carried to its client or dropped.
+	FromBackends int
 }
 
 // Balancer is a UDP load balancer in front of QUIC backends. Clients
@@ -249,10 +252,10 @@ func (b *Balancer) reply(d []byte) {
 		_, err = b.sock.WriteToUDPAddrPort(payload, to)
 	}
 	if err != nil {
-		b.count(func(s *Stats) { s.Dropped++ })
+		b.count(func(s *Stats) { s.Dropped++; s.FromBackends++ })
 		return
 	}
-	b.count(func(s *Stats) { s.ToClient++ })
+	b.count(func(s *Stats) { s.ToClient++; s.FromBackends++ })
 }
 
 func (b *Balancer) count(f func(*Stats)) {
@@ -268,9 +271,20 @@ func (b *Balancer) count(f func(*Stats)) {
 // it lets whatever the clients sent reach it: a datagram that arrives
 // after Close is on the wire but never routed.
 func (b *Balancer) WaitFromClients(ctx context.Context, n int) error {
+	return b.waitCount(ctx, n, "client", func(s *Stats) int { return s.FromClients })
+}
+
+// WaitFromBackends is WaitFromClients for the backends' side: it waits
+// until the balancer has read and carried back (or dropped) n datagrams
+// from backends (Stats.FromBackends), or ctx ends.
+func (b *Balancer) WaitFromBackends(ctx context.Context, n int) error {
+	return b.waitCount(ctx, n, "backend", func(s *Stats) int { return s.FromBackends })
+}
+
+func (b *Balancer) waitCount(ctx context.Context, n int, what string, count func(*Stats) int) error {
 	for { // ends: each round returns or waits for a count or ctx
 		b.mu.Lock()
-		got, ch := b.stats.FromClients, b.changed
+		got, ch := count(&b.stats), b.changed
 		b.mu.Unlock()
 		if got >= n {
 			return nil
@@ -278,7 +292,7 @@ func (b *Balancer) WaitFromClients(ctx context.Context, n int) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("lb: %d of %d client datagrams read: %w", got, n, context.Cause(ctx))
+			return fmt.Errorf("lb: %d of %d %s datagrams read: %w", got, n, what, context.Cause(ctx))
 		}
 	}
 }

@@ -16,15 +16,18 @@ import (
 // never all arrive (quic/load-balancer waits on it before closing a
 // balancer, so a closing client's last CONNECTION_CLOSE is routed, not
 // left on the wire unread).
-func TestWaitFromClientsWaitsUntilTheBalancerReadEveryDatagram(t *testing.T) {
+func TestWaitFromClientsAndBackendsReturnOnceTheBalancerReadEveryDatagram(t *testing.T) {
 	tests := []struct {
-		name       string
-		sent, want int
-		err        string
+		name        string
+		fromBackend bool // the datagrams are a backend's replies, awaited with WaitFromBackends
+		sent, want  int
+		err         string
 	}{
-		{"every datagram read", 5, 5, ""},
-		{"nothing sent, nothing awaited", 0, 0, ""},
-		{"one more awaited than sent", 5, 6, "5 of 6 client datagrams read"},
+		{"every datagram read", false, 5, 5, ""},
+		{"nothing sent, nothing awaited", false, 0, 0, ""},
+		{"one more awaited than sent", false, 5, 6, "5 of 6 client datagrams read"},
+		{"every backend reply read", true, 5, 5, ""},
+		{"one more backend reply awaited than sent", true, 5, 6, "5 of 6 backend datagrams read"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,13 +41,19 @@ func TestWaitFromClientsWaitsUntilTheBalancerReadEveryDatagram(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer bal.Close()
-			client, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(bal.Front))
+			client, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer client.Close()
+			clientAddr := client.LocalAddr().(*net.UDPAddr).AddrPort()
 			for range tc.sent {
-				if _, err := client.Write([]byte("a client datagram")); err != nil {
+				if tc.fromBackend {
+					_, err = backend.WriteToUDPAddrPort(lb.Encap(clientAddr, []byte("a backend's reply")), bal.Front)
+				} else {
+					_, err = client.WriteToUDPAddrPort([]byte("a client datagram"), bal.Front)
+				}
+				if err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -54,15 +63,19 @@ func TestWaitFromClientsWaitsUntilTheBalancerReadEveryDatagram(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			err = bal.WaitFromClients(ctx, tc.want)
+			wait, count := bal.WaitFromClients, func(s lb.Stats) int { return s.FromClients }
+			if tc.fromBackend {
+				wait, count = bal.WaitFromBackends, func(s lb.Stats) int { return s.FromBackends }
+			}
+			err = wait(ctx, tc.want)
 			switch {
 			case tc.err == "" && err != nil:
-				t.Fatalf("WaitFromClients(%d) after %d sent: %v", tc.want, tc.sent, err)
+				t.Fatalf("waiting for %d after %d sent: %v", tc.want, tc.sent, err)
 			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
-				t.Fatalf("WaitFromClients(%d) after %d sent: %v, want an error saying %q", tc.want, tc.sent, err, tc.err)
+				t.Fatalf("waiting for %d after %d sent: %v, want an error saying %q", tc.want, tc.sent, err, tc.err)
 			}
-			if got := bal.Stats().FromClients; got != tc.sent {
-				t.Errorf("FromClients %d, want %d", got, tc.sent)
+			if got := count(bal.Stats()); got != tc.sent {
+				t.Errorf("counted %d, want %d", got, tc.sent)
 			}
 		})
 	}
