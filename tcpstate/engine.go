@@ -894,8 +894,8 @@ func (e *Endpoint) receiveText(seq Seq, payload []byte, fin bool, out *Output) {
 	}
 	off := int(t.RcvNxt.Size(seq))
 	room := e.rcv.free() - off // what the window lets in, posted buffer or not
-	if off == 0 && len(payload) > 0 {
-		if k := e.place(payload); k > 0 {
+	if off == 0 && room > 0 && len(payload) > 0 {
+		if k := e.place(payload[:min(len(payload), room)]); k > 0 {
 			seq, payload = seq.Add(Size(k)), payload[k:]
 			room -= k
 			out.Events = append(out.Events, Event{Kind: EventReadable})

@@ -226,9 +226,7 @@ func (f *engineFuzzer) step() {
 			// The read that waited wakes: what landed in its buffer,
 			// then the ring, as rawtcp's Conn reads.
 			h.Call("RECEIVE wakes", func(e *Endpoint, now time.Duration, out *Output) error {
-				if k := e.TakePosted(); k > len(f.lent) {
-					f.t.Fatalf("%d octets placed in a posted buffer of %d", k, len(f.lent))
-				}
+				e.TakePosted() // the window invariant in checkCore judges what it took
 				return nil
 			})
 		}

@@ -25,14 +25,15 @@ func (e *Endpoint) TakePosted() int {
 	return n
 }
 
-// place puts the front of payload, in-order text starting at RCV.NXT, into
-// the posted buffer when the conditions above hold, advances RCV.NXT over
-// it and returns how many octets it took.
+// place puts the front of payload, in-order text starting at RCV.NXT that
+// the caller has already cut to the window, into the posted buffer when
+// the conditions above hold, advances RCV.NXT over it and returns how many
+// octets it took.
 func (e *Endpoint) place(payload []byte) int {
 	if e.placed >= len(e.post) || e.rcv.len() > 0 || e.reasm.pending() {
 		return 0
 	}
-	k := copy(e.post[e.placed:min(len(e.post), e.placed+e.rcv.free())], payload)
+	k := copy(e.post[e.placed:], payload)
 	e.placed += k
 	e.rcv.skip(k)
 	e.tcb.RcvNxt = e.tcb.RcvNxt.Add(Size(k))

@@ -461,7 +461,7 @@ func (l *lbLab) finish() (ok bool, err error) {
 		} else if ph.cl != nil {
 			in = ph.cl.Written()
 		}
-		l.drainBalancer(ph, in)
+		l.drainBalancer(ph, "clients", in)
 		// The backends close before the balancer, and it reads what they
 		// sent first: a backend's last reply (to the client's closing
 		// packets) must reach the client's leg, where the checks look
@@ -473,7 +473,7 @@ func (l *lbLab) finish() (ok bool, err error) {
 		for _, s := range ph.socks {
 			out += s.Written()
 		}
-		l.drainBackends(ph, out)
+		l.drainBalancer(ph, "backends", out)
 		ph.bal.Close()
 		st := ph.stats()
 		toB := 0
@@ -504,46 +504,33 @@ func (l *lbLab) finish() (ok bool, err error) {
 }
 
 // balancerDrain bounds how long finish waits for a balancer to read what
-// the clients sent it before it closes.
+// the clients, or the backends, sent it before it closes.
 const balancerDrain = 2 * time.Second
 
 // drainBalancer waits, before the phase's balancer closes, until it has
-// read the in datagrams its clients (or their NAT, both closed by now)
-// sent it, counting those its retired instances read. Without the wait a
-// last datagram — a closing client's repeated CONNECTION_CLOSE, sent
-// after the backend's qlog ended — is on the wire but never routed, and
-// the route checks would blame the balancer for it. A datagram lost
-// before the balancer read it ends the wait at balancerDrain, noted in
-// the log.
-func (l *lbLab) drainBalancer(ph *lbPhase, in int) {
+// read the n datagrams sent it from one side — "clients" (the client or
+// its NAT) or "backends" — all closed by now, counting those its retired
+// instances read. Without the wait a last datagram is on the wire but
+// never carried on, and the checks would blame the balancer for it. Seen
+// both ways: a closing client's repeated CONNECTION_CLOSE, sent after the
+// backend's qlog ended, never routed; a backend's reply 1.3 ms after the
+// client's CONNECTION_CLOSE, captured on the backend leg and never carried
+// to the client ("every backend qlog packet matches a captured datagram on
+// the client leg" failed on it). A datagram lost before the balancer read
+// it (at the restart mid-upload, in the old instance's queue) ends the
+// wait at balancerDrain, noted in the log.
+func (l *lbLab) drainBalancer(ph *lbPhase, from string, n int) {
+	read, wait := func(s lb.Stats) int { return s.FromClients }, ph.bal.WaitFromClients
+	if from == "backends" {
+		read, wait = func(s lb.Stats) int { return s.FromBackends }, ph.bal.WaitFromBackends
+	}
 	for _, b := range ph.retired {
-		in -= b.Stats().FromClients
+		n -= read(b.Stats())
 	}
 	ctx, cancel := context.WithTimeout(l.ctx, balancerDrain)
 	defer cancel()
-	if err := ph.bal.WaitFromClients(ctx, in); err != nil {
-		l.env.Logf("%s: the balancer did not read everything the clients sent before it closed: %v", ph.name, err)
-	}
-}
-
-// drainBackends is drainBalancer for the other side: before the balancer
-// closes, it waits until the balancer has read the out datagrams the
-// phase's backends (closed by now) sent it, counting those its retired
-// instances read. Seen without it: a backend's reply 1.3 ms after the
-// client's CONNECTION_CLOSE, captured on the backend leg and never
-// carried to the client, so "every backend qlog packet matches a
-// captured datagram on the client leg" failed on a datagram the
-// balancer never read. A reply lost before the balancer read it (at the
-// restart mid-upload, in the old instance's queue) ends the wait at
-// balancerDrain, noted in the log.
-func (l *lbLab) drainBackends(ph *lbPhase, out int) {
-	for _, b := range ph.retired {
-		out -= b.Stats().FromBackends
-	}
-	ctx, cancel := context.WithTimeout(l.ctx, balancerDrain)
-	defer cancel()
-	if err := ph.bal.WaitFromBackends(ctx, out); err != nil {
-		l.env.Logf("%s: the balancer did not read everything the backends sent before it closed: %v", ph.name, err)
+	if err := wait(ctx, n); err != nil {
+		l.env.Logf("%s: the balancer did not read everything the %s sent before it closed: %v", ph.name, from, err)
 	}
 }
 
