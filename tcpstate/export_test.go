@@ -1,5 +1,7 @@
 package tcpstate
 
+import "unsafe"
+
 // What the engine's external tests (package tcpstate_test, which drives
 // the engine through tcptest) look at inside an Endpoint.
 
@@ -23,3 +25,14 @@ func WithDefaults(cfg Config) Config { return cfg.withDefaults() }
 
 // NumStates is the number of states.
 const NumStates = numStates
+
+// SendBufferHolds reports whether p starts inside e's send buffer: a
+// borrowed payload (Output.BorrowPayloads) does, a copy does not.
+func SendBufferHolds(e *Endpoint, p []byte) bool {
+	b := e.snd.buf
+	if len(p) == 0 || len(b) == 0 {
+		return false
+	}
+	start, at := uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&p[0]))
+	return at >= start && at < start+uintptr(len(b))
+}

@@ -1,6 +1,7 @@
 package tcpstate_test
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -60,6 +61,19 @@ func FuzzEngine(f *testing.F) {
 			14, 14, 15, 200, 15, 200, 14,
 			0, 0x70, 0, 0, 0, 0, 200, 9, // URG data
 			11, 4, 15, 255, 15, 255, 14, 14, 14})
+	}
+	for _, mode := range []byte{64 | 1, 64 | 5, 64 | 32} {
+		// Payloads borrowed from the send buffer (bit 64) with small
+		// buffers, so the ring wraps: send, acknowledge, send again,
+		// lose and retransmit.
+		f.Add([]byte{mode, byte(Established),
+			9, 250, // send 2,000 octets
+			0, 0x50, 0, 0, 0, 0, 200, 0, // ACK ack=SND.NXT
+			9, 250, 9, 120,
+			0, 0x50, 0, 0, 1, 0, 200, 0, // ACK ack=SND.UNA: a duplicate
+			14, 14, 15, 100, 14,
+			0, 0x50, 0, 0, 0, 0, 200, 0,
+			9, 250, 14, 14})
 	}
 	f.Fuzz(runEngineFuzz)
 }
@@ -132,6 +146,7 @@ type engineFuzzer struct {
 	options   bool          // SACK and timestamps negotiated; segments carry them
 	posting   bool          // every RECEIVE leaves a read waiting, its buffer posted
 	lent      []byte        // that buffer
+	sent      []byte        // the text SEND took since the connection was opened
 }
 
 func (f *engineFuzzer) next() byte {
@@ -183,6 +198,9 @@ func runEngineFuzz(t *testing.T, data []byte) {
 	}
 	start := State(data[1] % byte(NumStates))
 	f := &engineFuzzer{t: t, cfg: WithDefaults(cfg), b: data[2:], h: tcptest.New(t, cfg), options: data[0]&4 != 0, posting: data[0]&32 != 0}
+	if data[0]&64 != 0 {
+		f.h.BorrowPayloads() // payloads are the send buffer's octets, as rawtcp sends them
+	}
 	if f.options {
 		// The peer negotiates SACK and timestamps, and each segment takes
 		// one more byte saying which options it carries.
@@ -201,6 +219,7 @@ func runEngineFuzz(t *testing.T, data []byte) {
 		f.h.Discard()
 		f.step()
 		f.check(before, beforeNxt, evStart)
+		f.checkText()
 		f.checkCore(before, evStart)
 	}
 }
@@ -216,7 +235,8 @@ func (f *engineFuzzer) step() {
 	case op <= 10:
 		n := int(f.next()) * 8
 		h.Call("SEND", func(e *Endpoint, now time.Duration, out *Output) error {
-			_, err := e.Send(now, fuzzPayload[:n], out)
+			k, err := e.Send(now, fuzzPayload[:n], out)
+			f.sent = append(f.sent, fuzzPayload[:k]...)
 			return err
 		})
 	case op == 11:
@@ -254,6 +274,7 @@ func (f *engineFuzzer) step() {
 	case op == 15:
 		d := f.next()
 		if h.State() == Closed && d&0x80 != 0 {
+			f.sent = nil // a new connection, from the same ISS
 			if d&1 == 0 {
 				h.Call("OPEN (active)", func(e *Endpoint, now time.Duration, out *Output) error {
 					return e.OpenActive(now, localPort, peerPort, out)
@@ -330,6 +351,29 @@ func (f *engineFuzzer) segment() {
 		f.segmentOptions(&s, tc)
 	}
 	h.SendSegment(s)
+}
+
+// checkText verifies the text of what the endpoint sent: every octet is
+// the one SEND took at that sequence number, first transmission or
+// retransmission, whether the payload was copied or borrowed from the
+// send buffer (as the step's last call left it, before the next could
+// reuse the buffer).
+func (f *engineFuzzer) checkText() {
+	t := f.t
+	t.Helper()
+	for i := range f.h.Pending() {
+		s := &f.h.Pending()[i]
+		if len(s.Payload) == 0 {
+			continue
+		}
+		off := int(uint32(s.Seq - (localISS + 1)))
+		if off+len(s.Payload) > len(f.sent) {
+			t.Fatalf("%v: text at offset %d..%d, beyond the %d octets SEND took", s, off, off+len(s.Payload), len(f.sent))
+		}
+		if want := f.sent[off : off+len(s.Payload)]; !bytes.Equal(s.Payload, want) {
+			t.Fatalf("%v: text at offset %d is not what SEND took there", s, off)
+		}
+	}
 }
 
 // segmentOptions adds what the next fuzz byte says: timestamps (current,

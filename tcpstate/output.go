@@ -79,11 +79,21 @@ func (e Event) String() string {
 // The caller owns it and passes it to every call; calls append. Reset empties
 // it and keeps the capacity, so a driver that reuses one Output does not
 // allocate in steady state. Payloads of emitted segments live in an arena
-// inside the Output and stay valid until the next Reset.
+// inside the Output and stay valid until the next Reset, unless
+// BorrowPayloads is set.
 type Output struct {
 	Segments []Segment
 	Events   []Event
-	arena    []byte
+	// BorrowPayloads lets an emitted payload alias the endpoint's send
+	// buffer where the buffer holds it in one piece, instead of copying it
+	// into the arena: it then stays valid only until the caller's next
+	// call on that endpoint (a Send may reuse octets an ACK freed). A
+	// driver that transmits every segment before its next call on the
+	// endpoint (rawtcp's Conn does, under the connection's lock) sets it
+	// and saves a copy of every payload; a payload the buffer holds in two
+	// pieces (where it wraps) is still joined in the arena.
+	BorrowPayloads bool
+	arena          []byte
 }
 
 // Reset empties o, keeping its storage.
@@ -94,11 +104,16 @@ func (o *Output) Reset() {
 	o.arena = o.arena[:0]
 }
 
-// payload copies a and b into the arena and returns the joined slice.
+// payload returns a and b joined: copied into the arena, or a itself
+// (capacity cut to its length) when payloads may be borrowed and b is
+// empty.
 func (o *Output) payload(a, b []byte) []byte {
 	n := len(a) + len(b)
 	if n == 0 {
 		return nil
+	}
+	if o.BorrowPayloads && len(b) == 0 {
+		return a[:n:n]
 	}
 	if cap(o.arena)-len(o.arena) < n {
 		// Start a new arena; slices handed out earlier keep the old one alive.

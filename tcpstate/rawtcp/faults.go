@@ -31,7 +31,10 @@ const (
 // an experiment chooses the options on the wire itself, such as
 // SACK-permitted or timestamps on the lab's SYN; with the engine's own
 // turned off in its Config (DisableSACK, DisableTimestamps), the engine
-// does not act on them.
+// does not act on them. A send hook must not write into seg's Payload: it
+// is the engine's send buffer itself (tcpstate.Output.BorrowPayloads),
+// what a retransmission would resend; to change the text, Drop the
+// segment. It must not keep seg or its Payload past the call either.
 type Hook func(seg *tcpstate.Segment, tcb *tcpstate.TCB) Verdict
 
 // Faults is a connection's fault injection, apart from its I/O: the lab's

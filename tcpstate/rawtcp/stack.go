@@ -417,6 +417,10 @@ func (s *Stack) newConn(port uint16, opts *ConnOptions) *Conn {
 		st: s, id: id, ep: tcpstate.NewEndpoint(cfg), lport: port, hook: opts.SendHook, rhook: opts.RecvHook, events: opts.Events,
 		ch: make(chan struct{}), done: make(chan struct{}),
 	}
+	// Every emitted segment is transmitted (or copied, when a hook holds
+	// it) before the next engine call, under c.mu: its payload may be the
+	// send buffer's own octets, one copy fewer per segment.
+	c.out.BorrowPayloads = true
 	c.faults = &Faults{c: c}
 	if opts.Observe {
 		c.tap = make(chan tcpstate.Segment, 1024)

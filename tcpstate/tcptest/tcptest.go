@@ -82,6 +82,15 @@ func (p *Peer) State() tcpstate.State { return p.e.State() }
 // TCB is a copy of the endpoint's TCB.
 func (p *Peer) TCB() tcpstate.TCB { return p.e.TCB() }
 
+// BorrowPayloads lets the endpoint's segments borrow its send buffer
+// (tcpstate.Output.BorrowPayloads), as rawtcp's driver does. The peer
+// copies each payload as soon as the call that emitted it returns, as a
+// driver transmits it, so Want and Pending see the octets of that moment.
+func (p *Peer) BorrowPayloads() *Peer {
+	p.out.BorrowPayloads = true
+	return p
+}
+
 // Pending returns the segments the endpoint emitted that no Want has
 // checked yet, oldest first.
 func (p *Peer) Pending() []tcpstate.Segment { return p.pending }
