@@ -612,6 +612,9 @@ func benchDNS(_ *flag.FlagSet, args []string) int {
 	conc := f.c
 	r, err := dnsexp.Bench(ctx, dnsexp.BenchConfig{Duration: f.duration, Rounds: f.rounds,
 		InFlight: conc, Sockets: f.sockets})
+	if code := stopped(ctx, "bench dns", benchCutShort); code != 0 {
+		return code
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench dns: %v\n", err)
 		return exitUsage

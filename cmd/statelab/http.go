@@ -215,6 +215,9 @@ func benchHTTPCmd(fs *flag.FlagSet, args []string) int {
 	}
 	defer stopRedis()
 	res, err := httpexp.Bench(ctx, b.opts)
+	if code := stopped(ctx, "bench http", benchCutShort); code != 0 {
+		return code
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench http: %v\n", err)
 		return exitFail

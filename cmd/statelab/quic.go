@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -657,11 +656,11 @@ func benchQUIC(fs *flag.FlagSet, args []string) int {
 	ctx, stop := stopContext()
 	defer stop()
 	rs, err := quicexp.Bench(ctx, size, f.rounds)
+	if code := stopped(ctx, "bench quic", benchCutShort); code != 0 {
+		return code
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench quic: %v\n", err)
-		if errors.Is(err, context.Canceled) {
-			return exitUsage
-		}
 		return exitFail
 	}
 	ratio := map[string]float64{}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,9 +18,49 @@ import (
 // temporary files and exits 128+signal.
 var stopSignals = sandbox.StopSignals
 
-// stopContext is cancelled by the first of stopSignals.
-func stopContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), stopSignals...)
+// stopContext is cancelled by the first of stopSignals, with that signal
+// as its cause (stopSignal, which stopped reads); later ones are caught
+// too, until stop.
+func stopContext() (ctx context.Context, stop context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopSignals...)
+	go func() {
+		select {
+		case s := <-sigs:
+			cancel(stopSignal{s})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sigs)
+		cancel(context.Canceled)
+	}
+}
+
+// stopSignal is the cause of a stopContext ended by a signal. It is a
+// context.Canceled, as the context's Err says.
+type stopSignal struct{ os.Signal }
+
+func (s stopSignal) Error() string {
+	_, name := signalExit(s.Signal)
+	return "stopped by " + name
+}
+
+func (s stopSignal) Is(target error) bool { return target == context.Canceled }
+
+// stopped says on stderr that command cmd was stopped by the signal that
+// ended ctx (a stopContext), then what it leaves (when), and returns the
+// exit status of a command cut short, 128+signal; 0 when no signal ended
+// ctx.
+func stopped(ctx context.Context, cmd, when string) int {
+	var s stopSignal
+	if !errors.As(context.Cause(ctx), &s) {
+		return 0
+	}
+	code, name := signalExit(s.Signal)
+	fmt.Fprintf(stderr, "statelab %s: stopped by %s%s\n", cmd, name, when)
+	return code
 }
 
 // signalExit is the exit status and the name of a stop signal for a
@@ -33,3 +75,7 @@ func signalExit(s os.Signal) (int, string) {
 	}
 	return 130, "SIGINT"
 }
+
+// benchCutShort is what a bench stopped by a signal leaves: it prints no
+// figures, since the rounds it had are not the ones it was asked for.
+const benchCutShort = " before its rounds ended: no figures printed"

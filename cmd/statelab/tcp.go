@@ -55,6 +55,9 @@ func benchTCP(_ *flag.FlagSet, args []string) int {
 	defer stop()
 	// Bench bounds itself (tcpexp.BenchTimeout) as well as the signals.
 	rep, err := tcpexp.Bench(ctx, size, benchTCPFlags.rounds)
+	if code := stopped(ctx, "bench tcp", benchCutShort); code != 0 {
+		return code
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "statelab bench tcp: %v\n", err)
 		return exitFail
