@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/statelab/statelab/tcpstate"
@@ -22,7 +23,8 @@ import (
 // costs a user-space receiver at the least, whatever its TCP does, on the
 // two receive paths a rootless lab has. "raw": the link's raw socket, a
 // read(2) per segment, as the lab runs; its one copy is the kernel's
-// receiver's one copy (a read could land in a Read's buffer). "ring": a
+// receiver's one copy (a read could land in a Read's buffer);
+// "raw+recvmmsg" reads up to 64 segments per system call. "ring": a
 // TPACKET_V2 receive ring on lo (a prototype, not safe for floods of
 // small segments), every filled frame taken per wake-up, no system call
 // each; "ring+copy" adds the copy from the frame into a Read's buffer that
@@ -44,6 +46,7 @@ func BenchmarkKernelToLinkFloor(b *testing.B) {
 		copy bool
 	}{
 		{"raw", openRawFloor, false},
+		{"raw+recvmmsg", openRawBatchFloor, false},
 		{"ring", openRingFloor, false},
 		{"ring+copy", openRingFloor, true},
 	} {
@@ -59,6 +62,42 @@ func openRawFloor(b *testing.B) (*Link, func(func(*frame)) error, func()) {
 		b.Fatal(err)
 	}
 	return l, l.receive, func() { l.Close() }
+}
+
+// openRawBatchFloor is the raw socket read with recvmmsg: every segment
+// queued, up to 64, per system call.
+func openRawBatchFloor(b *testing.B) (*Link, func(func(*frame)) error, func()) {
+	l, err := OpenLink(LinkConfig{NetNS: netNS(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc, err := net.FilePacketConn(l.file) // a second descriptor of the raw socket
+	if err != nil {
+		b.Fatal(err)
+	}
+	receive := func(deliver func(*frame)) error {
+		c := ipv4.NewPacketConn(pc)
+		msgs := make([]ipv4.Message, 64)
+		for i := range msgs {
+			msgs[i].Buffers = [][]byte{make([]byte, 1<<16)}
+		}
+		var fr frame
+		for {
+			n, err := c.ReadBatch(msgs, 0)
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs[:n] {
+				if parseIPv4(m.Buffers[0][:m.N], &fr) {
+					deliver(&fr)
+				}
+			}
+		}
+	}
+	return l, receive, func() {
+		pc.Close()
+		l.Close()
+	}
 }
 
 // openRingFloor is a link without its raw socket that reads the kernel's
