@@ -62,14 +62,17 @@ func FuzzEngine(f *testing.F) {
 			0, 0x70, 0, 0, 0, 0, 200, 9, // URG data
 			11, 4, 15, 255, 15, 255, 14, 14, 14})
 	}
-	for _, mode := range []byte{64 | 1, 64 | 5, 64 | 32} {
-		// Payloads borrowed from the send buffer (bit 64) with small
-		// buffers, so the ring wraps: send, acknowledge, send again,
-		// lose and retransmit.
+	for _, mode := range []byte{64 | 1, 64 | 8 | 1, 64 | 32 | 1} {
+		// Payloads borrowed from the send buffer (bit 64) with its
+		// 3,000 octets (1): 1,200 sent and acknowledged move the ring's
+		// head off a segment boundary, so of the next 2,000 octets the
+		// second segment wraps (joined in a copy); then a duplicate ACK
+		// and timeouts retransmit from the ring.
 		f.Add([]byte{mode, byte(Established),
-			9, 250, // send 2,000 octets
-			0, 0x50, 0, 0, 0, 0, 200, 0, // ACK ack=SND.NXT
-			9, 250, 9, 120,
+			9, 150, // send 1,200 octets: 1,000 go, Nagle holds 200
+			0, 0x50, 0, 0, 0, 0, 200, 0, // ACK ack=SND.NXT: the 200 go
+			0, 0x50, 0, 0, 0, 0, 200, 0, // ACK ack=SND.NXT: all acknowledged
+			9, 250, // send 2,000 octets, across the ring's end
 			0, 0x50, 0, 0, 1, 0, 200, 0, // ACK ack=SND.UNA: a duplicate
 			14, 14, 15, 100, 14,
 			0, 0x50, 0, 0, 0, 0, 200, 0,
@@ -123,6 +126,11 @@ var engineRegressions = map[string][]byte{
 	// step (two RTOs); retransmissions are not the send policy's, and the
 	// hold ends once nothing is unsent.
 	"two RTOs in one step resend held data": []byte("0090900000000000000000+0+0\xafA0"),
+	// A second reading's finding (the checker's, not the engine's): SYN-
+	// RECEIVED back to LISTEN on a RST empties the send buffer, and the
+	// next connection starts again from the same ISS; the text SEND took
+	// must be forgotten there, as on a new OPEN.
+	"back to LISTEN forgets the text sent": {64, 3, 9, 1, 0, 0x04, 0, 0, 0, 0, 200, 0, 0, 0x02, 3, 0, 0, 0, 200, 0, 0, 0x10, 0, 0, 0, 0, 200, 0, 9, 10},
 }
 
 func TestEngineFuzzRegressions(t *testing.T) {
@@ -147,6 +155,7 @@ type engineFuzzer struct {
 	posting   bool          // every RECEIVE leaves a read waiting, its buffer posted
 	lent      []byte        // that buffer
 	sent      []byte        // the text SEND took since the connection was opened
+	textAt    int           // where in fuzzText the next SEND takes its text
 }
 
 func (f *engineFuzzer) next() byte {
@@ -157,6 +166,21 @@ func (f *engineFuzzer) next() byte {
 	f.b = f.b[1:]
 	return c
 }
+
+// fuzzText is what SEND takes, each call where the last left off: 64 KiB
+// of a pseudo-random sequence, so text read from a wrong place in the send
+// buffer does not match by accident.
+var fuzzText = func() []byte {
+	p := make([]byte, 1<<16)
+	x := uint32(2463534242)
+	for i := range p {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		p[i] = byte(x)
+	}
+	return p
+}()
 
 var fuzzPayload = func() []byte {
 	p := make([]byte, 4096)
@@ -220,6 +244,14 @@ func runEngineFuzz(t *testing.T, data []byte) {
 		f.step()
 		f.check(before, beforeNxt, evStart)
 		f.checkText()
+		for _, ev := range f.h.Events()[evStart:] {
+			if ev.Kind == EventStateChanged && (ev.To == Listen || ev.To == Closed) {
+				// The send buffer is emptied (after this step's segments,
+				// which the connection sent before it ended), and the
+				// next connection starts from its ISS.
+				f.sent = nil
+			}
+		}
 		f.checkCore(before, evStart)
 	}
 }
@@ -235,8 +267,12 @@ func (f *engineFuzzer) step() {
 	case op <= 10:
 		n := int(f.next()) * 8
 		h.Call("SEND", func(e *Endpoint, now time.Duration, out *Output) error {
-			k, err := e.Send(now, fuzzPayload[:n], out)
-			f.sent = append(f.sent, fuzzPayload[:k]...)
+			if f.textAt+n > len(fuzzText) {
+				f.textAt = 0
+			}
+			text := fuzzText[f.textAt : f.textAt+n]
+			k, err := e.Send(now, text, out)
+			f.sent, f.textAt = append(f.sent, text[:k]...), f.textAt+k
 			return err
 		})
 	case op == 11:
@@ -366,7 +402,7 @@ func (f *engineFuzzer) checkText() {
 		if len(s.Payload) == 0 {
 			continue
 		}
-		off := int(uint32(s.Seq - (localISS + 1)))
+		off := int(uint32(s.Seq - (f.h.TCB().ISS + 1)))
 		if off+len(s.Payload) > len(f.sent) {
 			t.Fatalf("%v: text at offset %d..%d, beyond the %d octets SEND took", s, off, off+len(s.Payload), len(f.sent))
 		}
