@@ -12,8 +12,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -341,14 +339,6 @@ func resolveServer(ctx context.Context, s string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(best, port), nil
 }
 
-// querySignals delivers the stop signals to `dns query` (tests
-// substitute a channel they send on).
-var querySignals = func() (<-chan os.Signal, func()) {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, stopSignals...)
-	return c, func() { signal.Stop(c) }
-}
-
 // maxErrorLines is how many failed queries `dns query` describes.
 const maxErrorLines = 10
 
@@ -369,21 +359,10 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 	}
 	// A stop signal cancels everything from here on (the look-up of
 	// the server too); the signal is kept for the exit status.
-	sigs, stopSigs := querySignals()
-	defer stopSigs()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var sig atomic.Value
-	go func() {
-		select {
-		case s := <-sigs:
-			sig.Store(s)
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx, stop := stopContext()
+	defer stop()
 	server, err := resolveServer(ctx, f.server)
-	if code := stoppedBy(sig.Load(), "while looking up --server"); code != 0 {
+	if code := stopped(ctx, "dns query", " while looking up --server"); code != 0 {
 		return code
 	}
 	if err != nil {
@@ -415,7 +394,7 @@ func dnsQuery(_ *flag.FlagSet, names []string) int {
 	tcp := func(name string) bool { _, ok := overTCP.Load(questionKey(dns.Fqdn(name), qtype)); return ok }
 	t := queryAll(ctx, cl, names, qtype, total, f.c, full, server, tcp)
 	elapsed := time.Since(started)
-	if code := stoppedBy(sig.Load(), fmt.Sprintf("after %d answered and %d failed of %d queries", t.answered, t.failed, total)); code != 0 {
+	if code := stopped(ctx, "dns query", fmt.Sprintf(" after %d answered and %d failed of %d queries", t.answered, t.failed, total)); code != 0 {
 		return code
 	}
 	t.print(stdout, full, elapsed, server, cl)
@@ -521,19 +500,6 @@ func (t *queryTally) print(w io.Writer, full bool, elapsed time.Duration, server
 			msec(t.lat.quantile(0.99)), msec(t.lat.max))
 	}
 	fmt.Fprintf(w, ";; SERVER: %s#%d\n;; client %v: %s\n", server.Addr(), server.Port(), cl.LocalAddrs(), cl.Stats())
-}
-
-// stoppedBy says, in one line, that `dns query` was stopped by sig (a
-// value of an atomic.Value: nil when no signal came) and returns
-// 128+signal; 0 without a signal.
-func stoppedBy(sig any, when string) int {
-	s, ok := sig.(os.Signal)
-	if !ok {
-		return 0
-	}
-	code, name := signalExit(s)
-	fmt.Fprintf(stderr, "statelab dns query: stopped by %s %s\n", name, when)
-	return code
 }
 
 // printAnswer prints r as dig does: the header, the question, the answer,

@@ -370,9 +370,9 @@ func TestDNSQueryStopsOnSignal(t *testing.T) {
 			}
 			defer dead.Close()
 			sigs := make(chan os.Signal, 1)
-			old := querySignals
-			querySignals = func() (<-chan os.Signal, func()) { return sigs, func() {} }
-			defer func() { querySignals = old }()
+			old := notifyStop
+			notifyStop = func() (<-chan os.Signal, func()) { return sigs, func() {} }
+			defer func() { notifyStop = old }()
 			var o, e bytes.Buffer
 			done := make(chan int, 1)
 			go func() {

@@ -23,8 +23,7 @@ var stopSignals = sandbox.StopSignals
 // too, until stop.
 func stopContext() (ctx context.Context, stop context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, stopSignals...)
+	sigs, unnotify := notifyStop()
 	go func() {
 		select {
 		case s := <-sigs:
@@ -33,9 +32,17 @@ func stopContext() (ctx context.Context, stop context.CancelFunc) {
 		}
 	}()
 	return ctx, func() {
-		signal.Stop(sigs)
+		unnotify()
 		cancel(context.Canceled)
 	}
+}
+
+// notifyStop delivers the stop signals to stopContext (tests substitute a
+// channel they send on).
+var notifyStop = func() (<-chan os.Signal, func()) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, stopSignals...)
+	return c, func() { signal.Stop(c) }
 }
 
 // stopSignal is the cause of a stopContext ended by a signal. It is a
@@ -52,7 +59,8 @@ func (s stopSignal) Is(target error) bool { return target == context.Canceled }
 // stopped says on stderr that command cmd was stopped by the signal that
 // ended ctx (a stopContext), then what it leaves (when), and returns the
 // exit status of a command cut short, 128+signal; 0 when no signal ended
-// ctx.
+// ctx. Every command cut short by a signal says so through it (dns query,
+// the benches).
 func stopped(ctx context.Context, cmd, when string) int {
 	var s stopSignal
 	if !errors.As(context.Cause(ctx), &s) {
