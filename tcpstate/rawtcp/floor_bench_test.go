@@ -2,7 +2,6 @@ package rawtcp
 
 import (
 	"context"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -40,23 +39,14 @@ import (
 // `bench tcp` compares with 1.2 for kernel→lab. Run it with
 // -benchtime=Nx (each op moves 2 × 256 MiB).
 func BenchmarkKernelToLinkFloor(b *testing.B) {
-	for _, path := range []struct {
-		name string
-		open func(b *testing.B) (*Link, func(deliver func(*frame)) error, func())
-		copy bool
-	}{
-		{"raw", openRawFloor, false},
-		{"raw+recvmmsg", openRawBatchFloor, false},
-		{"ring", openRingFloor, false},
-		{"ring+copy", openRingFloor, true},
-	} {
+	for _, path := range floorPaths {
 		b.Run(path.name, func(b *testing.B) { benchFloor(b, path.open, path.copy) })
 	}
 }
 
 // openRawFloor is the link as the lab has it: the raw socket, read(2) per
 // segment.
-func openRawFloor(b *testing.B) (*Link, func(func(*frame)) error, func()) {
+func openRawFloor(b testing.TB) (*Link, func(func(*frame)) error, func()) {
 	l, err := OpenLink(LinkConfig{NetNS: netNS(b)})
 	if err != nil {
 		b.Fatal(err)
@@ -66,7 +56,7 @@ func openRawFloor(b *testing.B) (*Link, func(func(*frame)) error, func()) {
 
 // openRawBatchFloor is the raw socket read with recvmmsg: every segment
 // queued, up to 64, per system call.
-func openRawBatchFloor(b *testing.B) (*Link, func(func(*frame)) error, func()) {
+func openRawBatchFloor(b testing.TB) (*Link, func(func(*frame)) error, func()) {
 	l, err := OpenLink(LinkConfig{NetNS: netNS(b)})
 	if err != nil {
 		b.Fatal(err)
@@ -105,7 +95,7 @@ func openRawBatchFloor(b *testing.B) (*Link, func(func(*frame)) error, func()) {
 // mmapped): every filled frame is taken per wake-up, no system call each.
 // The kernel's TCP still sees the segments and its RSTs are dropped, as
 // on the raw path.
-func openRingFloor(b *testing.B) (*Link, func(func(*frame)) error, func()) {
+func openRingFloor(b testing.TB) (*Link, func(func(*frame)) error, func()) {
 	netNS(b)
 	cfg := LinkConfig{}.WithDefaults()
 	pkt, idx, err := openOffload()
@@ -174,8 +164,27 @@ func openRingFloor(b *testing.B) (*Link, func(func(*frame)) error, func()) {
 	}
 }
 
-func benchFloor(b *testing.B, open func(b *testing.B) (*Link, func(func(*frame)) error, func()), copyOut bool) {
-	const floorSize = 256 << 20
+// floorOpen opens a link for one floor transfer: the link (for its
+// address, ports and Send), the loop that reads it until it is closed, and
+// its close.
+type floorOpen func(testing.TB) (*Link, func(deliver func(*frame)) error, func())
+
+// floorPaths are the receive paths the floor measures.
+var floorPaths = []struct {
+	name string
+	open floorOpen
+	copy bool
+}{
+	{"raw", openRawFloor, false},
+	{"raw+recvmmsg", openRawBatchFloor, false},
+	{"ring", openRingFloor, false},
+	{"ring+copy", openRingFloor, true},
+}
+
+// floorSize is what each transfer of the benchmark moves.
+const floorSize = 256 << 20
+
+func benchFloor(b *testing.B, open floorOpen, copyOut bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var floor, kernel, ratio []float64
@@ -188,23 +197,10 @@ func benchFloor(b *testing.B, open func(b *testing.B) (*Link, func(func(*frame))
 		for side := range 2 {
 			if (i+side)%2 == 1 {
 				// The kernel's transfer with no link open, as in bench tcp.
-				k = floorMeasure(b, func() error { return floorKernelToKernel(ctx, floorSize) })
+				k = floorMeasure(b, floorSize, func() error { return floorKernelToKernel(ctx, floorSize) })
 				continue
 			}
-			l, receive, closeLink := open(b)
-			port := l.Config().PortMin + uint16(i)
-			rcv.reset(l, port)
-			read := make(chan struct{})
-			go func() {
-				defer close(read)
-				_ = receive(rcv.deliver)
-			}()
-			f = floorMeasure(b, func() error { return floorSend(ctx, netip.AddrPortFrom(l.Addr(), port), floorSize, rcv.done) })
-			closeLink()
-			<-read
-			if rcv.got != floorSize {
-				b.Fatalf("the floor received %d of %d octets", rcv.got, floorSize)
-			}
+			f = floorTransfer(ctx, b, open, rcv, uint16(i), floorSize)
 		}
 		floor, kernel, ratio = append(floor, f), append(kernel, k), append(ratio, f/k)
 	}
@@ -218,20 +214,41 @@ func benchFloor(b *testing.B, open func(b *testing.B) (*Link, func(func(*frame))
 	b.ReportMetric(0, "ns/op")
 }
 
+// floorTransfer opens a link, has the kernel send size octets to rcv on
+// the link's port PortMin+nth, closes the link and returns the process's
+// CPU-s per GiB over the transfer. It fails tb unless rcv took all of it.
+func floorTransfer(ctx context.Context, tb testing.TB, open floorOpen, rcv *floorReceiver, nth uint16, size int) float64 {
+	l, receive, closeLink := open(tb)
+	port := l.Config().PortMin + nth
+	rcv.reset(l, port)
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		_ = receive(rcv.deliver)
+	}()
+	f := floorMeasure(tb, size, func() error { return floorSend(ctx, netip.AddrPortFrom(l.Addr(), port), size, rcv.done) })
+	closeLink()
+	<-read
+	if rcv.got != size {
+		tb.Fatalf("the floor received %d of %d octets", rcv.got, size)
+	}
+	return f
+}
+
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[len(s)/2]
 }
 
-// floorMeasure runs one transfer of floorSize octets and returns the
+// floorMeasure runs f, one transfer of size octets, and returns the
 // process's CPU-s (user and system, every thread) per GiB over it.
-func floorMeasure(b *testing.B, f func() error) float64 {
+func floorMeasure(tb testing.TB, size int, f func() error) float64 {
 	c0 := processCPU()
 	if err := f(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	return (processCPU() - c0).Seconds() / (256.0 / 1024)
+	return (processCPU() - c0).Seconds() / (float64(size) / (1 << 30))
 }
 
 func processCPU() time.Duration {
@@ -286,7 +303,7 @@ func floorKernelToKernel(ctx context.Context, size int) error {
 		defer c.Close()
 		buf := make([]byte, 1<<20)
 		for range size { // bounded: each read returns data, EOF or an error
-			if _, err := c.Read(buf); err == io.EOF || err != nil {
+			if _, err := c.Read(buf); err != nil { // io.EOF at the end
 				return
 			}
 		}
@@ -383,4 +400,24 @@ func (r *floorReceiver) send(flags tcpstate.Flags, seq tcpstate.Seq, o tcpstate.
 	r.out = tcpstate.Segment{SrcPort: r.port, DstPort: r.peerPort, Seq: seq, Ack: r.nxt, Flags: flags, Window: 65535, Options: o}
 	_ = r.l.Send(&r.out, r.peer)
 	r.acks++
+}
+
+// The floor's receivers take a whole transfer on every path, so the
+// benchmark's figures are of transfers that happened (CI runs this, not
+// the benchmark).
+func TestFloorReceiversTakeAWholeTransfer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i, path := range floorPaths {
+		t.Run(path.name, func(t *testing.T) {
+			rcv := &floorReceiver{}
+			if path.copy {
+				rcv.read = make([]byte, 1<<20)
+			}
+			floorTransfer(ctx, t, path.open, rcv, uint16(i), 8<<20)
+			if rcv.acks == 0 || rcv.segments == 0 {
+				t.Errorf("%d segments, %d ACKs: not a transfer", rcv.segments, rcv.acks)
+			}
+		})
+	}
 }
